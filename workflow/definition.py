@@ -1,0 +1,263 @@
+"""The frozen, typed model of a workflow definition and its graph checks. No I/O here."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "BODY_ROLE",
+    "BUILTIN_FIELDS",
+    "Body",
+    "Calendar",
+    "Consultation",
+    "Deadline",
+    "Definition",
+    "Due",
+    "Escalation",
+    "FieldDef",
+    "Join",
+    "Offset",
+    "Parallel",
+    "State",
+    "Transition",
+    "graph_problems",
+]
+
+FieldType = Literal["text", "bool", "int", "date", "datetime", "list"]
+Outcome = Literal["adopted", "rejected", "deferred"]
+OffsetUnit = Literal["days", "working_days", "invitation_period"]
+
+#: In ``roles`` and ``notify``, ``body`` stands for the contact of the state's or branch's body.
+BODY_ROLE = "body"
+#: Fields every trigger may carry without a declaration.
+BUILTIN_FIELDS = ("result", "meeting")
+#: ``dest`` value meaning "stay in the source state and re-enter it".
+SAME = "="
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    name: str
+    type: FieldType
+    required: bool = False
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class Body:
+    id: str
+    name: str
+    invitation_days: int
+    contact: str | None = None
+
+
+@dataclass(frozen=True)
+class Consultation:
+    body: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Join:
+    """``quorum`` is None for ``join: all``."""
+
+    quorum: int | None = None
+
+    def needed(self, branch_count: int) -> int:
+        return branch_count if self.quorum is None else self.quorum
+
+
+@dataclass(frozen=True)
+class Parallel:
+    bodies: tuple[str, ...]
+    role: str
+    join: Join
+    on_success: str
+    on_failure: str
+
+
+@dataclass(frozen=True)
+class State:
+    id: str
+    label: str
+    initial: bool = False
+    final: bool = False
+    consultation: Consultation | None = None
+    parallel: Parallel | None = None
+
+    @property
+    def waits_for_meeting(self) -> bool:
+        return self.consultation is not None or self.parallel is not None
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One entry of ``transitions``; ``sources`` has ``"*"`` already expanded."""
+
+    trigger: str
+    sources: tuple[str, ...]
+    dest: str | None
+    roles: tuple[str, ...]
+    requires: tuple[str, ...] = ()
+    branch: Outcome | None = None
+    index: int = 0
+
+    def dest_for(self, source: str) -> str | None:
+        return source if self.dest == SAME else self.dest
+
+
+@dataclass(frozen=True)
+class Offset:
+    unit: OffsetUnit
+    amount: int = 0
+
+
+@dataclass(frozen=True)
+class Due:
+    anchor: Literal["meeting", "entered"]
+    offset: Offset
+
+
+@dataclass(frozen=True)
+class Escalation:
+    after: Offset
+    notify: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Deadline:
+    name: str
+    label: str
+    states: tuple[str, ...]
+    due: Due
+    remind: tuple[Offset, ...] = ()
+    notify: tuple[str, ...] = ()
+    escalate: Escalation | None = None
+
+
+@dataclass(frozen=True)
+class Calendar:
+    holidays: str | None = None
+    closed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A validated workflow definition. Build it with :func:`workflow.loader.load_definition`."""
+
+    workflow: str
+    version: int
+    title: str
+    timezone: str
+    calendar: Calendar
+    roles: Mapping[str, tuple[str, ...]]
+    bodies: Mapping[str, Body]
+    fields: Mapping[str, FieldDef]
+    states: Mapping[str, State]
+    transitions: tuple[Transition, ...]
+    deadlines: tuple[Deadline, ...] = ()
+    source_hash: str = ""
+    source_path: str = ""
+    _by_source: Mapping[str, tuple[Transition, ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        index: dict[str, list[Transition]] = {s: [] for s in self.states}
+        for t in self.transitions:
+            for s in t.sources:
+                index.setdefault(s, []).append(t)
+        object.__setattr__(self, "_by_source", {k: tuple(v) for k, v in index.items()})
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.workflow, self.version)
+
+    @property
+    def initial(self) -> State:
+        return next(s for s in self.states.values() if s.initial)
+
+    def transitions_from(self, state: str) -> tuple[Transition, ...]:
+        return self._by_source.get(state, ())
+
+    def find(self, state: str, trigger: str) -> Transition | None:
+        for t in self.transitions_from(state):
+            if t.trigger == trigger:
+                return t
+        return None
+
+    def triggers(self) -> list[str]:
+        return sorted({t.trigger for t in self.transitions})
+
+    def body_of(self, state: str) -> Body | None:
+        consultation = self.states[state].consultation
+        return self.bodies[consultation.body] if consultation else None
+
+    def members(self, role: str, body: str | None) -> tuple[str, ...]:
+        """E-mail addresses holding ``role``; ``body`` resolves the pseudo-role ``body``."""
+        if role == BODY_ROLE:
+            contact = self.bodies[body].contact if body else None
+            return (contact,) if contact else ()
+        return self.roles.get(role, ())
+
+    def holds_any(self, actor: str, roles: tuple[str, ...], body: str | None) -> bool:
+        wanted = actor.strip().lower()
+        return any(wanted == m.lower() for r in roles for m in self.members(r, body))
+
+    def edges(self) -> Iterator[tuple[str, str, str]]:
+        """(source, dest, label) of every state change, the joins' automatic moves included."""
+        for t in self.transitions:
+            for s in t.sources:
+                dest = t.dest_for(s)
+                if dest is not None:
+                    yield s, dest, t.trigger
+        for s in self.states.values():
+            if s.parallel:
+                yield s.id, s.parallel.on_success, "join erfüllt"
+                yield s.id, s.parallel.on_failure, "join gescheitert"
+
+
+def graph_problems(d: Definition) -> list[tuple[Path, str]]:
+    """Named graph checks: reachability, dead ends, final states without exits."""
+    problems: list[tuple[Path, str]] = []
+    out: dict[str, set[str]] = {s: set() for s in d.states}
+    back: dict[str, set[str]] = {s: set() for s in d.states}
+    for src, dst, _ in d.edges():
+        out[src].add(dst)
+        back[dst].add(src)
+
+    def closure(starts: list[str], graph: dict[str, set[str]]) -> set[str]:
+        seen = set(starts)
+        queue = deque(starts)
+        while queue:
+            for nxt in graph[queue.popleft()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    queue.append(nxt)
+        return seen
+
+    reachable = closure([d.initial.id], out)
+    finals = [s.id for s in d.states.values() if s.final]
+    can_finish = closure(finals, back)
+    for s in d.states.values():
+        own_exits = {dst for dst in out[s.id] if dst != s.id}
+        if s.final and d.transitions_from(s.id):
+            problems.append((("states", s.id), f"final state '{s.id}' has outgoing transitions"))
+        if s.id not in reachable:
+            problems.append(
+                (("states", s.id), f"state '{s.id}' is unreachable from '{d.initial.id}'")
+            )
+        elif not s.final and not own_exits:
+            problems.append(
+                (("states", s.id), f"state '{s.id}' is a dead end: not final and no way out")
+            )
+        elif not s.final and s.id not in can_finish:
+            problems.append(
+                (("states", s.id), f"state '{s.id}' can never reach a final state")
+            )
+    return problems

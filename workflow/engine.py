@@ -1,0 +1,197 @@
+"""The orchestrator: load a paper, decide, write state and audit in ONE transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .clock import Clock, SystemClock
+from .definition import Definition
+from .errors import InputError
+from .library import DefinitionLibrary
+from .machine import compile_machine
+from .paper import (
+    Change,
+    PaperState,
+    apply,
+    check_actor,
+    check_reference,
+    decide_create,
+    decide_fire,
+    decide_meeting,
+    replay,
+)
+from .store import AuditRecord, SqlStore, StoredPaper
+from .values import parse_datetime
+
+__all__ = ["BranchView", "Engine", "Status"]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+@dataclass(frozen=True)
+class BranchView:
+    body: str
+    name: str
+    status: str
+    meeting: datetime | None
+    result: str | None
+    deferrals: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"body": self.body, "name": self.name, "status": self.status,
+                "meeting": _iso(self.meeting), "result": self.result, "deferrals": self.deferrals}
+
+
+@dataclass(frozen=True)
+class Status:
+    """Where a paper stands (now, or as of an instant), and what it accepts next."""
+
+    reference: str
+    workflow: str
+    workflow_version: int
+    state: str
+    state_label: str
+    final: bool
+    entered_at: datetime
+    body: str | None
+    body_name: str | None
+    meeting: datetime | None
+    result: str | None
+    fields: Mapping[str, Any]
+    branches: tuple[BranchView, ...]
+    triggers: tuple[str, ...]
+    version: int | None
+    as_of: datetime | None = None
+    timezone: str = "Europe/Berlin"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "workflow": self.workflow,
+            "workflow_version": self.workflow_version,
+            "state": self.state,
+            "state_label": self.state_label,
+            "final": self.final,
+            "entered_at": _iso(self.entered_at),
+            "body": self.body,
+            "body_name": self.body_name,
+            "meeting": _iso(self.meeting),
+            "result": self.result,
+            "fields": dict(self.fields),
+            "branches": [b.to_json() for b in self.branches],
+            "triggers": list(self.triggers),
+            "version": self.version,
+            "as_of": _iso(self.as_of),
+        }
+
+
+class Engine:
+    """Every operation of councilflow on papers; the CLI and other front ends only wrap it."""
+
+    def __init__(self, store: SqlStore, library: DefinitionLibrary, clock: Clock | None = None) -> None:
+        self.store = store
+        self.library = library
+        self.clock: Clock = clock or SystemClock()
+
+    # --- definitions -------------------------------------------------------------------------
+
+    def definition_of(self, paper: StoredPaper) -> Definition:
+        return self.library.pinned(
+            paper.definition_hash, lambda: self.store.definition_text(paper.workflow, paper.workflow_version)
+        )
+
+    # --- commands ----------------------------------------------------------------------------
+
+    def create(self, workflow: str, reference: str, actor: str,
+               values: Mapping[str, str] | None = None) -> StoredPaper:
+        """Create a paper in the workflow's initial state."""
+        reference = check_reference(reference)
+        actor = check_actor(actor)
+        definition, text = self.library.current(workflow)
+        now = self.clock.now()
+        changes = decide_create(definition, reference, actor, values or {}, now)
+        self.store.remember_definition(definition, text, now)
+        state = replay(definition, changes)
+        assert state is not None
+        return self.store.create(reference, definition, state, changes)
+
+    def fire(self, reference: str, trigger: str, actor: str, *, branch: str | None = None,
+             values: Mapping[str, str] | None = None) -> list[Change]:
+        """Fire ``trigger`` on a paper; returns the recorded changes (a join move included)."""
+        actor = check_actor(actor)
+        paper = self.store.load(check_reference(reference))
+        definition = self.definition_of(paper)
+        machine = compile_machine(definition)
+        changes = decide_fire(definition, machine, paper.reference, paper.state, trigger, actor, branch,
+                              values or {}, self.clock.now())
+        self._commit(paper, definition, changes)
+        return changes
+
+    def set_meeting(self, reference: str, when: str | datetime, actor: str, *,
+                    branch: str | None = None) -> list[Change]:
+        """Set or move the meeting of the paper's consultation (or of one branch)."""
+        actor = check_actor(actor)
+        paper = self.store.load(check_reference(reference))
+        definition = self.definition_of(paper)
+        if isinstance(when, str):
+            try:
+                moment = parse_datetime(when, definition.timezone)
+            except ValueError as exc:
+                raise InputError(f"{reference} meeting: {exc}") from None
+        else:
+            moment = when
+        changes = decide_meeting(definition, paper.reference, paper.state, moment, actor, branch,
+                                 self.clock.now())
+        self._commit(paper, definition, changes)
+        return changes
+
+    def _commit(self, paper: StoredPaper, definition: Definition, changes: list[Change]) -> PaperState:
+        state = paper.state
+        for change in changes:
+            state = apply(definition, state, change)
+        self.store.save(paper, definition, state, changes)
+        return state
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def status(self, reference: str, as_of: str | datetime | None = None) -> Status:
+        """The paper's status now, or as it stood at ``as_of`` (replayed from the trail)."""
+        paper = self.store.load(check_reference(reference))
+        definition = self.definition_of(paper)
+        if as_of is None:
+            return self._view(paper.reference, definition, paper.state, paper.version, None)
+        if isinstance(as_of, str):
+            try:
+                moment = parse_datetime(as_of, definition.timezone)
+            except ValueError as exc:
+                raise InputError(f"{reference} --as-of: {exc}") from None
+        else:
+            moment = as_of
+        records = self.store.history(paper.reference, until=moment)
+        state = replay(definition, (r.to_change() for r in records))
+        if state is None:
+            raise InputError(f"{reference} did not exist yet at {moment.isoformat()}")
+        return self._view(paper.reference, definition, state, None, moment)
+
+    def history(self, reference: str) -> list[AuditRecord]:
+        return self.store.history(self.store.load(check_reference(reference)).reference)
+
+    def _view(self, reference: str, definition: Definition, state: PaperState, version: int | None,
+              as_of: datetime | None) -> Status:
+        spec = definition.states[state.state]
+        body = definition.body_of(state.state)
+        branches = tuple(
+            BranchView(b.body, definition.bodies[b.body].name, b.status, b.meeting, b.result, b.deferrals)
+            for b in state.branches.values()
+        )
+        triggers = () if spec.final else tuple(compile_machine(definition).triggers(state.state))
+        return Status(reference, definition.workflow, definition.version, spec.id, spec.label, spec.final,
+                      state.entered_at, body.id if body else None, body.name if body else None,
+                      state.meeting, state.result, state.fields, branches, triggers, version, as_of,
+                      definition.timezone)

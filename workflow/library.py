@@ -1,0 +1,74 @@
+"""The definitions a deployment knows: the folder's files, and every version papers pinned."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from .definition import Definition
+from .errors import DefinitionError, NotFoundError, did_you_mean
+from .loader import definition_files, load_definition, load_definition_file
+
+__all__ = ["DefinitionLibrary"]
+
+
+class DefinitionLibrary:
+    """Loads a folder's definitions lazily, each validated once; caches pinned versions by hash."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self._by_hash: dict[str, Definition] = {}
+        self._texts: dict[str, str] = {}
+        self._current: dict[str, Definition] = {}
+        self._lock = threading.Lock()
+
+    def _path(self, workflow: str) -> Path:
+        for suffix in (".yaml", ".yml"):
+            candidate = self.folder / f"{workflow}{suffix}"
+            if candidate.is_file():
+                return candidate
+        known = self.workflows()
+        raise NotFoundError(
+            f"no workflow '{workflow}' in {self.folder}{did_you_mean(workflow, known)};"
+            f" known: {', '.join(known) or 'none'}"
+        )
+
+    def workflows(self) -> list[str]:
+        if not self.folder.is_dir():
+            return []
+        return [p.stem for p in definition_files([self.folder])]
+
+    def current(self, workflow: str) -> tuple[Definition, str]:
+        """The definition file's present content, validated, with its text."""
+        path = self._path(workflow)
+        with self._lock:
+            cached = self._current.get(workflow)
+        if cached is not None:
+            return cached, self._texts[cached.source_hash]
+        definition = load_definition_file(path)
+        text = path.read_text(encoding="utf-8")
+        self._remember(definition, text)
+        with self._lock:
+            self._current[workflow] = definition
+        return definition, text
+
+    def _remember(self, definition: Definition, text: str) -> None:
+        with self._lock:
+            self._by_hash[definition.source_hash] = definition
+            self._texts[definition.source_hash] = text
+
+    def pinned(self, definition_hash: str, text_loader: Callable[[], str]) -> Definition:
+        """The exact definition a paper started on; from the cache or its stored text."""
+        with self._lock:
+            found = self._by_hash.get(definition_hash)
+        if found is not None:
+            return found
+        text = text_loader()
+        try:
+            definition = load_definition(text, "<stored definition>")
+        except DefinitionError as exc:  # pragma: no cover - stored texts were valid when stored
+            raise DefinitionError(exc.problems) from None
+        self._remember(definition, text)
+        return definition
+

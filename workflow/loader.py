@@ -1,0 +1,617 @@
+"""Safe YAML -> :class:`Definition`. Every problem is reported as ``path:line:col: message``."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path as FsPath
+from typing import Any, cast
+
+from .definition import (
+    BODY_ROLE,
+    BUILTIN_FIELDS,
+    SAME,
+    Body,
+    Calendar,
+    Consultation,
+    Deadline,
+    Definition,
+    Due,
+    Escalation,
+    FieldDef,
+    Join,
+    Offset,
+    Parallel,
+    State,
+    Transition,
+    graph_problems,
+)
+from .errors import DefinitionError, Problem, did_you_mean
+from .yamlsafe import Located, YamlProblems, load_located
+
+__all__ = ["definition_files", "load_definition", "load_definition_file", "source_hash"]
+
+Path = tuple[str | int, ...]
+_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+_MMDD = re.compile(r"(\d\d)-(\d\d)\Z")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\Z")
+_FIELD_TYPES = ("text", "bool", "int", "date", "datetime", "list")
+_OUTCOMES = ("adopted", "rejected", "deferred")
+#: Trigger names the engine uses itself, or that would shadow the machine's model attributes.
+_RESERVED_TRIGGERS = {"create", "meeting", "join", "close", "trigger", "state", "update"}
+
+_TYPE_NAMES = {str: "text", int: "an integer", bool: "true or false", list: "a list", dict: "a mapping"}
+
+
+def source_hash(text: str) -> str:
+    """SHA-256 of a definition's exact text: a paper remembers the one it started on."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, (int, float)):
+        return f"number {value}"
+    return f"text '{value}'"
+
+
+class _Checker:
+    """Walks the parsed YAML, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, doc: Located, path: str) -> None:
+        self.doc = doc
+        self.path = path
+        self.problems: list[Problem] = []
+
+    def err(self, where: Path, message: str, *, key: bool = False) -> None:
+        line, col = self.doc.where(where, key=key)
+        self.problems.append(Problem(self.path, line, col, message))
+
+    def typed(self, value: Any, where: Path, kind: type, what: str) -> bool:
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if not ok:
+            self.err(where, f"{what} must be {_TYPE_NAMES[kind]}, not {_describe(value)}")
+        return ok
+
+    def mapping(
+        self, value: Any, where: Path, what: str, required: Iterable[str], optional: Iterable[str]
+    ) -> dict[str, Any] | None:
+        if not self.typed(value, where, dict, what):
+            return None
+        req, opt = list(required), list(optional)
+        allowed = req + opt
+        for k in value:
+            if k not in allowed:
+                hint = did_you_mean(k, allowed)
+                self.err(
+                    (*where, k),
+                    f"unknown key '{k}' in {what}{hint}; allowed: {', '.join(allowed)}",
+                    key=True,
+                )
+        for k in req:
+            if k not in value:
+                self.err(where, f"{what} is missing the required key '{k}'")
+        return cast(dict[str, Any], value)
+
+    def name(self, value: Any, where: Path, what: str) -> bool:
+        if not self.typed(value, where, str, what):
+            return False
+        if not _NAME.match(value):
+            self.err(where, f"{what} '{value}' must be lower case letters, digits and _")
+            return False
+        return True
+
+    def ref(self, value: Any, where: Path, what: str, known: Iterable[str]) -> bool:
+        """Check that ``value`` names one of ``known``, with a hint when it is close."""
+        if not self.typed(value, where, str, what):
+            return False
+        names = list(known)
+        if value not in names:
+            self.err(where, f"unknown {what} '{value}'{did_you_mean(value, names)}")
+            return False
+        return True
+
+    def str_list(self, value: Any, where: Path, what: str) -> list[str]:
+        if not self.typed(value, where, list, what):
+            return []
+        return [v for i, v in enumerate(value) if self.typed(v, (*where, i), str, f"{what} entry")]
+
+    def positive(self, value: Any, where: Path, what: str, minimum: int = 0) -> bool:
+        if not self.typed(value, where, int, what):
+            return False
+        if value < minimum:
+            self.err(where, f"{what} must be at least {minimum}, not {value}")
+            return False
+        return True
+
+
+def _load_calendar(c: _Checker, raw: Any) -> Calendar:
+    if raw is None:
+        return Calendar()
+    m = c.mapping(raw, ("calendar",), "calendar", (), ("holidays", "closed"))
+    if m is None:
+        return Calendar()
+    hol = m.get("holidays")
+    if hol is not None and c.typed(hol, ("calendar", "holidays"), str, "calendar.holidays"):
+        country, _, subdiv = hol.partition("-")
+        try:
+            import holidays
+
+            holidays.country_holidays(country, subdiv=subdiv or None)
+        except NotImplementedError:
+            c.err(("calendar", "holidays"), f"unknown holiday calendar '{hol}' (e.g. DE-NW, DE-BY, DE)")
+            hol = None
+    closed: list[str] = []
+    for i, day in enumerate(c.str_list(m.get("closed", []), ("calendar", "closed"), "calendar.closed")):
+        match = _MMDD.match(day)
+        try:
+            assert match
+            date(2024, int(match.group(1)), int(match.group(2)))  # a leap year admits 02-29
+            closed.append(day)
+        except (AssertionError, ValueError):
+            c.err(("calendar", "closed", i), f"closed day '{day}' is not a day of the form MM-DD")
+    return Calendar(holidays=hol, closed=tuple(closed))
+
+
+def _load_roles(c: _Checker, raw: Any) -> dict[str, tuple[str, ...]]:
+    roles: dict[str, tuple[str, ...]] = {}
+    if raw is None or not c.typed(raw, ("roles",), dict, "roles"):
+        return roles
+    for name, members in raw.items():
+        where: Path = ("roles", name)
+        if not c.name(name, where, "role name"):
+            continue
+        if name == BODY_ROLE:
+            c.err(where, f"'{BODY_ROLE}' is built in (the contact of the body) and cannot be defined", key=True)
+            continue
+        emails = c.str_list(members, where, f"role '{name}'")
+        for i, e in enumerate(emails):
+            if not _EMAIL.match(e):
+                c.err((*where, i), f"'{e}' in role '{name}' is not an e-mail address")
+        roles[name] = tuple(emails)
+    return roles
+
+
+def _load_bodies(c: _Checker, raw: Any) -> dict[str, Body]:
+    bodies: dict[str, Body] = {}
+    if raw is None or not c.typed(raw, ("bodies",), dict, "bodies"):
+        return bodies
+    for bid, spec in raw.items():
+        where: Path = ("bodies", bid)
+        what = f"body '{bid}'"
+        m = c.mapping(spec, where, what, ("name", "invitation_days"), ("contact",))
+        if not c.name(bid, where, "body id") or m is None:
+            continue
+        name, days, contact = m.get("name"), m.get("invitation_days"), m.get("contact")
+        ok = c.typed(name, (*where, "name"), str, f"{what} name") if "name" in m else False
+        ok = c.positive(days, (*where, "invitation_days"), f"{what} invitation_days") and ok
+        if contact is not None and c.typed(contact, (*where, "contact"), str, f"{what} contact"):
+            if not _EMAIL.match(contact):
+                c.err((*where, "contact"), f"contact '{contact}' of {what} is not an e-mail address")
+        if ok:
+            bodies[bid] = Body(bid, name, days, contact if isinstance(contact, str) else None)
+    return bodies
+
+
+def _field_value_ok(ftype: str, value: Any) -> bool:
+    if ftype == "text":
+        return isinstance(value, str)
+    if ftype == "bool":
+        return isinstance(value, bool)
+    if ftype == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if ftype == "list":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    from .values import parse_field_value
+
+    try:
+        parse_field_value(ftype, str(value), "UTC")
+    except ValueError:
+        return False
+    return True
+
+
+def _load_fields(c: _Checker, raw: Any) -> dict[str, FieldDef]:
+    fields: dict[str, FieldDef] = {}
+    if raw is None or not c.typed(raw, ("fields",), dict, "fields"):
+        return fields
+    for fname, spec in raw.items():
+        where: Path = ("fields", fname)
+        what = f"field '{fname}'"
+        m = c.mapping(spec, where, what, ("type",), ("required", "default"))
+        if not c.name(fname, where, "field name") or m is None:
+            continue
+        if fname in BUILTIN_FIELDS:
+            c.err(where, f"'{fname}' is a built-in field and cannot be declared", key=True)
+            continue
+        ftype = m.get("type")
+        if "type" in m and c.typed(ftype, (*where, "type"), str, f"{what} type"):
+            if ftype not in _FIELD_TYPES:
+                c.err(
+                    (*where, "type"),
+                    f"unknown type '{ftype}' of {what}{did_you_mean(ftype, _FIELD_TYPES)};"
+                    f" allowed: {', '.join(_FIELD_TYPES)}",
+                )
+                continue
+        else:
+            continue
+        required = m.get("required", False)
+        c.typed(required, (*where, "required"), bool, f"{what} required")
+        default = m.get("default")
+        if default is not None and not _field_value_ok(ftype, default):
+            c.err((*where, "default"), f"default of {what} is not a valid {ftype}: {_describe(default)}")
+            default = None
+        fields[fname] = FieldDef(fname, ftype, required is True, default)
+    return fields
+
+
+def _load_states(c: _Checker, raw: Any, bodies: dict[str, Body]) -> dict[str, State]:
+    states: dict[str, State] = {}
+    if not c.typed(raw, ("states",), dict, "states"):
+        return states
+    pending_joins: list[tuple[Path, str]] = []
+    for sid, spec in raw.items():
+        where: Path = ("states", sid)
+        what = f"state '{sid}'"
+        m = c.mapping(spec, where, what, (), ("label", "initial", "final", "consultation", "parallel"))
+        if not c.name(sid, where, "state id") or m is None:
+            continue
+        label = m.get("label", sid)
+        c.typed(label, (*where, "label"), str, f"{what} label")
+        initial = m.get("initial", False)
+        final = m.get("final", False)
+        c.typed(initial, (*where, "initial"), bool, f"{what} initial")
+        c.typed(final, (*where, "final"), bool, f"{what} final")
+        consultation = parallel = None
+        if "consultation" in m:
+            cm = c.mapping(m["consultation"], (*where, "consultation"), f"consultation of {what}", ("body", "role"), ())
+            if cm is not None and c.ref(cm.get("body"), (*where, "consultation", "body"), "body", bodies):
+                role = cm.get("role")
+                if c.typed(role, (*where, "consultation", "role"), str, f"consultation role of {what}"):
+                    consultation = Consultation(cm["body"], role)
+        if "parallel" in m:
+            parallel = _load_parallel(c, m["parallel"], (*where, "parallel"), what, bodies, pending_joins)
+        if consultation is not None and parallel is not None:
+            c.err(where, f"{what} cannot be both a consultation and parallel")
+        if final is True and (consultation or parallel):
+            c.err(where, f"final {what} cannot wait for a consultation")
+        states[sid] = State(
+            sid,
+            label if isinstance(label, str) else sid,
+            initial is True,
+            final is True,
+            consultation,
+            parallel,
+        )
+    for where, target in pending_joins:
+        c.ref(target, where, "state", states)
+    initials = [s.id for s in states.values() if s.initial]
+    if states and not initials:
+        c.err(("states",), "no initial state: mark exactly one state with 'initial: true'", key=True)
+    for extra in initials[1:]:
+        c.err(("states", extra, "initial"), f"several initial states: '{initials[0]}' and '{extra}'")
+    return states
+
+
+def _load_parallel(
+    c: _Checker, raw: Any, where: Path, what: str, bodies: dict[str, Body], pending: list[tuple[Path, str]]
+) -> Parallel | None:
+    m = c.mapping(raw, where, f"parallel of {what}", ("bodies", "role", "join", "on_success", "on_failure"), ())
+    if m is None:
+        return None
+    members = c.str_list(m.get("bodies"), (*where, "bodies"), f"bodies of {what}") if "bodies" in m else []
+    ok = all(c.ref(b, (*where, "bodies", i), "body", bodies) for i, b in enumerate(members))
+    if "bodies" in m and not members:
+        c.err((*where, "bodies"), f"parallel {what} needs at least one body")
+        ok = False
+    if len(set(members)) != len(members):
+        c.err((*where, "bodies"), f"parallel {what} lists a body twice")
+        ok = False
+    role = m.get("role")
+    ok = ("role" in m and c.typed(role, (*where, "role"), str, f"role of parallel {what}")) and ok
+    join = Join()
+    raw_join = m.get("join")
+    if isinstance(raw_join, dict):
+        jm = c.mapping(raw_join, (*where, "join"), f"join of {what}", ("quorum",), ())
+        q = jm.get("quorum") if jm else None
+        if jm is not None and c.positive(q, (*where, "join", "quorum"), f"quorum of {what}", 1):
+            assert isinstance(q, int)
+            if q > len(members) and members:
+                c.err(
+                    (*where, "join", "quorum"),
+                    f"impossible quorum {q} in {what}: it has only {len(members)} bodies",
+                )
+                ok = False
+            join = Join(q)
+        else:
+            ok = False
+    elif raw_join != "all":
+        c.err((*where, "join"), f"join of {what} must be 'all' or {{quorum: N}}, not {_describe(raw_join)}")
+        ok = False
+    for key in ("on_success", "on_failure"):
+        if key in m:
+            pending.append(((*where, key), m[key]))
+    if not ok or "on_success" not in m or "on_failure" not in m:
+        return None
+    return Parallel(tuple(members), cast(str, role), join, str(m["on_success"]), str(m["on_failure"]))
+
+
+def _load_transitions(
+    c: _Checker,
+    raw: Any,
+    states: dict[str, State],
+    roles: dict[str, tuple[str, ...]],
+    fields: dict[str, FieldDef],
+) -> list[Transition]:
+    result: list[Transition] = []
+    if not c.typed(raw, ("transitions",), list, "transitions"):
+        return result
+    known_roles = [*roles, BODY_ROLE]
+    known_fields = [*BUILTIN_FIELDS, *fields]
+    seen: dict[tuple[str, str], int] = {}
+    for i, spec in enumerate(raw):
+        where: Path = ("transitions", i)
+        trig = spec.get("trigger") if isinstance(spec, dict) else None
+        what = f"transition '{trig}'" if isinstance(trig, str) else f"transition {i + 1}"
+        m = c.mapping(spec, where, what, ("trigger", "source", "roles"), ("dest", "requires", "branch"))
+        if m is None:
+            continue
+        ok = "trigger" in m and c.name(trig, (*where, "trigger"), "trigger")
+        if ok and trig in _RESERVED_TRIGGERS:
+            c.err((*where, "trigger"), f"trigger name '{trig}' is reserved by the engine")
+            ok = False
+        src = m.get("source")
+        sources: list[str] = []
+        if src == "*":
+            sources = [s.id for s in states.values() if not s.final]
+        elif isinstance(src, list):
+            sources = c.str_list(src, (*where, "source"), f"source of {what}")
+            ok = all(c.ref(s, (*where, "source", j), "state", states) for j, s in enumerate(sources)) and ok
+            if not sources:
+                c.err((*where, "source"), f"source of {what} is an empty list")
+                ok = False
+        elif "source" in m:
+            ok = c.ref(src, (*where, "source"), "state", states) and ok
+            sources = [src] if isinstance(src, str) else []
+        branch = m.get("branch")
+        dest = m.get("dest")
+        if branch is not None:
+            if not (isinstance(branch, str) and branch in _OUTCOMES):
+                c.err((*where, "branch"), f"branch of {what} must be one of {', '.join(_OUTCOMES)}, not {_describe(branch)}{did_you_mean(str(branch), _OUTCOMES)}")
+                ok = False
+            if "dest" in m:
+                c.err((*where, "dest"), f"branch {what} has no dest: the join decides where the paper goes")
+                ok = False
+            for j, s in enumerate(sources):
+                if s in states and states[s].parallel is None:
+                    c.err((*where, "source"), f"branch {what} needs a parallel source, but '{s}' is not parallel")
+                    ok = False
+        elif "dest" not in m:
+            c.err(where, f"{what} is missing the required key 'dest' (or 'branch' in a parallel state)")
+            ok = False
+        elif dest != SAME:
+            ok = c.ref(dest, (*where, "dest"), "state", states) and ok
+        rlist = c.str_list(m.get("roles"), (*where, "roles"), f"roles of {what}") if "roles" in m else []
+        ok = all(c.ref(r, (*where, "roles", j), "role", known_roles) for j, r in enumerate(rlist)) and ok
+        if "roles" in m and not rlist:
+            c.err((*where, "roles"), f"roles of {what} is empty: nobody could fire it")
+            ok = False
+        requires = c.str_list(m.get("requires", []), (*where, "requires"), f"requires of {what}")
+        ok = all(c.ref(r, (*where, "requires", j), "field", known_fields) for j, r in enumerate(requires)) and ok
+        if ok and "meeting" in requires:
+            for s in sources:
+                target = s if (branch is not None or dest == SAME) else dest
+                if branch is not None and branch != "deferred":
+                    c.err((*where, "requires"), f"{what} requires a meeting, but a branch that is {branch} waits for none")
+                    ok = False
+                    break
+                if not states[cast(str, target)].waits_for_meeting:
+                    c.err((*where, "requires"), f"{what} requires a meeting, but state '{target}' waits for no meeting")
+                    ok = False
+                    break
+        if ok:
+            for s in sources:
+                if (trig, s) in seen:
+                    c.err((*where, "trigger"), f"trigger '{trig}' from state '{s}' is defined twice (also transition {seen[(trig, s)] + 1})")
+                    ok = False
+                seen[(trig, s)] = i
+        if ok:
+            result.append(
+                Transition(trig, tuple(sources), None if branch else dest, tuple(rlist), tuple(requires), branch, i)
+            )
+    return result
+
+
+def _load_offset(c: _Checker, raw: Any, where: Path, what: str, allow_invitation: bool) -> Offset | None:
+    units = ["days", "working_days"] + (["invitation_period"] if allow_invitation else [])
+    if not c.typed(raw, where, dict, what):
+        return None
+    given = [k for k in raw if k in units]
+    for k in raw:
+        if k not in units and k not in ("before", "after"):
+            c.err((*where, k), f"unknown key '{k}' in {what}{did_you_mean(k, units)}; allowed: {', '.join(units)}", key=True)
+    if len(given) != 1:
+        c.err(where, f"{what} needs exactly one of {', '.join(units)}")
+        return None
+    unit = given[0]
+    if unit == "invitation_period":
+        if raw[unit] is not True:
+            c.err((*where, unit), f"invitation_period of {what} must be true")
+            return None
+        return Offset("invitation_period")
+    if not c.positive(raw[unit], (*where, unit), f"{unit} of {what}"):
+        return None
+    return Offset(cast(Any, unit), raw[unit])
+
+
+def _load_deadlines(
+    c: _Checker, raw: Any, states: dict[str, State], roles: dict[str, tuple[str, ...]], bodies: dict[str, Body]
+) -> list[Deadline]:
+    result: list[Deadline] = []
+    if raw is None or not c.typed(raw, ("deadlines",), list, "deadlines"):
+        return result
+    known_roles = [*roles, BODY_ROLE]
+    names: set[str] = set()
+    for i, spec in enumerate(raw):
+        where: Path = ("deadlines", i)
+        dname = spec.get("name") if isinstance(spec, dict) else None
+        what = f"deadline '{dname}'" if isinstance(dname, str) else f"deadline {i + 1}"
+        m = c.mapping(spec, where, what, ("name", "states", "due"), ("label", "remind", "notify", "escalate"))
+        if m is None:
+            continue
+        ok = "name" in m and c.name(dname, (*where, "name"), "deadline name")
+        if ok and dname in names:
+            c.err((*where, "name"), f"deadline name '{dname}' is used twice")
+            ok = False
+        names.add(str(dname))
+        label = m.get("label", dname)
+        c.typed(label, (*where, "label"), str, f"{what} label")
+        slist = c.str_list(m.get("states"), (*where, "states"), f"states of {what}") if "states" in m else []
+        ok = all(c.ref(s, (*where, "states", j), "state", states) for j, s in enumerate(slist)) and ok
+        due: Due | None = None
+        dm = m.get("due")
+        if "due" in m and c.typed(dm, (*where, "due"), dict, f"due of {what}"):
+            if dm.get("before") == "meeting" and "after" not in dm:
+                offset = _load_offset(c, dm, (*where, "due"), f"due of {what}", True)
+                due = Due("meeting", offset) if offset else None
+                for j, s in enumerate(slist):
+                    if s in states and not states[s].waits_for_meeting:
+                        c.err((*where, "states", j), f"{what} counts back from a meeting, but state '{s}' waits for no meeting")
+                        ok = False
+            elif dm.get("after") == "entered" and "before" not in dm:
+                offset = _load_offset(c, dm, (*where, "due"), f"due of {what}", False)
+                due = Due("entered", offset) if offset else None
+            else:
+                c.err((*where, "due"), f"due of {what} needs 'before: meeting' or 'after: entered'")
+        ok = due is not None and ok
+        if due and due.offset.unit == "invitation_period":
+            for s in slist:
+                st = states.get(s)
+                if st and st.consultation is None and st.parallel is None:
+                    ok = False
+        remind: list[Offset] = []
+        for j, r in enumerate(m.get("remind", []) if isinstance(m.get("remind", []), list) else []):
+            off = _load_offset(c, r, (*where, "remind", j), f"reminder of {what}", False)
+            ok = off is not None and ok
+            if off:
+                remind.append(off)
+        if not isinstance(m.get("remind", []), list):
+            c.typed(m.get("remind"), (*where, "remind"), list, f"remind of {what}")
+            ok = False
+        notify = c.str_list(m.get("notify", []), (*where, "notify"), f"notify of {what}")
+        ok = all(c.ref(r, (*where, "notify", j), "role", known_roles) for j, r in enumerate(notify)) and ok
+        escalation = None
+        if "escalate" in m:
+            em = c.mapping(m["escalate"], (*where, "escalate"), f"escalate of {what}", ("after", "notify"), ())
+            if em is not None and "after" in em and "notify" in em:
+                after = _load_offset(c, em["after"], (*where, "escalate", "after"), f"escalate.after of {what}", False)
+                en = c.str_list(em["notify"], (*where, "escalate", "notify"), f"escalate.notify of {what}")
+                eok = all(c.ref(r, (*where, "escalate", "notify", j), "role", known_roles) for j, r in enumerate(en))
+                if after and eok:
+                    escalation = Escalation(after, tuple(en))
+                else:
+                    ok = False
+            else:
+                ok = False
+        if ok and due is not None:
+            result.append(
+                Deadline(str(dname), str(label), tuple(slist), due, tuple(remind), tuple(notify), escalation)
+            )
+    return result
+
+
+_TOP_REQUIRED = ("workflow", "version", "title", "timezone", "states", "transitions")
+_TOP_OPTIONAL = ("calendar", "roles", "bodies", "fields", "deadlines")
+
+
+def load_definition(text: str, path: str = "<definition>", *, expect_id: str | None = None) -> Definition:
+    """Validate ``text`` completely and return the frozen definition, or raise DefinitionError."""
+    try:
+        doc = load_located(text, path)
+    except YamlProblems as exc:
+        raise DefinitionError(exc.problems) from None
+    c = _Checker(doc, path)
+    top = c.mapping(doc.value, (), "the definition", _TOP_REQUIRED, _TOP_OPTIONAL)
+    if top is None:
+        raise DefinitionError(c.problems)
+    wid = top.get("workflow")
+    if "workflow" in top and c.name(wid, ("workflow",), "workflow id") and expect_id and wid != expect_id:
+        c.err(("workflow",), f"workflow id '{wid}' must equal the file name '{expect_id}'")
+    version = top.get("version")
+    if "version" in top:
+        c.positive(version, ("version",), "version", 1)
+    title = top.get("title")
+    if "title" in top:
+        c.typed(title, ("title",), str, "title")
+    tz = top.get("timezone")
+    if "timezone" in top and c.typed(tz, ("timezone",), str, "timezone"):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            c.err(("timezone",), f"unknown time zone '{tz}' (an IANA name such as Europe/Berlin)")
+    calendar = _load_calendar(c, top.get("calendar"))
+    roles = _load_roles(c, top.get("roles"))
+    bodies = _load_bodies(c, top.get("bodies"))
+    fields = _load_fields(c, top.get("fields"))
+    states = _load_states(c, top.get("states"), bodies)
+    transitions = _load_transitions(c, top.get("transitions"), states, roles, fields)
+    deadlines = _load_deadlines(c, top.get("deadlines"), states, roles, bodies)
+    if c.problems:
+        raise DefinitionError(sorted(c.problems, key=lambda p: (p.line, p.column)))
+    definition = Definition(
+        workflow=wid,
+        version=version,
+        title=title,
+        timezone=tz,
+        calendar=calendar,
+        roles=roles,
+        bodies=bodies,
+        fields=fields,
+        states=states,
+        transitions=tuple(transitions),
+        deadlines=tuple(deadlines),
+        source_hash=source_hash(text),
+        source_path=path,
+    )
+    for where, message in graph_problems(definition):
+        c.err(where, message, key=True)
+    if c.problems:
+        raise DefinitionError(sorted(c.problems, key=lambda p: (p.line, p.column)))
+    return definition
+
+
+def load_definition_file(path: FsPath | str) -> Definition:
+    """Read and validate one definition file; its workflow id must equal its file name."""
+    p = FsPath(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DefinitionError([Problem(str(p), 1, 1, f"not UTF-8 text: {exc.reason}")]) from None
+    except OSError as exc:
+        raise DefinitionError([Problem(str(p), 1, 1, f"cannot read: {exc.strerror}")]) from None
+    return load_definition(text, str(p), expect_id=p.stem)
+
+
+def definition_files(paths: Iterable[FsPath | str]) -> list[FsPath]:
+    """Expand folders to the ``*.yaml``/``*.yml`` files directly inside them, sorted."""
+    out: list[FsPath] = []
+    for raw in paths:
+        p = FsPath(raw)
+        if p.is_dir():
+            out.extend(sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml") and q.is_file()))
+        else:
+            out.append(p)
+    return out
+
+

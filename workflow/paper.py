@@ -1,0 +1,356 @@
+"""A paper's state and the changes that move it. Pure: no I/O, no clock.
+
+Every command is decided into a list of :class:`Change` records (what the audit trail stores);
+:func:`apply` folds a change into a :class:`PaperState`. The engine and the as-of replay use the
+same :func:`apply`, so the trail always replays to the state that was stored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from .definition import Definition, State, Transition
+from .errors import InputError, NotAllowedNowError, NotPermittedError, did_you_mean
+from .machine import JOIN_FAILURE, JOIN_SUCCESS, CompiledMachine
+from .values import parse_datetime, parse_field_value
+
+__all__ = [
+    "Branch",
+    "Change",
+    "ChangeKind",
+    "PaperState",
+    "SYSTEM_ACTOR",
+    "apply",
+    "check_actor",
+    "check_reference",
+    "decide_create",
+    "decide_fire",
+    "decide_meeting",
+    "replay",
+]
+
+ChangeKind = Literal["create", "transition", "branch", "meeting", "close", "join"]
+BranchStatus = Literal["open", "adopted", "rejected", "not_needed"]
+SYSTEM_ACTOR = "system"
+_OUTCOME_STATUS: dict[str, BranchStatus] = {"adopted": "adopted", "rejected": "rejected", "deferred": "open"}
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # newlines and tabs may stay
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One body's consultation inside a parallel state."""
+
+    body: str
+    status: BranchStatus = "open"
+    meeting: datetime | None = None
+    result: str | None = None
+    deferrals: int = 0
+
+
+@dataclass(frozen=True)
+class PaperState:
+    """Where a paper stands: the source of truth is the database row that stores this."""
+
+    state: str
+    entered_at: datetime
+    meeting: datetime | None = None
+    branches: Mapping[str, Branch] = field(default_factory=dict)
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    result: str | None = None
+
+    def open_branches(self) -> list[Branch]:
+        return [b for b in self.branches.values() if b.status == "open"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of the audit trail, before it is numbered and chained."""
+
+    kind: ChangeKind
+    trigger: str
+    from_state: str | None
+    to_state: str
+    actor: str
+    at: datetime
+    branch: str | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _enter(definition: Definition, state: str, at: datetime, fields: Mapping[str, Any],
+           meeting: datetime | None, result: str | None) -> PaperState:
+    spec = definition.states[state]
+    branches = {b: Branch(b) for b in spec.parallel.bodies} if spec.parallel else {}
+    return PaperState(state, at, meeting if spec.consultation else None, branches, fields, result)
+
+
+def _meeting_of(payload: Mapping[str, Any]) -> datetime | None:
+    raw = payload.get("meeting")
+    return datetime.fromisoformat(raw) if raw else None
+
+
+def apply(definition: Definition, paper: PaperState | None, change: Change) -> PaperState:
+    """Fold one change into the paper's state."""
+    p = change.payload
+    if change.kind == "create":
+        return _enter(definition, change.to_state, change.at, dict(p.get("fields", {})), _meeting_of(p), None)
+    assert paper is not None, "only 'create' starts a paper"
+    fields = {**paper.fields, **p.get("fields", {})}
+    if change.kind in ("transition", "join"):
+        return _enter(definition, change.to_state, change.at, fields, _meeting_of(p), p.get("result"))
+    branches = dict(paper.branches)
+    if change.kind == "branch":
+        assert change.branch is not None
+        b = branches[change.branch]
+        outcome = p["outcome"]
+        branches[change.branch] = replace(
+            b,
+            status=_OUTCOME_STATUS[outcome],
+            result=p.get("result", b.result),
+            meeting=_meeting_of(p) or b.meeting,
+            deferrals=b.deferrals + (outcome == "deferred"),
+        )
+        return replace(paper, branches=branches, fields=fields)
+    if change.kind == "close":
+        assert change.branch is not None
+        branches[change.branch] = replace(branches[change.branch], status="not_needed")
+        return replace(paper, branches=branches)
+    if change.kind == "meeting":
+        if change.branch is not None:
+            branches[change.branch] = replace(branches[change.branch], meeting=_meeting_of(p))
+            return replace(paper, branches=branches)
+        return replace(paper, meeting=_meeting_of(p))
+    raise AssertionError(f"unknown change kind {change.kind}")  # pragma: no cover
+
+
+def replay(definition: Definition, changes: Iterable[Change]) -> PaperState | None:
+    """The state reached by applying ``changes`` in order (None before creation)."""
+    paper: PaperState | None = None
+    for change in changes:
+        paper = apply(definition, paper, change)
+    return paper
+
+
+# --- validation of what a user typed -------------------------------------------------------------
+
+
+def check_reference(reference: str) -> str:
+    ref = reference.strip()
+    if not ref or len(ref) > 120 or _CONTROL.search(ref):
+        raise InputError(f"reference '{reference!r}' must be 1 to 120 printable characters")
+    return ref
+
+
+def check_actor(actor: str) -> str:
+    who = actor.strip()
+    if _CONTROL.search(who) or not _EMAIL.match(who):
+        raise InputError(f"actor '{actor!r}' is not an e-mail address")
+    return who.lower()
+
+
+def _role_text(definition: Definition, roles: tuple[str, ...], body: str | None) -> str:
+    parts = []
+    for r in roles:
+        if r == "body":
+            contact = definition.bodies[body].contact if body else None
+            parts.append(f"body ({contact})" if contact else "body (no contact)")
+        else:
+            parts.append(r)
+    return ", ".join(parts)
+
+
+def _parse_values(definition: Definition, values: Mapping[str, str], allowed_builtins: tuple[str, ...],
+                  context: str) -> tuple[dict[str, Any], str | None, datetime | None]:
+    """Split ``--set`` values into document fields, result and meeting, each parsed."""
+    fields: dict[str, Any] = {}
+    result: str | None = None
+    meeting: datetime | None = None
+    known = [*allowed_builtins, *definition.fields]
+    for key, raw in values.items():
+        if key not in known:
+            raise InputError(f"{context}: unknown field '{key}'{did_you_mean(key, known)}; known: {', '.join(known)}")
+        if _CONTROL_IN_TEXT.search(raw):
+            raise InputError(f"{context}: field '{key}' contains control characters")
+        try:
+            if key == "result":
+                result = raw.strip() or None
+            elif key == "meeting":
+                meeting = parse_datetime(raw, definition.timezone)
+            else:
+                fields[key] = parse_field_value(definition.fields[key].type, raw, definition.timezone)
+        except ValueError as exc:
+            raise InputError(f"{context}: field '{key}': {exc}") from None
+    return fields, result, meeting
+
+
+def _payload(fields: Mapping[str, Any], result: str | None, meeting: datetime | None, **extra: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = dict(extra)
+    if fields:
+        payload["fields"] = dict(fields)
+    if result is not None:
+        payload["result"] = result
+    if meeting is not None:
+        payload["meeting"] = meeting.isoformat()
+    return payload
+
+
+def decide_create(definition: Definition, reference: str, actor: str, values: Mapping[str, str],
+                  now: datetime) -> list[Change]:
+    """The change that creates a paper, after checking the actor's role and the fields."""
+    initial = definition.initial
+    out_roles = tuple(dict.fromkeys(r for t in definition.transitions_from(initial.id) for r in t.roles))
+    body = initial.consultation.body if initial.consultation else None
+    if not definition.holds_any(actor, out_roles, body):
+        raise NotPermittedError(
+            f"{actor} may not create papers of workflow '{definition.workflow}': "
+            f"needs one of the roles {_role_text(definition, out_roles, body)}"
+        )
+    builtins = ("meeting",) if initial.consultation else ()
+    context = f"create {reference}"
+    fields, _, meeting = _parse_values(definition, values, builtins, context)
+    for f in definition.fields.values():
+        if f.name not in fields and f.default is not None:
+            fields[f.name] = f.default
+        if f.required and fields.get(f.name) in (None, "", []):
+            raise InputError(f"{context}: field '{f.name}' is required: add --set {f.name}=…")
+    return [Change("create", "create", None, initial.id, actor, now, payload=_payload(fields, None, meeting))]
+
+
+def _allowed_now(definition: Definition, machine: CompiledMachine, paper: PaperState) -> str:
+    names = machine.triggers(paper.state)
+    return ", ".join(names) if names else "nothing (final state)"
+
+
+def _check_permission(definition: Definition, actor: str, roles: tuple[str, ...], body: str | None,
+                      doing: str) -> None:
+    if actor == SYSTEM_ACTOR or definition.holds_any(actor, roles, body):
+        return
+    raise NotPermittedError(f"{actor} may not {doing}: needs one of the roles {_role_text(definition, roles, body)}")
+
+
+def decide_fire(definition: Definition, machine: CompiledMachine, reference: str, paper: PaperState,
+                trigger: str, actor: str, branch: str | None, values: Mapping[str, str],
+                now: datetime) -> list[Change]:
+    """Check a trigger against the paper, its roles and fields; return the changes it makes."""
+    if trigger not in definition.triggers():
+        raise InputError(
+            f"unknown trigger '{trigger}' in workflow '{definition.workflow}'"
+            f"{did_you_mean(trigger, definition.triggers())}; triggers: {', '.join(definition.triggers())}"
+        )
+    state = definition.states[paper.state]
+    t = definition.find(paper.state, trigger)
+    if t is None:
+        raise NotAllowedNowError(
+            f"{reference} is in state '{state.id}' ({state.label}); '{trigger}' is not possible there;"
+            f" possible now: {_allowed_now(definition, machine, paper)}"
+        )
+    context = f"{reference} {trigger}"
+    if t.branch is not None:
+        return _decide_branch(definition, machine, reference, paper, state, t, actor, branch, values, now)
+    if branch is not None:
+        raise InputError(f"{context}: '{trigger}' does not act on a branch; leave out --branch")
+    body = state.consultation.body if state.consultation else None
+    _check_permission(definition, actor, t.roles, body, f"fire '{trigger}' on {reference} in state '{state.id}'")
+    dest = machine.step(paper.state, trigger)
+    assert dest is not None and dest == t.dest_for(paper.state)
+    target = definition.states[dest]
+    builtins = ("result", "meeting") if target.consultation else ("result",)
+    fields, result, meeting = _parse_values(definition, values, builtins, context)
+    _require(definition, t, fields, result, meeting, context)
+    payload = _payload(fields, result, meeting)
+    return [Change("transition", trigger, paper.state, dest, actor, now, payload=payload)]
+
+
+def _require(definition: Definition, t: Transition, fields: Mapping[str, Any], result: str | None,
+             meeting: datetime | None, context: str) -> None:
+    given = {**fields, "result": result, "meeting": meeting}
+    for name in t.requires:
+        if given.get(name) in (None, "", []):
+            raise InputError(f"{context}: '{t.trigger}' requires {name}: add --set {name}=…")
+
+
+def _decide_branch(definition: Definition, machine: CompiledMachine, reference: str, paper: PaperState,
+                   state: State, t: Transition, actor: str, branch: str | None,
+                   values: Mapping[str, str], now: datetime) -> list[Change]:
+    assert state.parallel is not None and t.branch is not None
+    bodies = state.parallel.bodies
+    context = f"{reference} {t.trigger}"
+    if branch is None:
+        raise InputError(f"{context}: '{t.trigger}' acts on one branch; name it with --branch, one of {', '.join(bodies)}")
+    if branch not in bodies:
+        raise InputError(f"{context}: '{branch}' is no branch of state '{state.id}'{did_you_mean(branch, bodies)}")
+    current = paper.branches[branch]
+    if current.status != "open":
+        raise NotAllowedNowError(f"{context}: branch '{branch}' is closed already ({current.status})")
+    _check_permission(definition, actor, t.roles, branch, f"fire '{t.trigger}' on {reference} for branch '{branch}'")
+    assert machine.step(paper.state, t.trigger) == paper.state
+    builtins = ("result", "meeting") if t.branch == "deferred" else ("result",)
+    fields, result, meeting = _parse_values(definition, values, builtins, context)
+    _require(definition, t, fields, result, meeting, context)
+    changes = [Change("branch", t.trigger, paper.state, paper.state, actor, now, branch,
+                      _payload(fields, result, meeting, outcome=t.branch))]
+    after = apply(definition, paper, changes[0])
+    changes.extend(_join(definition, machine, after, now))
+    return changes
+
+
+def _join(definition: Definition, machine: CompiledMachine, paper: PaperState, now: datetime) -> list[Change]:
+    """The automatic move out of a parallel state once its join is met or can no longer be."""
+    parallel = definition.states[paper.state].parallel
+    assert parallel is not None
+    statuses = [b.status for b in paper.branches.values()]
+    adopted, rejected, open_ = statuses.count("adopted"), statuses.count("rejected"), statuses.count("open")
+    needed = parallel.join.needed(len(statuses))
+    if parallel.join.quorum is None:
+        outcome = "success" if adopted == len(statuses) else ("failure" if rejected else None)
+    else:
+        outcome = "success" if adopted >= needed else ("failure" if adopted + open_ < needed else None)
+    if outcome is None:
+        return []
+    changes = [
+        Change("close", "close", paper.state, paper.state, SYSTEM_ACTOR, now, b.body, {"outcome": "not_needed"})
+        for b in paper.open_branches()
+    ]
+    trigger = JOIN_SUCCESS if outcome == "success" else JOIN_FAILURE
+    dest = machine.step(paper.state, trigger)
+    assert dest is not None
+    payload = {"join": outcome, "adopted": adopted, "rejected": rejected, "needed": needed}
+    changes.append(Change("join", f"join_{outcome}", paper.state, dest, SYSTEM_ACTOR, now, None, payload))
+    return changes
+
+
+def decide_meeting(definition: Definition, reference: str, paper: PaperState, when: datetime, actor: str,
+                   branch: str | None, now: datetime) -> list[Change]:
+    """Set or move the meeting of the current consultation, or of one open branch."""
+    state = definition.states[paper.state]
+    context = f"{reference} meeting"
+    if not state.waits_for_meeting:
+        raise NotAllowedNowError(f"{context}: state '{state.id}' ({state.label}) waits for no meeting")
+    if state.parallel is not None:
+        bodies = state.parallel.bodies
+        if branch is None:
+            raise InputError(f"{context}: state '{state.id}' has one meeting per branch; name it with --branch, one of {', '.join(bodies)}")
+        if branch not in bodies:
+            raise InputError(f"{context}: '{branch}' is no branch of state '{state.id}'{did_you_mean(branch, bodies)}")
+        if paper.branches[branch].status != "open":
+            raise NotAllowedNowError(f"{context}: branch '{branch}' is closed ({paper.branches[branch].status})")
+        roles = tuple(dict.fromkeys(r for t in definition.transitions_from(state.id) for r in t.roles))
+        body: str | None = branch
+    else:
+        if branch is not None:
+            raise InputError(f"{context}: state '{state.id}' has no branches; leave out --branch")
+        roles = tuple(dict.fromkeys(r for t in definition.transitions_from(state.id) for r in t.roles))
+        body = state.consultation.body if state.consultation else None
+    _check_permission(definition, actor, roles, body, f"set the meeting of {reference} in state '{state.id}'")
+    previous = paper.branches[branch].meeting if branch else paper.meeting
+    payload: dict[str, Any] = {"meeting": when.isoformat()}
+    if previous is not None:
+        payload["previous"] = previous.isoformat()
+    return [Change("meeting", "meeting", paper.state, paper.state, actor, now, branch, payload)]
+
+

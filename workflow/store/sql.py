@@ -1,0 +1,341 @@
+"""The SQL store: one code path for SQLite (embedded default) and PostgreSQL (by URL).
+
+The hot path uses SQLAlchemy Core statements on the SQLModel tables: a change is one transaction
+that updates the paper ``WHERE version = ?``, locks the chain head, appends the audit entries and
+moves the head. Either all of it is committed or none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlmodel import SQLModel
+
+from ..chain import GENESIS, canonical_json, entry_hash
+from ..definition import Definition
+from ..errors import ConflictError, InputError, NotFoundError, StorageError
+from ..paper import Branch, Change, PaperState
+from .tables import AuditHead, AuditRow, DefinitionRow, PaperRow
+
+__all__ = ["AuditRecord", "SqlStore", "StoredPaper", "default_url"]
+
+_papers = PaperRow.__table__  # type: ignore[attr-defined]
+_audit = AuditRow.__table__  # type: ignore[attr-defined]
+_head = AuditHead.__table__  # type: ignore[attr-defined]
+_defs = DefinitionRow.__table__  # type: ignore[attr-defined]
+
+
+def default_url() -> str:
+    """``COUNCILFLOW_DB`` or ``councilflow.db`` in the working directory."""
+    return os.environ.get("COUNCILFLOW_DB") or "sqlite:///councilflow.db"
+
+
+@dataclass(frozen=True)
+class StoredPaper:
+    """A paper as loaded: identity, definition pin, state and the lock version."""
+
+    id: int
+    reference: str
+    workflow: str
+    workflow_version: int
+    definition_hash: str
+    state: PaperState
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One stored audit entry."""
+
+    seq: int
+    reference: str
+    workflow: str
+    workflow_version: int
+    kind: str
+    trigger: str
+    from_state: str | None
+    to_state: str
+    branch: str | None
+    actor: str
+    at: datetime
+    payload_text: str
+    prev_hash: str
+    hash: str
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.payload_text)
+        return value
+
+    def to_change(self) -> Change:
+        return Change(self.kind, self.trigger, self.from_state, self.to_state, self.actor,  # type: ignore[arg-type]
+                      self.at, self.branch, self.payload)
+
+    def expected_hash(self) -> str:
+        return entry_hash(
+            seq=self.seq, reference=self.reference, workflow=self.workflow,
+            workflow_version=self.workflow_version, kind=self.kind, trigger=self.trigger,
+            from_state=self.from_state, to_state=self.to_state, branch=self.branch,
+            actor=self.actor, at=self.at, payload=self.payload_text, prev_hash=self.prev_hash,
+        )
+
+
+def _dt(raw: str | None) -> datetime | None:
+    return datetime.fromisoformat(raw) if raw else None
+
+
+def _branches_to_json(branches: dict[str, Branch] | Any) -> dict[str, Any]:
+    return {
+        k: {"status": b.status, "meeting": b.meeting.isoformat() if b.meeting else None,
+            "result": b.result, "deferrals": b.deferrals}
+        for k, b in branches.items()
+    }
+
+
+def _state_columns(state: PaperState) -> dict[str, Any]:
+    return {
+        "state": state.state,
+        "entered_at": state.entered_at,
+        "meeting": state.meeting,
+        "branches": _branches_to_json(state.branches),
+        "fields": dict(state.fields),
+        "result": state.result,
+    }
+
+
+def _row_to_paper(row: Any) -> StoredPaper:
+    branches = {
+        k: Branch(k, v["status"], _dt(v.get("meeting")), v.get("result"), int(v.get("deferrals", 0)))
+        for k, v in (row.branches or {}).items()
+    }
+    state = PaperState(row.state, row.entered_at, row.meeting, branches, dict(row.fields or {}), row.result)
+    return StoredPaper(row.id, row.reference, row.workflow, row.workflow_version, row.definition_hash,
+                       state, row.version, row.created_at, row.updated_at)
+
+
+def _row_to_record(row: Any) -> AuditRecord:
+    return AuditRecord(row.seq, row.reference, row.workflow, row.workflow_version, row.kind, row.trigger,
+                       row.from_state, row.to_state, row.branch, row.actor, row.at, row.payload,
+                       row.prev_hash, row.hash)
+
+
+class SqlStore:
+    """Papers, definitions and the audit trail in one SQL database."""
+
+    def __init__(self, url: str | None = None, *, synchronous: str | None = None) -> None:
+        raw = url or default_url()
+        try:
+            parsed = make_url(raw)
+        except ArgumentError:
+            raise InputError(f"database URL '{raw}' is not a URL such as sqlite:///councilflow.db") from None
+        self.url = parsed.render_as_string(hide_password=True)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise InputError(f"database '{self.url}': only sqlite:/// and postgresql+psycopg:// are supported")
+        query = dict(parsed.query)
+        sync = synchronous or str(query.pop("synchronous", "FULL")).upper()
+        if sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise InputError(f"database '{self.url}': synchronous must be NORMAL, FULL or EXTRA, not {sync}")
+        parsed = parsed.set(query=query)
+        if self.dialect == "sqlite":
+            self.engine: Engine = create_engine(parsed, connect_args={"timeout": 30})
+            self._sqlite_pragmas(sync)
+        else:
+            if parsed.drivername == "postgresql":
+                parsed = parsed.set(drivername="postgresql+psycopg")
+            self.engine = create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        self._ready = False
+
+    def _sqlite_pragmas(self, synchronous: str) -> None:
+        @event.listens_for(self.engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA synchronous={synchronous}")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+    # --- schema ------------------------------------------------------------------------------
+
+    def init(self) -> None:
+        """Create the schema if missing (idempotent) and the chain head row."""
+        try:
+            SQLModel.metadata.create_all(self.engine, tables=[_defs, _papers, _audit, _head])
+            with self.engine.begin() as conn:
+                if conn.execute(select(_head.c.id)).first() is None:
+                    conn.execute(insert(_head).values(id=1, seq=0, hash=GENESIS))
+        except IntegrityError:
+            pass  # another process created the head row at the same moment
+        except OperationalError as exc:
+            raise StorageError(f"database '{self.url}' is not usable: {exc.orig}") from None
+        self._ready = True
+
+    def _ensure(self) -> None:
+        if not self._ready:
+            self.init()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def _guard(self, exc: SQLAlchemyError) -> StorageError:
+        return StorageError(f"database '{self.url}': {getattr(exc, 'orig', exc)}".splitlines()[0])
+
+    # --- definitions -------------------------------------------------------------------------
+
+    def remember_definition(self, definition: Definition, text: str, now: datetime) -> None:
+        """Store a definition's text on first use; refuse a changed text under the same version."""
+        self._ensure()
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(_defs.c.source_hash).where(_defs.c.workflow == definition.workflow,
+                                                  _defs.c.version == definition.version)
+            ).first()
+            if row is None:
+                conn.execute(insert(_defs).values(workflow=definition.workflow, version=definition.version,
+                                                  source_hash=definition.source_hash, source_text=text,
+                                                  stored_at=now))
+            elif row.source_hash != definition.source_hash:
+                raise ConflictError(
+                    f"{definition.source_path}: workflow '{definition.workflow}' version {definition.version}"
+                    " is already in use with different content; raise 'version' to change it"
+                )
+
+    def definition_text(self, workflow: str, version: int) -> str:
+        self._ensure()
+        with self.engine.connect() as conn:
+            row = conn.execute(select(_defs.c.source_text).where(_defs.c.workflow == workflow,
+                                                                  _defs.c.version == version)).first()
+        if row is None:
+            raise NotFoundError(f"workflow '{workflow}' version {version} is not stored in the database")
+        return str(row.source_text)
+
+    # --- papers ------------------------------------------------------------------------------
+
+    def load(self, reference: str, conn: Connection | None = None) -> StoredPaper:
+        self._ensure()
+        stmt = select(_papers).where(_papers.c.reference == reference)
+        try:
+            if conn is not None:
+                row = conn.execute(stmt).first()
+            else:
+                with self.engine.connect() as own:
+                    row = own.execute(stmt).first()
+        except SQLAlchemyError as exc:
+            raise self._guard(exc) from None
+        if row is None:
+            raise NotFoundError(f"no paper with reference '{reference}'")
+        return _row_to_paper(row)
+
+    def references(self, workflow: str | None = None) -> list[str]:
+        self._ensure()
+        stmt = select(_papers.c.reference).order_by(_papers.c.id)
+        if workflow:
+            stmt = stmt.where(_papers.c.workflow == workflow)
+        with self.engine.connect() as conn:
+            return [r.reference for r in conn.execute(stmt)]
+
+    def create(self, reference: str, definition: Definition, state: PaperState,
+               changes: Sequence[Change]) -> StoredPaper:
+        """Insert the paper and its creation entries in one transaction."""
+        self._ensure()
+        now = changes[-1].at
+        values = {**_state_columns(state), "reference": reference, "workflow": definition.workflow,
+                  "workflow_version": definition.version, "definition_hash": definition.source_hash,
+                  "created_at": now, "updated_at": now, "version": 1}
+        try:
+            with self.engine.begin() as conn:
+                paper_id = conn.execute(insert(_papers).values(**values).returning(_papers.c.id)).scalar_one()
+                self._append(conn, paper_id, reference, definition, changes)
+        except IntegrityError as exc:
+            if "reference" in str(exc.orig) or "unique" in str(exc.orig).lower():
+                raise ConflictError(f"a paper with reference '{reference}' exists already") from None
+            raise self._guard(exc) from None
+        except OperationalError as exc:
+            raise self._guard(exc) from None
+        return self.load(reference)
+
+    def save(self, paper: StoredPaper, definition: Definition, state: PaperState,
+             changes: Sequence[Change]) -> int:
+        """Write the new state ``WHERE version = paper.version`` and append ``changes``; new version."""
+        new_version = paper.version + 1
+        try:
+            with self.engine.begin() as conn:
+                done = conn.execute(
+                    update(_papers)
+                    .where(_papers.c.id == paper.id, _papers.c.version == paper.version)
+                    .values(**_state_columns(state), updated_at=changes[-1].at, version=new_version)
+                ).rowcount
+                if done != 1:
+                    raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry")
+                self._append(conn, paper.id, paper.reference, definition, changes)
+        except OperationalError as exc:
+            raise self._guard(exc) from None
+        return new_version
+
+    def _append(self, conn: Connection, paper_id: int, reference: str, definition: Definition,
+                changes: Sequence[Change]) -> None:
+        head = conn.execute(select(_head.c.seq, _head.c.hash).where(_head.c.id == 1).with_for_update()).one()
+        seq, prev = int(head.seq), str(head.hash)
+        rows = []
+        for change in changes:
+            seq += 1
+            payload = canonical_json(dict(change.payload))
+            at = change.at.astimezone(UTC)
+            digest = entry_hash(seq=seq, reference=reference, workflow=definition.workflow,
+                                workflow_version=definition.version, kind=change.kind, trigger=change.trigger,
+                                from_state=change.from_state, to_state=change.to_state, branch=change.branch,
+                                actor=change.actor, at=at, payload=payload, prev_hash=prev)
+            rows.append({"seq": seq, "paper_id": paper_id, "reference": reference,
+                         "workflow": definition.workflow, "workflow_version": definition.version,
+                         "kind": change.kind, "trigger": change.trigger, "from_state": change.from_state,
+                         "to_state": change.to_state, "branch": change.branch, "actor": change.actor,
+                         "at": at, "payload": payload, "prev_hash": prev, "hash": digest})
+            prev = digest
+        conn.execute(insert(_audit), rows)
+        conn.execute(update(_head).where(_head.c.id == 1).values(seq=seq, hash=prev))
+
+    # --- audit -------------------------------------------------------------------------------
+
+    def history(self, reference: str, until: datetime | None = None) -> list[AuditRecord]:
+        self._ensure()
+        stmt = select(_audit).where(_audit.c.reference == reference).order_by(_audit.c.seq)
+        if until is not None:
+            stmt = stmt.where(_audit.c.at <= until)
+        with self.engine.connect() as conn:
+            return [_row_to_record(r) for r in conn.execute(stmt)]
+
+    def iter_audit(self, batch: int = 1000) -> Iterator[AuditRecord]:
+        """Every entry in sequence order, fetched in batches (constant memory)."""
+        self._ensure()
+        after = -1
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(_audit).where(_audit.c.seq > after).order_by(_audit.c.seq)
+                                    .limit(batch)).all()
+            if not rows:
+                return
+            for r in rows:
+                yield _row_to_record(r)
+            after = rows[-1].seq
+
+    def head(self) -> tuple[int, str]:
+        self._ensure()
+        with self.engine.connect() as conn:
+            row = conn.execute(select(_head.c.seq, _head.c.hash).where(_head.c.id == 1)).one()
+        return int(row.seq), str(row.hash)
+
+    def count_audit(self) -> int:
+        self._ensure()
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(_audit)).scalar_one())

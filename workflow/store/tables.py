@@ -1,0 +1,106 @@
+"""SQLModel table models. They are storage shapes only; input is validated before it gets here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, Index, Text, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+__all__ = ["AuditHead", "AuditRow", "DefinitionRow", "PaperRow", "UTCDateTime"]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone, so we add it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; all instants are aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _utc(nullable: bool = False) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable))
+
+
+class DefinitionRow(SQLModel, table=True):
+    """The text of every definition version a paper was started on."""
+
+    __tablename__ = "definitions"
+    __table_args__ = (UniqueConstraint("workflow", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workflow: str = Field(max_length=100)
+    version: int
+    source_hash: str = Field(max_length=64)
+    source_text: str = Field(sa_column=Column(Text, nullable=False))
+    stored_at: datetime = _utc()
+
+
+class PaperRow(SQLModel, table=True):
+    """A paper's current state; ``version`` guards every update (optimistic locking)."""
+
+    __tablename__ = "papers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(max_length=120, unique=True)
+    workflow: str = Field(max_length=100, index=True)
+    workflow_version: int
+    definition_hash: str = Field(max_length=64)
+    state: str = Field(max_length=100, index=True)
+    entered_at: datetime = _utc()
+    meeting: datetime | None = _utc(nullable=True)
+    branches: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    result: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+    version: int = 1
+
+
+class AuditRow(SQLModel, table=True):
+    """One entry of the global, hash-chained audit trail. Appended only."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_paper_seq", "paper_id", "seq"),)
+
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    paper_id: int = Field(foreign_key="papers.id")
+    reference: str = Field(max_length=120)
+    workflow: str = Field(max_length=100)
+    workflow_version: int
+    kind: str = Field(max_length=20)
+    trigger: str = Field(max_length=100)
+    from_state: str | None = Field(default=None, max_length=100)
+    to_state: str = Field(max_length=100)
+    branch: str | None = Field(default=None, max_length=100)
+    actor: str = Field(max_length=320)
+    at: datetime = _utc()
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """The chain's head in one row: appenders lock it, so the chain never forks."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    hash: str = Field(max_length=64)

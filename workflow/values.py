@@ -1,0 +1,61 @@
+"""Parsing of user-supplied values: field values by type, ISO 8601 instants. Pure."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+__all__ = ["parse_bool", "parse_datetime", "parse_field_value", "to_utc"]
+
+_TRUE = {"true", "ja", "yes", "1", "wahr"}
+_FALSE = {"false", "nein", "no", "0", "falsch"}
+
+
+def parse_bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError(f"'{text}' is not a yes/no value (true/false, ja/nein)")
+
+
+def to_utc(moment: datetime, zone: str) -> datetime:
+    """Attach ``zone`` to a naive datetime, then convert to UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(zone))
+    return moment.astimezone(UTC)
+
+
+def parse_datetime(text: str, zone: str) -> datetime:
+    """ISO 8601 date-time; without an offset it is local time of ``zone``. Returns UTC."""
+    raw = text.strip()
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"'{text}' is not an ISO 8601 date-time such as 2020-12-10T16:00") from None
+    return to_utc(moment, zone)
+
+
+def parse_field_value(ftype: str, text: str, zone: str) -> Any:
+    """Convert command-line text to a JSON-storable value of the field type."""
+    if ftype == "text":
+        return text
+    if ftype == "bool":
+        return parse_bool(text)
+    if ftype == "int":
+        try:
+            return int(text.strip())
+        except ValueError:
+            raise ValueError(f"'{text}' is not a whole number") from None
+    if ftype == "date":
+        try:
+            return date.fromisoformat(text.strip()).isoformat()
+        except ValueError:
+            raise ValueError(f"'{text}' is not a date such as 2020-08-04") from None
+    if ftype == "datetime":
+        return parse_datetime(text, zone).isoformat()
+    if ftype == "list":
+        return [part.strip() for part in text.split(",") if part.strip()]
+    raise ValueError(f"unknown field type '{ftype}'")
