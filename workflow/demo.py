@@ -1,0 +1,123 @@
+"""``councilflow demo``: the seed path of SV-9-1809 and of the strategy it reports on.
+
+Runs on a fresh embedded database with a simulated clock. The Kreis dates of SV-9-1809 are the
+real ones (04.08.2020, Ausschuss on 27.08.2020); the strategy's meeting dates are illustrative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .audit import verify
+from .clock import FixedClock
+from .engine import Engine
+from .library import DefinitionLibrary
+from .store import SqlStore
+
+__all__ = ["COUNCILS", "run_demo"]
+
+ZONE = ZoneInfo("Europe/Berlin")
+LANDRAT = "buero.landrat@kreis-coesfeld.example"
+SITZUNGSDIENST = "sitzungsdienst@kreis-coesfeld.example"
+FEDERFUEHRUNG = "digitalisierung@kreis-coesfeld.example"
+#: The 11 councils of the Kreis Coesfeld: body id and the town part of its contact address.
+COUNCILS = [
+    ("rat_ascheberg", "ascheberg"), ("rat_billerbeck", "billerbeck"), ("rat_coesfeld", "coesfeld"),
+    ("rat_duelmen", "duelmen"), ("rat_havixbeck", "havixbeck"), ("rat_luedinghausen", "luedinghausen"),
+    ("rat_nordkirchen", "nordkirchen"), ("rat_nottuln", "nottuln"), ("rat_olfen", "olfen"),
+    ("rat_rosendahl", "rosendahl"), ("rat_senden", "senden"),
+]
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=ZONE)
+
+
+def _default_definitions() -> Path:
+    here = Path("definitions")
+    if (here / "kreisstrategie.yaml").is_file():
+        return here
+    return Path(__file__).resolve().parent.parent / "definitions"
+
+
+def run_demo(db: str | None, definitions: str | None, *, echo: Callable[[str], Any],
+             status: Callable[[Any, bool], None], line: Callable[[Any, str], str]) -> Engine:
+    """Play the seed, printing status and history as it goes; returns the engine used."""
+    if db is None:
+        path = Path("councilflow-demo.db")
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        db = f"sqlite:///{path}"
+    clock = FixedClock(_at("2020-08-04T09:00"))
+    engine = Engine(SqlStore(db), DefinitionLibrary(definitions or _default_definitions()), clock)
+    engine.store.init()
+    echo(f"councilflow demo – Datenbank {engine.store.url}, simulierte Uhr\n")
+
+    def step(when: str, text: str) -> None:
+        clock.set(_at(when))
+        echo(f"── {clock.now().astimezone(ZONE):%d.%m.%Y %H:%M}  {text}")
+
+    step("2020-08-04T09:00", "Büro des Landrats legt SV-9-1809 an")
+    engine.create("sachstandsbericht", "SV-9-1809", LANDRAT, {
+        "title": "Digitalisierungsstrategie für den Kreis Coesfeld, Sachstandsbericht",
+        "department": "01 - Büro des Landrats",
+        "references": "SV-9-1334, SV-9-1390, SV-9-1577, SV-9-1728",
+    })
+    step("2020-08-04T10:30", "SV-9-1809 wird in den Ausschuss eingebracht (Sitzung 27.08.2020)")
+    engine.fire("SV-9-1809", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
+    status(engine.status("SV-9-1809"), False)
+    step("2020-08-27T19:15", "Ausschuss für Finanzen, Wirtschaftsförderung und Kreisentwicklung")
+    engine.fire("SV-9-1809", "kenntnis_nehmen", SITZUNGSDIENST, values={"result": "zur Kenntnis genommen"})
+    status(engine.status("SV-9-1809"), False)
+
+    ref = "KS-2020-001"  # illustrative reference of the strategy paper itself
+    step("2020-09-01T09:00", f"Federführung legt die Strategie {ref} an")
+    engine.create("kreisstrategie", ref, FEDERFUEHRUNG, {
+        "title": "Digitalisierungsstrategie für den Kreis Coesfeld",
+        "department": "01 - Büro des Landrats",
+        "references": "SV-9-1809",
+    })
+    engine.fire(ref, "einbringen", FEDERFUEHRUNG)
+    engine.set_meeting(ref, "2020-09-15T10:00", SITZUNGSDIENST)
+    status(engine.status(ref), False)
+    step("2020-09-15T12:00", "Bürgermeisterkonferenz berät")
+    engine.fire(ref, "beraten", SITZUNGSDIENST, values={"result": "einstimmig empfohlen"})
+    engine.set_meeting(ref, "2020-09-29T16:00", SITZUNGSDIENST)
+    step("2020-09-29T18:00", "Kreisausschuss berät")
+    engine.fire(ref, "beraten", SITZUNGSDIENST, values={"result": "einstimmig empfohlen"})
+    engine.set_meeting(ref, "2020-10-07T17:00", SITZUNGSDIENST)
+    step("2020-10-07T19:30", "Kreistag beschließt; die 11 Räte beraten parallel")
+    engine.fire(ref, "beschliessen", SITZUNGSDIENST, values={"result": "mehrheitlich beschlossen"})
+    first = _at("2020-11-02T18:00")
+    for i, (body, town) in enumerate(COUNCILS):
+        engine.set_meeting(ref, first + timedelta(days=2 * i), f"hauptamt@{town}.example", branch=body)
+    status(engine.status(ref), False)
+    for i, (body, town) in enumerate(COUNCILS):
+        clock.set(first + timedelta(days=2 * i, hours=2))
+        actor = f"hauptamt@{town}.example"
+        if body == "rat_nottuln":
+            step(clock.now().astimezone(ZONE).isoformat()[:16], "Rat der Gemeinde Nottuln vertagt")
+            engine.fire(ref, "vertagen", actor, branch=body,
+                        values={"result": "vertagt", "meeting": "2020-12-10T18:00"})
+            continue
+        engine.fire(ref, "beschliessen", actor, branch=body, values={"result": "beschlossen"})
+    status(engine.status(ref), False)
+    step("2020-12-10T20:00", "Rat der Gemeinde Nottuln beschließt in der neuen Sitzung")
+    engine.fire(ref, "beschliessen", "hauptamt@nottuln.example", branch="rat_nottuln",
+                values={"result": "einstimmig beschlossen"})
+    status(engine.status(ref), False)
+    step("2020-12-10T20:00", f"Stand von {ref} am 01.10.2020 (as-of)")
+    status(engine.status(ref, as_of="2020-10-01T12:00"), False)
+
+    for reference in ("SV-9-1809", ref):
+        echo(f"\nVerlauf {reference}:")
+        for record in engine.history(reference):
+            echo(line(record, "Europe/Berlin"))
+    report = verify(engine.store)
+    echo(f"\nPrüfpfad: {'intakt' if report.ok else 'GEBROCHEN: ' + str(report.problem)}, "
+         f"{report.entries} Einträge, Kopf {report.head_hash}")
+    return engine
