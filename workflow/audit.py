@@ -22,8 +22,14 @@ class VerifyReport:
     broken_seq: int | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {"ok": self.ok, "entries": self.entries, "head_seq": self.head_seq,
-                "head_hash": self.head_hash, "problem": self.problem, "broken_seq": self.broken_seq}
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "problem": self.problem,
+            "broken_seq": self.broken_seq,
+        }
 
 
 def verify(store: SqlStore, *, head: str | None = None) -> VerifyReport:
@@ -42,9 +48,15 @@ def verify(store: SqlStore, *, head: str | None = None) -> VerifyReport:
         label = f"entry {entry.seq} ({entry.reference}, {entry.trigger})"
         if entry.seq != expected_seq:
             what = "deleted" if entry.seq > expected_seq else "out of order"
-            return broken(expected_seq, f"entry {expected_seq} is missing ({what}): found entry {entry.seq} after entry {expected_seq - 1}")
+            return broken(
+                expected_seq,
+                f"entry {expected_seq} is missing ({what}): found entry {entry.seq} after entry {expected_seq - 1}",
+            )
         if entry.prev_hash != prev:
-            return broken(entry.seq, f"{label} does not link to entry {entry.seq - 1}: entries were inserted, deleted or reordered")
+            return broken(
+                entry.seq,
+                f"{label} does not link to entry {entry.seq - 1}: entries were inserted, deleted or reordered",
+            )
         if entry.expected_hash() != entry.hash:
             return broken(entry.seq, f"{label} was edited: its content does not match its hash")
         prev = entry.hash
@@ -52,7 +64,11 @@ def verify(store: SqlStore, *, head: str | None = None) -> VerifyReport:
         expected_seq += 1
         count += 1
     if head_seq != count or head_hash != prev:
-        return broken(count + 1, f"the trail ends at entry {count} but the chain head says {head_seq}: entries after {count} were cut off or the head was changed")
+        return broken(
+            count + 1,
+            f"the trail ends at entry {count} but the chain head says {head_seq}:"
+            f" entries after {count} were cut off or the head was changed",
+        )
     if not seen_head:
         return broken(count, f"the kept head hash {head} is not in the chain: the trail was cut or rewritten")
     return VerifyReport(True, count, head_seq, head_hash)

@@ -41,7 +41,20 @@ def entry_hash(
 ) -> str:
     """Hash of one entry chained to ``prev_hash``; ``payload`` is its canonical JSON text."""
     body = canonical_json(
-        [seq, reference, workflow, workflow_version, kind, trigger, from_state, to_state, branch,
-         actor, instant_text(at), payload, prev_hash]
+        [
+            seq,
+            reference,
+            workflow,
+            workflow_version,
+            kind,
+            trigger,
+            from_state,
+            to_state,
+            branch,
+            actor,
+            instant_text(at),
+            payload,
+            prev_hash,
+        ]
     )
     return hashlib.sha256(body.encode("utf-8")).hexdigest()

@@ -69,12 +69,18 @@ class Context:
 
 def common(func: F) -> F:
     """--db, --definitions and --now on every command (each with its environment variable)."""
-    func = click.option("--now", metavar="DATETIME", default=None,
-                        help="Act at this simulated instant (env COUNCILFLOW_NOW).")(func)
-    func = click.option("--definitions", metavar="DIR", default=None,
-                        help="Folder of workflow definitions (env COUNCILFLOW_DEFINITIONS; default ./definitions).")(func)
-    func = click.option("--db", metavar="URL", default=None,
-                        help="Database URL (env COUNCILFLOW_DB; default sqlite:///councilflow.db).")(func)
+    func = click.option(
+        "--now", metavar="DATETIME", default=None, help="Act at this simulated instant (env COUNCILFLOW_NOW)."
+    )(func)
+    func = click.option(
+        "--definitions",
+        metavar="DIR",
+        default=None,
+        help="Folder of workflow definitions (env COUNCILFLOW_DEFINITIONS; default ./definitions).",
+    )(func)
+    func = click.option(
+        "--db", metavar="URL", default=None, help="Database URL (env COUNCILFLOW_DB; default sqlite:///councilflow.db)."
+    )(func)
     return func
 
 
@@ -179,8 +185,16 @@ def documents_group() -> None:
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="A field value (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @common
-def documents_create(workflow: str, reference: str, actor: str, sets: tuple[str, ...], as_json: bool,
-                     db: str | None, definitions: str | None, now: str | None) -> None:
+def documents_create(
+    workflow: str,
+    reference: str,
+    actor: str,
+    sets: tuple[str, ...],
+    as_json: bool,
+    db: str | None,
+    definitions: str | None,
+    now: str | None,
+) -> None:
     """Create a paper of WORKFLOW with REFERENCE in the initial state."""
     engine = _ctx(db, definitions, now).engine()
     paper = engine.create(workflow, reference, actor, _values(sets))
@@ -206,8 +220,17 @@ def documents_list(workflow: str | None, db: str | None, definitions: str | None
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="result=…, meeting=…, or a field.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new status as JSON.")
 @common
-def fire(reference: str, trigger: str, actor: str, branch: str | None, sets: tuple[str, ...], as_json: bool,
-         db: str | None, definitions: str | None, now: str | None) -> None:
+def fire(
+    reference: str,
+    trigger: str,
+    actor: str,
+    branch: str | None,
+    sets: tuple[str, ...],
+    as_json: bool,
+    db: str | None,
+    definitions: str | None,
+    now: str | None,
+) -> None:
     """Fire TRIGGER on the paper REFERENCE."""
     engine = _ctx(db, definitions, now).engine()
     engine.fire(reference, trigger, actor, branch=branch, values=_values(sets))
@@ -221,8 +244,16 @@ def fire(reference: str, trigger: str, actor: str, branch: str | None, sets: tup
 @click.option("--branch", default=None, metavar="BODY")
 @click.option("--json", "as_json", is_flag=True)
 @common
-def meeting(reference: str, when: str, actor: str, branch: str | None, as_json: bool,
-            db: str | None, definitions: str | None, now: str | None) -> None:
+def meeting(
+    reference: str,
+    when: str,
+    actor: str,
+    branch: str | None,
+    as_json: bool,
+    db: str | None,
+    definitions: str | None,
+    now: str | None,
+) -> None:
     """Set or move the meeting of the paper's consultation (or of one branch)."""
     engine = _ctx(db, definitions, now).engine()
     engine.set_meeting(reference, when, actor, branch=branch)
@@ -234,8 +265,9 @@ def meeting(reference: str, when: str, actor: str, branch: str | None, as_json: 
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--as-of", "as_of", default=None, metavar="DATETIME", help="Where the paper stood then.")
 @common
-def status(reference: str, as_json: bool, as_of: str | None, db: str | None, definitions: str | None,
-           now: str | None) -> None:
+def status(
+    reference: str, as_json: bool, as_of: str | None, db: str | None, definitions: str | None, now: str | None
+) -> None:
     """Show where a paper stands and what it accepts now."""
     engine = _ctx(db, definitions, now).engine()
     _print_status(engine.status(reference, as_of=as_of), as_json)
@@ -261,8 +293,10 @@ def _print_status(st: Status, as_json: bool) -> None:
         names = {"open": "offen", "adopted": "angenommen", "rejected": "abgelehnt", "not_needed": "nicht mehr nötig"}
         for b in st.branches:
             extra = f", {b.deferrals}× vertagt" if b.deferrals else ""
-            click.echo(f"    {b.name:<34} {names[b.status]:<16} Sitzung {_local(b.meeting, zone)}"
-                       f"{'  – ' + b.result if b.result else ''}{extra}")
+            click.echo(
+                f"    {b.name:<34} {names[b.status]:<16} Sitzung {_local(b.meeting, zone)}"
+                f"{'  – ' + b.result if b.result else ''}{extra}"
+            )
     click.echo(f"  Mögliche Schritte: {', '.join(st.triggers) if st.triggers else '– (Endzustand)'}")
 
 
@@ -283,14 +317,30 @@ def history(reference: str, as_json: bool, db: str | None, definitions: str | No
 
 
 def _record_json(r: AuditRecord) -> dict[str, Any]:
-    return {"seq": r.seq, "at": r.at.isoformat(), "reference": r.reference, "workflow": r.workflow,
-            "workflow_version": r.workflow_version, "kind": r.kind, "trigger": r.trigger,
-            "from": r.from_state, "to": r.to_state, "branch": r.branch, "actor": r.actor,
-            "payload": r.payload, "prev_hash": r.prev_hash, "hash": r.hash}
+    return {
+        "seq": r.seq,
+        "at": r.at.isoformat(),
+        "reference": r.reference,
+        "workflow": r.workflow,
+        "workflow_version": r.workflow_version,
+        "kind": r.kind,
+        "trigger": r.trigger,
+        "from": r.from_state,
+        "to": r.to_state,
+        "branch": r.branch,
+        "actor": r.actor,
+        "payload": r.payload,
+        "prev_hash": r.prev_hash,
+        "hash": r.hash,
+    }
 
 
-_OUTCOME_DE = {"adopted": "angenommen", "rejected": "abgelehnt", "deferred": "vertagt",
-               "not_needed": "nicht mehr nötig"}
+_OUTCOME_DE = {
+    "adopted": "angenommen",
+    "rejected": "abgelehnt",
+    "deferred": "vertagt",
+    "not_needed": "nicht mehr nötig",
+}
 
 
 def _record_line(r: AuditRecord, zone: str) -> str:
@@ -374,5 +424,3 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> None:
     sys.exit(run())
-
-

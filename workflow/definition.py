@@ -163,9 +163,7 @@ class Definition:
     deadlines: tuple[Deadline, ...] = ()
     source_hash: str = ""
     source_path: str = ""
-    _by_source: Mapping[str, tuple[Transition, ...]] = field(
-        default_factory=dict, repr=False, compare=False
-    )
+    _by_source: Mapping[str, tuple[Transition, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         index: dict[str, list[Transition]] = {s: [] for s in self.states}
@@ -216,10 +214,10 @@ class Definition:
                 dest = t.dest_for(s)
                 if dest is not None:
                     yield s, dest, t.trigger
-        for s in self.states.values():
-            if s.parallel:
-                yield s.id, s.parallel.on_success, "join erfüllt"
-                yield s.id, s.parallel.on_failure, "join gescheitert"
+        for state in self.states.values():
+            if state.parallel:
+                yield state.id, state.parallel.on_success, "join erfüllt"
+                yield state.id, state.parallel.on_failure, "join gescheitert"
 
 
 def graph_problems(d: Definition) -> list[tuple[Path, str]]:
@@ -249,15 +247,9 @@ def graph_problems(d: Definition) -> list[tuple[Path, str]]:
         if s.final and d.transitions_from(s.id):
             problems.append((("states", s.id), f"final state '{s.id}' has outgoing transitions"))
         if s.id not in reachable:
-            problems.append(
-                (("states", s.id), f"state '{s.id}' is unreachable from '{d.initial.id}'")
-            )
+            problems.append((("states", s.id), f"state '{s.id}' is unreachable from '{d.initial.id}'"))
         elif not s.final and not own_exits:
-            problems.append(
-                (("states", s.id), f"state '{s.id}' is a dead end: not final and no way out")
-            )
+            problems.append((("states", s.id), f"state '{s.id}' is a dead end: not final and no way out"))
         elif not s.final and s.id not in can_finish:
-            problems.append(
-                (("states", s.id), f"state '{s.id}' can never reach a final state")
-            )
+            problems.append((("states", s.id), f"state '{s.id}' can never reach a final state"))
     return problems

@@ -26,10 +26,17 @@ SITZUNGSDIENST = "sitzungsdienst@kreis-coesfeld.example"
 FEDERFUEHRUNG = "digitalisierung@kreis-coesfeld.example"
 #: The 11 councils of the Kreis Coesfeld: body id and the town part of its contact address.
 COUNCILS = [
-    ("rat_ascheberg", "ascheberg"), ("rat_billerbeck", "billerbeck"), ("rat_coesfeld", "coesfeld"),
-    ("rat_duelmen", "duelmen"), ("rat_havixbeck", "havixbeck"), ("rat_luedinghausen", "luedinghausen"),
-    ("rat_nordkirchen", "nordkirchen"), ("rat_nottuln", "nottuln"), ("rat_olfen", "olfen"),
-    ("rat_rosendahl", "rosendahl"), ("rat_senden", "senden"),
+    ("rat_ascheberg", "ascheberg"),
+    ("rat_billerbeck", "billerbeck"),
+    ("rat_coesfeld", "coesfeld"),
+    ("rat_duelmen", "duelmen"),
+    ("rat_havixbeck", "havixbeck"),
+    ("rat_luedinghausen", "luedinghausen"),
+    ("rat_nordkirchen", "nordkirchen"),
+    ("rat_nottuln", "nottuln"),
+    ("rat_olfen", "olfen"),
+    ("rat_rosendahl", "rosendahl"),
+    ("rat_senden", "senden"),
 ]
 
 
@@ -44,8 +51,14 @@ def _default_definitions() -> Path:
     return Path(__file__).resolve().parent.parent / "definitions"
 
 
-def run_demo(db: str | None, definitions: str | None, *, echo: Callable[[str], Any],
-             status: Callable[[Any, bool], None], line: Callable[[Any, str], str]) -> Engine:
+def run_demo(
+    db: str | None,
+    definitions: str | None,
+    *,
+    echo: Callable[[str], Any],
+    status: Callable[[Any, bool], None],
+    line: Callable[[Any, str], str],
+) -> Engine:
     """Play the seed, printing status and history as it goes; returns the engine used."""
     if db is None:
         path = Path("councilflow-demo.db")
@@ -62,11 +75,16 @@ def run_demo(db: str | None, definitions: str | None, *, echo: Callable[[str], A
         echo(f"── {clock.now().astimezone(ZONE):%d.%m.%Y %H:%M}  {text}")
 
     step("2020-08-04T09:00", "Büro des Landrats legt SV-9-1809 an")
-    engine.create("sachstandsbericht", "SV-9-1809", LANDRAT, {
-        "title": "Digitalisierungsstrategie für den Kreis Coesfeld, Sachstandsbericht",
-        "department": "01 - Büro des Landrats",
-        "references": "SV-9-1334, SV-9-1390, SV-9-1577, SV-9-1728",
-    })
+    engine.create(
+        "sachstandsbericht",
+        "SV-9-1809",
+        LANDRAT,
+        {
+            "title": "Digitalisierungsstrategie für den Kreis Coesfeld, Sachstandsbericht",
+            "department": "01 - Büro des Landrats",
+            "references": "SV-9-1334, SV-9-1390, SV-9-1577, SV-9-1728",
+        },
+    )
     step("2020-08-04T10:30", "SV-9-1809 wird in den Ausschuss eingebracht (Sitzung 27.08.2020)")
     engine.fire("SV-9-1809", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
     status(engine.status("SV-9-1809"), False)
@@ -76,11 +94,16 @@ def run_demo(db: str | None, definitions: str | None, *, echo: Callable[[str], A
 
     ref = "KS-2020-001"  # illustrative reference of the strategy paper itself
     step("2020-09-01T09:00", f"Federführung legt die Strategie {ref} an")
-    engine.create("kreisstrategie", ref, FEDERFUEHRUNG, {
-        "title": "Digitalisierungsstrategie für den Kreis Coesfeld",
-        "department": "01 - Büro des Landrats",
-        "references": "SV-9-1809",
-    })
+    engine.create(
+        "kreisstrategie",
+        ref,
+        FEDERFUEHRUNG,
+        {
+            "title": "Digitalisierungsstrategie für den Kreis Coesfeld",
+            "department": "01 - Büro des Landrats",
+            "references": "SV-9-1809",
+        },
+    )
     engine.fire(ref, "einbringen", FEDERFUEHRUNG)
     engine.set_meeting(ref, "2020-09-15T10:00", SITZUNGSDIENST)
     status(engine.status(ref), False)
@@ -101,14 +124,20 @@ def run_demo(db: str | None, definitions: str | None, *, echo: Callable[[str], A
         actor = f"hauptamt@{town}.example"
         if body == "rat_nottuln":
             step(clock.now().astimezone(ZONE).isoformat()[:16], "Rat der Gemeinde Nottuln vertagt")
-            engine.fire(ref, "vertagen", actor, branch=body,
-                        values={"result": "vertagt", "meeting": "2020-12-10T18:00"})
+            engine.fire(
+                ref, "vertagen", actor, branch=body, values={"result": "vertagt", "meeting": "2020-12-10T18:00"}
+            )
             continue
         engine.fire(ref, "beschliessen", actor, branch=body, values={"result": "beschlossen"})
     status(engine.status(ref), False)
     step("2020-12-10T20:00", "Rat der Gemeinde Nottuln beschließt in der neuen Sitzung")
-    engine.fire(ref, "beschliessen", "hauptamt@nottuln.example", branch="rat_nottuln",
-                values={"result": "einstimmig beschlossen"})
+    engine.fire(
+        ref,
+        "beschliessen",
+        "hauptamt@nottuln.example",
+        branch="rat_nottuln",
+        values={"result": "einstimmig beschlossen"},
+    )
     status(engine.status(ref), False)
     step("2020-12-10T20:00", f"Stand von {ref} am 01.10.2020 (as-of)")
     status(engine.status(ref, as_of="2020-10-01T12:00"), False)
@@ -118,6 +147,8 @@ def run_demo(db: str | None, definitions: str | None, *, echo: Callable[[str], A
         for record in engine.history(reference):
             echo(line(record, "Europe/Berlin"))
     report = verify(engine.store)
-    echo(f"\nPrüfpfad: {'intakt' if report.ok else 'GEBROCHEN: ' + str(report.problem)}, "
-         f"{report.entries} Einträge, Kopf {report.head_hash}")
+    echo(
+        f"\nPrüfpfad: {'intakt' if report.ok else 'GEBROCHEN: ' + str(report.problem)}, "
+        f"{report.entries} Einträge, Kopf {report.head_hash}"
+    )
     return engine

@@ -33,9 +33,7 @@ def to_mermaid(d: Definition, *, current: str | None = None) -> str:
             join = "alle" if p.join.quorum is None else f"Quorum {p.join.quorum}"
             lines.append(f"    {s.id} --> {p.on_success}: Beschluss erreicht ({join})")
             lines.append(f"    {s.id} --> {p.on_failure}: Beschluss gescheitert")
-            triggers = ", ".join(
-                f"{t.trigger} ({_OUTCOME_DE[t.branch]})" for t in d.transitions_from(s.id) if t.branch
-            )
+            triggers = ", ".join(f"{t.trigger} ({_OUTCOME_DE[t.branch]})" for t in d.transitions_from(s.id) if t.branch)
             lines.append(f"    note right of {s.id}")
             lines.append(f"        parallel in {len(p.bodies)} Gremien: {', '.join(p.bodies)}")
             if triggers:
@@ -55,8 +53,11 @@ def to_json(d: Definition) -> dict[str, Any]:
 
     def plain(value: Any) -> Any:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)
-                    if not f.name.startswith("_") and f.name not in ("source_path",)}
+            return {
+                f.name: plain(getattr(value, f.name))
+                for f in dataclasses.fields(value)
+                if not f.name.startswith("_") and f.name not in ("source_path",)
+            }
         if isinstance(value, dict) or hasattr(value, "items"):
             return {k: plain(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):

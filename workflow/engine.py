@@ -43,8 +43,14 @@ class BranchView:
     deferrals: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"body": self.body, "name": self.name, "status": self.status,
-                "meeting": _iso(self.meeting), "result": self.result, "deferrals": self.deferrals}
+        return {
+            "body": self.body,
+            "name": self.name,
+            "status": self.status,
+            "meeting": _iso(self.meeting),
+            "result": self.result,
+            "deferrals": self.deferrals,
+        }
 
 
 @dataclass(frozen=True)
@@ -108,8 +114,7 @@ class Engine:
 
     # --- commands ----------------------------------------------------------------------------
 
-    def create(self, workflow: str, reference: str, actor: str,
-               values: Mapping[str, str] | None = None) -> StoredPaper:
+    def create(self, workflow: str, reference: str, actor: str, values: Mapping[str, str] | None = None) -> StoredPaper:
         """Create a paper in the workflow's initial state."""
         reference = check_reference(reference)
         actor = check_actor(actor)
@@ -121,20 +126,29 @@ class Engine:
         assert state is not None
         return self.store.create(reference, definition, state, changes)
 
-    def fire(self, reference: str, trigger: str, actor: str, *, branch: str | None = None,
-             values: Mapping[str, str] | None = None) -> list[Change]:
+    def fire(
+        self,
+        reference: str,
+        trigger: str,
+        actor: str,
+        *,
+        branch: str | None = None,
+        values: Mapping[str, str] | None = None,
+    ) -> list[Change]:
         """Fire ``trigger`` on a paper; returns the recorded changes (a join move included)."""
         actor = check_actor(actor)
         paper = self.store.load(check_reference(reference))
         definition = self.definition_of(paper)
         machine = compile_machine(definition)
-        changes = decide_fire(definition, machine, paper.reference, paper.state, trigger, actor, branch,
-                              values or {}, self.clock.now())
+        changes = decide_fire(
+            definition, machine, paper.reference, paper.state, trigger, actor, branch, values or {}, self.clock.now()
+        )
         self._commit(paper, definition, changes)
         return changes
 
-    def set_meeting(self, reference: str, when: str | datetime, actor: str, *,
-                    branch: str | None = None) -> list[Change]:
+    def set_meeting(
+        self, reference: str, when: str | datetime, actor: str, *, branch: str | None = None
+    ) -> list[Change]:
         """Set or move the meeting of the paper's consultation (or of one branch)."""
         actor = check_actor(actor)
         paper = self.store.load(check_reference(reference))
@@ -146,8 +160,7 @@ class Engine:
                 raise InputError(f"{reference} meeting: {exc}") from None
         else:
             moment = when
-        changes = decide_meeting(definition, paper.reference, paper.state, moment, actor, branch,
-                                 self.clock.now())
+        changes = decide_meeting(definition, paper.reference, paper.state, moment, actor, branch, self.clock.now())
         self._commit(paper, definition, changes)
         return changes
 
@@ -182,8 +195,9 @@ class Engine:
     def history(self, reference: str) -> list[AuditRecord]:
         return self.store.history(self.store.load(check_reference(reference)).reference)
 
-    def _view(self, reference: str, definition: Definition, state: PaperState, version: int | None,
-              as_of: datetime | None) -> Status:
+    def _view(
+        self, reference: str, definition: Definition, state: PaperState, version: int | None, as_of: datetime | None
+    ) -> Status:
         spec = definition.states[state.state]
         body = definition.body_of(state.state)
         branches = tuple(
@@ -191,7 +205,22 @@ class Engine:
             for b in state.branches.values()
         )
         triggers = () if spec.final else tuple(compile_machine(definition).triggers(state.state))
-        return Status(reference, definition.workflow, definition.version, spec.id, spec.label, spec.final,
-                      state.entered_at, body.id if body else None, body.name if body else None,
-                      state.meeting, state.result, state.fields, branches, triggers, version, as_of,
-                      definition.timezone)
+        return Status(
+            reference,
+            definition.workflow,
+            definition.version,
+            spec.id,
+            spec.label,
+            spec.final,
+            state.entered_at,
+            body.id if body else None,
+            body.name if body else None,
+            state.meeting,
+            state.result,
+            state.fields,
+            branches,
+            triggers,
+            version,
+            as_of,
+            definition.timezone,
+        )

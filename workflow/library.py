@@ -71,4 +71,3 @@ class DefinitionLibrary:
             raise DefinitionError(exc.problems) from None
         self._remember(definition, text)
         return definition
-

@@ -64,6 +64,13 @@ def _describe(value: Any) -> str:
     return f"text '{value}'"
 
 
+class _Map(dict[str, Any]):
+    """A parsed YAML mapping whose values are untyped until checked."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key, default)
+
+
 class _Checker:
     """Walks the parsed YAML, collecting every problem instead of stopping at the first."""
 
@@ -84,7 +91,7 @@ class _Checker:
 
     def mapping(
         self, value: Any, where: Path, what: str, required: Iterable[str], optional: Iterable[str]
-    ) -> dict[str, Any] | None:
+    ) -> _Map | None:
         if not self.typed(value, where, dict, what):
             return None
         req, opt = list(required), list(optional)
@@ -100,7 +107,7 @@ class _Checker:
         for k in req:
             if k not in value:
                 self.err(where, f"{what} is missing the required key '{k}'")
-        return cast(dict[str, Any], value)
+        return _Map(value)
 
     def name(self, value: Any, where: Path, what: str) -> bool:
         if not self.typed(value, where, str, what):
@@ -194,8 +201,11 @@ def _load_bodies(c: _Checker, raw: Any) -> dict[str, Body]:
         name, days, contact = m.get("name"), m.get("invitation_days"), m.get("contact")
         ok = c.typed(name, (*where, "name"), str, f"{what} name") if "name" in m else False
         ok = c.positive(days, (*where, "invitation_days"), f"{what} invitation_days") and ok
-        if contact is not None and c.typed(contact, (*where, "contact"), str, f"{what} contact"):
-            if not _EMAIL.match(contact):
+        if (
+            contact is not None
+            and c.typed(contact, (*where, "contact"), str, f"{what} contact")
+            and not _EMAIL.match(contact)
+        ):
                 c.err((*where, "contact"), f"contact '{contact}' of {what} is not an e-mail address")
         if ok:
             bodies[bid] = Body(bid, name, days, contact if isinstance(contact, str) else None)
@@ -360,7 +370,7 @@ def _load_transitions(
     seen: dict[tuple[str, str], int] = {}
     for i, spec in enumerate(raw):
         where: Path = ("transitions", i)
-        trig = spec.get("trigger") if isinstance(spec, dict) else None
+        trig: Any = spec.get("trigger") if isinstance(spec, dict) else None
         what = f"transition '{trig}'" if isinstance(trig, str) else f"transition {i + 1}"
         m = c.mapping(spec, where, what, ("trigger", "source", "roles"), ("dest", "requires", "branch"))
         if m is None:
@@ -386,12 +396,16 @@ def _load_transitions(
         dest = m.get("dest")
         if branch is not None:
             if not (isinstance(branch, str) and branch in _OUTCOMES):
-                c.err((*where, "branch"), f"branch of {what} must be one of {', '.join(_OUTCOMES)}, not {_describe(branch)}{did_you_mean(str(branch), _OUTCOMES)}")
+                c.err(
+                    (*where, "branch"),
+                    f"branch of {what} must be one of {', '.join(_OUTCOMES)}, not {_describe(branch)}"
+                    f"{did_you_mean(str(branch), _OUTCOMES)}",
+                )
                 ok = False
             if "dest" in m:
                 c.err((*where, "dest"), f"branch {what} has no dest: the join decides where the paper goes")
                 ok = False
-            for j, s in enumerate(sources):
+            for s in sources:
                 if s in states and states[s].parallel is None:
                     c.err((*where, "source"), f"branch {what} needs a parallel source, but '{s}' is not parallel")
                     ok = False
@@ -411,7 +425,9 @@ def _load_transitions(
             for s in sources:
                 target = s if (branch is not None or dest == SAME) else dest
                 if branch is not None and branch != "deferred":
-                    c.err((*where, "requires"), f"{what} requires a meeting, but a branch that is {branch} waits for none")
+                    c.err(
+                        (*where, "requires"), f"{what} requires a meeting, but a branch that is {branch} waits for none"
+                    )
                     ok = False
                     break
                 if not states[cast(str, target)].waits_for_meeting:
@@ -421,7 +437,10 @@ def _load_transitions(
         if ok:
             for s in sources:
                 if (trig, s) in seen:
-                    c.err((*where, "trigger"), f"trigger '{trig}' from state '{s}' is defined twice (also transition {seen[(trig, s)] + 1})")
+                    c.err(
+                        (*where, "trigger"),
+                        f"trigger '{trig}' from state '{s}' is defined twice (also transition {seen[(trig, s)] + 1})",
+                    )
                     ok = False
                 seen[(trig, s)] = i
         if ok:
@@ -438,7 +457,11 @@ def _load_offset(c: _Checker, raw: Any, where: Path, what: str, allow_invitation
     given = [k for k in raw if k in units]
     for k in raw:
         if k not in units and k not in ("before", "after"):
-            c.err((*where, k), f"unknown key '{k}' in {what}{did_you_mean(k, units)}; allowed: {', '.join(units)}", key=True)
+            c.err(
+                (*where, k),
+                f"unknown key '{k}' in {what}{did_you_mean(k, units)}; allowed: {', '.join(units)}",
+                key=True,
+            )
     if len(given) != 1:
         c.err(where, f"{what} needs exactly one of {', '.join(units)}")
         return None
@@ -485,7 +508,10 @@ def _load_deadlines(
                 due = Due("meeting", offset) if offset else None
                 for j, s in enumerate(slist):
                     if s in states and not states[s].waits_for_meeting:
-                        c.err((*where, "states", j), f"{what} counts back from a meeting, but state '{s}' waits for no meeting")
+                        c.err(
+                            (*where, "states", j),
+                            f"{what} counts back from a meeting, but state '{s}' waits for no meeting",
+                        )
                         ok = False
             elif dm.get("after") == "entered" and "before" not in dm:
                 offset = _load_offset(c, dm, (*where, "due"), f"due of {what}", False)
@@ -523,9 +549,7 @@ def _load_deadlines(
             else:
                 ok = False
         if ok and due is not None:
-            result.append(
-                Deadline(str(dname), str(label), tuple(slist), due, tuple(remind), tuple(notify), escalation)
-            )
+            result.append(Deadline(str(dname), str(label), tuple(slist), due, tuple(remind), tuple(notify), escalation))
     return result
 
 
@@ -613,5 +637,3 @@ def definition_files(paths: Iterable[FsPath | str]) -> list[FsPath]:
         else:
             out.append(p)
     return out
-
-

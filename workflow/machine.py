@@ -14,7 +14,7 @@ from transitions import Machine, MachineError
 
 from .definition import Definition
 
-__all__ = ["CompiledMachine", "JOIN_FAILURE", "JOIN_SUCCESS", "compile_machine"]
+__all__ = ["JOIN_FAILURE", "JOIN_SUCCESS", "CompiledMachine", "compile_machine"]
 
 JOIN_SUCCESS = "_join_success"
 JOIN_FAILURE = "_join_failure"

@@ -19,11 +19,11 @@ from .machine import JOIN_FAILURE, JOIN_SUCCESS, CompiledMachine
 from .values import parse_datetime, parse_field_value
 
 __all__ = [
+    "SYSTEM_ACTOR",
     "Branch",
     "Change",
     "ChangeKind",
     "PaperState",
-    "SYSTEM_ACTOR",
     "apply",
     "check_actor",
     "check_reference",
@@ -82,8 +82,14 @@ class Change:
     payload: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _enter(definition: Definition, state: str, at: datetime, fields: Mapping[str, Any],
-           meeting: datetime | None, result: str | None) -> PaperState:
+def _enter(
+    definition: Definition,
+    state: str,
+    at: datetime,
+    fields: Mapping[str, Any],
+    meeting: datetime | None,
+    result: str | None,
+) -> PaperState:
     spec = definition.states[state]
     branches = {b: Branch(b) for b in spec.parallel.bodies} if spec.parallel else {}
     return PaperState(state, at, meeting if spec.consultation else None, branches, fields, result)
@@ -164,8 +170,9 @@ def _role_text(definition: Definition, roles: tuple[str, ...], body: str | None)
     return ", ".join(parts)
 
 
-def _parse_values(definition: Definition, values: Mapping[str, str], allowed_builtins: tuple[str, ...],
-                  context: str) -> tuple[dict[str, Any], str | None, datetime | None]:
+def _parse_values(
+    definition: Definition, values: Mapping[str, str], allowed_builtins: tuple[str, ...], context: str
+) -> tuple[dict[str, Any], str | None, datetime | None]:
     """Split ``--set`` values into document fields, result and meeting, each parsed."""
     fields: dict[str, Any] = {}
     result: str | None = None
@@ -199,8 +206,9 @@ def _payload(fields: Mapping[str, Any], result: str | None, meeting: datetime | 
     return payload
 
 
-def decide_create(definition: Definition, reference: str, actor: str, values: Mapping[str, str],
-                  now: datetime) -> list[Change]:
+def decide_create(
+    definition: Definition, reference: str, actor: str, values: Mapping[str, str], now: datetime
+) -> list[Change]:
     """The change that creates a paper, after checking the actor's role and the fields."""
     initial = definition.initial
     out_roles = tuple(dict.fromkeys(r for t in definition.transitions_from(initial.id) for r in t.roles))
@@ -226,16 +234,23 @@ def _allowed_now(definition: Definition, machine: CompiledMachine, paper: PaperS
     return ", ".join(names) if names else "nothing (final state)"
 
 
-def _check_permission(definition: Definition, actor: str, roles: tuple[str, ...], body: str | None,
-                      doing: str) -> None:
+def _check_permission(definition: Definition, actor: str, roles: tuple[str, ...], body: str | None, doing: str) -> None:
     if actor == SYSTEM_ACTOR or definition.holds_any(actor, roles, body):
         return
     raise NotPermittedError(f"{actor} may not {doing}: needs one of the roles {_role_text(definition, roles, body)}")
 
 
-def decide_fire(definition: Definition, machine: CompiledMachine, reference: str, paper: PaperState,
-                trigger: str, actor: str, branch: str | None, values: Mapping[str, str],
-                now: datetime) -> list[Change]:
+def decide_fire(
+    definition: Definition,
+    machine: CompiledMachine,
+    reference: str,
+    paper: PaperState,
+    trigger: str,
+    actor: str,
+    branch: str | None,
+    values: Mapping[str, str],
+    now: datetime,
+) -> list[Change]:
     """Check a trigger against the paper, its roles and fields; return the changes it makes."""
     if trigger not in definition.triggers():
         raise InputError(
@@ -266,22 +281,39 @@ def decide_fire(definition: Definition, machine: CompiledMachine, reference: str
     return [Change("transition", trigger, paper.state, dest, actor, now, payload=payload)]
 
 
-def _require(definition: Definition, t: Transition, fields: Mapping[str, Any], result: str | None,
-             meeting: datetime | None, context: str) -> None:
+def _require(
+    definition: Definition,
+    t: Transition,
+    fields: Mapping[str, Any],
+    result: str | None,
+    meeting: datetime | None,
+    context: str,
+) -> None:
     given = {**fields, "result": result, "meeting": meeting}
     for name in t.requires:
         if given.get(name) in (None, "", []):
             raise InputError(f"{context}: '{t.trigger}' requires {name}: add --set {name}=…")
 
 
-def _decide_branch(definition: Definition, machine: CompiledMachine, reference: str, paper: PaperState,
-                   state: State, t: Transition, actor: str, branch: str | None,
-                   values: Mapping[str, str], now: datetime) -> list[Change]:
+def _decide_branch(
+    definition: Definition,
+    machine: CompiledMachine,
+    reference: str,
+    paper: PaperState,
+    state: State,
+    t: Transition,
+    actor: str,
+    branch: str | None,
+    values: Mapping[str, str],
+    now: datetime,
+) -> list[Change]:
     assert state.parallel is not None and t.branch is not None
     bodies = state.parallel.bodies
     context = f"{reference} {t.trigger}"
     if branch is None:
-        raise InputError(f"{context}: '{t.trigger}' acts on one branch; name it with --branch, one of {', '.join(bodies)}")
+        raise InputError(
+            f"{context}: '{t.trigger}' acts on one branch; name it with --branch, one of {', '.join(bodies)}"
+        )
     if branch not in bodies:
         raise InputError(f"{context}: '{branch}' is no branch of state '{state.id}'{did_you_mean(branch, bodies)}")
     current = paper.branches[branch]
@@ -292,8 +324,18 @@ def _decide_branch(definition: Definition, machine: CompiledMachine, reference: 
     builtins = ("result", "meeting") if t.branch == "deferred" else ("result",)
     fields, result, meeting = _parse_values(definition, values, builtins, context)
     _require(definition, t, fields, result, meeting, context)
-    changes = [Change("branch", t.trigger, paper.state, paper.state, actor, now, branch,
-                      _payload(fields, result, meeting, outcome=t.branch))]
+    changes = [
+        Change(
+            "branch",
+            t.trigger,
+            paper.state,
+            paper.state,
+            actor,
+            now,
+            branch,
+            _payload(fields, result, meeting, outcome=t.branch),
+        )
+    ]
     after = apply(definition, paper, changes[0])
     changes.extend(_join(definition, machine, after, now))
     return changes
@@ -324,8 +366,15 @@ def _join(definition: Definition, machine: CompiledMachine, paper: PaperState, n
     return changes
 
 
-def decide_meeting(definition: Definition, reference: str, paper: PaperState, when: datetime, actor: str,
-                   branch: str | None, now: datetime) -> list[Change]:
+def decide_meeting(
+    definition: Definition,
+    reference: str,
+    paper: PaperState,
+    when: datetime,
+    actor: str,
+    branch: str | None,
+    now: datetime,
+) -> list[Change]:
     """Set or move the meeting of the current consultation, or of one open branch."""
     state = definition.states[paper.state]
     context = f"{reference} meeting"
@@ -334,7 +383,10 @@ def decide_meeting(definition: Definition, reference: str, paper: PaperState, wh
     if state.parallel is not None:
         bodies = state.parallel.bodies
         if branch is None:
-            raise InputError(f"{context}: state '{state.id}' has one meeting per branch; name it with --branch, one of {', '.join(bodies)}")
+            raise InputError(
+                f"{context}: state '{state.id}' has one meeting per branch;"
+                f" name it with --branch, one of {', '.join(bodies)}"
+            )
         if branch not in bodies:
             raise InputError(f"{context}: '{branch}' is no branch of state '{state.id}'{did_you_mean(branch, bodies)}")
         if paper.branches[branch].status != "open":
@@ -352,5 +404,3 @@ def decide_meeting(definition: Definition, reference: str, paper: PaperState, wh
     if previous is not None:
         payload["previous"] = previous.isoformat()
     return [Change("meeting", "meeting", paper.state, paper.state, actor, now, branch, payload)]
-
-

@@ -92,11 +92,12 @@ class _Builder:
         self.doc = Located(None)
 
     def _problem(self, event: Event, message: str) -> None:
-        mark = event.start_mark
-        self.problems.append(Problem(self.path, mark.line + 1, mark.column + 1, message))
+        line, col = self._pos(event)
+        self.problems.append(Problem(self.path, line, col, message))
 
     def _pos(self, event: Event) -> tuple[int, int]:
-        return (event.start_mark.line + 1, event.start_mark.column + 1)
+        mark = event.start_mark
+        return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
 
     def _check_node_event(self, event: Event) -> None:
         anchor = getattr(event, "anchor", None)

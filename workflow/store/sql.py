@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import make_url
@@ -22,7 +22,7 @@ from sqlmodel import SQLModel
 from ..chain import GENESIS, canonical_json, entry_hash
 from ..definition import Definition
 from ..errors import ConflictError, InputError, NotFoundError, StorageError
-from ..paper import Branch, Change, PaperState
+from ..paper import Branch, Change, ChangeKind, PaperState
 from .tables import AuditHead, AuditRow, DefinitionRow, PaperRow
 
 __all__ = ["AuditRecord", "SqlStore", "StoredPaper", "default_url"]
@@ -78,15 +78,32 @@ class AuditRecord:
         return value
 
     def to_change(self) -> Change:
-        return Change(self.kind, self.trigger, self.from_state, self.to_state, self.actor,  # type: ignore[arg-type]
-                      self.at, self.branch, self.payload)
+        return Change(
+            cast(ChangeKind, self.kind),
+            self.trigger,
+            self.from_state,
+            self.to_state,
+            self.actor,
+            self.at,
+            self.branch,
+            self.payload,
+        )
 
     def expected_hash(self) -> str:
         return entry_hash(
-            seq=self.seq, reference=self.reference, workflow=self.workflow,
-            workflow_version=self.workflow_version, kind=self.kind, trigger=self.trigger,
-            from_state=self.from_state, to_state=self.to_state, branch=self.branch,
-            actor=self.actor, at=self.at, payload=self.payload_text, prev_hash=self.prev_hash,
+            seq=self.seq,
+            reference=self.reference,
+            workflow=self.workflow,
+            workflow_version=self.workflow_version,
+            kind=self.kind,
+            trigger=self.trigger,
+            from_state=self.from_state,
+            to_state=self.to_state,
+            branch=self.branch,
+            actor=self.actor,
+            at=self.at,
+            payload=self.payload_text,
+            prev_hash=self.prev_hash,
         )
 
 
@@ -96,8 +113,12 @@ def _dt(raw: str | None) -> datetime | None:
 
 def _branches_to_json(branches: dict[str, Branch] | Any) -> dict[str, Any]:
     return {
-        k: {"status": b.status, "meeting": b.meeting.isoformat() if b.meeting else None,
-            "result": b.result, "deferrals": b.deferrals}
+        k: {
+            "status": b.status,
+            "meeting": b.meeting.isoformat() if b.meeting else None,
+            "result": b.result,
+            "deferrals": b.deferrals,
+        }
         for k, b in branches.items()
     }
 
@@ -119,14 +140,36 @@ def _row_to_paper(row: Any) -> StoredPaper:
         for k, v in (row.branches or {}).items()
     }
     state = PaperState(row.state, row.entered_at, row.meeting, branches, dict(row.fields or {}), row.result)
-    return StoredPaper(row.id, row.reference, row.workflow, row.workflow_version, row.definition_hash,
-                       state, row.version, row.created_at, row.updated_at)
+    return StoredPaper(
+        row.id,
+        row.reference,
+        row.workflow,
+        row.workflow_version,
+        row.definition_hash,
+        state,
+        row.version,
+        row.created_at,
+        row.updated_at,
+    )
 
 
 def _row_to_record(row: Any) -> AuditRecord:
-    return AuditRecord(row.seq, row.reference, row.workflow, row.workflow_version, row.kind, row.trigger,
-                       row.from_state, row.to_state, row.branch, row.actor, row.at, row.payload,
-                       row.prev_hash, row.hash)
+    return AuditRecord(
+        row.seq,
+        row.reference,
+        row.workflow,
+        row.workflow_version,
+        row.kind,
+        row.trigger,
+        row.from_state,
+        row.to_state,
+        row.branch,
+        row.actor,
+        row.at,
+        row.payload,
+        row.prev_hash,
+        row.hash,
+    )
 
 
 class SqlStore:
@@ -198,13 +241,20 @@ class SqlStore:
         self._ensure()
         with self.engine.begin() as conn:
             row = conn.execute(
-                select(_defs.c.source_hash).where(_defs.c.workflow == definition.workflow,
-                                                  _defs.c.version == definition.version)
+                select(_defs.c.source_hash).where(
+                    _defs.c.workflow == definition.workflow, _defs.c.version == definition.version
+                )
             ).first()
             if row is None:
-                conn.execute(insert(_defs).values(workflow=definition.workflow, version=definition.version,
-                                                  source_hash=definition.source_hash, source_text=text,
-                                                  stored_at=now))
+                conn.execute(
+                    insert(_defs).values(
+                        workflow=definition.workflow,
+                        version=definition.version,
+                        source_hash=definition.source_hash,
+                        source_text=text,
+                        stored_at=now,
+                    )
+                )
             elif row.source_hash != definition.source_hash:
                 raise ConflictError(
                     f"{definition.source_path}: workflow '{definition.workflow}' version {definition.version}"
@@ -214,8 +264,9 @@ class SqlStore:
     def definition_text(self, workflow: str, version: int) -> str:
         self._ensure()
         with self.engine.connect() as conn:
-            row = conn.execute(select(_defs.c.source_text).where(_defs.c.workflow == workflow,
-                                                                  _defs.c.version == version)).first()
+            row = conn.execute(
+                select(_defs.c.source_text).where(_defs.c.workflow == workflow, _defs.c.version == version)
+            ).first()
         if row is None:
             raise NotFoundError(f"workflow '{workflow}' version {version} is not stored in the database")
         return str(row.source_text)
@@ -245,14 +296,22 @@ class SqlStore:
         with self.engine.connect() as conn:
             return [r.reference for r in conn.execute(stmt)]
 
-    def create(self, reference: str, definition: Definition, state: PaperState,
-               changes: Sequence[Change]) -> StoredPaper:
+    def create(
+        self, reference: str, definition: Definition, state: PaperState, changes: Sequence[Change]
+    ) -> StoredPaper:
         """Insert the paper and its creation entries in one transaction."""
         self._ensure()
         now = changes[-1].at
-        values = {**_state_columns(state), "reference": reference, "workflow": definition.workflow,
-                  "workflow_version": definition.version, "definition_hash": definition.source_hash,
-                  "created_at": now, "updated_at": now, "version": 1}
+        values = {
+            **_state_columns(state),
+            "reference": reference,
+            "workflow": definition.workflow,
+            "workflow_version": definition.version,
+            "definition_hash": definition.source_hash,
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
         try:
             with self.engine.begin() as conn:
                 paper_id = conn.execute(insert(_papers).values(**values).returning(_papers.c.id)).scalar_one()
@@ -265,8 +324,7 @@ class SqlStore:
             raise self._guard(exc) from None
         return self.load(reference)
 
-    def save(self, paper: StoredPaper, definition: Definition, state: PaperState,
-             changes: Sequence[Change]) -> int:
+    def save(self, paper: StoredPaper, definition: Definition, state: PaperState, changes: Sequence[Change]) -> int:
         """Write the new state ``WHERE version = paper.version`` and append ``changes``; new version."""
         new_version = paper.version + 1
         try:
@@ -283,8 +341,9 @@ class SqlStore:
             raise self._guard(exc) from None
         return new_version
 
-    def _append(self, conn: Connection, paper_id: int, reference: str, definition: Definition,
-                changes: Sequence[Change]) -> None:
+    def _append(
+        self, conn: Connection, paper_id: int, reference: str, definition: Definition, changes: Sequence[Change]
+    ) -> None:
         head = conn.execute(select(_head.c.seq, _head.c.hash).where(_head.c.id == 1).with_for_update()).one()
         seq, prev = int(head.seq), str(head.hash)
         rows = []
@@ -292,15 +351,40 @@ class SqlStore:
             seq += 1
             payload = canonical_json(dict(change.payload))
             at = change.at.astimezone(UTC)
-            digest = entry_hash(seq=seq, reference=reference, workflow=definition.workflow,
-                                workflow_version=definition.version, kind=change.kind, trigger=change.trigger,
-                                from_state=change.from_state, to_state=change.to_state, branch=change.branch,
-                                actor=change.actor, at=at, payload=payload, prev_hash=prev)
-            rows.append({"seq": seq, "paper_id": paper_id, "reference": reference,
-                         "workflow": definition.workflow, "workflow_version": definition.version,
-                         "kind": change.kind, "trigger": change.trigger, "from_state": change.from_state,
-                         "to_state": change.to_state, "branch": change.branch, "actor": change.actor,
-                         "at": at, "payload": payload, "prev_hash": prev, "hash": digest})
+            digest = entry_hash(
+                seq=seq,
+                reference=reference,
+                workflow=definition.workflow,
+                workflow_version=definition.version,
+                kind=change.kind,
+                trigger=change.trigger,
+                from_state=change.from_state,
+                to_state=change.to_state,
+                branch=change.branch,
+                actor=change.actor,
+                at=at,
+                payload=payload,
+                prev_hash=prev,
+            )
+            rows.append(
+                {
+                    "seq": seq,
+                    "paper_id": paper_id,
+                    "reference": reference,
+                    "workflow": definition.workflow,
+                    "workflow_version": definition.version,
+                    "kind": change.kind,
+                    "trigger": change.trigger,
+                    "from_state": change.from_state,
+                    "to_state": change.to_state,
+                    "branch": change.branch,
+                    "actor": change.actor,
+                    "at": at,
+                    "payload": payload,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
+            )
             prev = digest
         conn.execute(insert(_audit), rows)
         conn.execute(update(_head).where(_head.c.id == 1).values(seq=seq, hash=prev))
@@ -321,8 +405,9 @@ class SqlStore:
         after = -1
         while True:
             with self.engine.connect() as conn:
-                rows = conn.execute(select(_audit).where(_audit.c.seq > after).order_by(_audit.c.seq)
-                                    .limit(batch)).all()
+                rows = conn.execute(
+                    select(_audit).where(_audit.c.seq > after).order_by(_audit.c.seq).limit(batch)
+                ).all()
             if not rows:
                 return
             for r in rows:
