@@ -1,0 +1,96 @@
+"""Audit-trail verification: edits, deletions, insertions, reordering and cut-offs are found."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import text
+
+from workflow import Engine, verify
+
+from .conftest import LANDRAT, SITZ
+
+
+def _path(engine: Engine) -> None:
+    engine.create("sachstandsbericht", "SV-1", LANDRAT, {"title": "eins"})
+    engine.create("sachstandsbericht", "SV-2", LANDRAT, {"title": "zwei"})
+    engine.fire("SV-1", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
+    engine.fire("SV-2", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
+    engine.fire("SV-1", "kenntnis_nehmen", SITZ, values={"result": "zur Kenntnis genommen"})
+
+
+def _sql(engine: Engine, *statements: str) -> None:
+    with engine.store.engine.begin() as conn:
+        for s in statements:
+            conn.execute(text(s))
+
+
+def _insert_forged(engine: Engine) -> None:
+    """A forger who knows the hash algorithm inserts a correctly hashed entry after entry 2."""
+    second = engine.store.history("SV-2")[0]
+    forged = replace(second, seq=3, trigger="zurueckziehen", kind="transition", from_state="entwurf",
+                     to_state="zurueckgezogen", prev_hash=second.hash, hash="")
+    forged = replace(forged, hash=forged.expected_hash())
+    _sql(engine, "UPDATE audit SET seq = seq + 100 WHERE seq >= 3", "UPDATE audit SET seq = seq - 99 WHERE seq >= 103")
+    with engine.store.engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO audit (seq, paper_id, reference, workflow, workflow_version, kind, trigger, from_state, "
+                 "to_state, branch, actor, at, payload, prev_hash, hash) SELECT :seq, paper_id, reference, workflow, "
+                 "workflow_version, :kind, :trigger, :from_state, :to_state, branch, actor, at, payload, :prev, :hash "
+                 "FROM audit WHERE seq = 2"),
+            {"seq": 3, "kind": forged.kind, "trigger": forged.trigger, "from_state": forged.from_state,
+             "to_state": forged.to_state, "prev": forged.prev_hash, "hash": forged.hash},
+        )
+
+
+TAMPER: dict[str, tuple[Callable[[Engine], None], str]] = {
+    "edit-actor": (
+        lambda e: _sql(e, "UPDATE audit SET actor = 'someone@else.example' WHERE seq = 3"),
+        r"entry 3 \(SV-1, einbringen\) was edited: its content does not match its hash",
+    ),
+    "edit-payload": (
+        lambda e: _sql(e, "UPDATE audit SET payload = '{\"result\":\"beschlossen\"}' WHERE seq = 5"),
+        r"entry 5 \(SV-1, kenntnis_nehmen\) was edited",
+    ),
+    "delete-middle": (
+        lambda e: _sql(e, "DELETE FROM audit WHERE seq = 2"),
+        r"entry 2 is missing \(deleted\): found entry 3 after entry 1",
+    ),
+    "delete-last": (
+        lambda e: _sql(e, "DELETE FROM audit WHERE seq = 5"),
+        r"the trail ends at entry 4 but the chain head says 5: entries after 4 were cut off",
+    ),
+    "insert-forged": (
+        lambda e: _insert_forged(e),
+        r"entry 4 \(SV-1, einbringen\) does not link to entry 3: entries were inserted, deleted or reordered",
+    ),
+    "swap-order": (
+        lambda e: _sql(e, "UPDATE audit SET seq = 100 WHERE seq = 3", "UPDATE audit SET seq = 3 WHERE seq = 4",
+                       "UPDATE audit SET seq = 4 WHERE seq = 100"),
+        r"entry 3 \(SV-2, einbringen\) does not link to entry 2",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPER), ids=str)
+def test_tampering_is_found(engine: Engine, case: str) -> None:
+    """Each direct manipulation of the audit table is named by verify."""
+    _path(engine)
+    assert verify(engine.store).ok
+    tamper, message = TAMPER[case]
+    tamper(engine)
+    report = verify(engine.store)
+    assert not report.ok
+    assert report.problem is not None
+    assert re.search(message, report.problem), report.problem
+
+
+def test_kept_head_must_stay_in_the_chain(engine: Engine) -> None:
+    """A head hash kept outside the database proves the trail was not rewritten before it."""
+    _path(engine)
+    head = verify(engine.store).head_hash
+    assert verify(engine.store, head=head).ok
+    assert not verify(engine.store, head="f" * 64).ok
