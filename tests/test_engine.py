@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -292,7 +293,7 @@ def test_history_and_verify_after_a_full_path(engine: Engine) -> None:
         engine.fire("KS-1", "beschliessen", contact(body), branch=body, values={"result": "beschlossen"})
     records = engine.history("KS-1")
     assert [r.seq for r in records] == list(range(1, len(records) + 1))
-    assert all(b.prev_hash == a.hash for a, b in zip(records, records[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(records))
     report = verify(engine.store)
     assert report.ok and report.entries == len(records) and report.head_hash == records[-1].hash
 

@@ -1,0 +1,145 @@
+"""The `councilflow` command: the documented forms, JSON output, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workflow.cli import run
+
+from .conftest import COUNCILS, FEDER, LANDRAT, SITZ, contact
+
+Cli = pytest.CaptureFixture[str]
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, db_url: str, defs_dir: Path) -> dict[str, str]:
+    """Point every command at a fresh database and the spec definitions through the environment."""
+    monkeypatch.setenv("COUNCILFLOW_DB", db_url)
+    monkeypatch.setenv("COUNCILFLOW_DEFINITIONS", str(defs_dir))
+    monkeypatch.setenv("COUNCILFLOW_NOW", "2020-08-04T09:00")
+    return {"COUNCILFLOW_DB": db_url, "COUNCILFLOW_DEFINITIONS": str(defs_dir)}
+
+
+def _json(capsys: Cli, *args: str) -> object:
+    capsys.readouterr()
+    assert run([*args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_documented_path_through_the_cli(env: dict[str, str], capsys: Cli) -> None:
+    """init, documents create, fire, meeting, status --json and history --json work as documented."""
+    assert run(["init"]) == 0
+    assert run(["documents", "create", "sachstandsbericht", "SV-9-1809", "--actor", LANDRAT,
+                "--set", "title=Digitalisierungsstrategie", "--set", "references=SV-9-1334,SV-9-1390"]) == 0
+    assert run(["fire", "SV-9-1809", "einbringen", "--actor", LANDRAT, "--set", "meeting=2020-08-27T17:00"]) == 0
+    assert run(["meeting", "SV-9-1809", "2020-08-27T18:00", "--actor", SITZ, "--now", "2020-08-05T10:00"]) == 0
+    st = _json(capsys, "status", "SV-9-1809")
+    assert isinstance(st, dict)
+    assert st["state"] == "ausschuss" and st["meeting"] == "2020-08-27T16:00:00+00:00"
+    assert st["fields"]["references"] == ["SV-9-1334", "SV-9-1390"]
+    assert st["triggers"] == ["kenntnis_nehmen", "vertagen", "zurueckziehen"]
+    assert run(["fire", "SV-9-1809", "kenntnis_nehmen", "--actor", SITZ, "--set", "result=zur Kenntnis genommen",
+                "--now", "2020-08-27T19:00"]) == 0
+    hist = _json(capsys, "history", "SV-9-1809")
+    assert isinstance(hist, list)
+    assert [(h["trigger"], h["actor"], h["at"]) for h in hist] == [
+        ("create", LANDRAT, "2020-08-04T07:00:00+00:00"),
+        ("einbringen", LANDRAT, "2020-08-04T07:00:00+00:00"),
+        ("meeting", SITZ, "2020-08-05T08:00:00+00:00"),
+        ("kenntnis_nehmen", SITZ, "2020-08-27T17:00:00+00:00"),
+    ]
+    then = _json(capsys, "status", "SV-9-1809", "--as-of", "2020-08-04T12:00")
+    assert isinstance(then, dict) and then["state"] == "ausschuss" and then["as_of"] == "2020-08-04T10:00:00+00:00"
+    capsys.readouterr()
+    assert run(["audit", "verify"]) == 0
+    assert capsys.readouterr().out.startswith("ok: 4 entries, head ")
+
+
+def test_branch_option_and_human_status(env: dict[str, str], capsys: Cli) -> None:
+    """--branch names the council; the human status lists the branches in German."""
+    run(["documents", "create", "kreisstrategie", "KS-1", "--actor", FEDER, "--set", "title=Strategie"])
+    run(["fire", "KS-1", "einbringen", "--actor", FEDER])
+    for _ in range(2):
+        run(["fire", "KS-1", "beraten", "--actor", SITZ, "--set", "result=empfohlen"])
+    run(["fire", "KS-1", "beschliessen", "--actor", SITZ, "--set", "result=beschlossen"])
+    assert run(["meeting", "KS-1", "2020-11-02T18:00", "--actor", contact("rat_olfen"), "--branch", "rat_olfen"]) == 0
+    capsys.readouterr()
+    assert run(["fire", "KS-1", "beschliessen", "--actor", contact(COUNCILS[0]), "--branch", COUNCILS[0],
+                "--set", "result=einstimmig beschlossen"]) == 0
+    out = capsys.readouterr().out
+    assert "Gremien:    1 von 11 entschieden" in out
+    assert "Rat der Gemeinde Ascheberg" in out and "angenommen" in out and "einstimmig beschlossen" in out
+    assert "Rat der Stadt Olfen                offen            Sitzung 02.11.2020 18:00" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["fire", "SV-X", "einbringen", "--actor", LANDRAT], 8, "no paper with reference 'SV-X'"),
+        (["documents", "create", "sachstandsbericht", "SV-1", "--actor", SITZ, "--set", "title=x"], 6,
+         "may not create papers"),
+        (["documents", "create", "sachstandsbericht", "SV-1", "--actor", LANDRAT, "--set", "title"], 4,
+         "--set 'title' must have the form FIELD=VALUE"),
+        (["status", "SV-1", "--now", "gestern"], 4, "--now: 'gestern' is not an ISO 8601 date-time"),
+        (["definitions", "show", "kreistrategie"], 8, "did you mean 'kreisstrategie'"),
+        (["status", "SV-1", "--db", "mysql://x/y"], 4, "only sqlite:/// and postgresql+psycopg:// are supported"),
+    ],
+    ids=["not-found", "not-permitted", "bad-set", "bad-now", "unknown-workflow", "bad-db"],
+)
+def test_user_errors_are_one_line_with_exit_code(env: dict[str, str], capsys: Cli, args: list[str], code: int,
+                                                 message: str) -> None:
+    """A user error is one line on stderr starting with `councilflow: error:` and its documented code."""
+    assert run(args) == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("councilflow: error: ") and message in err
+
+
+def test_not_allowed_now_exit_code(env: dict[str, str], capsys: Cli) -> None:
+    """A trigger the state does not accept exits 5 and lists what is possible now."""
+    run(["documents", "create", "sachstandsbericht", "SV-1", "--actor", LANDRAT, "--set", "title=x"])
+    capsys.readouterr()
+    assert run(["fire", "SV-1", "kenntnis_nehmen", "--actor", SITZ, "--set", "result=x"]) == 5
+    assert "possible now: einbringen, zurueckziehen" in capsys.readouterr().err
+
+
+def test_definitions_show_formats(env: dict[str, str], capsys: Cli) -> None:
+    """`definitions show` prints a Mermaid state diagram or the normalised JSON."""
+    assert run(["definitions", "show", "kreisstrategie", "--format", "mermaid"]) == 0
+    mermaid = capsys.readouterr().out
+    assert mermaid.startswith("stateDiagram-v2\n")
+    assert "    [*] --> entwurf" in mermaid and "    bmk --> kreisausschuss: beraten" in mermaid
+    assert "    kreistag --> kreistag: vertagen" in mermaid and "    beschlossen --> [*]" in mermaid
+    assert "kommunale_raete --> teilweise_abgelehnt: Beschluss gescheitert" in mermaid
+    assert run(["definitions", "show", "kreisstrategie", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["workflow"] == "kreisstrategie" and len(data["states"]["kommunale_raete"]["parallel"]["bodies"]) == 11
+    zurueck = next(t for t in data["transitions"] if t["trigger"] == "zurueckziehen")
+    assert zurueck["sources"] == ["entwurf", "bmk", "kreisausschuss", "kreistag"]
+
+
+def test_console_script_runs_without_traceback(tmp_path: Path, defs_dir: Path) -> None:
+    """The installed `councilflow` command reports a broken database URL in one line, no traceback."""
+    exe = Path(sys.executable).parent / "councilflow"
+    env = {**os.environ, "COUNCILFLOW_DEFINITIONS": str(defs_dir),
+           "COUNCILFLOW_DB": f"sqlite:///{tmp_path}/missing-dir/x.db"}
+    done = subprocess.run([str(exe), "status", "SV-1"], capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 9, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+    assert done.stderr.startswith("councilflow: error: ")
+
+
+def test_demo_runs_the_seed(tmp_path: Path, capsys: Cli) -> None:
+    """`councilflow demo` plays SV-9-1809 and the strategy through all 11 councils and verifies."""
+    assert run(["demo", "--db", f"sqlite:///{tmp_path}/demo.db",
+                "--definitions", str(Path(__file__).parent.parent / "definitions")]) == 0
+    out = capsys.readouterr().out
+    assert "Zur Kenntnis genommen (zur_kenntnis_genommen) seit 27.08.2020" in out
+    assert "Rat der Gemeinde Nottuln           offen            Sitzung 10.12.2020 18:00  – vertagt, 1× vertagt" in out
+    assert "Status:     Beschlossen (beschlossen) seit 10.12.2020 20:00" in out
+    assert "Prüfpfad: intakt, 35 Einträge" in out
