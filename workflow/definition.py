@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 __all__ = [
@@ -189,8 +190,12 @@ class Definition:
                 return t
         return None
 
+    @cached_property
+    def trigger_names(self) -> frozenset[str]:
+        return frozenset(t.trigger for t in self.transitions)
+
     def triggers(self) -> list[str]:
-        return sorted({t.trigger for t in self.transitions})
+        return sorted(self.trigger_names)
 
     def body_of(self, state: str) -> Body | None:
         consultation = self.states[state].consultation

@@ -41,6 +41,9 @@ class CompiledMachine:
                 spec.append({"trigger": JOIN_FAILURE, "source": s.id, "dest": s.parallel.on_failure})
         self._cursor = _Cursor()
         self._lock = threading.Lock()
+        # No conditions or callbacks are attached, so a step depends on (state, trigger) alone:
+        # each pair is fired through the machine once and remembered.
+        self._steps: dict[tuple[str, str], str | None] = {}
         self._machine = Machine(
             model=self._cursor,
             states=list(definition.states),
@@ -52,13 +55,18 @@ class CompiledMachine:
 
     def step(self, state: str, trigger: str) -> str | None:
         """Destination of ``trigger`` fired in ``state``; None when the state does not accept it."""
+        key = (state, trigger)
+        if key in self._steps:
+            return self._steps[key]
         with self._lock:
             self._machine.set_state(state, model=self._cursor)
             try:
                 self._machine.events[trigger].trigger(self._cursor)
+                dest: str | None = self._cursor.state
             except (MachineError, KeyError):
-                return None
-            return self._cursor.state
+                dest = None
+            self._steps[key] = dest
+            return dest
 
     def triggers(self, state: str) -> list[str]:
         """Triggers a paper in ``state`` accepts, in definition order, without the join moves."""

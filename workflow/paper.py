@@ -252,7 +252,7 @@ def decide_fire(
     now: datetime,
 ) -> list[Change]:
     """Check a trigger against the paper, its roles and fields; return the changes it makes."""
-    if trigger not in definition.triggers():
+    if trigger not in definition.trigger_names:
         raise InputError(
             f"unknown trigger '{trigger}' in workflow '{definition.workflow}'"
             f"{did_you_mean(trigger, definition.triggers())}; triggers: {', '.join(definition.triggers())}"

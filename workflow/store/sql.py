@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import Engine, create_engine, event, func, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import SQLModel
@@ -107,6 +110,41 @@ class AuditRecord:
         )
 
 
+_NAMED = re.compile(r"(?<!:):([a-z_]+)")
+_PAPER_COLUMNS = ("id, reference, workflow, workflow_version, definition_hash, state, entered_at, meeting, branches, "
+                  "fields, result, created_at, updated_at, version")
+_SELECT_PAPER = f"SELECT {_PAPER_COLUMNS} FROM papers WHERE reference = :reference"
+_INSERT_PAPER = (
+    "INSERT INTO papers (reference, workflow, workflow_version, definition_hash, state, entered_at, meeting, "
+    "branches, fields, result, created_at, updated_at, version) VALUES (:reference, :workflow, :workflow_version, "
+    ":definition_hash, :state, :entered_at, :meeting, :branches, :fields, :result, :created_at, :updated_at, 1) "
+    "RETURNING id"
+)
+_UPDATE_PAPER = (
+    "UPDATE papers SET state = :state, entered_at = :entered_at, meeting = :meeting, branches = :branches, "
+    "fields = :fields, result = :result, updated_at = :updated_at, version = :new_version "
+    "WHERE id = :id AND version = :version"
+)
+_INSERT_AUDIT = (
+    "INSERT INTO audit (seq, paper_id, reference, workflow, workflow_version, kind, trigger, from_state, to_state, "
+    "branch, actor, at, payload, prev_hash, hash) VALUES (:seq, :paper_id, :reference, :workflow, :workflow_version, "
+    ":kind, :trigger, :from_state, :to_state, :branch, :actor, :at, :payload, :prev_hash, :hash)"
+)
+_UPDATE_HEAD = "UPDATE audit_head SET seq = :seq, hash = :hash WHERE id = 1"
+
+
+def _utc(raw: Any) -> datetime:
+    if isinstance(raw, str):
+        return datetime.fromisoformat(raw + "+00:00" if len(raw) <= 26 else raw)
+    moment = raw
+    assert isinstance(moment, datetime)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _utc_or_none(raw: Any) -> datetime | None:
+    return None if raw is None else _utc(raw)
+
+
 def _dt(raw: str | None) -> datetime | None:
     return datetime.fromisoformat(raw) if raw else None
 
@@ -121,36 +159,6 @@ def _branches_to_json(branches: dict[str, Branch] | Any) -> dict[str, Any]:
         }
         for k, b in branches.items()
     }
-
-
-def _state_columns(state: PaperState) -> dict[str, Any]:
-    return {
-        "state": state.state,
-        "entered_at": state.entered_at,
-        "meeting": state.meeting,
-        "branches": _branches_to_json(state.branches),
-        "fields": dict(state.fields),
-        "result": state.result,
-    }
-
-
-def _row_to_paper(row: Any) -> StoredPaper:
-    branches = {
-        k: Branch(k, v["status"], _dt(v.get("meeting")), v.get("result"), int(v.get("deferrals", 0)))
-        for k, v in (row.branches or {}).items()
-    }
-    state = PaperState(row.state, row.entered_at, row.meeting, branches, dict(row.fields or {}), row.result)
-    return StoredPaper(
-        row.id,
-        row.reference,
-        row.workflow,
-        row.workflow_version,
-        row.definition_hash,
-        state,
-        row.version,
-        row.created_at,
-        row.updated_at,
-    )
 
 
 def _row_to_record(row: Any) -> AuditRecord:
@@ -198,6 +206,11 @@ class SqlStore:
                 parsed = parsed.set(drivername="postgresql+psycopg")
             self.engine = create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
         self._ready = False
+        self._local = threading.local()
+        self._q = {name: self._sql(globals()[name]) for name in
+                   ("_SELECT_PAPER", "_INSERT_PAPER", "_UPDATE_PAPER", "_INSERT_AUDIT", "_UPDATE_HEAD")}
+        self._kept: list[Any] = []
+        self._kept_lock = threading.Lock()
 
     def _sqlite_pragmas(self, synchronous: str) -> None:
         @event.listens_for(self.engine, "connect")
@@ -229,6 +242,13 @@ class SqlStore:
             self.init()
 
     def dispose(self) -> None:
+        """Close every kept connection and the pool."""
+        with self._kept_lock:
+            kept, self._kept = self._kept, []
+        for raw in kept:
+            with suppress(Exception):
+                raw.close()
+        self._local = threading.local()
         self.engine.dispose()
 
     def _guard(self, exc: SQLAlchemyError) -> StorageError:
@@ -273,20 +293,98 @@ class SqlStore:
 
     # --- papers ------------------------------------------------------------------------------
 
-    def load(self, reference: str, conn: Connection | None = None) -> StoredPaper:
-        self._ensure()
-        stmt = select(_papers).where(_papers.c.reference == reference)
+    def _sql(self, text: str) -> str:
+        """Statements are written with ``:name`` parameters; psycopg wants ``%(name)s``."""
+        return _NAMED.sub(r"%(\1)s", text) if self.dialect == "postgresql" else text
+
+    def _db_time(self, moment: datetime | None) -> Any:
+        """A UTC instant as the backend stores it (the format SQLAlchemy uses for SQLite)."""
+        if moment is None:
+            return None
+        utc = moment.astimezone(UTC)
+        # SQLAlchemy's SQLite text form, naive UTC: cut the "+00:00" instead of a costly replace().
+        return utc if self.dialect == "postgresql" else utc.isoformat(" ", "microseconds")[:26]
+
+    def _raw(self) -> Any:
+        """This thread's DBAPI connection, checked out of the pool once and kept.
+
+        The hot path bypasses SQLAlchemy's statement layer and its per-call checkout: together they
+        cost more than the SQL itself (bench/bench_engine.py).
+        """
+        raw = getattr(self._local, "raw", None)
+        if raw is None:
+            self._ensure()
+            try:
+                raw = self.engine.raw_connection()
+            except SQLAlchemyError as exc:
+                raise self._guard(exc) from None
+            self._local.raw = raw
+            with self._kept_lock:
+                self._kept.append(raw)
+        return raw
+
+    def _drop(self, raw: Any) -> None:
+        """Forget a connection that failed; the next call checks out a fresh one."""
+        self._local.raw = None
+        with self._kept_lock:
+            if raw in self._kept:
+                self._kept.remove(raw)
+        with suppress(Exception):
+            raw.invalidate()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """A DBAPI cursor in one transaction: committed on success, rolled back on any error."""
+        raw = self._raw()
+        cur = raw.cursor()
         try:
-            if conn is not None:
-                row = conn.execute(stmt).first()
-            else:
-                with self.engine.connect() as own:
-                    row = own.execute(stmt).first()
-        except SQLAlchemyError as exc:
-            raise self._guard(exc) from None
+            yield cur
+            raw.commit()
+        except self._dbapi_errors as exc:
+            self._drop(raw)
+            raise StorageError(f"database '{self.url}': {str(exc).strip().splitlines()[0]}") from None
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            cur.close()
+
+    @property
+    def _dbapi_errors(self) -> tuple[type[Exception], ...]:
+        dbapi = self.engine.dialect.dbapi
+        assert dbapi is not None
+        return (dbapi.OperationalError, dbapi.InterfaceError)
+
+    def load(self, reference: str) -> StoredPaper:
+        with self._transaction() as cur:
+            cur.execute(self._q['_SELECT_PAPER'], {"reference": reference})
+            row = cur.fetchone()
         if row is None:
             raise NotFoundError(f"no paper with reference '{reference}'")
-        return _row_to_paper(row)
+        return self._paper_from_row(row)
+
+    def _paper_from_row(self, row: Sequence[Any]) -> StoredPaper:
+        (pid, reference, workflow, wf_version, def_hash, state_id, entered_at, meeting, branches_raw, fields_raw,
+         result, created_at, updated_at, version) = row
+        branches_json = json.loads(branches_raw) if isinstance(branches_raw, str) else branches_raw
+        fields = json.loads(fields_raw) if isinstance(fields_raw, str) else fields_raw
+        branches = {
+            k: Branch(k, v["status"], _dt(v.get("meeting")), v.get("result"), int(v.get("deferrals", 0)))
+            for k, v in (branches_json or {}).items()
+        }
+        state = PaperState(state_id, _utc(entered_at), _utc_or_none(meeting), branches, dict(fields or {}), result)
+        return StoredPaper(pid, reference, workflow, wf_version, def_hash, state, version, _utc(created_at),
+                           _utc(updated_at))
+
+    def _state_params(self, state: PaperState) -> dict[str, Any]:
+        return {
+            "state": state.state,
+            "entered_at": self._db_time(state.entered_at),
+            "meeting": self._db_time(state.meeting),
+            "branches": json.dumps(_branches_to_json(state.branches), ensure_ascii=False),
+            "fields": json.dumps(dict(state.fields), ensure_ascii=False),
+            "result": state.result,
+        }
 
     def references(self, workflow: str | None = None) -> list[str]:
         self._ensure()
@@ -300,94 +398,60 @@ class SqlStore:
         self, reference: str, definition: Definition, state: PaperState, changes: Sequence[Change]
     ) -> StoredPaper:
         """Insert the paper and its creation entries in one transaction."""
-        self._ensure()
-        now = changes[-1].at
-        values = {
-            **_state_columns(state),
-            "reference": reference,
-            "workflow": definition.workflow,
-            "workflow_version": definition.version,
-            "definition_hash": definition.source_hash,
-            "created_at": now,
-            "updated_at": now,
-            "version": 1,
-        }
+        now = self._db_time(changes[-1].at)
+        params = {**self._state_params(state), "reference": reference, "workflow": definition.workflow,
+                  "workflow_version": definition.version, "definition_hash": definition.source_hash,
+                  "created_at": now, "updated_at": now}
+        dbapi = self.engine.dialect.dbapi
+        assert dbapi is not None
         try:
-            with self.engine.begin() as conn:
-                paper_id = conn.execute(insert(_papers).values(**values).returning(_papers.c.id)).scalar_one()
-                self._append(conn, paper_id, reference, definition, changes)
-        except IntegrityError as exc:
-            if "reference" in str(exc.orig) or "unique" in str(exc.orig).lower():
-                raise ConflictError(f"a paper with reference '{reference}' exists already") from None
-            raise self._guard(exc) from None
-        except OperationalError as exc:
-            raise self._guard(exc) from None
+            with self._transaction() as cur:
+                cur.execute(self._q['_INSERT_PAPER'], params)
+                paper_id = cur.fetchone()[0]
+                self._append(cur, paper_id, reference, definition, changes)
+        except dbapi.IntegrityError:
+            raise ConflictError(f"a paper with reference '{reference}' exists already") from None
         return self.load(reference)
 
     def save(self, paper: StoredPaper, definition: Definition, state: PaperState, changes: Sequence[Change]) -> int:
         """Write the new state ``WHERE version = paper.version`` and append ``changes``; new version."""
         new_version = paper.version + 1
-        try:
-            with self.engine.begin() as conn:
-                done = conn.execute(
-                    update(_papers)
-                    .where(_papers.c.id == paper.id, _papers.c.version == paper.version)
-                    .values(**_state_columns(state), updated_at=changes[-1].at, version=new_version)
-                ).rowcount
-                if done != 1:
-                    raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry")
-                self._append(conn, paper.id, paper.reference, definition, changes)
-        except OperationalError as exc:
-            raise self._guard(exc) from None
+        params = {**self._state_params(state), "updated_at": self._db_time(changes[-1].at), "new_version": new_version,
+                  "id": paper.id, "version": paper.version}
+        with self._transaction() as cur:
+            cur.execute(self._q['_UPDATE_PAPER'], params)
+            if cur.rowcount != 1:
+                raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry")
+            self._append(cur, paper.id, paper.reference, definition, changes)
         return new_version
 
     def _append(
-        self, conn: Connection, paper_id: int, reference: str, definition: Definition, changes: Sequence[Change]
+        self, cur: Any, paper_id: int, reference: str, definition: Definition, changes: Sequence[Change]
     ) -> None:
-        head = conn.execute(select(_head.c.seq, _head.c.hash).where(_head.c.id == 1).with_for_update()).one()
-        seq, prev = int(head.seq), str(head.hash)
+        # The head row is locked first, so concurrent appenders queue here and the chain never forks.
+        lock = " FOR UPDATE" if self.dialect == "postgresql" else ""
+        cur.execute(f"SELECT seq, hash FROM audit_head WHERE id = 1{lock}")
+        seq, prev = cur.fetchone()
         rows = []
         for change in changes:
             seq += 1
             payload = canonical_json(dict(change.payload))
             at = change.at.astimezone(UTC)
-            digest = entry_hash(
-                seq=seq,
-                reference=reference,
-                workflow=definition.workflow,
-                workflow_version=definition.version,
-                kind=change.kind,
-                trigger=change.trigger,
-                from_state=change.from_state,
-                to_state=change.to_state,
-                branch=change.branch,
-                actor=change.actor,
-                at=at,
-                payload=payload,
-                prev_hash=prev,
-            )
-            rows.append(
-                {
-                    "seq": seq,
-                    "paper_id": paper_id,
-                    "reference": reference,
-                    "workflow": definition.workflow,
-                    "workflow_version": definition.version,
-                    "kind": change.kind,
-                    "trigger": change.trigger,
-                    "from_state": change.from_state,
-                    "to_state": change.to_state,
-                    "branch": change.branch,
-                    "actor": change.actor,
-                    "at": at,
-                    "payload": payload,
-                    "prev_hash": prev,
-                    "hash": digest,
-                }
-            )
+            digest = entry_hash(seq=seq, reference=reference, workflow=definition.workflow,
+                                workflow_version=definition.version, kind=change.kind, trigger=change.trigger,
+                                from_state=change.from_state, to_state=change.to_state, branch=change.branch,
+                                actor=change.actor, at=at, payload=payload, prev_hash=prev)
+            rows.append({"seq": seq, "paper_id": paper_id, "reference": reference, "workflow": definition.workflow,
+                         "workflow_version": definition.version, "kind": change.kind, "trigger": change.trigger,
+                         "from_state": change.from_state, "to_state": change.to_state, "branch": change.branch,
+                         "actor": change.actor, "at": self._db_time(at), "payload": payload, "prev_hash": prev,
+                         "hash": digest})
             prev = digest
-        conn.execute(insert(_audit), rows)
-        conn.execute(update(_head).where(_head.c.id == 1).values(seq=seq, hash=prev))
+        if len(rows) == 1:
+            cur.execute(self._q['_INSERT_AUDIT'], rows[0])
+        else:
+            cur.executemany(self._q['_INSERT_AUDIT'], rows)
+        cur.execute(self._q['_UPDATE_HEAD'], {"seq": seq, "hash": prev})
 
     # --- audit -------------------------------------------------------------------------------
 

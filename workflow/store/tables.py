@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, Index, Integer, Text, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -33,6 +33,9 @@ class UTCDateTime(TypeDecorator[datetime]):
             value = datetime.fromisoformat(value)
         moment: datetime = value
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+_SEQ = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def _utc(nullable: bool = False) -> Any:
@@ -80,7 +83,8 @@ class AuditRow(SQLModel, table=True):
     __tablename__ = "audit"
     __table_args__ = (Index("ix_audit_paper_seq", "paper_id", "seq"),)
 
-    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    # On SQLite only INTEGER PRIMARY KEY is the rowid itself; BIGINT would add a second b-tree.
+    seq: int = Field(sa_column=Column(_SEQ, primary_key=True, autoincrement=False))
     paper_id: int = Field(foreign_key="papers.id")
     reference: str = Field(max_length=120)
     workflow: str = Field(max_length=100)
