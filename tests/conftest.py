@@ -58,7 +58,7 @@ def _reset_pg(url: str) -> None:
     with store.engine.begin() as conn:
         from sqlalchemy import text
 
-        conn.execute(text("TRUNCATE audit, papers, definitions, audit_head RESTART IDENTITY CASCADE"))
+        conn.execute(text("TRUNCATE audit, papers, definitions RESTART IDENTITY CASCADE"))
     store.dispose()
 
 

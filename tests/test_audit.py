@@ -61,11 +61,21 @@ TAMPER: dict[str, tuple[Callable[[Engine], None], str]] = {
     ),
     "delete-last": (
         lambda e: _sql(e, "DELETE FROM audit WHERE seq = 5"),
-        r"the trail ends at entry 4 but the chain head says 5: entries after 4 were cut off",
+        r"entry 5, the newest of SV-1, is missing: entries were cut off the trail",
     ),
     "insert-forged": (
         lambda e: _insert_forged(e),
         r"entry 4 \(SV-1, einbringen\) does not link to entry 3: entries were inserted, deleted or reordered",
+    ),
+    "edit-paper-state": (
+        lambda e: _sql(e, "UPDATE papers SET state = 'zur_kenntnis_genommen' WHERE reference = 'SV-2'"),
+        r"SV-2: its stored state differs from what its trail replays to: the papers table was edited",
+    ),
+    "delete-paper": (
+        lambda e: _sql(e, "PRAGMA foreign_keys = OFF" if e.store.dialect == "sqlite" else "SELECT 1",
+                       "ALTER TABLE audit DROP CONSTRAINT audit_paper_id_fkey" if e.store.dialect != "sqlite"
+                       else "SELECT 1", "DELETE FROM papers WHERE reference = 'SV-2'"),
+        r"entries of SV-2 exist, but the paper itself was deleted",
     ),
     "swap-order": (
         lambda e: _sql(e, "UPDATE audit SET seq = 100 WHERE seq = 3", "UPDATE audit SET seq = 3 WHERE seq = 4",
@@ -82,7 +92,7 @@ def test_tampering_is_found(engine: Engine, case: str) -> None:
     assert verify(engine.store).ok
     tamper, message = TAMPER[case]
     tamper(engine)
-    report = verify(engine.store)
+    report = engine.verify()
     assert not report.ok
     assert report.problem is not None
     assert re.search(message, report.problem), report.problem

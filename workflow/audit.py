@@ -1,18 +1,24 @@
-"""Audit queries and the verification of the hash chain."""
+"""Verification of the audit trail: the hash chain, each paper's pointer to its newest entry, and
+(given the definitions) that every paper's stored state is what its trail replays to."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .chain import GENESIS
+from .definition import Definition
+from .paper import PaperState, apply
 from .store import SqlStore
 
 __all__ = ["VerifyReport", "verify"]
 
+DefinitionResolver = Callable[[str, int], Definition]
+
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """The outcome of :func:`verify`: ``ok``, the entries checked, and the first break."""
+    """The outcome of :func:`verify`: ``ok``, the entries checked, the head, and the first break."""
 
     ok: bool
     entries: int
@@ -32,17 +38,19 @@ class VerifyReport:
         }
 
 
-def verify(store: SqlStore, *, head: str | None = None) -> VerifyReport:
+def verify(store: SqlStore, *, head: str | None = None, definitions: DefinitionResolver | None = None) -> VerifyReport:
     """Recompute the chain; name the first entry that was edited, deleted, inserted or reordered.
 
     ``head`` is a hash the auditor kept outside the database: it must still be in the chain.
+    With ``definitions`` every paper's trail is replayed and compared with its stored state.
     """
-    head_seq, head_hash = store.head()
     expected_seq, prev, count = 1, GENESIS, 0
     seen_head = head is None or head == GENESIS
+    newest: dict[str, tuple[int, str]] = {}
+    replayed: dict[str, PaperState | None] = {}
 
-    def broken(seq: int, message: str) -> VerifyReport:
-        return VerifyReport(False, count, head_seq, head_hash, message, seq)
+    def broken(seq: int | None, message: str) -> VerifyReport:
+        return VerifyReport(False, count, expected_seq - 1, prev, message, seq)
 
     for entry in store.iter_audit():
         label = f"entry {entry.seq} ({entry.reference}, {entry.trigger})"
@@ -59,16 +67,37 @@ def verify(store: SqlStore, *, head: str | None = None) -> VerifyReport:
             )
         if entry.expected_hash() != entry.hash:
             return broken(entry.seq, f"{label} was edited: its content does not match its hash")
+        if definitions is not None:
+            definition = definitions(entry.workflow, entry.workflow_version)
+            replayed[entry.reference] = apply(definition, replayed.get(entry.reference), entry.to_change())
+        newest[entry.reference] = (entry.seq, entry.hash)
         prev = entry.hash
         seen_head = seen_head or entry.hash == head
         expected_seq += 1
         count += 1
-    if head_seq != count or head_hash != prev:
-        return broken(
-            count + 1,
-            f"the trail ends at entry {count} but the chain head says {head_seq}:"
-            f" entries after {count} were cut off or the head was changed",
-        )
+    for paper in store.iter_papers():
+        seq, digest = newest.pop(paper.reference, (0, GENESIS))
+        if paper.last_seq > seq:
+            return broken(
+                paper.last_seq,
+                f"entry {paper.last_seq}, the newest of {paper.reference}, is missing:"
+                " entries were cut off the trail",
+            )
+        if paper.last_seq < seq:
+            return broken(
+                seq, f"{paper.reference} points to entry {paper.last_seq}, but its trail goes on to entry {seq}"
+            )
+        if paper.last_hash != digest:
+            return broken(seq, f"{paper.reference} points to entry {seq} with another hash: the entry was rewritten")
+        if definitions is not None and replayed.get(paper.reference) != paper.state:
+            return broken(
+                seq,
+                f"{paper.reference}: its stored state differs from what its trail replays to:"
+                " the papers table was edited",
+            )
+    if newest:
+        orphan = min(newest, key=lambda ref: newest[ref][0])
+        return broken(newest[orphan][0], f"entries of {orphan} exist, but the paper itself was deleted")
     if not seen_head:
-        return broken(count, f"the kept head hash {head} is not in the chain: the trail was cut or rewritten")
-    return VerifyReport(True, count, head_seq, head_hash)
+        return broken(None, f"the kept head hash {head} is not in the chain: the trail was cut or rewritten")
+    return VerifyReport(True, count, count, prev)

@@ -370,10 +370,9 @@ def audit_group() -> None:
 @common
 def audit_verify(head: str | None, as_json: bool, db: str | None, definitions: str | None, now: str | None) -> None:
     """Recompute the hash chain and name the first broken entry."""
-    from .audit import verify
     from .errors import AuditIntegrityError
 
-    report = verify(_ctx(db, definitions, now).engine().store, head=head)
+    report = _ctx(db, definitions, now).engine().verify(head)
     if as_json:
         _dump(report.to_json())
     if not report.ok:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .audit import verify
 from .clock import FixedClock
 from .engine import Engine
 from .library import DefinitionLibrary
@@ -146,7 +145,7 @@ def run_demo(
         echo(f"\nVerlauf {reference}:")
         for record in engine.history(reference):
             echo(line(record, "Europe/Berlin"))
-    report = verify(engine.store)
+    report = engine.verify()
     echo(
         f"\nPrüfpfad: {'intakt' if report.ok else 'GEBROCHEN: ' + str(report.problem)}, "
         f"{report.entries} Einträge, Kopf {report.head_hash}"

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .audit import VerifyReport, verify
 from .clock import Clock, SystemClock
 from .definition import Definition
 from .errors import InputError
 from .library import DefinitionLibrary
+from .loader import source_hash
 from .machine import compile_machine
 from .paper import (
     Change,
@@ -104,6 +106,7 @@ class Engine:
         self.store = store
         self.library = library
         self.clock: Clock = clock or SystemClock()
+        self._versions: dict[tuple[str, int], Definition] = {}
 
     # --- definitions -------------------------------------------------------------------------
 
@@ -111,6 +114,19 @@ class Engine:
         return self.library.pinned(
             paper.definition_hash, lambda: self.store.definition_text(paper.workflow, paper.workflow_version)
         )
+
+    def definition_version(self, workflow: str, version: int) -> Definition:
+        """A stored definition version, by workflow id and version (as audit entries name them)."""
+        key = (workflow, version)
+        found = self._versions.get(key)
+        if found is None:
+            text = self.store.definition_text(workflow, version)
+            found = self._versions[key] = self.library.pinned(source_hash(text), lambda: text)
+        return found
+
+    def verify(self, head: str | None = None) -> VerifyReport:
+        """Check the hash chain, each paper's newest entry, and that each paper's state replays."""
+        return verify(self.store, head=head, definitions=self.definition_version)
 
     # --- commands ----------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """The SQL store: one code path for SQLite (embedded default) and PostgreSQL (by URL).
 
 The hot path uses SQLAlchemy Core statements on the SQLModel tables: a change is one transaction
-that updates the paper ``WHERE version = ?``, locks the chain head, appends the audit entries and
-moves the head. Either all of it is committed or none.
+that updates the paper ``WHERE version = ?``, takes the append lock, appends the audit entries and
+points the paper row at its newest entry. Either all of it is committed or none.
 """
 
 from __future__ import annotations
@@ -19,20 +19,19 @@ from typing import Any, cast
 
 from sqlalchemy import Engine, create_engine, event, func, insert, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlmodel import SQLModel
 
 from ..chain import GENESIS, canonical_json, entry_hash
 from ..definition import Definition
 from ..errors import ConflictError, InputError, NotFoundError, StorageError
 from ..paper import Branch, Change, ChangeKind, PaperState
-from .tables import AuditHead, AuditRow, DefinitionRow, PaperRow
+from .tables import AuditRow, DefinitionRow, PaperRow
 
 __all__ = ["AuditRecord", "SqlStore", "StoredPaper", "default_url"]
 
 _papers = PaperRow.__table__  # type: ignore[attr-defined]
 _audit = AuditRow.__table__  # type: ignore[attr-defined]
-_head = AuditHead.__table__  # type: ignore[attr-defined]
 _defs = DefinitionRow.__table__  # type: ignore[attr-defined]
 
 
@@ -54,6 +53,8 @@ class StoredPaper:
     version: int
     created_at: datetime
     updated_at: datetime
+    last_seq: int = 0
+    last_hash: str = GENESIS
 
 
 @dataclass(frozen=True)
@@ -112,25 +113,28 @@ class AuditRecord:
 
 _NAMED = re.compile(r"(?<!:):([a-z_]+)")
 _PAPER_COLUMNS = ("id, reference, workflow, workflow_version, definition_hash, state, entered_at, meeting, branches, "
-                  "fields, result, created_at, updated_at, version")
+                  "fields, result, created_at, updated_at, version, last_seq, last_hash")
 _SELECT_PAPER = f"SELECT {_PAPER_COLUMNS} FROM papers WHERE reference = :reference"
+_PAPERS_AFTER = f"SELECT {_PAPER_COLUMNS} FROM papers WHERE id > :after ORDER BY id LIMIT :limit"
 _INSERT_PAPER = (
     "INSERT INTO papers (reference, workflow, workflow_version, definition_hash, state, entered_at, meeting, "
-    "branches, fields, result, created_at, updated_at, version) VALUES (:reference, :workflow, :workflow_version, "
-    ":definition_hash, :state, :entered_at, :meeting, :branches, :fields, :result, :created_at, :updated_at, 1) "
-    "RETURNING id"
+    "branches, fields, result, created_at, updated_at, version, last_seq, last_hash) VALUES (:reference, :workflow, "
+    ":workflow_version, :definition_hash, :state, :entered_at, :meeting, :branches, :fields, :result, :created_at, "
+    ":updated_at, 1, :last_seq, :last_hash) RETURNING id"
 )
 _UPDATE_PAPER = (
     "UPDATE papers SET state = :state, entered_at = :entered_at, meeting = :meeting, branches = :branches, "
-    "fields = :fields, result = :result, updated_at = :updated_at, version = :new_version "
-    "WHERE id = :id AND version = :version"
+    "fields = :fields, result = :result, updated_at = :updated_at, version = :new_version, last_seq = :last_seq, "
+    "last_hash = :last_hash WHERE id = :id AND version = :version"
 )
 _INSERT_AUDIT = (
     "INSERT INTO audit (seq, paper_id, reference, workflow, workflow_version, kind, trigger, from_state, to_state, "
     "branch, actor, at, payload, prev_hash, hash) VALUES (:seq, :paper_id, :reference, :workflow, :workflow_version, "
     ":kind, :trigger, :from_state, :to_state, :branch, :actor, :at, :payload, :prev_hash, :hash)"
 )
-_UPDATE_HEAD = "UPDATE audit_head SET seq = :seq, hash = :hash WHERE id = 1"
+_LAST_ENTRY = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
+#: Serialises appenders on PostgreSQL (SQLite already has one writer at a time), so the chain never forks.
+_APPEND_LOCK = "SELECT pg_advisory_xact_lock(7243051)"
 
 
 def _utc(raw: Any) -> datetime:
@@ -208,7 +212,7 @@ class SqlStore:
         self._ready = False
         self._local = threading.local()
         self._q = {name: self._sql(globals()[name]) for name in
-                   ("_SELECT_PAPER", "_INSERT_PAPER", "_UPDATE_PAPER", "_INSERT_AUDIT", "_UPDATE_HEAD")}
+                   ("_SELECT_PAPER", "_PAPERS_AFTER", "_INSERT_PAPER", "_UPDATE_PAPER", "_INSERT_AUDIT")}
         self._kept: list[Any] = []
         self._kept_lock = threading.Lock()
 
@@ -225,14 +229,9 @@ class SqlStore:
     # --- schema ------------------------------------------------------------------------------
 
     def init(self) -> None:
-        """Create the schema if missing (idempotent) and the chain head row."""
+        """Create the schema if missing (idempotent)."""
         try:
-            SQLModel.metadata.create_all(self.engine, tables=[_defs, _papers, _audit, _head])
-            with self.engine.begin() as conn:
-                if conn.execute(select(_head.c.id)).first() is None:
-                    conn.execute(insert(_head).values(id=1, seq=0, hash=GENESIS))
-        except IntegrityError:
-            pass  # another process created the head row at the same moment
+            SQLModel.metadata.create_all(self.engine, tables=[_defs, _papers, _audit])
         except OperationalError as exc:
             raise StorageError(f"database '{self.url}' is not usable: {exc.orig}") from None
         self._ready = True
@@ -365,7 +364,7 @@ class SqlStore:
 
     def _paper_from_row(self, row: Sequence[Any]) -> StoredPaper:
         (pid, reference, workflow, wf_version, def_hash, state_id, entered_at, meeting, branches_raw, fields_raw,
-         result, created_at, updated_at, version) = row
+         result, created_at, updated_at, version, last_seq, last_hash) = row
         branches_json = json.loads(branches_raw) if isinstance(branches_raw, str) else branches_raw
         fields = json.loads(fields_raw) if isinstance(fields_raw, str) else fields_raw
         branches = {
@@ -374,7 +373,7 @@ class SqlStore:
         }
         state = PaperState(state_id, _utc(entered_at), _utc_or_none(meeting), branches, dict(fields or {}), result)
         return StoredPaper(pid, reference, workflow, wf_version, def_hash, state, version, _utc(created_at),
-                           _utc(updated_at))
+                           _utc(updated_at), int(last_seq), str(last_hash))
 
     def _state_params(self, state: PaperState) -> dict[str, Any]:
         return {
@@ -399,16 +398,17 @@ class SqlStore:
     ) -> StoredPaper:
         """Insert the paper and its creation entries in one transaction."""
         now = self._db_time(changes[-1].at)
-        params = {**self._state_params(state), "reference": reference, "workflow": definition.workflow,
-                  "workflow_version": definition.version, "definition_hash": definition.source_hash,
-                  "created_at": now, "updated_at": now}
         dbapi = self.engine.dialect.dbapi
         assert dbapi is not None
         try:
             with self._transaction() as cur:
-                cur.execute(self._q['_INSERT_PAPER'], params)
+                rows, last_seq, last_hash = self._chain(cur, reference, definition, changes)
+                params = {**self._state_params(state), "reference": reference, "workflow": definition.workflow,
+                          "workflow_version": definition.version, "definition_hash": definition.source_hash,
+                          "created_at": now, "updated_at": now, "last_seq": last_seq, "last_hash": last_hash}
+                cur.execute(self._q["_INSERT_PAPER"], params)
                 paper_id = cur.fetchone()[0]
-                self._append(cur, paper_id, reference, definition, changes)
+                self._insert_entries(cur, paper_id, rows)
         except dbapi.IntegrityError:
             raise ConflictError(f"a paper with reference '{reference}' exists already") from None
         return self.load(reference)
@@ -416,22 +416,27 @@ class SqlStore:
     def save(self, paper: StoredPaper, definition: Definition, state: PaperState, changes: Sequence[Change]) -> int:
         """Write the new state ``WHERE version = paper.version`` and append ``changes``; new version."""
         new_version = paper.version + 1
-        params = {**self._state_params(state), "updated_at": self._db_time(changes[-1].at), "new_version": new_version,
-                  "id": paper.id, "version": paper.version}
         with self._transaction() as cur:
-            cur.execute(self._q['_UPDATE_PAPER'], params)
+            rows, last_seq, last_hash = self._chain(cur, paper.reference, definition, changes)
+            params = {**self._state_params(state), "updated_at": self._db_time(changes[-1].at),
+                      "new_version": new_version, "id": paper.id, "version": paper.version,
+                      "last_seq": last_seq, "last_hash": last_hash}
+            cur.execute(self._q["_UPDATE_PAPER"], params)
             if cur.rowcount != 1:
                 raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry")
-            self._append(cur, paper.id, paper.reference, definition, changes)
+            self._insert_entries(cur, paper.id, rows)
         return new_version
 
-    def _append(
-        self, cur: Any, paper_id: int, reference: str, definition: Definition, changes: Sequence[Change]
-    ) -> None:
-        # The head row is locked first, so concurrent appenders queue here and the chain never forks.
-        lock = " FOR UPDATE" if self.dialect == "postgresql" else ""
-        cur.execute(f"SELECT seq, hash FROM audit_head WHERE id = 1{lock}")
-        seq, prev = cur.fetchone()
+    def _chain(
+        self, cur: Any, reference: str, definition: Definition, changes: Sequence[Change]
+    ) -> tuple[list[dict[str, Any]], int, str]:
+        """Take the append lock, then number and hash ``changes`` after the trail's last entry."""
+        # SQLite: BEGIN IMMEDIATE takes the single write lock now, not at the first write, so the
+        # last entry read here is still the last at commit. PostgreSQL: a transaction-scoped lock.
+        cur.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else _APPEND_LOCK)
+        cur.execute(_LAST_ENTRY)
+        last = cur.fetchone()
+        seq, prev = (int(last[0]), str(last[1])) if last else (0, GENESIS)
         rows = []
         for change in changes:
             seq += 1
@@ -441,17 +446,21 @@ class SqlStore:
                                 workflow_version=definition.version, kind=change.kind, trigger=change.trigger,
                                 from_state=change.from_state, to_state=change.to_state, branch=change.branch,
                                 actor=change.actor, at=at, payload=payload, prev_hash=prev)
-            rows.append({"seq": seq, "paper_id": paper_id, "reference": reference, "workflow": definition.workflow,
+            rows.append({"seq": seq, "reference": reference, "workflow": definition.workflow,
                          "workflow_version": definition.version, "kind": change.kind, "trigger": change.trigger,
                          "from_state": change.from_state, "to_state": change.to_state, "branch": change.branch,
                          "actor": change.actor, "at": self._db_time(at), "payload": payload, "prev_hash": prev,
                          "hash": digest})
             prev = digest
+        return rows, seq, prev
+
+    def _insert_entries(self, cur: Any, paper_id: int, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            row["paper_id"] = paper_id
         if len(rows) == 1:
-            cur.execute(self._q['_INSERT_AUDIT'], rows[0])
+            cur.execute(self._q["_INSERT_AUDIT"], rows[0])
         else:
-            cur.executemany(self._q['_INSERT_AUDIT'], rows)
-        cur.execute(self._q['_UPDATE_HEAD'], {"seq": seq, "hash": prev})
+            cur.executemany(self._q["_INSERT_AUDIT"], rows)
 
     # --- audit -------------------------------------------------------------------------------
 
@@ -479,10 +488,24 @@ class SqlStore:
             after = rows[-1].seq
 
     def head(self) -> tuple[int, str]:
-        self._ensure()
-        with self.engine.connect() as conn:
-            row = conn.execute(select(_head.c.seq, _head.c.hash).where(_head.c.id == 1)).one()
-        return int(row.seq), str(row.hash)
+        """Sequence number and hash of the trail's last entry (0 and the genesis hash when empty)."""
+        with self._transaction() as cur:
+            cur.execute(_LAST_ENTRY)
+            last = cur.fetchone()
+        return (int(last[0]), str(last[1])) if last else (0, GENESIS)
+
+    def iter_papers(self, batch: int = 500) -> Iterator[StoredPaper]:
+        """Every paper, in id order, fetched in batches."""
+        after = 0
+        while True:
+            with self._transaction() as cur:
+                cur.execute(self._q["_PAPERS_AFTER"], {"after": after, "limit": batch})
+                rows = cur.fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield self._paper_from_row(row)
+            after = rows[-1][0]
 
     def count_audit(self) -> int:
         self._ensure()

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, Index, Integ
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-__all__ = ["AuditHead", "AuditRow", "DefinitionRow", "PaperRow", "UTCDateTime"]
+__all__ = ["AuditRow", "DefinitionRow", "PaperRow", "UTCDateTime"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -75,6 +75,9 @@ class PaperRow(SQLModel, table=True):
     created_at: datetime = _utc()
     updated_at: datetime = _utc()
     version: int = 1
+    # The paper's newest audit entry: cutting entries off the trail's end shows up as a dangling pointer.
+    last_seq: int = Field(sa_column=Column(_SEQ, nullable=False))
+    last_hash: str = Field(max_length=64)
 
 
 class AuditRow(SQLModel, table=True):
@@ -98,14 +101,4 @@ class AuditRow(SQLModel, table=True):
     at: datetime = _utc()
     payload: str = Field(sa_column=Column(Text, nullable=False))
     prev_hash: str = Field(max_length=64)
-    hash: str = Field(max_length=64)
-
-
-class AuditHead(SQLModel, table=True):
-    """The chain's head in one row: appenders lock it, so the chain never forks."""
-
-    __tablename__ = "audit_head"
-
-    id: int = Field(default=1, primary_key=True)
-    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
     hash: str = Field(max_length=64)
