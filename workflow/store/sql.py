@@ -318,6 +318,7 @@ class SqlStore:
             except SQLAlchemyError as exc:
                 raise self._guard(exc) from None
             self._local.raw = raw
+            self._local.cursor = raw.cursor()  # reused: one statement at a time per thread
             with self._kept_lock:
                 self._kept.append(raw)
         return raw
@@ -335,7 +336,7 @@ class SqlStore:
     def _transaction(self) -> Iterator[Any]:
         """A DBAPI cursor in one transaction: committed on success, rolled back on any error."""
         raw = self._raw()
-        cur = raw.cursor()
+        cur = self._local.cursor
         try:
             yield cur
             raw.commit()
@@ -345,8 +346,6 @@ class SqlStore:
         except BaseException:
             raw.rollback()
             raise
-        finally:
-            cur.close()
 
     @property
     def _dbapi_errors(self) -> tuple[type[Exception], ...]:
