@@ -122,8 +122,12 @@ def definitions_group() -> None:
 
 @definitions_group.command("validate")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-def validate(paths: tuple[str, ...]) -> None:
-    """Check definition files (or the *.yaml files of folders); print every problem."""
+@common
+def validate(paths: tuple[str, ...], db: str | None, definitions: str | None, now: str | None) -> None:
+    """Check definition files (or the *.yaml files of folders); print every problem.
+
+    Validation reads only the files: --db, --definitions and --now are accepted and unused.
+    """
     from .loader import definition_files, load_definition_file
 
     files = definition_files(paths)

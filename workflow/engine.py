@@ -35,6 +35,16 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
+def _instant(value: str | datetime, zone: str, context: str) -> datetime:
+    """A user's ISO 8601 text (local time of ``zone`` without an offset) or an aware datetime, in UTC."""
+    if isinstance(value, datetime):
+        return value
+    try:
+        return parse_datetime(value, zone)
+    except ValueError as exc:
+        raise InputError(f"{context}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class BranchView:
     body: str
@@ -169,13 +179,7 @@ class Engine:
         actor = check_actor(actor)
         paper = self.store.load(check_reference(reference))
         definition = self.definition_of(paper)
-        if isinstance(when, str):
-            try:
-                moment = parse_datetime(when, definition.timezone)
-            except ValueError as exc:
-                raise InputError(f"{reference} meeting: {exc}") from None
-        else:
-            moment = when
+        moment = _instant(when, definition.timezone, f"{reference} meeting")
         changes = decide_meeting(definition, paper.reference, paper.state, moment, actor, branch, self.clock.now())
         self._commit(paper, definition, changes)
         return changes
@@ -195,13 +199,7 @@ class Engine:
         definition = self.definition_of(paper)
         if as_of is None:
             return self._view(paper.reference, definition, paper.state, paper.version, None)
-        if isinstance(as_of, str):
-            try:
-                moment = parse_datetime(as_of, definition.timezone)
-            except ValueError as exc:
-                raise InputError(f"{reference} --as-of: {exc}") from None
-        else:
-            moment = as_of
+        moment = _instant(as_of, definition.timezone, f"{reference} --as-of")
         records = self.store.history(paper.reference, until=moment)
         state = replay(definition, (r.to_change() for r in records))
         if state is None:

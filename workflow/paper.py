@@ -295,6 +295,20 @@ def _require(
             raise InputError(f"{context}: '{t.trigger}' requires {name}: add --set {name}=…")
 
 
+def _open_branch(paper: PaperState, state: State, branch: str | None, context: str, why_needed: str) -> str:
+    """The named branch of a parallel state, checked to exist and to be still open."""
+    assert state.parallel is not None
+    bodies = state.parallel.bodies
+    if branch is None:
+        raise InputError(f"{context}: {why_needed}; name it with --branch, one of {', '.join(bodies)}")
+    if branch not in bodies:
+        raise InputError(f"{context}: '{branch}' is no branch of state '{state.id}'{did_you_mean(branch, bodies)}")
+    current = paper.branches[branch]
+    if current.status != "open":
+        raise NotAllowedNowError(f"{context}: branch '{branch}' is closed already ({current.status})")
+    return branch
+
+
 def _decide_branch(
     definition: Definition,
     machine: CompiledMachine,
@@ -307,18 +321,9 @@ def _decide_branch(
     values: Mapping[str, str],
     now: datetime,
 ) -> list[Change]:
-    assert state.parallel is not None and t.branch is not None
-    bodies = state.parallel.bodies
+    assert t.branch is not None
     context = f"{reference} {t.trigger}"
-    if branch is None:
-        raise InputError(
-            f"{context}: '{t.trigger}' acts on one branch; name it with --branch, one of {', '.join(bodies)}"
-        )
-    if branch not in bodies:
-        raise InputError(f"{context}: '{branch}' is no branch of state '{state.id}'{did_you_mean(branch, bodies)}")
-    current = paper.branches[branch]
-    if current.status != "open":
-        raise NotAllowedNowError(f"{context}: branch '{branch}' is closed already ({current.status})")
+    branch = _open_branch(paper, state, branch, context, f"'{t.trigger}' acts on one branch")
     _check_permission(definition, actor, t.roles, branch, f"fire '{t.trigger}' on {reference} for branch '{branch}'")
     assert machine.step(paper.state, t.trigger) == paper.state
     builtins = ("result", "meeting") if t.branch == "deferred" else ("result",)
@@ -380,23 +385,13 @@ def decide_meeting(
     context = f"{reference} meeting"
     if not state.waits_for_meeting:
         raise NotAllowedNowError(f"{context}: state '{state.id}' ({state.label}) waits for no meeting")
+    roles = tuple(dict.fromkeys(r for t in definition.transitions_from(state.id) for r in t.roles))
+    body: str | None
     if state.parallel is not None:
-        bodies = state.parallel.bodies
-        if branch is None:
-            raise InputError(
-                f"{context}: state '{state.id}' has one meeting per branch;"
-                f" name it with --branch, one of {', '.join(bodies)}"
-            )
-        if branch not in bodies:
-            raise InputError(f"{context}: '{branch}' is no branch of state '{state.id}'{did_you_mean(branch, bodies)}")
-        if paper.branches[branch].status != "open":
-            raise NotAllowedNowError(f"{context}: branch '{branch}' is closed ({paper.branches[branch].status})")
-        roles = tuple(dict.fromkeys(r for t in definition.transitions_from(state.id) for r in t.roles))
-        body: str | None = branch
+        body = branch = _open_branch(paper, state, branch, context, f"state '{state.id}' has one meeting per branch")
     else:
         if branch is not None:
             raise InputError(f"{context}: state '{state.id}' has no branches; leave out --branch")
-        roles = tuple(dict.fromkeys(r for t in definition.transitions_from(state.id) for r in t.roles))
         body = state.consultation.body if state.consultation else None
     _check_permission(definition, actor, roles, body, f"set the meeting of {reference} in state '{state.id}'")
     previous = paper.branches[branch].meeting if branch else paper.meeting
