@@ -10,10 +10,9 @@ Typical use::
                 values={"meeting": "2020-08-27T17:00"})
 """
 
-from .audit import VerifyReport, verify
-from .clock import Clock, FixedClock, SystemClock
-from .definition import Definition
-from .engine import BranchView, Engine, Status
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AuditIntegrityError,
     ConflictError,
@@ -26,10 +25,53 @@ from .errors import (
     StorageError,
     WorkflowError,
 )
-from .library import DefinitionLibrary
-from .loader import load_definition, load_definition_file
-from .paper import Branch, Change, PaperState
-from .store import AuditRecord, SqlStore, StoredPaper
+
+if TYPE_CHECKING:
+    from .audit import VerifyReport, verify
+    from .clock import Clock, FixedClock, SystemClock
+    from .definition import Definition
+    from .engine import BranchView, Engine, Status
+    from .library import DefinitionLibrary
+    from .loader import load_definition, load_definition_file
+    from .paper import Branch, Change, PaperState
+    from .store import AuditRecord, SqlStore, StoredPaper
+
+# Everything but the errors is imported on first use, so `councilflow --help` and commands that
+# need no database do not pay for SQLAlchemy, SQLModel and transitions.
+_LAZY = {
+    "VerifyReport": ".audit",
+    "verify": ".audit",
+    "Clock": ".clock",
+    "FixedClock": ".clock",
+    "SystemClock": ".clock",
+    "Definition": ".definition",
+    "BranchView": ".engine",
+    "Engine": ".engine",
+    "Status": ".engine",
+    "DefinitionLibrary": ".library",
+    "load_definition": ".loader",
+    "load_definition_file": ".loader",
+    "Branch": ".paper",
+    "Change": ".paper",
+    "PaperState": ".paper",
+    "AuditRecord": ".store",
+    "SqlStore": ".store",
+    "StoredPaper": ".store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'workflow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "AuditIntegrityError",

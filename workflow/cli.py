@@ -399,8 +399,6 @@ def demo(db: str | None, definitions: str | None) -> None:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and a documented exit code."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     try:
         main.main(args=list(argv) if argv is not None else None, prog_name="councilflow", standalone_mode=False)
     except click.exceptions.Abort:
@@ -416,7 +414,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     except WorkflowError as exc:
         click.echo(f"councilflow: error: {exc.message}", err=True)
         return exc.exit_code
-    except SQLAlchemyError as exc:
+    except Exception as exc:
+        # SQLAlchemy is imported only by commands that use the database; match its errors by module.
+        if not type(exc).__module__.startswith("sqlalchemy."):
+            raise
         first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         click.echo(f"councilflow: error: database: {first}", err=True)
         return StorageError.exit_code
