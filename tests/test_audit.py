@@ -74,7 +74,8 @@ TAMPER: dict[str, tuple[Callable[[Engine], None], str]] = {
     "delete-paper": (
         lambda e: _sql(e, "PRAGMA foreign_keys = OFF" if e.store.dialect == "sqlite" else "SELECT 1",
                        "ALTER TABLE audit DROP CONSTRAINT audit_paper_id_fkey" if e.store.dialect != "sqlite"
-                       else "SELECT 1", "DELETE FROM papers WHERE reference = 'SV-2'"),
+                       else "SELECT 1", "DELETE FROM reminders WHERE reference = 'SV-2'",
+                       "DELETE FROM deadlines WHERE reference = 'SV-2'", "DELETE FROM papers WHERE reference = 'SV-2'"),
         r"entries of SV-2 exist, but the paper itself was deleted",
     ),
     "swap-order": (

@@ -9,6 +9,7 @@ from typing import Any
 
 from .audit import VerifyReport, verify
 from .clock import Clock, SystemClock
+from .deadlines import changed, running_deadlines
 from .definition import Definition
 from .errors import InputError
 from .library import DefinitionLibrary
@@ -112,11 +113,14 @@ class Status:
 class Engine:
     """Every operation of councilflow on papers; the CLI and other front ends only wrap it."""
 
-    def __init__(self, store: SqlStore, library: DefinitionLibrary, clock: Clock | None = None) -> None:
+    def __init__(
+        self, store: SqlStore, library: DefinitionLibrary, clock: Clock | None = None, *, morning_hour: int = 8
+    ) -> None:
         self.store = store
         self.library = library
         self.clock: Clock = clock or SystemClock()
         self._versions: dict[tuple[str, int], Definition] = {}
+        self.morning_hour = morning_hour
 
     # --- definitions -------------------------------------------------------------------------
 
@@ -150,7 +154,8 @@ class Engine:
         self.store.remember_definition(definition, text, now)
         state = replay(definition, changes)
         assert state is not None
-        return self.store.create(reference, definition, state, changes)
+        started = changed(definition, {}, running_deadlines(definition, state), now, self.morning_hour)
+        return self.store.create(reference, definition, state, changes, started)
 
     def fire(
         self,
@@ -188,7 +193,10 @@ class Engine:
         state = paper.state
         for change in changes:
             state = apply(definition, state, change)
-        self.store.save(paper, definition, state, changes)
+        now = changes[-1].at
+        before = running_deadlines(definition, paper.state)
+        after = running_deadlines(definition, state)
+        self.store.save(paper, definition, state, changes, changed(definition, before, after, now, self.morning_hour))
         return state
 
     # --- queries -----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ points the paper row at its newest entry. Either all of it is committed or none.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -15,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Engine, create_engine, event, func, insert, select
 from sqlalchemy.engine import make_url
@@ -26,13 +27,19 @@ from ..chain import GENESIS, canonical_json, entry_hash
 from ..definition import Definition
 from ..errors import ConflictError, InputError, NotFoundError, StorageError
 from ..paper import Branch, Change, ChangeKind, PaperState
-from .tables import AuditRow, DefinitionRow, PaperRow
+
+if TYPE_CHECKING:
+    from ..deadlines import PlannedDeadline
+from .tables import AuditRow, DeadlineRow, DefinitionRow, PaperRow, ReminderRow
 
 __all__ = ["AuditRecord", "SqlStore", "StoredPaper", "default_url"]
 
 _papers = PaperRow.__table__  # type: ignore[attr-defined]
 _audit = AuditRow.__table__  # type: ignore[attr-defined]
 _defs = DefinitionRow.__table__  # type: ignore[attr-defined]
+_deadlines = DeadlineRow.__table__  # type: ignore[attr-defined]
+_reminders = ReminderRow.__table__  # type: ignore[attr-defined]
+DeadlineDiff = tuple[Sequence[tuple[str, str]], Sequence["PlannedDeadline"]]
 
 
 def default_url() -> str:
@@ -132,9 +139,36 @@ _INSERT_AUDIT = (
     "branch, actor, at, payload, prev_hash, hash) VALUES (:seq, :paper_id, :reference, :workflow, :workflow_version, "
     ":kind, :trigger, :from_state, :to_state, :branch, :actor, :at, :payload, :prev_hash, :hash)"
 )
+_CANCEL_REMINDERS = (
+    "UPDATE reminders SET status = 'cancelled', last_error = NULL WHERE status IN ('pending', 'claimed') "
+    "AND deadline_id IN (SELECT id FROM deadlines WHERE paper_id = :paper_id AND name = :name "
+    "AND branch = :branch AND status = 'running')"
+)
+_END_DEADLINE = (
+    "UPDATE deadlines SET status = 'ended', ended_at = :now WHERE paper_id = :paper_id AND name = :name "
+    "AND branch = :branch AND status = 'running'"
+)
+_INSERT_DEADLINE = (
+    "INSERT INTO deadlines (paper_id, reference, name, label, state, branch, body, due_at, anchor, anchor_at, "
+    "started_at, status) VALUES (:paper_id, :reference, :name, :label, :state, :branch, :body, :due_at, :anchor, "
+    ":anchor_at, :started_at, 'running') RETURNING id"
+)
+_INSERT_REMINDER = (
+    "INSERT INTO reminders (deadline_id, paper_id, reference, kind, label, send_at, recipients, payload, message_id, "
+    "status, attempts, next_attempt_at) VALUES (:deadline_id, :paper_id, :reference, :kind, :label, :send_at, "
+    ":recipients, '{}', :message_id, 'pending', 0, :send_at)"
+)
 _LAST_ENTRY = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
 #: Serialises appenders on PostgreSQL (SQLite already has one writer at a time), so the chain never forks.
 _APPEND_LOCK = "SELECT pg_advisory_xact_lock(7243051)"
+
+
+def reminder_message_id(reference: str, name: str, branch: str, kind: str, label: str, started: datetime,
+                        due: datetime) -> str:
+    """A stable, unique Message-ID for one reminder: a resend after a crash carries the same one."""
+    basis = "\x1f".join([reference, name, branch, kind, label, started.isoformat(), due.isoformat()])
+    digest = hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
+    return f"<{digest}.{kind}@councilflow>"
 
 
 def _utc(raw: Any) -> datetime:
@@ -212,7 +246,8 @@ class SqlStore:
         self._ready = False
         self._local = threading.local()
         self._q = {name: self._sql(globals()[name]) for name in
-                   ("_SELECT_PAPER", "_PAPERS_AFTER", "_INSERT_PAPER", "_UPDATE_PAPER", "_INSERT_AUDIT")}
+                   ("_SELECT_PAPER", "_PAPERS_AFTER", "_INSERT_PAPER", "_UPDATE_PAPER", "_INSERT_AUDIT",
+                    "_CANCEL_REMINDERS", "_END_DEADLINE", "_INSERT_DEADLINE", "_INSERT_REMINDER")}
         self._kept: list[Any] = []
         self._kept_lock = threading.Lock()
 
@@ -231,7 +266,7 @@ class SqlStore:
     def init(self) -> None:
         """Create the schema if missing (idempotent)."""
         try:
-            SQLModel.metadata.create_all(self.engine, tables=[_defs, _papers, _audit])
+            SQLModel.metadata.create_all(self.engine, tables=[_defs, _papers, _audit, _deadlines, _reminders])
         except OperationalError as exc:
             raise StorageError(f"database '{self.url}' is not usable: {exc.orig}") from None
         self._ready = True
@@ -393,7 +428,12 @@ class SqlStore:
             return [r.reference for r in conn.execute(stmt)]
 
     def create(
-        self, reference: str, definition: Definition, state: PaperState, changes: Sequence[Change]
+        self,
+        reference: str,
+        definition: Definition,
+        state: PaperState,
+        changes: Sequence[Change],
+        deadlines: DeadlineDiff = ((), ()),
     ) -> StoredPaper:
         """Insert the paper and its creation entries in one transaction."""
         now = self._db_time(changes[-1].at)
@@ -408,11 +448,19 @@ class SqlStore:
                 cur.execute(self._q["_INSERT_PAPER"], params)
                 paper_id = cur.fetchone()[0]
                 self._insert_entries(cur, paper_id, rows)
+                self._sync_deadlines(cur, paper_id, reference, deadlines, changes[-1].at)
         except dbapi.IntegrityError:
             raise ConflictError(f"a paper with reference '{reference}' exists already") from None
         return self.load(reference)
 
-    def save(self, paper: StoredPaper, definition: Definition, state: PaperState, changes: Sequence[Change]) -> int:
+    def save(
+        self,
+        paper: StoredPaper,
+        definition: Definition,
+        state: PaperState,
+        changes: Sequence[Change],
+        deadlines: DeadlineDiff = ((), ()),
+    ) -> int:
         """Write the new state ``WHERE version = paper.version`` and append ``changes``; new version."""
         new_version = paper.version + 1
         with self._transaction() as cur:
@@ -424,6 +472,7 @@ class SqlStore:
             if cur.rowcount != 1:
                 raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry")
             self._insert_entries(cur, paper.id, rows)
+            self._sync_deadlines(cur, paper.id, paper.reference, deadlines, changes[-1].at)
         return new_version
 
     def _chain(
@@ -452,6 +501,29 @@ class SqlStore:
                          "hash": digest})
             prev = digest
         return rows, seq, prev
+
+    def _sync_deadlines(self, cur: Any, paper_id: int, reference: str, diff: DeadlineDiff, now: datetime) -> None:
+        """End the deadlines that stop (cancelling their unsent mails) and start the new ones."""
+        ended, started = diff
+        at = self._db_time(now)
+        for name, branch in ended:
+            key = {"paper_id": paper_id, "name": name, "branch": branch, "now": at}
+            cur.execute(self._q["_CANCEL_REMINDERS"], key)
+            cur.execute(self._q["_END_DEADLINE"], key)
+        for d in started:
+            cur.execute(self._q["_INSERT_DEADLINE"], {
+                "paper_id": paper_id, "reference": reference, "name": d.name, "label": d.label, "state": d.state,
+                "branch": d.branch, "body": d.body, "due_at": self._db_time(d.due_at), "anchor": d.anchor,
+                "anchor_at": self._db_time(d.anchor_at), "started_at": at,
+            })
+            deadline_id = cur.fetchone()[0]
+            for r in d.reminders:
+                send_at = self._db_time(r.send_at)
+                cur.execute(self._q["_INSERT_REMINDER"], {
+                    "deadline_id": deadline_id, "paper_id": paper_id, "reference": reference, "kind": r.kind,
+                    "label": r.label, "send_at": send_at, "recipients": json.dumps(list(r.recipients)),
+                    "message_id": reminder_message_id(reference, d.name, d.branch, r.kind, r.label, now, d.due_at),
+                })
 
     def _insert_entries(self, cur: Any, paper_id: int, rows: list[dict[str, Any]]) -> None:
         for row in rows:

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, Index, Integ
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-__all__ = ["AuditRow", "DefinitionRow", "PaperRow", "UTCDateTime"]
+__all__ = ["AuditRow", "DeadlineRow", "DefinitionRow", "PaperRow", "ReminderRow", "UTCDateTime"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -102,3 +102,54 @@ class AuditRow(SQLModel, table=True):
     payload: str = Field(sa_column=Column(Text, nullable=False))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+
+
+class DeadlineRow(SQLModel, table=True):
+    """A deadline of a paper (or of one branch): running until its state or branch is left."""
+
+    __tablename__ = "deadlines"
+    __table_args__ = (Index("ix_deadlines_paper_status", "paper_id", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    paper_id: int = Field(foreign_key="papers.id")
+    reference: str = Field(max_length=120)
+    name: str = Field(max_length=100)
+    label: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(max_length=100)
+    branch: str = Field(default="", max_length=100)
+    body: str | None = Field(default=None, max_length=100)
+    due_at: datetime = _utc()
+    anchor: str = Field(max_length=20)
+    anchor_at: datetime = _utc()
+    started_at: datetime = _utc()
+    status: str = Field(default="running", max_length=20)
+    ended_at: datetime | None = _utc(nullable=True)
+
+
+class ReminderRow(SQLModel, table=True):
+    """The outbox: one mail to send (reminder, escalation or digest) and its delivery state.
+
+    ``next_attempt_at`` is when the row may be claimed: its send time while pending, the lease's
+    end while claimed (so an expired lease is claimable again), the backoff after a failed try.
+    """
+
+    __tablename__ = "reminders"
+    __table_args__ = (Index("ix_reminders_claim", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    deadline_id: int | None = Field(default=None, foreign_key="deadlines.id")
+    paper_id: int | None = Field(default=None, foreign_key="papers.id")
+    reference: str | None = Field(default=None, max_length=120)
+    kind: str = Field(max_length=20)
+    label: str = Field(sa_column=Column(Text, nullable=False))
+    send_at: datetime = _utc()
+    recipients: str = Field(sa_column=Column(Text, nullable=False))
+    payload: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    message_id: str = Field(max_length=200, unique=True)
+    status: str = Field(default="pending", max_length=20)
+    attempts: int = 0
+    next_attempt_at: datetime = _utc()
+    claim_token: str | None = Field(default=None, max_length=64)
+    claimed_by: str | None = Field(default=None, max_length=200)
+    sent_at: datetime | None = _utc(nullable=True)
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

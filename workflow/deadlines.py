@@ -1,0 +1,198 @@
+"""Deadline and reminder times from a paper's state. Pure: no I/O, no clock of its own.
+
+A deadline runs in the states it names (in a parallel state: once per open branch). It is due at the
+end of a local day (23:59:59 in the workflow's time zone) counted from the meeting of the state's or
+branch's body, or from the moment the state was entered. Reminders go out on their day at the
+installation's morning hour; a reminder whose time has passed when the deadline starts goes out at
+once, unless the deadline itself has passed. The escalation goes out once ``due`` plus ``after`` has
+passed while the deadline still runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from .calendar import WorkingCalendar, working_calendar
+from .definition import Deadline, Definition, Offset
+from .paper import PaperState
+
+__all__ = ["DeadlineKey", "PlannedDeadline", "PlannedReminder", "due_day", "offset_label", "plan_deadlines"]
+
+END_OF_DAY = time(23, 59, 59)
+DeadlineKey = tuple[str, str]  # (deadline name, branch body or "")
+
+
+@dataclass(frozen=True)
+class PlannedReminder:
+    """One mail to send: a reminder before the deadline or its escalation after it."""
+
+    kind: str  # "remind" | "escalate"
+    label: str
+    send_at: datetime
+    recipients: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PlannedDeadline:
+    """A running deadline of a paper, with everything needed to store and announce it."""
+
+    name: str
+    label: str
+    state: str
+    branch: str  # "" outside parallel states
+    body: str | None
+    due_at: datetime
+    anchor: str  # "meeting" | "entered"
+    anchor_at: datetime
+    reminders: tuple[PlannedReminder, ...]
+
+    @property
+    def key(self) -> DeadlineKey:
+        return (self.name, self.branch)
+
+
+_UNIT_DE = {"days": ("Tag", "Tage"), "working_days": ("Arbeitstag", "Arbeitstage")}
+
+
+def offset_label(offset: Offset) -> str:
+    """German text of an offset, e.g. '5 Arbeitstage', '1 Tag'."""
+    if offset.unit == "invitation_period":
+        return "Ladungsfrist"
+    one, many = _UNIT_DE[offset.unit]
+    return f"{offset.amount} {one if offset.amount == 1 else many}"
+
+
+def _shift(calendar: WorkingCalendar, day: date, offset: Offset, sign: int) -> date:
+    if offset.unit == "working_days":
+        return calendar.step(day, sign * offset.amount)
+    return day + timedelta(days=sign * offset.amount)
+
+
+def due_day(definition: Definition, deadline: Deadline, anchor_local: date, body: str | None) -> date:
+    """The local day on whose end ``deadline`` is due, counted from the anchor's local day."""
+    calendar = working_calendar(definition.calendar)
+    offset = deadline.due.offset
+    if offset.unit == "invitation_period":
+        assert body is not None
+        offset = Offset("days", definition.bodies[body].invitation_days)
+    sign = -1 if deadline.due.anchor == "meeting" else 1
+    return _shift(calendar, anchor_local, offset, sign)
+
+
+def _at(day: date, clock: time, zone: ZoneInfo) -> datetime:
+    """A local wall-clock time on ``day`` as UTC; fold=0 picks the first of a repeated hour."""
+    return datetime.combine(day, clock, tzinfo=zone).astimezone(UTC)
+
+
+def _recipients(definition: Definition, roles: tuple[str, ...], body: str | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(m.lower() for r in roles for m in definition.members(r, body)))
+
+
+class RunningDeadline(NamedTuple):
+    """A deadline that runs for a paper: what it counts from and when it is due.
+
+    A named tuple, not a dataclass: a branch decision in the 11-council state builds 44 of them.
+    """
+
+    deadline: Deadline
+    state: str
+    branch: str
+    body: str | None
+    anchor_at: datetime
+    due_at: datetime
+
+    @property
+    def key(self) -> DeadlineKey:
+        return (self.deadline.name, self.branch)
+
+
+_due_cache: dict[tuple[str, str, datetime, str | None], datetime] = {}
+
+
+def _due_at(definition: Definition, deadline: Deadline, anchor_at: datetime, body: str | None) -> datetime:
+    """Due moment of ``deadline`` counted from ``anchor_at``; remembered, as it is asked for often."""
+    key = (definition.source_hash, deadline.name, anchor_at, body)
+    found = _due_cache.get(key)
+    if found is None:
+        if len(_due_cache) > 100_000:
+            _due_cache.clear()
+        zone = ZoneInfo(definition.timezone)
+        anchor_day = anchor_at.astimezone(zone).date()
+        found = _due_cache[key] = _at(due_day(definition, deadline, anchor_day, body), END_OF_DAY, zone)
+    return found
+
+
+def running_deadlines(definition: Definition, paper: PaperState) -> dict[DeadlineKey, RunningDeadline]:
+    """The deadlines that run for ``paper`` in its current state, by (name, branch)."""
+    spec = definition.states[paper.state]
+    running: dict[DeadlineKey, RunningDeadline] = {}
+    for deadline in definition.deadlines:
+        if paper.state not in deadline.states:
+            continue
+        slots: list[tuple[str, str | None, datetime | None]]
+        if spec.parallel is not None:
+            slots = [(b.body, b.body, b.meeting) for b in paper.open_branches()]
+        else:
+            slots = [("", spec.consultation.body if spec.consultation else None, paper.meeting)]
+        for branch, body, meeting in slots:
+            anchor_at = meeting if deadline.due.anchor == "meeting" else paper.entered_at
+            if anchor_at is None:
+                continue  # counts from a meeting that is not set yet
+            item = RunningDeadline(deadline, paper.state, branch, body, anchor_at,
+                                   _due_at(definition, deadline, anchor_at, body))
+            running[item.key] = item
+    return running
+
+
+def plan(definition: Definition, running: RunningDeadline, started_at: datetime, morning_hour: int = 8
+         ) -> PlannedDeadline:
+    """The deadline with its reminder and escalation times, as it starts at ``started_at``."""
+    deadline, body, due_at = running.deadline, running.body, running.due_at
+    zone = ZoneInfo(definition.timezone)
+    calendar = working_calendar(definition.calendar)
+    morning = time(morning_hour, 0)
+    day = due_at.astimezone(zone).date()
+    reminders: list[PlannedReminder] = []
+    notify = _recipients(definition, deadline.notify, body)
+    for offset in deadline.remind:
+        send_at = _at(_shift(calendar, day, offset, -1), morning, zone)
+        if send_at < started_at:
+            if due_at < started_at:
+                continue  # the deadline itself has passed: no reminder any more
+            send_at = started_at
+        if notify:
+            reminders.append(PlannedReminder("remind", f"{offset_label(offset)} vor Fristablauf", send_at, notify))
+    if deadline.escalate is not None:
+        escalate_day = _shift(calendar, day, deadline.escalate.after, 1)
+        send_at = max(_at(escalate_day, END_OF_DAY, zone) + timedelta(seconds=1), started_at)
+        to = _recipients(definition, deadline.escalate.notify, body)
+        if to:
+            reminders.append(
+                PlannedReminder("escalate", f"{offset_label(deadline.escalate.after)} nach Fristablauf", send_at, to)
+            )
+    return PlannedDeadline(deadline.name, deadline.label, running.state, running.branch, body, due_at,
+                           deadline.due.anchor, running.anchor_at, tuple(reminders))
+
+
+def plan_deadlines(definition: Definition, paper: PaperState, started_at: datetime,
+                   morning_hour: int = 8) -> dict[DeadlineKey, PlannedDeadline]:
+    """Every running deadline of ``paper`` with its reminders, as if started at ``started_at``."""
+    return {k: plan(definition, r, started_at, morning_hour) for k, r in running_deadlines(definition, paper).items()}
+
+
+def changed(definition: Definition, before: Mapping[DeadlineKey, RunningDeadline],
+            after: Mapping[DeadlineKey, RunningDeadline], started_at: datetime, morning_hour: int = 8
+            ) -> tuple[list[DeadlineKey], list[PlannedDeadline]]:
+    """Which running deadlines end, and which start (planned), going from ``before`` to ``after``.
+
+    A deadline whose due moment is unchanged keeps running with its reminders; one whose due moment
+    moved (a meeting moved, a state re-entered) ends and starts anew.
+    """
+    ended = [k for k, d in before.items() if k not in after or after[k].due_at != d.due_at]
+    started = [plan(definition, d, started_at, morning_hour) for k, d in after.items()
+               if k not in before or before[k].due_at != d.due_at]
+    return ended, started
