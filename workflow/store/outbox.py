@@ -1,0 +1,226 @@
+"""The reminder outbox in SQL: listing, claiming with a lease, and fenced completion.
+
+Claiming flips due rows to ``claimed`` with a fresh token and sets ``next_attempt_at`` to the lease's
+end, so a row whose worker died is claimable again once the lease has run out. Completion only
+succeeds with the token of the current claim (fencing): a worker whose lease expired and was taken
+over cannot mark the row sent. On PostgreSQL concurrent claimers skip each other's rows
+(``FOR UPDATE SKIP LOCKED``); SQLite has one writer at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .sql import SqlStore, _utc, _utc_or_none
+
+__all__ = ["DeadlineRecord", "Outbox", "ReminderRecord"]
+
+_REMINDER_COLUMNS = (
+    "id, deadline_id, paper_id, reference, kind, label, send_at, recipients, payload, message_id, status, "
+    "attempts, next_attempt_at, claim_token, claimed_by, sent_at, last_error"
+)
+
+
+@dataclass(frozen=True)
+class ReminderRecord:
+    """One mail of the outbox."""
+
+    id: int
+    deadline_id: int | None
+    paper_id: int | None
+    reference: str | None
+    kind: str
+    label: str
+    send_at: datetime
+    recipients: tuple[str, ...]
+    payload: dict[str, Any]
+    message_id: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    claim_token: str | None
+    claimed_by: str | None
+    sent_at: datetime | None
+    last_error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "reference": self.reference, "kind": self.kind, "label": self.label,
+            "send_at": self.send_at.isoformat(), "recipients": list(self.recipients), "status": self.status,
+            "attempts": self.attempts, "next_attempt_at": self.next_attempt_at.isoformat(),
+            "sent_at": self.sent_at.isoformat() if self.sent_at else None, "last_error": self.last_error,
+            "message_id": self.message_id,
+        }
+
+
+@dataclass(frozen=True)
+class DeadlineRecord:
+    """A stored deadline of a paper."""
+
+    id: int
+    reference: str
+    name: str
+    label: str
+    state: str
+    branch: str
+    body: str | None
+    due_at: datetime
+    anchor: str
+    anchor_at: datetime
+    started_at: datetime
+    status: str
+    ended_at: datetime | None
+
+
+def _reminder(row: Sequence[Any]) -> ReminderRecord:
+    (rid, deadline_id, paper_id, reference, kind, label, send_at, recipients, payload, message_id, status,
+     attempts, next_attempt_at, claim_token, claimed_by, sent_at, last_error) = row
+    return ReminderRecord(rid, deadline_id, paper_id, reference, kind, label, _utc(send_at),
+                          tuple(json.loads(recipients)), json.loads(payload), message_id, status, int(attempts),
+                          _utc(next_attempt_at), claim_token, claimed_by, _utc_or_none(sent_at), last_error)
+
+
+class Outbox:
+    """Reads and moves the rows of ``reminders`` and ``deadlines`` in ``store``'s database."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+
+    def _sql(self, text: str) -> str:
+        return self.store._sql(text)
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def deadlines(self, reference: str, *, running_only: bool = True) -> list[DeadlineRecord]:
+        where = "reference = :reference" + (" AND status = 'running'" if running_only else "")
+        with self.store._transaction() as cur:
+            cur.execute(self._sql(
+                "SELECT id, reference, name, label, state, branch, body, due_at, anchor, anchor_at, started_at, "
+                f"status, ended_at FROM deadlines WHERE {where} ORDER BY due_at, id"), {"reference": reference})
+            rows = cur.fetchall()
+        return [DeadlineRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _utc(r[7]), r[8], _utc(r[9]), _utc(r[10]),
+                               r[11], _utc_or_none(r[12])) for r in rows]
+
+    def reminders(self, *, reference: str | None = None, deadline_id: int | None = None,
+                  statuses: Sequence[str] = ("pending",), due_before: datetime | None = None,
+                  limit: int = 10_000) -> list[ReminderRecord]:
+        clauses = [f"status IN ({', '.join(repr(s) for s in statuses)})"]
+        params: dict[str, Any] = {"limit": limit}
+        if reference is not None:
+            clauses.append("reference = :reference")
+            params["reference"] = reference
+        if deadline_id is not None:
+            clauses.append("deadline_id = :deadline_id")
+            params["deadline_id"] = deadline_id
+        if due_before is not None:
+            clauses.append("next_attempt_at <= :due_before")
+            params["due_before"] = self.store._db_time(due_before)
+        with self.store._transaction() as cur:
+            cur.execute(self._sql(f"SELECT {_REMINDER_COLUMNS} FROM reminders WHERE {' AND '.join(clauses)} "
+                                  "ORDER BY next_attempt_at, id LIMIT :limit"), params)
+            return [_reminder(r) for r in cur.fetchall()]
+
+    def get(self, reminder_id: int) -> ReminderRecord:
+        with self.store._transaction() as cur:
+            cur.execute(self._sql(f"SELECT {_REMINDER_COLUMNS} FROM reminders WHERE id = :id"), {"id": reminder_id})
+            return _reminder(cur.fetchone())
+
+    # --- claiming and completing -------------------------------------------------------------
+
+    def claim(self, now: datetime, *, worker: str, lease: timedelta, limit: int = 100) -> list[ReminderRecord]:
+        """Claim up to ``limit`` due rows (pending, or claimed with an expired lease) for ``worker``."""
+        token = secrets.token_hex(16)
+        params = {"now": self.store._db_time(now), "until": self.store._db_time(now + lease), "token": token,
+                  "worker": worker, "limit": limit}
+        lock = " FOR UPDATE SKIP LOCKED" if self.store.dialect == "postgresql" else ""
+        with self.store._transaction() as cur:
+            if self.store.dialect == "sqlite":
+                cur.execute("BEGIN IMMEDIATE")
+            cur.execute(self._sql(
+                "UPDATE reminders SET status = 'claimed', claim_token = :token, claimed_by = :worker, "
+                "next_attempt_at = :until WHERE id IN (SELECT id FROM reminders WHERE status IN ('pending', 'claimed') "
+                f"AND next_attempt_at <= :now ORDER BY next_attempt_at LIMIT :limit{lock}) "
+                f"RETURNING {_REMINDER_COLUMNS}"), params)
+            rows = cur.fetchall()
+        return sorted((_reminder(r) for r in rows), key=lambda r: (r.send_at, r.id))
+
+    def mark_sent(self, reminder: ReminderRecord, now: datetime) -> bool:
+        """Record delivery; False when the claim was taken over meanwhile (fenced)."""
+        return self._complete(reminder, "status = 'sent', sent_at = :now, last_error = NULL, "
+                                        "attempts = attempts + 1", {"now": self.store._db_time(now)})
+
+    def mark_retry(self, reminder: ReminderRecord, at: datetime, error: str) -> bool:
+        """Put a temporarily failed row back, to be tried again at ``at``."""
+        return self._complete(reminder, "status = 'pending', next_attempt_at = :at, last_error = :error, "
+                                        "attempts = attempts + 1, claim_token = NULL",
+                              {"at": self.store._db_time(at), "error": error[:2000]})
+
+    def mark_failed(self, reminder: ReminderRecord, error: str) -> bool:
+        """Give up on a row: it stays visible in ``reminders failed`` with the reason."""
+        return self._complete(reminder, "status = 'failed', last_error = :error, attempts = attempts + 1, "
+                                        "claim_token = NULL", {"error": error[:2000]})
+
+    def _complete(self, reminder: ReminderRecord, assignments: str, params: dict[str, Any]) -> bool:
+        with self.store._transaction() as cur:
+            cur.execute(self._sql(f"UPDATE reminders SET {assignments} WHERE id = :id AND status = 'claimed' "
+                                  "AND claim_token = :token"),
+                        {**params, "id": reminder.id, "token": reminder.claim_token})
+            return bool(cur.rowcount == 1)
+
+    def still_wanted(self, reminder: ReminderRecord) -> bool:
+        """Whether the row is still claimed by this claim (not cancelled or taken over)."""
+        with self.store._transaction() as cur:
+            cur.execute(self._sql("SELECT status, claim_token FROM reminders WHERE id = :id"), {"id": reminder.id})
+            row = cur.fetchone()
+        return row is not None and row[0] == "claimed" and row[1] == reminder.claim_token
+
+    def add_digest(self, recipient: str, day: str, send_at: datetime, payload: dict[str, Any]) -> bool:
+        """Queue one digest mail for ``recipient`` on ``day``; False if it was queued already."""
+        message_id = f"<digest.{day}.{_mailbox_key(recipient)}@councilflow>"
+        dbapi = self.store.engine.dialect.dbapi
+        assert dbapi is not None
+        try:
+            with self.store._transaction() as cur:
+                cur.execute(self._sql(
+                    "INSERT INTO reminders (kind, label, send_at, recipients, payload, message_id, status, attempts, "
+                    "next_attempt_at) VALUES ('digest', :label, :send_at, :recipients, :payload, :message_id, "
+                    "'pending', 0, :send_at)"),
+                    {"label": f"Fristenübersicht {day}", "send_at": self.store._db_time(send_at),
+                     "recipients": json.dumps([recipient]), "payload": json.dumps(payload, ensure_ascii=False),
+                     "message_id": message_id})
+        except dbapi.IntegrityError:
+            return False
+        return True
+
+    def running_for(self, recipient: str, until: datetime) -> list[DeadlineRecord]:
+        """Running deadlines due before ``until`` whose reminders go to ``recipient``."""
+        with self.store._transaction() as cur:
+            cur.execute(self._sql(
+                "SELECT DISTINCT d.id, d.due_at FROM deadlines d JOIN reminders r ON r.deadline_id = d.id "
+                "WHERE d.status = 'running' AND d.due_at <= :until AND r.kind = 'remind' "
+                "AND r.recipients LIKE :pattern"), {"until": self.store._db_time(until),
+                                                     "pattern": f'%"{recipient}"%'})
+            ids = [r[0] for r in cur.fetchall()]
+        return self._deadlines_by_id(ids)
+
+    def _deadlines_by_id(self, ids: list[int]) -> list[DeadlineRecord]:
+        if not ids:
+            return []
+        with self.store._transaction() as cur:
+            cur.execute(
+                "SELECT id, reference, name, label, state, branch, body, due_at, anchor, anchor_at, started_at, "
+                f"status, ended_at FROM deadlines WHERE id IN ({', '.join(str(int(i)) for i in ids)}) ORDER BY due_at")
+            rows = cur.fetchall()
+        return [DeadlineRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _utc(r[7]), r[8], _utc(r[9]), _utc(r[10]),
+                               r[11], _utc_or_none(r[12])) for r in rows]
+
+
+def _mailbox_key(address: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(address.lower().encode("utf-8")).hexdigest()[:16]
