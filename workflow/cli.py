@@ -6,12 +6,13 @@ Exit codes: 0 ok; 2 usage; 3 bad definition; 4 bad input; 5 not allowed now; 6 n
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import click
@@ -19,6 +20,8 @@ import click
 from .errors import DefinitionError, InputError, StorageError, WorkflowError
 
 if TYPE_CHECKING:
+    from notifier.dispatch import Dispatcher
+
     from .engine import Engine, Status
     from .store import AuditRecord
 
@@ -37,11 +40,14 @@ def _dump(value: Any) -> None:
 
 
 class Context:
-    """What every command shares: where the database and definitions are, and the clock."""
+    """What every command shares: the settings (file, environment, options) and the clock."""
 
-    def __init__(self, db: str | None, definitions: str | None, now: str | None) -> None:
-        self.db = db or os.environ.get("COUNCILFLOW_DB") or "sqlite:///councilflow.db"
-        self.definitions = definitions or os.environ.get("COUNCILFLOW_DEFINITIONS") or "definitions"
+    def __init__(self, db: str | None, definitions: str | None, now: str | None, config: str | None = None) -> None:
+        from .config import load_settings
+
+        self.settings = load_settings(config, db=db, definitions=definitions)
+        self.db = self.settings.db
+        self.definitions = self.settings.definitions
         self.now = now or os.environ.get("COUNCILFLOW_NOW") or None
         self._engine: Engine | None = None
 
@@ -51,7 +57,7 @@ class Context:
 
         if not self.now:
             return SystemClock()
-        zone = os.environ.get("COUNCILFLOW_TIMEZONE", DEFAULT_ZONE)
+        zone = self.settings.timezone
         try:
             return FixedClock(parse_datetime(self.now, zone))
         except ValueError as exc:
@@ -59,33 +65,43 @@ class Context:
 
     def engine(self) -> Engine:
         if self._engine is None:
+            from notifier.dispatch import check_templates
+
             from .engine import Engine
             from .library import DefinitionLibrary
             from .store import SqlStore
 
-            self._engine = Engine(SqlStore(self.db), DefinitionLibrary(self.definitions), self.clock())
+            library = DefinitionLibrary(self.definitions, checks=[check_templates])
+            self._engine = Engine(SqlStore(self.db), library, self.clock(), morning_hour=self.settings.morning_hour)
         return self._engine
+
+    def dispatcher(self) -> Dispatcher:
+        from notifier.dispatch import Dispatcher
+        from notifier.transports import transport_from_url
+
+        transport = transport_from_url(self.settings.mail, default_folder=self.settings.mail_folder())
+        return Dispatcher(self.engine(), transport, self.settings)
 
 
 def common(func: F) -> F:
-    """--db, --definitions and --now on every command (each with its environment variable)."""
-    func = click.option(
-        "--now", metavar="DATETIME", default=None, help="Act at this simulated instant (env COUNCILFLOW_NOW)."
-    )(func)
-    func = click.option(
-        "--definitions",
-        metavar="DIR",
-        default=None,
-        help="Folder of workflow definitions (env COUNCILFLOW_DEFINITIONS; default ./definitions).",
-    )(func)
-    func = click.option(
-        "--db", metavar="URL", default=None, help="Database URL (env COUNCILFLOW_DB; default sqlite:///councilflow.db)."
-    )(func)
-    return func
+    """--db, --definitions, --now and --config on every command; the command receives ``ctx``."""
 
+    @functools.wraps(func)
+    def wrapper(*args: Any, db: str | None, definitions: str | None, now: str | None, config: str | None,
+                **kwargs: Any) -> Any:
+        return func(*args, ctx=Context(db, definitions, now, config), **kwargs)
 
-def _ctx(db: str | None, definitions: str | None, now: str | None) -> Context:
-    return Context(db, definitions, now)
+    for option in reversed((
+        click.option("--db", metavar="URL", default=None,
+                     help="Database URL (env COUNCILFLOW_DB; default sqlite:///councilflow.db)."),
+        click.option("--definitions", metavar="DIR", default=None,
+                     help="Folder of workflow definitions (env COUNCILFLOW_DEFINITIONS; default ./definitions)."),
+        click.option("--now", metavar="DATETIME", default=None,
+                     help="Act at this simulated instant (env COUNCILFLOW_NOW)."),
+        click.option("--config", metavar="FILE", default=None, help="Settings file, TOML (env COUNCILFLOW_CONFIG)."),
+    )):
+        wrapper = option(wrapper)
+    return cast(F, wrapper)
 
 
 def _values(pairs: Sequence[str]) -> dict[str, str]:
@@ -108,9 +124,8 @@ def main() -> None:
 
 @main.command()
 @common
-def init(db: str | None, definitions: str | None, now: str | None) -> None:
+def init(ctx: Context) -> None:
     """Create the database schema (safe to run again)."""
-    ctx = _ctx(db, definitions, now)
     ctx.engine().store.init()
     click.echo(f"ok: {ctx.engine().store.url}")
 
@@ -123,11 +138,13 @@ def definitions_group() -> None:
 @definitions_group.command("validate")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @common
-def validate(paths: tuple[str, ...], db: str | None, definitions: str | None, now: str | None) -> None:
+def validate(paths: tuple[str, ...], ctx: Context) -> None:
     """Check definition files (or the *.yaml files of folders); print every problem.
 
     Validation reads only the files: --db, --definitions and --now are accepted and unused.
     """
+    from notifier.dispatch import check_templates
+
     from .loader import definition_files, load_definition_file
 
     files = definition_files(paths)
@@ -140,7 +157,8 @@ def validate(paths: tuple[str, ...], db: str | None, definitions: str | None, no
             failed += 1
             continue
         try:
-            load_definition_file(f)
+            definition = load_definition_file(f)
+            check_templates(definition, f.parent)
         except DefinitionError as exc:
             failed += 1
             for problem in exc.problems:
@@ -153,9 +171,8 @@ def validate(paths: tuple[str, ...], db: str | None, definitions: str | None, no
 
 @definitions_group.command("list")
 @common
-def definitions_list(db: str | None, definitions: str | None, now: str | None) -> None:
+def definitions_list(ctx: Context) -> None:
     """List the workflows of the definitions folder."""
-    ctx = _ctx(db, definitions, now)
     lib = ctx.engine().library
     for wid in lib.workflows():
         d, _ = lib.current(wid)
@@ -166,11 +183,11 @@ def definitions_list(db: str | None, definitions: str | None, now: str | None) -
 @click.argument("workflow")
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "json"]), default="mermaid", show_default=True)
 @common
-def definitions_show(workflow: str, fmt: str, db: str | None, definitions: str | None, now: str | None) -> None:
+def definitions_show(workflow: str, fmt: str, ctx: Context) -> None:
     """Print a workflow as a Mermaid state diagram or as normalised JSON."""
     from .diagram import to_json, to_mermaid
 
-    d, _ = _ctx(db, definitions, now).engine().library.current(workflow)
+    d, _ = ctx.engine().library.current(workflow)
     if fmt == "json":
         _dump(to_json(d))
     else:
@@ -195,12 +212,10 @@ def documents_create(
     actor: str,
     sets: tuple[str, ...],
     as_json: bool,
-    db: str | None,
-    definitions: str | None,
-    now: str | None,
+    ctx: Context,
 ) -> None:
     """Create a paper of WORKFLOW with REFERENCE in the initial state."""
-    engine = _ctx(db, definitions, now).engine()
+    engine = ctx.engine()
     paper = engine.create(workflow, reference, actor, _values(sets))
     _print_status(engine.status(paper.reference), as_json)
 
@@ -208,9 +223,9 @@ def documents_create(
 @documents_group.command("list")
 @click.option("--workflow", default=None)
 @common
-def documents_list(workflow: str | None, db: str | None, definitions: str | None, now: str | None) -> None:
+def documents_list(workflow: str | None, ctx: Context) -> None:
     """List the references of all papers."""
-    engine = _ctx(db, definitions, now).engine()
+    engine = ctx.engine()
     for ref in engine.store.references(workflow):
         st = engine.status(ref)
         click.echo(f"{ref}\t{st.workflow}\t{st.state}\t{st.fields.get('title', '')}")
@@ -231,12 +246,10 @@ def fire(
     branch: str | None,
     sets: tuple[str, ...],
     as_json: bool,
-    db: str | None,
-    definitions: str | None,
-    now: str | None,
+    ctx: Context,
 ) -> None:
     """Fire TRIGGER on the paper REFERENCE."""
-    engine = _ctx(db, definitions, now).engine()
+    engine = ctx.engine()
     engine.fire(reference, trigger, actor, branch=branch, values=_values(sets))
     _print_status(engine.status(reference), as_json)
 
@@ -254,12 +267,10 @@ def meeting(
     actor: str,
     branch: str | None,
     as_json: bool,
-    db: str | None,
-    definitions: str | None,
-    now: str | None,
+    ctx: Context,
 ) -> None:
     """Set or move the meeting of the paper's consultation (or of one branch)."""
-    engine = _ctx(db, definitions, now).engine()
+    engine = ctx.engine()
     engine.set_meeting(reference, when, actor, branch=branch)
     _print_status(engine.status(reference), as_json)
 
@@ -270,10 +281,10 @@ def meeting(
 @click.option("--as-of", "as_of", default=None, metavar="DATETIME", help="Where the paper stood then.")
 @common
 def status(
-    reference: str, as_json: bool, as_of: str | None, db: str | None, definitions: str | None, now: str | None
+    reference: str, as_json: bool, as_of: str | None, ctx: Context
 ) -> None:
     """Show where a paper stands and what it accepts now."""
-    engine = _ctx(db, definitions, now).engine()
+    engine = ctx.engine()
     _print_status(engine.status(reference, as_of=as_of), as_json)
 
 
@@ -308,9 +319,9 @@ def _print_status(st: Status, as_json: bool) -> None:
 @click.argument("reference")
 @click.option("--json", "as_json", is_flag=True)
 @common
-def history(reference: str, as_json: bool, db: str | None, definitions: str | None, now: str | None) -> None:
+def history(reference: str, as_json: bool, ctx: Context) -> None:
     """List every recorded change of a paper, in order."""
-    engine = _ctx(db, definitions, now).engine()
+    engine = ctx.engine()
     records = engine.history(reference)
     if as_json:
         _dump([_record_json(r) for r in records])
@@ -372,11 +383,11 @@ def audit_group() -> None:
 @click.option("--head", "head", default=None, metavar="HASH", help="A head hash kept outside the database.")
 @click.option("--json", "as_json", is_flag=True)
 @common
-def audit_verify(head: str | None, as_json: bool, db: str | None, definitions: str | None, now: str | None) -> None:
+def audit_verify(head: str | None, as_json: bool, ctx: Context) -> None:
     """Recompute the hash chain and name the first broken entry."""
     from .errors import AuditIntegrityError
 
-    report = _ctx(db, definitions, now).engine().verify(head)
+    report = ctx.engine().verify(head)
     if as_json:
         _dump(report.to_json())
     if not report.ok:
@@ -385,6 +396,130 @@ def audit_verify(head: str | None, as_json: bool, db: str | None, definitions: s
         raise AuditIntegrityError(f"audit trail broken: {report.problem}")
     if not as_json:
         click.echo(f"ok: {report.entries} entries, head {report.head_hash}")
+
+
+@main.command()
+@click.argument("reference")
+@click.option("--json", "as_json", is_flag=True)
+@common
+def deadlines(reference: str, as_json: bool, ctx: Context) -> None:
+    """List a paper's running deadlines with due dates and reminder times."""
+    from .store.outbox import Outbox
+
+    engine = ctx.engine()
+    paper = engine.store.load(reference)
+    zone = engine.definition_of(paper).timezone
+    outbox = Outbox(engine.store)
+    rows = []
+    for d in outbox.deadlines(paper.reference):
+        mails = outbox.reminders(deadline_id=d.id, statuses=("pending", "claimed", "sent", "failed"))
+        rows.append((d, mails))
+    if as_json:
+        _dump([{"name": d.name, "label": d.label, "state": d.state, "branch": d.branch or None, "body": d.body,
+                "due_at": d.due_at.isoformat(), "anchor": d.anchor, "anchor_at": d.anchor_at.isoformat(),
+                "started_at": d.started_at.isoformat(), "reminders": [m.to_json() for m in mails]}
+               for d, mails in rows])
+        return
+    if not rows:
+        click.echo(f"{paper.reference}: keine laufenden Fristen")
+    for d, mails in rows:
+        where = f" ({d.branch})" if d.branch else ""
+        click.echo(f"{_local(d.due_at, zone)}  {d.label}{where}")
+        for m in mails:
+            kind = "Eskalation" if m.kind == "escalate" else "Erinnerung"
+            click.echo(f"    {kind:<10} {_local(m.send_at, zone)}  {m.status:<8} an {', '.join(m.recipients)}")
+
+
+@main.group(name="reminders")
+def reminders_group() -> None:
+    """The outbox: what will go out, previews, and what failed."""
+
+
+def _print_reminders(items: list[Any], as_json: bool, zone: str) -> None:
+    if as_json:
+        _dump([r.to_json() for r in items])
+        return
+    for r in items:
+        extra = f"  [{r.last_error}]" if r.last_error else ""
+        click.echo(f"{_local(r.next_attempt_at, zone)}  {r.status:<8} {r.kind:<8} {r.reference or '-':<14} "
+                   f"{r.label}  → {', '.join(r.recipients)}{extra}")
+
+
+@reminders_group.command("list")
+@click.option("--due-before", "due_before", default=None, metavar="DATETIME")
+@click.option("--json", "as_json", is_flag=True)
+@common
+def reminders_list(due_before: str | None, as_json: bool, ctx: Context) -> None:
+    """List pending mails in the order they will go out."""
+    from .store.outbox import Outbox
+    from .values import parse_datetime
+
+    until = None
+    if due_before:
+        try:
+            until = parse_datetime(due_before, ctx.settings.timezone)
+        except ValueError as exc:
+            raise InputError(f"--due-before: {exc}") from None
+    items = Outbox(ctx.engine().store).reminders(statuses=("pending", "claimed"), due_before=until)
+    _print_reminders(items, as_json, ctx.settings.timezone)
+
+
+@reminders_group.command("failed")
+@click.option("--json", "as_json", is_flag=True)
+@common
+def reminders_failed(as_json: bool, ctx: Context) -> None:
+    """List mails that could not be delivered, with the reason."""
+    from .store.outbox import Outbox
+
+    items = Outbox(ctx.engine().store).reminders(statuses=("failed",))
+    _print_reminders(items, as_json, ctx.settings.timezone)
+
+
+@reminders_group.command("preview")
+@click.argument("reference")
+@common
+def reminders_preview(reference: str, ctx: Context) -> None:
+    """Render a paper's pending mails without sending them."""
+    from notifier.dispatch import Composer
+
+    from .store.outbox import Outbox
+
+    engine = ctx.engine()
+    paper = engine.store.load(reference)
+    composer = Composer(engine, ctx.settings)
+    items = Outbox(engine.store).reminders(reference=paper.reference, statuses=("pending", "claimed", "failed"))
+    if not items:
+        click.echo(f"{paper.reference}: keine ausstehenden Nachrichten")
+    for r in items:
+        message = composer.compose(r, engine.clock.now())
+        click.echo(f"=== {r.kind} {r.id}, geplant {_local(r.send_at, ctx.settings.timezone)} ===")
+        for header in ("From", "To", "Subject", "Message-ID"):
+            click.echo(f"{header}: {message[header]}")
+        body = message.get_body(preferencelist=("plain",))
+        click.echo("")
+        click.echo(body.get_content() if body is not None else "")
+
+
+@main.command()
+@common
+def tick(ctx: Context) -> None:
+    """Run one pass: send every mail that is due now (or at --now)."""
+    report = ctx.dispatcher().tick()
+    click.echo(report.line())
+    for error in report.errors:
+        click.echo(f"  {error}", err=True)
+
+
+@main.command()
+@common
+def serve(ctx: Context) -> None:
+    """Run the scheduler: ticks and the daily digest, until SIGTERM."""
+    from notifier.scheduler import serve as run_scheduler
+
+    if ctx.now:
+        raise InputError("serve runs on the real clock; use `councilflow tick --now …` to simulate")
+    ctx.engine().store.init()
+    run_scheduler(ctx.dispatcher(), ctx.settings, echo=lambda line: click.echo(line, err=False))
 
 
 @main.command()

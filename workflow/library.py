@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .definition import Definition
@@ -16,8 +16,11 @@ __all__ = ["DefinitionLibrary"]
 class DefinitionLibrary:
     """Loads a folder's definitions lazily, each validated once; caches pinned versions by hash."""
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, checks: Sequence[Callable[[Definition, Path], None]] = ()) -> None:
+        """``checks`` run once on each definition loaded from the folder (e.g. test-rendering its mail
+        templates); each raises DefinitionError to refuse it."""
         self.folder = Path(folder)
+        self.checks = tuple(checks)
         self._by_hash: dict[str, Definition] = {}
         self._texts: dict[str, str] = {}
         self._current: dict[str, Definition] = {}
@@ -47,6 +50,8 @@ class DefinitionLibrary:
         if cached is not None:
             return cached, self._texts[cached.source_hash]
         definition = load_definition_file(path)
+        for check in self.checks:
+            check(definition, self.folder)
         text = path.read_text(encoding="utf-8")
         self._remember(definition, text)
         with self._lock:

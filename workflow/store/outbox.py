@@ -197,6 +197,16 @@ class Outbox:
             return False
         return True
 
+    def digest_recipients(self, until: datetime) -> list[str]:
+        """Everyone who gets reminders of a running deadline due before ``until``."""
+        with self.store._transaction() as cur:
+            cur.execute(self._sql(
+                "SELECT DISTINCT r.recipients FROM reminders r JOIN deadlines d ON r.deadline_id = d.id "
+                "WHERE d.status = 'running' AND d.due_at <= :until AND r.kind = 'remind'"),
+                {"until": self.store._db_time(until)})
+            rows = cur.fetchall()
+        return sorted({person for (raw,) in rows for person in json.loads(raw)})
+
     def running_for(self, recipient: str, until: datetime) -> list[DeadlineRecord]:
         """Running deadlines due before ``until`` whose reminders go to ``recipient``."""
         with self.store._transaction() as cur:

@@ -1,0 +1,260 @@
+"""Claim due reminders -> render -> send -> mark sent. Idempotent and crash-safe.
+
+Delivery is at-least-once: a worker that dies after the SMTP server accepted a mail but before it
+marked the row sent leaves the row claimed; once the lease runs out another tick claims it again and
+sends the same mail with the same Message-ID, so the resend is recognisable. Temporary failures (SMTP
+4xx, connection errors) are retried with backoff; permanent ones (5xx, a template or header that
+cannot be rendered) and exhausted retries mark the row failed with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from workflow.config import Settings
+from workflow.definition import Definition
+from workflow.engine import Engine
+from workflow.errors import DefinitionError, InputError, NotFoundError
+from workflow.store.outbox import DeadlineRecord, Outbox, ReminderRecord
+
+from .render import KINDS, Renderer, build_message, make_ics
+from .transports import SendError, Transport
+
+__all__ = ["Composer", "Dispatcher", "TickReport", "check_templates", "sample_contexts"]
+
+#: Backoff after the n-th temporary failure (the last value repeats).
+BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1),
+           timedelta(hours=4))
+DIGEST_DAYS = 14
+
+
+def _fault(step: str) -> None:
+    """Crash tests: with COUNCILFLOW_FAULT=<step>, announce the step in a file and wait to be killed."""
+    if os.environ.get("COUNCILFLOW_FAULT") != step:
+        return
+    marker = Path(os.environ.get("COUNCILFLOW_FAULT_FILE", "councilflow-fault"))
+    marker.write_text(f"{step} {os.getpid()}\n", encoding="utf-8")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # bounded: the test kills us long before
+        time.sleep(0.05)
+    os._exit(70)
+
+
+def sample_contexts(definition: Definition) -> dict[str, dict[str, Any]]:
+    """A plausible context per mail kind, built from the definition, for test-rendering templates."""
+    from datetime import UTC
+
+    now = datetime(2020, 8, 4, 8, 0, tzinfo=UTC)
+    deadline = definition.deadlines[0] if definition.deadlines else None
+    body = next(iter(definition.bodies.values()), None)
+    state = next(iter(definition.states.values()))
+    base = {
+        "kind": "remind",
+        "paper": {"reference": "SV-0-0000", "title": "Beispielvorlage", "state": state.id,
+                  "state_label": state.label, "fields": {f: None for f in definition.fields}},
+        "workflow": {"id": definition.workflow, "version": definition.version, "title": definition.title},
+        "deadline": {"name": deadline.name if deadline else "frist", "label": deadline.label if deadline else "Frist",
+                     "due": now + timedelta(days=7)},
+        "body": {"id": body.id, "name": body.name} if body else None,
+        "meeting": now + timedelta(days=14),
+        "note": "5 Arbeitstage vor Fristablauf",
+        "recipients": ["person@example.org"],
+        "also_told": ["kollegin@example.org"],
+        "responsible": ["person@example.org"],
+    }
+    digest = {"kind": "digest", "today": now, "until": now + timedelta(days=DIGEST_DAYS),
+              "recipient": "person@example.org",
+              "items": [{"reference": "SV-0-0000", "title": "Beispielvorlage", "label": "Frist",
+                         "due": now + timedelta(days=3), "body": body.name if body else None, "meeting": None}]}
+    return {"remind": base, "escalate": {**base, "kind": "escalate"}, "digest": digest}
+
+
+def check_templates(definition: Definition, definitions_folder: Path) -> None:
+    """Test-render the workflow's mail templates; DefinitionError names file and line."""
+    Renderer(definition.timezone, definitions_folder / "templates" / definition.workflow).check(
+        sample_contexts(definition))
+
+
+class Composer:
+    """Builds the mail of a reminder row from the paper, its definition and its deadline."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.outbox = Outbox(engine.store)
+        self._renderers: dict[tuple[str, str], Renderer] = {}
+
+    def renderer(self, definition: Definition | None) -> Renderer:
+        zone = definition.timezone if definition else self.settings.timezone
+        folder = Path(self.engine.library.folder) / "templates" / definition.workflow if definition else None
+        key = (zone, str(folder))
+        if key not in self._renderers:
+            self._renderers[key] = Renderer(zone, folder)
+        return self._renderers[key]
+
+    def context(self, reminder: ReminderRecord) -> tuple[dict[str, Any], Definition | None, DeadlineRecord | None]:
+        if reminder.kind == "digest":
+            payload = reminder.payload
+            items = [{**item, "due": datetime.fromisoformat(item["due"]),
+                      "meeting": datetime.fromisoformat(item["meeting"]) if item.get("meeting") else None}
+                     for item in payload["items"]]
+            return ({"kind": "digest", "today": datetime.fromisoformat(payload["today"]),
+                     "until": datetime.fromisoformat(payload["until"]), "recipient": reminder.recipients[0],
+                     "items": items}, None, None)
+        assert reminder.reference is not None and reminder.deadline_id is not None
+        paper = self.engine.store.load(reminder.reference)
+        definition = self.engine.definition_of(paper)
+        deadline = next((d for d in self.outbox.deadlines(reminder.reference, running_only=False)
+                         if d.id == reminder.deadline_id), None)
+        if deadline is None:
+            raise NotFoundError(f"reminder {reminder.id}: its deadline is gone")
+        state = definition.states[paper.state.state]
+        branch = paper.state.branches.get(deadline.branch) if deadline.branch else None
+        meeting = branch.meeting if branch else (paper.state.meeting if deadline.state == paper.state.state else None)
+        body = definition.bodies.get(deadline.body) if deadline.body else None
+        responsible: list[str] = []
+        if reminder.kind == "escalate":
+            responsible = sorted({r for other in self.outbox.reminders(deadline_id=deadline.id,
+                                                                      statuses=("pending", "sent", "failed"))
+                                  if other.kind == "remind" for r in other.recipients})
+        context = {
+            "kind": reminder.kind,
+            "paper": {"reference": paper.reference, "title": str(paper.state.fields.get("title", "")),
+                      "state": state.id, "state_label": state.label, "fields": dict(paper.state.fields)},
+            "workflow": {"id": definition.workflow, "version": definition.version, "title": definition.title},
+            "deadline": {"name": deadline.name, "label": deadline.label, "due": deadline.due_at},
+            "body": {"id": body.id, "name": body.name} if body else None,
+            "meeting": meeting,
+            "note": reminder.label,
+            "recipients": list(reminder.recipients),
+            "also_told": list(reminder.recipients) if len(reminder.recipients) > 1 else [],
+            "responsible": responsible,
+        }
+        return context, definition, deadline
+
+    def compose(self, reminder: ReminderRecord, now: datetime) -> EmailMessage:
+        context, definition, deadline = self.context(reminder)
+        rendered = self.renderer(definition).render(reminder.kind, context)
+        ics = None
+        if deadline is not None:
+            paper = context["paper"]
+            body = context["body"]
+            ics = make_ics(
+                reminder.message_id.strip("<>"), f"Frist: {deadline.label} – {paper['reference']}",
+                f"{paper['reference']} „{paper['title']}“: {deadline.label}", deadline.due_at, context["meeting"],
+                f"Sitzung {body['name']} – {paper['reference']}" if body else None, now)
+        return build_message(rendered, sender=self.settings.mail_from, recipients=reminder.recipients,
+                             message_id=reminder.message_id, date=now, ics=ics,
+                             headers={"X-Councilflow-Kind": KINDS[reminder.kind]})
+
+
+@dataclass
+class TickReport:
+    """What one pass did."""
+
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    fenced: int = 0
+    digests: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (f"tick: {self.claimed} claimed, {self.sent} sent, {self.retried} to retry, {self.failed} failed, "
+                f"{self.fenced} taken over, {self.digests} digests queued")
+
+
+class Dispatcher:
+    """One worker: claims due rows with a lease, sends them and completes them with a fencing check."""
+
+    def __init__(self, engine: Engine, transport: Transport, settings: Settings, worker: str | None = None) -> None:
+        self.engine = engine
+        self.transport = transport
+        self.settings = settings
+        self.outbox = Outbox(engine.store)
+        self.composer = Composer(engine, settings)
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+
+    def tick(self, now: datetime | None = None) -> TickReport:
+        """Send every row that is due at ``now`` (catching up whatever fell due while nobody ran)."""
+        moment = now or self.engine.clock.now()
+        report = TickReport()
+        lease = timedelta(seconds=self.settings.lease_seconds)
+        while True:
+            batch = self.outbox.claim(moment, worker=self.worker, lease=lease, limit=self.settings.batch)
+            if not batch:
+                return report
+            report.claimed += len(batch)
+            _fault("after-claim")
+            for reminder in batch:
+                self._deliver(reminder, moment, report)
+            if len(batch) < self.settings.batch:
+                return report
+
+    def _deliver(self, reminder: ReminderRecord, now: datetime, report: TickReport) -> None:
+        try:
+            message = self.composer.compose(reminder, now)
+        except (DefinitionError, InputError, NotFoundError) as exc:
+            report.failed += 1
+            report.errors.append(f"reminder {reminder.id}: {exc}")
+            self.outbox.mark_failed(reminder, f"cannot compose: {exc}")
+            return
+        _fault("after-render")
+        if not self.outbox.still_wanted(reminder):
+            report.fenced += 1  # cancelled (the deadline ended) or taken over meanwhile
+            return
+        try:
+            self.transport.send(message)
+        except SendError as exc:
+            if exc.temporary and reminder.attempts + 1 < self.settings.max_attempts:
+                report.retried += 1
+                wait = BACKOFF[min(reminder.attempts, len(BACKOFF) - 1)]
+                self.outbox.mark_retry(reminder, now + wait, str(exc))
+            else:
+                report.failed += 1
+                report.errors.append(f"reminder {reminder.id}: {exc}")
+                self.outbox.mark_failed(reminder, str(exc) if not exc.temporary else
+                                        f"gave up after {reminder.attempts + 1} attempts: {exc}")
+            return
+        _fault("after-send")
+        if self.outbox.mark_sent(reminder, now):
+            report.sent += 1
+        else:
+            report.fenced += 1
+
+    def queue_digests(self, now: datetime | None = None) -> int:
+        """Queue today's digest for every person with running deadlines in the next two weeks."""
+        moment = now or self.engine.clock.now()
+        zone = ZoneInfo(self.settings.timezone)
+        until = moment + timedelta(days=DIGEST_DAYS)
+        day = moment.astimezone(zone).date().isoformat()
+        queued = 0
+        for person in self.outbox.digest_recipients(until):
+            items = []
+            for d in self.outbox.running_for(person, until):
+                try:
+                    paper = self.engine.store.load(d.reference)
+                except NotFoundError:
+                    continue
+                definition = self.engine.definition_of(paper)
+                branch = paper.state.branches.get(d.branch) if d.branch else None
+                meeting = branch.meeting if branch else paper.state.meeting
+                body = definition.bodies.get(d.body) if d.body else None
+                items.append({"reference": d.reference, "title": str(paper.state.fields.get("title", "")),
+                              "label": d.label, "due": d.due_at.isoformat(), "body": body.name if body else None,
+                              "meeting": meeting.isoformat() if meeting else None})
+            if items and self.outbox.add_digest(person, day, moment, {
+                    "today": moment.isoformat(), "until": until.isoformat(), "items": items}):
+                queued += 1
+        return queued
+
+

@@ -1,0 +1,204 @@
+"""Sandboxed Jinja2 templates -> ``email.message.EmailMessage`` (text, HTML and an .ics part).
+
+Templates come from process owners, so they are untrusted: they run in Jinja2's
+``SandboxedEnvironment`` with ``StrictUndefined`` and are test-rendered when a definition is loaded
+(:meth:`Renderer.check`), so a broken template is a load error with its file and line, not a
+failure at 08:00. Every header value built from data is checked for line breaks, also inside
+encoded words (CVE-2024-6923).
+"""
+
+from __future__ import annotations
+
+import email.errors
+import email.header
+import email.policy
+import re
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2.exceptions import TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment
+
+from workflow.errors import DefinitionError, InputError, Problem
+
+__all__ = [
+    "KINDS",
+    "RenderedMail",
+    "Renderer",
+    "build_message",
+    "check_header",
+    "make_ics",
+    "parse_address",
+]
+
+#: Mail kind -> template base name; each has ``.subject.txt``, ``.txt`` and ``.html``.
+KINDS = {"remind": "reminder", "escalate": "escalation", "digest": "digest"}
+PARTS = ("subject.txt", "txt", "html")
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
+
+@dataclass(frozen=True)
+class RenderedMail:
+    subject: str
+    text: str
+    html: str
+
+
+def check_header(value: str, field: str) -> str:
+    """Refuse a header value with a line break, literally or inside an encoded word."""
+    if "\r" in value or "\n" in value:
+        raise InputError(f"mail header {field}: line break in value {value[:60]!r}")
+    for word in _ENCODED_WORD.findall(value):
+        try:
+            decoded = str(email.header.make_header(email.header.decode_header(word)))
+        except (UnicodeDecodeError, LookupError, email.errors.HeaderParseError):
+            raise InputError(f"mail header {field}: undecodable encoded word {word[:60]!r}") from None
+        if "\r" in decoded or "\n" in decoded:
+            raise InputError(f"mail header {field}: encoded word {word[:60]!r} hides a line break")
+    return value
+
+
+def parse_address(raw: str, field: str = "To") -> Address:
+    """One e-mail address (optionally ``Name <addr>``) as a checked ``Address``."""
+    check_header(raw, field)
+    name, _, rest = raw.rpartition("<")
+    addr = rest.rstrip(">").strip() if rest.endswith(">") else raw.strip()
+    display = name.strip().strip('"') if rest.endswith(">") else ""
+    local, at, domain = addr.rpartition("@")
+    if not at or not local or not domain or any(c in addr for c in ' ,;<>"()'):
+        raise InputError(f"mail header {field}: {raw!r} is not an e-mail address")
+    try:
+        return Address(display_name=display, username=local, domain=domain)
+    except (ValueError, IndexError) as exc:
+        raise InputError(f"mail header {field}: {raw!r} is not an e-mail address ({exc})") from None
+
+
+class Renderer:
+    """Renders the mails of one workflow: its own templates first, then the shipped German ones."""
+
+    def __init__(self, zone: str = "Europe/Berlin", override: Path | None = None) -> None:
+        self.zone = ZoneInfo(zone)
+        self.override = override if override is not None and override.is_dir() else None
+        loaders: list[Any] = [FileSystemLoader(str(self.override))] if self.override else []
+        loaders.append(PackageLoader("notifier", "templates"))
+        self.env = SandboxedEnvironment(
+            loader=ChoiceLoader(loaders),
+            undefined=StrictUndefined,
+            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+            keep_trailing_newline=True,
+        )
+        self.env.filters["date_de"] = self._date_de
+        self.env.filters["datetime_de"] = self._datetime_de
+
+    def _date_de(self, moment: datetime, style: str = "full") -> str:
+        from babel.dates import format_date
+
+        return str(format_date(moment.astimezone(self.zone).date(), format=style, locale="de_DE"))
+
+    def _datetime_de(self, moment: datetime) -> str:
+        from babel.dates import format_datetime as babel_datetime
+
+        return str(babel_datetime(moment, "dd.MM.yyyy, HH:mm", tzinfo=self.zone, locale="de_DE"))
+
+    def render(self, kind: str, context: Mapping[str, Any]) -> RenderedMail:
+        """Render the three parts of a mail of ``kind``; errors name the template file and line."""
+        base = KINDS[kind]
+        parts = [self._render(f"{base}.{part}", context) for part in PARTS]
+        subject = " ".join(parts[0].split())  # one line, whatever the template's whitespace
+        return RenderedMail(subject, parts[1], parts[2])
+
+    def _render(self, name: str, context: Mapping[str, Any]) -> str:
+        try:
+            template = self.env.get_template(name)
+        except TemplateSyntaxError as exc:
+            raise DefinitionError([Problem(self._path(name), exc.lineno or 1, 1, f"template: {exc.message}")]) from None
+        except TemplateError as exc:
+            raise DefinitionError([Problem(self._path(name), 1, 1, f"template: {exc}")]) from None
+        try:
+            return template.render(**context)
+        except TemplateError as exc:
+            raise DefinitionError([Problem(self._path(name), _template_line(exc, template.filename), 1,
+                                           f"template: {type(exc).__name__}: {exc}")]) from None
+
+    def _path(self, name: str) -> str:
+        if self.override is not None and (self.override / name).is_file():
+            return str(self.override / name)
+        return f"notifier/templates/{name}"
+
+    def check(self, sample: Mapping[str, Mapping[str, Any]]) -> None:
+        """Render every kind once with ``sample[kind]``; raise DefinitionError listing every problem."""
+        problems: list[Problem] = []
+        for kind in KINDS:
+            for part in PARTS:
+                try:
+                    self._render(f"{KINDS[kind]}.{part}", sample[kind])
+                except DefinitionError as exc:
+                    problems.extend(exc.problems)
+        if problems:
+            raise DefinitionError(problems)
+
+
+def _template_line(exc: BaseException, filename: str | None) -> int:
+    """The template line where a rendering error happened (Jinja2 maps its frames to template lines)."""
+    line = 1
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if filename and frame.filename == filename and frame.lineno:
+            line = frame.lineno
+    return line
+
+
+def make_ics(uid: str, summary: str, description: str, due: datetime, meeting: datetime | None,
+             meeting_summary: str | None, stamp: datetime) -> bytes:
+    """An iCalendar file with the deadline and, where there is one, the meeting."""
+    from icalendar import Calendar, Event
+
+    cal = Calendar()
+    cal.add("prodid", "-//councilflow//Fristen//DE")
+    cal.add("version", "2.0")
+    cal.add("method", "PUBLISH")
+    event = Event()
+    event.add("uid", f"deadline-{uid}")
+    event.add("dtstamp", stamp)
+    event.add("dtstart", due)
+    event.add("dtend", due)
+    event.add("summary", summary)
+    event.add("description", description)
+    cal.add_component(event)
+    if meeting is not None:
+        session = Event()
+        session.add("uid", f"meeting-{uid}")
+        session.add("dtstamp", stamp)
+        session.add("dtstart", meeting)
+        session.add("summary", meeting_summary or "Sitzung")
+        cal.add_component(session)
+    data: bytes = cal.to_ical()
+    return data
+
+
+def build_message(rendered: RenderedMail, *, sender: str, recipients: Sequence[str], message_id: str,
+                  date: datetime, ics: bytes | None, headers: Mapping[str, str] | None = None) -> EmailMessage:
+    """The mail, with every data-built header checked; refuses line breaks and bad addresses."""
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"] = parse_address(sender, "From")
+    msg["To"] = [parse_address(r) for r in recipients]
+    msg["Subject"] = check_header(rendered.subject, "Subject")
+    msg["Message-ID"] = check_header(message_id, "Message-ID")
+    msg["Date"] = format_datetime(date)
+    msg["Auto-Submitted"] = "auto-generated"
+    for name, value in (headers or {}).items():
+        msg[name] = check_header(value, name)
+    msg.set_content(rendered.text)
+    msg.add_alternative(rendered.html, subtype="html")
+    if ics is not None:
+        msg.add_attachment(ics, maintype="text", subtype="calendar", filename="frist.ics",
+                           params={"method": "PUBLISH"})
+    return msg

@@ -1,0 +1,79 @@
+"""The only module that imports APScheduler: it ticks, it holds no reminders.
+
+Reminders live in our tables. APScheduler 3.x runs an interval job that calls
+:meth:`Dispatcher.tick` and a daily cron job that queues digests, both in a memory job store of this
+process (never a shared job store: agronholm/apscheduler#231, #766). ``coalesce`` folds missed runs
+into one and ``misfire_grace_time=None`` runs a late tick however late, so nothing is dropped; the
+first tick and a missed digest run at start, which is how downtime is caught up.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from types import FrameType
+from zoneinfo import ZoneInfo
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from workflow.config import Settings
+
+from .dispatch import Dispatcher
+
+__all__ = ["serve"]
+
+log = logging.getLogger("councilflow.serve")
+
+
+def serve(dispatcher: Dispatcher, settings: Settings, *, echo: Callable[[str], None] = print,
+          ready: threading.Event | None = None) -> None:
+    """Run until SIGTERM or SIGINT; a running tick finishes before the process exits."""
+    zone = ZoneInfo(settings.timezone)
+    scheduler = BlockingScheduler(timezone=zone, executors={"default": ThreadPoolExecutor(1)})
+    lock = threading.Lock()  # a tick and a digest never overlap
+
+    def tick() -> None:
+        with lock:
+            report = dispatcher.tick()
+        if report.claimed or report.errors:
+            echo(report.line())
+        for error in report.errors:
+            echo(f"  {error}")
+
+    def digest() -> None:
+        with lock:
+            queued = dispatcher.queue_digests()
+        if queued:
+            echo(f"digest: {queued} queued")
+        tick()
+
+    now = datetime.now(zone)
+    job_defaults = {"coalesce": True, "misfire_grace_time": None, "max_instances": 1}
+    scheduler.add_job(tick, IntervalTrigger(seconds=settings.tick_seconds, timezone=zone), id="tick",
+                      next_run_time=now, **job_defaults)
+    scheduler.add_job(digest, CronTrigger(hour=settings.digest_hour, minute=0, timezone=zone), id="digest",
+                      **job_defaults)
+    if now.hour >= settings.digest_hour:
+        # Started after today's digest hour: queue it now (idempotent per person and day).
+        scheduler.add_job(digest, "date", run_date=now + timedelta(seconds=1), id="digest-catch-up")
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        echo(f"serve: {signal.Signals(signum).name} received, stopping after the running tick")
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    echo(f"serve: ticking every {settings.tick_seconds} s, digest daily at {settings.digest_hour:02d}:00, "
+         f"mail via {dispatcher.transport.name}")
+    if ready is not None:
+        ready.set()
+    scheduler.start()
+    with lock:  # let a tick that is still running finish its row
+        pass
+    echo("serve: stopped")

@@ -1,0 +1,110 @@
+"""Deployment settings: one TOML file (``COUNCILFLOW_CONFIG``), environment overrides, CLI overrides."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, did_you_mean
+
+__all__ = ["Settings", "load_settings"]
+
+#: Setting -> environment variable that overrides it.
+ENV = {
+    "db": "COUNCILFLOW_DB",
+    "definitions": "COUNCILFLOW_DEFINITIONS",
+    "mail": "COUNCILFLOW_MAIL",
+    "mail_from": "COUNCILFLOW_MAIL_FROM",
+    "morning_hour": "COUNCILFLOW_MORNING_HOUR",
+    "digest_hour": "COUNCILFLOW_DIGEST_HOUR",
+    "tick_seconds": "COUNCILFLOW_TICK_SECONDS",
+    "lease_seconds": "COUNCILFLOW_LEASE_SECONDS",
+    "batch": "COUNCILFLOW_BATCH",
+    "max_attempts": "COUNCILFLOW_MAX_ATTEMPTS",
+    "timezone": "COUNCILFLOW_TIMEZONE",
+}
+_RANGES = {"morning_hour": (0, 23), "digest_hour": (0, 23), "tick_seconds": (1, 86_400),
+           "lease_seconds": (10, 86_400), "batch": (1, 10_000), "max_attempts": (1, 100)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting with its default; see the README's configuration section."""
+
+    db: str = "sqlite:///councilflow.db"
+    definitions: str = "definitions"
+    mail: str = ""  # empty: a mail folder beside the database (maildir)
+    mail_from: str = "councilflow@localhost"
+    morning_hour: int = 8
+    digest_hour: int = 7
+    tick_seconds: int = 60
+    lease_seconds: int = 300
+    batch: int = 100
+    max_attempts: int = 8
+    timezone: str = "Europe/Berlin"
+
+    def mail_folder(self) -> Path:
+        """The default mail folder: ``councilflow-mail`` beside a SQLite file, else in the working directory."""
+        if self.db.startswith("sqlite:///") and self.db not in ("sqlite:///", "sqlite:///:memory:"):
+            path = Path(self.db.removeprefix("sqlite:///").split("?", 1)[0])
+            return path.parent / "councilflow-mail"
+        return Path("councilflow-mail")
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    default = getattr(Settings, name)
+    if isinstance(default, int):
+        try:
+            number = int(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None:
+            raise InputError(f"{where}: {name} must be a whole number, not {value!r}")
+        low, high = _RANGES[name]
+        if not low <= number <= high:
+            raise InputError(f"{where}: {name} must be between {low} and {high}, not {number}")
+        return number
+    if not isinstance(value, str):
+        raise InputError(f"{where}: {name} must be text, not {value!r}")
+    return value
+
+
+def load_settings(config: str | None = None, env: Mapping[str, str] | None = None,
+                  **overrides: str | None) -> Settings:
+    """File (``config`` or ``COUNCILFLOW_CONFIG``), then environment, then non-empty ``overrides``."""
+    environ = os.environ if env is None else env
+    settings = Settings()
+    known = [f.name for f in fields(Settings)]
+    path = config or environ.get("COUNCILFLOW_CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except OSError as exc:
+            raise InputError(f"config {path}: cannot read: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"config {path}: {exc}") from None
+        table = data.get("councilflow", data)
+        if not isinstance(table, dict):
+            raise InputError(f"config {path}: [councilflow] must be a table")
+        for key, value in table.items():
+            if key not in known:
+                raise InputError(f"config {path}: unknown setting '{key}'{did_you_mean(key, known)}")
+            settings = replace(settings, **{key: _coerce(key, value, f"config {path}")})
+    for name, variable in ENV.items():
+        if environ.get(variable):
+            settings = replace(settings, **{name: _coerce(name, environ[variable], variable)})
+    for name, value in overrides.items():
+        if value:
+            settings = replace(settings, **{name: _coerce(name, value, f"--{name.replace('_', '-')}")})
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"timezone '{settings.timezone}' is not an IANA time zone such as Europe/Berlin") from None
+    return settings
