@@ -199,6 +199,6 @@ def build_message(rendered: RenderedMail, *, sender: str, recipients: Sequence[s
     msg.set_content(rendered.text)
     msg.add_alternative(rendered.html, subtype="html")
     if ics is not None:
-        msg.add_attachment(ics, maintype="text", subtype="calendar", filename="frist.ics",
+        msg.add_attachment(ics.decode("utf-8"), subtype="calendar", filename="frist.ics",
                            params={"method": "PUBLISH"})
     return msg

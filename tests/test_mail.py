@@ -1,0 +1,199 @@
+"""Reminder mail end to end: a real SMTP server receives German mails with text, HTML and .ics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from icalendar import Calendar
+
+from notifier.dispatch import Dispatcher
+from notifier.transports import MaildirTransport, SmtpTransport
+from workflow import Engine, FixedClock
+from workflow.config import Settings
+from workflow.store.outbox import Outbox
+
+from .conftest import FEDER, LANDRAT, SITZ
+from .smtp import Sink, free_port, smtp_server
+
+SENDER = "Fristen Kreis Coesfeld <fristen@kreis-coesfeld.example>"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Sink, int]]:
+    with smtp_server() as server:
+        yield server
+
+
+def dispatcher(engine: Engine, port: int, **settings: int) -> Dispatcher:
+    return Dispatcher(engine, SmtpTransport("127.0.0.1", port), Settings(mail_from=SENDER, **settings), "test")
+
+
+def at(text: str) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo("Europe/Berlin")).astimezone(UTC)
+
+
+def sv_in_committee(engine: Engine, clock: FixedClock) -> None:
+    clock.set(at("2020-08-04T09:00"))
+    engine.create("sachstandsbericht", "SV-9-1809", LANDRAT, {
+        "title": "Digitalisierungsstrategie für den Kreis Coesfeld, Sachstandsbericht"})
+    engine.fire("SV-9-1809", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
+
+
+def test_reminder_arrives_with_parts_german_text_and_ics(engine: Engine, clock: FixedClock,
+                                                         smtp: tuple[Sink, int]) -> None:
+    """The Ladungsfrist reminder goes out on its morning, once, with text, HTML and calendar parts."""
+    sink, port = smtp
+    sv_in_committee(engine, clock)
+    worker = dispatcher(engine, port)
+    assert worker.tick(at("2020-08-18T07:59")).sent == 0
+    report = worker.tick(at("2020-08-18T08:00"))
+    assert (report.claimed, report.sent) == (1, 1)
+    assert worker.tick(at("2020-08-19T08:00")).claimed == 0  # sent once
+    [mail] = sink.wait_for(1)
+    assert sink.envelopes[0] == ("fristen@kreis-coesfeld.example", [SITZ])
+    assert mail["To"] == SITZ and mail["From"] == SENDER
+    assert mail["Subject"] == ("Erinnerung: Einladung mit Vorlage versenden (Ladungsfrist) bis 20.08.2020 – "
+                               "SV-9-1809 Digitalisierungsstrategie für den Kreis Coesfeld, Sachstandsbericht")
+    assert mail["Message-ID"] == Outbox(engine.store).reminders(statuses=("sent",))[0].message_id
+    assert mail["Auto-Submitted"] == "auto-generated"
+    text = mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Fällig:    20.08.2020, 23:59 Uhr (Donnerstag, 20. August 2020)" in text
+    assert "Gremium:   Ausschuss für Finanzen, Wirtschaftsförderung und Kreisentwicklung" in text
+    assert "Sitzung:   27.08.2020, 17:00 Uhr" in text and "Hinweis:   2 Arbeitstage vor Fristablauf" in text
+    html = mail.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    assert '<html lang="de">' in html and "<strong>SV-9-1809</strong>" in html
+    [ics_part] = [p for p in mail.iter_attachments() if p.get_content_type() == "text/calendar"]
+    assert ics_part.get_filename() == "frist.ics"
+    events = Calendar.from_ical(ics_part.get_content()).walk("VEVENT")
+    assert [e.decoded("dtstart") for e in events] == [at("2020-08-20T23:59:59"), at("2020-08-27T17:00")]
+    assert str(events[0]["summary"]) == "Frist: Einladung mit Vorlage versenden (Ladungsfrist) – SV-9-1809"
+
+
+def test_escalation_names_who_else_was_told(engine: Engine, clock: FixedClock, smtp: tuple[Sink, int]) -> None:
+    """A missed Vorlage deadline escalates to the Büro des Landrats, naming who was responsible."""
+    sink, port = smtp
+    clock.set(at("2020-12-01T09:00"))
+    engine.create("kreisstrategie", "KS-1", FEDER, {"title": "Digitalisierungsstrategie"})
+    engine.fire("KS-1", "einbringen", FEDER)
+    engine.fire("KS-1", "beraten", SITZ, values={"result": "empfohlen"})
+    engine.fire("KS-1", "beraten", SITZ, values={"result": "empfohlen"})
+    engine.set_meeting("KS-1", "2021-01-07T17:00", SITZ)
+    worker = dispatcher(engine, port)
+    # By 22.12. 00:00 both Vorlage reminders (11.12., 17.12.) and the escalation are due; the Ladung
+    # reminder (28.12.) is not.
+    report = worker.tick(at("2020-12-22T00:00"))
+    assert report.sent == 3
+    kinds = sorted((m["X-Councilflow-Kind"], m["To"]) for m in sink.wait_for(3))
+    assert kinds == [
+        ("escalation", "buero.landrat@kreis-coesfeld.example, landrat@kreis-coesfeld.example"),
+        ("reminder", FEDER), ("reminder", FEDER),
+    ]
+    escalation = next(m for m in sink.messages if m["X-Councilflow-Kind"] == "escalation")
+    assert escalation["Subject"] == "Frist überschritten: Vorlage fertigstellen – KS-1 Digitalisierungsstrategie"
+    text = escalation.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "ist am Freitag, 18. Dezember 2020 abgelaufen" in text
+    assert "Diese Nachricht ging ebenfalls an: buero.landrat@kreis-coesfeld.example, landrat@kreis-coesfeld.example" \
+        in text
+    assert f"Zuständig für die Frist: {FEDER}." in text
+
+
+def test_catch_up_sends_once_what_fell_due_while_down(engine: Engine, clock: FixedClock,
+                                                      smtp: tuple[Sink, int]) -> None:
+    """A tick after downtime sends everything overdue, missed escalations too, and each only once."""
+    sink, port = smtp
+    clock.set(at("2020-10-07T19:30"))
+    engine.create("kreisstrategie", "KS-2", FEDER, {"title": "Strategie"})
+    engine.fire("KS-2", "einbringen", FEDER)
+    worker = dispatcher(engine, port)
+    assert worker.tick(at("2021-06-01T12:00")).sent == 0  # bmk has no meeting yet: no deadline runs
+    # Set on 07.10. for 20.10.: the Vorlage was due 06.10. (no reminders any more; escalation at the
+    # end of 07.10.), the Ladung is due 13.10. with its reminder on 10.10.
+    engine.set_meeting("KS-2", "2020-10-20T10:00", SITZ)
+    first = worker.tick(at("2021-06-01T12:00"))
+    second = worker.tick(at("2021-06-02T12:00"))
+    assert (first.sent, second.claimed) == (2, 0)
+    assert sorted(m["X-Councilflow-Kind"] for m in sink.wait_for(2)) == ["escalation", "reminder"]
+
+
+def test_smtp_errors_retry_or_fail_visibly(engine: Engine, clock: FixedClock, smtp: tuple[Sink, int]) -> None:
+    """4xx is retried with backoff; 5xx fails at once and shows in `reminders failed` with the reason."""
+    sink, port = smtp
+    sv_in_committee(engine, clock)
+    worker = dispatcher(engine, port)
+    outbox = Outbox(engine.store)
+    sink.reply = "451 4.3.0 Mail server temporarily rejected message"
+    report = worker.tick(at("2020-08-18T08:00"))
+    assert (report.retried, report.sent) == (1, 0)
+    [pending] = outbox.reminders()
+    assert pending.attempts == 1 and pending.next_attempt_at == at("2020-08-18T08:01")
+    assert "451" in (pending.last_error or "")
+    assert worker.tick(at("2020-08-18T08:00:30")).claimed == 0  # backoff not over
+    sink.reply = "550 5.1.1 User unknown"
+    report = worker.tick(at("2020-08-18T08:01"))
+    assert report.failed == 1
+    [failed] = outbox.reminders(statuses=("failed",))
+    assert failed.attempts == 2 and "550 5.1.1 User unknown" in (failed.last_error or "")
+    assert sink.messages == []
+
+
+def test_server_down_then_back(engine: Engine, clock: FixedClock) -> None:
+    """With the SMTP server down the mail waits; when it is back, it is delivered."""
+    port = free_port()
+    sv_in_committee(engine, clock)
+    worker = dispatcher(engine, port)
+    assert worker.tick(at("2020-08-18T08:00")).retried == 1
+    with smtp_server(port) as (sink, _):
+        assert worker.tick(at("2020-08-18T08:05")).sent == 1
+        assert len(sink.wait_for(1)) == 1
+
+
+def test_retries_are_bounded(engine: Engine, clock: FixedClock) -> None:
+    """After max_attempts temporary failures the mail is marked failed, never dropped silently."""
+    sv_in_committee(engine, clock)
+    worker = dispatcher(engine, free_port(), max_attempts=3)
+    moment = at("2020-08-18T08:00")
+    outcomes = []
+    for _ in range(3):
+        report = worker.tick(moment)
+        outcomes.append((report.retried, report.failed))
+        moment += timedelta(hours=5)
+    assert outcomes == [(1, 0), (1, 0), (0, 1)]
+    [failed] = Outbox(engine.store).reminders(statuses=("failed",))
+    assert failed.last_error is not None and failed.last_error.startswith("gave up after 3 attempts")
+
+
+def test_cancelled_deadline_sends_nothing(engine: Engine, clock: FixedClock, smtp: tuple[Sink, int]) -> None:
+    """When the paper leaves the state first, its pending reminders are cancelled, not sent."""
+    sink, port = smtp
+    sv_in_committee(engine, clock)
+    engine.fire("SV-9-1809", "zurueckziehen", LANDRAT)
+    assert dispatcher(engine, port).tick(at("2020-09-01T08:00")).claimed == 0
+    assert sink.messages == []
+
+
+def test_maildir_is_the_default(engine: Engine, clock: FixedClock, tmp_path: Path) -> None:
+    """The embedded default writes each mail as a file into a Maildir folder."""
+    sv_in_committee(engine, clock)
+    worker = Dispatcher(engine, MaildirTransport(tmp_path / "mail"), Settings(), "test")
+    assert worker.tick(at("2020-08-18T08:00")).sent == 1
+    [path] = list((tmp_path / "mail" / "new").iterdir())
+    assert b"Message-ID: <" in path.read_bytes()
+
+
+def test_digest_lists_the_coming_two_weeks(engine: Engine, clock: FixedClock, smtp: tuple[Sink, int]) -> None:
+    """The daily digest sends each person one mail listing their deadlines of the next two weeks."""
+    sink, port = smtp
+    sv_in_committee(engine, clock)
+    worker = dispatcher(engine, port)
+    assert worker.queue_digests(at("2020-08-10T07:00")) == 1
+    assert worker.queue_digests(at("2020-08-10T07:30")) == 0  # once per person and day
+    assert worker.tick(at("2020-08-10T07:00")).sent == 1
+    [mail] = sink.wait_for(1)
+    assert mail["To"] == SITZ and mail["Subject"] == "Ihre Fristen bis 24.08.2020: 1 offen"
+    text = mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "- 20.08.2020, 23:59 Uhr: Einladung mit Vorlage versenden (Ladungsfrist)" in text
