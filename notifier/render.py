@@ -74,7 +74,7 @@ def parse_address(raw: str, field: str = "To") -> Address:
     addr = rest.rstrip(">").strip() if rest.endswith(">") else raw.strip()
     display = name.strip().strip('"') if rest.endswith(">") else ""
     local, at, domain = addr.rpartition("@")
-    if not at or not local or not domain or any(c in addr for c in ' ,;<>"()'):
+    if not at or not local or not domain or "@" in local or any(c in addr for c in ' ,;<>"()'):
         raise InputError(f"mail header {field}: {raw!r} is not an e-mail address")
     try:
         return Address(display_name=display, username=local, domain=domain)
@@ -125,7 +125,7 @@ class Renderer:
             raise DefinitionError([Problem(self._path(name), 1, 1, f"template: {exc}")]) from None
         try:
             return template.render(**context)
-        except TemplateError as exc:
+        except Exception as exc:  # untrusted template code can raise anything (1/0, range overflow, …)
             raise DefinitionError([Problem(self._path(name), _template_line(exc, template.filename), 1,
                                            f"template: {type(exc).__name__}: {exc}")]) from None
 
