@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mailbox
 import smtplib
+import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -68,19 +69,29 @@ class SmtpTransport:
         self.host, self.port, self.implicit_tls = host, port, implicit_tls
         self.user, self.password, self.timeout = user, password, timeout
         self.name = f"{'smtps' if implicit_tls else 'smtp'}://{host}:{port}"
+        # smtplib would ask socket.getfqdn() on every connection: a DNS round trip, tens of ms here.
+        self.local_hostname = socket.gethostname() or "localhost"
+
+    _context: ssl.SSLContext | None = None
+
+    def tls(self) -> ssl.SSLContext:
+        """The TLS context, made once: loading the CA store costs tens of milliseconds."""
+        if self._context is None:
+            self._context = ssl.create_default_context()
+        return self._context
 
     def send(self, message: EmailMessage) -> None:
-        context = ssl.create_default_context()
         try:
             client: smtplib.SMTP
             if self.implicit_tls:
-                client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+                client = smtplib.SMTP_SSL(self.host, self.port, local_hostname=self.local_hostname,
+                                          timeout=self.timeout, context=self.tls())
             else:
-                client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+                client = smtplib.SMTP(self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout)
             with client:
                 client.ehlo()
                 if not self.implicit_tls and client.has_extn("starttls"):
-                    client.starttls(context=context)
+                    client.starttls(context=self.tls())
                     client.ehlo()
                 if self.user:
                     client.login(self.user, self.password or "")

@@ -90,6 +90,14 @@ class Outbox:
 
     def __init__(self, store: SqlStore) -> None:
         self.store = store
+        lock = " FOR UPDATE SKIP LOCKED" if store.dialect == "postgresql" else ""
+        self._probe = store._sql("SELECT 1 FROM reminders WHERE status IN ('pending', 'claimed') "
+                                 "AND next_attempt_at <= :now LIMIT 1")
+        self._claim = store._sql(
+            "UPDATE reminders SET status = 'claimed', claim_token = :token, claimed_by = :worker, "
+            "next_attempt_at = :until WHERE id IN (SELECT id FROM reminders WHERE status IN ('pending', 'claimed') "
+            f"AND next_attempt_at <= :now ORDER BY next_attempt_at LIMIT :limit{lock}) "
+            f"RETURNING {_REMINDER_COLUMNS}")
 
     def _sql(self, text: str) -> str:
         return self.store._sql(text)
@@ -133,19 +141,20 @@ class Outbox:
     # --- claiming and completing -------------------------------------------------------------
 
     def claim(self, now: datetime, *, worker: str, lease: timedelta, limit: int = 100) -> list[ReminderRecord]:
-        """Claim up to ``limit`` due rows (pending, or claimed with an expired lease) for ``worker``."""
-        token = secrets.token_hex(16)
-        params = {"now": self.store._db_time(now), "until": self.store._db_time(now + lease), "token": token,
-                  "worker": worker, "limit": limit}
-        lock = " FOR UPDATE SKIP LOCKED" if self.store.dialect == "postgresql" else ""
+        """Claim up to ``limit`` due rows (pending, or claimed with an expired lease) for ``worker``.
+
+        An index probe without the write lock comes first: an idle poll never blocks writers.
+        """
+        moment = self.store._db_time(now)
         with self.store._transaction() as cur:
+            cur.execute(self._probe, {"now": moment})
+            if cur.fetchone() is None:
+                return []
             if self.store.dialect == "sqlite":
+                cur.execute("COMMIT" if self.store._in_transaction() else "SELECT 1")
                 cur.execute("BEGIN IMMEDIATE")
-            cur.execute(self._sql(
-                "UPDATE reminders SET status = 'claimed', claim_token = :token, claimed_by = :worker, "
-                "next_attempt_at = :until WHERE id IN (SELECT id FROM reminders WHERE status IN ('pending', 'claimed') "
-                f"AND next_attempt_at <= :now ORDER BY next_attempt_at LIMIT :limit{lock}) "
-                f"RETURNING {_REMINDER_COLUMNS}"), params)
+            cur.execute(self._claim, {"now": moment, "until": self.store._db_time(now + lease),
+                                      "token": secrets.token_hex(16), "worker": worker, "limit": limit})
             rows = cur.fetchall()
         return sorted((_reminder(r) for r in rows), key=lambda r: (r.send_at, r.id))
 

@@ -382,6 +382,10 @@ class SqlStore:
             raw.rollback()
             raise
 
+    def _in_transaction(self) -> bool:
+        """Whether this thread's SQLite connection has a transaction open (pysqlite may open one itself)."""
+        return bool(getattr(self._raw().driver_connection, "in_transaction", False))
+
     @property
     def _dbapi_errors(self) -> tuple[type[Exception], ...]:
         dbapi = self.engine.dialect.dbapi
