@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore  # noqa: E402
-from workflow.config import Settings  # noqa: E402
-from workflow.store.outbox import Outbox  # noqa: E402
+from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
+from workflow.config import Settings
+from workflow.store.outbox import Outbox
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = datetime(2030, 1, 1, tzinfo=UTC)

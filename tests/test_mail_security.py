@@ -49,7 +49,7 @@ def test_harmless_headers_pass(value: str) -> None:
 )
 def test_bad_recipients_are_refused(recipient: str) -> None:
     """Recipients are built with email.headerregistry.Address; anything else is refused."""
-    with pytest.raises(InputError, match="^mail header To: "):
+    with pytest.raises(InputError, match=r"^mail header To: "):
         build_message(RenderedMail("s", "t", "<p>h</p>"), sender="a@example.org", recipients=[recipient],
                       message_id="<x@councilflow>", date=datetime(2020, 1, 1, tzinfo=UTC), ics=None)
 
