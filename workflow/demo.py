@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+import shutil
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -59,18 +60,42 @@ def run_demo(
     line: Callable[[Any, str], str],
 ) -> Engine:
     """Play the seed, printing status and history as it goes; returns the engine used."""
+    # The demo composes the engine with the notifier, as `serve` does; imported here, not at the top,
+    # because the engine package does not depend on the notifier.
+    from notifier.dispatch import Dispatcher, check_templates
+    from notifier.transports import MaildirTransport
+
+    from .config import Settings
+    from .store.outbox import Outbox
+
     if db is None:
         path = Path("councilflow-demo.db")
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         db = f"sqlite:///{path}"
+    settings = Settings(db=db, mail_from="Fristen Kreis Coesfeld <fristen@kreis-coesfeld.example>")
+    mail_folder = settings.mail_folder()
+    if mail_folder.is_dir():
+        shutil.rmtree(mail_folder)
     clock = FixedClock(_at("2020-08-04T09:00"))
-    engine = Engine(SqlStore(db), DefinitionLibrary(definitions or _default_definitions()), clock)
+    library = DefinitionLibrary(definitions or _default_definitions(), checks=[check_templates])
+    engine = Engine(SqlStore(db), library, clock)
     engine.store.init()
-    echo(f"councilflow demo – Datenbank {engine.store.url}, simulierte Uhr\n")
+    outbox = Outbox(engine.store)
+    dispatcher = Dispatcher(engine, MaildirTransport(mail_folder), settings, "demo")
+    echo(f"councilflow demo – Datenbank {engine.store.url}, Post in {mail_folder}/new, simulierte Uhr\n")
 
     def step(when: str, text: str) -> None:
-        clock.set(_at(when))
+        target = _at(when)
+        # Deliver every mail that falls due before `when`, at its own moment, as `serve` would.
+        while due := outbox.reminders(due_before=target, limit=1):
+            moment = max(due[0].next_attempt_at, clock.now())
+            for mail in outbox.reminders(due_before=moment):
+                kind = {"remind": "Erinnerung", "escalate": "Eskalation", "digest": "Übersicht"}[mail.kind]
+                echo(f"   ✉ {moment.astimezone(ZONE):%d.%m.%Y %H:%M}  {kind} an {', '.join(mail.recipients)}: "
+                     f"{mail.reference} – {mail.label}")
+            dispatcher.tick(moment)
+        clock.set(target)
         echo(f"── {clock.now().astimezone(ZONE):%d.%m.%Y %H:%M}  {text}")
 
     step("2020-08-04T09:00", "Büro des Landrats legt SV-9-1809 an")
@@ -92,59 +117,52 @@ def run_demo(
     status(engine.status("SV-9-1809"), False)
 
     ref = "KS-2020-001"  # illustrative reference of the strategy paper itself
-    step("2020-09-01T09:00", f"Federführung legt die Strategie {ref} an")
-    engine.create(
-        "kreisstrategie",
-        ref,
-        FEDERFUEHRUNG,
-        {
-            "title": "Digitalisierungsstrategie für den Kreis Coesfeld",
-            "department": "01 - Büro des Landrats",
-            "references": "SV-9-1809",
-        },
-    )
+    step("2020-09-01T09:00", f"Federführung legt die Strategie {ref} an und bringt sie ein")
+    engine.create("kreisstrategie", ref, FEDERFUEHRUNG, {
+        "title": "Digitalisierungsstrategie für den Kreis Coesfeld",
+        "department": "01 - Büro des Landrats",
+        "references": "SV-9-1809",
+    })
     engine.fire(ref, "einbringen", FEDERFUEHRUNG)
-    engine.set_meeting(ref, "2020-09-15T10:00", SITZUNGSDIENST)
+    engine.set_meeting(ref, "2020-09-29T10:00", SITZUNGSDIENST)
     status(engine.status(ref), False)
-    step("2020-09-15T12:00", "Bürgermeisterkonferenz berät")
+    step("2020-09-29T12:00", "Bürgermeisterkonferenz berät; der Kreisausschuss tagt schon am 08.10.")
     engine.fire(ref, "beraten", SITZUNGSDIENST, values={"result": "einstimmig empfohlen"})
-    engine.set_meeting(ref, "2020-09-29T16:00", SITZUNGSDIENST)
-    step("2020-09-29T18:00", "Kreisausschuss berät")
+    engine.set_meeting(ref, "2020-10-08T16:00", SITZUNGSDIENST)  # short notice: the Vorlage deadline has passed
+    step("2020-10-08T18:00", "Kreisausschuss berät")
     engine.fire(ref, "beraten", SITZUNGSDIENST, values={"result": "einstimmig empfohlen"})
-    engine.set_meeting(ref, "2020-10-07T17:00", SITZUNGSDIENST)
-    step("2020-10-07T19:30", "Kreistag beschließt; die 11 Räte beraten parallel")
+    engine.set_meeting(ref, "2020-11-05T17:00", SITZUNGSDIENST)
+    step("2020-11-05T19:30", "Kreistag beschließt; die 11 Räte beraten parallel")
     engine.fire(ref, "beschliessen", SITZUNGSDIENST, values={"result": "mehrheitlich beschlossen"})
-    first = _at("2020-11-02T18:00")
+    bodies = engine.definition_of(engine.store.load(ref)).bodies
+    first = _at("2020-11-23T18:00")
     for i, (body, town) in enumerate(COUNCILS):
         engine.set_meeting(ref, first + timedelta(days=2 * i), f"hauptamt@{town}.example", branch=body)
     status(engine.status(ref), False)
     for i, (body, town) in enumerate(COUNCILS):
-        clock.set(first + timedelta(days=2 * i, hours=2))
+        moment = (first + timedelta(days=2 * i, hours=2)).astimezone(ZONE).isoformat()[:16]
         actor = f"hauptamt@{town}.example"
         if body == "rat_nottuln":
-            step(clock.now().astimezone(ZONE).isoformat()[:16], "Rat der Gemeinde Nottuln vertagt")
-            engine.fire(
-                ref, "vertagen", actor, branch=body, values={"result": "vertagt", "meeting": "2020-12-10T18:00"}
-            )
+            step(moment, "Rat der Gemeinde Nottuln vertagt auf den 17.12.")
+            engine.fire(ref, "vertagen", actor, branch=body,
+                        values={"result": "vertagt", "meeting": "2020-12-17T18:00"})
             continue
+        step(moment, f"{bodies[body].name} beschließt")
         engine.fire(ref, "beschliessen", actor, branch=body, values={"result": "beschlossen"})
     status(engine.status(ref), False)
-    step("2020-12-10T20:00", "Rat der Gemeinde Nottuln beschließt in der neuen Sitzung")
-    engine.fire(
-        ref,
-        "beschliessen",
-        "hauptamt@nottuln.example",
-        branch="rat_nottuln",
-        values={"result": "einstimmig beschlossen"},
-    )
+    step("2020-12-17T20:00", "Rat der Gemeinde Nottuln beschließt in der neuen Sitzung")
+    engine.fire(ref, "beschliessen", "hauptamt@nottuln.example", branch="rat_nottuln",
+                values={"result": "einstimmig beschlossen"})
     status(engine.status(ref), False)
-    step("2020-12-10T20:00", f"Stand von {ref} am 01.10.2020 (as-of)")
+    step("2020-12-17T20:00", f"Stand von {ref} am 01.10.2020 (as-of)")
     status(engine.status(ref, as_of="2020-10-01T12:00"), False)
 
     for reference in ("SV-9-1809", ref):
         echo(f"\nVerlauf {reference}:")
         for record in engine.history(reference):
             echo(line(record, "Europe/Berlin"))
+    sent = len(list((mail_folder / "new").glob("*"))) if (mail_folder / "new").is_dir() else 0
+    echo(f"\nPost: {sent} Nachrichten als Dateien in {mail_folder}/new")
     report = engine.verify()
     echo(
         f"\nPrüfpfad: {'intakt' if report.ok else 'GEBROCHEN: ' + str(report.problem)}, "
