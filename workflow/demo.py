@@ -6,9 +6,9 @@ real ones (04.08.2020, Ausschuss on 27.08.2020); the strategy's meeting dates ar
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from datetime import datetime, timedelta
-import shutil
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
