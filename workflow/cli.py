@@ -501,10 +501,14 @@ def reminders_preview(reference: str, ctx: Context) -> None:
 
 
 @main.command()
+@click.option("--digest", is_flag=True, help="Also queue today's digests first (for cron instead of serve).")
 @common
-def tick(ctx: Context) -> None:
+def tick(digest: bool, ctx: Context) -> None:
     """Run one pass: send every mail that is due now (or at --now)."""
-    report = ctx.dispatcher().tick()
+    dispatcher = ctx.dispatcher()
+    queued = dispatcher.queue_digests() if digest else 0
+    report = dispatcher.tick()
+    report.digests = queued
     click.echo(report.line())
     for error in report.errors:
         click.echo(f"  {error}", err=True)
