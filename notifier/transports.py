@@ -113,8 +113,12 @@ class SmtpTransport:
             raise SendError(f"{self.name}: {type(exc).__name__}: {exc}", temporary=True) from None
 
 
-def transport_from_url(url: str, *, default_folder: Path) -> Transport:
-    """``smtp://[user:password@]host:port``, ``smtps://…``, ``maildir:PATH`` or ``memory:``."""
+def transport_from_url(url: str, *, default_folder: Path, password: str | None = None) -> Transport:
+    """``smtp://[user:password@]host:port``, ``smtps://…``, ``maildir:PATH`` or ``memory:``.
+
+    ``password`` (from ``COUNCILFLOW_MAIL_PASSWORD``) is used when the URL names a user but no password,
+    so the secret need not stand in a URL.
+    """
     if url in ("", "maildir:", "maildir"):
         return MaildirTransport(default_folder)
     if url.startswith("maildir:"):
@@ -130,7 +134,7 @@ def transport_from_url(url: str, *, default_folder: Path) -> Transport:
         raise InputError(f"mail transport '{_redact(url)}': the port is not a number") from None
     return SmtpTransport(parts.hostname, port, implicit_tls=parts.scheme == "smtps",
                          user=unquote(parts.username) if parts.username else None,
-                         password=unquote(parts.password) if parts.password else None)
+                         password=unquote(parts.password) if parts.password else password)
 
 
 def _redact(url: str) -> str:

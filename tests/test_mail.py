@@ -197,3 +197,28 @@ def test_digest_lists_the_coming_two_weeks(engine: Engine, clock: FixedClock, sm
     assert mail["To"] == SITZ and mail["Subject"] == "Ihre Fristen bis 24.08.2020: 1 offen"
     text = mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert "- 20.08.2020, 23:59 Uhr: Einladung mit Vorlage versenden (Ladungsfrist)" in text
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [("smtp://relay.kreis.example:587", "smtp://relay.kreis.example:587"),
+     ("smtps://u:p%40ss@relay.kreis.example", "smtps://relay.kreis.example:465"),
+     ("maildir:/var/mail/cf", "maildir:/var/mail/cf"), ("", "maildir:/tmp/default")],
+    ids=["smtp", "smtps", "maildir", "default"],
+)
+def test_transport_urls(url: str, name: str) -> None:
+    """COUNCILFLOW_MAIL selects SMTP, implicit TLS or a mail folder; the default is a mail folder."""
+    from notifier.transports import transport_from_url
+
+    assert transport_from_url(url, default_folder=Path("/tmp/default")).name == name
+
+
+def test_transport_password_from_environment_and_bad_urls() -> None:
+    """A user without a password in the URL takes COUNCILFLOW_MAIL_PASSWORD; a bad URL is one clear error."""
+    from notifier.transports import transport_from_url
+    from workflow import InputError
+
+    smtp = transport_from_url("smtp://fristen@relay.kreis.example:587", default_folder=Path("."), password="geheim")
+    assert isinstance(smtp, SmtpTransport) and (smtp.user, smtp.password) == ("fristen", "geheim")
+    with pytest.raises(InputError, match=r"mail transport 'http://x:\*\*\*@relay': use smtp://host:port"):
+        transport_from_url("http://x:secret@relay", default_folder=Path("."))

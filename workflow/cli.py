@@ -79,7 +79,8 @@ class Context:
         from notifier.dispatch import Dispatcher
         from notifier.transports import transport_from_url
 
-        transport = transport_from_url(self.settings.mail, default_folder=self.settings.mail_folder())
+        transport = transport_from_url(self.settings.mail, default_folder=self.settings.mail_folder(),
+                                       password=os.environ.get("COUNCILFLOW_MAIL_PASSWORD"))
         return Dispatcher(self.engine(), transport, self.settings)
 
 
