@@ -77,6 +77,16 @@ class DeadlineRecord:
     ended_at: datetime | None
 
 
+_DEADLINE_COLUMNS = (
+    "id, reference, name, label, state, branch, body, due_at, anchor, anchor_at, started_at, status, ended_at"
+)
+
+
+def _deadline(r: Sequence[Any]) -> DeadlineRecord:
+    return DeadlineRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _utc(r[7]), r[8], _utc(r[9]), _utc(r[10]),
+                          r[11], _utc_or_none(r[12]))
+
+
 def _reminder(row: Sequence[Any]) -> ReminderRecord:
     (rid, deadline_id, paper_id, reference, kind, label, send_at, recipients, payload, message_id, status,
      attempts, next_attempt_at, claim_token, claimed_by, sent_at, last_error) = row
@@ -107,12 +117,10 @@ class Outbox:
     def deadlines(self, reference: str, *, running_only: bool = True) -> list[DeadlineRecord]:
         where = "reference = :reference" + (" AND status = 'running'" if running_only else "")
         with self.store._transaction() as cur:
-            cur.execute(self._sql(
-                "SELECT id, reference, name, label, state, branch, body, due_at, anchor, anchor_at, started_at, "
-                f"status, ended_at FROM deadlines WHERE {where} ORDER BY due_at, id"), {"reference": reference})
+            cur.execute(self._sql(f"SELECT {_DEADLINE_COLUMNS} FROM deadlines WHERE {where} ORDER BY due_at, id"),
+                        {"reference": reference})
             rows = cur.fetchall()
-        return [DeadlineRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _utc(r[7]), r[8], _utc(r[9]), _utc(r[10]),
-                               r[11], _utc_or_none(r[12])) for r in rows]
+        return [_deadline(r) for r in rows]
 
     def reminders(self, *, reference: str | None = None, deadline_id: int | None = None,
                   statuses: Sequence[str] = ("pending",), due_before: datetime | None = None,
@@ -231,12 +239,10 @@ class Outbox:
         if not ids:
             return []
         with self.store._transaction() as cur:
-            cur.execute(
-                "SELECT id, reference, name, label, state, branch, body, due_at, anchor, anchor_at, started_at, "
-                f"status, ended_at FROM deadlines WHERE id IN ({', '.join(str(int(i)) for i in ids)}) ORDER BY due_at")
+            cur.execute(f"SELECT {_DEADLINE_COLUMNS} FROM deadlines "
+                        f"WHERE id IN ({', '.join(str(int(i)) for i in ids)}) ORDER BY due_at")
             rows = cur.fetchall()
-        return [DeadlineRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _utc(r[7]), r[8], _utc(r[9]), _utc(r[10]),
-                               r[11], _utc_or_none(r[12])) for r in rows]
+        return [_deadline(r) for r in rows]
 
 
 def _mailbox_key(address: str) -> str:
