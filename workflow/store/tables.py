@@ -97,6 +97,7 @@ class AuditRow(SQLModel, table=True):
     from_state: str | None = Field(default=None, max_length=100)
     to_state: str = Field(max_length=100)
     branch: str | None = Field(default=None, max_length=100)
+    body: str | None = Field(default=None, max_length=100)
     actor: str = Field(max_length=320)
     at: datetime = _utc()
     payload: str = Field(sa_column=Column(Text, nullable=False))
