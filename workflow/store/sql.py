@@ -287,10 +287,14 @@ class SqlStore:
 
     def init(self) -> None:
         """Create the schema if missing (idempotent)."""
+        tables = [_defs, _papers, _audit, _deadlines, _reminders]
         try:
-            SQLModel.metadata.create_all(self.engine, tables=[_defs, _papers, _audit, _deadlines, _reminders])
-            if self.dialect == "postgresql":
-                with self.engine.begin() as conn:
+            with self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    # Several processes may start at once: one creates the schema, the others wait.
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7243050)")
+                SQLModel.metadata.create_all(conn, tables=tables)
+                if self.dialect == "postgresql":
                     conn.exec_driver_sql(_PG_APPEND_ONLY)
         except OperationalError as exc:
             raise StorageError(f"database '{self.url}' is not usable: {exc.orig}") from None
