@@ -3,15 +3,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from .chain import GENESIS
 from .definition import Definition
 from .paper import PaperState, apply
-from .store import SqlStore
+from .store import AuditRecord, SqlStore
 
-__all__ = ["VerifyReport", "verify"]
+__all__ = ["Period", "VerifyReport", "timeline", "verify"]
 
 DefinitionResolver = Callable[[str, int], Definition]
 
@@ -101,3 +102,28 @@ def verify(store: SqlStore, *, head: str | None = None, definitions: DefinitionR
     if not seen_head:
         return broken(None, f"the kept head hash {head} is not in the chain: the trail was cut or rewritten")
     return VerifyReport(True, count, count, prev)
+
+
+@dataclass(frozen=True)
+class Period:
+    """Where a paper stood from one recorded change until the next."""
+
+    since: datetime
+    until: datetime | None
+    seq: int
+    trigger: str
+    actor: str
+    state: PaperState
+
+
+def timeline(definition: Definition, records: Iterable[AuditRecord]) -> list[Period]:
+    """The paper's states over time: one period per entry, replayed from the trail."""
+    periods: list[Period] = []
+    state: PaperState | None = None
+    for record in records:
+        state = apply(definition, state, record.to_change())
+        if periods:
+            last = periods[-1]
+            periods[-1] = Period(last.since, record.at, last.seq, last.trigger, last.actor, last.state)
+        periods.append(Period(record.at, None, record.seq, record.trigger, record.actor, state))
+    return periods

@@ -10,7 +10,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from zoneinfo import ZoneInfo
@@ -344,6 +344,7 @@ def _record_json(r: AuditRecord) -> dict[str, Any]:
         "from": r.from_state,
         "to": r.to_state,
         "branch": r.branch,
+        "body": r.body,
         "actor": r.actor,
         "payload": r.payload,
         "prev_hash": r.prev_hash,
@@ -378,6 +379,115 @@ def _record_line(r: AuditRecord, zone: str) -> str:
 @main.group(name="audit")
 def audit_group() -> None:
     """Check the audit trail."""
+
+
+_CSV_COLUMNS = ("seq", "at", "reference", "workflow", "workflow_version", "kind", "trigger", "from", "to", "branch",
+                "body", "actor", "payload", "prev_hash", "hash")
+
+
+def _write_records(records: Iterable[AuditRecord], fmt: str, zone: str) -> int:
+    """Stream entries to stdout as a table, a JSON array or CSV; one at a time, so memory stays flat."""
+    import csv
+
+    out = sys.stdout
+    count = 0
+    if fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(_CSV_COLUMNS)
+        for r in records:
+            row = _record_json(r)
+            writer.writerow([json.dumps(row["payload"], ensure_ascii=False, sort_keys=True) if c == "payload"
+                             else ("" if row[c] is None else row[c]) for c in _CSV_COLUMNS])
+            count += 1
+    elif fmt == "json":
+        out.write("[")
+        for r in records:
+            out.write(("\n" if count == 0 else ",\n") + json.dumps(_record_json(r), ensure_ascii=False))
+            count += 1
+        out.write("\n]\n" if count else "]\n")
+    else:
+        for r in records:
+            out.write(f"{r.reference:<14} {_record_line(r, zone)}\n")
+            count += 1
+    return count
+
+
+@audit_group.command("query")
+@click.option("--reference", default=None)
+@click.option("--workflow", default=None)
+@click.option("--actor", default=None)
+@click.option("--trigger", default=None)
+@click.option("--body", default=None)
+@click.option("--since", default=None, metavar="DATETIME")
+@click.option("--until", default=None, metavar="DATETIME")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@common
+def audit_query(reference: str | None, workflow: str | None, actor: str | None, trigger: str | None,
+                body: str | None, since: str | None, until: str | None, fmt: str, ctx: Context) -> None:
+    """Stream the entries that match every given filter, in order."""
+    from .values import parse_datetime
+
+    zone = ctx.settings.timezone
+    bounds: dict[str, datetime] = {}
+    for name, raw in (("since", since), ("until", until)):
+        if raw:
+            try:
+                bounds[name] = parse_datetime(raw, zone)
+            except ValueError as exc:
+                raise InputError(f"--{name}: {exc}") from None
+    records = ctx.engine().store.iter_audit(reference=reference, workflow=workflow,
+                                            actor=actor.lower() if actor else None, trigger=trigger, body=body,
+                                            since=bounds.get("since"), until=bounds.get("until"))
+    _write_records(records, fmt, zone)
+
+
+@audit_group.command("export")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="csv", show_default=True)
+@common
+def audit_export(fmt: str, ctx: Context) -> None:
+    """Write the whole trail, in order (streamed)."""
+    _write_records(ctx.engine().store.iter_audit(), fmt, ctx.settings.timezone)
+
+
+@audit_group.command("head")
+@click.option("--json", "as_json", is_flag=True)
+@common
+def audit_head(as_json: bool, ctx: Context) -> None:
+    """Print the trail's head: keep it outside the database, check it later with `verify --head`."""
+    seq, digest = ctx.engine().store.head()
+    if as_json:
+        _dump({"seq": seq, "hash": digest})
+    else:
+        click.echo(f"{seq} {digest}")
+
+
+@audit_group.command("timeline")
+@click.argument("reference")
+@click.option("--json", "as_json", is_flag=True)
+@common
+def audit_timeline(reference: str, as_json: bool, ctx: Context) -> None:
+    """Where the paper stood at every point of its trail."""
+    from .audit import timeline
+
+    engine = ctx.engine()
+    paper = engine.store.load(reference)
+    definition = engine.definition_of(paper)
+    periods = timeline(definition, engine.store.history(paper.reference))
+    if as_json:
+        _dump([{"since": p.since.isoformat(), "until": p.until.isoformat() if p.until else None, "seq": p.seq,
+                "trigger": p.trigger, "actor": p.actor, "state": p.state.state,
+                "state_label": definition.states[p.state.state].label,
+                "meeting": p.state.meeting.isoformat() if p.state.meeting else None,
+                "open_branches": [b.body for b in p.state.open_branches()]} for p in periods])
+        return
+    zone = definition.timezone
+    for p in periods:
+        until = _local(p.until, zone) if p.until else "heute"
+        label = definition.states[p.state.state].label
+        extra = f", Sitzung {_local(p.state.meeting, zone)}" if p.state.meeting else ""
+        if p.state.branches:
+            extra += f", {len(p.state.open_branches())} von {len(p.state.branches)} Gremien offen"
+        click.echo(f"{_local(p.since, zone)} – {until:<16}  {label}{extra}  [{p.trigger}, {p.actor}]")
 
 
 @audit_group.command("verify")

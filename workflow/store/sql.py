@@ -194,12 +194,14 @@ def reminder_message_id(reference: str, name: str, branch: str, kind: str, label
 
 
 def _body_of(definition: Definition, change: Change) -> str | None:
-    """The body an entry concerns: the branch's, or the consultation's of the state it happened in."""
+    """The body an entry concerns: the branch's; else the consultation's of the state it happened in
+    (the body that decided); else the consultation's of the state it led to (the body it went to)."""
     if change.branch is not None:
         return change.branch
-    if change.kind in ("transition", "meeting") and change.from_state is not None:
-        consultation = definition.states[change.from_state].consultation
-        return consultation.body if consultation else None
+    for state in (change.from_state, change.to_state):
+        consultation = definition.states[state].consultation if state else None
+        if consultation is not None:
+            return consultation.body
     return None
 
 

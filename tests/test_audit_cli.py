@@ -1,0 +1,109 @@
+"""Auditors' commands: query with filters, export, head, timeline, verify --head against a cut tail."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from workflow import Engine
+from workflow.cli import run
+from workflow.paper import replay
+
+from .conftest import COUNCILS, FEDER, LANDRAT, SITZ, contact, to_councils
+
+Cli = pytest.CaptureFixture[str]
+
+
+@pytest.fixture
+def trail(engine: Engine, db_url: str, defs_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """Two papers with a history: SV-1 through its committee, KS-1 into the councils, two decided."""
+    monkeypatch.setenv("COUNCILFLOW_DB", db_url)
+    monkeypatch.setenv("COUNCILFLOW_DEFINITIONS", str(defs_dir))
+    engine.create("sachstandsbericht", "SV-1", LANDRAT, {"title": "Bericht"})
+    engine.fire("SV-1", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
+    from datetime import timedelta
+
+    engine.clock.advance(timedelta(days=30))  # type: ignore[attr-defined]
+    engine.fire("SV-1", "kenntnis_nehmen", SITZ, values={"result": "zur Kenntnis genommen"})
+    to_councils(engine)
+    for body in COUNCILS[:2]:
+        engine.fire("KS-1", "beschliessen", contact(body), branch=body, values={"result": "beschlossen"})
+    return engine
+
+
+def _out(capsys: Cli, *args: str) -> str:
+    capsys.readouterr()
+    assert run(list(args)) == 0
+    return capsys.readouterr().out
+
+
+def test_query_filters(trail: Engine, capsys: Cli) -> None:
+    """Each filter narrows the stream; the JSON output is one array of entries in order."""
+    every = json.loads(_out(capsys, "audit", "query", "--format", "json"))
+    assert [e["seq"] for e in every] == list(range(1, len(every) + 1))
+    by_ref = json.loads(_out(capsys, "audit", "query", "--reference", "SV-1", "--format", "json"))
+    assert [e["trigger"] for e in by_ref] == ["create", "einbringen", "kenntnis_nehmen"]
+    by_actor = json.loads(_out(capsys, "audit", "query", "--actor", SITZ.upper(), "--format", "json"))
+    assert {e["actor"] for e in by_actor} == {SITZ} and len(by_actor) == 4
+    by_body = json.loads(_out(capsys, "audit", "query", "--body", "rat_ascheberg", "--format", "json"))
+    assert [(e["trigger"], e["branch"]) for e in by_body] == [("beschliessen", "rat_ascheberg")]
+    committee = json.loads(_out(capsys, "audit", "query", "--body", "afwk", "--format", "json"))
+    assert [e["trigger"] for e in committee] == ["einbringen", "kenntnis_nehmen"]
+    by_trigger = json.loads(_out(capsys, "audit", "query", "--trigger", "beraten", "--format", "json"))
+    assert [e["from"] for e in by_trigger] == ["bmk", "kreisausschuss"]
+    late = json.loads(_out(capsys, "audit", "query", "--since", "2020-09-01", "--format", "json"))
+    assert late and all(e["at"] >= "2020-09-01" for e in late)
+    early = json.loads(_out(capsys, "audit", "query", "--until", "2020-08-05", "--reference", "SV-1",
+                            "--format", "json"))
+    assert [e["trigger"] for e in early] == ["create", "einbringen"]
+    assert json.loads(_out(capsys, "audit", "query", "--actor", "nobody@example.org", "--format", "json")) == []
+
+
+def test_export_csv_is_the_whole_trail(trail: Engine, capsys: Cli) -> None:
+    """The CSV export has a header and one row per entry, with the hashes an auditor can recompute."""
+    rows = list(csv.DictReader(io.StringIO(_out(capsys, "audit", "export", "--format", "csv"))))
+    assert len(rows) == trail.verify().entries
+    assert rows[0]["trigger"] == "create" and rows[-1]["hash"] == trail.verify().head_hash
+    assert json.loads(rows[1]["payload"]) == {"meeting": "2020-08-27T15:00:00+00:00"}
+    table = _out(capsys, "audit", "query", "--reference", "SV-1")
+    assert table.count("\n") == 3 and "kenntnis_nehmen" in table
+
+
+def test_cut_tail_is_found_with_the_kept_head(trail: Engine, capsys: Cli) -> None:
+    """Entries cut off the end, with the paper row patched to match, are found only with --head."""
+    seq, head = _out(capsys, "audit", "head").split()
+    assert _out(capsys, "audit", "verify", "--head", head).startswith(f"ok: {seq} entries")
+    # A thorough forger: cut the last entry, then make the paper row agree with the shortened trail.
+    kept = trail.history("KS-1")[:-1]
+    definition = trail.definition_of(trail.store.load("KS-1"))
+    state = replay(definition, (r.to_change() for r in kept))
+    assert state is not None
+    columns = trail.store._state_params(state)
+    with trail.store.engine.begin() as conn:
+        if trail.store.dialect == "postgresql":
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+        conn.execute(text(f"DELETE FROM audit WHERE seq = {int(seq)}"))
+        conn.execute(text("UPDATE papers SET last_seq = :s, last_hash = :h, state = :state, entered_at = :entered_at, "
+                          "meeting = :meeting, branches = :branches, fields = :fields, result = :result "
+                          "WHERE reference = 'KS-1'"), {"s": kept[-1].seq, "h": kept[-1].hash, **columns})
+    assert trail.store.head()[0] == int(seq) - 1
+    assert trail.verify().ok  # without the kept head the cut is invisible
+    capsys.readouterr()
+    assert run(["audit", "verify", "--head", head]) == 10
+    assert f"the kept head hash {head} is not in the chain" in capsys.readouterr().err
+
+
+def test_timeline_lists_every_period(trail: Engine, capsys: Cli) -> None:
+    """The timeline shows where the paper stood from each entry until the next."""
+    periods = json.loads(_out(capsys, "audit", "timeline", "SV-1", "--json"))
+    assert [p["state"] for p in periods] == ["entwurf", "ausschuss", "zur_kenntnis_genommen"]
+    assert periods[0]["until"] == periods[1]["since"] and periods[-1]["until"] is None
+    assert periods[1]["meeting"] == "2020-08-27T15:00:00+00:00"
+    human = _out(capsys, "audit", "timeline", "KS-1")
+    assert "Beschlussfassung in den Räten der Städte und Gemeinden, 9 von 11 Gremien offen" in human
+    assert FEDER in human
