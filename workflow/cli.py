@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
@@ -635,6 +636,35 @@ def serve(ctx: Context) -> None:
         raise InputError("serve runs on the real clock; use `councilflow tick --now …` to simulate")
     ctx.engine().store.init()
     run_scheduler(ctx.dispatcher(), ctx.settings, echo=lambda line: click.echo(line, err=False))
+
+
+@main.group(name="export")
+def export_group() -> None:
+    """Write the papers in other formats."""
+
+
+@export_group.command("oparl")
+@click.option("--out", "out", default="oparl-export", show_default=True, type=click.Path(file_okay=False))
+@click.option("--base-url", "base_url", default=None, help="Base of the object ids (setting oparl_base_url).")
+@common
+def export_oparl(out: str, base_url: str | None, ctx: Context) -> None:
+    """Write System, Body, Organizations, Papers and Meetings as OParl 1.1 JSON files."""
+    from .oparl import OParlExport
+
+    engine = ctx.engine()
+    export = OParlExport(base_url or ctx.settings.oparl_base_url, ctx.settings.body_name, ctx.settings.timezone)
+    for paper in engine.store.iter_papers():
+        export.add(paper, engine.definition_of(paper), engine.store.history(paper.reference))
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    objects = export.objects()
+    for name, value in objects.items():
+        target = folder / f"{name}.json"
+        tmp = target.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(value, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        tmp.replace(target)  # whole files only: a reader never sees half an export
+    click.echo(f"{len(objects['papers'])} papers, {len(objects['meetings'])} meetings, "
+               f"{len(objects['organizations'])} organizations → {folder}")
 
 
 @main.command()

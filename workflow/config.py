@@ -26,6 +26,8 @@ ENV = {
     "batch": "COUNCILFLOW_BATCH",
     "max_attempts": "COUNCILFLOW_MAX_ATTEMPTS",
     "timezone": "COUNCILFLOW_TIMEZONE",
+    "oparl_base_url": "COUNCILFLOW_OPARL_BASE_URL",
+    "body_name": "COUNCILFLOW_BODY_NAME",
 }
 _RANGES = {"morning_hour": (0, 23), "digest_hour": (0, 23), "tick_seconds": (1, 86_400),
            "lease_seconds": (10, 86_400), "batch": (1, 10_000), "max_attempts": (1, 100)}
@@ -46,6 +48,8 @@ class Settings:
     batch: int = 100
     max_attempts: int = 8
     timezone: str = "Europe/Berlin"
+    oparl_base_url: str = "https://councilflow.invalid/oparl/v1.1"
+    body_name: str = "councilflow"
 
     def mail_folder(self) -> Path:
         """The default mail folder: ``councilflow-mail`` beside a SQLite file, else in the working directory."""

@@ -1,0 +1,187 @@
+"""OParl 1.1: export the papers as OParl objects (import follows in oparl_import.py).
+
+The objects are derived from the papers and their trails: every consultation a paper had (a body it
+waited for, with the meeting it was scheduled at and the decision taken there) becomes a Consultation,
+an AgendaItem with the result, and part of a Meeting of the body's Organization. Ids are stable URLs
+under a configurable base.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from .definition import Definition
+from .paper import PaperState, apply
+from .store import AuditRecord, StoredPaper
+
+__all__ = ["OParlExport", "Sitting", "consultations_of"]
+
+SCHEMA = "https://schema.oparl.org/1.1/"
+
+
+@dataclass
+class Sitting:
+    """One consultation of a paper: the body, its role, the meeting and the decision (if any yet)."""
+
+    body: str
+    role: str
+    authoritative: bool
+    meeting: datetime | None
+    result: str | None = None
+
+
+def consultations_of(definition: Definition, records: Iterable[AuditRecord]) -> list[Sitting]:
+    """Replay a paper's trail into the consultations it went through, in order.
+
+    A decision (a transition out of a consultation state, a branch decision, a deferral) closes the
+    sitting at the meeting that was set then; a meeting still pending at the end is an open sitting.
+    """
+    sittings: list[Sitting] = []
+    open_: dict[str, Sitting] = {}  # slot (state id or branch body) -> its sitting
+    state: PaperState | None = None
+    for record in records:
+        change = record.to_change()
+        if state is not None and record.kind in ("transition", "branch") and record.from_state:
+            spec = definition.states[record.from_state]
+            slot = record.branch or record.from_state
+            sitting = open_.pop(slot, None) or _sitting(definition, record.from_state, record.branch, state)
+            if sitting is not None:
+                sitting.result = record.payload.get("result")
+                sittings.append(sitting)
+            if spec.parallel is not None and record.kind == "transition":
+                for body, pending in list(open_.items()):
+                    if body in spec.parallel.bodies:
+                        sittings.append(pending)
+                        del open_[body]
+        state = apply(definition, state, change)
+        for slot, meeting in _meetings(state):
+            current = open_.get(slot)
+            if current is None or current.meeting != meeting:
+                made = _sitting(definition, state.state, slot if slot != state.state else None, state)
+                if made is not None:
+                    made.meeting = meeting
+                    open_[slot] = made
+    sittings.extend(open_.values())
+    return sittings
+
+
+def _meetings(state: PaperState) -> list[tuple[str, datetime | None]]:
+    if state.branches:
+        return [(b.body, b.meeting) for b in state.branches.values() if b.status == "open" and b.meeting]
+    return [(state.state, state.meeting)] if state.meeting else []
+
+
+def _sitting(definition: Definition, state_id: str, branch: str | None, state: PaperState) -> Sitting | None:
+    spec = definition.states[state_id]
+    if spec.parallel is not None and branch is not None:
+        b = state.branches.get(branch)
+        return Sitting(branch, spec.parallel.role, True, b.meeting if b else None)
+    if spec.consultation is not None:
+        role = spec.consultation.role
+        return Sitting(spec.consultation.body, role, role.lower() == "entscheidung",
+                       state.meeting if state.state == state_id else None)
+    return None
+
+
+_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower().translate(_UMLAUTS)).strip("-") or "x"
+
+
+@dataclass
+class OParlExport:
+    """Collects papers into OParl objects; ``objects()`` gives them by type, ready for JSON."""
+
+    base: str
+    body_name: str = "councilflow"
+    zone: str = "Europe/Berlin"
+    organizations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    papers: list[dict[str, Any]] = field(default_factory=list)
+    meetings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def url(self, *parts: str) -> str:
+        return "/".join([self.base.rstrip("/"), *(quote(p, safe="") for p in parts)])
+
+    @property
+    def body_url(self) -> str:
+        return self.url("bodies", "1")
+
+    def _organization(self, key: str, name: str, kind: str) -> str:
+        url = self.url("organizations", key)
+        if url not in self.organizations:
+            self.organizations[url] = {"id": url, "type": SCHEMA + "Organization", "body": self.body_url,
+                                       "name": name, "organizationType": kind}
+        return url
+
+    def add(self, paper: StoredPaper, definition: Definition, records: list[AuditRecord]) -> None:
+        """Add one paper with its consultations, agenda items and meetings."""
+        zone = ZoneInfo(definition.timezone)
+        ref = paper.reference
+        fields = paper.state.fields
+        paper_url = self.url("papers", ref)
+        created = records[0].at if records else paper.created_at
+        item: dict[str, Any] = {
+            "id": paper_url, "type": SCHEMA + "Paper", "body": self.body_url, "name": str(fields.get("title", ref)),
+            "reference": ref, "date": created.astimezone(zone).date().isoformat(), "paperType": definition.title,
+            "created": paper.created_at.isoformat(), "modified": paper.updated_at.isoformat(),
+        }
+        related = [r for r in fields.get("references", []) or [] if isinstance(r, str)]
+        if related:
+            item["relatedPaper"] = [self.url("papers", r) for r in related]
+        if fields.get("department"):
+            dept = str(fields["department"])
+            item["underDirectionOf"] = [self._organization(f"dept-{_slug(dept)}", dept, "Verwaltungsbereich")]
+        consultations = []
+        for n, sitting in enumerate(consultations_of(definition, records), start=1):
+            org = self._organization(sitting.body, definition.bodies[sitting.body].name, "Gremium")
+            consultation_url = self.url("consultations", ref, str(n))
+            consultation: dict[str, Any] = {
+                "id": consultation_url, "type": SCHEMA + "Consultation", "paper": paper_url,
+                "organization": [org], "role": sitting.role, "authoritative": sitting.authoritative,
+            }
+            if sitting.meeting is not None:
+                meeting = self._meeting(sitting, org, definition, zone)
+                agenda_url = self.url("agendaitems", ref, str(n))
+                agenda: dict[str, Any] = {
+                    "id": agenda_url, "type": SCHEMA + "AgendaItem", "meeting": meeting["id"],
+                    "order": len(meeting["agendaItem"]) + 1, "name": item["name"],
+                    "public": bool(fields.get("public", True)), "consultation": consultation_url,
+                }
+                if sitting.result:
+                    agenda["result"] = sitting.result
+                meeting["agendaItem"].append(agenda)
+                consultation.update({"meeting": meeting["id"], "agendaItem": agenda_url})
+            consultations.append(consultation)
+        if consultations:
+            item["consultation"] = consultations
+        self.papers.append(item)
+
+    def _meeting(self, sitting: Sitting, org: str, definition: Definition, zone: ZoneInfo) -> dict[str, Any]:
+        assert sitting.meeting is not None
+        local = sitting.meeting.astimezone(zone)
+        key = f"{sitting.body}-{local:%Y%m%d%H%M}"
+        url = self.url("meetings", key)
+        if url not in self.meetings:
+            name = f"{definition.bodies[sitting.body].name}, {local:%d.%m.%Y}"
+            self.meetings[url] = {"id": url, "type": SCHEMA + "Meeting", "name": name,
+                                  "start": sitting.meeting.isoformat(), "organization": [org], "agendaItem": []}
+        return self.meetings[url]
+
+    def objects(self) -> dict[str, Any]:
+        """System, Body, and the lists of Organizations, Papers and Meetings."""
+        system = {"id": self.url("system"), "type": SCHEMA + "System", "oparlVersion": SCHEMA,
+                  "body": self.url("bodies"), "name": self.body_name, "product": "councilflow"}
+        body = {"id": self.body_url, "type": SCHEMA + "Body", "system": system["id"], "name": self.body_name,
+                "organization": self.url("bodies", "1", "organizations"), "person": self.url("bodies", "1", "people"),
+                "meeting": self.url("bodies", "1", "meetings"), "paper": self.url("bodies", "1", "papers"),
+                "legislativeTerm": []}
+        return {"system": system, "body": body, "organizations": list(self.organizations.values()),
+                "papers": self.papers, "meetings": list(self.meetings.values())}
