@@ -72,7 +72,8 @@ def test_paper_path_becomes_consultations(exported: dict[str, Any]) -> None:
     meetings = {m["id"]: m for m in exported["meetings"]}
     results = []
     for consultation in sv["consultation"]:
-        assert consultation["organization"] == [f"{base}/organizations/afwk"] and consultation["role"] == "Kenntnisnahme"
+        assert consultation["organization"] == [f"{base}/organizations/afwk"]
+        assert consultation["role"] == "Kenntnisnahme"
         item = next(i for i in meetings[consultation["meeting"]]["agendaItem"] if i["id"] == consultation["agendaItem"])
         results.append((meetings[consultation["meeting"]]["start"], item["result"]))
     assert results == [("2020-08-20T15:00:00+00:00", "vertagt"), ("2020-08-27T15:00:00+00:00", "zur Kenntnis genommen")]
