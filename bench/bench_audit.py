@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore  # noqa: E402
+from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
 
 ROOT = Path(__file__).resolve().parent.parent
 LANDRAT = "buero.landrat@kreis-coesfeld.example"
