@@ -86,8 +86,9 @@ def export_run(db: Path) -> tuple[float, int, float]:
     exe = Path(sys.executable).parent / "councilflow"
     with tempfile.NamedTemporaryFile() as report:
         t = time.perf_counter()
-        done = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", report.name, str(exe), "audit", "export",
-                               "--format", "csv", "--db", f"sqlite:///{db}", "--definitions", str(ROOT / "definitions")],
+        command = [str(exe), "audit", "export", "--format", "csv", "--db", f"sqlite:///{db}",
+                   "--definitions", str(ROOT / "definitions")]
+        done = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", report.name, *command],
                               stdout=subprocess.PIPE, check=True)
         elapsed = time.perf_counter() - t
         peak_kb = int(Path(report.name).read_text().split()[-1])
