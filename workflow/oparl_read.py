@@ -1,0 +1,150 @@
+"""Reading OParl 1.1 JSON as an OParl server returns it: single objects, lists, or paginated
+``{"data": [...], "links": …}`` pages, in any number of files. Imported OParl is untrusted input: each
+object is checked on its own, and a bad one becomes a one-line problem naming the file and object,
+while the rest is read."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = ["OParlData", "ReadProblem", "parse_instant", "read_oparl"]
+
+_KINDS = {"Paper": "papers", "Meeting": "meetings", "Organization": "organizations"}
+
+
+@dataclass(frozen=True)
+class ReadProblem:
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass
+class OParlData:
+    """The objects read, by id, and the problems of those that could not be used."""
+
+    papers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    meetings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    organizations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    agenda_items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    problems: list[ReadProblem] = field(default_factory=list)
+
+
+def parse_instant(value: Any, where: str) -> datetime:
+    """An OParl date-time; it must carry its offset (a bare local time is ambiguous)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{where} must be a date-time string, not {type(value).__name__}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{where} '{value}' is not an ISO 8601 date-time") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{where} '{value}' has no time zone offset")
+    return moment
+
+
+def _objects(value: Any) -> Iterator[Any]:
+    if isinstance(value, list):
+        yield from value
+    elif isinstance(value, dict) and "data" in value and "type" not in value:
+        data = value["data"]
+        if not isinstance(data, list):
+            raise ValueError("'data' of a list page must be a list")
+        yield from data
+    else:
+        yield value
+
+
+def _check_str(obj: dict[str, Any], key: str, required: bool = False) -> None:
+    if key not in obj:
+        if required:
+            raise ValueError(f"missing '{key}'")
+        return
+    if not isinstance(obj[key], str) or not obj[key].strip():
+        raise ValueError(f"'{key}' must be a non-empty string, not {json.dumps(obj[key])[:40]}")
+
+
+def _check_list_of_str(obj: dict[str, Any], key: str) -> None:
+    if key in obj and not (isinstance(obj[key], list) and all(isinstance(x, str) for x in obj[key])):
+        raise ValueError(f"'{key}' must be a list of ids, not {json.dumps(obj[key])[:40]}")
+
+
+def _check(kind: str, obj: dict[str, Any]) -> None:
+    _check_str(obj, "id", required=True)
+    if kind == "Paper":
+        for key in ("reference", "name"):  # may be empty: the importer falls back to the id
+            if key in obj and not isinstance(obj[key], str):
+                raise ValueError(f"'{key}' must be a string, not {json.dumps(obj[key])[:40]}")
+        consultations = obj.get("consultation", [])
+        if not isinstance(consultations, list):
+            raise ValueError("'consultation' must be a list")
+        for n, c in enumerate(consultations):
+            if not isinstance(c, dict):
+                raise ValueError(f"consultation {n + 1} must be an object")
+            _check_list_of_str(c, "organization")
+            for key in ("meeting", "agendaItem", "role"):
+                if key in c and c[key] is not None and not isinstance(c[key], str):
+                    raise ValueError(f"consultation {n + 1}: '{key}' must be a string")
+    elif kind == "Meeting":
+        if "start" in obj:
+            parse_instant(obj["start"], "'start'")
+        _check_list_of_str(obj, "organization")
+        items = obj.get("agendaItem", [])
+        if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("id"), str)
+                                                   for i in items):
+            raise ValueError("'agendaItem' must be a list of objects with an id")
+    elif kind == "Organization":
+        _check_str(obj, "name", required=True)
+
+
+def read_oparl(paths: Iterable[Path]) -> OParlData:
+    """Read every ``*.json`` file (or folder of them); collect usable objects and per-object problems."""
+    data = OParlData()
+    files: list[Path] = []
+    for p in paths:
+        files.extend(sorted(p.glob("*.json")) if p.is_dir() else [p])
+    for path in files:
+        try:
+            content = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            data.problems.append(ReadProblem(str(path), f"cannot read: {exc}"))
+            continue
+        except json.JSONDecodeError as exc:
+            data.problems.append(ReadProblem(f"{path}:{exc.lineno}:{exc.colno}", f"not JSON: {exc.msg}"))
+            continue
+        try:
+            objects = list(_objects(content))
+        except ValueError as exc:
+            data.problems.append(ReadProblem(str(path), str(exc)))
+            continue
+        for n, obj in enumerate(objects):
+            where = f"{path} object {n + 1}"
+            if not isinstance(obj, dict):
+                data.problems.append(ReadProblem(where, f"expected an object, found {type(obj).__name__}"))
+                continue
+            kind = str(obj.get("type", "")).rstrip("/").rsplit("/", 1)[-1]
+            if kind not in _KINDS:
+                if kind in ("System", "Body", "AgendaItem", "Consultation", "File", "Person", "Membership",
+                            "LegislativeTerm", "Location"):
+                    continue  # not needed for the import
+                data.problems.append(ReadProblem(where, f"unknown or missing type {obj.get('type')!r}"))
+                continue
+            if isinstance(obj.get("id"), str):
+                where = f"{path} {kind} {obj['id']}"
+            try:
+                _check(kind, obj)
+            except ValueError as exc:
+                data.problems.append(ReadProblem(where, str(exc)))
+                continue
+            getattr(data, _KINDS[kind])[obj["id"]] = obj
+            if kind == "Meeting":
+                for item in obj.get("agendaItem", []):
+                    data.agenda_items[item["id"]] = {**item, "meeting": obj["id"]}
+    return data
