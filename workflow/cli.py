@@ -667,6 +667,45 @@ def export_oparl(out: str, base_url: str | None, ctx: Context) -> None:
                f"{len(objects['organizations'])} organizations → {folder}")
 
 
+@main.group(name="import")
+def import_group() -> None:
+    """Read papers from other systems."""
+
+
+@import_group.command("oparl")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--mapping", "mapping_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@common
+def import_oparl(paths: tuple[str, ...], mapping_path: str, as_json: bool, ctx: Context) -> None:
+    """Import OParl papers (files or folders), replaying their consultations through a workflow."""
+    from .oparl_import import OParlImporter, load_mapping
+    from .oparl_read import read_oparl
+
+    engine = ctx.engine()
+    mapping = load_mapping(Path(mapping_path), lambda w: engine.library.current(w)[0])
+    definition, text = engine.library.current(mapping.workflow)
+    data = read_oparl(Path(p) for p in paths)
+    for problem in data.problems:
+        click.echo(f"councilflow: warning: {problem}", err=True)
+    importer = OParlImporter(engine.store, definition, text, mapping, engine.clock.now)
+    with click.progressbar(length=len(data.papers), label="Import", file=sys.stderr) as bar:
+        def progress(items: Iterable[Any]) -> Iterable[Any]:
+            for item in items:
+                yield item
+                bar.update(1)
+
+        report = importer.run(data, progress)
+    if as_json:
+        _dump({"imported": report.imported, "updated": report.updated, "unchanged": report.unchanged,
+               "skipped": [{"reference": r, "reason": why} for r, why in report.skipped],
+               "unreadable": [str(p) for p in data.problems]})
+        return
+    click.echo(f"{report.summary()}, {len(data.problems)} unreadable objects")
+    for reference, why in report.skipped:
+        click.echo(f"  skipped {reference}: {why}")
+
+
 @main.command()
 @click.option("--db", metavar="URL", default=None, help="Database (default: a fresh councilflow-demo.db).")
 @click.option("--definitions", metavar="DIR", default=None)

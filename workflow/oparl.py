@@ -34,6 +34,8 @@ class Sitting:
     authoritative: bool
     meeting: datetime | None
     result: str | None = None
+    created: datetime | None = None  # when the paper came to this body (or the meeting was set)
+    decided: datetime | None = None  # when the decision was recorded
 
 
 def consultations_of(definition: Definition, records: Iterable[AuditRecord]) -> list[Sitting]:
@@ -53,6 +55,8 @@ def consultations_of(definition: Definition, records: Iterable[AuditRecord]) -> 
             sitting = open_.pop(slot, None) or _sitting(definition, record.from_state, record.branch, state)
             if sitting is not None:
                 sitting.result = record.payload.get("result")
+                sitting.decided = record.at
+                sitting.created = sitting.created or record.at
                 sittings.append(sitting)
             if spec.parallel is not None and record.kind == "transition":
                 for body, pending in list(open_.items()):
@@ -66,6 +70,7 @@ def consultations_of(definition: Definition, records: Iterable[AuditRecord]) -> 
                 made = _sitting(definition, state.state, slot if slot != state.state else None, state)
                 if made is not None:
                     made.meeting = meeting
+                    made.created = record.at
                     open_[slot] = made
     sittings.extend(open_.values())
     return sittings
@@ -147,6 +152,8 @@ class OParlExport:
                 "id": consultation_url, "type": SCHEMA + "Consultation", "paper": paper_url,
                 "organization": [org], "role": sitting.role, "authoritative": sitting.authoritative,
             }
+            if sitting.created is not None:
+                consultation["created"] = sitting.created.isoformat()
             if sitting.meeting is not None:
                 meeting = self._meeting(sitting, org, definition, zone)
                 agenda_url = self.url("agendaitems", ref, str(n))
@@ -157,6 +164,8 @@ class OParlExport:
                 }
                 if sitting.result:
                     agenda["result"] = sitting.result
+                if sitting.decided is not None:
+                    agenda["end"] = sitting.decided.isoformat()  # when the decision was recorded
                 meeting["agendaItem"].append(agenda)
                 consultation.update({"meeting": meeting["id"], "agendaItem": agenda_url})
             consultations.append(consultation)

@@ -19,6 +19,7 @@ from .machine import JOIN_FAILURE, JOIN_SUCCESS, CompiledMachine
 from .values import parse_datetime, parse_field_value
 
 __all__ = [
+    "IMPORT_ACTOR",
     "SYSTEM_ACTOR",
     "Branch",
     "Change",
@@ -36,6 +37,9 @@ __all__ = [
 ChangeKind = Literal["create", "transition", "branch", "meeting", "close", "join"]
 BranchStatus = Literal["open", "adopted", "rejected", "not_needed"]
 SYSTEM_ACTOR = "system"
+#: The actor of entries replayed from a council information system (OParl import).
+IMPORT_ACTOR = "import"
+_TRUSTED = (SYSTEM_ACTOR, IMPORT_ACTOR)
 _OUTCOME_STATUS: dict[str, BranchStatus] = {"adopted": "adopted", "rejected": "rejected", "deferred": "open"}
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -213,7 +217,7 @@ def decide_create(
     initial = definition.initial
     out_roles = tuple(dict.fromkeys(r for t in definition.transitions_from(initial.id) for r in t.roles))
     body = initial.consultation.body if initial.consultation else None
-    if not definition.holds_any(actor, out_roles, body):
+    if actor not in _TRUSTED and not definition.holds_any(actor, out_roles, body):
         raise NotPermittedError(
             f"{actor} may not create papers of workflow '{definition.workflow}': "
             f"needs one of the roles {_role_text(definition, out_roles, body)}"
@@ -235,7 +239,7 @@ def _allowed_now(definition: Definition, machine: CompiledMachine, paper: PaperS
 
 
 def _check_permission(definition: Definition, actor: str, roles: tuple[str, ...], body: str | None, doing: str) -> None:
-    if actor == SYSTEM_ACTOR or definition.holds_any(actor, roles, body):
+    if actor in _TRUSTED or definition.holds_any(actor, roles, body):
         return
     raise NotPermittedError(f"{actor} may not {doing}: needs one of the roles {_role_text(definition, roles, body)}")
 

@@ -1,0 +1,337 @@
+"""OParl 1.1 import: papers with their consultations replayed through a workflow, in date order.
+
+A mapping (YAML) names the workflow, maps OParl organizations to the workflow's bodies, consultation
+roles to states, and result texts to triggers. Each paper is replayed in memory first, with the pure
+decision functions the engine uses; only a paper whose whole recorded path fits the workflow is
+written, in one transaction, with the recorded instants and the actor ``import``. A paper that does not
+fit is reported with the reason and nothing of it is written. Re-running is idempotent: an unchanged
+paper is left alone, a paper whose RIS history grew gets the new entries appended.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .chain import canonical_json
+from .deadlines import changed, running_deadlines
+from .definition import Definition
+from .errors import DefinitionError, NotFoundError, Problem, WorkflowError, did_you_mean
+from .machine import compile_machine
+from .oparl_read import OParlData, parse_instant
+from .paper import IMPORT_ACTOR, Change, PaperState, apply, decide_create, decide_fire, decide_meeting
+from .store import SqlStore
+from .yamlsafe import YamlProblems, load_located
+
+__all__ = ["ImportReport", "Mapping", "OParlImporter", "load_mapping"]
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """How OParl objects map onto one workflow."""
+
+    workflow: str
+    organizations: dict[str, str]
+    roles: dict[str, str]
+    results: tuple[tuple[re.Pattern[str], str], ...]
+    paper_types: tuple[str, ...] = ()
+    path: str = "<mapping>"
+
+    def trigger_for(self, result: str) -> str | None:
+        for pattern, trigger in self.results:
+            if pattern.search(result):
+                return trigger
+        return None
+
+
+def load_mapping(path: Path, definition_for: Callable[[str], Definition]) -> Mapping:
+    """Read and check a mapping file against its workflow; problems as ``path:line:col: message``."""
+    name = str(path)
+    try:
+        doc = load_located(path.read_text(encoding="utf-8"), name)
+    except YamlProblems as exc:
+        raise DefinitionError(exc.problems) from None
+    except OSError as exc:
+        raise DefinitionError([Problem(name, 1, 1, f"cannot read: {exc.strerror}")]) from None
+    problems: list[Problem] = []
+
+    def err(where: tuple[str | int, ...], message: str) -> None:
+        line, col = doc.where(where)
+        problems.append(Problem(name, line, col, message))
+
+    raw = doc.value if isinstance(doc.value, dict) else {}
+    if not isinstance(doc.value, dict):
+        err((), "the mapping must be a mapping")
+    allowed = ("workflow", "organizations", "roles", "results", "paper_types")
+    for key in raw:
+        if key not in allowed:
+            err((key,), f"unknown key '{key}'{did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}")
+    workflow = raw.get("workflow")
+    if not isinstance(workflow, str):
+        err(("workflow",), "workflow must name the workflow to import into")
+        raise DefinitionError(problems)
+    definition = definition_for(workflow)
+    organizations: dict[str, str] = {}
+    for org, body in (raw.get("organizations") or {}).items():
+        if body not in definition.bodies:
+            err(("organizations", org), f"unknown body '{body}'{did_you_mean(str(body), definition.bodies)}")
+        organizations[org] = body
+    roles: dict[str, str] = {}
+    for role, state in (raw.get("roles") or {}).items():
+        if state not in definition.states:
+            err(("roles", role), f"unknown state '{state}'{did_you_mean(str(state), definition.states)}")
+        roles[role] = state
+    results: list[tuple[re.Pattern[str], str]] = []
+    for n, rule in enumerate(raw.get("results") or []):
+        if not isinstance(rule, dict) or set(rule) != {"match", "trigger"}:
+            err(("results", n), "each result rule is {match: REGEX, trigger: TRIGGER}")
+            continue
+        if rule["trigger"] not in definition.trigger_names:
+            err(("results", n, "trigger"),
+                f"unknown trigger '{rule['trigger']}'{did_you_mean(str(rule['trigger']), definition.triggers())}")
+            continue
+        try:
+            results.append((re.compile(str(rule["match"]), re.IGNORECASE), rule["trigger"]))
+        except re.error as exc:
+            err(("results", n, "match"), f"not a regular expression: {exc}")
+    paper_types = raw.get("paper_types") or []
+    if not isinstance(paper_types, list) or not all(isinstance(t, str) for t in paper_types):
+        err(("paper_types",), "paper_types must be a list of texts")
+        paper_types = []
+    if problems:
+        raise DefinitionError(problems)
+    return Mapping(workflow, organizations, roles, tuple(results), tuple(paper_types), name)
+
+
+@dataclass
+class ImportReport:
+    imported: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{len(self.imported)} imported, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
+                f"{len(self.skipped)} skipped")
+
+
+class Mismatch(Exception):
+    """The paper's recorded path does not fit the workflow; the message says why."""
+
+
+@dataclass
+class _Sitting:
+    body: str
+    role: str | None
+    created: datetime | None
+    meeting: datetime | None
+    decided: datetime | None
+    result: str | None
+    order: int
+
+
+class OParlImporter:
+    """Replays OParl papers into ``store`` through ``definition`` as ``mapping`` says."""
+
+    def __init__(self, store: SqlStore, definition: Definition, text: str, mapping: Mapping,
+                 now: Callable[[], datetime]) -> None:
+        self.store, self.definition, self.text, self.mapping, self.now = store, definition, text, mapping, now
+        self.machine = compile_machine(definition)
+
+    def run(self, data: OParlData, progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda x: x
+            ) -> ImportReport:
+        report = ImportReport()
+        self.store.remember_definition(self.definition, self.text, self.now())
+        for paper_id in progress(sorted(data.papers)):
+            paper = data.papers[paper_id]
+            reference = (paper.get("reference") or "").strip() or paper_id.rstrip("/").rsplit("/", 1)[-1]
+            try:
+                if self.mapping.paper_types and paper.get("paperType") not in self.mapping.paper_types:
+                    raise Mismatch(f"paperType {paper.get('paperType')!r} is not one of this mapping's")
+                changes, state = self.replay(reference, paper, data)
+                outcome = self._write(reference, changes, state)
+            except (Mismatch, ValueError) as exc:
+                report.skipped.append((reference, str(exc)))
+                continue
+            except WorkflowError as exc:
+                report.skipped.append((reference, exc.message))
+                continue
+            getattr(report, outcome).append(reference)
+        return report
+
+    # --- replay ------------------------------------------------------------------------------
+
+    def _sittings(self, paper: dict[str, Any], data: OParlData) -> list[_Sitting]:
+        sittings = []
+        for n, c in enumerate(paper.get("consultation", [])):
+            orgs = c.get("organization") or []
+            org = orgs[0] if orgs else None
+            name = data.organizations.get(org, {}).get("name") if org else None
+            body = self.mapping.organizations.get(org or "") or self.mapping.organizations.get(name or "")
+            if body is None:
+                raise Mismatch(f"consultation {n + 1}: organization {name or org!r} is not mapped to a body")
+            meeting = data.meetings.get(c.get("meeting") or "")
+            item = data.agenda_items.get(c.get("agendaItem") or "", {})
+            start = parse_instant(meeting["start"], "meeting start") if meeting and meeting.get("start") else None
+            decided = parse_instant(item["end"], "agenda item end") if item.get("end") else start
+            created = parse_instant(c["created"], "consultation created") if c.get("created") else None
+            result = item.get("result") if isinstance(item.get("result"), str) and item.get("result") else None
+            sittings.append(_Sitting(body, c.get("role"), created, start, decided, result, n))
+        far = datetime.max.replace(tzinfo=UTC)
+        # Date order of the decisions: when they were recorded if the source says (our export's
+        # agenda item end), else the meeting's start.
+        return sorted(sittings, key=lambda s: (s.decided if s.result else None) or s.meeting or s.created or far)
+
+    def replay(self, reference: str, paper: dict[str, Any], data: OParlData) -> tuple[list[Change], PaperState]:
+        d = self.definition
+        created = parse_instant(paper["created"], "paper created") if paper.get("created") else None
+        sittings = self._sittings(paper, data)
+        if created is None:
+            first = next((s.created or s.meeting for s in sittings if s.created or s.meeting), None)
+            if first is None:
+                raise Mismatch("no creation date and no dated consultation")
+            created = first
+        values = self._fields(paper, data)
+        changes = decide_create(d, reference, IMPORT_ACTOR, values, created)
+        state = apply(d, None, changes[0])
+
+        def run(new: list[Change]) -> None:
+            nonlocal state
+            for change in new:
+                state = apply(d, state, change)
+            changes.extend(new)
+
+        def arrive(s: _Sitting) -> str | None:
+            """Bring the paper to the state that waits for ``s``'s body and set its meeting; the branch."""
+            target = self._target(s)
+            at = max(s.created or created, changes[-1].at)
+            if state.state != target:
+                run(self._move_to(reference, state, target, s, at))
+            branch = s.body if d.states[state.state].parallel else None
+            if branch and state.branches[s.body].status != "open":
+                raise Mismatch(f"{s.body} decided already, but has another consultation")
+            if s.meeting is not None:
+                current = state.branches[s.body].meeting if branch else state.meeting
+                if current != s.meeting:
+                    run(decide_meeting(d, reference, state, s.meeting, IMPORT_ACTOR, branch, at))
+            return branch
+
+        decided = [s for s in sittings if s.result is not None]
+        for s in decided:
+            trigger = self.mapping.trigger_for(s.result or "")
+            if trigger is None:
+                raise Mismatch(f"result {s.result!r} of {s.body} matches no trigger of the mapping")
+            branch = arrive(s)
+            t = d.find(state.state, trigger)
+            if t is None:
+                raise Mismatch(f"'{trigger}' ({s.result!r}) is not possible in state '{state.state}'")
+            fire_values = {"result": s.result or ""}
+            if "meeting" in t.requires:
+                later = next((x for x in sittings if x.body == s.body and x.meeting and s.meeting
+                              and x.meeting > s.meeting), None)
+                if later is None:
+                    raise Mismatch(f"{s.result!r} of {s.body} needs a later meeting, and there is none")
+                fire_values["meeting"] = later.meeting.isoformat()  # type: ignore[union-attr]
+            when = max(s.decided or changes[-1].at, changes[-1].at)
+            run(decide_fire(d, self.machine, reference, state, trigger, IMPORT_ACTOR, branch, fire_values, when))
+        # Consultations still ahead: the paper waits for them if it stands where they happen.
+        for s in sittings:
+            if s.result is None and s.meeting is not None:
+                try:
+                    target = self._target(s)
+                except Mismatch:
+                    continue
+                open_branch = d.states[state.state].parallel and s.body in state.branches and \
+                    state.branches[s.body].status == "open"
+                if state.state == target and (d.states[target].consultation or open_branch):
+                    arrive(s)
+        return changes, state
+
+    def _target(self, s: _Sitting) -> str:
+        d = self.definition
+        if s.role and s.role in self.mapping.roles:
+            return self.mapping.roles[s.role]
+        waiting = [st.id for st in d.states.values()
+                   if (st.consultation and st.consultation.body == s.body)
+                   or (st.parallel and s.body in st.parallel.bodies)]
+        if len(waiting) != 1:
+            raise Mismatch(f"body {s.body} is consulted in {len(waiting)} states; map role {s.role!r} to one")
+        return waiting[0]
+
+    def _move_to(self, reference: str, state: PaperState, target: str, s: _Sitting, at: datetime
+                 ) -> list[Change]:
+        """The one transition without a decision that brings the paper to ``target`` (e.g. einbringen)."""
+        d = self.definition
+        for t in d.transitions_from(state.state):
+            if t.branch is None and t.dest_for(state.state) == target and set(t.requires) <= {"meeting"}:
+                values = {"meeting": s.meeting.isoformat()} if s.meeting and d.states[target].consultation else {}
+                if "meeting" in t.requires and not values:
+                    raise Mismatch(f"'{t.trigger}' needs the meeting of {s.body}, which is not recorded")
+                return decide_fire(d, self.machine, reference, state, t.trigger, IMPORT_ACTOR, None, values, at)
+        raise Mismatch(f"consultation of {s.body} ({s.role}) in state '{target}' cannot follow state "
+                       f"'{state.state}': the path does not fit the workflow")
+
+    def _fields(self, paper: dict[str, Any], data: OParlData) -> dict[str, str]:
+        d = self.definition
+        values: dict[str, str] = {}
+        name = (paper.get("name") or "").strip() or (paper.get("reference") or paper["id"])
+        if "title" in d.fields:
+            values["title"] = " ".join(str(name).split())
+        directing = paper.get("underDirectionOf") or []
+        if "department" in d.fields and directing:
+            org = data.organizations.get(directing[0], {})
+            values["department"] = str(org.get("name") or directing[0])
+        related = paper.get("relatedPaper") or []
+        if "references" in d.fields and related:
+            refs = [(data.papers.get(r, {}).get("reference") or r.rstrip("/").rsplit("/", 1)[-1]) for r in related]
+            values["references"] = ",".join(r.replace(",", " ") for r in refs)
+        return values
+
+    # --- writing -----------------------------------------------------------------------------
+
+    def _write(self, reference: str, changes: list[Change], state: PaperState) -> str:
+        d = self.definition
+        try:
+            existing = self.store.load(reference)
+        except NotFoundError:
+            existing = None
+        started = self.now()
+        if existing is None:
+            diff = changed(d, {}, running_deadlines(d, state), started)
+            self.store.create(reference, d, state, changes, _no_past_mails(diff, started))
+            return "imported"
+        if existing.workflow != d.workflow:
+            raise Mismatch(f"exists already in workflow '{existing.workflow}'")
+        recorded = self.store.history(reference)
+        old = [_signature(r.to_change()) for r in recorded]
+        new = [_signature(c) for c in changes]
+        if new == old:
+            return "unchanged"
+        if new[: len(old)] != old or any(r.actor != IMPORT_ACTOR for r in recorded):
+            raise Mismatch("its recorded trail differs from the one stored (changed here or in the RIS)")
+        tail = changes[len(old):]
+        definition = d if existing.definition_hash == d.source_hash else None
+        if definition is None:
+            raise Mismatch("it runs on another version of the workflow")
+        before = running_deadlines(d, existing.state)
+        diff = changed(d, before, running_deadlines(d, state), started)
+        self.store.save(existing, d, state, tail, _no_past_mails(diff, started))
+        return "updated"
+
+
+def _signature(change: Change) -> str:
+    return canonical_json([change.kind, change.trigger, change.from_state, change.to_state, change.branch,
+                           change.at.astimezone(UTC).isoformat(), dict(change.payload)])
+
+
+def _no_past_mails(diff: tuple[list[Any], list[Any]], started: datetime) -> tuple[list[Any], list[Any]]:
+    """Imported history must not mail people about the past: drop reminders already due at import."""
+    from dataclasses import replace
+
+    ended, started_deadlines = diff
+    kept = [replace(p, reminders=tuple(r for r in p.reminders if r.send_at > started)) for p in started_deadlines]
+    return ended, kept
