@@ -41,10 +41,10 @@ def serve(dispatcher: Dispatcher, settings: Settings, *, echo: Callable[[str], N
     def tick() -> None:
         with lock:
             report = dispatcher.tick()
-        if report.claimed or report.errors:
-            echo(report.line())
-        for error in report.errors:
-            echo(f"  {error}")
+            if report.claimed or report.errors:
+                echo(report.line())
+            for error in report.errors:
+                echo(f"  {error}")
 
     def digest() -> None:
         with lock:
@@ -65,7 +65,9 @@ def serve(dispatcher: Dispatcher, settings: Settings, *, echo: Callable[[str], N
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         echo(f"serve: {signal.Signals(signum).name} received, stopping after the running tick")
-        scheduler.shutdown(wait=False)
+        # wait=True: the executor finishes the running tick (its row is completed or left claimed
+        # under its lease) before start() returns.
+        scheduler.shutdown(wait=True)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -74,6 +76,6 @@ def serve(dispatcher: Dispatcher, settings: Settings, *, echo: Callable[[str], N
     if ready is not None:
         ready.set()
     scheduler.start()
-    with lock:  # let a tick that is still running finish its row
+    with lock:  # a digest or tick that is still finishing its output
         pass
     echo("serve: stopped")

@@ -133,11 +133,11 @@ def running_deadlines(definition: Definition, paper: PaperState) -> dict[Deadlin
     for deadline in definition.deadlines:
         if paper.state not in deadline.states:
             continue
-        slots: list[tuple[str, str | None, datetime | None]]
+        slots: list[tuple[str, str | None, datetime | None]] = []
         if spec.parallel is not None:
             slots = [(b.body, b.body, b.meeting) for b in paper.open_branches()]
-        else:
-            slots = [("", spec.consultation.body if spec.consultation else None, paper.meeting)]
+        if spec.parallel is None or spec.consultation is not None:
+            slots.append(("", spec.consultation.body if spec.consultation else None, paper.meeting))
         for branch, body, meeting in slots:
             anchor_at = meeting if deadline.due.anchor == "meeting" else paper.entered_at
             if anchor_at is None:

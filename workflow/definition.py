@@ -65,9 +65,11 @@ class Consultation:
 
 @dataclass(frozen=True)
 class Join:
-    """``quorum`` is None for ``join: all``."""
+    """``quorum`` is None for ``join: all``; ``none`` for ``join: none`` (an extension of the language:
+    branches only record their outcomes, e.g. hearings, and the state is left by its own transitions)."""
 
     quorum: int | None = None
+    none: bool = False
 
     def needed(self, branch_count: int) -> int:
         return branch_count if self.quorum is None else self.quorum
@@ -78,8 +80,8 @@ class Parallel:
     bodies: tuple[str, ...]
     role: str
     join: Join
-    on_success: str
-    on_failure: str
+    on_success: str | None
+    on_failure: str | None
 
 
 @dataclass(frozen=True)
@@ -220,9 +222,10 @@ class Definition:
                 if dest is not None:
                     yield s, dest, t.trigger
         for state in self.states.values():
-            if state.parallel:
-                yield state.id, state.parallel.on_success, "join erfüllt"
-                yield state.id, state.parallel.on_failure, "join gescheitert"
+            p = state.parallel
+            if p and p.on_success and p.on_failure:
+                yield state.id, p.on_success, "join erfüllt"
+                yield state.id, p.on_failure, "join gescheitert"
 
 
 def graph_problems(d: Definition) -> list[tuple[Path, str]]:

@@ -31,8 +31,9 @@ def to_mermaid(d: Definition, *, current: str | None = None) -> str:
         if s.parallel:
             p = s.parallel
             join = "alle" if p.join.quorum is None else f"Quorum {p.join.quorum}"
-            lines.append(f"    {s.id} --> {p.on_success}: Beschluss erreicht ({join})")
-            lines.append(f"    {s.id} --> {p.on_failure}: Beschluss gescheitert")
+            if p.on_success and p.on_failure:
+                lines.append(f"    {s.id} --> {p.on_success}: Beschluss erreicht ({join})")
+                lines.append(f"    {s.id} --> {p.on_failure}: Beschluss gescheitert")
             triggers = ", ".join(f"{t.trigger} ({_OUTCOME_DE[t.branch]})" for t in d.transitions_from(s.id) if t.branch)
             lines.append(f"    note right of {s.id}")
             lines.append(f"        parallel in {len(p.bodies)} Gremien: {', '.join(p.bodies)}")

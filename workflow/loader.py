@@ -290,8 +290,8 @@ def _load_states(c: _Checker, raw: Any, bodies: dict[str, Body]) -> dict[str, St
                     consultation = Consultation(cm["body"], role)
         if "parallel" in m:
             parallel = _load_parallel(c, m["parallel"], (*where, "parallel"), what, bodies, pending_joins)
-        if consultation is not None and parallel is not None:
-            c.err(where, f"{what} cannot be both a consultation and parallel")
+        if consultation is not None and parallel is not None and not parallel.join.none:
+            c.err(where, f"{what} cannot be both a consultation and parallel, unless the parallel join is none")
         if final is True and (consultation or parallel):
             c.err(where, f"final {what} cannot wait for a consultation")
         states[sid] = State(
@@ -315,7 +315,7 @@ def _load_states(c: _Checker, raw: Any, bodies: dict[str, Body]) -> dict[str, St
 def _load_parallel(
     c: _Checker, raw: Any, where: Path, what: str, bodies: dict[str, Body], pending: list[tuple[Path, str]]
 ) -> Parallel | None:
-    m = c.mapping(raw, where, f"parallel of {what}", ("bodies", "role", "join", "on_success", "on_failure"), ())
+    m = c.mapping(raw, where, f"parallel of {what}", ("bodies", "role", "join"), ("on_success", "on_failure"))
     if m is None:
         return None
     members = c.str_list(m.get("bodies"), (*where, "bodies"), f"bodies of {what}") if "bodies" in m else []
@@ -344,15 +344,29 @@ def _load_parallel(
             join = Join(q)
         else:
             ok = False
+    elif raw_join == "none":
+        join = Join(none=True)
+        for key in ("on_success", "on_failure"):
+            if key in m:
+                c.err((*where, key), f"{what} has join: none, which moves nowhere: remove {key}", key=True)
+                ok = False
     elif raw_join != "all":
-        c.err((*where, "join"), f"join of {what} must be 'all' or {{quorum: N}}, not {_describe(raw_join)}")
+        c.err((*where, "join"),
+              f"join of {what} must be 'all', {{quorum: N}} or 'none', not {_describe(raw_join)}")
         ok = False
+    if not join.none:
+        for key in ("on_success", "on_failure"):
+            if key not in m:
+                c.err(where, f"parallel of {what} is missing the required key '{key}'")
+                ok = False
     for key in ("on_success", "on_failure"):
         if key in m:
             pending.append(((*where, key), m[key]))
-    if not ok or "on_success" not in m or "on_failure" not in m:
+    if not ok:
         return None
-    return Parallel(tuple(members), cast(str, role), join, str(m["on_success"]), str(m["on_failure"]))
+    on_success = str(m["on_success"]) if "on_success" in m else None
+    on_failure = str(m["on_failure"]) if "on_failure" in m else None
+    return Parallel(tuple(members), cast(str, role), join, on_success, on_failure)
 
 
 def _load_transitions(

@@ -36,7 +36,7 @@ class CompiledMachine:
             dest = "=" if t.dest == "=" else t.dest  # None: internal (a branch decision)
             spec.append({"trigger": t.trigger, "source": list(t.sources), "dest": dest})
         for s in definition.states.values():
-            if s.parallel:
+            if s.parallel and s.parallel.on_success and s.parallel.on_failure:
                 spec.append({"trigger": JOIN_SUCCESS, "source": s.id, "dest": s.parallel.on_success})
                 spec.append({"trigger": JOIN_FAILURE, "source": s.id, "dest": s.parallel.on_failure})
         self._cursor = _Cursor()

@@ -77,9 +77,9 @@ def consultations_of(definition: Definition, records: Iterable[AuditRecord]) -> 
 
 
 def _meetings(state: PaperState) -> list[tuple[str, datetime | None]]:
-    if state.branches:
-        return [(b.body, b.meeting) for b in state.branches.values() if b.status == "open" and b.meeting]
-    return [(state.state, state.meeting)] if state.meeting else []
+    slots: list[tuple[str, datetime | None]] = [
+        (b.body, b.meeting) for b in state.branches.values() if b.status == "open" and b.meeting]
+    return slots + ([(state.state, state.meeting)] if state.meeting else [])
 
 
 def _sitting(definition: Definition, state_id: str, branch: str | None, state: PaperState) -> Sitting | None:

@@ -354,6 +354,8 @@ def _join(definition: Definition, machine: CompiledMachine, paper: PaperState, n
     """The automatic move out of a parallel state once its join is met or can no longer be."""
     parallel = definition.states[paper.state].parallel
     assert parallel is not None
+    if parallel.join.none:
+        return []  # the branches only record outcomes; the state's own transitions move the paper
     statuses = [b.status for b in paper.branches.values()]
     adopted, rejected, open_ = statuses.count("adopted"), statuses.count("rejected"), statuses.count("open")
     needed = parallel.join.needed(len(statuses))
@@ -391,7 +393,7 @@ def decide_meeting(
         raise NotAllowedNowError(f"{context}: state '{state.id}' ({state.label}) waits for no meeting")
     roles = tuple(dict.fromkeys(r for t in definition.transitions_from(state.id) for r in t.roles))
     body: str | None
-    if state.parallel is not None:
+    if state.parallel is not None and (branch is not None or state.consultation is None):
         body = branch = _open_branch(paper, state, branch, context, f"state '{state.id}' has one meeting per branch")
     else:
         if branch is not None:
