@@ -31,20 +31,32 @@ __all__ = ["ImportReport", "Mapping", "OParlImporter", "load_mapping"]
 
 
 @dataclass(frozen=True)
+class Rule:
+    """A result rule: a result text matching ``pattern`` (in a consultation of ``role``, if given) fires
+    ``trigger``; with ``move_next`` the paper goes where its next consultation happens (``verwiesen``),
+    and ``trigger`` is the fallback when no later consultation is recorded."""
+
+    pattern: re.Pattern[str]
+    trigger: str | None
+    role: str | None = None
+    move_next: bool = False
+
+
+@dataclass(frozen=True)
 class Mapping:
     """How OParl objects map onto one workflow."""
 
     workflow: str
     organizations: dict[str, str]
     roles: dict[str, str]
-    results: tuple[tuple[re.Pattern[str], str], ...]
+    results: tuple[Rule, ...]
     paper_types: tuple[str, ...] = ()
     path: str = "<mapping>"
 
-    def trigger_for(self, result: str) -> str | None:
-        for pattern, trigger in self.results:
-            if pattern.search(result):
-                return trigger
+    def rule_for(self, result: str, role: str | None) -> Rule | None:
+        for rule in self.results:
+            if (rule.role is None or rule.role == role) and rule.pattern.search(result):
+                return rule
         return None
 
 
@@ -85,19 +97,28 @@ def load_mapping(path: Path, definition_for: Callable[[str], Definition]) -> Map
         if state not in definition.states:
             err(("roles", role), f"unknown state '{state}'{did_you_mean(str(state), definition.states)}")
         roles[role] = state
-    results: list[tuple[re.Pattern[str], str]] = []
+    results: list[Rule] = []
     for n, rule in enumerate(raw.get("results") or []):
-        if not isinstance(rule, dict) or set(rule) != {"match", "trigger"}:
-            err(("results", n), "each result rule is {match: REGEX, trigger: TRIGGER}")
+        keys = set(rule) if isinstance(rule, dict) else set()
+        if not isinstance(rule, dict) or "match" not in keys or not keys <= {"match", "trigger", "role", "move"} \
+                or not ({"trigger", "move"} & keys):
+            err(("results", n), "each result rule is {match: REGEX, trigger: TRIGGER} "
+                                "(optional role: ROLE; move: next, with trigger as the fallback)")
             continue
-        if rule["trigger"] not in definition.trigger_names:
+        trigger = rule.get("trigger")
+        if trigger is not None and trigger not in definition.trigger_names:
             err(("results", n, "trigger"),
-                f"unknown trigger '{rule['trigger']}'{did_you_mean(str(rule['trigger']), definition.triggers())}")
+                f"unknown trigger '{trigger}'{did_you_mean(str(trigger), definition.triggers())}")
+            continue
+        if "move" in rule and rule["move"] != "next":
+            err(("results", n, "move"), "move can only be 'next' (where the next consultation happens)")
             continue
         try:
-            results.append((re.compile(str(rule["match"]), re.IGNORECASE), rule["trigger"]))
+            pattern = re.compile(str(rule["match"]), re.IGNORECASE)
         except re.error as exc:
             err(("results", n, "match"), f"not a regular expression: {exc}")
+            continue
+        results.append(Rule(pattern, trigger, rule.get("role"), "move" in rule))
     paper_types = raw.get("paper_types") or []
     if not isinstance(paper_types, list) or not all(isinstance(t, str) for t in paper_types):
         err(("paper_types",), "paper_types must be a list of texts")
@@ -205,9 +226,9 @@ class OParlImporter:
                 state = apply(d, state, change)
             changes.extend(new)
 
-        def arrive(s: _Sitting) -> str | None:
+        def arrive(s: _Sitting, ahead: list[_Sitting]) -> str | None:
             """Bring the paper to the state that waits for ``s``'s body and set its meeting; the branch."""
-            target = self._target(s)
+            target = self._target(s, state, ahead)
             at = max(s.created or created, changes[-1].at)
             if state.state != target:
                 run(self._move_to(reference, state, target, s, at))
@@ -221,11 +242,12 @@ class OParlImporter:
             return branch
 
         decided = [s for s in sittings if s.result is not None]
-        for s in decided:
-            trigger = self.mapping.trigger_for(s.result or "")
-            if trigger is None:
-                raise Mismatch(f"result {s.result!r} of {s.body} matches no trigger of the mapping")
-            branch = arrive(s)
+        for n, s in enumerate(decided):
+            rule = self.mapping.rule_for(s.result or "", s.role)
+            if rule is None:
+                raise Mismatch(f"result {s.result!r} of {s.body} matches no rule of the mapping")
+            branch = arrive(s, decided[n + 1:])
+            trigger = self._trigger(rule, state, s, decided[n + 1:], sittings)
             t = d.find(state.state, trigger)
             if t is None:
                 raise Mismatch(f"'{trigger}' ({s.result!r}) is not possible in state '{state.state}'")
@@ -240,27 +262,59 @@ class OParlImporter:
             run(decide_fire(d, self.machine, reference, state, trigger, IMPORT_ACTOR, branch, fire_values, when))
         # Consultations still ahead: the paper waits for them if it stands where they happen.
         for s in sittings:
-            if s.result is None and s.meeting is not None:
+            if s.result is None and s.meeting is not None and not d.states[state.state].final:
                 try:
-                    target = self._target(s)
+                    target = self._target(s, state, [])
                 except Mismatch:
                     continue
-                open_branch = d.states[state.state].parallel and s.body in state.branches and \
-                    state.branches[s.body].status == "open"
-                if state.state == target and (d.states[target].consultation or open_branch):
-                    arrive(s)
+                if state.state == target:
+                    arrive(s, [])
         return changes, state
 
-    def _target(self, s: _Sitting) -> str:
+    def _waiting(self, body: str) -> list[str]:
+        return [st.id for st in self.definition.states.values()
+                if (st.consultation and st.consultation.body == body) or (st.parallel and body in st.parallel.bodies)]
+
+    def _target(self, s: _Sitting, state: PaperState, ahead: list[_Sitting]) -> str:
+        """The state in which ``s`` happens: mapped by role, the one state that waits for its body, the
+        current state if it waits for it, or the state of the next consultation that has one and also
+        waits for it (a hearing held while the paper is on its way there)."""
         d = self.definition
         if s.role and s.role in self.mapping.roles:
             return self.mapping.roles[s.role]
-        waiting = [st.id for st in d.states.values()
-                   if (st.consultation and st.consultation.body == s.body)
-                   or (st.parallel and s.body in st.parallel.bodies)]
-        if len(waiting) != 1:
-            raise Mismatch(f"body {s.body} is consulted in {len(waiting)} states; map role {s.role!r} to one")
-        return waiting[0]
+        waiting = self._waiting(s.body)
+        if len(waiting) == 1:
+            return waiting[0]
+        here = d.states[state.state]
+        if (here.consultation and here.consultation.body == s.body) or (
+                here.parallel and s.body in here.parallel.bodies and s.body in state.branches):
+            return state.state
+        for later in ahead:
+            places = self._waiting(later.body)
+            if len(places) == 1 and places[0] in waiting:
+                return places[0]
+        raise Mismatch(f"body {s.body} is consulted in {len(waiting)} states and the recorded path does not say "
+                       f"which; map role {s.role!r} to one")
+
+    def _trigger(self, rule: Rule, state: PaperState, s: _Sitting, ahead: list[_Sitting],
+                 sittings: list[_Sitting]) -> str:
+        """The trigger a rule fires here; ``move: next`` picks the transition to the next consultation."""
+        if not rule.move_next:
+            assert rule.trigger is not None
+            return rule.trigger
+        d = self.definition
+        later = sittings[sittings.index(s) + 1:]
+        nxt = next((x for x in later if x.body != s.body and len(self._waiting(x.body)) == 1), None)
+        if nxt is not None:
+            target = self._waiting(nxt.body)[0]
+            for t in d.transitions_from(state.state):
+                if t.branch is None and t.dest_for(state.state) == target:
+                    return t.trigger
+            raise Mismatch(f"{s.result!r} of {s.body}: no transition from '{state.state}' to '{target}'")
+        if rule.trigger is None:
+            raise Mismatch(f"{s.result!r} of {s.body} refers the paper onwards, but no later consultation is "
+                           "recorded")
+        return rule.trigger
 
     def _move_to(self, reference: str, state: PaperState, target: str, s: _Sitting, at: datetime
                  ) -> list[Change]:
