@@ -181,6 +181,9 @@ class OParlImporter:
             except WorkflowError as exc:
                 report.skipped.append((reference, exc.message))
                 continue
+            except (KeyError, TypeError, AttributeError) as exc:  # untrusted data of an unexpected shape
+                report.skipped.append((reference, f"unexpected data: {type(exc).__name__}: {exc}"))
+                continue
             getattr(report, outcome).append(reference)
         return report
 
@@ -232,7 +235,8 @@ class OParlImporter:
             at = max(s.created or created, changes[-1].at)
             if state.state != target:
                 run(self._move_to(reference, state, target, s, at))
-            branch = s.body if d.states[state.state].parallel else None
+            here = d.states[state.state]
+            branch = s.body if here.parallel and s.body in here.parallel.bodies else None
             if branch and state.branches[s.body].status != "open":
                 raise Mismatch(f"{s.body} decided already, but has another consultation")
             if s.meeting is not None:
@@ -243,21 +247,26 @@ class OParlImporter:
 
         decided = [s for s in sittings if s.result is not None]
         for n, s in enumerate(decided):
-            rule = self.mapping.rule_for(s.result or "", s.role)
+            branch = arrive(s, decided[n + 1:])
+            parallel = d.states[state.state].parallel
+            # A body heard in a branch speaks in the branch's role, whatever role the RIS recorded.
+            role = parallel.role if branch and parallel else s.role
+            rule = self.mapping.rule_for(s.result or "", role)
             if rule is None:
                 raise Mismatch(f"result {s.result!r} of {s.body} matches no rule of the mapping")
-            branch = arrive(s, decided[n + 1:])
-            trigger = self._trigger(rule, state, s, decided[n + 1:], sittings)
+            trigger = self._trigger(rule, state, s, sittings)
             t = d.find(state.state, trigger)
             if t is None:
                 raise Mismatch(f"'{trigger}' ({s.result!r}) is not possible in state '{state.state}'")
             fire_values = {"result": s.result or ""}
-            if "meeting" in t.requires:
+            if t.dest == "=" or t.branch == "deferred":
+                # A deferral: the body's next recorded meeting is where the paper goes next.
                 later = next((x for x in sittings if x.body == s.body and x.meeting and s.meeting
                               and x.meeting > s.meeting), None)
-                if later is None:
+                if later is not None:
+                    fire_values["meeting"] = later.meeting.isoformat()  # type: ignore[union-attr]
+                elif "meeting" in t.requires:
                     raise Mismatch(f"{s.result!r} of {s.body} needs a later meeting, and there is none")
-                fire_values["meeting"] = later.meeting.isoformat()  # type: ignore[union-attr]
             when = max(s.decided or changes[-1].at, changes[-1].at)
             run(decide_fire(d, self.machine, reference, state, trigger, IMPORT_ACTOR, branch, fire_values, when))
         # Consultations still ahead: the paper waits for them if it stands where they happen.
@@ -285,6 +294,11 @@ class OParlImporter:
         waiting = self._waiting(s.body)
         if len(waiting) == 1:
             return waiting[0]
+        own = [w for w in waiting if (c := d.states[w].consultation) is not None and c.body == s.body]
+        heard_in = [w for w in waiting if w not in own]
+        hearing_roles = {p.role for w in heard_in if (p := d.states[w].parallel) is not None}
+        if len(own) == 1 and s.role not in hearing_roles:
+            return own[0]  # the body decides itself here, it is not heard
         here = d.states[state.state]
         if (here.consultation and here.consultation.body == s.body) or (
                 here.parallel and s.body in here.parallel.bodies and s.body in state.branches):
@@ -296,8 +310,7 @@ class OParlImporter:
         raise Mismatch(f"body {s.body} is consulted in {len(waiting)} states and the recorded path does not say "
                        f"which; map role {s.role!r} to one")
 
-    def _trigger(self, rule: Rule, state: PaperState, s: _Sitting, ahead: list[_Sitting],
-                 sittings: list[_Sitting]) -> str:
+    def _trigger(self, rule: Rule, state: PaperState, s: _Sitting, sittings: list[_Sitting]) -> str:
         """The trigger a rule fires here; ``move: next`` picks the transition to the next consultation."""
         if not rule.move_next:
             assert rule.trigger is not None
@@ -311,9 +324,9 @@ class OParlImporter:
                 if t.branch is None and t.dest_for(state.state) == target:
                     return t.trigger
             raise Mismatch(f"{s.result!r} of {s.body}: no transition from '{state.state}' to '{target}'")
-        if rule.trigger is None:
-            raise Mismatch(f"{s.result!r} of {s.body} refers the paper onwards, but no later consultation is "
-                           "recorded")
+        if rule.trigger is None or d.find(state.state, rule.trigger) is None:
+            raise Mismatch(f"{s.result!r} of {s.body} refers the paper onwards, but the consultation it was "
+                           "referred to is not recorded")
         return rule.trigger
 
     def _move_to(self, reference: str, state: PaperState, target: str, s: _Sitting, at: datetime
@@ -322,7 +335,9 @@ class OParlImporter:
         d = self.definition
         for t in d.transitions_from(state.state):
             if t.branch is None and t.dest_for(state.state) == target and set(t.requires) <= {"meeting"}:
-                values = {"meeting": s.meeting.isoformat()} if s.meeting and d.states[target].consultation else {}
+                consultation = d.states[target].consultation
+                own = consultation is not None and consultation.body == s.body
+                values = {"meeting": s.meeting.isoformat()} if s.meeting and own else {}
                 if "meeting" in t.requires and not values:
                     raise Mismatch(f"'{t.trigger}' needs the meeting of {s.body}, which is not recorded")
                 return decide_fire(d, self.machine, reference, state, t.trigger, IMPORT_ACTOR, None, values, at)
