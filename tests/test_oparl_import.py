@@ -212,3 +212,35 @@ def test_karlsruhe_files_are_read_completely() -> None:
     data = read_oparl([SHARED / "research-data" / "karlsruhe-oparl" / "oparl"])
     assert (len(data.papers), len(data.meetings), len(data.organizations), data.problems) == (785, 531, 97, [])
     assert data.agenda_items and all("meeting" in item for item in data.agenda_items.values())
+
+
+def test_meetings_alone_schedule_waiting_papers(engine: Engine, clock: FixedClock, db_url: str, defs_dir: Path,
+                                                tmp_path: Path, mappings: tuple[Path, Path]) -> None:
+    """Imported body calendars give waiting papers their body's next meeting, and deadlines follow."""
+    from workflow.store.outbox import Outbox
+
+    engine.create("kreisstrategie", "KS-9", FEDER, {"title": "Strategie"})
+    engine.fire("KS-9", "einbringen", FEDER)
+    base = "https://ris.example/oparl"
+    meetings = [{"id": f"{base}/meetings/{n}", "type": "https://schema.oparl.org/1.1/Meeting", "start": start,
+                 "organization": [f"{base}/organizations/bmk"]}
+                for n, start in enumerate(["2020-07-01T10:00:00+02:00", "2020-09-29T10:00:00+02:00",
+                                           "2020-10-27T10:00:00+01:00"])]
+    orgs = [{"id": f"{base}/organizations/bmk", "type": "https://schema.oparl.org/1.1/Organization",
+             "name": "Bürgermeisterkonferenz"}]
+    folder = tmp_path / "calendar"
+    folder.mkdir()
+    (folder / "meetings.json").write_text(json.dumps(meetings), encoding="utf-8")
+    (folder / "organizations.json").write_text(json.dumps({"data": orgs, "links": {}}), encoding="utf-8")
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert run(["import", "oparl", str(folder), "--mapping", str(mappings[1]), "--meetings", "--json",
+                    "--db", db_url, "--definitions", str(defs_dir), "--now", "2020-08-04T12:00"]) == 0
+    assert json.loads(out.getvalue()) == [{"reference": "KS-9", "body": "bmk",
+                                           "meeting": "2020-09-29T08:00:00+00:00"}]
+    assert engine.status("KS-9").meeting is not None
+    assert {d.name for d in Outbox(engine.store).deadlines("KS-9")} == {"vorlage_fertig", "ladung"}
+    assert engine.history("KS-9")[-1].actor == "import"

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from zoneinfo import ZoneInfo
@@ -676,8 +676,11 @@ def import_group() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--mapping", "mapping_path", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--meetings", "meetings_only", is_flag=True,
+              help="Import meetings only: give waiting papers their body's next meeting.")
 @common
-def import_oparl(paths: tuple[str, ...], mapping_path: str, as_json: bool, ctx: Context) -> None:
+def import_oparl(paths: tuple[str, ...], mapping_path: str, as_json: bool, meetings_only: bool,
+                 ctx: Context) -> None:
     """Import OParl papers (files or folders), replaying their consultations through a workflow."""
     from .oparl_import import OParlImporter, load_mapping
     from .oparl_read import read_oparl
@@ -689,6 +692,15 @@ def import_oparl(paths: tuple[str, ...], mapping_path: str, as_json: bool, ctx: 
     for problem in data.problems:
         click.echo(f"councilflow: warning: {problem}", err=True)
     importer = OParlImporter(engine.store, definition, text, mapping, engine.clock.now)
+    if meetings_only:
+        scheduled = importer.schedule(data)
+        if as_json:
+            _dump([{"reference": r, "body": b, "meeting": m.astimezone(UTC).isoformat()} for r, b, m in scheduled])
+            return
+        for reference, body, moment in scheduled:
+            click.echo(f"{reference}: {body} {_local(moment, definition.timezone)}")
+        click.echo(f"{len(scheduled)} meetings set")
+        return
     with click.progressbar(length=len(data.papers), label="Import", file=sys.stderr) as bar:
         def progress(items: Iterable[Any]) -> Iterable[Any]:
             for item in items:

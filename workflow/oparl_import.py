@@ -187,6 +187,44 @@ class OParlImporter:
             getattr(report, outcome).append(reference)
         return report
 
+    def schedule(self, data: OParlData) -> list[tuple[str, str, datetime]]:
+        """Meetings alone (the RIS's body calendars): give every running paper that waits for a body
+        without a meeting that body's next meeting, so its deadlines follow the real dates."""
+        now = self.now()
+        calendar: dict[str, list[datetime]] = {}
+        for meeting in data.meetings.values():
+            if not meeting.get("start") or meeting.get("cancelled") is True:
+                continue
+            start = parse_instant(meeting["start"], "meeting start")
+            for org in meeting.get("organization") or []:
+                name = data.organizations.get(org, {}).get("name")
+                body = self.mapping.organizations.get(org) or self.mapping.organizations.get(name or "")
+                if body is not None and start > now:
+                    calendar.setdefault(body, []).append(start)
+        scheduled: list[tuple[str, str, datetime]] = []
+        d = self.definition
+        for paper in self.store.iter_papers():
+            if paper.workflow != d.workflow or paper.definition_hash != d.source_hash:
+                continue
+            spec = d.states[paper.state.state]
+            slots: list[tuple[str | None, str]] = []
+            if spec.consultation is not None and paper.state.meeting is None:
+                slots.append((None, spec.consultation.body))
+            slots += [(b.body, b.body) for b in paper.state.open_branches() if b.meeting is None]
+            for branch, body in slots:
+                upcoming = sorted(calendar.get(body, []))
+                if not upcoming:
+                    continue
+                current = self.store.load(paper.reference)
+                changes = decide_meeting(d, paper.reference, current.state, upcoming[0], IMPORT_ACTOR, branch, now)
+                state = current.state
+                for change in changes:
+                    state = apply(d, state, change)
+                diff = changed(d, running_deadlines(d, current.state), running_deadlines(d, state), now)
+                self.store.save(current, d, state, changes, diff)
+                scheduled.append((paper.reference, body, upcoming[0]))
+        return scheduled
+
     # --- replay ------------------------------------------------------------------------------
 
     def _sittings(self, paper: dict[str, Any], data: OParlData) -> list[_Sitting]:
