@@ -308,6 +308,8 @@ def _print_status(st: Status, as_json: bool) -> None:
         done = sum(1 for b in st.branches if b.status != "open")
         click.echo(f"  Gremien:    {done} von {len(st.branches)} entschieden")
         names = {"open": "offen", "adopted": "angenommen", "rejected": "abgelehnt", "not_needed": "nicht mehr nötig"}
+        if st.hearings:
+            names = {**names, "adopted": "angehört"}
         for b in st.branches:
             extra = f", {b.deferrals}× vertagt" if b.deferrals else ""
             click.echo(
@@ -328,9 +330,10 @@ def history(reference: str, as_json: bool, ctx: Context) -> None:
     if as_json:
         _dump([_record_json(r) for r in records])
         return
-    zone = engine.definition_of(engine.store.load(reference)).timezone
+    definition = engine.definition_of(engine.store.load(reference))
+    hearings = frozenset(s.id for s in definition.states.values() if s.parallel and s.parallel.join.none)
     for r in records:
-        click.echo(_record_line(r, zone))
+        click.echo(_record_line(r, definition.timezone, hearings))
 
 
 def _record_json(r: AuditRecord) -> dict[str, Any]:
@@ -361,14 +364,15 @@ _OUTCOME_DE = {
 }
 
 
-def _record_line(r: AuditRecord, zone: str) -> str:
+def _record_line(r: AuditRecord, zone: str, hearing_states: frozenset[str] = frozenset()) -> str:
     move = r.to_state if r.from_state in (None, r.to_state) else f"{r.from_state} → {r.to_state}"
     p = r.payload
     details = []
     if r.branch:
         details.append(f"Gremium {r.branch}")
     if "outcome" in p:
-        details.append(_OUTCOME_DE.get(str(p["outcome"]), str(p["outcome"])))
+        heard = r.from_state in hearing_states and p["outcome"] == "adopted"
+        details.append("angehört" if heard else _OUTCOME_DE.get(str(p["outcome"]), str(p["outcome"])))
     if "result" in p:
         details.append(f"„{p['result']}“")
     if "meeting" in p:

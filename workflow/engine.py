@@ -87,6 +87,7 @@ class Status:
     version: int | None
     as_of: datetime | None = None
     timezone: str = "Europe/Berlin"
+    hearings: bool = False  # the branches only record hearings (join: none)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -107,6 +108,7 @@ class Status:
             "triggers": list(self.triggers),
             "version": self.version,
             "as_of": _iso(self.as_of),
+            "hearings": self.hearings,
         }
 
 
@@ -245,4 +247,5 @@ class Engine:
             version,
             as_of,
             definition.timezone,
+            bool(spec.parallel and spec.parallel.join.none),
         )

@@ -392,6 +392,10 @@ class OParlImporter:
         if "department" in d.fields and directing:
             org = data.organizations.get(directing[0], {})
             values["department"] = str(org.get("name") or directing[0])
+        items = [data.agenda_items[c["agendaItem"]] for c in paper.get("consultation", [])
+                 if c.get("agendaItem") in data.agenda_items]
+        if "public" in d.fields and items and all(item.get("public") is False for item in items):
+            values["public"] = "false"  # discussed only in closed session
         related = paper.get("relatedPaper") or []
         if "references" in d.fields and related:
             refs = [(data.papers.get(r, {}).get("reference") or r.rstrip("/").rsplit("/", 1)[-1]) for r in related]
