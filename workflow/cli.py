@@ -642,6 +642,64 @@ def serve(ctx: Context) -> None:
     run_scheduler(ctx.dispatcher(), ctx.settings, echo=lambda line: click.echo(line, err=False))
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@common
+def web(host: str, port: int, ctx: Context) -> None:
+    """Serve the JSON API, the pages and the OParl endpoint (behind the administration's proxy)."""
+    import uvicorn
+
+    from .web import create_app
+
+    if ctx.now:
+        raise InputError("web runs on the real clock; --now is for commands that act once")
+    engine = ctx.engine()
+    engine.store.init()
+    uvicorn.run(create_app(engine, ctx.settings), host=host, port=port, log_level="warning")
+
+
+@main.group(name="tokens")
+def tokens_group() -> None:
+    """Bearer tokens for API clients (stored hashed, revocable)."""
+
+
+@tokens_group.command("create")
+@click.argument("email")
+@click.option("--label", default="", help="What the token is for.")
+@common
+def tokens_create(email: str, label: str, ctx: Context) -> None:
+    """Create a token for EMAIL; it is shown once."""
+    from .tokens import create_token
+
+    engine = ctx.engine()
+    token_id, token = create_token(engine.store, email, label, engine.clock.now())
+    click.echo(f"token {token_id} for {email.strip().lower()}: {token}")
+
+
+@tokens_group.command("list")
+@common
+def tokens_list(ctx: Context) -> None:
+    """List tokens (never the tokens themselves)."""
+    from .tokens import list_tokens
+
+    for t in list_tokens(ctx.engine().store):
+        state = f"revoked {_local(t.revoked_at, ctx.settings.timezone)}" if t.revoked_at else "active"
+        click.echo(f"{t.id}\t{t.email}\t{state}\t{t.label}")
+
+
+@tokens_group.command("revoke")
+@click.argument("token_id", type=int)
+@common
+def tokens_revoke(token_id: int, ctx: Context) -> None:
+    """Revoke a token at once."""
+    from .tokens import revoke_token
+
+    engine = ctx.engine()
+    revoke_token(engine.store, token_id, engine.clock.now())
+    click.echo(f"token {token_id} revoked")
+
+
 @main.group(name="export")
 def export_group() -> None:
     """Write the papers in other formats."""

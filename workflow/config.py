@@ -28,6 +28,9 @@ ENV = {
     "timezone": "COUNCILFLOW_TIMEZONE",
     "oparl_base_url": "COUNCILFLOW_OPARL_BASE_URL",
     "body_name": "COUNCILFLOW_BODY_NAME",
+    "trusted_header": "COUNCILFLOW_TRUSTED_HEADER",
+    "auditors": "COUNCILFLOW_AUDITORS",
+    "secret": "COUNCILFLOW_SECRET",
 }
 _RANGES = {"morning_hour": (0, 23), "digest_hour": (0, 23), "tick_seconds": (1, 86_400),
            "lease_seconds": (10, 86_400), "batch": (1, 10_000), "max_attempts": (1, 100)}
@@ -50,6 +53,12 @@ class Settings:
     timezone: str = "Europe/Berlin"
     oparl_base_url: str = "https://councilflow.invalid/oparl/v1.1"
     body_name: str = "councilflow"
+    trusted_header: str = "X-Remote-User"  # set by the reverse proxy after sign-in; empty: tokens only
+    auditors: str = ""  # comma-separated e-mail addresses that may read everything and fire nothing
+    secret: str = ""  # signs the forms' CSRF tokens; empty: a random one per process
+
+    def auditor_set(self) -> frozenset[str]:
+        return frozenset(a.strip().lower() for a in self.auditors.split(",") if a.strip())
 
     def mail_folder(self) -> Path:
         """The default mail folder: ``councilflow-mail`` beside a SQLite file, else in the working directory."""

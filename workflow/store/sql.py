@@ -30,7 +30,7 @@ from ..paper import Branch, Change, ChangeKind, PaperState
 
 if TYPE_CHECKING:
     from ..deadlines import PlannedDeadline
-from .tables import AuditRow, DeadlineRow, DefinitionRow, PaperRow, ReminderRow
+from .tables import AuditRow, DeadlineRow, DefinitionRow, PaperRow, ReminderRow, TokenRow
 
 __all__ = ["AuditRecord", "SqlStore", "StoredPaper", "default_url"]
 
@@ -39,6 +39,7 @@ _audit = AuditRow.__table__  # type: ignore[attr-defined]
 _defs = DefinitionRow.__table__  # type: ignore[attr-defined]
 _deadlines = DeadlineRow.__table__  # type: ignore[attr-defined]
 _reminders = ReminderRow.__table__  # type: ignore[attr-defined]
+_tokens = TokenRow.__table__  # type: ignore[attr-defined]
 DeadlineDiff = tuple[Sequence[tuple[str, str]], Sequence["PlannedDeadline"]]
 
 
@@ -289,7 +290,7 @@ class SqlStore:
 
     def init(self) -> None:
         """Create the schema if missing (idempotent)."""
-        tables = [_defs, _papers, _audit, _deadlines, _reminders]
+        tables = [_defs, _papers, _audit, _deadlines, _reminders, _tokens]
         try:
             with self.engine.begin() as conn:
                 if self.dialect == "postgresql":

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, Index, Integ
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-__all__ = ["AuditRow", "DeadlineRow", "DefinitionRow", "PaperRow", "ReminderRow", "UTCDateTime"]
+__all__ = ["AuditRow", "DeadlineRow", "DefinitionRow", "PaperRow", "ReminderRow", "TokenRow", "UTCDateTime"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -154,3 +154,16 @@ class ReminderRow(SQLModel, table=True):
     claimed_by: str | None = Field(default=None, max_length=200)
     sent_at: datetime | None = _utc(nullable=True)
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class TokenRow(SQLModel, table=True):
+    """An API bearer token: only its SHA-256 is stored; revoked tokens stay for the record."""
+
+    __tablename__ = "tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320)
+    label: str = Field(default="", max_length=200)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _utc()
+    revoked_at: datetime | None = _utc(nullable=True)
