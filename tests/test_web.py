@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from workflow import Engine, FixedClock
+from workflow import Engine
 from workflow.config import Settings
 from workflow.tokens import create_token, revoke_token
 from workflow.web import create_app
