@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench postgres clean
+.PHONY: demo test lint typecheck bench postgres browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +19,17 @@ demo: $(STAMP)
 postgres:
 	@bash scripts/ensure-postgres
 
+# The browser tests drive Debian's chromium through Playwright; no browser is downloaded by a test tool.
+browser:
+	@test -x /usr/bin/chromium || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+
 lint: $(STAMP)
 	$(BIN)/ruff check workflow notifier tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) postgres lint typecheck
+test: $(STAMP) postgres browser lint typecheck
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
