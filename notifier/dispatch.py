@@ -189,6 +189,7 @@ class Dispatcher:
         moment = now or self.engine.clock.now()
         report = TickReport()
         lease = timedelta(seconds=self.settings.lease_seconds)
+        self.engine.store.beat(self.worker, moment)
         while True:
             batch = self.outbox.claim(moment, worker=self.worker, lease=lease, limit=self.settings.batch)
             if not batch:

@@ -10,7 +10,8 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -638,8 +639,118 @@ def serve(ctx: Context) -> None:
 
     if ctx.now:
         raise InputError("serve runs on the real clock; use `councilflow tick --now …` to simulate")
-    ctx.engine().store.init()
-    run_scheduler(ctx.dispatcher(), ctx.settings, echo=lambda line: click.echo(line, err=False))
+    store = ctx.engine().store
+    store.init()
+    with _single_sqlite_server(store):
+        run_scheduler(ctx.dispatcher(), ctx.settings, echo=lambda line: click.echo(line, err=False))
+
+
+@contextmanager
+def _single_sqlite_server(store: Any) -> Iterator[None]:
+    """SQLite is for one process: a second `serve` on the same file refuses to start."""
+    if store.dialect != "sqlite" or not store.engine.url.database or store.engine.url.database == ":memory:":
+        yield
+        return
+    import fcntl
+
+    from .errors import ConflictError
+
+    lock_path = Path(f"{store.engine.url.database}.serve.lock")
+    handle = lock_path.open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise ConflictError(f"another councilflow serve (pid {holder}) runs on {store.url}; SQLite is for one "
+                            "process — use PostgreSQL for several") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+@main.command()
+@common
+def doctor(ctx: Context) -> None:
+    """Check a deployment: database, definitions and templates, mail transport, scheduler heartbeat."""
+    from datetime import timedelta
+
+    from notifier.dispatch import check_templates
+
+    from .loader import definition_files, load_definition_file
+
+    results: list[tuple[bool, str, str]] = []
+
+    def check(name: str, fn: Callable[[], str]) -> None:
+        try:
+            results.append((True, name, fn()))
+        except WorkflowError as exc:
+            results.append((False, name, exc.message.splitlines()[0]))
+        except Exception as exc:  # a check must report, never crash the doctor
+            results.append((False, name, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
+
+    engine = ctx.engine()
+
+    def database() -> str:
+        engine.store.init()
+        return f"{engine.store.url} reachable, schema present, {engine.store.count_audit()} audit entries"
+
+    def definitions() -> str:
+        files = definition_files([ctx.definitions])
+        if not files:
+            raise InputError(f"no definitions in {ctx.definitions}")
+        for f in files:
+            check_templates(load_definition_file(f), f.parent)
+        return f"{len(files)} valid, their mail templates render"
+
+    def mail() -> str:
+        transport = ctx.dispatcher().transport
+        from notifier.transports import MaildirTransport, SmtpTransport
+
+        if isinstance(transport, SmtpTransport):
+            import smtplib
+
+            try:
+                client = (smtplib.SMTP_SSL if transport.implicit_tls else smtplib.SMTP)(
+                    transport.host, transport.port, local_hostname=transport.local_hostname, timeout=10)
+                with client:
+                    code, _ = client.noop()
+            except (OSError, smtplib.SMTPException) as exc:
+                raise StorageError(f"{transport.name} not reachable: {exc}") from None
+            return f"{transport.name} answers ({code})"
+        if isinstance(transport, MaildirTransport):
+            transport.path.mkdir(parents=True, exist_ok=True)
+            probe = transport.path / ".councilflow-doctor"
+            probe.write_text("ok", encoding="utf-8")
+            probe.unlink()
+            return f"{transport.name} writable"
+        return transport.name
+
+    def heartbeat() -> str:
+        last = engine.store.last_beat()
+        if last is None:
+            raise StorageError("no serve process has ticked yet")
+        worker, at = last
+        age = engine.clock.now() - at
+        if age > timedelta(seconds=3 * ctx.settings.tick_seconds):
+            raise StorageError(f"last tick {int(age.total_seconds())} s ago by {worker} (expected every "
+                               f"{ctx.settings.tick_seconds} s)")
+        return f"last tick {int(age.total_seconds())} s ago by {worker}"
+
+    for name, fn in (("database", database), ("definitions", definitions), ("mail", mail),
+                     ("scheduler", heartbeat)):
+        check(name, fn)
+    for ok, name, detail in results:
+        click.echo(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}")
+    if not all(ok for ok, _, _ in results):
+        raise SystemExit(1)
 
 
 @main.command()

@@ -30,7 +30,7 @@ from ..paper import Branch, Change, ChangeKind, PaperState
 
 if TYPE_CHECKING:
     from ..deadlines import PlannedDeadline
-from .tables import AuditRow, DeadlineRow, DefinitionRow, PaperRow, ReminderRow, TokenRow
+from .tables import AuditRow, DeadlineRow, DefinitionRow, HeartbeatRow, PaperRow, ReminderRow, TokenRow
 
 __all__ = ["AuditRecord", "SqlStore", "StoredPaper", "default_url"]
 
@@ -40,6 +40,7 @@ _defs = DefinitionRow.__table__  # type: ignore[attr-defined]
 _deadlines = DeadlineRow.__table__  # type: ignore[attr-defined]
 _reminders = ReminderRow.__table__  # type: ignore[attr-defined]
 _tokens = TokenRow.__table__  # type: ignore[attr-defined]
+_heartbeats = HeartbeatRow.__table__  # type: ignore[attr-defined]
 DeadlineDiff = tuple[Sequence[tuple[str, str]], Sequence["PlannedDeadline"]]
 
 
@@ -290,7 +291,7 @@ class SqlStore:
 
     def init(self) -> None:
         """Create the schema if missing (idempotent)."""
-        tables = [_defs, _papers, _audit, _deadlines, _reminders, _tokens]
+        tables = [_defs, _papers, _audit, _deadlines, _reminders, _tokens, _heartbeats]
         try:
             with self.engine.begin() as conn:
                 if self.dialect == "postgresql":
@@ -615,6 +616,19 @@ class SqlStore:
             cur.execute(_LAST_ENTRY)
             last = cur.fetchone()
         return (int(last[0]), str(last[1])) if last else (0, GENESIS)
+
+    def beat(self, worker: str, now: datetime) -> None:
+        """Record that ``worker`` ticked at ``now``."""
+        with self._transaction() as cur:
+            cur.execute(self._sql("DELETE FROM heartbeats WHERE worker = :worker"), {"worker": worker})
+            cur.execute(self._sql("INSERT INTO heartbeats (worker, at) VALUES (:worker, :at)"),
+                        {"worker": worker, "at": self._db_time(now)})
+
+    def last_beat(self) -> tuple[str, datetime] | None:
+        with self._transaction() as cur:
+            cur.execute("SELECT worker, at FROM heartbeats ORDER BY at DESC LIMIT 1")
+            row = cur.fetchone()
+        return (str(row[0]), _utc(row[1])) if row else None
 
     def iter_papers(self, batch: int = 500) -> Iterator[StoredPaper]:
         """Every paper, in id order, fetched in batches."""

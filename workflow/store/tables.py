@@ -9,7 +9,8 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, Index, Integ
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-__all__ = ["AuditRow", "DeadlineRow", "DefinitionRow", "PaperRow", "ReminderRow", "TokenRow", "UTCDateTime"]
+__all__ = ["AuditRow", "DeadlineRow", "DefinitionRow", "HeartbeatRow", "PaperRow", "ReminderRow", "TokenRow",
+           "UTCDateTime"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -167,3 +168,12 @@ class TokenRow(SQLModel, table=True):
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = _utc()
     revoked_at: datetime | None = _utc(nullable=True)
+
+
+class HeartbeatRow(SQLModel, table=True):
+    """The last tick of each `serve` process, for `councilflow doctor`."""
+
+    __tablename__ = "heartbeats"
+
+    worker: str = Field(max_length=200, primary_key=True)
+    at: datetime = _utc()
