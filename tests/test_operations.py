@@ -1,0 +1,124 @@
+"""Operations: doctor, one `serve` per SQLite file, and several `serve` processes racing on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from workflow import Engine
+
+from .smtp import free_port, smtp_server
+
+EXE = str(Path(sys.executable).parent / "councilflow")
+
+
+def _env(db_url: str, defs: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COUNCILFLOW_")}
+    return {**env, "COUNCILFLOW_DB": db_url, "COUNCILFLOW_DEFINITIONS": str(defs), **extra}
+
+
+def _wait_line(proc: subprocess.Popen[str], text: str, timeout: float = 30) -> None:
+    """Read the child's output until ``text`` appears (bounded)."""
+    limit = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < limit:
+        line = proc.stdout.readline()
+        if text in line:
+            return
+        assert line or proc.poll() is None, f"the child ended: {proc.communicate()}"
+    raise AssertionError(f"no line with {text!r}")
+
+
+def test_doctor_reports_each_check(engine: Engine, db_url: str, defs_dir: Path) -> None:
+    """doctor prints one line per check and exits 1 when one fails; all ok after a tick with SMTP up."""
+    with smtp_server() as (_, port):
+        env = _env(db_url, defs_dir, COUNCILFLOW_MAIL=f"smtp://127.0.0.1:{port}")
+        before = subprocess.run([EXE, "doctor"], env=env, capture_output=True, text=True)
+        assert before.returncode == 1 and "FAIL scheduler: no serve process has ticked yet" in before.stdout
+        subprocess.run([EXE, "tick"], env=env, check=True, capture_output=True)
+        after = subprocess.run([EXE, "doctor"], env=env, capture_output=True, text=True)
+    assert after.returncode == 0, after.stdout
+    assert [line.split(":")[0] for line in after.stdout.splitlines()] == [
+        "ok   database", "ok   definitions", "ok   mail", "ok   scheduler"]
+    down = subprocess.run([EXE, "doctor"], env=_env(db_url, defs_dir, COUNCILFLOW_MAIL=f"smtp://127.0.0.1:{free_port()}"),
+                          capture_output=True, text=True)
+    assert down.returncode == 1 and "FAIL mail: smtp://127.0.0.1:" in down.stdout and "not reachable" in down.stdout
+
+
+def test_second_serve_on_sqlite_refuses(tmp_path: Path, defs_dir: Path) -> None:
+    """A second `serve` on the same SQLite file stops at once with a clear message."""
+    env = _env(f"sqlite:///{tmp_path / 'one.db'}", defs_dir, COUNCILFLOW_MAIL="memory:")
+    first = subprocess.Popen([EXE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_line(first, "serve: ticking every")
+        second = subprocess.run([EXE, "serve"], env=env, capture_output=True, text=True, timeout=30)
+        assert second.returncode == 7
+        assert second.stderr.strip() == (f"councilflow: error: another councilflow serve (pid {first.pid}) runs on "
+                                         f"sqlite:///{tmp_path / 'one.db'}; SQLite is for one process — use "
+                                         "PostgreSQL for several")
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+    assert first.returncode == 0
+
+
+def _queue(engine: Engine, count: int) -> set[str]:
+    """``count`` due digest mails straight into the outbox (what a busy morning looks like)."""
+    payload = json.dumps({"today": "2020-08-04T06:00:00+00:00", "until": "2020-08-18T06:00:00+00:00", "items": []})
+    ids = {f"<race-{n}@councilflow>" for n in range(count)}
+    with engine.store._transaction() as cur:
+        cur.executemany(engine.store._sql(
+            "INSERT INTO reminders (kind, label, send_at, recipients, payload, message_id, status, attempts, "
+            "next_attempt_at) VALUES ('digest', 'Fristenübersicht', :at, :to, :payload, :mid, 'pending', 0, :at)"),
+            [{"at": engine.store._db_time(engine.clock.now()), "to": json.dumps([f"person{n % 50}@example.org"]),
+              "payload": payload, "mid": mid} for n, mid in enumerate(sorted(ids))])
+    return ids
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("kill", [False, True], ids=["race", "kill-9-mid-batch"])
+def test_four_serve_processes_deliver_everything_once(engine: Engine, db_url: str, defs_dir: Path,
+                                                       tmp_path: Path, kill: bool) -> None:
+    """10,000 due mails, 4 `serve` on one PostgreSQL: all delivered, none twice (but the killed one's)."""
+    if engine.store.dialect != "postgresql":
+        pytest.skip("several serve processes need PostgreSQL")
+    count = 10_000
+    expected = _queue(engine, count)
+    marker = tmp_path / "fault"
+    with smtp_server() as (sink, port):
+        base = dict(COUNCILFLOW_MAIL=f"smtp://127.0.0.1:{port}", COUNCILFLOW_TICK_SECONDS="1",
+                    COUNCILFLOW_BATCH="50", COUNCILFLOW_LEASE_SECONDS="10", COUNCILFLOW_DIGEST_HOUR="23")
+        workers = []
+        for n in range(4):
+            extra = dict(COUNCILFLOW_FAULT="after-send", COUNCILFLOW_FAULT_FILE=str(marker)) if kill and n == 0 else {}
+            workers.append(subprocess.Popen([EXE, "serve"], env=_env(db_url, defs_dir, **base, **extra),
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        try:
+            if kill:
+                limit = time.monotonic() + 60
+                while not marker.exists():
+                    assert time.monotonic() < limit, "the faulty worker never sent"
+                    time.sleep(0.05)
+                os.kill(workers[0].pid, signal.SIGKILL)  # dies holding a claimed batch of 50
+            received = sink.wait_for(count + (1 if kill else 0), timeout=300)
+        finally:
+            for w in workers:
+                if w.poll() is None:
+                    w.send_signal(signal.SIGTERM)
+            for w in workers:
+                w.communicate(timeout=60)
+    ids = Counter(m["Message-ID"] for m in received)
+    assert set(ids) == expected  # none lost
+    duplicates = {mid: n for mid, n in ids.items() if n > 1}
+    assert len(duplicates) == (1 if kill else 0) and all(n == 2 for n in duplicates.values())
+    with engine.store._transaction() as cur:
+        cur.execute("SELECT status, count(*) FROM reminders GROUP BY status")
+        assert dict(cur.fetchall()) == {"sent": count}
