@@ -60,7 +60,8 @@ def _reset_pg(url: str) -> None:
 
         # The audit table refuses TRUNCATE; a superuser's replica role skips that trigger.
         conn.execute(text("SET LOCAL session_replication_role = replica"))
-        conn.execute(text("TRUNCATE audit, reminders, deadlines, papers, definitions, tokens, heartbeats RESTART IDENTITY CASCADE"))
+        conn.execute(text("TRUNCATE audit, reminders, deadlines, papers, definitions, tokens, heartbeats "
+                          "RESTART IDENTITY CASCADE"))
     store.dispose()
 
 

@@ -169,8 +169,14 @@ def load_located(text: str, path: str) -> Located:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         reason = exc.problem or exc.context or "invalid YAML"
         raise YamlProblems([Problem(path, line, col, f"YAML syntax error: {reason}")]) from None
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        line, col = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        raise YamlProblems([Problem(path, line, col, f"YAML error: character #x{exc.character:04x} is not "
+                                                     "allowed in YAML")]) from None
     except yaml.YAMLError as exc:
-        raise YamlProblems([Problem(path, 1, 1, f"YAML error: {exc}")]) from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid YAML"
+        raise YamlProblems([Problem(path, 1, 1, f"YAML error: {first}")]) from None
     if builder.problems:
         raise YamlProblems(builder.problems)
     return builder.doc
