@@ -210,7 +210,8 @@ class Dispatcher:
             self.outbox.mark_failed(reminder, f"cannot compose: {exc}")
             return
         _fault("after-render")
-        if not self.outbox.still_wanted(reminder):
+        lease = timedelta(seconds=self.settings.lease_seconds)
+        if not self.outbox.renew(reminder, max(now, self.engine.clock.now()) + lease):
             report.fenced += 1  # cancelled (the deadline ended) or taken over meanwhile
             return
         try:

@@ -28,6 +28,7 @@ class Sink:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.reply: str | None = None
+        self.ids: set[str] = set()
         self.received = threading.Condition()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -36,9 +37,19 @@ class Sink:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.received:
             self.messages.append(message)  # type: ignore[arg-type]
+            self.ids.add(str(message["Message-ID"]))
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
             self.received.notify_all()
         return "250 Message accepted for delivery"
+
+    def wait_until_ids(self, expected: set[str], timeout: float = 30.0) -> list[EmailMessage]:
+        """Block until every Message-ID in ``expected`` arrived (or fail after ``timeout``)."""
+        with self.received:
+            arrived = self.received.wait_for(lambda: len(self.ids & expected) == len(expected), timeout=timeout) \
+                if len(expected) < 100 else self.received.wait_for(
+                    lambda: len(self.ids) >= len(expected) and expected <= self.ids, timeout=timeout)
+        assert arrived, f"{len(expected - self.ids)} of {len(expected)} missing"
+        return list(self.messages)
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[EmailMessage]:
         """Block until ``count`` mails arrived (or fail after ``timeout``): an event wait, not a sleep."""

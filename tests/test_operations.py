@@ -108,7 +108,7 @@ def test_four_serve_processes_deliver_everything_once(engine: Engine, db_url: st
                     assert time.monotonic() < limit, "the faulty worker never sent"
                     time.sleep(0.05)
                 os.kill(workers[0].pid, signal.SIGKILL)  # dies holding a claimed batch of 50
-            received = sink.wait_for(count + (1 if kill else 0), timeout=300)
+            received = sink.wait_until_ids(expected, timeout=300)
         finally:
             for w in workers:
                 if w.poll() is None:

@@ -133,6 +133,34 @@ def init(ctx: Context) -> None:
     click.echo(f"ok: {ctx.engine().store.url}")
 
 
+@main.group(name="db")
+def db_group() -> None:
+    """Schema migrations (Alembic, shipped in the package)."""
+
+
+@db_group.command("upgrade")
+@common
+def db_upgrade(ctx: Context) -> None:
+    """Bring the database schema to the newest revision."""
+    from .store.schema import upgrade
+
+    store = ctx.engine().store
+    before = store.schema_revision()
+    upgrade(store.engine)
+    click.echo(f"{store.url}: {before or 'empty'} → {store.schema_revision()}")
+
+
+@db_group.command("current")
+@common
+def db_current(ctx: Context) -> None:
+    """Print the database's schema revision and the newest one shipped."""
+    from .store.sql import SCHEMA_HEAD
+
+    revision = ctx.engine().store.schema_revision()
+    state = "at head" if revision == SCHEMA_HEAD else "behind: run `councilflow db upgrade`"
+    click.echo(f"{revision or 'empty'} (head {SCHEMA_HEAD}, {state})")
+
+
 @main.group(name="definitions")
 def definitions_group() -> None:
     """Validate and show workflow definitions."""

@@ -175,8 +175,8 @@ def load_located(text: str, path: str) -> Located:
         raise YamlProblems([Problem(path, line, col, f"YAML error: character #x{exc.character:04x} is not "
                                                      "allowed in YAML")]) from None
     except yaml.YAMLError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid YAML"
-        raise YamlProblems([Problem(path, 1, 1, f"YAML error: {first}")]) from None
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid YAML"
+        raise YamlProblems([Problem(path, 1, 1, f"YAML error: {detail}")]) from None
     if builder.problems:
         raise YamlProblems(builder.problems)
     return builder.doc

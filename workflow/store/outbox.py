@@ -189,12 +189,16 @@ class Outbox:
                         {**params, "id": reminder.id, "token": reminder.claim_token})
             return bool(cur.rowcount == 1)
 
-    def still_wanted(self, reminder: ReminderRecord) -> bool:
-        """Whether the row is still claimed by this claim (not cancelled or taken over)."""
+    def renew(self, reminder: ReminderRecord, until: datetime) -> bool:
+        """Extend the lease of every row of this claim to ``until``; whether ``reminder`` is still ours.
+
+        Called before each send, so a slow batch keeps its rows and a cancelled or taken-over row is skipped.
+        """
         with self.store._transaction() as cur:
-            cur.execute(self._sql("SELECT status, claim_token FROM reminders WHERE id = :id"), {"id": reminder.id})
-            row = cur.fetchone()
-        return row is not None and row[0] == "claimed" and row[1] == reminder.claim_token
+            cur.execute(self._sql("UPDATE reminders SET next_attempt_at = :until WHERE claim_token = :token "
+                                  "AND status = 'claimed' RETURNING id"),
+                        {"until": self.store._db_time(until), "token": reminder.claim_token})
+            return reminder.id in {int(r[0]) for r in cur.fetchall()}
 
     def add_digest(self, recipient: str, day: str, send_at: datetime, payload: dict[str, Any]) -> bool:
         """Queue one digest mail for ``recipient`` on ``day``; False if it was queued already."""

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Engine, create_engine, event, func, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
-from sqlmodel import SQLModel
 
 from ..chain import GENESIS, canonical_json, entry_hash
 from ..definition import Definition
@@ -42,6 +41,10 @@ _reminders = ReminderRow.__table__  # type: ignore[attr-defined]
 _tokens = TokenRow.__table__  # type: ignore[attr-defined]
 _heartbeats = HeartbeatRow.__table__  # type: ignore[attr-defined]
 DeadlineDiff = tuple[Sequence[tuple[str, str]], Sequence["PlannedDeadline"]]
+
+
+#: The newest migration shipped (workflow/migrations/versions); a test pins it to Alembic's head.
+SCHEMA_HEAD = "0001"
 
 
 def default_url() -> str:
@@ -290,19 +293,23 @@ class SqlStore:
     # --- schema ------------------------------------------------------------------------------
 
     def init(self) -> None:
-        """Create the schema if missing (idempotent)."""
-        tables = [_defs, _papers, _audit, _deadlines, _reminders, _tokens, _heartbeats]
+        """Bring the schema to the shipped head revision (idempotent; also done on first use)."""
         try:
-            with self.engine.begin() as conn:
-                if self.dialect == "postgresql":
-                    # Several processes may start at once: one creates the schema, the others wait.
-                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7243050)")
-                SQLModel.metadata.create_all(conn, tables=tables)
-                if self.dialect == "postgresql":
-                    conn.exec_driver_sql(_PG_APPEND_ONLY)
+            if self.schema_revision() != SCHEMA_HEAD:
+                from .schema import upgrade  # Alembic is imported only when there is something to do
+
+                upgrade(self.engine)
         except OperationalError as exc:
             raise StorageError(f"database '{self.url}' is not usable: {exc.orig}") from None
         self._ready = True
+
+    def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at (None for an empty database)."""
+        with self.engine.connect() as conn:
+            if not self.engine.dialect.has_table(conn, "alembic_version"):
+                return None
+            row = conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
+        return str(row[0]) if row else None
 
     def _ensure(self) -> None:
         if not self._ready:

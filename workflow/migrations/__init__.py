@@ -1,0 +1,1 @@
+"""Alembic migrations of the councilflow schema, shipped in the package (`councilflow db upgrade`)."""
