@@ -116,12 +116,13 @@ class Period:
     state: PaperState
 
 
-def timeline(definition: Definition, records: Iterable[AuditRecord]) -> list[Period]:
+def timeline(definition: Definition | DefinitionResolver, records: Iterable[AuditRecord]) -> list[Period]:
     """The paper's states over time: one period per entry, replayed from the trail."""
     periods: list[Period] = []
     state: PaperState | None = None
     for record in records:
-        state = apply(definition, state, record.to_change())
+        d = definition(record.workflow, record.workflow_version) if callable(definition) else definition
+        state = apply(d, state, record.to_change())
         if periods:
             last = periods[-1]
             periods[-1] = Period(last.since, record.at, last.seq, last.trigger, last.actor, last.state)

@@ -133,6 +133,29 @@ def init(ctx: Context) -> None:
     click.echo(f"ok: {ctx.engine().store.url}")
 
 
+@main.command()
+@click.option("--workflow", required=True)
+@click.option("--to-version", "to_version", required=True, type=int)
+@click.option("--map", "maps", multiple=True, metavar="OLD=NEW", help="Where papers in state OLD go (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Only list what would move and what could not.")
+@common
+def migrate(workflow: str, to_version: int, maps: tuple[str, ...], dry_run: bool, ctx: Context) -> None:
+    """Move running papers of WORKFLOW to another version of its definition (audited, deadlines recomputed)."""
+    mapping: dict[str, str] = {}
+    for pair in maps:
+        old, sep, new = pair.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise InputError(f"--map '{pair}' must have the form OLD_STATE=NEW_STATE")
+        mapping[old.strip()] = new.strip()
+    moved, untouched = ctx.engine().migrate(workflow, to_version, mapping, dry_run=dry_run)
+    verb = "would move" if dry_run else "moved"
+    for reference, old, new in moved:
+        click.echo(f"{verb} {reference}: {old} → {new}")
+    for reference, why in untouched:
+        click.echo(f"left {reference}: {why}")
+    click.echo(f"{len(moved)} {verb}, {len(untouched)} left untouched")
+
+
 @main.group(name="db")
 def db_group() -> None:
     """Schema migrations (Alembic, shipped in the package)."""
@@ -506,7 +529,7 @@ def audit_timeline(reference: str, as_json: bool, ctx: Context) -> None:
     engine = ctx.engine()
     paper = engine.store.load(reference)
     definition = engine.definition_of(paper)
-    periods = timeline(definition, engine.store.history(paper.reference))
+    periods = timeline(engine.definition_version, engine.store.history(paper.reference))
     if as_json:
         _dump([{"since": p.since.isoformat(), "until": p.until.isoformat() if p.until else None, "seq": p.seq,
                 "trigger": p.trigger, "actor": p.actor, "state": p.state.state,

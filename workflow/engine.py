@@ -9,7 +9,7 @@ from typing import Any
 
 from .audit import VerifyReport, verify
 from .clock import Clock, SystemClock
-from .deadlines import changed, running_deadlines
+from .deadlines import changed, plan, running_deadlines
 from .definition import Definition
 from .errors import InputError
 from .library import DefinitionLibrary
@@ -24,6 +24,7 @@ from .paper import (
     decide_create,
     decide_fire,
     decide_meeting,
+    migrate_state,
     replay,
 )
 from .store import AuditRecord, SqlStore, StoredPaper
@@ -211,10 +212,55 @@ class Engine:
             return self._view(paper.reference, definition, paper.state, paper.version, None)
         moment = _instant(as_of, definition.timezone, f"{reference} --as-of")
         records = self.store.history(paper.reference, until=moment)
-        state = replay(definition, (r.to_change() for r in records))
-        if state is None:
+        if not records:
             raise InputError(f"{reference} did not exist yet at {moment.isoformat()}")
-        return self._view(paper.reference, definition, state, None, moment)
+        state = self.replay_records(records)
+        then = self.definition_version(records[-1].workflow, records[-1].workflow_version)
+        return self._view(paper.reference, then, state, None, moment)
+
+    def replay_records(self, records: list[AuditRecord]) -> PaperState:
+        """Replay entries, each with the definition version it was recorded on (a migration switches)."""
+        state: PaperState | None = None
+        for record in records:
+            state = apply(self.definition_version(record.workflow, record.workflow_version), state,
+                          record.to_change())
+        assert state is not None
+        return state
+
+    def migrate(self, workflow: str, to_version: int, mapping: Mapping[str, str], *, dry_run: bool = False,
+                actor: str = "system") -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
+        """Move running papers of ``workflow`` to ``to_version`` (the definitions folder's file).
+
+        Returns (moved: reference, from state, to state) and (left untouched: reference, reason).
+        """
+        new, text = self.library.current(workflow)
+        if new.version != to_version:
+            raise InputError(f"the definitions folder has {workflow} version {new.version}, not {to_version}")
+        now = self.clock.now()
+        if not dry_run:
+            self.store.remember_definition(new, text, now)
+        moved: list[tuple[str, str, str]] = []
+        untouched: list[tuple[str, str]] = []
+        for paper in self.store.iter_papers():
+            if paper.workflow != workflow or paper.workflow_version == to_version:
+                continue
+            old = self.definition_of(paper)
+            if old.states[paper.state.state].final:
+                continue
+            try:
+                change = migrate_state(old, new, paper.state, mapping, actor, now)
+            except ValueError as exc:
+                untouched.append((paper.reference, str(exc)))
+                continue
+            state = apply(new, paper.state, change)
+            if not dry_run:
+                # Another version may remind differently even where the due moment is the same:
+                # every deadline ends and the new version's start afresh.
+                ended = list(running_deadlines(old, paper.state))
+                started = [plan(new, r, now, self.morning_hour) for r in running_deadlines(new, state).values()]
+                self.store.migrate(paper, new, state, change, (ended, started))
+            moved.append((paper.reference, paper.state.state, state.state))
+        return moved, untouched
 
     def history(self, reference: str) -> list[AuditRecord]:
         return self.store.history(self.store.load(check_reference(reference)).reference)

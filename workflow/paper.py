@@ -31,10 +31,11 @@ __all__ = [
     "decide_create",
     "decide_fire",
     "decide_meeting",
+    "migrate_state",
     "replay",
 ]
 
-ChangeKind = Literal["create", "transition", "branch", "meeting", "close", "join"]
+ChangeKind = Literal["create", "transition", "branch", "meeting", "close", "join", "migrate"]
 BranchStatus = Literal["open", "adopted", "rejected", "not_needed"]
 SYSTEM_ACTOR = "system"
 #: The actor of entries replayed from a council information system (OParl import).
@@ -135,7 +136,44 @@ def apply(definition: Definition, paper: PaperState | None, change: Change) -> P
             branches[change.branch] = replace(branches[change.branch], meeting=_meeting_of(p))
             return replace(paper, branches=branches)
         return replace(paper, meeting=_meeting_of(p))
+    if change.kind == "migrate":
+        # The entry carries the whole state on the new workflow version (see migrate_state).
+        moved = {b: Branch(b, v["status"], _dt(v.get("meeting")), v.get("result"), int(v.get("deferrals", 0)))
+                 for b, v in p["branches"].items()}
+        return PaperState(change.to_state, paper.entered_at, _meeting_of(p), moved, dict(p["fields"]), paper.result)
     raise AssertionError(f"unknown change kind {change.kind}")  # pragma: no cover
+
+
+def _dt(raw: str | None) -> datetime | None:
+    return datetime.fromisoformat(raw) if raw else None
+
+
+def migrate_state(old: Definition, new: Definition, paper: PaperState, mapping: Mapping[str, str],
+                  actor: str, now: datetime) -> Change:
+    """The change that moves a paper to another version of its workflow; ValueError says why it cannot."""
+    target = mapping.get(paper.state, paper.state)
+    if target not in new.states:
+        raise ValueError(f"state '{paper.state}' does not exist in version {new.version}; map it with "
+                         f"--map {paper.state}=NEW_STATE")
+    spec = new.states[target]
+    fields = {k: v for k, v in paper.fields.items() if k in new.fields}
+    for f in new.fields.values():
+        if f.name not in fields and f.default is not None:
+            fields[f.name] = f.default
+        if f.required and fields.get(f.name) in (None, "", []):
+            raise ValueError(f"field '{f.name}' is required by version {new.version} and not set")
+    branches: dict[str, dict[str, Any]] = {}
+    if spec.parallel is not None:
+        for body in spec.parallel.bodies:
+            b = paper.branches.get(body, Branch(body))
+            branches[body] = {"status": b.status, "meeting": b.meeting.isoformat() if b.meeting else None,
+                              "result": b.result, "deferrals": b.deferrals}
+    meeting = paper.meeting if spec.consultation is not None else None
+    payload: dict[str, Any] = {"from_version": old.version, "to_version": new.version, "fields": fields,
+                               "branches": branches}
+    if meeting is not None:
+        payload["meeting"] = meeting.isoformat()
+    return Change("migrate", "migrate", paper.state, target, actor, now, None, payload)
 
 
 def replay(definition: Definition, changes: Iterable[Change]) -> PaperState | None:

@@ -204,7 +204,8 @@ def _body_of(definition: Definition, change: Change) -> str | None:
     if change.branch is not None:
         return change.branch
     for state in (change.from_state, change.to_state):
-        consultation = definition.states[state].consultation if state else None
+        spec = definition.states.get(state) if state else None  # a migration's old state may be gone
+        consultation = spec.consultation if spec else None
         if consultation is not None:
             return consultation.body
     return None
@@ -518,6 +519,25 @@ class SqlStore:
             self._insert_entries(cur, paper.id, rows)
             self._sync_deadlines(cur, paper.id, paper.reference, deadlines, changes[-1].at)
         return new_version
+
+    def migrate(self, paper: StoredPaper, definition: Definition, state: PaperState, change: Change,
+                deadlines: DeadlineDiff) -> None:
+        """Move ``paper`` to ``definition`` (another version of its workflow) with its audit entry."""
+        with self._transaction() as cur:
+            rows, last_seq, last_hash = self._chain(cur, paper.reference, definition, [change])
+            params = {**self._state_params(state), "updated_at": self._db_time(change.at),
+                      "new_version": paper.version + 1, "id": paper.id, "version": paper.version,
+                      "last_seq": last_seq, "last_hash": last_hash, "wf_version": definition.version,
+                      "def_hash": definition.source_hash}
+            cur.execute(self._sql(
+                "UPDATE papers SET state = :state, entered_at = :entered_at, meeting = :meeting, branches = :branches, "
+                "fields = :fields, result = :result, updated_at = :updated_at, version = :new_version, "
+                "last_seq = :last_seq, last_hash = :last_hash, workflow_version = :wf_version, "
+                "definition_hash = :def_hash WHERE id = :id AND version = :version"), params)
+            if cur.rowcount != 1:
+                raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry")
+            self._insert_entries(cur, paper.id, rows)
+            self._sync_deadlines(cur, paper.id, paper.reference, deadlines, change.at)
 
     def _chain(
         self, cur: Any, reference: str, definition: Definition, changes: Sequence[Change]
