@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from .chain import GENESIS
 from .definition import Definition
 from .paper import PaperState, apply
 from .store import AuditRecord, SqlStore
 
-__all__ = ["Period", "VerifyReport", "timeline", "verify"]
+__all__ = ["CSV_COLUMNS", "Period", "VerifyReport", "csv_row", "record_json", "timeline", "verify"]
 
 DefinitionResolver = Callable[[str, int], Definition]
 
@@ -128,3 +130,23 @@ def timeline(definition: Definition | DefinitionResolver, records: Iterable[Audi
             periods[-1] = Period(last.since, record.at, last.seq, last.trigger, last.actor, last.state)
         periods.append(Period(record.at, None, record.seq, record.trigger, record.actor, state))
     return periods
+
+
+#: The columns of the CSV export (the same from the CLI and the web).
+CSV_COLUMNS = ("seq", "at", "reference", "workflow", "workflow_version", "kind", "trigger", "from", "to", "branch",
+               "body", "actor", "payload", "prev_hash", "hash")
+
+
+def record_json(r: AuditRecord) -> dict[str, Any]:
+    """One entry in the documented JSON form."""
+    return {"seq": r.seq, "at": r.at.isoformat(), "reference": r.reference, "workflow": r.workflow,
+            "workflow_version": r.workflow_version, "kind": r.kind, "trigger": r.trigger, "from": r.from_state,
+            "to": r.to_state, "branch": r.branch, "body": r.body, "actor": r.actor, "payload": r.payload,
+            "prev_hash": r.prev_hash, "hash": r.hash}
+
+
+def csv_row(r: AuditRecord) -> list[Any]:
+    """One entry as a CSV row of :data:`CSV_COLUMNS` (the payload as sorted JSON)."""
+    row = record_json(r)
+    return [json.dumps(row["payload"], ensure_ascii=False, sort_keys=True) if c == "payload"
+            else ("" if row[c] is None else row[c]) for c in CSV_COLUMNS]

@@ -389,23 +389,9 @@ def history(reference: str, as_json: bool, ctx: Context) -> None:
 
 
 def _record_json(r: AuditRecord) -> dict[str, Any]:
-    return {
-        "seq": r.seq,
-        "at": r.at.isoformat(),
-        "reference": r.reference,
-        "workflow": r.workflow,
-        "workflow_version": r.workflow_version,
-        "kind": r.kind,
-        "trigger": r.trigger,
-        "from": r.from_state,
-        "to": r.to_state,
-        "branch": r.branch,
-        "body": r.body,
-        "actor": r.actor,
-        "payload": r.payload,
-        "prev_hash": r.prev_hash,
-        "hash": r.hash,
-    }
+    from .audit import record_json
+
+    return record_json(r)
 
 
 _OUTCOME_DE = {
@@ -438,9 +424,6 @@ def audit_group() -> None:
     """Check the audit trail."""
 
 
-_CSV_COLUMNS = ("seq", "at", "reference", "workflow", "workflow_version", "kind", "trigger", "from", "to", "branch",
-                "body", "actor", "payload", "prev_hash", "hash")
-
 
 def _write_records(records: Iterable[AuditRecord], fmt: str, zone: str) -> int:
     """Stream entries to stdout as a table, a JSON array or CSV; one at a time, so memory stays flat."""
@@ -449,12 +432,12 @@ def _write_records(records: Iterable[AuditRecord], fmt: str, zone: str) -> int:
     out = sys.stdout
     count = 0
     if fmt == "csv":
+        from .audit import CSV_COLUMNS, csv_row
+
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(_CSV_COLUMNS)
+        writer.writerow(CSV_COLUMNS)
         for r in records:
-            row = _record_json(r)
-            writer.writerow([json.dumps(row["payload"], ensure_ascii=False, sort_keys=True) if c == "payload"
-                             else ("" if row[c] is None else row[c]) for c in _CSV_COLUMNS])
+            writer.writerow(csv_row(r))
             count += 1
     elif fmt == "json":
         out.write("[")

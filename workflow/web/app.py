@@ -35,6 +35,7 @@ from fastapi.responses import (
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from ..audit import CSV_COLUMNS, csv_row, record_json
 from ..config import Settings
 from ..diagram import to_json, to_mermaid
 from ..engine import Engine, Status
@@ -76,11 +77,7 @@ def _problem(status: int, title: str, detail: str) -> JSONResponse:
                         status_code=status, media_type="application/problem+json")
 
 
-def _record_json(r: AuditRecord) -> dict[str, Any]:
-    return {"seq": r.seq, "at": r.at.isoformat(), "reference": r.reference, "workflow": r.workflow,
-            "workflow_version": r.workflow_version, "kind": r.kind, "trigger": r.trigger, "from": r.from_state,
-            "to": r.to_state, "branch": r.branch, "body": r.body, "actor": r.actor, "payload": r.payload,
-            "prev_hash": r.prev_hash, "hash": r.hash}
+_record_json = record_json
 
 
 def create_app(engine: Engine, settings: Settings) -> FastAPI:
@@ -391,15 +388,11 @@ def _local(moment: datetime | None, zone: str) -> str:
 
 
 def _csv(records: Iterator[AuditRecord]) -> Iterator[str]:
-    columns = ("seq", "at", "reference", "workflow", "workflow_version", "kind", "trigger", "from", "to", "branch",
-               "body", "actor", "payload", "prev_hash", "hash")
     buffer = io.StringIO()
     out = csv.writer(buffer, lineterminator="\n")
-    out.writerow(columns)
+    out.writerow(CSV_COLUMNS)
     for r in records:
-        row = _record_json(r)
-        out.writerow([json.dumps(row["payload"], ensure_ascii=False, sort_keys=True) if c == "payload"
-                      else ("" if row[c] is None else row[c]) for c in columns])
+        out.writerow(csv_row(r))
         if buffer.tell() > 65536:
             yield buffer.getvalue()
             buffer.seek(0)
