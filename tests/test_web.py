@@ -179,6 +179,7 @@ def test_pages_and_forms(client: TestClient, engine: Engine) -> None:
                 json={"trigger": "einbringen", "values": {"meeting": "2020-08-27T17:00"}})
     mine = client.get("/", headers=as_user(SITZ))
     assert mine.status_code == 200 and "Einladung mit Vorlage versenden" in mine.text and 'lang="de"' in mine.text
+    assert "<td>Ausschuss für Finanzen, Wirtschaftsförderung und Kreisentwicklung</td>" in mine.text
     page = client.get("/vorlagen/SV-9-1809", headers=as_user(SITZ)).text
     assert "<svg" in page and "Beratung im Ausschuss" in page and 'name="trigger" value="kenntnis_nehmen"' in page
     assert '<a href="/vorlagen/SV-9-1334">SV-9-1334</a>' in page

@@ -304,12 +304,14 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
         for paper in engine.store.iter_papers():
             if not visible(paper, who):
                 continue
+            bodies = engine.definition_of(paper).bodies
             for d in outbox.deadlines(paper.reference):
                 mails = outbox.reminders(deadline_id=d.id, statuses=("pending", "claimed", "sent", "failed"))
                 people = {p for m in mails if m.kind == "remind" for p in m.recipients}
                 if who.email in people or who.auditor:
+                    body = bodies.get(d.body) if d.body else None
                     rows.append({"deadline": d, "title": paper.state.fields.get("title", ""),
-                                 "overdue": d.due_at < now})
+                                 "overdue": d.due_at < now, "body": body.name if body else ""})
         rows.sort(key=lambda r: (not r["overdue"], r["deadline"].due_at))
         return page(request, "deadlines.html", who, rows=rows, zone=settings.timezone)
 
