@@ -304,3 +304,18 @@ def test_bad_actor_and_reference_are_input_errors(engine: Engine) -> None:
         engine.create("sachstandsbericht", SV, "landrat", {"title": "x"})
     with pytest.raises(InputError, match="must be 1 to 120 printable characters"):
         engine.create("sachstandsbericht", "SV\n1", LANDRAT, {"title": "x"})
+
+
+def test_remembered_rows_never_act_on_stale_state(engine: Engine, db_url: str, defs_dir: Path,
+                                                  clock: FixedClock) -> None:
+    """A process that remembers a paper it wrote still sees what another process did since."""
+    other = Engine(SqlStore(db_url), DefinitionLibrary(defs_dir), clock)
+    create_sv(engine)
+    engine.fire(SV, "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})  # engine remembers SV
+    other.fire(SV, "vertagen", SITZ, values={"result": "vertagt", "meeting": "2020-09-24T17:00"})
+    other.fire(SV, "kenntnis_nehmen", SITZ, values={"result": "zur Kenntnis genommen"})
+    with pytest.raises(NotAllowedNowError, match="is in state 'zur_kenntnis_genommen'"):
+        engine.fire(SV, "vertagen", SITZ, values={"result": "vertagt", "meeting": "2020-10-01T17:00"})
+    assert [r.trigger for r in engine.history(SV)] == ["create", "einbringen", "vertagen", "kenntnis_nehmen"]
+    assert engine.verify().ok
+    other.store.dispose()

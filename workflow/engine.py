@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +13,7 @@ from .audit import VerifyReport, verify
 from .clock import Clock, SystemClock
 from .deadlines import changed, plan, running_deadlines
 from .definition import Definition
-from .errors import InputError
+from .errors import InputError, WorkflowError
 from .library import DefinitionLibrary
 from .loader import source_hash
 from .machine import compile_machine
@@ -123,6 +125,9 @@ class Engine:
         self.library = library
         self.clock: Clock = clock or SystemClock()
         self._versions: dict[tuple[str, int], Definition] = {}
+        # Papers as this process last wrote them (see _with_paper); the database stays the source of truth.
+        self._papers: OrderedDict[str, StoredPaper] = OrderedDict()
+        self._papers_lock = threading.Lock()
         self.morning_hour = morning_hour
 
     # --- definitions -------------------------------------------------------------------------
@@ -171,26 +176,46 @@ class Engine:
     ) -> list[Change]:
         """Fire ``trigger`` on a paper; returns the recorded changes (a join move included)."""
         actor = check_actor(actor)
-        paper = self.store.load(check_reference(reference))
-        definition = self.definition_of(paper)
-        machine = compile_machine(definition)
-        changes = decide_fire(
-            definition, machine, paper.reference, paper.state, trigger, actor, branch, values or {}, self.clock.now()
-        )
-        self._commit(paper, definition, changes)
-        return changes
+
+        def attempt(paper: StoredPaper) -> list[Change]:
+            definition = self.definition_of(paper)
+            changes = decide_fire(definition, compile_machine(definition), paper.reference, paper.state, trigger,
+                                  actor, branch, values or {}, self.clock.now())
+            self._commit(paper, definition, changes)
+            return changes
+
+        return self._with_paper(check_reference(reference), attempt)
 
     def set_meeting(
         self, reference: str, when: str | datetime, actor: str, *, branch: str | None = None
     ) -> list[Change]:
         """Set or move the meeting of the paper's consultation (or of one branch)."""
         actor = check_actor(actor)
-        paper = self.store.load(check_reference(reference))
-        definition = self.definition_of(paper)
-        moment = _instant(when, definition.timezone, f"{reference} meeting")
-        changes = decide_meeting(definition, paper.reference, paper.state, moment, actor, branch, self.clock.now())
-        self._commit(paper, definition, changes)
-        return changes
+
+        def attempt(paper: StoredPaper) -> list[Change]:
+            definition = self.definition_of(paper)
+            moment = _instant(when, definition.timezone, f"{reference} meeting")
+            changes = decide_meeting(definition, paper.reference, paper.state, moment, actor, branch,
+                                     self.clock.now())
+            self._commit(paper, definition, changes)
+            return changes
+
+        return self._with_paper(check_reference(reference), attempt)
+
+    def _with_paper(self, reference: str, attempt: Callable[[StoredPaper], list[Change]]) -> list[Change]:
+        """Run ``attempt`` on the paper as this process last wrote it, or as the database has it.
+
+        The remembered row saves a read per change; it is safe because every write is checked against the
+        row's version. If anything fails on the remembered row (someone else changed the paper meanwhile),
+        the change is decided again, once, on the row read fresh from the database.
+        """
+        remembered = self._papers.get(reference)
+        if remembered is not None:
+            try:
+                return attempt(remembered)
+            except WorkflowError:
+                self._papers.pop(reference, None)
+        return attempt(self.store.load(reference))
 
     def _commit(self, paper: StoredPaper, definition: Definition, changes: list[Change]) -> PaperState:
         state = paper.state
@@ -199,8 +224,21 @@ class Engine:
         now = changes[-1].at
         before = running_deadlines(definition, paper.state)
         after = running_deadlines(definition, state)
-        self.store.save(paper, definition, state, changes, changed(definition, before, after, now, self.morning_hour))
+        try:
+            version = self.store.save(paper, definition, state, changes,
+                                      changed(definition, before, after, now, self.morning_hour))
+        except WorkflowError:
+            self._papers.pop(paper.reference, None)
+            raise
+        self._remember(replace(paper, state=state, version=version, updated_at=now))
         return state
+
+    def _remember(self, paper: StoredPaper) -> None:
+        with self._papers_lock:
+            self._papers[paper.reference] = paper
+            self._papers.move_to_end(paper.reference)
+            while len(self._papers) > 4096:
+                self._papers.popitem(last=False)
 
     # --- queries -----------------------------------------------------------------------------
 

@@ -111,7 +111,8 @@ def apply(definition: Definition, paper: PaperState | None, change: Change) -> P
     if change.kind == "create":
         return _enter(definition, change.to_state, change.at, dict(p.get("fields", {})), _meeting_of(p), None)
     assert paper is not None, "only 'create' starts a paper"
-    fields = {**paper.fields, **p.get("fields", {})}
+    # The same mapping when nothing changed: the store then writes the text it read, unserialised again.
+    fields = {**paper.fields, **p["fields"]} if p.get("fields") else paper.fields
     if change.kind in ("transition", "join"):
         return _enter(definition, change.to_state, change.at, fields, _meeting_of(p), p.get("result"))
     branches = dict(paper.branches)

@@ -450,17 +450,25 @@ class SqlStore:
             k: Branch(k, v["status"], _dt(v.get("meeting")), v.get("result"), int(v.get("deferrals", 0)))
             for k, v in (branches_json or {}).items()
         }
-        state = PaperState(state_id, _utc(entered_at), _utc_or_none(meeting), branches, dict(fields or {}), result)
+        fields_dict = dict(fields or {})
+        if isinstance(fields_raw, str):
+            self._local.fields_text = (fields_dict, fields_raw)  # reused by save() if the fields stay as read
+        state = PaperState(state_id, _utc(entered_at), _utc_or_none(meeting), branches, fields_dict, result)
         return StoredPaper(pid, reference, workflow, wf_version, def_hash, state, version, _utc(created_at),
                            _utc(updated_at), int(last_seq), str(last_hash))
 
     def _state_params(self, state: PaperState) -> dict[str, Any]:
+        read = getattr(self._local, "fields_text", None)
+        if read is not None and read[0] is state.fields:
+            fields = read[1]
+        else:
+            fields = json.dumps(dict(state.fields), ensure_ascii=False)
         return {
             "state": state.state,
             "entered_at": self._db_time(state.entered_at),
             "meeting": self._db_time(state.meeting),
-            "branches": json.dumps(_branches_to_json(state.branches), ensure_ascii=False),
-            "fields": json.dumps(dict(state.fields), ensure_ascii=False),
+            "branches": json.dumps(_branches_to_json(state.branches), ensure_ascii=False) if state.branches else "{}",
+            "fields": fields,
             "result": state.result,
         }
 
