@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
-from zoneinfo import ZoneInfo
 
 import click
 
@@ -28,13 +27,12 @@ if TYPE_CHECKING:
     from .store import AuditRecord
 
 F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_ZONE = "Europe/Berlin"
 
 
 def _local(moment: datetime | None, zone: str) -> str:
-    if moment is None:
-        return "–"
-    return moment.astimezone(ZoneInfo(zone)).strftime("%d.%m.%Y %H:%M")
+    from .values import format_local
+
+    return format_local(moment, zone)
 
 
 def _dump(value: Any) -> None:
@@ -55,15 +53,11 @@ class Context:
 
     def clock(self) -> Any:
         from .clock import FixedClock, SystemClock
-        from .values import parse_datetime
+        from .values import user_instant
 
         if not self.now:
             return SystemClock()
-        zone = self.settings.timezone
-        try:
-            return FixedClock(parse_datetime(self.now, zone))
-        except ValueError as exc:
-            raise InputError(f"--now: {exc}") from None
+        return FixedClock(user_instant(self.now, self.settings.timezone, "--now"))
 
     def engine(self) -> Engine:
         if self._engine is None:
@@ -280,9 +274,10 @@ def documents_create(
 def documents_list(workflow: str | None, ctx: Context) -> None:
     """List the references of all papers."""
     engine = ctx.engine()
-    for ref in engine.store.references(workflow):
-        st = engine.status(ref)
-        click.echo(f"{ref}\t{st.workflow}\t{st.state}\t{st.fields.get('title', '')}")
+    for paper in engine.store.iter_papers():
+        if workflow is None or paper.workflow == workflow:
+            st = engine.view(paper)
+            click.echo(f"{st.reference}\t{st.workflow}\t{st.state}\t{st.fields.get('title', '')}")
 
 
 @main.command()
@@ -465,16 +460,11 @@ def _write_records(records: Iterable[AuditRecord], fmt: str, zone: str) -> int:
 def audit_query(reference: str | None, workflow: str | None, actor: str | None, trigger: str | None,
                 body: str | None, since: str | None, until: str | None, fmt: str, ctx: Context) -> None:
     """Stream the entries that match every given filter, in order."""
-    from .values import parse_datetime
+    from .values import user_instant
 
     zone = ctx.settings.timezone
-    bounds: dict[str, datetime] = {}
-    for name, raw in (("since", since), ("until", until)):
-        if raw:
-            try:
-                bounds[name] = parse_datetime(raw, zone)
-            except ValueError as exc:
-                raise InputError(f"--{name}: {exc}") from None
+    bounds = {name: user_instant(raw, zone, f"--{name}") for name, raw in (("since", since), ("until", until))
+              if raw}
     records = ctx.engine().store.iter_audit(reference=reference, workflow=workflow,
                                             actor=actor.lower() if actor else None, trigger=trigger, body=body,
                                             since=bounds.get("since"), until=bounds.get("until"))
@@ -603,14 +593,9 @@ def _print_reminders(items: list[Any], as_json: bool, zone: str) -> None:
 def reminders_list(due_before: str | None, as_json: bool, ctx: Context) -> None:
     """List pending mails in the order they will go out."""
     from .store.outbox import Outbox
-    from .values import parse_datetime
+    from .values import user_instant
 
-    until = None
-    if due_before:
-        try:
-            until = parse_datetime(due_before, ctx.settings.timezone)
-        except ValueError as exc:
-            raise InputError(f"--due-before: {exc}") from None
+    until = user_instant(due_before, ctx.settings.timezone, "--due-before") if due_before else None
     items = Outbox(ctx.engine().store).reminders(statuses=("pending", "claimed"), due_before=until)
     _print_reminders(items, as_json, ctx.settings.timezone)
 

@@ -30,23 +30,13 @@ from .paper import (
     replay,
 )
 from .store import AuditRecord, SqlStore, StoredPaper
-from .values import parse_datetime
+from .values import user_instant
 
 __all__ = ["BranchView", "Engine", "Status"]
 
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
-
-
-def _instant(value: str | datetime, zone: str, context: str) -> datetime:
-    """A user's ISO 8601 text (local time of ``zone`` without an offset) or an aware datetime, in UTC."""
-    if isinstance(value, datetime):
-        return value
-    try:
-        return parse_datetime(value, zone)
-    except ValueError as exc:
-        raise InputError(f"{context}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -194,7 +184,7 @@ class Engine:
 
         def attempt(paper: StoredPaper) -> list[Change]:
             definition = self.definition_of(paper)
-            moment = _instant(when, definition.timezone, f"{reference} meeting")
+            moment = user_instant(when, definition.timezone, f"{reference} meeting")
             changes = decide_meeting(definition, paper.reference, paper.state, moment, actor, branch,
                                      self.clock.now())
             self._commit(paper, definition, changes)
@@ -245,10 +235,10 @@ class Engine:
     def status(self, reference: str, as_of: str | datetime | None = None) -> Status:
         """The paper's status now, or as it stood at ``as_of`` (replayed from the trail)."""
         paper = self.store.load(check_reference(reference))
-        definition = self.definition_of(paper)
         if as_of is None:
-            return self._view(paper.reference, definition, paper.state, paper.version, None)
-        moment = _instant(as_of, definition.timezone, f"{reference} --as-of")
+            return self.view(paper)
+        definition = self.definition_of(paper)
+        moment = user_instant(as_of, definition.timezone, f"{reference} --as-of")
         records = self.store.history(paper.reference, until=moment)
         if not records:
             raise InputError(f"{reference} did not exist yet at {moment.isoformat()}")
@@ -299,6 +289,10 @@ class Engine:
                 self.store.migrate(paper, new, state, change, (ended, started))
             moved.append((paper.reference, paper.state.state, state.state))
         return moved, untouched
+
+    def view(self, paper: StoredPaper) -> Status:
+        """The status of a paper already loaded (lists need not read each one again)."""
+        return self._view(paper.reference, self.definition_of(paper), paper.state, paper.version, None)
 
     def history(self, reference: str) -> list[AuditRecord]:
         return self.store.history(self.store.load(check_reference(reference)).reference)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .definition import Definition
-from .errors import DefinitionError, NotFoundError, did_you_mean
+from .errors import NotFoundError, did_you_mean
 from .loader import definition_files, load_definition, load_definition_file
 
 __all__ = ["DefinitionLibrary"]
@@ -70,9 +70,6 @@ class DefinitionLibrary:
         if found is not None:
             return found
         text = text_loader()
-        try:
-            definition = load_definition(text, "<stored definition>")
-        except DefinitionError as exc:  # pragma: no cover - stored texts were valid when stored
-            raise DefinitionError(exc.problems) from None
+        definition = load_definition(text, "<stored definition>")  # stored texts were valid when stored
         self._remember(definition, text)
         return definition

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-__all__ = ["parse_bool", "parse_datetime", "parse_field_value", "to_utc"]
+__all__ = ["format_local", "parse_bool", "parse_datetime", "parse_field_value", "to_utc", "user_instant"]
 
 _TRUE = {"true", "ja", "yes", "1", "wahr"}
 _FALSE = {"false", "nein", "no", "0", "falsch"}
@@ -36,6 +36,26 @@ def parse_datetime(text: str, zone: str) -> datetime:
     except ValueError:
         raise ValueError(f"'{text}' is not an ISO 8601 date-time such as 2020-12-10T16:00") from None
     return to_utc(moment, zone)
+
+
+def user_instant(value: str | datetime, zone: str, context: str) -> datetime:
+    """A user's ISO 8601 text (local time of ``zone`` without an offset) or an aware datetime, in UTC;
+    malformed text is an InputError naming ``context`` (the option, field or command)."""
+    if isinstance(value, datetime):
+        return value
+    from .errors import InputError
+
+    try:
+        return parse_datetime(value, zone)
+    except ValueError as exc:
+        raise InputError(f"{context}: {exc}") from None
+
+
+def format_local(moment: datetime | None, zone: str) -> str:
+    """An instant as German local date and time ("27.08.2020 17:00"), or a dash."""
+    if moment is None:
+        return "–"
+    return moment.astimezone(ZoneInfo(zone)).strftime("%d.%m.%Y %H:%M")
 
 
 def parse_field_value(ftype: str, text: str, zone: str) -> Any:

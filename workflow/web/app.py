@@ -17,7 +17,6 @@ import json
 import secrets
 from collections import deque
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -52,7 +51,7 @@ from ..errors import (
 from ..store import AuditRecord, StoredPaper
 from ..store.outbox import Outbox
 from ..tokens import resolve_token
-from ..values import parse_datetime
+from ..values import format_local, user_instant
 from .svg import state_svg
 
 __all__ = ["create_app"]
@@ -85,7 +84,7 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     app = FastAPI(title="councilflow", version="0.1.0",
                   description="Sitzungsvorlagen, Beratungsfolgen, Fristen und Prüfpfad.")
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.filters["local"] = lambda m, zone="Europe/Berlin": _local(m, zone)
+    templates.env.filters["local"] = lambda m, zone="Europe/Berlin": format_local(m, zone)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     auditors = settings.auditor_set()
     secret = (settings.secret or secrets.token_hex(32)).encode("utf-8")
@@ -170,7 +169,7 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
                 continue
             if not visible(paper, who):
                 continue
-            status = engine.status(paper.reference)
+            status = engine.view(paper)
             if body and status.body != body and body not in {b.body for b in status.branches}:
                 continue
             if overdue and not any(d.due_at < now for d in outbox.deadlines(paper.reference)):
@@ -239,7 +238,7 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
 
     @app.get("/api/reminders", tags=["deadlines"])
     def list_reminders(due_before: str | None = None, who: User = Depends(user)) -> list[dict[str, Any]]:
-        until = _instant(due_before, settings.timezone, "due_before") if due_before else None
+        until = user_instant(due_before, settings.timezone, "due_before") if due_before else None
         out = []
         for r in outbox.reminders(statuses=("pending", "claimed", "failed"), due_before=until):
             if r.reference is None:
@@ -263,8 +262,8 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
                     who: User = Depends(auditor)) -> Response:
         records = engine.store.iter_audit(
             reference=reference, workflow=workflow, actor=actor.lower() if actor else None, trigger=trigger,
-            body=body, since=_instant(since, settings.timezone, "since") if since else None,
-            until=_instant(until, settings.timezone, "until") if until else None)
+            body=body, since=user_instant(since, settings.timezone, "since") if since else None,
+            until=user_instant(until, settings.timezone, "until") if until else None)
         if format == "csv":
             return StreamingResponse(_csv(records), media_type="text/csv; charset=utf-8",
                                      headers={"Content-Disposition": 'attachment; filename="pruefpfad.csv"'})
@@ -372,21 +371,6 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
                     filters={"reference": reference, "actor": actor}, zone=settings.timezone)
 
     return app
-
-
-def _instant(value: str, zone: str, name: str) -> datetime:
-    try:
-        return parse_datetime(value, zone)
-    except ValueError as exc:
-        raise InputError(f"{name}: {exc}") from None
-
-
-def _local(moment: datetime | None, zone: str) -> str:
-    from zoneinfo import ZoneInfo
-
-    if moment is None:
-        return "–"
-    return moment.astimezone(ZoneInfo(zone)).strftime("%d.%m.%Y %H:%M")
 
 
 def _csv(records: Iterator[AuditRecord]) -> Iterator[str]:
