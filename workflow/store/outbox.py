@@ -159,7 +159,8 @@ class Outbox:
             if cur.fetchone() is None:
                 return []
             if self.store.dialect == "sqlite":
-                cur.execute("COMMIT" if self.store._in_transaction() else "SELECT 1")
+                if self.store._in_transaction():  # the probe's read, if the driver opened one
+                    cur.execute("COMMIT")
                 cur.execute("BEGIN IMMEDIATE")
             cur.execute(self._claim, {"now": moment, "until": self.store._db_time(now + lease),
                                       "token": secrets.token_hex(16), "worker": worker, "limit": limit})
