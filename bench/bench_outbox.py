@@ -19,7 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
 from workflow.config import Settings
-from workflow.store.outbox import Outbox
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = datetime(2030, 1, 1, tzinfo=UTC)
@@ -65,7 +64,7 @@ def due_scan(rows: int, rounds: int) -> None:
         started = time.perf_counter()
         store = fill(path, rows)
         print(f"filled {rows:,} reminder rows in {time.perf_counter() - started:.1f} s")
-        outbox = Outbox(store)
+        outbox = store.outbox
         raw = sqlite3.connect(path, isolation_level=None)
         raw.execute("PRAGMA journal_mode=WAL")
         raw.execute("PRAGMA synchronous=NORMAL")

@@ -23,7 +23,7 @@ from workflow.config import Settings
 from workflow.definition import Definition
 from workflow.engine import Engine
 from workflow.errors import DefinitionError, InputError, NotFoundError
-from workflow.store.outbox import DeadlineRecord, Outbox, ReminderRecord
+from workflow.store import DeadlineRecord, ReminderRecord
 
 from .render import KINDS, Renderer, build_message, make_ics
 from .transports import SendError, Transport
@@ -89,7 +89,7 @@ class Composer:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
         self.settings = settings
-        self.outbox = Outbox(engine.store)
+        self.outbox = engine.store.outbox
         self._renderers: dict[tuple[str, str], Renderer] = {}
 
     def renderer(self, definition: Definition | None) -> Renderer:
@@ -180,7 +180,7 @@ class Dispatcher:
         self.engine = engine
         self.transport = transport
         self.settings = settings
-        self.outbox = Outbox(engine.store)
+        self.outbox = engine.store.outbox
         self.composer = Composer(engine, settings)
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
 

@@ -31,6 +31,9 @@ class Transport(Protocol):
 
     def send(self, message: EmailMessage) -> None:
         """Deliver ``message`` or raise :class:`SendError`."""
+
+    def check(self) -> str:
+        """Whether mail can go out now (for `councilflow doctor`): a short finding, or SendError."""
         ...
 
 
@@ -39,6 +42,9 @@ class MemoryTransport:
     """Keeps every message in a list: for tests and previews."""
 
     name: str = "memory"
+
+    def check(self) -> str:
+        return self.name
     sent: list[EmailMessage] = field(default_factory=list)
 
     def send(self, message: EmailMessage) -> None:
@@ -52,6 +58,16 @@ class MaildirTransport:
         self.path = path
         self.name = f"maildir:{path}"
         self._lock = threading.Lock()
+
+    def check(self) -> str:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".councilflow-doctor"
+            probe.write_text("ok", encoding="utf-8")
+            probe.unlink()
+        except OSError as exc:
+            raise SendError(f"{self.name} not writable: {exc.strerror}", temporary=True) from None
+        return f"{self.name} writable"
 
     def send(self, message: EmailMessage) -> None:
         try:
@@ -79,6 +95,16 @@ class SmtpTransport:
         if self._context is None:
             self._context = ssl.create_default_context()
         return self._context
+
+    def check(self) -> str:
+        try:
+            client = (smtplib.SMTP_SSL if self.implicit_tls else smtplib.SMTP)(
+                self.host, self.port, local_hostname=self.local_hostname, timeout=10)
+            with client:
+                code, _ = client.noop()
+        except (OSError, smtplib.SMTPException) as exc:
+            raise SendError(f"{self.name} not reachable: {exc}", temporary=True) from None
+        return f"{self.name} answers ({code})"
 
     def send(self, message: EmailMessage) -> None:
         try:

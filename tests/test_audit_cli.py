@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from workflow import Engine
 from workflow.cli import run
-from workflow.paper import replay
+from workflow.paper import fold
 
 from .conftest import COUNCILS, FEDER, LANDRAT, SITZ, contact, to_councils
 
@@ -81,7 +81,7 @@ def test_cut_tail_is_found_with_the_kept_head(trail: Engine, capsys: Cli) -> Non
     # A thorough forger: cut the last entry, then make the paper row agree with the shortened trail.
     kept = trail.history("KS-1")[:-1]
     definition = trail.definition_of(trail.store.load("KS-1"))
-    state = replay(definition, (r.to_change() for r in kept))
+    state = fold(definition, None, (r.to_change() for r in kept))
     assert state is not None
     columns = trail.store._state_params(state)
     with trail.store.engine.begin() as conn:

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from workflow import Engine, FixedClock
-from workflow.store.outbox import Outbox
 
 from .conftest import LANDRAT
 from .smtp import smtp_server
@@ -29,7 +28,7 @@ def _papers(engine: Engine, clock: FixedClock, count: int) -> set[str]:
     for i in range(count):
         engine.create("sachstandsbericht", f"SV-{i}", LANDRAT, {"title": f"Vorlage {i}"})
         engine.fire(f"SV-{i}", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
-    return {r.message_id for r in Outbox(engine.store).reminders()}
+    return {r.message_id for r in engine.store.outbox.reminders()}
 
 
 def _env(db_url: str, defs: Path, port: int, **extra: str) -> dict[str, str]:
@@ -75,7 +74,7 @@ def test_kill_9_at_each_step_loses_nothing(engine: Engine, clock: FixedClock, db
     assert before == (1 if step == "after-send" else 0)
     duplicates = {mid: n for mid, n in received.items() if n > 1}
     assert len(duplicates) == before  # only the mail accepted before the kill came twice, same Message-ID
-    assert Outbox(engine.store).reminders(statuses=("pending", "claimed", "failed")) == []
+    assert engine.store.outbox.reminders(statuses=("pending", "claimed", "failed")) == []
 
 
 def test_serve_catches_up_and_stops_on_sigterm(engine: Engine, clock: FixedClock, db_url: str, defs_dir: Path

@@ -11,7 +11,6 @@ from workflow import Engine, FixedClock, PaperState, load_definition_file
 from workflow.calendar import working_calendar
 from workflow.deadlines import plan_deadlines
 from workflow.paper import Branch
-from workflow.store.outbox import Outbox
 
 from .conftest import COUNCILS, LANDRAT, SITZ, SPEC, contact, to_councils
 
@@ -130,7 +129,7 @@ def test_branch_deadlines_per_open_branch_only() -> None:
 
 def test_deadlines_follow_the_paper(engine: Engine, clock: FixedClock) -> None:
     """Stored deadlines start on entry or meeting, restart when the meeting moves, end on leaving."""
-    outbox = Outbox(engine.store)
+    outbox = engine.store.outbox
     engine.create("sachstandsbericht", "SV-1", LANDRAT, {"title": "Fristen"})
     assert outbox.deadlines("SV-1") == []
     engine.fire("SV-1", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
@@ -157,7 +156,7 @@ def test_deadlines_follow_the_paper(engine: Engine, clock: FixedClock) -> None:
 def test_branch_decision_ends_its_deadlines(engine: Engine) -> None:
     """When a council decides, its ratsbeschluss deadline ends and its reminders are cancelled."""
     to_councils(engine)
-    outbox = Outbox(engine.store)
+    outbox = engine.store.outbox
     assert len(outbox.deadlines("KS-1")) == 11
     engine.fire("KS-1", "beschliessen", contact("rat_olfen"), branch="rat_olfen", values={"result": "ja"})
     running = outbox.deadlines("KS-1")

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from workflow import DefinitionError, DefinitionLibrary, Engine, FixedClock, SqlStore, load_definition
-from workflow.store.outbox import Outbox
 
 HERE = Path(__file__).parent
 RAT = "ratsdienst@stadt.example"
@@ -33,7 +32,7 @@ def test_hearings_record_outcomes_while_the_council_decides(hearing: Engine) -> 
     assert [c.kind for c in hearing.fire("V-1", "anhoeren", "or-a@stadt.example", branch="or_a",
                                          values={"result": "mehrheitlich abgelehnt"})] == ["branch"]
     assert hearing.status("V-1").state == "gemeinderat" and hearing.status("V-1").hearings
-    running = {(d.name, d.branch) for d in Outbox(hearing.store).deadlines("V-1")}
+    running = {(d.name, d.branch) for d in hearing.store.outbox.deadlines("V-1")}
     assert running == {("ladung", "")}  # or_a decided; or_b has no meeting yet
     hearing.fire("V-1", "vertagen", RAT, values={"result": "vertagt", "meeting": "2026-01-27T15:30"})
     hearing.fire("V-1", "anhoeren", "or-b@stadt.example", branch="or_b", values={"result": "Kenntnisnahme"})

@@ -13,7 +13,6 @@ from notifier.dispatch import Dispatcher
 from notifier.transports import MaildirTransport, SmtpTransport
 from workflow import Engine, FixedClock
 from workflow.config import Settings
-from workflow.store.outbox import Outbox
 
 from .conftest import FEDER, LANDRAT, SITZ
 from .smtp import Sink, free_port, smtp_server
@@ -59,7 +58,7 @@ def test_reminder_arrives_with_parts_german_text_and_ics(engine: Engine, clock: 
     assert mail["To"] == SITZ and mail["From"] == SENDER
     assert mail["Subject"] == ("Erinnerung: Einladung mit Vorlage versenden (Ladungsfrist) bis 20.08.2020 – "
                                "SV-9-1809 Digitalisierungsstrategie für den Kreis Coesfeld, Sachstandsbericht")
-    assert mail["Message-ID"] == Outbox(engine.store).reminders(statuses=("sent",))[0].message_id
+    assert mail["Message-ID"] == engine.store.outbox.reminders(statuses=("sent",))[0].message_id
     assert mail["Auto-Submitted"] == "auto-generated"
     text = mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert "Fällig:    20.08.2020, 23:59 Uhr (Donnerstag, 20. August 2020)" in text
@@ -125,7 +124,7 @@ def test_smtp_errors_retry_or_fail_visibly(engine: Engine, clock: FixedClock, sm
     sink, port = smtp
     sv_in_committee(engine, clock)
     worker = dispatcher(engine, port)
-    outbox = Outbox(engine.store)
+    outbox = engine.store.outbox
     sink.reply = "451 4.3.0 Mail server temporarily rejected message"
     report = worker.tick(at("2020-08-18T08:00"))
     assert (report.retried, report.sent) == (1, 0)
@@ -163,7 +162,7 @@ def test_retries_are_bounded(engine: Engine, clock: FixedClock) -> None:
         outcomes.append((report.retried, report.failed))
         moment += timedelta(hours=5)
     assert outcomes == [(1, 0), (1, 0), (0, 1)]
-    [failed] = Outbox(engine.store).reminders(statuses=("failed",))
+    [failed] = engine.store.outbox.reminders(statuses=("failed",))
     assert failed.last_error is not None and failed.last_error.startswith("gave up after 3 attempts")
 
 

@@ -13,7 +13,6 @@ from notifier.render import RenderedMail, build_message, check_header
 from notifier.transports import MemoryTransport
 from workflow import DefinitionError, Engine, FixedClock, InputError, load_definition_file
 from workflow.config import Settings
-from workflow.store.outbox import Outbox
 
 from .conftest import LANDRAT, SPEC
 
@@ -62,7 +61,7 @@ def test_title_with_hidden_bcc_fails_the_reminder_visibly(engine: Engine, clock:
     transport = MemoryTransport()
     report = Dispatcher(engine, transport, Settings(), "test").tick(datetime(2020, 8, 20, tzinfo=UTC))
     assert (report.sent, report.failed, transport.sent) == (0, 1, [])
-    [failed] = Outbox(engine.store).reminders(statuses=("failed",))
+    [failed] = engine.store.outbox.reminders(statuses=("failed",))
     assert failed.last_error is not None and "hides a line break" in failed.last_error
 
 

@@ -9,7 +9,6 @@ import pytest
 
 from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
 from workflow.cli import run
-from workflow.store.outbox import Outbox
 
 from .conftest import LANDRAT, SITZ, SPEC
 
@@ -56,8 +55,8 @@ def test_dry_run_then_mapped_migration(versions: tuple[Engine, Path], db_url: st
     last = engine.history("SV-2")[-1]
     assert (last.kind, last.from_state, last.to_state, last.payload["from_version"]) == (
         "migrate", "ausschuss", "fachausschuss", 1)
-    [deadline] = Outbox(engine.store).deadlines("SV-2")
-    reminders = Outbox(engine.store).reminders(deadline_id=deadline.id)
+    [deadline] = engine.store.outbox.deadlines("SV-2")
+    reminders = engine.store.outbox.reminders(deadline_id=deadline.id)
     assert [r.label for r in reminders] == ["3 Arbeitstage vor Fristablauf"]  # recomputed on version 2
     engine.fire("SV-2", "kenntnis_nehmen", SITZ, values={"result": "zur Kenntnis genommen"})
     assert engine.status("SV-2").state == "zur_kenntnis_genommen"

@@ -217,7 +217,6 @@ def test_karlsruhe_files_are_read_completely() -> None:
 def test_meetings_alone_schedule_waiting_papers(engine: Engine, clock: FixedClock, db_url: str, defs_dir: Path,
                                                 tmp_path: Path, mappings: tuple[Path, Path]) -> None:
     """Imported body calendars give waiting papers their body's next meeting, and deadlines follow."""
-    from workflow.store.outbox import Outbox
 
     engine.create("kreisstrategie", "KS-9", FEDER, {"title": "Strategie"})
     engine.fire("KS-9", "einbringen", FEDER)
@@ -242,5 +241,5 @@ def test_meetings_alone_schedule_waiting_papers(engine: Engine, clock: FixedCloc
     assert json.loads(out.getvalue()) == [{"reference": "KS-9", "body": "bmk",
                                            "meeting": "2020-09-29T08:00:00+00:00"}]
     assert engine.status("KS-9").meeting is not None
-    assert {d.name for d in Outbox(engine.store).deadlines("KS-9")} == {"vorlage_fertig", "ladung"}
+    assert {d.name for d in engine.store.outbox.deadlines("KS-9")} == {"vorlage_fertig", "ladung"}
     assert engine.history("KS-9")[-1].actor == "import"

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workflow import Engine, NotPermittedError
-from workflow.paper import PaperState, apply, replay
+from workflow.paper import PaperState, apply, fold
 
 _refs = itertools.count(1)
 RESULTS = st.sampled_from(["beschlossen", "zur Kenntnis genommen", "vertagt", "einstimmig beschlossen", "ä ö ü ß"])
@@ -63,4 +63,4 @@ def test_random_walk_reloads_and_replays_identically(engine: Engine, data: st.Da
             model = apply(definition, model, change)
         reloaded = engine.store.load(ref).state
         assert reloaded == model
-        assert replay(definition, (r.to_change() for r in engine.history(ref))) == model
+        assert fold(definition, None, (r.to_change() for r in engine.history(ref))) == model

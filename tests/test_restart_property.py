@@ -74,9 +74,8 @@ def _fresh(url: str, folder: Path, now: datetime) -> Engine:
 
 
 def _signature(engine: Engine, ref: str) -> tuple[Any, ...]:
-    from workflow.store.outbox import Outbox
 
-    outbox = Outbox(engine.store)
+    outbox = engine.store.outbox
     deadlines = [(d.name, d.branch, d.due_at) for d in outbox.deadlines(ref)]
     mails = [(r.kind, r.label, r.send_at, r.recipients) for r in outbox.reminders(reference=ref)]
     history = [(r.kind, r.trigger, r.from_state, r.to_state, r.branch, r.actor, r.at, r.payload_text)

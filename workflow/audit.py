@@ -4,19 +4,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from .chain import GENESIS
-from .definition import Definition
-from .paper import PaperState, apply
-from .store import AuditRecord, SqlStore
+from .errors import WorkflowError
+from .paper import PaperState
+from .replay import Replay, Resolver, steps
+from .store import AuditRecord, Store
 
 __all__ = ["CSV_COLUMNS", "Period", "VerifyReport", "csv_row", "record_json", "timeline", "verify"]
-
-DefinitionResolver = Callable[[str, int], Definition]
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ class VerifyReport:
         }
 
 
-def verify(store: SqlStore, *, head: str | None = None, definitions: DefinitionResolver | None = None) -> VerifyReport:
+def verify(store: Store, *, head: str | None = None, definitions: Resolver | None = None) -> VerifyReport:
     """Recompute the chain; name the first entry that was edited, deleted, inserted or reordered.
 
     ``head`` is a hash the auditor kept outside the database: it must still be in the chain.
@@ -50,7 +49,7 @@ def verify(store: SqlStore, *, head: str | None = None, definitions: DefinitionR
     expected_seq, prev, count = 1, GENESIS, 0
     seen_head = head is None or head == GENESIS
     newest: dict[str, tuple[int, str]] = {}
-    replayed: dict[str, PaperState | None] = {}
+    replay = Replay(definitions) if definitions is not None else None
 
     def broken(seq: int | None, message: str) -> VerifyReport:
         return VerifyReport(False, count, expected_seq - 1, prev, message, seq)
@@ -70,9 +69,11 @@ def verify(store: SqlStore, *, head: str | None = None, definitions: DefinitionR
             )
         if entry.expected_hash() != entry.hash:
             return broken(entry.seq, f"{label} was edited: its content does not match its hash")
-        if definitions is not None:
-            definition = definitions(entry.workflow, entry.workflow_version)
-            replayed[entry.reference] = apply(definition, replayed.get(entry.reference), entry.to_change())
+        if replay is not None:
+            try:
+                replay.step(entry)
+            except WorkflowError as exc:
+                return broken(entry.seq, f"{label} cannot be replayed: {exc.message}")
         newest[entry.reference] = (entry.seq, entry.hash)
         prev = entry.hash
         seen_head = seen_head or entry.hash == head
@@ -92,7 +93,7 @@ def verify(store: SqlStore, *, head: str | None = None, definitions: DefinitionR
             )
         if paper.last_hash != digest:
             return broken(seq, f"{paper.reference} points to entry {seq} with another hash: the entry was rewritten")
-        if definitions is not None and replayed.get(paper.reference) != paper.state:
+        if replay is not None and replay.states.get(paper.reference) != paper.state:
             return broken(
                 seq,
                 f"{paper.reference}: its stored state differs from what its trail replays to:"
@@ -116,19 +117,18 @@ class Period:
     trigger: str
     actor: str
     state: PaperState
+    label: str  # the state's label in the definition version of that time
 
 
-def timeline(definition: Definition | DefinitionResolver, records: Iterable[AuditRecord]) -> list[Period]:
+def timeline(resolve: Resolver, records: Iterable[AuditRecord]) -> list[Period]:
     """The paper's states over time: one period per entry, replayed from the trail."""
     periods: list[Period] = []
-    state: PaperState | None = None
-    for record in records:
-        d = definition(record.workflow, record.workflow_version) if callable(definition) else definition
-        state = apply(d, state, record.to_change())
+    for step in steps(resolve, records):
+        record, state = step.record, step.after
         if periods:
-            last = periods[-1]
-            periods[-1] = Period(last.since, record.at, last.seq, last.trigger, last.actor, last.state)
-        periods.append(Period(record.at, None, record.seq, record.trigger, record.actor, state))
+            periods[-1] = replace(periods[-1], until=record.at)
+        periods.append(Period(record.at, None, record.seq, record.trigger, record.actor, state,
+                              step.definition.states[state.state].label))
     return periods
 
 

@@ -65,10 +65,10 @@ class Context:
 
             from .engine import Engine
             from .library import DefinitionLibrary
-            from .store import SqlStore
+            from .store import open_store
 
             library = DefinitionLibrary(self.definitions, checks=[check_templates])
-            self._engine = Engine(SqlStore(self.db), library, self.clock(), morning_hour=self.settings.morning_hour)
+            self._engine = Engine(open_store(self.db), library, self.clock(), morning_hour=self.settings.morning_hour)
         return self._engine
 
     def dispatcher(self) -> Dispatcher:
@@ -123,7 +123,7 @@ def main() -> None:
 @common
 def init(ctx: Context) -> None:
     """Create the database schema (safe to run again)."""
-    ctx.engine().store.init()
+    ctx.engine().init()
     click.echo(f"ok: {ctx.engine().store.url}")
 
 
@@ -159,11 +159,9 @@ def db_group() -> None:
 @common
 def db_upgrade(ctx: Context) -> None:
     """Bring the database schema to the newest revision."""
-    from .store.schema import upgrade
-
     store = ctx.engine().store
     before = store.schema_revision()
-    upgrade(store.engine)
+    store.init()
     click.echo(f"{store.url}: {before or 'empty'} → {store.schema_revision()}")
 
 
@@ -171,7 +169,7 @@ def db_upgrade(ctx: Context) -> None:
 @common
 def db_current(ctx: Context) -> None:
     """Print the database's schema revision and the newest one shipped."""
-    from .store.sql import SCHEMA_HEAD
+    from .store import SCHEMA_HEAD
 
     revision = ctx.engine().store.schema_revision()
     state = "at head" if revision == SCHEMA_HEAD else "behind: run `councilflow db upgrade`"
@@ -274,10 +272,10 @@ def documents_create(
 def documents_list(workflow: str | None, ctx: Context) -> None:
     """List the references of all papers."""
     engine = ctx.engine()
-    for paper in engine.store.iter_papers():
-        if workflow is None or paper.workflow == workflow:
-            st = engine.view(paper)
-            click.echo(f"{st.reference}\t{st.workflow}\t{st.state}\t{st.fields.get('title', '')}")
+    from .access import Person
+
+    for st in engine.papers_for(Person("", auditor=True), workflow=workflow):
+        click.echo(f"{st.reference}\t{st.workflow}\t{st.state}\t{st.fields.get('title', '')}")
 
 
 @main.command()
@@ -377,7 +375,7 @@ def history(reference: str, as_json: bool, ctx: Context) -> None:
     if as_json:
         _dump([_record_json(r) for r in records])
         return
-    definition = engine.definition_of(engine.store.load(reference))
+    definition = engine.definition_of(engine.load(reference))
     hearings = frozenset(s.id for s in definition.states.values() if s.parallel and s.parallel.join.none)
     for r in records:
         click.echo(_record_line(r, definition.timezone, hearings))
@@ -460,14 +458,9 @@ def _write_records(records: Iterable[AuditRecord], fmt: str, zone: str) -> int:
 def audit_query(reference: str | None, workflow: str | None, actor: str | None, trigger: str | None,
                 body: str | None, since: str | None, until: str | None, fmt: str, ctx: Context) -> None:
     """Stream the entries that match every given filter, in order."""
-    from .values import user_instant
-
     zone = ctx.settings.timezone
-    bounds = {name: user_instant(raw, zone, f"--{name}") for name, raw in (("since", since), ("until", until))
-              if raw}
-    records = ctx.engine().store.iter_audit(reference=reference, workflow=workflow,
-                                            actor=actor.lower() if actor else None, trigger=trigger, body=body,
-                                            since=bounds.get("since"), until=bounds.get("until"))
+    records = ctx.engine().audit(reference=reference, workflow=workflow, actor=actor, trigger=trigger, body=body,
+                                 since=since, until=until, zone=zone)
     _write_records(records, fmt, zone)
 
 
@@ -476,7 +469,7 @@ def audit_query(reference: str | None, workflow: str | None, actor: str | None, 
 @common
 def audit_export(fmt: str, ctx: Context) -> None:
     """Write the whole trail, in order (streamed)."""
-    _write_records(ctx.engine().store.iter_audit(), fmt, ctx.settings.timezone)
+    _write_records(ctx.engine().audit(), fmt, ctx.settings.timezone)
 
 
 @audit_group.command("head")
@@ -484,7 +477,7 @@ def audit_export(fmt: str, ctx: Context) -> None:
 @common
 def audit_head(as_json: bool, ctx: Context) -> None:
     """Print the trail's head: keep it outside the database, check it later with `verify --head`."""
-    seq, digest = ctx.engine().store.head()
+    seq, digest = ctx.engine().head()
     if as_json:
         _dump({"seq": seq, "hash": digest})
     else:
@@ -497,23 +490,19 @@ def audit_head(as_json: bool, ctx: Context) -> None:
 @common
 def audit_timeline(reference: str, as_json: bool, ctx: Context) -> None:
     """Where the paper stood at every point of its trail."""
-    from .audit import timeline
-
     engine = ctx.engine()
-    paper = engine.store.load(reference)
-    definition = engine.definition_of(paper)
-    periods = timeline(engine.definition_version, engine.store.history(paper.reference))
+    definition = engine.definition_of(engine.load(reference))
+    periods = engine.timeline(reference)
     if as_json:
         _dump([{"since": p.since.isoformat(), "until": p.until.isoformat() if p.until else None, "seq": p.seq,
-                "trigger": p.trigger, "actor": p.actor, "state": p.state.state,
-                "state_label": definition.states[p.state.state].label,
+                "trigger": p.trigger, "actor": p.actor, "state": p.state.state, "state_label": p.label,
                 "meeting": p.state.meeting.isoformat() if p.state.meeting else None,
                 "open_branches": [b.body for b in p.state.open_branches()]} for p in periods])
         return
     zone = definition.timezone
     for p in periods:
         until = _local(p.until, zone) if p.until else "heute"
-        label = definition.states[p.state.state].label
+        label = p.label
         extra = f", Sitzung {_local(p.state.meeting, zone)}" if p.state.meeting else ""
         if p.state.branches:
             extra += f", {len(p.state.open_branches())} von {len(p.state.branches)} Gremien offen"
@@ -545,25 +534,17 @@ def audit_verify(head: str | None, as_json: bool, ctx: Context) -> None:
 @common
 def deadlines(reference: str, as_json: bool, ctx: Context) -> None:
     """List a paper's running deadlines with due dates and reminder times."""
-    from .store.outbox import Outbox
-
     engine = ctx.engine()
-    paper = engine.store.load(reference)
+    paper = engine.load(reference)
     zone = engine.definition_of(paper).timezone
-    outbox = Outbox(engine.store)
-    rows = []
-    for d in outbox.deadlines(paper.reference):
-        mails = outbox.reminders(deadline_id=d.id, statuses=("pending", "claimed", "sent", "failed"))
-        rows.append((d, mails))
+    views = engine.deadlines(paper)
     if as_json:
-        _dump([{"name": d.name, "label": d.label, "state": d.state, "branch": d.branch or None, "body": d.body,
-                "due_at": d.due_at.isoformat(), "anchor": d.anchor, "anchor_at": d.anchor_at.isoformat(),
-                "started_at": d.started_at.isoformat(), "reminders": [m.to_json() for m in mails]}
-               for d, mails in rows])
+        _dump([v.to_json() for v in views])
         return
-    if not rows:
+    if not views:
         click.echo(f"{paper.reference}: keine laufenden Fristen")
-    for d, mails in rows:
+    for view in views:
+        d, mails = view.deadline, view.mails
         where = f" ({d.branch})" if d.branch else ""
         click.echo(f"{_local(d.due_at, zone)}  {d.label}{where}")
         for m in mails:
@@ -592,11 +573,10 @@ def _print_reminders(items: list[Any], as_json: bool, zone: str) -> None:
 @common
 def reminders_list(due_before: str | None, as_json: bool, ctx: Context) -> None:
     """List pending mails in the order they will go out."""
-    from .store.outbox import Outbox
     from .values import user_instant
 
     until = user_instant(due_before, ctx.settings.timezone, "--due-before") if due_before else None
-    items = Outbox(ctx.engine().store).reminders(statuses=("pending", "claimed"), due_before=until)
+    items = ctx.engine().reminders(statuses=("pending", "claimed"), due_before=until)
     _print_reminders(items, as_json, ctx.settings.timezone)
 
 
@@ -605,9 +585,7 @@ def reminders_list(due_before: str | None, as_json: bool, ctx: Context) -> None:
 @common
 def reminders_failed(as_json: bool, ctx: Context) -> None:
     """List mails that could not be delivered, with the reason."""
-    from .store.outbox import Outbox
-
-    items = Outbox(ctx.engine().store).reminders(statuses=("failed",))
+    items = ctx.engine().reminders(statuses=("failed",))
     _print_reminders(items, as_json, ctx.settings.timezone)
 
 
@@ -618,12 +596,10 @@ def reminders_preview(reference: str, ctx: Context) -> None:
     """Render a paper's pending mails without sending them."""
     from notifier.dispatch import Composer
 
-    from .store.outbox import Outbox
-
     engine = ctx.engine()
-    paper = engine.store.load(reference)
+    paper = engine.load(reference)
     composer = Composer(engine, ctx.settings)
-    items = Outbox(engine.store).reminders(reference=paper.reference, statuses=("pending", "claimed", "failed"))
+    items = engine.reminders(reference=paper.reference, statuses=("pending", "claimed", "failed"))
     if not items:
         click.echo(f"{paper.reference}: keine ausstehenden Nachrichten")
     for r in items:
@@ -660,21 +636,21 @@ def serve(ctx: Context) -> None:
         raise InputError("serve runs on the real clock; use `councilflow tick --now …` to simulate")
     store = ctx.engine().store
     store.init()
-    with _single_sqlite_server(store):
+    with _single_sqlite_server(store.local_file, store.url):
         run_scheduler(ctx.dispatcher(), ctx.settings, echo=lambda line: click.echo(line, err=False))
 
 
 @contextmanager
-def _single_sqlite_server(store: Any) -> Iterator[None]:
+def _single_sqlite_server(database: Path | None, url: str) -> Iterator[None]:
     """SQLite is for one process: a second `serve` on the same file refuses to start."""
-    if store.dialect != "sqlite" or not store.engine.url.database or store.engine.url.database == ":memory:":
+    if database is None:
         yield
         return
     import fcntl
 
     from .errors import ConflictError
 
-    lock_path = Path(f"{store.engine.url.database}.serve.lock")
+    lock_path = Path(f"{database}.serve.lock")
     handle = lock_path.open("a+", encoding="utf-8")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -682,7 +658,7 @@ def _single_sqlite_server(store: Any) -> Iterator[None]:
         handle.seek(0)
         holder = handle.read().strip() or "?"
         handle.close()
-        raise ConflictError(f"another councilflow serve (pid {holder}) runs on {store.url}; SQLite is for one "
+        raise ConflictError(f"another councilflow serve (pid {holder}) runs on {url}; SQLite is for one "
                             "process — use PostgreSQL for several") from None
     handle.seek(0)
     handle.truncate()
@@ -718,7 +694,7 @@ def doctor(ctx: Context) -> None:
     engine = ctx.engine()
 
     def database() -> str:
-        engine.store.init()
+        engine.init()
         return f"{engine.store.url} reachable, schema present, {engine.store.count_audit()} audit entries"
 
     def definitions() -> str:
@@ -730,27 +706,12 @@ def doctor(ctx: Context) -> None:
         return f"{len(files)} valid, their mail templates render"
 
     def mail() -> str:
-        transport = ctx.dispatcher().transport
-        from notifier.transports import MaildirTransport, SmtpTransport
+        from notifier.transports import SendError
 
-        if isinstance(transport, SmtpTransport):
-            import smtplib
-
-            try:
-                client = (smtplib.SMTP_SSL if transport.implicit_tls else smtplib.SMTP)(
-                    transport.host, transport.port, local_hostname=transport.local_hostname, timeout=10)
-                with client:
-                    code, _ = client.noop()
-            except (OSError, smtplib.SMTPException) as exc:
-                raise StorageError(f"{transport.name} not reachable: {exc}") from None
-            return f"{transport.name} answers ({code})"
-        if isinstance(transport, MaildirTransport):
-            transport.path.mkdir(parents=True, exist_ok=True)
-            probe = transport.path / ".councilflow-doctor"
-            probe.write_text("ok", encoding="utf-8")
-            probe.unlink()
-            return f"{transport.name} writable"
-        return transport.name
+        try:
+            return ctx.dispatcher().transport.check()
+        except SendError as exc:
+            raise StorageError(str(exc)) from None
 
     def heartbeat() -> str:
         last = engine.store.last_beat()
@@ -841,15 +802,10 @@ def export_group() -> None:
 @common
 def export_oparl(out: str, base_url: str | None, ctx: Context) -> None:
     """Write System, Body, Organizations, Papers and Meetings as OParl 1.1 JSON files."""
-    from .oparl import OParlExport
-
     engine = ctx.engine()
-    export = OParlExport(base_url or ctx.settings.oparl_base_url, ctx.settings.body_name, ctx.settings.timezone)
-    for paper in engine.store.iter_papers():
-        export.add(paper, engine.definition_of(paper), engine.store.history(paper.reference))
+    objects = engine.oparl(base_url or ctx.settings.oparl_base_url, ctx.settings.body_name, ctx.settings.timezone)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    objects = export.objects()
     for name, value in objects.items():
         target = folder / f"{name}.json"
         tmp = target.with_suffix(".json.tmp")
@@ -879,11 +835,11 @@ def import_oparl(paths: tuple[str, ...], mapping_path: str, as_json: bool, meeti
 
     engine = ctx.engine()
     mapping = load_mapping(Path(mapping_path), lambda w: engine.library.current(w)[0])
-    definition, text = engine.library.current(mapping.workflow)
     data = read_oparl(Path(p) for p in paths)
     for problem in data.problems:
         click.echo(f"councilflow: warning: {problem}", err=True)
-    importer = OParlImporter(engine.store, definition, text, mapping, engine.clock.now)
+    importer = OParlImporter(engine, mapping)
+    definition = importer.definition
     if meetings_only:
         scheduled = importer.schedule(data)
         if as_json:

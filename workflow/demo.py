@@ -66,7 +66,6 @@ def run_demo(
     from notifier.transports import MaildirTransport
 
     from .config import Settings
-    from .store.outbox import Outbox
 
     if db is None:
         path = Path("councilflow-demo.db")
@@ -81,7 +80,7 @@ def run_demo(
     library = DefinitionLibrary(definitions or _default_definitions(), checks=[check_templates])
     engine = Engine(SqlStore(db), library, clock)
     engine.store.init()
-    outbox = Outbox(engine.store)
+    outbox = engine.store.outbox
     dispatcher = Dispatcher(engine, MaildirTransport(mail_folder), settings, "demo")
     echo(f"councilflow demo – Datenbank {engine.store.url}, Post in {mail_folder}/new, simulierte Uhr\n")
 

@@ -4,35 +4,41 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
 
-from .audit import VerifyReport, verify
+from .access import Action, Person, actions, may_read
+from .audit import Period, VerifyReport, timeline, verify
 from .clock import Clock, SystemClock
-from .deadlines import changed, plan, running_deadlines
+from .deadlines import changed, running_deadlines
 from .definition import Definition
-from .errors import InputError, WorkflowError
+from .errors import InputError, NotFoundError, WorkflowError
 from .library import DefinitionLibrary
 from .loader import source_hash
 from .machine import compile_machine
 from .paper import (
     Change,
     PaperState,
-    apply,
     check_actor,
     check_reference,
+    check_time_order,
     decide_create,
     decide_fire,
     decide_meeting,
+    fold,
     migrate_state,
-    replay,
 )
-from .store import AuditRecord, SqlStore, StoredPaper
+from .replay import replay_records
+from .store import AuditRecord, DeadlineRecord, ReminderRecord, Store, StoredPaper
 from .values import user_instant
 
-__all__ = ["BranchView", "Engine", "Status"]
+__all__ = ["BranchView", "DeadlineView", "Engine", "PastMails", "Status"]
+
+#: What happens to mails whose moment has passed when a deadline starts: ``send`` them at once (a
+#: change made now), or ``drop`` them (history recorded after the fact, e.g. an OParl import).
+PastMails = Literal["send", "drop"]
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -81,7 +87,6 @@ class Status:
     as_of: datetime | None = None
     timezone: str = "Europe/Berlin"
     hearings: bool = False  # the branches only record hearings (join: none)
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -105,11 +110,41 @@ class Status:
         }
 
 
+@dataclass(frozen=True)
+class DeadlineView:
+    """A running deadline of a paper with its mails: the one shape for the CLI, the web and JSON."""
+
+    deadline: DeadlineRecord
+    mails: tuple[ReminderRecord, ...]
+    body_name: str | None
+    title: str = ""
+
+    @property
+    def people(self) -> set[str]:
+        """Everyone reminded of this deadline."""
+        return {p for m in self.mails if m.kind == "remind" for p in m.recipients}
+
+    def overdue(self, now: datetime) -> bool:
+        return self.deadline.due_at < now
+
+    def to_json(self) -> dict[str, Any]:
+        d = self.deadline
+        return {"reference": d.reference, "name": d.name, "label": d.label, "state": d.state,
+                "branch": d.branch or None, "body": d.body, "body_name": self.body_name,
+                "due_at": d.due_at.isoformat(), "anchor": d.anchor, "anchor_at": d.anchor_at.isoformat(),
+                "started_at": d.started_at.isoformat(), "reminders": [m.to_json() for m in self.mails]}
+
+
+_MAIL_STATUSES = ("pending", "claimed", "sent", "failed")
+
+
 class Engine:
-    """Every operation of councilflow on papers; the CLI and other front ends only wrap it."""
+    """Every operation of councilflow on papers; the CLI, the web, the importer and the notifier only
+    wrap it. Rules live in the pure core (paper, deadlines, access); this class loads, decides with
+    them and writes each change in one transaction through the storage port."""
 
     def __init__(
-        self, store: SqlStore, library: DefinitionLibrary, clock: Clock | None = None, *, morning_hour: int = 8
+        self, store: Store, library: DefinitionLibrary, clock: Clock | None = None, *, morning_hour: int = 8
     ) -> None:
         self.store = store
         self.library = library
@@ -119,6 +154,17 @@ class Engine:
         self._papers: OrderedDict[str, StoredPaper] = OrderedDict()
         self._papers_lock = threading.Lock()
         self.morning_hour = morning_hour
+
+    def now(self) -> datetime:
+        """The clock's instant, in UTC whatever the clock gives."""
+        moment = self.clock.now()
+        if moment.tzinfo is None:
+            raise WorkflowError("the clock gave a time without a time zone")
+        return moment.astimezone(UTC)
+
+    def init(self) -> None:
+        """Create or upgrade the store's schema (idempotent)."""
+        self.store.init()
 
     # --- definitions -------------------------------------------------------------------------
 
@@ -136,6 +182,12 @@ class Engine:
             found = self._versions[key] = self.library.pinned(source_hash(text), lambda: text)
         return found
 
+    def current_definition(self, workflow: str) -> Definition:
+        """The definitions folder's version of ``workflow``, stored so that papers can pin it."""
+        definition, text = self.library.current(workflow)
+        self.store.remember_definition(definition, text, self.now())
+        return definition
+
     def verify(self, head: str | None = None) -> VerifyReport:
         """Check the hash chain, each paper's newest entry, and that each paper's state replays."""
         return verify(self.store, head=head, definitions=self.definition_version)
@@ -147,13 +199,10 @@ class Engine:
         reference = check_reference(reference)
         actor = check_actor(actor)
         definition, text = self.library.current(workflow)
-        now = self.clock.now()
+        now = self.now()
         changes = decide_create(definition, reference, actor, values or {}, now)
         self.store.remember_definition(definition, text, now)
-        state = replay(definition, changes)
-        assert state is not None
-        started = changed(definition, {}, running_deadlines(definition, state), now, self.morning_hour)
-        return self.store.create(reference, definition, state, changes, started)
+        return self.record(reference, definition, changes)
 
     def fire(
         self,
@@ -163,64 +212,113 @@ class Engine:
         *,
         branch: str | None = None,
         values: Mapping[str, str] | None = None,
+        expected_version: int | None = None,
     ) -> list[Change]:
-        """Fire ``trigger`` on a paper; returns the recorded changes (a join move included)."""
+        """Fire ``trigger`` on a paper; returns the recorded changes (a join move included).
+
+        ``expected_version``: the paper's version the caller saw; if the paper changed since, nothing is
+        written and a ConflictError says so (optimistic locking, checked in the writing transaction).
+        """
         actor = check_actor(actor)
 
-        def attempt(paper: StoredPaper) -> list[Change]:
-            definition = self.definition_of(paper)
-            changes = decide_fire(definition, compile_machine(definition), paper.reference, paper.state, trigger,
-                                  actor, branch, values or {}, self.clock.now())
-            self._commit(paper, definition, changes)
-            return changes
+        def decide(paper: StoredPaper, definition: Definition, now: datetime) -> list[Change]:
+            return decide_fire(definition, compile_machine(definition), paper.reference, paper.state, trigger,
+                               actor, branch, values or {}, now)
 
-        return self._with_paper(check_reference(reference), attempt)
+        return self._change(check_reference(reference), decide, expected_version)
 
     def set_meeting(
-        self, reference: str, when: str | datetime, actor: str, *, branch: str | None = None
+        self, reference: str, when: str | datetime, actor: str, *, branch: str | None = None,
+        expected_version: int | None = None, trusted: bool = False,
     ) -> list[Change]:
-        """Set or move the meeting of the paper's consultation (or of one branch)."""
-        actor = check_actor(actor)
+        """Set or move the meeting of the paper's consultation (or of one branch).
 
-        def attempt(paper: StoredPaper) -> list[Change]:
-            definition = self.definition_of(paper)
-            moment = user_instant(when, definition.timezone, f"{reference} meeting")
-            changes = decide_meeting(definition, paper.reference, paper.state, moment, actor, branch,
-                                     self.clock.now())
-            self._commit(paper, definition, changes)
-            return changes
+        ``trusted``: ``actor`` is the system itself (``import``), not a person's address."""
+        actor = actor if trusted else check_actor(actor)
 
-        return self._with_paper(check_reference(reference), attempt)
+        def decide(paper: StoredPaper, definition: Definition, now: datetime) -> list[Change]:
+            moment = user_instant(when, definition.timezone, f"{paper.reference} meeting")
+            return decide_meeting(definition, paper.reference, paper.state, moment, actor, branch, now)
 
-    def _with_paper(self, reference: str, attempt: Callable[[StoredPaper], list[Change]]) -> list[Change]:
-        """Run ``attempt`` on the paper as this process last wrote it, or as the database has it.
+        return self._change(check_reference(reference), decide, expected_version)
+
+    def _change(self, reference: str, decide: Callable[[StoredPaper, Definition, datetime], list[Change]],
+                expected_version: int | None) -> list[Change]:
+        """Decide on the paper as this process last wrote it, or as the database has it, and commit.
 
         The remembered row saves a read per change; it is safe because every write is checked against the
         row's version. If anything fails on the remembered row (someone else changed the paper meanwhile),
         the change is decided again, once, on the row read fresh from the database.
         """
+        def attempt(paper: StoredPaper) -> list[Change]:
+            if expected_version is not None and paper.version != expected_version:
+                from .errors import ConflictError
+
+                raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry")
+            definition = self.definition_of(paper)
+            changes = decide(paper, definition, self.now())
+            self._commit(paper, definition, changes)
+            return changes
+
         remembered = self._papers.get(reference)
         if remembered is not None:
             try:
                 return attempt(remembered)
             except WorkflowError:
-                self._papers.pop(reference, None)
+                self._forget(reference)
         return attempt(self.store.load(reference))
 
-    def _commit(self, paper: StoredPaper, definition: Definition, changes: list[Change]) -> PaperState:
-        state = paper.state
-        for change in changes:
-            state = apply(definition, state, change)
-        now = changes[-1].at
-        before = running_deadlines(definition, paper.state)
-        after = running_deadlines(definition, state)
+    def record(self, reference: str, definition: Definition, changes: Sequence[Change], *,
+               paper: StoredPaper | None = None, past_mails: PastMails = "send") -> StoredPaper:
+        """The one commit path: append ``changes`` (decided by the pure core) to ``paper``, or create the
+        paper with them, moving its deadlines and mails in the same transaction.
+
+        ``definition`` must be stored already (create and :meth:`current_definition` do that). With
+        ``past_mails="drop"`` reminders whose moment had passed when the deadline started are not
+        queued: the changes are history, recorded after the fact.
+        """
+        if paper is None:
+            reference = check_reference(reference)
+            state = fold(definition, None, changes)
+            started = self._deadline_diff(definition, None, state,
+                                          changes[-1].at if past_mails == "send" else self.now(), past_mails)
+            stored = self.store.create(reference, definition, state, changes, started)
+            self._remember(stored)
+            return stored
+        self._commit(paper, definition, list(changes), past_mails)
+        return self._papers.get(paper.reference) or self.store.load(paper.reference)
+
+    def _deadline_diff(self, definition: Definition, before: PaperState | None, after: PaperState,
+                       now: datetime, past_mails: PastMails, old: Definition | None = None
+                       ) -> tuple[list[tuple[str, str]], list[Any]]:
+        """Which deadlines end and which start (with their mails at the installation's morning hour)."""
+        running_before = running_deadlines(old or definition, before) if before is not None else {}
+        if old is not None and old is not definition:
+            # Another version may remind differently even where the due moment is the same:
+            # every deadline ends and the new version's start afresh.
+            ended, started = changed(definition, {}, running_deadlines(definition, after), now, self.morning_hour)
+            ended = list(running_before)
+        else:
+            ended, started = changed(definition, running_before, running_deadlines(definition, after), now,
+                                     self.morning_hour)
+        if past_mails == "drop":
+            started = [replace(p, reminders=tuple(r for r in p.reminders if r.send_at > now)) for p in started]
+        return ended, started
+
+    def _commit(self, paper: StoredPaper, definition: Definition, changes: list[Change],
+                past_mails: PastMails = "send") -> PaperState:
+        check_time_order(paper.reference, paper.updated_at, changes[0].at)
+        old = self.definition_of(paper) if definition.source_hash != paper.definition_hash else None
+        state = fold(definition, paper.state, changes)
+        diff = self._deadline_diff(definition, paper.state, state, changes[-1].at if past_mails == "send"
+                                   else self.now(), past_mails, old)
         try:
-            version = self.store.save(paper, definition, state, changes,
-                                      changed(definition, before, after, now, self.morning_hour))
+            version = self.store.save(paper, definition, state, changes, diff)
         except WorkflowError:
-            self._papers.pop(paper.reference, None)
+            self._forget(paper.reference)
             raise
-        self._remember(replace(paper, state=state, version=version, updated_at=now))
+        self._remember(replace(paper, state=state, version=version, updated_at=changes[-1].at,
+                               workflow_version=definition.version, definition_hash=definition.source_hash))
         return state
 
     def _remember(self, paper: StoredPaper) -> None:
@@ -230,11 +328,18 @@ class Engine:
             while len(self._papers) > 4096:
                 self._papers.popitem(last=False)
 
+    def _forget(self, reference: str) -> None:
+        with self._papers_lock:
+            self._papers.pop(reference, None)
+
     # --- queries -----------------------------------------------------------------------------
+
+    def load(self, reference: str) -> StoredPaper:
+        return self.store.load(check_reference(reference))
 
     def status(self, reference: str, as_of: str | datetime | None = None) -> Status:
         """The paper's status now, or as it stood at ``as_of`` (replayed from the trail)."""
-        paper = self.store.load(check_reference(reference))
+        paper = self.load(reference)
         if as_of is None:
             return self.view(paper)
         definition = self.definition_of(paper)
@@ -242,18 +347,13 @@ class Engine:
         records = self.store.history(paper.reference, until=moment)
         if not records:
             raise InputError(f"{reference} did not exist yet at {moment.isoformat()}")
-        state = self.replay_records(records)
+        state = replay_records(self.definition_version, records)
         then = self.definition_version(records[-1].workflow, records[-1].workflow_version)
         return self._view(paper.reference, then, state, None, moment)
 
-    def replay_records(self, records: list[AuditRecord]) -> PaperState:
-        """Replay entries, each with the definition version it was recorded on (a migration switches)."""
-        state: PaperState | None = None
-        for record in records:
-            state = apply(self.definition_version(record.workflow, record.workflow_version), state,
-                          record.to_change())
-        assert state is not None
-        return state
+    def timeline(self, reference: str) -> list[Period]:
+        """Where the paper stood from each entry until the next."""
+        return timeline(self.definition_version, self.history(reference))
 
     def migrate(self, workflow: str, to_version: int, mapping: Mapping[str, str], *, dry_run: bool = False,
                 actor: str = "system") -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
@@ -264,7 +364,7 @@ class Engine:
         new, text = self.library.current(workflow)
         if new.version != to_version:
             raise InputError(f"the definitions folder has {workflow} version {new.version}, not {to_version}")
-        now = self.clock.now()
+        now = self.now()
         if not dry_run:
             self.store.remember_definition(new, text, now)
         moved: list[tuple[str, str, str]] = []
@@ -277,16 +377,13 @@ class Engine:
                 continue
             try:
                 change = migrate_state(old, new, paper.state, mapping, actor, now)
-            except ValueError as exc:
-                untouched.append((paper.reference, str(exc)))
+                check_time_order(paper.reference, paper.updated_at, now)
+            except (ValueError, WorkflowError) as exc:
+                untouched.append((paper.reference, exc.message if isinstance(exc, WorkflowError) else str(exc)))
                 continue
-            state = apply(new, paper.state, change)
+            state = fold(new, paper.state, [change])
             if not dry_run:
-                # Another version may remind differently even where the due moment is the same:
-                # every deadline ends and the new version's start afresh.
-                ended = list(running_deadlines(old, paper.state))
-                started = [plan(new, r, now, self.morning_hour) for r in running_deadlines(new, state).values()]
-                self.store.migrate(paper, new, state, change, (ended, started))
+                self._commit(paper, new, [change])
             moved.append((paper.reference, paper.state.state, state.state))
         return moved, untouched
 
@@ -295,7 +392,95 @@ class Engine:
         return self._view(paper.reference, self.definition_of(paper), paper.state, paper.version, None)
 
     def history(self, reference: str) -> list[AuditRecord]:
-        return self.store.history(self.store.load(check_reference(reference)).reference)
+        return self.store.history(self.load(reference).reference)
+
+    def audit(self, **filters: Any) -> Iterator[AuditRecord]:
+        """Entries in order, filtered by reference, workflow, actor, trigger, body (equality) and
+        since/until (instants or user text in ``zone``, given as ``zone=``)."""
+        zone = filters.pop("zone", "Europe/Berlin")
+        for name in ("since", "until"):
+            if filters.get(name) is not None:
+                filters[name] = user_instant(filters[name], zone, name)
+        if filters.get("actor"):
+            filters["actor"] = str(filters["actor"]).strip().lower()
+        return self.store.iter_audit(**filters)
+
+    def head(self) -> tuple[int, str]:
+        """Sequence number and hash of the trail's newest entry (for auditors to keep)."""
+        return self.store.head()
+
+    def deadlines(self, reference: str | StoredPaper) -> list[DeadlineView]:
+        """A paper's running deadlines with their mails."""
+        paper = reference if isinstance(reference, StoredPaper) else self.load(reference)
+        outbox = self.store.outbox
+        bodies = self.definition_of(paper).bodies
+        title = str(paper.state.fields.get("title", ""))
+        out = []
+        for d in outbox.deadlines(paper.reference):
+            mails = tuple(outbox.reminders(deadline_id=d.id, statuses=_MAIL_STATUSES))
+            body = bodies.get(d.body) if d.body else None
+            out.append(DeadlineView(d, mails, body.name if body else None, title))
+        return out
+
+    def reminders(self, *, reference: str | None = None, statuses: Sequence[str] = ("pending", "claimed"),
+                  due_before: datetime | None = None) -> list[ReminderRecord]:
+        """Mails of the outbox in the order they go out."""
+        ref = self.load(reference).reference if reference is not None else None
+        return self.store.outbox.reminders(reference=ref, statuses=statuses, due_before=due_before)
+
+    # --- what a person sees and may do (front ends ask these) --------------------------------
+
+    def paper_for(self, reference: str, who: Person) -> StoredPaper:
+        """The paper, if ``who`` may see it; else "no paper" (its existence is not revealed)."""
+        paper = self.load(reference)
+        if not may_read(self.definition_of(paper), paper.state, who):
+            raise NotFoundError(f"no paper with reference '{reference}'")
+        return paper
+
+    def papers_for(self, who: Person, *, workflow: str | None = None, state: str | None = None,
+                   body: str | None = None, overdue: bool = False) -> list[Status]:
+        """The papers ``who`` may see, filtered by workflow, state, body (also a branch) and overdue."""
+        now = self.now()
+        out = []
+        for paper in self.store.iter_papers():
+            if (workflow and paper.workflow != workflow) or (state and paper.state.state != state):
+                continue
+            if not may_read(self.definition_of(paper), paper.state, who):
+                continue
+            status = self.view(paper)
+            if body and status.body != body and body not in {b.body for b in status.branches}:
+                continue
+            if overdue and not any(d.due_at < now for d in self.store.outbox.deadlines(paper.reference)):
+                continue
+            out.append(status)
+        return out
+
+    def actions(self, paper: StoredPaper, who: Person) -> list[Action]:
+        """The triggers ``who`` may fire on ``paper`` now (and for which branches)."""
+        return actions(self.definition_of(paper), paper.state, who)
+
+    def deadlines_for(self, who: Person) -> list[DeadlineView]:
+        """The running deadlines ``who`` is reminded of (auditors: all), overdue ones first."""
+        now = self.now()
+        rows = [view for paper in self.store.iter_papers()
+                if may_read(self.definition_of(paper), paper.state, who)
+                for view in self.deadlines(paper) if who.auditor or who.email in view.people]
+        rows.sort(key=lambda v: (not v.overdue(now), v.deadline.due_at))
+        return rows
+
+    def oparl(self, base_url: str, body_name: str, zone: str, *, public_only: bool = False,
+              modified_since: datetime | None = None) -> dict[str, Any]:
+        """The papers as OParl 1.1 objects (the export and the live endpoint)."""
+        from .oparl import OParlExport
+
+        export = OParlExport(base_url, body_name, zone)
+        for paper in self.store.iter_papers():
+            if public_only and paper.state.fields.get("public", True) is False:
+                continue
+            if modified_since is not None and paper.updated_at < modified_since:
+                continue
+            export.add(paper, self.definition_version, self.store.history(paper.reference))
+        return export.objects()
 
     def _view(
         self, reference: str, definition: Definition, state: PaperState, version: int | None, as_of: datetime | None

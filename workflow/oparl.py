@@ -17,7 +17,8 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from .definition import Definition
-from .paper import PaperState, apply
+from .paper import PaperState
+from .replay import Resolver, steps
 from .store import AuditRecord, StoredPaper
 
 __all__ = ["OParlExport", "Sitting", "consultations_of"]
@@ -30,6 +31,7 @@ class Sitting:
     """One consultation of a paper: the body, its role, the meeting and the decision (if any yet)."""
 
     body: str
+    body_name: str
     role: str
     authoritative: bool
     meeting: datetime | None
@@ -38,17 +40,17 @@ class Sitting:
     decided: datetime | None = None  # when the decision was recorded
 
 
-def consultations_of(definition: Definition, records: Iterable[AuditRecord]) -> list[Sitting]:
-    """Replay a paper's trail into the consultations it went through, in order.
+def consultations_of(resolve: Resolver, records: Iterable[AuditRecord]) -> list[Sitting]:
+    """Replay a paper's trail into the consultations it went through, in order; each entry is read
+    with the definition version it was recorded on (a migrated paper changes version mid-trail).
 
     A decision (a transition out of a consultation state, a branch decision, a deferral) closes the
     sitting at the meeting that was set then; a meeting still pending at the end is an open sitting.
     """
     sittings: list[Sitting] = []
     open_: dict[str, Sitting] = {}  # slot (state id or branch body) -> its sitting
-    state: PaperState | None = None
-    for record in records:
-        change = record.to_change()
+    for step in steps(resolve, records):
+        record, definition, state = step.record, step.definition, step.before
         if state is not None and record.kind in ("transition", "branch") and record.from_state:
             spec = definition.states[record.from_state]
             slot = record.branch or record.from_state
@@ -63,7 +65,7 @@ def consultations_of(definition: Definition, records: Iterable[AuditRecord]) -> 
                     if body in spec.parallel.bodies:
                         sittings.append(pending)
                         del open_[body]
-        state = apply(definition, state, change)
+        state = step.after
         for slot, meeting in _meetings(state):
             current = open_.get(slot)
             if current is None or current.meeting != meeting:
@@ -86,10 +88,10 @@ def _sitting(definition: Definition, state_id: str, branch: str | None, state: P
     spec = definition.states[state_id]
     if spec.parallel is not None and branch is not None:
         b = state.branches.get(branch)
-        return Sitting(branch, spec.parallel.role, True, b.meeting if b else None)
+        return Sitting(branch, definition.bodies[branch].name, spec.parallel.role, True, b.meeting if b else None)
     if spec.consultation is not None:
-        role = spec.consultation.role
-        return Sitting(spec.consultation.body, role, role.lower() == "entscheidung",
+        role, body = spec.consultation.role, spec.consultation.body
+        return Sitting(body, definition.bodies[body].name, role, role.lower() == "entscheidung",
                        state.meeting if state.state == state_id else None)
     return None
 
@@ -126,8 +128,10 @@ class OParlExport:
                                        "name": name, "organizationType": kind}
         return url
 
-    def add(self, paper: StoredPaper, definition: Definition, records: list[AuditRecord]) -> None:
-        """Add one paper with its consultations, agenda items and meetings."""
+    def add(self, paper: StoredPaper, resolve: Resolver, records: list[AuditRecord]) -> None:
+        """Add one paper with its consultations, agenda items and meetings (``resolve`` gives each
+        entry's definition version)."""
+        definition = resolve(paper.workflow, paper.workflow_version)
         zone = ZoneInfo(definition.timezone)
         ref = paper.reference
         fields = paper.state.fields
@@ -145,8 +149,8 @@ class OParlExport:
             dept = str(fields["department"])
             item["underDirectionOf"] = [self._organization(f"dept-{_slug(dept)}", dept, "Verwaltungsbereich")]
         consultations = []
-        for n, sitting in enumerate(consultations_of(definition, records), start=1):
-            org = self._organization(sitting.body, definition.bodies[sitting.body].name, "Gremium")
+        for n, sitting in enumerate(consultations_of(resolve, records), start=1):
+            org = self._organization(sitting.body, sitting.body_name, "Gremium")
             consultation_url = self.url("consultations", ref, str(n))
             consultation: dict[str, Any] = {
                 "id": consultation_url, "type": SCHEMA + "Consultation", "paper": paper_url,
@@ -155,7 +159,7 @@ class OParlExport:
             if sitting.created is not None:
                 consultation["created"] = sitting.created.isoformat()
             if sitting.meeting is not None:
-                meeting = self._meeting(sitting, org, definition, zone)
+                meeting = self._meeting(sitting, org, zone)
                 agenda_url = self.url("agendaitems", ref, str(n))
                 agenda: dict[str, Any] = {
                     "id": agenda_url, "type": SCHEMA + "AgendaItem", "meeting": meeting["id"],
@@ -173,15 +177,17 @@ class OParlExport:
             item["consultation"] = consultations
         self.papers.append(item)
 
-    def _meeting(self, sitting: Sitting, org: str, definition: Definition, zone: ZoneInfo) -> dict[str, Any]:
-        assert sitting.meeting is not None
-        local = sitting.meeting.astimezone(zone)
+    def _meeting(self, sitting: Sitting, org: str, zone: ZoneInfo) -> dict[str, Any]:
+        meeting = sitting.meeting
+        if meeting is None:
+            raise ValueError(f"the sitting of {sitting.body} has no meeting")
+        local = meeting.astimezone(zone)
         key = f"{sitting.body}-{local:%Y%m%d%H%M}"
         url = self.url("meetings", key)
         if url not in self.meetings:
-            name = f"{definition.bodies[sitting.body].name}, {local:%d.%m.%Y}"
+            name = f"{sitting.body_name}, {local:%d.%m.%Y}"
             self.meetings[url] = {"id": url, "type": SCHEMA + "Meeting", "name": name,
-                                  "start": sitting.meeting.isoformat(), "organization": [org], "agendaItem": []}
+                                  "start": meeting.isoformat(), "organization": [org], "agendaItem": []}
         return self.meetings[url]
 
     def objects(self) -> dict[str, Any]:

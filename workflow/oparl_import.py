@@ -5,7 +5,9 @@ roles to states, and result texts to triggers. Each paper is replayed in memory 
 decision functions the engine uses; only a paper whose whole recorded path fits the workflow is
 written, in one transaction, with the recorded instants and the actor ``import``. A paper that does not
 fit is reported with the reason and nothing of it is written. Re-running is idempotent: an unchanged
-paper is left alone, a paper whose RIS history grew gets the new entries appended.
+paper is left alone, a paper whose RIS history grew gets the new entries appended. Everything is written
+through the engine's one commit path (deadlines and mails as for any change; mails whose moment lies
+in the past when the history is recorded are not queued).
 """
 
 from __future__ import annotations
@@ -15,17 +17,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .chain import canonical_json
-from .deadlines import changed, running_deadlines
 from .definition import Definition
 from .errors import DefinitionError, NotFoundError, Problem, WorkflowError, did_you_mean
 from .machine import compile_machine
 from .oparl_read import OParlData, parse_instant
 from .paper import IMPORT_ACTOR, Change, PaperState, apply, decide_create, decide_fire, decide_meeting
-from .store import SqlStore
 from .yamlsafe import YamlProblems, load_located
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 __all__ = ["ImportReport", "Mapping", "OParlImporter", "load_mapping"]
 
@@ -156,25 +159,25 @@ class _Sitting:
 
 
 class OParlImporter:
-    """Replays OParl papers into ``store`` through ``definition`` as ``mapping`` says."""
+    """Replays OParl papers through ``engine`` into the workflow ``mapping`` names (the definitions
+    folder's current version)."""
 
-    def __init__(self, store: SqlStore, definition: Definition, text: str, mapping: Mapping,
-                 now: Callable[[], datetime]) -> None:
-        self.store, self.definition, self.text, self.mapping, self.now = store, definition, text, mapping, now
-        self.machine = compile_machine(definition)
+    def __init__(self, engine: Engine, mapping: Mapping) -> None:
+        self.engine, self.mapping = engine, mapping
+        self.definition = engine.current_definition(mapping.workflow)
+        self.machine = compile_machine(self.definition)
 
     def run(self, data: OParlData, progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda x: x
             ) -> ImportReport:
         report = ImportReport()
-        self.store.remember_definition(self.definition, self.text, self.now())
         for paper_id in progress(sorted(data.papers)):
             paper = data.papers[paper_id]
             reference = (paper.get("reference") or "").strip() or paper_id.rstrip("/").rsplit("/", 1)[-1]
             try:
                 if self.mapping.paper_types and paper.get("paperType") not in self.mapping.paper_types:
                     raise Mismatch(f"paperType {paper.get('paperType')!r} is not one of this mapping's")
-                changes, state = self.replay(reference, paper, data)
-                outcome = self._write(reference, changes, state)
+                changes, _ = self.replay(reference, paper, data)
+                outcome = self._write(reference, changes)
             except (Mismatch, ValueError) as exc:
                 report.skipped.append((reference, str(exc)))
                 continue
@@ -190,7 +193,7 @@ class OParlImporter:
     def schedule(self, data: OParlData) -> list[tuple[str, str, datetime]]:
         """Meetings alone (the RIS's body calendars): give every running paper that waits for a body
         without a meeting that body's next meeting, so its deadlines follow the real dates."""
-        now = self.now()
+        now = self.engine.now()
         calendar: dict[str, list[datetime]] = {}
         for meeting in data.meetings.values():
             if not meeting.get("start") or meeting.get("cancelled") is True:
@@ -203,7 +206,7 @@ class OParlImporter:
                     calendar.setdefault(body, []).append(start)
         scheduled: list[tuple[str, str, datetime]] = []
         d = self.definition
-        for paper in self.store.iter_papers():
+        for paper in self.engine.store.iter_papers():
             if paper.workflow != d.workflow or paper.definition_hash != d.source_hash:
                 continue
             spec = d.states[paper.state.state]
@@ -215,13 +218,7 @@ class OParlImporter:
                 upcoming = sorted(calendar.get(body, []))
                 if not upcoming:
                     continue
-                current = self.store.load(paper.reference)
-                changes = decide_meeting(d, paper.reference, current.state, upcoming[0], IMPORT_ACTOR, branch, now)
-                state = current.state
-                for change in changes:
-                    state = apply(d, state, change)
-                diff = changed(d, running_deadlines(d, current.state), running_deadlines(d, state), now)
-                self.store.save(current, d, state, changes, diff)
+                self.engine.set_meeting(paper.reference, upcoming[0], IMPORT_ACTOR, branch=branch, trusted=True)
                 scheduled.append((paper.reference, body, upcoming[0]))
         return scheduled
 
@@ -404,45 +401,28 @@ class OParlImporter:
 
     # --- writing -----------------------------------------------------------------------------
 
-    def _write(self, reference: str, changes: list[Change], state: PaperState) -> str:
-        d = self.definition
+    def _write(self, reference: str, changes: list[Change]) -> str:
+        d, engine = self.definition, self.engine
         try:
-            existing = self.store.load(reference)
+            existing = engine.load(reference)
         except NotFoundError:
-            existing = None
-        started = self.now()
-        if existing is None:
-            diff = changed(d, {}, running_deadlines(d, state), started)
-            self.store.create(reference, d, state, changes, _no_past_mails(diff, started))
+            engine.record(reference, d, changes, past_mails="drop")
             return "imported"
         if existing.workflow != d.workflow:
             raise Mismatch(f"exists already in workflow '{existing.workflow}'")
-        recorded = self.store.history(reference)
+        recorded = engine.history(reference)
         old = [_signature(r.to_change()) for r in recorded]
         new = [_signature(c) for c in changes]
         if new == old:
             return "unchanged"
         if new[: len(old)] != old or any(r.actor != IMPORT_ACTOR for r in recorded):
             raise Mismatch("its recorded trail differs from the one stored (changed here or in the RIS)")
-        tail = changes[len(old):]
-        definition = d if existing.definition_hash == d.source_hash else None
-        if definition is None:
+        if existing.definition_hash != d.source_hash:
             raise Mismatch("it runs on another version of the workflow")
-        before = running_deadlines(d, existing.state)
-        diff = changed(d, before, running_deadlines(d, state), started)
-        self.store.save(existing, d, state, tail, _no_past_mails(diff, started))
+        engine.record(reference, d, changes[len(old):], paper=existing, past_mails="drop")
         return "updated"
 
 
 def _signature(change: Change) -> str:
     return canonical_json([change.kind, change.trigger, change.from_state, change.to_state, change.branch,
                            change.at.astimezone(UTC).isoformat(), dict(change.payload)])
-
-
-def _no_past_mails(diff: tuple[list[Any], list[Any]], started: datetime) -> tuple[list[Any], list[Any]]:
-    """Imported history must not mail people about the past: drop reminders already due at import."""
-    from dataclasses import replace
-
-    ended, started_deadlines = diff
-    kept = [replace(p, reminders=tuple(r for r in p.reminders if r.send_at > started)) for p in started_deadlines]
-    return ended, kept

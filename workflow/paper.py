@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from .definition import Definition, State, Transition
-from .errors import InputError, NotAllowedNowError, NotPermittedError, did_you_mean
+from .errors import AuditIntegrityError, InputError, NotAllowedNowError, NotPermittedError, did_you_mean
 from .machine import JOIN_FAILURE, JOIN_SUCCESS, CompiledMachine
-from .values import parse_datetime, parse_field_value
+from .values import parse_datetime, parse_field_value, stored_instant
 
 __all__ = [
     "IMPORT_ACTOR",
@@ -26,13 +26,16 @@ __all__ = [
     "ChangeKind",
     "PaperState",
     "apply",
+    "branches_from_json",
+    "branches_to_json",
     "check_actor",
     "check_reference",
+    "check_time_order",
     "decide_create",
     "decide_fire",
     "decide_meeting",
+    "fold",
     "migrate_state",
-    "replay",
 ]
 
 ChangeKind = Literal["create", "transition", "branch", "meeting", "close", "join", "migrate"]
@@ -102,25 +105,40 @@ def _enter(
 
 def _meeting_of(payload: Mapping[str, Any]) -> datetime | None:
     raw = payload.get("meeting")
-    return datetime.fromisoformat(raw) if raw else None
+    return stored_instant(raw) if raw else None
 
 
 def apply(definition: Definition, paper: PaperState | None, change: Change) -> PaperState:
-    """Fold one change into the paper's state."""
+    """Fold one change into the paper's state.
+
+    A change that cannot be folded (a trail that does not start with 'create', an entry naming a state
+    or branch its definition version does not have) is an :class:`AuditIntegrityError`, not a crash.
+    """
+    if (paper is None) != (change.kind == "create"):
+        raise AuditIntegrityError(f"'{change.trigger}' at {change.at.isoformat()}: "
+                                  + ("a trail starts with 'create'" if paper is None else "a paper is created once"))
+    try:
+        return _apply(definition, paper, change)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise AuditIntegrityError(f"'{change.trigger}' at {change.at.isoformat()} cannot be replayed on "
+                                  f"{definition.workflow} version {definition.version}: "
+                                  f"{type(exc).__name__} {exc}") from None
+
+
+def _apply(definition: Definition, paper: PaperState | None, change: Change) -> PaperState:
     p = change.payload
-    if change.kind == "create":
+    if change.kind == "create" or paper is None:
         return _enter(definition, change.to_state, change.at, dict(p.get("fields", {})), _meeting_of(p), None)
-    assert paper is not None, "only 'create' starts a paper"
     # The same mapping when nothing changed: the store then writes the text it read, unserialised again.
     fields = {**paper.fields, **p["fields"]} if p.get("fields") else paper.fields
     if change.kind in ("transition", "join"):
         return _enter(definition, change.to_state, change.at, fields, _meeting_of(p), p.get("result"))
     branches = dict(paper.branches)
     if change.kind == "branch":
-        assert change.branch is not None
-        b = branches[change.branch]
+        body = change.branch or ""
+        b = branches[body]
         outcome = p["outcome"]
-        branches[change.branch] = replace(
+        branches[body] = replace(
             b,
             status=_OUTCOME_STATUS[outcome],
             result=p.get("result", b.result),
@@ -129,8 +147,7 @@ def apply(definition: Definition, paper: PaperState | None, change: Change) -> P
         )
         return replace(paper, branches=branches, fields=fields)
     if change.kind == "close":
-        assert change.branch is not None
-        branches[change.branch] = replace(branches[change.branch], status="not_needed")
+        branches[change.branch or ""] = replace(branches[change.branch or ""], status="not_needed")
         return replace(paper, branches=branches)
     if change.kind == "meeting":
         if change.branch is not None:
@@ -139,14 +156,23 @@ def apply(definition: Definition, paper: PaperState | None, change: Change) -> P
         return replace(paper, meeting=_meeting_of(p))
     if change.kind == "migrate":
         # The entry carries the whole state on the new workflow version (see migrate_state).
-        moved = {b: Branch(b, v["status"], _dt(v.get("meeting")), v.get("result"), int(v.get("deferrals", 0)))
-                 for b, v in p["branches"].items()}
+        moved = branches_from_json(p["branches"])
+        if change.to_state not in definition.states:
+            raise KeyError(change.to_state)
         return PaperState(change.to_state, paper.entered_at, _meeting_of(p), moved, dict(p["fields"]), paper.result)
-    raise AssertionError(f"unknown change kind {change.kind}")  # pragma: no cover
+    raise ValueError(f"unknown kind of entry '{change.kind}'")
 
 
-def _dt(raw: str | None) -> datetime | None:
-    return datetime.fromisoformat(raw) if raw else None
+def branches_to_json(branches: Mapping[str, Branch]) -> dict[str, dict[str, Any]]:
+    """Branches as stored (paper rows, migration entries): the one JSON form."""
+    return {k: {"status": b.status, "meeting": b.meeting.isoformat() if b.meeting else None, "result": b.result,
+                "deferrals": b.deferrals} for k, b in branches.items()}
+
+
+def branches_from_json(raw: Mapping[str, Any]) -> dict[str, Branch]:
+    """The inverse of :func:`branches_to_json`."""
+    return {k: Branch(k, v["status"], _meeting_of(v), v.get("result"), int(v.get("deferrals", 0)))
+            for k, v in raw.items()}
 
 
 def migrate_state(old: Definition, new: Definition, paper: PaperState, mapping: Mapping[str, str],
@@ -163,12 +189,8 @@ def migrate_state(old: Definition, new: Definition, paper: PaperState, mapping: 
             fields[f.name] = f.default
         if f.required and fields.get(f.name) in (None, "", []):
             raise ValueError(f"field '{f.name}' is required by version {new.version} and not set")
-    branches: dict[str, dict[str, Any]] = {}
-    if spec.parallel is not None:
-        for body in spec.parallel.bodies:
-            b = paper.branches.get(body, Branch(body))
-            branches[body] = {"status": b.status, "meeting": b.meeting.isoformat() if b.meeting else None,
-                              "result": b.result, "deferrals": b.deferrals}
+    branches = branches_to_json({body: paper.branches.get(body, Branch(body)) for body in spec.parallel.bodies}
+                                if spec.parallel is not None else {})
     meeting = paper.meeting if spec.consultation is not None else None
     payload: dict[str, Any] = {"from_version": old.version, "to_version": new.version, "fields": fields,
                                "branches": branches}
@@ -177,12 +199,20 @@ def migrate_state(old: Definition, new: Definition, paper: PaperState, mapping: 
     return Change("migrate", "migrate", paper.state, target, actor, now, None, payload)
 
 
-def replay(definition: Definition, changes: Iterable[Change]) -> PaperState | None:
-    """The state reached by applying ``changes`` in order (None before creation)."""
-    paper: PaperState | None = None
+def fold(definition: Definition, paper: PaperState | None, changes: Iterable[Change]) -> PaperState:
+    """The state reached by applying ``changes`` in order to ``paper`` (None: before creation)."""
     for change in changes:
         paper = apply(definition, paper, change)
+    if paper is None:
+        raise InputError("no change to apply")
     return paper
+
+
+def check_time_order(reference: str, newest: datetime, at: datetime) -> None:
+    """Time only moves forward per paper: a change dated before the paper's newest entry is refused."""
+    if at < newest:
+        raise NotAllowedNowError(f"{reference}: a change at {at.isoformat()} would be dated before the paper's "
+                                 f"newest entry ({newest.isoformat()}); time only moves forward")
 
 
 # --- validation of what a user typed -------------------------------------------------------------

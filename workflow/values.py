@@ -6,7 +6,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-__all__ = ["format_local", "parse_bool", "parse_datetime", "parse_field_value", "to_utc", "user_instant"]
+__all__ = ["format_local", "parse_bool", "parse_datetime", "parse_field_value", "stored_instant", "to_utc",
+           "user_instant"]
 
 _TRUE = {"true", "ja", "yes", "1", "wahr"}
 _FALSE = {"false", "nein", "no", "0", "falsch"}
@@ -38,11 +39,17 @@ def parse_datetime(text: str, zone: str) -> datetime:
     return to_utc(moment, zone)
 
 
+def stored_instant(text: str) -> datetime:
+    """An instant as entries and rows keep it (ISO 8601 with offset), in UTC."""
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def user_instant(value: str | datetime, zone: str, context: str) -> datetime:
-    """A user's ISO 8601 text (local time of ``zone`` without an offset) or an aware datetime, in UTC;
-    malformed text is an InputError naming ``context`` (the option, field or command)."""
+    """A user's ISO 8601 text or datetime (local time of ``zone`` without an offset), in UTC: every
+    instant is normalised where it enters; malformed text is an InputError naming ``context``."""
     if isinstance(value, datetime):
-        return value
+        return to_utc(value, zone)
     from .errors import InputError
 
     try:

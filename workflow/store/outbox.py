@@ -12,91 +12,42 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .sql import SqlStore, _utc, _utc_or_none
+from .records import DeadlineRecord, ReminderRecord, digest_message_id
+from .timecodec import from_db, from_db_or_none
 
-__all__ = ["DeadlineRecord", "Outbox", "ReminderRecord"]
+if TYPE_CHECKING:
+    from .port import TokenRow
+    from .sql import SqlStore
+
+__all__ = ["SqlOutbox", "SqlTokens"]
 
 _REMINDER_COLUMNS = (
     "id, deadline_id, paper_id, reference, kind, label, send_at, recipients, payload, message_id, status, "
     "attempts, next_attempt_at, claim_token, claimed_by, sent_at, last_error"
 )
-
-
-@dataclass(frozen=True)
-class ReminderRecord:
-    """One mail of the outbox."""
-
-    id: int
-    deadline_id: int | None
-    paper_id: int | None
-    reference: str | None
-    kind: str
-    label: str
-    send_at: datetime
-    recipients: tuple[str, ...]
-    payload: dict[str, Any]
-    message_id: str
-    status: str
-    attempts: int
-    next_attempt_at: datetime
-    claim_token: str | None
-    claimed_by: str | None
-    sent_at: datetime | None
-    last_error: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "reference": self.reference, "kind": self.kind, "label": self.label,
-            "send_at": self.send_at.isoformat(), "recipients": list(self.recipients), "status": self.status,
-            "attempts": self.attempts, "next_attempt_at": self.next_attempt_at.isoformat(),
-            "sent_at": self.sent_at.isoformat() if self.sent_at else None, "last_error": self.last_error,
-            "message_id": self.message_id,
-        }
-
-
-@dataclass(frozen=True)
-class DeadlineRecord:
-    """A stored deadline of a paper."""
-
-    id: int
-    reference: str
-    name: str
-    label: str
-    state: str
-    branch: str
-    body: str | None
-    due_at: datetime
-    anchor: str
-    anchor_at: datetime
-    started_at: datetime
-    status: str
-    ended_at: datetime | None
-
-
 _DEADLINE_COLUMNS = (
     "id, reference, name, label, state, branch, body, due_at, anchor, anchor_at, started_at, status, ended_at"
 )
 
 
 def _deadline(r: Sequence[Any]) -> DeadlineRecord:
-    return DeadlineRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _utc(r[7]), r[8], _utc(r[9]), _utc(r[10]),
-                          r[11], _utc_or_none(r[12]))
+    return DeadlineRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], from_db(r[7]), r[8], from_db(r[9]),
+                          from_db(r[10]), r[11], from_db_or_none(r[12]))
 
 
 def _reminder(row: Sequence[Any]) -> ReminderRecord:
     (rid, deadline_id, paper_id, reference, kind, label, send_at, recipients, payload, message_id, status,
      attempts, next_attempt_at, claim_token, claimed_by, sent_at, last_error) = row
-    return ReminderRecord(rid, deadline_id, paper_id, reference, kind, label, _utc(send_at),
+    return ReminderRecord(rid, deadline_id, paper_id, reference, kind, label, from_db(send_at),
                           tuple(json.loads(recipients)), json.loads(payload), message_id, status, int(attempts),
-                          _utc(next_attempt_at), claim_token, claimed_by, _utc_or_none(sent_at), last_error)
+                          from_db(next_attempt_at), claim_token, claimed_by, from_db_or_none(sent_at), last_error)
 
 
-class Outbox:
-    """Reads and moves the rows of ``reminders`` and ``deadlines`` in ``store``'s database."""
+class SqlOutbox:
+    """The outbox port over the rows of ``reminders`` and ``deadlines`` in ``store``'s database."""
 
     def __init__(self, store: SqlStore) -> None:
         self.store = store
@@ -203,7 +154,7 @@ class Outbox:
 
     def add_digest(self, recipient: str, day: str, send_at: datetime, payload: dict[str, Any]) -> bool:
         """Queue one digest mail for ``recipient`` on ``day``; False if it was queued already."""
-        message_id = f"<digest.{day}.{_mailbox_key(recipient)}@councilflow>"
+        message_id = digest_message_id(day, recipient)
         dbapi = self.store.engine.dialect.dbapi
         assert dbapi is not None
         try:
@@ -250,7 +201,36 @@ class Outbox:
         return [_deadline(r) for r in rows]
 
 
-def _mailbox_key(address: str) -> str:
-    import hashlib
+class SqlTokens:
+    """The token port over the ``tokens`` table."""
 
-    return hashlib.sha256(address.lower().encode("utf-8")).hexdigest()[:16]
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+
+    def add(self, email: str, label: str, token_hash: str, now: datetime) -> int:
+        store = self.store
+        with store._transaction() as cur:
+            cur.execute(store._sql("INSERT INTO tokens (email, label, token_hash, created_at) VALUES (:email, :label, "
+                                   ":hash, :now) RETURNING id"),
+                        {"email": email, "label": label, "hash": token_hash, "now": store._db_time(now)})
+            return int(cur.fetchone()[0])
+
+    def email_for(self, token_hash: str) -> str | None:
+        store = self.store
+        with store._transaction() as cur:
+            cur.execute(store._sql("SELECT email FROM tokens WHERE token_hash = :hash AND revoked_at IS NULL"),
+                        {"hash": token_hash})
+            row = cur.fetchone()
+        return str(row[0]) if row else None
+
+    def revoke(self, token_id: int, now: datetime) -> bool:
+        store = self.store
+        with store._transaction() as cur:
+            cur.execute(store._sql("UPDATE tokens SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL"),
+                        {"now": store._db_time(now), "id": token_id})
+            return bool(cur.rowcount == 1)
+
+    def all(self) -> list[TokenRow]:
+        with self.store._transaction() as cur:
+            cur.execute("SELECT id, email, label, created_at, revoked_at FROM tokens ORDER BY id")
+            return [(int(r[0]), r[1], r[2], from_db(r[3]), from_db_or_none(r[4])) for r in cur.fetchall()]

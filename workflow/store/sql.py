@@ -7,122 +7,36 @@ points the paper row at its newest entry. Either all of it is committed or none.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, func, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from ..chain import GENESIS, canonical_json, entry_hash
+from ..chain import GENESIS
 from ..definition import Definition
 from ..errors import ConflictError, InputError, NotFoundError, StorageError
-from ..paper import Branch, Change, ChangeKind, PaperState
+from ..paper import Change, PaperState, branches_from_json, branches_to_json
+from . import SCHEMA_HEAD, default_url
+from .records import AuditRecord, DeadlineDiff, EntryRow, StoredPaper, chain_entries, reminder_message_id
+from .tables import AuditRow, DefinitionRow, PaperRow
+from .timecodec import from_db, from_db_or_none, to_db
 
 if TYPE_CHECKING:
-    from ..deadlines import PlannedDeadline
-from .tables import AuditRow, DeadlineRow, DefinitionRow, HeartbeatRow, PaperRow, ReminderRow, TokenRow
+    from .outbox import SqlOutbox, SqlTokens
 
-__all__ = ["AuditRecord", "SqlStore", "StoredPaper", "default_url"]
+__all__ = ["SCHEMA_HEAD", "SqlStore"]
 
 _papers = PaperRow.__table__  # type: ignore[attr-defined]
 _audit = AuditRow.__table__  # type: ignore[attr-defined]
 _defs = DefinitionRow.__table__  # type: ignore[attr-defined]
-_deadlines = DeadlineRow.__table__  # type: ignore[attr-defined]
-_reminders = ReminderRow.__table__  # type: ignore[attr-defined]
-_tokens = TokenRow.__table__  # type: ignore[attr-defined]
-_heartbeats = HeartbeatRow.__table__  # type: ignore[attr-defined]
-DeadlineDiff = tuple[Sequence[tuple[str, str]], Sequence["PlannedDeadline"]]
-
-
-#: The newest migration shipped (workflow/migrations/versions); a test pins it to Alembic's head.
-SCHEMA_HEAD = "0001"
-
-
-def default_url() -> str:
-    """``COUNCILFLOW_DB`` or ``councilflow.db`` in the working directory."""
-    return os.environ.get("COUNCILFLOW_DB") or "sqlite:///councilflow.db"
-
-
-@dataclass(frozen=True)
-class StoredPaper:
-    """A paper as loaded: identity, definition pin, state and the lock version."""
-
-    id: int
-    reference: str
-    workflow: str
-    workflow_version: int
-    definition_hash: str
-    state: PaperState
-    version: int
-    created_at: datetime
-    updated_at: datetime
-    last_seq: int = 0
-    last_hash: str = GENESIS
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    """One stored audit entry."""
-
-    seq: int
-    reference: str
-    workflow: str
-    workflow_version: int
-    kind: str
-    trigger: str
-    from_state: str | None
-    to_state: str
-    branch: str | None
-    body: str | None
-    actor: str
-    at: datetime
-    payload_text: str
-    prev_hash: str
-    hash: str
-
-    @property
-    def payload(self) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self.payload_text)
-        return value
-
-    def to_change(self) -> Change:
-        return Change(
-            cast(ChangeKind, self.kind),
-            self.trigger,
-            self.from_state,
-            self.to_state,
-            self.actor,
-            self.at,
-            self.branch,
-            self.payload,
-        )
-
-    def expected_hash(self) -> str:
-        return entry_hash(
-            seq=self.seq,
-            reference=self.reference,
-            workflow=self.workflow,
-            workflow_version=self.workflow_version,
-            kind=self.kind,
-            trigger=self.trigger,
-            from_state=self.from_state,
-            to_state=self.to_state,
-            branch=self.branch,
-            body=self.body,
-            actor=self.actor,
-            at=self.at,
-            payload=self.payload_text,
-            prev_hash=self.prev_hash,
-        )
 
 
 _NAMED = re.compile(r"(?<!:):([a-z_]+)")
@@ -139,7 +53,8 @@ _INSERT_PAPER = (
 _UPDATE_PAPER = (
     "UPDATE papers SET state = :state, entered_at = :entered_at, meeting = :meeting, branches = :branches, "
     "fields = :fields, result = :result, updated_at = :updated_at, version = :new_version, last_seq = :last_seq, "
-    "last_hash = :last_hash WHERE id = :id AND version = :version"
+    "last_hash = :last_hash, workflow_version = :workflow_version, definition_hash = :definition_hash "
+    "WHERE id = :id AND version = :version"
 )
 _INSERT_AUDIT = (
     "INSERT INTO audit (seq, paper_id, reference, workflow, workflow_version, kind, trigger, from_state, to_state, "
@@ -190,61 +105,12 @@ _LAST_ENTRY = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
 _APPEND_LOCK = "SELECT pg_advisory_xact_lock(7243051)"
 
 
-def reminder_message_id(reference: str, name: str, branch: str, kind: str, label: str, started: datetime,
-                        due: datetime) -> str:
-    """A stable, unique Message-ID for one reminder: a resend after a crash carries the same one."""
-    basis = "\x1f".join([reference, name, branch, kind, label, started.isoformat(), due.isoformat()])
-    digest = hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
-    return f"<{digest}.{kind}@councilflow>"
-
-
-def _body_of(definition: Definition, change: Change) -> str | None:
-    """The body an entry concerns: the branch's; else the consultation's of the state it happened in
-    (the body that decided); else the consultation's of the state it led to (the body it went to)."""
-    if change.branch is not None:
-        return change.branch
-    for state in (change.from_state, change.to_state):
-        spec = definition.states.get(state) if state else None  # a migration's old state may be gone
-        consultation = spec.consultation if spec else None
-        if consultation is not None:
-            return consultation.body
-    return None
-
-
-def _utc(raw: Any) -> datetime:
-    if isinstance(raw, str):
-        return datetime.fromisoformat(raw + "+00:00" if len(raw) <= 26 else raw)
-    moment = raw
-    assert isinstance(moment, datetime)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _utc_or_none(raw: Any) -> datetime | None:
-    return None if raw is None else _utc(raw)
-
-
-def _dt(raw: str | None) -> datetime | None:
-    return datetime.fromisoformat(raw) if raw else None
-
-
-def _branches_to_json(branches: dict[str, Branch] | Any) -> dict[str, Any]:
-    return {
-        k: {
-            "status": b.status,
-            "meeting": b.meeting.isoformat() if b.meeting else None,
-            "result": b.result,
-            "deferrals": b.deferrals,
-        }
-        for k, b in branches.items()
-    }
-
-
 _AUDIT_COLUMNS = ("seq, reference, workflow, workflow_version, kind, trigger, from_state, to_state, branch, body, "
                   "actor, at, payload, prev_hash, hash")
 
 
 def _record(r: Sequence[Any]) -> AuditRecord:
-    return AuditRecord(int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10], _utc(r[11]),
+    return AuditRecord(int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10], from_db(r[11]),
                        r[12], r[13], r[14])
 
 
@@ -280,6 +146,28 @@ class SqlStore:
                     "_CANCEL_REMINDERS", "_END_DEADLINE", "_INSERT_DEADLINE", "_INSERT_REMINDER")}
         self._kept: list[Any] = []
         self._kept_lock = threading.Lock()
+        from .outbox import SqlOutbox, SqlTokens
+
+        self._outbox = SqlOutbox(self)
+        self._tokens = SqlTokens(self)
+
+    @property
+    def local_file(self) -> Path | None:
+        """The SQLite database file (None for PostgreSQL and in-memory SQLite)."""
+        database = self.engine.url.database
+        if self.dialect != "sqlite" or not database or database == ":memory:":
+            return None
+        return Path(database)
+
+    @property
+    def outbox(self) -> SqlOutbox:
+        """The deadlines and mails of this database."""
+        return self._outbox
+
+    @property
+    def tokens(self) -> SqlTokens:
+        """The API tokens of this database."""
+        return self._tokens
 
     def _sqlite_pragmas(self, synchronous: str) -> None:
         @event.listens_for(self.engine, "connect")
@@ -373,12 +261,7 @@ class SqlStore:
         return _NAMED.sub(r"%(\1)s", text) if self.dialect == "postgresql" else text
 
     def _db_time(self, moment: datetime | None) -> Any:
-        """A UTC instant as the backend stores it (the format SQLAlchemy uses for SQLite)."""
-        if moment is None:
-            return None
-        utc = moment.astimezone(UTC)
-        # SQLAlchemy's SQLite text form, naive UTC: cut the "+00:00" instead of a costly replace().
-        return utc if self.dialect == "postgresql" else utc.isoformat(" ", "microseconds")[:26]
+        return to_db(moment, self.dialect)
 
     def _raw(self) -> Any:
         """This thread's DBAPI connection, checked out of the pool once and kept.
@@ -446,16 +329,13 @@ class SqlStore:
          result, created_at, updated_at, version, last_seq, last_hash) = row
         branches_json = json.loads(branches_raw) if isinstance(branches_raw, str) else branches_raw
         fields = json.loads(fields_raw) if isinstance(fields_raw, str) else fields_raw
-        branches = {
-            k: Branch(k, v["status"], _dt(v.get("meeting")), v.get("result"), int(v.get("deferrals", 0)))
-            for k, v in (branches_json or {}).items()
-        }
+        branches = branches_from_json(branches_json or {})
         fields_dict = dict(fields or {})
         if isinstance(fields_raw, str):
             self._local.fields_text = (fields_dict, fields_raw)  # reused by save() if the fields stay as read
-        state = PaperState(state_id, _utc(entered_at), _utc_or_none(meeting), branches, fields_dict, result)
-        return StoredPaper(pid, reference, workflow, wf_version, def_hash, state, version, _utc(created_at),
-                           _utc(updated_at), int(last_seq), str(last_hash))
+        state = PaperState(state_id, from_db(entered_at), from_db_or_none(meeting), branches, fields_dict, result)
+        return StoredPaper(pid, reference, workflow, wf_version, def_hash, state, version, from_db(created_at),
+                           from_db(updated_at), int(last_seq), str(last_hash))
 
     def _state_params(self, state: PaperState) -> dict[str, Any]:
         read = getattr(self._local, "fields_text", None)
@@ -467,7 +347,7 @@ class SqlStore:
             "state": state.state,
             "entered_at": self._db_time(state.entered_at),
             "meeting": self._db_time(state.meeting),
-            "branches": json.dumps(_branches_to_json(state.branches), ensure_ascii=False) if state.branches else "{}",
+            "branches": json.dumps(branches_to_json(state.branches), ensure_ascii=False) if state.branches else "{}",
             "fields": fields,
             "result": state.result,
         }
@@ -514,13 +394,16 @@ class SqlStore:
         changes: Sequence[Change],
         deadlines: DeadlineDiff = ((), ()),
     ) -> int:
-        """Write the new state ``WHERE version = paper.version`` and append ``changes``; new version."""
+        """Write the new state ``WHERE version = paper.version`` and append ``changes``; new version.
+
+        The paper runs on ``definition`` afterwards (a migration moves it to another version)."""
         new_version = paper.version + 1
         with self._transaction() as cur:
             rows, last_seq, last_hash = self._chain(cur, paper.reference, definition, changes)
             params = {**self._state_params(state), "updated_at": self._db_time(changes[-1].at),
                       "new_version": new_version, "id": paper.id, "version": paper.version,
-                      "last_seq": last_seq, "last_hash": last_hash}
+                      "last_seq": last_seq, "last_hash": last_hash, "workflow_version": definition.version,
+                      "definition_hash": definition.source_hash}
             cur.execute(self._q["_UPDATE_PAPER"], params)
             if cur.rowcount != 1:
                 raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry")
@@ -528,28 +411,8 @@ class SqlStore:
             self._sync_deadlines(cur, paper.id, paper.reference, deadlines, changes[-1].at)
         return new_version
 
-    def migrate(self, paper: StoredPaper, definition: Definition, state: PaperState, change: Change,
-                deadlines: DeadlineDiff) -> None:
-        """Move ``paper`` to ``definition`` (another version of its workflow) with its audit entry."""
-        with self._transaction() as cur:
-            rows, last_seq, last_hash = self._chain(cur, paper.reference, definition, [change])
-            params = {**self._state_params(state), "updated_at": self._db_time(change.at),
-                      "new_version": paper.version + 1, "id": paper.id, "version": paper.version,
-                      "last_seq": last_seq, "last_hash": last_hash, "wf_version": definition.version,
-                      "def_hash": definition.source_hash}
-            cur.execute(self._sql(
-                "UPDATE papers SET state = :state, entered_at = :entered_at, meeting = :meeting, branches = :branches, "
-                "fields = :fields, result = :result, updated_at = :updated_at, version = :new_version, "
-                "last_seq = :last_seq, last_hash = :last_hash, workflow_version = :wf_version, "
-                "definition_hash = :def_hash WHERE id = :id AND version = :version"), params)
-            if cur.rowcount != 1:
-                raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry")
-            self._insert_entries(cur, paper.id, rows)
-            self._sync_deadlines(cur, paper.id, paper.reference, deadlines, change.at)
-
-    def _chain(
-        self, cur: Any, reference: str, definition: Definition, changes: Sequence[Change]
-    ) -> tuple[list[dict[str, Any]], int, str]:
+    def _chain(self, cur: Any, reference: str, definition: Definition, changes: Sequence[Change]
+               ) -> tuple[list[dict[str, Any]], int, str]:
         """Take the append lock, then number and hash ``changes`` after the trail's last entry."""
         # SQLite: BEGIN IMMEDIATE takes the single write lock now, not at the first write, so the
         # last entry read here is still the last at commit. PostgreSQL: a transaction-scoped lock.
@@ -557,23 +420,15 @@ class SqlStore:
         cur.execute(_LAST_ENTRY)
         last = cur.fetchone()
         seq, prev = (int(last[0]), str(last[1])) if last else (0, GENESIS)
-        rows = []
-        for change in changes:
-            seq += 1
-            payload = canonical_json(dict(change.payload))
-            at = change.at.astimezone(UTC)
-            body = _body_of(definition, change)
-            digest = entry_hash(seq=seq, reference=reference, workflow=definition.workflow,
-                                workflow_version=definition.version, kind=change.kind, trigger=change.trigger,
-                                from_state=change.from_state, to_state=change.to_state, branch=change.branch,
-                                body=body, actor=change.actor, at=at, payload=payload, prev_hash=prev)
-            rows.append({"seq": seq, "reference": reference, "workflow": definition.workflow,
-                         "workflow_version": definition.version, "kind": change.kind, "trigger": change.trigger,
-                         "from_state": change.from_state, "to_state": change.to_state, "branch": change.branch,
-                         "body": body, "actor": change.actor, "at": self._db_time(at), "payload": payload,
-                         "prev_hash": prev, "hash": digest})
-            prev = digest
-        return rows, seq, prev
+        entries = chain_entries(seq, prev, reference, definition, changes)
+        rows = [self._entry_params(e) for e in entries]
+        return rows, entries[-1].seq, entries[-1].hash
+
+    def _entry_params(self, e: EntryRow) -> dict[str, Any]:
+        return {"seq": e.seq, "reference": e.reference, "workflow": e.workflow, "workflow_version": e.workflow_version,
+                "kind": e.kind, "trigger": e.trigger, "from_state": e.from_state, "to_state": e.to_state,
+                "branch": e.branch, "body": e.body, "actor": e.actor, "at": self._db_time(e.at),
+                "payload": e.payload, "prev_hash": e.prev_hash, "hash": e.hash}
 
     def _sync_deadlines(self, cur: Any, paper_id: int, reference: str, diff: DeadlineDiff, now: datetime) -> None:
         """End the deadlines that stop (cancelling their unsent mails) and start the new ones."""
@@ -663,7 +518,7 @@ class SqlStore:
         with self._transaction() as cur:
             cur.execute("SELECT worker, at FROM heartbeats ORDER BY at DESC LIMIT 1")
             row = cur.fetchone()
-        return (str(row[0]), _utc(row[1])) if row else None
+        return (str(row[0]), from_db(row[1])) if row else None
 
     def iter_papers(self, batch: int = 500) -> Iterator[StoredPaper]:
         """Every paper, in id order, fetched in batches."""

@@ -9,6 +9,8 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, Index, Integ
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from .timecodec import from_db_or_none
+
 __all__ = ["AuditRow", "DeadlineRow", "DefinitionRow", "HeartbeatRow", "PaperRow", "ReminderRow", "TokenRow",
            "UTCDateTime"]
 
@@ -28,12 +30,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        moment: datetime = value
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return from_db_or_none(value)
 
 
 _SEQ = BigInteger().with_variant(Integer(), "sqlite")

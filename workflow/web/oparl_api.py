@@ -10,7 +10,6 @@ from fastapi import FastAPI, Query, Request
 from ..config import Settings
 from ..engine import Engine
 from ..errors import InputError, NotFoundError
-from ..oparl import OParlExport
 from ..oparl_read import parse_instant
 
 __all__ = ["mount_oparl"]
@@ -23,14 +22,8 @@ def mount_oparl(app: FastAPI, engine: Engine, settings: Settings) -> None:
 
     def export(request: Request, modified_since: datetime | None) -> dict[str, Any]:
         base = str(request.base_url).rstrip("/") + prefix
-        out = OParlExport(base, settings.body_name, settings.timezone)
-        for paper in engine.store.iter_papers():
-            if paper.state.fields.get("public", True) is False:
-                continue
-            if modified_since is not None and paper.updated_at < modified_since:
-                continue
-            out.add(paper, engine.definition_of(paper), engine.store.history(paper.reference))
-        return out.objects()
+        return engine.oparl(base, settings.body_name, settings.timezone, public_only=True,
+                            modified_since=modified_since)
 
     def since(value: str | None) -> datetime | None:
         if not value:

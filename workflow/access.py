@@ -1,0 +1,70 @@
+"""Who may see and do what: the one place of the visibility and action rules the front ends ask.
+
+The permission to fire a trigger itself is decided by the pure core (:func:`workflow.paper.decide_fire`)
+when the trigger is fired; these rules say which papers a person is shown and which actions are
+offered to them, and that auditors read everything and change nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .definition import Definition, Transition
+from .errors import NotPermittedError
+from .paper import PaperState
+
+__all__ = ["Action", "Person", "actions", "may_read", "writer"]
+
+
+@dataclass(frozen=True)
+class Person:
+    """A signed-in person: the e-mail address (lower case) and whether they are an auditor."""
+
+    email: str
+    auditor: bool = False
+
+
+@dataclass(frozen=True)
+class Action:
+    """A trigger the person may fire now, with the branches (bodies) they may fire it for."""
+
+    transition: Transition
+    branches: tuple[str, ...] = ()
+
+    @property
+    def trigger(self) -> str:
+        return self.transition.trigger
+
+
+def may_read(definition: Definition, state: PaperState, who: Person) -> bool:
+    """Auditors read everything; a paper marked ``public: false`` only the members of its workflow's roles
+    and the contacts of its bodies; every other paper anyone signed in."""
+    if who.auditor or state.fields.get("public", True) is not False:
+        return True
+    members = {m.lower() for ms in definition.roles.values() for m in ms}
+    members |= {b.contact.lower() for b in definition.bodies.values() if b.contact}
+    return who.email in members
+
+
+def actions(definition: Definition, state: PaperState, who: Person) -> list[Action]:
+    """The triggers ``who`` may fire in the paper's state (branch triggers: for which open branches)."""
+    spec = definition.states[state.state]
+    if who.auditor or spec.final:
+        return []
+    body = spec.consultation.body if spec.consultation else None
+    out = []
+    for t in definition.transitions_from(state.state):
+        if t.branch is not None:
+            allowed = tuple(b.body for b in state.open_branches() if definition.holds_any(who.email, t.roles, b.body))
+            if allowed:
+                out.append(Action(t, allowed))
+        elif definition.holds_any(who.email, t.roles, body):
+            out.append(Action(t))
+    return out
+
+
+def writer(who: Person) -> str:
+    """The actor for a change made by ``who``: auditors read everything and fire nothing."""
+    if who.auditor:
+        raise NotPermittedError(f"{who.email} is an auditor: auditors read everything and fire nothing")
+    return who.email

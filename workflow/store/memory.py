@@ -1,0 +1,344 @@
+"""The in-memory store: the storage port without a database, for tests, dry runs and embedding.
+
+It keeps the same promises as the SQL store within one process: one change is applied whole or not at
+all (under one lock), updates are checked against the paper's version, the trail is hash-chained the
+same way, and the outbox claims with leases and fences completion with the claim token. Nothing
+survives the process.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..chain import GENESIS
+from ..definition import Definition
+from ..errors import ConflictError, NotFoundError
+from ..paper import Change, PaperState
+from . import SCHEMA_HEAD
+from .port import TokenRow
+from .records import (
+    AuditRecord,
+    DeadlineDiff,
+    DeadlineRecord,
+    ReminderRecord,
+    StoredPaper,
+    chain_entries,
+    digest_message_id,
+    reminder_message_id,
+)
+
+__all__ = ["MemoryStore"]
+
+_AUDIT_FILTERS = ("reference", "workflow", "actor", "trigger", "body")
+
+
+@dataclass
+class _Token:
+    id: int
+    email: str
+    label: str
+    token_hash: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class MemoryStore:
+    """Papers, definitions, trail, deadlines, mails and tokens in this process's memory."""
+
+    dialect = "memory"
+    local_file = None  # nothing on disk
+
+    def __init__(self, name: str = "") -> None:
+        self.url = f"memory://{name}"
+        self._lock = threading.RLock()
+        self._definitions: dict[tuple[str, int], tuple[str, str]] = {}  # -> (hash, text)
+        self._papers: dict[str, StoredPaper] = {}
+        self._audit: list[AuditRecord] = []
+        self._by_paper: dict[str, list[int]] = {}  # reference -> indexes into _audit
+        self._deadlines: list[DeadlineRecord] = []
+        self._reminders: list[ReminderRecord] = []
+        self._message_ids: set[str] = set()
+        self._tokens: list[_Token] = []
+        self._beats: dict[str, datetime] = {}
+        self._outbox = MemoryOutbox(self)
+        self._token_port = MemoryTokens(self)
+
+    @property
+    def outbox(self) -> MemoryOutbox:
+        return self._outbox
+
+    @property
+    def tokens(self) -> MemoryTokens:
+        return self._token_port
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def init(self) -> None:
+        """Nothing to create: the store is ready when made."""
+
+    def dispose(self) -> None:
+        """Nothing to close."""
+
+    def schema_revision(self) -> str | None:
+        return SCHEMA_HEAD
+
+    # --- definitions -------------------------------------------------------------------------
+
+    def remember_definition(self, definition: Definition, text: str, now: datetime) -> None:
+        key = (definition.workflow, definition.version)
+        with self._lock:
+            found = self._definitions.get(key)
+            if found is None:
+                self._definitions[key] = (definition.source_hash, text)
+            elif found[0] != definition.source_hash:
+                raise ConflictError(
+                    f"{definition.source_path}: workflow '{definition.workflow}' version {definition.version}"
+                    " is already in use with different content; raise 'version' to change it")
+
+    def definition_text(self, workflow: str, version: int) -> str:
+        found = self._definitions.get((workflow, version))
+        if found is None:
+            raise NotFoundError(f"workflow '{workflow}' version {version} is not stored in the database")
+        return found[1]
+
+    # --- papers ------------------------------------------------------------------------------
+
+    def load(self, reference: str) -> StoredPaper:
+        found = self._papers.get(reference)
+        if found is None:
+            raise NotFoundError(f"no paper with reference '{reference}'")
+        return found
+
+    def references(self, workflow: str | None = None) -> list[str]:
+        with self._lock:
+            papers = sorted(self._papers.values(), key=lambda p: p.id)
+        return [p.reference for p in papers if workflow is None or p.workflow == workflow]
+
+    def iter_papers(self, batch: int = 500) -> Iterator[StoredPaper]:
+        with self._lock:
+            papers = sorted(self._papers.values(), key=lambda p: p.id)
+        yield from papers
+
+    def create(self, reference: str, definition: Definition, state: PaperState, changes: Sequence[Change],
+               deadlines: DeadlineDiff = ((), ())) -> StoredPaper:
+        with self._lock:
+            if reference in self._papers:
+                raise ConflictError(f"a paper with reference '{reference}' exists already")
+            paper_id = max((p.id for p in self._papers.values()), default=0) + 1
+            at = changes[-1].at
+            paper = StoredPaper(paper_id, reference, definition.workflow, definition.version, definition.source_hash,
+                                state, 1, at, at)
+            return self._write(paper, paper, definition, state, changes, deadlines)
+
+    def save(self, paper: StoredPaper, definition: Definition, state: PaperState, changes: Sequence[Change],
+             deadlines: DeadlineDiff = ((), ())) -> int:
+        with self._lock:
+            current = self._papers.get(paper.reference)
+            if current is None or current.version != paper.version or current.id != paper.id:
+                raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry")
+            new = replace(current, workflow_version=definition.version, definition_hash=definition.source_hash,
+                          state=state, version=current.version + 1, updated_at=changes[-1].at)
+            return self._write(current, new, definition, state, changes, deadlines).version
+
+    def _write(self, old: StoredPaper, new: StoredPaper, definition: Definition, state: PaperState,
+               changes: Sequence[Change], deadlines: DeadlineDiff) -> StoredPaper:
+        """Everything of one change, computed first and then applied, so a failure leaves nothing."""
+        seq, prev = self.head()
+        entries = chain_entries(seq, prev, new.reference, definition, changes)
+        new = replace(new, last_seq=entries[-1].seq, last_hash=entries[-1].hash)
+        deadline_rows, reminder_rows, ended = self._deadline_rows(new, deadlines, changes[-1].at)
+        # nothing below can fail
+        self._papers[new.reference] = new
+        indexes = self._by_paper.setdefault(new.reference, [])
+        for e in entries:
+            indexes.append(len(self._audit))
+            self._audit.append(e.record())
+        for n, d in enumerate(self._deadlines):
+            if d.status == "running" and d.reference == new.reference and (d.name, d.branch) in ended:
+                self._deadlines[n] = replace(d, status="ended", ended_at=changes[-1].at)
+                for m, r in enumerate(self._reminders):
+                    if r.deadline_id == d.id and r.status in ("pending", "claimed"):
+                        self._reminders[m] = replace(r, status="cancelled", last_error=None)
+        self._deadlines.extend(deadline_rows)
+        self._reminders.extend(reminder_rows)
+        self._message_ids.update(r.message_id for r in reminder_rows)
+        return new
+
+    def _deadline_rows(self, paper: StoredPaper, diff: DeadlineDiff, now: datetime
+                       ) -> tuple[list[DeadlineRecord], list[ReminderRecord], set[tuple[str, str]]]:
+        ended, started = diff
+        deadlines: list[DeadlineRecord] = []
+        reminders: list[ReminderRecord] = []
+        next_deadline = len(self._deadlines) + 1
+        next_reminder = len(self._reminders) + 1
+        for d in started:
+            deadline_id = next_deadline + len(deadlines)
+            deadlines.append(DeadlineRecord(deadline_id, paper.reference, d.name, d.label, d.state, d.branch, d.body,
+                                            d.due_at, d.anchor, d.anchor_at, now, "running", None))
+            for r in d.reminders:
+                message_id = reminder_message_id(paper.reference, d.name, d.branch, r.kind, r.label, now, d.due_at)
+                if message_id in self._message_ids or any(x.message_id == message_id for x in reminders):
+                    raise ConflictError(f"{paper.reference}: mail {message_id} is queued already")
+                reminders.append(ReminderRecord(next_reminder + len(reminders), deadline_id, paper.id,
+                                                paper.reference, r.kind, r.label, r.send_at, tuple(r.recipients), {},
+                                                message_id, "pending", 0, r.send_at, None, None, None, None))
+        return deadlines, reminders, set(ended)
+
+    # --- audit -------------------------------------------------------------------------------
+
+    def history(self, reference: str, until: datetime | None = None) -> list[AuditRecord]:
+        with self._lock:
+            records = [self._audit[i] for i in self._by_paper.get(reference, [])]
+        return [r for r in records if until is None or r.at <= until]
+
+    def iter_audit(self, batch: int = 2000, **filters: Any) -> Iterator[AuditRecord]:
+        with self._lock:
+            records = list(self._audit)
+        since, until = filters.get("since"), filters.get("until")
+        for r in records:
+            if any(filters.get(k) is not None and getattr(r, k) != filters[k] for k in _AUDIT_FILTERS):
+                continue
+            if (since is not None and r.at < since) or (until is not None and r.at > until):
+                continue
+            yield r
+
+    def head(self) -> tuple[int, str]:
+        with self._lock:
+            return (self._audit[-1].seq, self._audit[-1].hash) if self._audit else (0, GENESIS)
+
+    def count_audit(self) -> int:
+        return len(self._audit)
+
+    def beat(self, worker: str, now: datetime) -> None:
+        with self._lock:
+            self._beats[worker] = now
+
+    def last_beat(self) -> tuple[str, datetime] | None:
+        with self._lock:
+            if not self._beats:
+                return None
+            worker = max(self._beats, key=lambda w: self._beats[w])
+            return worker, self._beats[worker]
+
+
+class MemoryOutbox:
+    """The outbox port over the memory store's deadlines and mails."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    def deadlines(self, reference: str, *, running_only: bool = True) -> list[DeadlineRecord]:
+        with self.store._lock:
+            found = [d for d in self.store._deadlines
+                     if d.reference == reference and (d.status == "running" or not running_only)]
+        return sorted(found, key=lambda d: (d.due_at, d.id))
+
+    def reminders(self, *, reference: str | None = None, deadline_id: int | None = None,
+                  statuses: Sequence[str] = ("pending",), due_before: datetime | None = None,
+                  limit: int = 10_000) -> list[ReminderRecord]:
+        with self.store._lock:
+            found = [r for r in self.store._reminders if r.status in statuses
+                     and (reference is None or r.reference == reference)
+                     and (deadline_id is None or r.deadline_id == deadline_id)
+                     and (due_before is None or r.next_attempt_at <= due_before)]
+        return sorted(found, key=lambda r: (r.next_attempt_at, r.id))[:limit]
+
+    def _update(self, reminder: ReminderRecord, **values: Any) -> bool:
+        """Fenced completion: only the holder of the current claim may finish the row."""
+        with self.store._lock:
+            rows = self.store._reminders
+            current = rows[reminder.id - 1]
+            if current.status != "claimed" or current.claim_token != reminder.claim_token:
+                return False
+            rows[reminder.id - 1] = replace(current, attempts=current.attempts + 1, **values)
+            return True
+
+    def claim(self, now: datetime, *, worker: str, lease: timedelta, limit: int = 100) -> list[ReminderRecord]:
+        with self.store._lock:
+            due = self.reminders(statuses=("pending", "claimed"), due_before=now, limit=limit)
+            token = secrets.token_hex(16)
+            claimed = []
+            for r in due:
+                row = replace(r, status="claimed", claim_token=token, claimed_by=worker, next_attempt_at=now + lease)
+                self.store._reminders[r.id - 1] = row
+                claimed.append(row)
+        return sorted(claimed, key=lambda r: (r.send_at, r.id))
+
+    def mark_sent(self, reminder: ReminderRecord, now: datetime) -> bool:
+        return self._update(reminder, status="sent", sent_at=now, last_error=None)
+
+    def mark_retry(self, reminder: ReminderRecord, at: datetime, error: str) -> bool:
+        return self._update(reminder, status="pending", next_attempt_at=at, last_error=error[:2000], claim_token=None)
+
+    def mark_failed(self, reminder: ReminderRecord, error: str) -> bool:
+        return self._update(reminder, status="failed", last_error=error[:2000], claim_token=None)
+
+    def renew(self, reminder: ReminderRecord, until: datetime) -> bool:
+        with self.store._lock:
+            rows = self.store._reminders
+            mine = False
+            for n, r in enumerate(rows):
+                if r.claim_token == reminder.claim_token and r.status == "claimed":
+                    rows[n] = replace(r, next_attempt_at=until)
+                    mine = mine or r.id == reminder.id
+            return mine
+
+    def add_digest(self, recipient: str, day: str, send_at: datetime, payload: dict[str, Any]) -> bool:
+        message_id = digest_message_id(day, recipient)
+        with self.store._lock:
+            if message_id in self.store._message_ids:
+                return False
+            rows = self.store._reminders
+            rows.append(ReminderRecord(len(rows) + 1, None, None, None, "digest", f"Fristenübersicht {day}", send_at,
+                                       (recipient,), dict(payload), message_id, "pending", 0, send_at, None, None,
+                                       None, None))
+            self.store._message_ids.add(message_id)
+        return True
+
+    def _reminded(self, until: datetime) -> list[tuple[DeadlineRecord, ReminderRecord]]:
+        with self.store._lock:
+            running = {d.id: d for d in self.store._deadlines if d.status == "running" and d.due_at <= until}
+            return [(running[r.deadline_id], r) for r in self.store._reminders
+                    if r.kind == "remind" and r.deadline_id in running]
+
+    def digest_recipients(self, until: datetime) -> list[str]:
+        return sorted({person for _, r in self._reminded(until) for person in r.recipients})
+
+    def running_for(self, recipient: str, until: datetime) -> list[DeadlineRecord]:
+        found = {d.id: d for d, r in self._reminded(until) if recipient in r.recipients}
+        return sorted(found.values(), key=lambda d: d.due_at)
+
+
+class MemoryTokens:
+    """The token port in memory."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    def add(self, email: str, label: str, token_hash: str, now: datetime) -> int:
+        with self.store._lock:
+            rows = self.store._tokens
+            if any(t.token_hash == token_hash for t in rows):
+                raise ConflictError("this token exists already")
+            rows.append(_Token(len(rows) + 1, email, label, token_hash, now))
+            return len(rows)
+
+    def email_for(self, token_hash: str) -> str | None:
+        return next((t.email for t in self.store._tokens if t.token_hash == token_hash and t.revoked_at is None),
+                    None)
+
+    def revoke(self, token_id: int, now: datetime) -> bool:
+        with self.store._lock:
+            for t in self.store._tokens:
+                if t.id == token_id and t.revoked_at is None:
+                    t.revoked_at = now
+                    return True
+        return False
+
+    def all(self) -> list[TokenRow]:
+        return [(t.id, t.email, t.label, t.created_at, t.revoked_at) for t in self.store._tokens]

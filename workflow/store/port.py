@@ -1,0 +1,124 @@
+"""The storage port: what the engine, the notifier and the front ends need of a store.
+
+Two adapters implement it: :class:`~workflow.store.sql.SqlStore` (SQLite, PostgreSQL) and
+:class:`~workflow.store.memory.MemoryStore`. One contract suite (tests/test_store_contract.py and every
+test using the ``engine`` fixture) runs over all three backends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..definition import Definition
+from ..paper import Change, PaperState
+from .records import AuditRecord, DeadlineDiff, DeadlineRecord, ReminderRecord, StoredPaper
+
+__all__ = ["AuditFilters", "Outbox", "Store", "TokenRow", "Tokens"]
+
+#: Filters of :meth:`Store.iter_audit`: reference, workflow, actor, trigger, body (equality), since, until.
+AuditFilters = dict[str, Any]
+TokenRow = tuple[int, str, str, datetime, datetime | None]  # id, email, label, created, revoked
+
+
+class Outbox(Protocol):
+    """The deadlines and the mails to send: listing, claiming with a lease, fenced completion.
+
+    Claiming flips due rows to ``claimed`` with a fresh token and sets ``next_attempt_at`` to the lease's
+    end, so a row whose worker died is claimable again once the lease has run out. Completion only
+    succeeds with the token of the current claim (fencing).
+    """
+
+    def deadlines(self, reference: str, *, running_only: bool = True) -> list[DeadlineRecord]: ...
+
+    def reminders(self, *, reference: str | None = None, deadline_id: int | None = None,
+                  statuses: Sequence[str] = ("pending",), due_before: datetime | None = None,
+                  limit: int = 10_000) -> list[ReminderRecord]: ...
+
+    def claim(self, now: datetime, *, worker: str, lease: timedelta, limit: int = 100) -> list[ReminderRecord]: ...
+
+    def mark_sent(self, reminder: ReminderRecord, now: datetime) -> bool: ...
+
+    def mark_retry(self, reminder: ReminderRecord, at: datetime, error: str) -> bool: ...
+
+    def mark_failed(self, reminder: ReminderRecord, error: str) -> bool: ...
+
+    def renew(self, reminder: ReminderRecord, until: datetime) -> bool: ...
+
+    def add_digest(self, recipient: str, day: str, send_at: datetime, payload: dict[str, Any]) -> bool: ...
+
+    def digest_recipients(self, until: datetime) -> list[str]: ...
+
+    def running_for(self, recipient: str, until: datetime) -> list[DeadlineRecord]: ...
+
+
+class Tokens(Protocol):
+    """API bearer tokens, stored by their SHA-256 only (the rules live in workflow/tokens.py)."""
+
+    def add(self, email: str, label: str, token_hash: str, now: datetime) -> int: ...
+
+    def email_for(self, token_hash: str) -> str | None: ...
+
+    def revoke(self, token_id: int, now: datetime) -> bool: ...
+
+    def all(self) -> list[TokenRow]: ...
+
+
+class Store(Protocol):
+    """Papers, definition texts and the hash-chained audit trail, changed one transaction per change."""
+
+    url: str
+    #: "sqlite", "postgresql" or "memory".
+    dialect: str
+
+    @property
+    def local_file(self) -> Path | None:
+        """The database file of an embedded database (one `serve` per file), else None."""
+        ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    @property
+    def tokens(self) -> Tokens: ...
+
+    def init(self) -> None: ...
+
+    def dispose(self) -> None: ...
+
+    def schema_revision(self) -> str | None: ...
+
+    def remember_definition(self, definition: Definition, text: str, now: datetime) -> None: ...
+
+    def definition_text(self, workflow: str, version: int) -> str: ...
+
+    def load(self, reference: str) -> StoredPaper: ...
+
+    def references(self, workflow: str | None = None) -> list[str]: ...
+
+    def iter_papers(self, batch: int = 500) -> Iterator[StoredPaper]: ...
+
+    def create(self, reference: str, definition: Definition, state: PaperState, changes: Sequence[Change],
+               deadlines: DeadlineDiff = ((), ())) -> StoredPaper:
+        """Insert the paper, its entries and deadlines in one transaction (ConflictError if it exists)."""
+        ...
+
+    def save(self, paper: StoredPaper, definition: Definition, state: PaperState, changes: Sequence[Change],
+             deadlines: DeadlineDiff = ((), ())) -> int:
+        """Write ``state`` (on ``definition``'s version) ``WHERE version = paper.version``, append the
+        entries, sync the deadlines, all in one transaction; the new version (ConflictError if stale)."""
+        ...
+
+    def history(self, reference: str, until: datetime | None = None) -> list[AuditRecord]: ...
+
+    def iter_audit(self, batch: int = 2000, **filters: Any) -> Iterator[AuditRecord]: ...
+
+    def head(self) -> tuple[int, str]: ...
+
+    def count_audit(self) -> int: ...
+
+    def beat(self, worker: str, now: datetime) -> None: ...
+
+    def last_beat(self) -> tuple[str, datetime] | None: ...

@@ -1,0 +1,203 @@
+"""What every store adapter reads and writes: the records of papers, entries, deadlines and mails,
+and the rules that are the same on every backend (numbering and hashing entries, Message-IDs).
+Pure: no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from ..chain import GENESIS, canonical_json, entry_hash
+from ..definition import Definition
+from ..paper import Change, ChangeKind, PaperState
+
+if TYPE_CHECKING:
+    from ..deadlines import PlannedDeadline
+
+__all__ = ["AuditRecord", "DeadlineDiff", "DeadlineRecord", "EntryRow", "ReminderRecord", "StoredPaper", "body_of",
+           "chain_entries", "reminder_message_id"]
+
+#: Deadlines a change ends (name, branch) and the ones it starts, planned.
+DeadlineDiff = tuple[Sequence[tuple[str, str]], Sequence["PlannedDeadline"]]
+
+
+@dataclass(frozen=True)
+class StoredPaper:
+    """A paper as loaded: identity, definition pin, state and the lock version."""
+
+    id: int
+    reference: str
+    workflow: str
+    workflow_version: int
+    definition_hash: str
+    state: PaperState
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    last_seq: int = 0
+    last_hash: str = GENESIS
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One stored audit entry."""
+
+    seq: int
+    reference: str
+    workflow: str
+    workflow_version: int
+    kind: str
+    trigger: str
+    from_state: str | None
+    to_state: str
+    branch: str | None
+    body: str | None
+    actor: str
+    at: datetime
+    payload_text: str
+    prev_hash: str
+    hash: str
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.payload_text)
+        return value
+
+    def to_change(self) -> Change:
+        return Change(cast(ChangeKind, self.kind), self.trigger, self.from_state, self.to_state, self.actor, self.at,
+                      self.branch, self.payload)
+
+    def expected_hash(self) -> str:
+        return entry_hash(seq=self.seq, reference=self.reference, workflow=self.workflow,
+                          workflow_version=self.workflow_version, kind=self.kind, trigger=self.trigger,
+                          from_state=self.from_state, to_state=self.to_state, branch=self.branch, body=self.body,
+                          actor=self.actor, at=self.at, payload=self.payload_text, prev_hash=self.prev_hash)
+
+
+@dataclass(frozen=True)
+class DeadlineRecord:
+    """A stored deadline of a paper."""
+
+    id: int
+    reference: str
+    name: str
+    label: str
+    state: str
+    branch: str
+    body: str | None
+    due_at: datetime
+    anchor: str
+    anchor_at: datetime
+    started_at: datetime
+    status: str
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ReminderRecord:
+    """One mail of the outbox."""
+
+    id: int
+    deadline_id: int | None
+    paper_id: int | None
+    reference: str | None
+    kind: str
+    label: str
+    send_at: datetime
+    recipients: tuple[str, ...]
+    payload: dict[str, Any]
+    message_id: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    claim_token: str | None
+    claimed_by: str | None
+    sent_at: datetime | None
+    last_error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "reference": self.reference, "kind": self.kind, "label": self.label,
+            "send_at": self.send_at.isoformat(), "recipients": list(self.recipients), "status": self.status,
+            "attempts": self.attempts, "next_attempt_at": self.next_attempt_at.isoformat(),
+            "sent_at": self.sent_at.isoformat() if self.sent_at else None, "last_error": self.last_error,
+            "message_id": self.message_id,
+        }
+
+
+def reminder_message_id(reference: str, name: str, branch: str, kind: str, label: str, started: datetime,
+                        due: datetime) -> str:
+    """A stable, unique Message-ID for one reminder: a resend after a crash carries the same one."""
+    basis = "\x1f".join([reference, name, branch, kind, label, started.isoformat(), due.isoformat()])
+    digest = hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
+    return f"<{digest}.{kind}@councilflow>"
+
+
+def digest_message_id(day: str, recipient: str) -> str:
+    """The Message-ID of one person's deadline overview of one day (queued once)."""
+    key = hashlib.sha256(recipient.lower().encode("utf-8")).hexdigest()[:16]
+    return f"<digest.{day}.{key}@councilflow>"
+
+
+def body_of(definition: Definition, change: Change) -> str | None:
+    """The body an entry concerns: the branch's; else the consultation's of the state it happened in
+    (the body that decided); else the consultation's of the state it led to (the body it went to)."""
+    if change.branch is not None:
+        return change.branch
+    for state in (change.from_state, change.to_state):
+        spec = definition.states.get(state) if state else None  # a migration's old state may be gone
+        consultation = spec.consultation if spec else None
+        if consultation is not None:
+            return consultation.body
+    return None
+
+
+@dataclass(frozen=True)
+class EntryRow:
+    """An entry numbered and hashed, ready to be appended (its ``at`` in UTC)."""
+
+    seq: int
+    reference: str
+    workflow: str
+    workflow_version: int
+    kind: str
+    trigger: str
+    from_state: str | None
+    to_state: str
+    branch: str | None
+    body: str | None
+    actor: str
+    at: datetime
+    payload: str
+    prev_hash: str
+    hash: str
+
+    def record(self) -> AuditRecord:
+        return AuditRecord(self.seq, self.reference, self.workflow, self.workflow_version, self.kind, self.trigger,
+                           self.from_state, self.to_state, self.branch, self.body, self.actor, self.at, self.payload,
+                           self.prev_hash, self.hash)
+
+
+def chain_entries(last_seq: int, last_hash: str, reference: str, definition: Definition,
+                  changes: Sequence[Change]) -> list[EntryRow]:
+    """Number and hash ``changes`` after the trail's last entry (the caller holds the append lock)."""
+    seq, prev = last_seq, last_hash
+    rows = []
+    for change in changes:
+        seq += 1
+        payload = canonical_json(dict(change.payload))
+        at = change.at.astimezone(UTC)
+        body = body_of(definition, change)
+        digest = entry_hash(seq=seq, reference=reference, workflow=definition.workflow,
+                            workflow_version=definition.version, kind=change.kind, trigger=change.trigger,
+                            from_state=change.from_state, to_state=change.to_state, branch=change.branch,
+                            body=body, actor=change.actor, at=at, payload=payload, prev_hash=prev)
+        rows.append(EntryRow(seq, reference, definition.workflow, definition.version, change.kind, change.trigger,
+                             change.from_state, change.to_state, change.branch, body, change.actor, at, payload,
+                             prev, digest))
+        prev = digest
+    return rows

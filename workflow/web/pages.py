@@ -1,0 +1,102 @@
+"""The German pages: Meine Fristen, Vorlagen, one paper with its next steps, and the Prüfpfad."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections import deque
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from ..access import Person, writer
+from ..config import Settings
+from ..engine import Engine
+from ..errors import NotPermittedError
+from .identity import Identity
+from .svg import state_svg
+
+__all__ = ["pages_router"]
+
+
+def pages_router(engine: Engine, settings: Settings, identity: Identity, templates: Jinja2Templates,
+                 secret: bytes) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    user = identity.user
+    auditor: Any = identity.auditor_dependency()
+
+    def csrf_token(who: Person) -> str:
+        return hmac.new(secret, who.email.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def check_csrf(who: Person, token: str) -> None:
+        if not hmac.compare_digest(token, csrf_token(who)):
+            raise NotPermittedError("the form is outdated or forged (CSRF token); reload the page")
+
+    def page(request: Request, name: str, who: Person, **context: Any) -> HTMLResponse:
+        return templates.TemplateResponse(request, name, {"user": who, "csrf": csrf_token(who), **context})
+
+    def back_to(reference: str) -> Response:
+        return RedirectResponse(f"/vorlagen/{quote(reference, safe='')}", status_code=303)
+
+    @router.get("/", response_class=HTMLResponse)
+    def my_deadlines(request: Request, who: Person = Depends(user)) -> HTMLResponse:
+        now = engine.now()
+        rows = [{"deadline": v.deadline, "title": v.title, "overdue": v.overdue(now), "body": v.body_name or ""}
+                for v in engine.deadlines_for(who)]
+        return page(request, "deadlines.html", who, rows=rows, zone=settings.timezone)
+
+    @router.get("/vorlagen", response_class=HTMLResponse)
+    def papers_page(request: Request, workflow: str | None = None, state: str | None = None,
+                    body: str | None = None, overdue: bool = False, who: Person = Depends(user)) -> HTMLResponse:
+        papers = engine.papers_for(who, workflow=workflow or None, state=state or None, body=body or None,
+                                   overdue=overdue)
+        return page(request, "papers.html", who, papers=papers, workflows=engine.library.workflows(),
+                    filters={"workflow": workflow or "", "state": state or "", "body": body or "",
+                             "overdue": overdue}, zone=settings.timezone)
+
+    @router.get("/vorlagen/{reference:path}", response_class=HTMLResponse)
+    def paper_page(request: Request, reference: str, who: Person = Depends(user)) -> HTMLResponse:
+        paper = engine.paper_for(reference, who)
+        definition = engine.definition_of(paper)
+        references = [{"reference": r, "url": "/vorlagen/" + quote(r, safe="")}
+                      for r in paper.state.fields.get("references", []) or []]
+        return page(request, "paper.html", who, paper=paper, status=engine.view(paper), definition=definition,
+                    history=engine.history(paper.reference), deadlines=[v.deadline for v in engine.deadlines(paper)],
+                    actions=engine.actions(paper, who), references=references,
+                    diagram=state_svg(definition, paper.state.state), zone=definition.timezone,
+                    quote=lambda r: quote(r, safe=""))
+
+    @router.post("/vorlagen/{reference:path}/fire")
+    def fire_form(request: Request, reference: str, trigger: str = Form(...), csrf: str = Form(...),
+                  branch: str = Form(""), result: str = Form(""), meeting: str = Form(""),
+                  version: int = Form(...), who: Person = Depends(user)) -> Response:
+        check_csrf(who, csrf)
+        paper = engine.paper_for(reference, who)
+        values = {k: v for k, v in (("result", result), ("meeting", meeting)) if v.strip()}
+        engine.fire(paper.reference, trigger, writer(who), branch=branch or None, values=values,
+                    expected_version=version)
+        return back_to(paper.reference)
+
+    @router.post("/vorlagen/{reference:path}/meeting")
+    def meeting_form(request: Request, reference: str, when: str = Form(...), csrf: str = Form(...),
+                     branch: str = Form(""), version: int | None = Form(None),
+                     who: Person = Depends(user)) -> Response:
+        check_csrf(who, csrf)
+        paper = engine.paper_for(reference, who)
+        engine.set_meeting(paper.reference, when, writer(who), branch=branch or None, expected_version=version)
+        return back_to(paper.reference)
+
+    @router.get("/pruefpfad", response_class=HTMLResponse)
+    def audit_page(request: Request, reference: str = "", actor: str = "", verify: bool = False,
+                   who: Person = Depends(auditor)) -> HTMLResponse:
+        found = engine.audit(reference=reference or None, actor=actor or None)
+        records = list(deque(found, maxlen=500))  # the newest 500 on the page; the CSV download has them all
+        report = engine.verify() if verify else None
+        seq, head = engine.head()
+        return page(request, "audit.html", who, records=records, report=report, head=head, seq=seq,
+                    filters={"reference": reference, "actor": actor}, zone=settings.timezone)
+
+    return router
