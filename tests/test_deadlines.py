@@ -13,11 +13,11 @@ from workflow.deadlines import plan_deadlines
 from workflow.paper import Branch
 from workflow.store.outbox import Outbox
 
-from .conftest import COUNCILS, LANDRAT, SITZ, SPEC, contact, to_councils
+from .conftest import COUNCILS, DEFINITIONS, LANDRAT, SITZ, contact, to_councils
 
 BERLIN = ZoneInfo("Europe/Berlin")
-KS = load_definition_file(SPEC / "kreisstrategie.yaml")
-SB = load_definition_file(SPEC / "sachstandsbericht.yaml")
+KS = load_definition_file(DEFINITIONS / "kreisstrategie.yaml")
+SB = load_definition_file(DEFINITIONS / "sachstandsbericht.yaml")
 
 
 def local(text: str) -> datetime:
