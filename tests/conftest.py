@@ -1,4 +1,4 @@
-"""Shared fixtures: definitions from ../shared/spec, and one store per backend (SQLite, PostgreSQL)."""
+"""Shared fixtures: definitions from definitions/, and one store per backend (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ import pytest
 from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-SPEC = SHARED / "spec"
 DEFINITIONS = ROOT / "definitions"
 PG_ADMIN_URL = os.environ.get("COUNCILFLOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -86,7 +84,7 @@ def defs_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "definitions"
     folder.mkdir()
     for name in ("kreisstrategie.yaml", "sachstandsbericht.yaml"):
-        (folder / name).write_bytes((SPEC / name).read_bytes())
+        (folder / name).write_bytes((DEFINITIONS / name).read_bytes())
     return folder
 
 

@@ -12,9 +12,9 @@ from jsonschema import Draft7Validator
 from workflow import Engine
 from workflow.cli import run
 
-from .conftest import LANDRAT, SHARED, SITZ, contact, to_councils
+from .conftest import LANDRAT, SITZ, contact, to_councils
 
-SCHEMAS = SHARED / "research-data" / "oparl-1.1-schema"
+SCHEMAS = Path(__file__).resolve().parent / "data" / "oparl-1.1-schema"  # see its SOURCE.md
 
 
 def validator(name: str) -> Draft7Validator:
