@@ -29,6 +29,7 @@ from jinja2.exceptions import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from workflow.errors import DefinitionError, InputError, Problem
+from workflow.values import is_email
 
 __all__ = [
     "KINDS",
@@ -73,8 +74,8 @@ def parse_address(raw: str, field: str = "To") -> Address:
     name, _, rest = raw.rpartition("<")
     addr = rest.rstrip(">").strip() if rest.endswith(">") else raw.strip()
     display = name.strip().strip('"') if rest.endswith(">") else ""
-    local, at, domain = addr.rpartition("@")
-    if not at or not local or not domain or "@" in local or any(c in addr for c in ' ,;<>"()'):
+    local, _, domain = addr.rpartition("@")
+    if not is_email(addr) or any(c in addr for c in ' ,;<>"()'):
         raise InputError(f"mail header {field}: {raw!r} is not an e-mail address")
     try:
         return Address(display_name=display, username=local, domain=domain)

@@ -1,4 +1,4 @@
-"""Shared fixtures: definitions from definitions/, and one store per backend (SQLite, PostgreSQL)."""
+"""Shared fixtures: the shipped definitions, and one store per backend (SQLite, PostgreSQL, in memory)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
+from workflow.store import MemoryStore, Store
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITIONS = ROOT / "definitions"
@@ -63,14 +64,34 @@ def _reset_pg(url: str) -> None:
     store.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database URL on each backend: the contract suite runs over both."""
-    if request.param == "sqlite":
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test on a store runs on SQLite, PostgreSQL and the in-memory store; a test that needs a
+    database URL (a CLI run, another process, SQL tampering) runs on the two SQL backends."""
+    if "backend" in metafunc.fixturenames:
+        names = ["sqlite", "postgres"] + ([] if "db_url" in metafunc.fixturenames else ["memory"])
+        metafunc.parametrize("backend", [pytest.param(n, marks=pytest.mark.postgres) if n == "postgres" else n
+                                         for n in names])
+
+
+@pytest.fixture
+def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database URL on each SQL backend."""
+    if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'councilflow.db'}"
+    if backend == "memory":
+        pytest.fail("a test asking for db_url is not run on the in-memory store (see pytest_generate_tests)")
     url: str = request.getfixturevalue("pg_database")
     _reset_pg(url)
     return url
+
+
+@pytest.fixture
+def store(backend: str, request: pytest.FixtureRequest) -> Iterator[Store]:
+    """A fresh, empty store on each backend: the contract suite runs over all three."""
+    made: Store = MemoryStore() if backend == "memory" else SqlStore(request.getfixturevalue("db_url"))
+    made.init()
+    yield made
+    made.dispose()
 
 
 @pytest.fixture
@@ -89,11 +110,8 @@ def defs_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def engine(db_url: str, defs_dir: Path, clock: FixedClock) -> Iterator[Engine]:
-    store = SqlStore(db_url)
-    store.init()
-    yield Engine(store, DefinitionLibrary(defs_dir), clock)
-    store.dispose()
+def engine(store: Store, defs_dir: Path, clock: FixedClock) -> Engine:
+    return Engine(store, DefinitionLibrary(defs_dir), clock)
 
 
 COUNCILS = [

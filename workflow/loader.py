@@ -29,6 +29,7 @@ from .definition import (
     graph_problems,
 )
 from .errors import DefinitionError, Problem, did_you_mean
+from .values import is_email
 from .yamlsafe import Located, YamlProblems, load_located
 
 __all__ = ["definition_files", "load_definition", "load_definition_file", "source_hash"]
@@ -36,7 +37,6 @@ __all__ = ["definition_files", "load_definition", "load_definition_file", "sourc
 Path = tuple[str | int, ...]
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 _MMDD = re.compile(r"(\d\d)-(\d\d)\Z")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\Z")
 _FIELD_TYPES = ("text", "bool", "int", "date", "datetime", "list")
 _OUTCOMES = ("adopted", "rejected", "deferred")
 #: Trigger names the engine uses itself, or that would shadow the machine's model attributes.
@@ -182,7 +182,7 @@ def _load_roles(c: _Checker, raw: Any) -> dict[str, tuple[str, ...]]:
             continue
         emails = c.str_list(members, where, f"role '{name}'")
         for i, e in enumerate(emails):
-            if not _EMAIL.match(e):
+            if not is_email(e):
                 c.err((*where, i), f"'{e}' in role '{name}' is not an e-mail address")
         roles[name] = tuple(emails)
     return roles
@@ -204,7 +204,7 @@ def _load_bodies(c: _Checker, raw: Any) -> dict[str, Body]:
         if (
             contact is not None
             and c.typed(contact, (*where, "contact"), str, f"{what} contact")
-            and not _EMAIL.match(contact)
+            and not is_email(contact)
         ):
                 c.err((*where, "contact"), f"contact '{contact}' of {what} is not an e-mail address")
         if ok:

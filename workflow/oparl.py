@@ -65,6 +65,8 @@ def consultations_of(resolve: Resolver, records: Iterable[AuditRecord]) -> list[
                     if body in spec.parallel.bodies:
                         sittings.append(pending)
                         del open_[body]
+        if record.kind == "migrate" and record.from_state in open_:
+            open_[record.to_state] = open_.pop(record.from_state)  # the same consultation, another version
         state = step.after
         for slot, meeting in _meetings(state):
             current = open_.get(slot)

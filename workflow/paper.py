@@ -16,7 +16,7 @@ from typing import Any, Literal
 from .definition import Definition, State, Transition
 from .errors import AuditIntegrityError, InputError, NotAllowedNowError, NotPermittedError, did_you_mean
 from .machine import JOIN_FAILURE, JOIN_SUCCESS, CompiledMachine
-from .values import parse_datetime, parse_field_value, stored_instant
+from .values import is_email, parse_datetime, parse_field_value, stored_instant
 
 __all__ = [
     "IMPORT_ACTOR",
@@ -45,7 +45,6 @@ SYSTEM_ACTOR = "system"
 IMPORT_ACTOR = "import"
 _TRUSTED = (SYSTEM_ACTOR, IMPORT_ACTOR)
 _OUTCOME_STATUS: dict[str, BranchStatus] = {"adopted": "adopted", "rejected": "rejected", "deferred": "open"}
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # newlines and tabs may stay
 
@@ -227,8 +226,8 @@ def check_reference(reference: str) -> str:
 
 def check_actor(actor: str) -> str:
     who = actor.strip()
-    if _CONTROL.search(who) or not _EMAIL.match(who):
-        raise InputError(f"actor '{actor!r}' is not an e-mail address")
+    if not is_email(who):
+        raise InputError(f"actor {actor!r} is not an e-mail address")
     return who.lower()
 
 

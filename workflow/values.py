@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-__all__ = ["format_local", "parse_bool", "parse_datetime", "parse_field_value", "stored_instant", "to_utc",
+__all__ = ["format_local", "is_email", "parse_bool", "parse_datetime", "parse_field_value", "stored_instant", "to_utc",
            "user_instant"]
+
+#: An e-mail address as councilflow accepts it everywhere (role members, body contacts, actors, tokens,
+#: mail headers): local part, "@", a domain with at least one dot; no spaces, no control characters.
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f.]+(\.[^@\s\x00-\x1f\x7f.]+)+\Z")
 
 _TRUE = {"true", "ja", "yes", "1", "wahr"}
 _FALSE = {"false", "nein", "no", "0", "falsch"}
+
+
+def is_email(text: str) -> bool:
+    """Whether ``text`` is an e-mail address (the one rule, see ``_EMAIL``)."""
+    return bool(_EMAIL.match(text))
 
 
 def parse_bool(text: str) -> bool:
