@@ -29,6 +29,7 @@ from jinja2.exceptions import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from workflow.errors import DefinitionError, InputError, Problem
+from workflow.german import date_de, format_local
 from workflow.values import is_email
 
 __all__ = [
@@ -101,14 +102,10 @@ class Renderer:
         self.env.filters["datetime_de"] = self._datetime_de
 
     def _date_de(self, moment: datetime, style: str = "full") -> str:
-        from babel.dates import format_date
-
-        return str(format_date(moment.astimezone(self.zone).date(), format=style, locale="de_DE"))
+        return date_de(moment, self.zone.key, style)
 
     def _datetime_de(self, moment: datetime) -> str:
-        from babel.dates import format_datetime as babel_datetime
-
-        return str(babel_datetime(moment, "dd.MM.yyyy, HH:mm", tzinfo=self.zone, locale="de_DE"))
+        return format_local(moment, self.zone.key, prose=True)
 
     def render(self, kind: str, context: Mapping[str, Any]) -> RenderedMail:
         """Render the three parts of a mail of ``kind``; errors name the template file and line."""

@@ -90,7 +90,7 @@ TAMPER: dict[str, tuple[Callable[[Engine], None], str]] = {
 
 
 @pytest.mark.parametrize("case", sorted(TAMPER), ids=str)
-def test_tampering_is_found(engine: Engine, case: str) -> None:
+def test_tampering_is_found(engine: Engine, db_url: str, case: str) -> None:
     """Each direct manipulation of the audit table is named by verify."""
     _path(engine)
     assert verify(engine.store).ok

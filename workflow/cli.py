@@ -30,7 +30,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _local(moment: datetime | None, zone: str) -> str:
-    from .values import format_local
+    from .german import format_local
 
     return format_local(moment, zone)
 
@@ -352,13 +352,12 @@ def _print_status(st: Status, as_json: bool) -> None:
     if st.branches:
         done = sum(1 for b in st.branches if b.status != "open")
         click.echo(f"  Gremien:    {done} von {len(st.branches)} entschieden")
-        names = {"open": "offen", "adopted": "angenommen", "rejected": "abgelehnt", "not_needed": "nicht mehr nötig"}
-        if st.hearings:
-            names = {**names, "adopted": "angehört"}
+        from .german import branch_status
+
         for b in st.branches:
             extra = f", {b.deferrals}× vertagt" if b.deferrals else ""
             click.echo(
-                f"    {b.name:<34} {names[b.status]:<16} Sitzung {_local(b.meeting, zone)}"
+                f"    {b.name:<34} {branch_status(b.status, st.hearings):<16} Sitzung {_local(b.meeting, zone)}"
                 f"{'  – ' + b.result if b.result else ''}{extra}"
             )
     click.echo(f"  Mögliche Schritte: {', '.join(st.triggers) if st.triggers else '– (Endzustand)'}")
@@ -387,14 +386,6 @@ def _record_json(r: AuditRecord) -> dict[str, Any]:
     return record_json(r)
 
 
-_OUTCOME_DE = {
-    "adopted": "angenommen",
-    "rejected": "abgelehnt",
-    "deferred": "vertagt",
-    "not_needed": "nicht mehr nötig",
-}
-
-
 def _record_line(r: AuditRecord, zone: str, hearing_states: frozenset[str] = frozenset()) -> str:
     move = r.to_state if r.from_state in (None, r.to_state) else f"{r.from_state} → {r.to_state}"
     p = r.payload
@@ -402,12 +393,15 @@ def _record_line(r: AuditRecord, zone: str, hearing_states: frozenset[str] = fro
     if r.branch:
         details.append(f"Gremium {r.branch}")
     if "outcome" in p:
-        heard = r.from_state in hearing_states and p["outcome"] == "adopted"
-        details.append("angehört" if heard else _OUTCOME_DE.get(str(p["outcome"]), str(p["outcome"])))
+        from .german import outcome
+
+        details.append(outcome(str(p["outcome"]), heard=r.from_state in hearing_states))
     if "result" in p:
         details.append(f"„{p['result']}“")
     if "meeting" in p:
-        details.append(f"Sitzung {_local(datetime.fromisoformat(p['meeting']), zone)}")
+        from .values import stored_instant
+
+        details.append(f"Sitzung {_local(stored_instant(p['meeting']), zone)}")
     extra = f"  ({'; '.join(details)})" if details else ""
     return f"{r.seq:>5}  {_local(r.at, zone)}  {r.actor:<40} {r.trigger:<14} {move}{extra}"
 

@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo
 
 from .clock import FixedClock
 from .engine import Engine
+from .german import format_local
 from .library import DefinitionLibrary
-from .store import SqlStore
+from .store import open_store
 
 __all__ = ["COUNCILS", "run_demo"]
 
@@ -78,7 +79,7 @@ def run_demo(
         shutil.rmtree(mail_folder)
     clock = FixedClock(_at("2020-08-04T09:00"))
     library = DefinitionLibrary(definitions or _default_definitions(), checks=[check_templates])
-    engine = Engine(SqlStore(db), library, clock)
+    engine = Engine(open_store(db), library, clock)
     engine.store.init()
     outbox = engine.store.outbox
     dispatcher = Dispatcher(engine, MaildirTransport(mail_folder), settings, "demo")
@@ -91,11 +92,11 @@ def run_demo(
             moment = max(due[0].next_attempt_at, clock.now())
             for mail in outbox.reminders(due_before=moment):
                 kind = {"remind": "Erinnerung", "escalate": "Eskalation", "digest": "Übersicht"}[mail.kind]
-                echo(f"   ✉ {moment.astimezone(ZONE):%d.%m.%Y %H:%M}  {kind} an {', '.join(mail.recipients)}: "
+                echo(f"   ✉ {format_local(moment, ZONE.key)}  {kind} an {', '.join(mail.recipients)}: "
                      f"{mail.reference} – {mail.label}")
             dispatcher.tick(moment)
         clock.set(target)
-        echo(f"── {clock.now().astimezone(ZONE):%d.%m.%Y %H:%M}  {text}")
+        echo(f"── {format_local(clock.now(), ZONE.key)}  {text}")
 
     step("2020-08-04T09:00", "Büro des Landrats legt SV-9-1809 an")
     engine.create(

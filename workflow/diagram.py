@@ -6,10 +6,10 @@ import dataclasses
 from typing import Any
 
 from .definition import Definition
+from .german import outcome
 
 __all__ = ["to_json", "to_mermaid"]
 
-_OUTCOME_DE = {"adopted": "angenommen", "rejected": "abgelehnt", "deferred": "vertagt"}
 
 
 def _text(label: str) -> str:
@@ -34,7 +34,7 @@ def to_mermaid(d: Definition, *, current: str | None = None) -> str:
             if p.on_success and p.on_failure:
                 lines.append(f"    {s.id} --> {p.on_success}: Beschluss erreicht ({join})")
                 lines.append(f"    {s.id} --> {p.on_failure}: Beschluss gescheitert")
-            triggers = ", ".join(f"{t.trigger} ({_OUTCOME_DE[t.branch]})" for t in d.transitions_from(s.id) if t.branch)
+            triggers = ", ".join(f"{t.trigger} ({outcome(t.branch)})" for t in d.transitions_from(s.id) if t.branch)
             lines.append(f"    note right of {s.id}")
             lines.append(f"        parallel in {len(p.bodies)} Gremien: {', '.join(p.bodies)}")
             if triggers:

@@ -7,12 +7,14 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-__all__ = ["format_local", "is_email", "parse_bool", "parse_datetime", "parse_field_value", "stored_instant", "to_utc",
+__all__ = ["is_email", "parse_bool", "parse_datetime", "parse_field_value", "stored_instant", "to_utc",
            "user_instant"]
 
 #: An e-mail address as councilflow accepts it everywhere (role members, body contacts, actors, tokens,
-#: mail headers): local part, "@", a domain with at least one dot; no spaces, no control characters.
-_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f.]+(\.[^@\s\x00-\x1f\x7f.]+)+\Z")
+#: mail headers): a local part, "@", and a domain of dot-separated labels (letters, digits, hyphens; a
+#: single label such as "intranet" or "localhost" is allowed: administrations run internal mail hosts);
+#: no spaces, no control characters, no second "@".
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[\w-]+(\.[\w-]+)*\Z")
 
 _TRUE = {"true", "ja", "yes", "1", "wahr"}
 _FALSE = {"false", "nein", "no", "0", "falsch"}
@@ -66,13 +68,6 @@ def user_instant(value: str | datetime, zone: str, context: str) -> datetime:
         return parse_datetime(value, zone)
     except ValueError as exc:
         raise InputError(f"{context}: {exc}") from None
-
-
-def format_local(moment: datetime | None, zone: str) -> str:
-    """An instant as German local date and time ("27.08.2020 17:00"), or a dash."""
-    if moment is None:
-        return "–"
-    return moment.astimezone(ZoneInfo(zone)).strftime("%d.%m.%Y %H:%M")
 
 
 def parse_field_value(ftype: str, text: str, zone: str) -> Any:

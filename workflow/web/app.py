@@ -31,7 +31,7 @@ from ..errors import (
     StorageError,
     WorkflowError,
 )
-from ..values import format_local
+from ..german import branch_status, format_local
 from .api import api_router
 from .audit_api import audit_router
 from .identity import Identity, Unauthenticated
@@ -56,6 +56,7 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
                   description="Sitzungsvorlagen, Beratungsfolgen, Fristen und Prüfpfad.")
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["local"] = lambda m, zone="Europe/Berlin": format_local(m, zone)
+    templates.env.filters["branch_status"] = branch_status
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     identity = Identity(engine, settings)
     secret = (settings.secret or secrets.token_hex(32)).encode("utf-8")
