@@ -1,4 +1,4 @@
-"""Schema versions with Alembic: upgrade to head, report the current revision."""
+"""Schema versions with Alembic: upgrade to head (the current revision is SqlStore.schema_revision)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 
-__all__ = ["current_revision", "head_revision", "upgrade"]
+__all__ = ["head_revision", "upgrade"]
 
 _SCRIPTS = str(Path(__file__).resolve().parent.parent / "migrations")
 
@@ -25,11 +24,6 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None
     return head
-
-
-def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
 
 
 def upgrade(engine: Engine) -> None:
