@@ -26,8 +26,9 @@ def head_revision() -> str:
     return head
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to head; a database made before migrations existed is stamped as the first one."""
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to head (or to ``revision``); a database made before migrations existed is stamped
+    as the first one."""
     cfg = _config()
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
@@ -36,4 +37,4 @@ def upgrade(engine: Engine) -> None:
         existing = set(inspect(conn).get_table_names())
         if "papers" in existing and "alembic_version" not in existing:
             command.stamp(cfg, "0001")
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
