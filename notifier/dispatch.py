@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -34,18 +33,6 @@ __all__ = ["Composer", "Dispatcher", "TickReport", "check_templates", "sample_co
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1),
            timedelta(hours=4))
 DIGEST_DAYS = 14
-
-
-def _fault(step: str) -> None:
-    """Crash tests: with COUNCILFLOW_FAULT=<step>, announce the step in a file and wait to be killed."""
-    if os.environ.get("COUNCILFLOW_FAULT") != step:
-        return
-    marker = Path(os.environ.get("COUNCILFLOW_FAULT_FILE", "councilflow-fault"))
-    marker.write_text(f"{step} {os.getpid()}\n", encoding="utf-8")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # bounded: the test kills us long before
-        time.sleep(0.05)
-    os._exit(70)
 
 
 def sample_contexts(definition: Definition) -> dict[str, dict[str, Any]]:
@@ -195,7 +182,6 @@ class Dispatcher:
             if not batch:
                 return report
             report.claimed += len(batch)
-            _fault("after-claim")
             for reminder in batch:
                 self._deliver(reminder, moment, report)
             if len(batch) < self.settings.batch:
@@ -209,7 +195,6 @@ class Dispatcher:
             report.errors.append(f"reminder {reminder.id}: {exc}")
             self.outbox.mark_failed(reminder, f"cannot compose: {exc}")
             return
-        _fault("after-render")
         lease = timedelta(seconds=self.settings.lease_seconds)
         if not self.outbox.renew(reminder, max(now, self.engine.clock.now()) + lease):
             report.fenced += 1  # cancelled (the deadline ended) or taken over meanwhile
@@ -227,7 +212,6 @@ class Dispatcher:
                 self.outbox.mark_failed(reminder, str(exc) if not exc.temporary else
                                         f"gave up after {reminder.attempts + 1} attempts: {exc}")
             return
-        _fault("after-send")
         if self.outbox.mark_sent(reminder, now):
             report.sent += 1
         else:

@@ -15,6 +15,7 @@ import pytest
 
 from workflow import Engine, FixedClock
 
+from . import fault_child
 from .conftest import LANDRAT
 from .smtp import smtp_server
 
@@ -55,10 +56,9 @@ def test_kill_9_at_each_step_loses_nothing(engine: Engine, clock: FixedClock, db
     expected = _papers(engine, clock, 3)
     marker = tmp_path / "fault"
     with smtp_server() as (sink, port):
-        child = subprocess.Popen([EXE, "tick", "--now", "2020-08-18T09:00"], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE,
-                                 env=_env(db_url, defs_dir, port, COUNCILFLOW_FAULT=step,
-                                          COUNCILFLOW_FAULT_FILE=str(marker)))
+        child = subprocess.Popen(fault_child.command(step, marker, "tick", "--now", "2020-08-18T09:00"),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 env=fault_child.child_env(_env(db_url, defs_dir, port)))
         _wait_for_file(marker, child)
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=30)

@@ -15,6 +15,7 @@ import pytest
 
 from workflow import Engine
 
+from . import fault_child
 from .smtp import free_port, smtp_server
 
 EXE = str(Path(sys.executable).parent / "councilflow")
@@ -98,9 +99,12 @@ def test_four_serve_processes_deliver_everything_once(engine: Engine, db_url: st
                     COUNCILFLOW_BATCH="50", COUNCILFLOW_LEASE_SECONDS="10", COUNCILFLOW_DIGEST_HOUR="23")
         workers = []
         for n in range(4):
-            extra = dict(COUNCILFLOW_FAULT="after-send", COUNCILFLOW_FAULT_FILE=str(marker)) if kill and n == 0 else {}
-            workers.append(subprocess.Popen([EXE, "serve"], env=_env(db_url, defs_dir, **base, **extra),
-                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            env = _env(db_url, defs_dir, **base)
+            if kill and n == 0:
+                argv, env = fault_child.command("after-send", marker, "serve"), fault_child.child_env(env)
+            else:
+                argv = [EXE, "serve"]
+            workers.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         try:
             if kill:
                 limit = time.monotonic() + 60

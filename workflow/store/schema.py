@@ -1,4 +1,4 @@
-"""Schema versions with Alembic: upgrade to head, report the current revision."""
+"""Schema versions with Alembic: upgrade to head (the current revision is SqlStore.schema_revision)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 
-__all__ = ["current_revision", "head_revision", "upgrade"]
+__all__ = ["head_revision", "upgrade"]
 
 _SCRIPTS = str(Path(__file__).resolve().parent.parent / "migrations")
 
@@ -27,13 +26,9 @@ def head_revision() -> str:
     return head
 
 
-def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
-
-
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to head; a database made before migrations existed is stamped as the first one."""
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to head (or to ``revision``); a database made before migrations existed is stamped
+    as the first one."""
     cfg = _config()
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
@@ -42,4 +37,4 @@ def upgrade(engine: Engine) -> None:
         existing = set(inspect(conn).get_table_names())
         if "papers" in existing and "alembic_version" not in existing:
             command.stamp(cfg, "0001")
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
