@@ -23,9 +23,11 @@ from notifier.dispatch import Dispatcher
 from notifier.transports import MemoryTransport
 from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
 from workflow.config import Settings
-from workflow.store import tables  # noqa: F401
+from workflow.store import (
+    SCHEMA_HEAD,
+    tables,  # noqa: F401
+)
 from workflow.store.schema import _config, head_revision, upgrade
-from workflow.store.sql import _PG_APPEND_ONLY, SCHEMA_HEAD
 from workflow.tokens import resolve_token
 
 from .conftest import LANDRAT, SITZ
@@ -150,7 +152,7 @@ def test_migrations_create_exactly_what_the_models_describe(new_database: Callab
         with modelled.engine.begin() as conn:
             SQLModel.metadata.create_all(conn)
             if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql(_PG_APPEND_ONLY)
+                conn.exec_driver_sql(_initial_migration()._PG_APPEND_ONLY)
         with migrated.engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True,
                                                              "compare_server_default": True})
@@ -278,3 +280,15 @@ def test_data_written_at_0001_survives_every_later_revision(new_database: Callab
     finally:
         engine.store.dispose()
     assert run(["audit", "verify", "--db", url, "--definitions", str(defs_dir)]) == 0
+
+
+def _initial_migration() -> Any:
+    """The module of revision 0001 (its trigger SQL is the reference of the append-only audit table)."""
+    import importlib.util
+
+    path = Path(_config().get_main_option("script_location") or "") / "versions" / "0001_initial.py"
+    spec = importlib.util.spec_from_file_location("councilflow_migration_0001", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

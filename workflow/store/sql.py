@@ -81,25 +81,6 @@ _INSERT_REMINDER = (
     "status, attempts, next_attempt_at) VALUES (:deadline_id, :paper_id, :reference, :kind, :label, :send_at, "
     ":recipients, '{}', :message_id, 'pending', 0, :send_at)"
 )
-#: On PostgreSQL the audit table refuses UPDATE, DELETE and TRUNCATE: only a superuser who disables the
-#: trigger could change it, and `audit verify` would find that.
-_PG_APPEND_ONLY = """
-CREATE OR REPLACE FUNCTION councilflow_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-    MESSAGE = 'councilflow audit entries are append-only (' || TG_OP || ' refused)';
-END $$;
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'audit_append_only_rows') THEN
-    CREATE TRIGGER audit_append_only_rows BEFORE UPDATE OR DELETE ON audit
-      FOR EACH ROW EXECUTE FUNCTION councilflow_audit_append_only();
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'audit_append_only_truncate') THEN
-    CREATE TRIGGER audit_append_only_truncate BEFORE TRUNCATE ON audit
-      FOR EACH STATEMENT EXECUTE FUNCTION councilflow_audit_append_only();
-  END IF;
-END $$;
-"""
 _LAST_ENTRY = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
 #: Serialises appenders on PostgreSQL (SQLite already has one writer at a time), so the chain never forks.
 _APPEND_LOCK = "SELECT pg_advisory_xact_lock(7243051)"
