@@ -3,6 +3,7 @@
 Run: `make bench` (or `.venv/bin/python bench/bench_engine.py [--n 2000]`).
 Targets (issue 2): engine >= 0.10 of raw with synchronous=NORMAL, >= 0.40 of raw with
 synchronous=FULL; a branch decision in the 11-council state >= 0.5 of a flat transition.
+Beside them: the same changes on the in-memory store (``memory://``), the engine without disk I/O.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
+from workflow import DefinitionLibrary, Engine, FixedClock
+from workflow.store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 SITZ = "sitzungsdienst@kreis-coesfeld.example"
@@ -43,7 +45,7 @@ def raw_ceiling(path: Path, synchronous: str, n: int) -> float:
 
 
 def _engine(path: Path, synchronous: str) -> Engine:
-    store = SqlStore(f"sqlite:///{path}?synchronous={synchronous}")
+    store = open_store("memory://" if synchronous == "MEMORY" else f"sqlite:///{path}?synchronous={synchronous}")
     store.init()
     return Engine(store, DefinitionLibrary(ROOT / "definitions"), FixedClock(datetime(2020, 8, 4, tzinfo=UTC)))
 
@@ -98,6 +100,9 @@ def main() -> None:
                 for kind, fn in (("raw", raw_ceiling), ("flat", flat_rate), ("branch", branch_rate)):
                     rate = fn(folder / f"{kind}-{sync}-{r}.db", sync, args.n)
                     best[(sync, kind)] = max(best.get((sync, kind), 0.0), rate)
+            for kind, fn in (("flat", flat_rate), ("branch", branch_rate)):
+                rate = fn(folder / "unused.db", "MEMORY", args.n)
+                best[("MEMORY", kind)] = max(best.get(("MEMORY", kind), 0.0), rate)
     print(f"{'synchronous':<12}{'raw sqlite3/s':>15}{'engine/s':>10}{'ratio':>8}{'branch/s':>10}{'branch/flat':>13}")
     targets = {"NORMAL": 0.10, "FULL": 0.40}
     verdicts = []
@@ -107,6 +112,8 @@ def main() -> None:
         ok = flat / raw >= targets[sync] and branch / flat >= 0.5
         verdicts.append(f"target {sync}: engine/raw >= {targets[sync]:.2f}, branch/flat >= 0.50: "
                         f"{'met' if ok else 'MISSED'}")
+    flat, branch = best[("MEMORY", "flat")], best[("MEMORY", "branch")]
+    print(f"{'memory://':<12}{'–':>15}{flat:>10.0f}{'–':>8}{branch:>10.0f}{branch / flat:>13.2f}")
     print("\n".join(verdicts))
 
 

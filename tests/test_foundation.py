@@ -186,3 +186,19 @@ def test_front_ends_ask_the_engine_what_a_person_may_do(engine: Engine) -> None:
     assert action.branches == (COUNCILS[2],)
     assert engine.actions(paper, Person(FEDER, auditor=True)) == []
     engine.fire("KS-1", "beschliessen", contact(COUNCILS[2]), branch=COUNCILS[2], values={"result": "beschlossen"})
+
+
+def test_json_field_values_mean_the_same_for_create_and_fire(engine: Engine) -> None:
+    """A list sent as JSON is the same list whether it creates the paper or comes with a trigger (fire
+    turned it into the text "['SV-1', 'SV-2']" before); other shapes are a 400 naming the field."""
+    with TestClient(create_app(engine, Settings(secret="s"))) as client:
+        who = {"X-Remote-User": LANDRAT}
+        created = client.post("/api/papers", headers=who, json={
+            "workflow": "sachstandsbericht", "reference": "SV-1", "fields": {"title": "x", "references": ["A-1"]}})
+        assert created.status_code == 201 and created.json()["fields"]["references"] == ["A-1"]
+        fired = client.post("/api/papers/SV-1/fire", headers=who, json={
+            "trigger": "einbringen", "values": {"meeting": "2020-08-27T17:00", "references": ["SV-1", "SV-2"]}})
+        assert fired.status_code == 200 and fired.json()["fields"]["references"] == ["SV-1", "SV-2"]
+        bad = client.post("/api/papers/SV-1/fire", headers=who, json={"trigger": "vertagen",
+                                                                       "values": {"result": {"x": 1}}})
+        assert bad.status_code == 400 and "field 'result' must be text" in bad.json()["detail"]

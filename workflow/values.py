@@ -7,7 +7,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-__all__ = ["is_email", "parse_bool", "parse_datetime", "parse_field_value", "stored_instant", "to_utc",
+from .errors import InputError
+
+__all__ = ["field_texts", "is_email", "parse_bool", "parse_datetime", "parse_field_value", "stored_instant", "to_utc",
            "user_instant"]
 
 #: An e-mail address as councilflow accepts it everywhere (role members, body contacts, actors, tokens,
@@ -62,12 +64,30 @@ def user_instant(value: str | datetime, zone: str, context: str) -> datetime:
     instant is normalised where it enters; malformed text is an InputError naming ``context``."""
     if isinstance(value, datetime):
         return to_utc(value, zone)
-    from .errors import InputError
-
     try:
         return parse_datetime(value, zone)
     except ValueError as exc:
         raise InputError(f"{context}: {exc}") from None
+
+
+def field_texts(raw: Any, context: str) -> dict[str, str]:
+    """Field values sent as JSON (web, API clients) as the text a user would type after ``--set``: lists
+    joined with commas, numbers and booleans as text; anything else is an InputError naming ``context``."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InputError(f"{context} must be an object of field values")
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+            out[str(key)] = ",".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            out[str(key)] = "true" if value else "false"
+        elif isinstance(value, str | int | float):
+            out[str(key)] = str(value)
+        else:
+            raise InputError(f"{context}: field '{key}' must be text, a number, true/false or a list of texts")
+    return out
 
 
 def parse_field_value(ftype: str, text: str, zone: str) -> Any:

@@ -157,7 +157,7 @@ class MemoryStore:
         indexes = self._by_paper.setdefault(new.reference, [])
         for e in entries:
             indexes.append(len(self._audit))
-            self._audit.append(e.record())
+            self._audit.append(e)
         for n, d in enumerate(self._deadlines):
             if d.status == "running" and d.reference == new.reference and (d.name, d.branch) in ended:
                 self._deadlines[n] = replace(d, status="ended", ended_at=changes[-1].at)

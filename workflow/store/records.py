@@ -18,7 +18,7 @@ from ..paper import Change, ChangeKind, PaperState
 if TYPE_CHECKING:
     from ..deadlines import PlannedDeadline
 
-__all__ = ["AuditRecord", "DeadlineDiff", "DeadlineRecord", "EntryRow", "ReminderRecord", "StoredPaper", "body_of",
+__all__ = ["AuditRecord", "DeadlineDiff", "DeadlineRecord", "ReminderRecord", "StoredPaper", "body_of",
            "chain_entries", "reminder_message_id"]
 
 #: Deadlines a change ends (name, branch) and the ones it starts, planned.
@@ -156,35 +156,10 @@ def body_of(definition: Definition, change: Change) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class EntryRow:
-    """An entry numbered and hashed, ready to be appended (its ``at`` in UTC)."""
-
-    seq: int
-    reference: str
-    workflow: str
-    workflow_version: int
-    kind: str
-    trigger: str
-    from_state: str | None
-    to_state: str
-    branch: str | None
-    body: str | None
-    actor: str
-    at: datetime
-    payload: str
-    prev_hash: str
-    hash: str
-
-    def record(self) -> AuditRecord:
-        return AuditRecord(self.seq, self.reference, self.workflow, self.workflow_version, self.kind, self.trigger,
-                           self.from_state, self.to_state, self.branch, self.body, self.actor, self.at, self.payload,
-                           self.prev_hash, self.hash)
-
-
 def chain_entries(last_seq: int, last_hash: str, reference: str, definition: Definition,
-                  changes: Sequence[Change]) -> list[EntryRow]:
-    """Number and hash ``changes`` after the trail's last entry (the caller holds the append lock)."""
+                  changes: Sequence[Change]) -> list[AuditRecord]:
+    """Number and hash ``changes`` after the trail's last entry (the caller holds the append lock);
+    the entries to append, with their ``at`` in UTC."""
     seq, prev = last_seq, last_hash
     rows = []
     for change in changes:
@@ -196,8 +171,8 @@ def chain_entries(last_seq: int, last_hash: str, reference: str, definition: Def
                             workflow_version=definition.version, kind=change.kind, trigger=change.trigger,
                             from_state=change.from_state, to_state=change.to_state, branch=change.branch,
                             body=body, actor=change.actor, at=at, payload=payload, prev_hash=prev)
-        rows.append(EntryRow(seq, reference, definition.workflow, definition.version, change.kind, change.trigger,
-                             change.from_state, change.to_state, change.branch, body, change.actor, at, payload,
-                             prev, digest))
+        rows.append(AuditRecord(seq, reference, definition.workflow, definition.version, change.kind,
+                                change.trigger, change.from_state, change.to_state, change.branch, body,
+                                change.actor, at, payload, prev, digest))
         prev = digest
     return rows

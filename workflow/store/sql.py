@@ -25,7 +25,7 @@ from ..definition import Definition
 from ..errors import ConflictError, InputError, NotFoundError, StorageError
 from ..paper import Change, PaperState, branches_from_json, branches_to_json
 from . import SCHEMA_HEAD, default_url
-from .records import AuditRecord, DeadlineDiff, EntryRow, StoredPaper, chain_entries, reminder_message_id
+from .records import AuditRecord, DeadlineDiff, StoredPaper, chain_entries, reminder_message_id
 from .tables import AuditRow, DefinitionRow, PaperRow
 from .timecodec import from_db, from_db_or_none, to_db
 
@@ -405,11 +405,11 @@ class SqlStore:
         rows = [self._entry_params(e) for e in entries]
         return rows, entries[-1].seq, entries[-1].hash
 
-    def _entry_params(self, e: EntryRow) -> dict[str, Any]:
+    def _entry_params(self, e: AuditRecord) -> dict[str, Any]:
         return {"seq": e.seq, "reference": e.reference, "workflow": e.workflow, "workflow_version": e.workflow_version,
                 "kind": e.kind, "trigger": e.trigger, "from_state": e.from_state, "to_state": e.to_state,
                 "branch": e.branch, "body": e.body, "actor": e.actor, "at": self._db_time(e.at),
-                "payload": e.payload, "prev_hash": e.prev_hash, "hash": e.hash}
+                "payload": e.payload_text, "prev_hash": e.prev_hash, "hash": e.hash}
 
     def _sync_deadlines(self, cur: Any, paper_id: int, reference: str, diff: DeadlineDiff, now: datetime) -> None:
         """End the deadlines that stop (cancelling their unsent mails) and start the new ones."""

@@ -13,7 +13,7 @@ from ..config import Settings
 from ..diagram import to_json, to_mermaid
 from ..engine import Engine
 from ..errors import InputError, NotFoundError
-from ..values import user_instant
+from ..values import field_texts, user_instant
 from .identity import Identity
 
 __all__ = ["api_router"]
@@ -60,11 +60,7 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
         workflow, reference = payload.get("workflow"), payload.get("reference")
         if not isinstance(workflow, str) or not isinstance(reference, str):
             raise InputError("body needs 'workflow' and 'reference' (and 'fields')")
-        fields = payload.get("fields") or {}
-        if not isinstance(fields, dict):
-            raise InputError("'fields' must be an object of field values")
-        values = {k: ",".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in fields.items()}
-        paper = engine.create(workflow, reference, writer(who), values)
+        paper = engine.create(workflow, reference, writer(who), field_texts(payload.get("fields"), "'fields'"))
         return engine.view(paper).to_json()
 
     @router.get("/papers/{reference:path}/history", tags=["papers"])
@@ -82,7 +78,7 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
         trigger = payload.get("trigger")
         if not isinstance(trigger, str):
             raise InputError("body needs 'trigger'")
-        values = {k: str(v) for k, v in (payload.get("values") or {}).items()}
+        values = field_texts(payload.get("values"), "'values'")
         branch = payload.get("branch")
         if branch is not None and not isinstance(branch, str):
             raise InputError("'branch' must be the id of a body")
