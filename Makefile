@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_audit.py
 	$(BIN)/python bench/bench_import.py
 	$(BIN)/python bench/bench_web.py
+	$(BIN)/python bench/bench_oparl.py
 	$(BIN)/python bench/bench_scale.py
 
 clean:

@@ -56,7 +56,8 @@ def main() -> None:
             api_fire.append(time.perf_counter() - t)
         engine.store.dispose()
         port = 18000 + os.getpid() % 1000
-        env = {**os.environ, "COUNCILFLOW_DB": db, "COUNCILFLOW_DEFINITIONS": str(ROOT / "definitions")}
+        env = {**os.environ, "COUNCILFLOW_DB": db, "COUNCILFLOW_DEFINITIONS": str(ROOT / "definitions"),
+               "COUNCILFLOW_TRUSTED_HEADER": "X-Remote-User", "COUNCILFLOW_TRUSTED_PROXIES": "127.0.0.1"}
         server = subprocess.Popen([EXE, "web", "--port", str(port)], env=env)
         try:
             base = f"http://127.0.0.1:{port}"

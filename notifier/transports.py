@@ -81,8 +81,9 @@ class SmtpTransport:
     """SMTP with STARTTLS when the server offers it (``smtp://``) or implicit TLS (``smtps://``)."""
 
     def __init__(self, host: str, port: int, *, implicit_tls: bool = False, user: str | None = None,
-                 password: str | None = None, timeout: float = 30.0) -> None:
+                 password: str | None = None, timeout: float = 30.0, insecure: bool = False) -> None:
         self.host, self.port, self.implicit_tls = host, port, implicit_tls
+        self.insecure = insecure  # smtp+insecure://: a login may go over an unencrypted connection
         self.user, self.password, self.timeout = user, password, timeout
         self.name = f"{'smtps' if implicit_tls else 'smtp'}://{host}:{port}"
         # smtplib would ask socket.getfqdn() on every connection: a DNS round trip, tens of ms here.
@@ -116,9 +117,14 @@ class SmtpTransport:
                 client = smtplib.SMTP(self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout)
             with client:
                 client.ehlo()
+                encrypted = self.implicit_tls
                 if not self.implicit_tls and client.has_extn("starttls"):
                     client.starttls(context=self.tls())
                     client.ehlo()
+                    encrypted = True
+                if self.user and not encrypted and not self.insecure:
+                    raise SendError(f"{self.name} offers no STARTTLS: the login of {self.user} is not sent over an "
+                                    "unencrypted connection (smtp+insecure:// allows it explicitly)", temporary=False)
                 if self.user:
                     client.login(self.user, self.password or "")
                 refused = client.send_message(message)
@@ -152,7 +158,7 @@ def transport_from_url(url: str, *, default_folder: Path, password: str | None =
     if url == "memory:":
         return MemoryTransport()
     parts = urlsplit(url)
-    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+    if parts.scheme not in ("smtp", "smtps", "smtp+insecure") or not parts.hostname:
         raise InputError(f"mail transport '{_redact(url)}': use smtp://host:port, smtps://host:port or maildir:PATH")
     try:
         port = parts.port or (465 if parts.scheme == "smtps" else 25)
@@ -160,7 +166,8 @@ def transport_from_url(url: str, *, default_folder: Path, password: str | None =
         raise InputError(f"mail transport '{_redact(url)}': the port is not a number") from None
     return SmtpTransport(parts.hostname, port, implicit_tls=parts.scheme == "smtps",
                          user=unquote(parts.username) if parts.username else None,
-                         password=unquote(parts.password) if parts.password else password)
+                         password=unquote(parts.password) if parts.password else password,
+                         insecure=parts.scheme == "smtp+insecure")
 
 
 def _redact(url: str) -> str:

@@ -41,7 +41,8 @@ def server(tmp_path: Path, defs_dir: Path) -> Iterator[str]:
     """`councilflow web` on a free loopback port, with a paper waiting in its committee."""
     db = f"sqlite:///{tmp_path / 'web.db'}"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("COUNCILFLOW_")},
-           "COUNCILFLOW_DB": db, "COUNCILFLOW_DEFINITIONS": str(defs_dir), "COUNCILFLOW_AUDITORS": AUDITOR}
+           "COUNCILFLOW_DB": db, "COUNCILFLOW_DEFINITIONS": str(defs_dir), "COUNCILFLOW_AUDITORS": AUDITOR,
+           "COUNCILFLOW_TRUSTED_HEADER": "X-Remote-User", "COUNCILFLOW_TRUSTED_PROXIES": "127.0.0.1"}
     subprocess.run([EXE, "documents", "create", "sachstandsbericht", "SV-9-1809", "--actor", LANDRAT, "--set",
                     "title=Digitalisierungsstrategie für den Kreis Coesfeld, Sachstandsbericht", "--set",
                     "references=SV-9-1334", "--now", "2020-08-04T09:00"], env=env, check=True, capture_output=True)

@@ -46,16 +46,16 @@ def test_upgrade_from_empty_and_current(tmp_path: Path, defs_dir: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
     args = ["--db", url, "--definitions", str(defs_dir)]
     empty = subprocess.run([EXE, "db", "current", *args], capture_output=True, text=True, check=True)
-    assert empty.stdout.startswith("empty (head 0001, behind")
+    assert empty.stdout.startswith(f"empty (head {SCHEMA_HEAD}, behind")
     up = subprocess.run([EXE, "db", "upgrade", *args], capture_output=True, text=True, check=True)
-    assert up.stdout.strip().endswith("empty → 0001")
+    assert up.stdout.strip().endswith(f"empty → {SCHEMA_HEAD}")
     store = SqlStore(url)
     with store.engine.connect() as conn:
         assert set(inspect(conn).get_table_names()) == TABLES
     again = subprocess.run([EXE, "db", "upgrade", *args], capture_output=True, text=True, check=True)
-    assert again.stdout.strip().endswith("0001 → 0001")
+    assert again.stdout.strip().endswith(f"{SCHEMA_HEAD} → {SCHEMA_HEAD}")
     now = subprocess.run([EXE, "db", "current", *args], capture_output=True, text=True, check=True)
-    assert now.stdout.strip() == "0001 (head 0001, at head)"
+    assert now.stdout.strip() == f"{SCHEMA_HEAD} (head {SCHEMA_HEAD}, at head)"
 
 
 def test_database_made_before_migrations_is_stamped_with_its_data(db_url: str, engine: object) -> None:
@@ -142,9 +142,9 @@ def _structure(engine: sa.Engine) -> dict[str, Any]:
 
 
 def test_migrations_create_exactly_what_the_models_describe(new_database: Callable[[], str]) -> None:
-    """Upgrading an empty database to head (today: 0001 alone) gives the schema that create_all gives from
-    the models — Alembic's autogenerate finds nothing to do, and the inspector sees the same tables,
-    columns, keys, indexes and constraints (and on PostgreSQL the same append-only trigger)."""
+    """Upgrading an empty database to head gives the schema that create_all gives from the models (plus the
+    revisions' append-only triggers) — Alembic's autogenerate finds nothing to do, and the inspector sees the
+    same tables, columns, keys, indexes and constraints (and on PostgreSQL the same triggers)."""
     migrated, modelled = SqlStore(new_database()), SqlStore(new_database())
     try:
         upgrade(migrated.engine)
@@ -152,7 +152,9 @@ def test_migrations_create_exactly_what_the_models_describe(new_database: Callab
         with modelled.engine.begin() as conn:
             SQLModel.metadata.create_all(conn)
             if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql(_initial_migration()._PG_APPEND_ONLY)
+                for module in _migrations():
+                    if hasattr(module, "_PG_APPEND_ONLY"):
+                        conn.exec_driver_sql(module._PG_APPEND_ONLY)
         with migrated.engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True,
                                                              "compare_server_default": True})
@@ -282,13 +284,18 @@ def test_data_written_at_0001_survives_every_later_revision(new_database: Callab
     assert run(["audit", "verify", "--db", url, "--definitions", str(defs_dir)]) == 0
 
 
-def _initial_migration() -> Any:
-    """The module of revision 0001 (its trigger SQL is the reference of the append-only audit table)."""
+def _migrations() -> list[Any]:
+    """The modules of every shipped revision, oldest first (their trigger SQL is the reference of the
+    append-only tables)."""
     import importlib.util
 
-    path = Path(_config().get_main_option("script_location") or "") / "versions" / "0001_initial.py"
-    spec = importlib.util.spec_from_file_location("councilflow_migration_0001", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    modules = []
+    for revision in _revisions():
+        script = ScriptDirectory.from_config(_config()).get_revision(revision)
+        assert script is not None and script.path is not None
+        spec = importlib.util.spec_from_file_location(f"councilflow_migration_{revision}", script.path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        modules.append(module)
+    return modules

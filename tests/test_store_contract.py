@@ -73,12 +73,13 @@ def test_a_definition_version_keeps_its_text(store: Store) -> None:
     """The text of a version is stored once; other content under the same version is refused."""
     store.remember_definition(SB, SB_TEXT, T0)
     store.remember_definition(SB, SB_TEXT, T0)
-    assert store.definition_text("sachstandsbericht", 1) == SB_TEXT
+    assert store.stored_definition("sachstandsbericht", 1) == (SB.source_hash, SB_TEXT)
+    assert [d[:3] for d in store.iter_definitions()] == [("sachstandsbericht", 1, SB.source_hash)]
     changed = load_definition(SB_TEXT.replace("Sachstandsbericht", "Bericht", 1), "sachstandsbericht.yaml")
     with pytest.raises(ConflictError, match="raise 'version'"):
         store.remember_definition(changed, SB_TEXT + "#", T0)
     with pytest.raises(NotFoundError):
-        store.definition_text("sachstandsbericht", 2)
+        store.stored_definition("sachstandsbericht", 2)
 
 
 def test_outbox_claims_with_a_lease_and_fences_completion(store: Store) -> None:

@@ -24,6 +24,9 @@ AUDITOR = "pruefung@kreis-coesfeld.example"
 OUTSIDER = "buerger@example.org"
 
 
+PROXY = ("127.0.0.1", 50000)  # the requests come through the administration's reverse proxy
+
+
 def as_user(email: str) -> dict[str, str]:
     return {"X-Remote-User": email}
 
@@ -31,8 +34,9 @@ def as_user(email: str) -> dict[str, str]:
 @pytest.fixture
 def client(engine: Engine) -> Iterator[TestClient]:
     engine.clock.set(datetime(2020, 8, 4, 7, tzinfo=UTC))  # type: ignore[attr-defined]
-    app = create_app(engine, Settings(auditors=AUDITOR, secret="test-secret"))
-    with TestClient(app) as c:
+    app = create_app(engine, Settings(auditors=AUDITOR, secret="test-secret", trusted_header="X-Remote-User",
+                                      trusted_proxies="127.0.0.1"))
+    with TestClient(app, client=PROXY) as c:
         yield c
 
 
@@ -183,7 +187,7 @@ def test_pages_and_forms(client: TestClient, engine: Engine) -> None:
     page = client.get("/vorlagen/SV-9-1809", headers=as_user(SITZ)).text
     assert "<svg" in page and "Beratung im Ausschuss" in page and 'name="trigger" value="kenntnis_nehmen"' in page
     assert '<a href="/vorlagen/SV-9-1334">SV-9-1334</a>' in page
-    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)  # type: ignore[union-attr]
+    csrf = re.search(r'name="csrf" value="([0-9]+\.[0-9a-f]+)"', page).group(1)  # type: ignore[union-attr]
     version = re.search(r'name="version" value="(\d+)"', page).group(1)  # type: ignore[union-attr]
     forged = client.post("/vorlagen/SV-9-1809/fire", headers=as_user(SITZ), follow_redirects=False,
                          data={"trigger": "kenntnis_nehmen", "result": "zur Kenntnis genommen", "csrf": "0" * 64,

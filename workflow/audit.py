@@ -11,6 +11,7 @@ from typing import Any
 
 from .chain import GENESIS
 from .errors import WorkflowError
+from .loader import source_hash
 from .paper import PaperState
 from .replay import Replay, Resolver, steps
 from .store import AuditRecord, Store
@@ -44,15 +45,26 @@ def verify(store: Store, *, head: str | None = None, definitions: Resolver | Non
     """Recompute the chain; name the first entry that was edited, deleted, inserted or reordered.
 
     ``head`` is a hash the auditor kept outside the database: it must still be in the chain.
-    With ``definitions`` every paper's trail is replayed and compared with its stored state.
+    Also checked: the stored definition texts still match their hashes, every entry names a stored
+    definition version, and each paper row's workflow, version, definition hash and created/modified
+    instants are those of its entries. With ``definitions`` every paper's trail is replayed and compared
+    with its stored state.
     """
     expected_seq, prev, count = 1, GENESIS, 0
     seen_head = head is None or head == GENESIS
-    newest: dict[str, tuple[int, str]] = {}
+    newest: dict[str, tuple[int, str, str, int, datetime]] = {}  # seq, hash, workflow, version, at
+    first_at: dict[str, datetime] = {}
     replay = Replay(definitions) if definitions is not None else None
 
     def broken(seq: int | None, message: str) -> VerifyReport:
         return VerifyReport(False, count, expected_seq - 1, prev, message, seq)
+
+    stored: dict[tuple[str, int], str] = {}
+    for workflow, version, digest, text in store.iter_definitions():
+        if source_hash(text) != digest:
+            return broken(None, f"the stored text of workflow '{workflow}' version {version} was edited: it no "
+                                "longer matches its hash")
+        stored[(workflow, version)] = digest
 
     for entry in store.iter_audit():
         label = f"entry {entry.seq} ({entry.reference}, {entry.trigger})"
@@ -69,18 +81,22 @@ def verify(store: Store, *, head: str | None = None, definitions: Resolver | Non
             )
         if entry.expected_hash() != entry.hash:
             return broken(entry.seq, f"{label} was edited: its content does not match its hash")
+        if (entry.workflow, entry.workflow_version) not in stored:
+            return broken(entry.seq, f"{label} names workflow '{entry.workflow}' version {entry.workflow_version}, "
+                                     "whose text is not stored: the definitions table was edited")
         if replay is not None:
             try:
                 replay.step(entry)
             except WorkflowError as exc:
                 return broken(entry.seq, f"{label} cannot be replayed: {exc.message}")
-        newest[entry.reference] = (entry.seq, entry.hash)
+        newest[entry.reference] = (entry.seq, entry.hash, entry.workflow, entry.workflow_version, entry.at)
+        first_at.setdefault(entry.reference, entry.at)
         prev = entry.hash
         seen_head = seen_head or entry.hash == head
         expected_seq += 1
         count += 1
     for paper in store.iter_papers():
-        seq, digest = newest.pop(paper.reference, (0, GENESIS))
+        seq, digest, workflow, version, last_at = newest.pop(paper.reference, (0, GENESIS, "", 0, paper.updated_at))
         if paper.last_seq > seq:
             return broken(
                 paper.last_seq,
@@ -93,6 +109,16 @@ def verify(store: Store, *, head: str | None = None, definitions: Resolver | Non
             )
         if paper.last_hash != digest:
             return broken(seq, f"{paper.reference} points to entry {seq} with another hash: the entry was rewritten")
+        if (paper.workflow, paper.workflow_version) != (workflow, version):
+            return broken(seq, f"{paper.reference} names workflow '{paper.workflow}' version {paper.workflow_version}, "
+                               f"but its entries '{workflow}' version {version}: the papers table was edited "
+                               "(a move to another version is a migrate entry)")
+        if paper.definition_hash != stored.get((workflow, version)):
+            return broken(seq, f"{paper.reference} names another definition text than its workflow version: "
+                               "the papers table was edited")
+        if paper.created_at != first_at.get(paper.reference) or paper.updated_at != last_at:
+            return broken(seq, f"{paper.reference}: its created/modified instants differ from its entries: "
+                               "the papers table was edited")
         if replay is not None and replay.states.get(paper.reference) != paper.state:
             return broken(
                 seq,
@@ -145,8 +171,19 @@ def record_json(r: AuditRecord) -> dict[str, Any]:
             "prev_hash": r.prev_hash, "hash": r.hash}
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell a spreadsheet will not run as a formula (OWASP: a leading ', for text starting with
+    = + - @ tab or CR); numbers stay numbers. The JSON export stays exact."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def csv_row(r: AuditRecord) -> list[Any]:
-    """One entry as a CSV row of :data:`CSV_COLUMNS` (the payload as sorted JSON)."""
+    """One entry as a CSV row of :data:`CSV_COLUMNS` (the payload as sorted JSON), formula-safe."""
     row = record_json(r)
-    return [json.dumps(row["payload"], ensure_ascii=False, sort_keys=True) if c == "payload"
-            else ("" if row[c] is None else row[c]) for c in CSV_COLUMNS]
+    return [csv_cell(json.dumps(row["payload"], ensure_ascii=False, sort_keys=True)) if c == "payload"
+            else ("" if row[c] is None else csv_cell(row[c])) for c in CSV_COLUMNS]

@@ -739,8 +739,14 @@ def web(host: str, port: int, ctx: Context) -> None:
 
     if ctx.now:
         raise InputError("web runs on the real clock; --now is for commands that act once")
+    from .web.identity import Identity
+
     engine = ctx.engine()
-    engine.store.init()
+    engine.init()
+    identity = Identity(engine, ctx.settings)
+    click.echo(f"councilflow web auf http://{host}:{port}/ – Anmeldung: {identity.modes()}")
+    if not ctx.settings.trusted_header:
+        click.echo("  (keine Kopfzeile eines Proxys: trusted_header und trusted_proxies setzen, siehe README)")
     uvicorn.run(create_app(engine, ctx.settings), host=host, port=port, log_level="warning")
 
 
@@ -774,7 +780,7 @@ def tokens_list(ctx: Context) -> None:
 
 
 @tokens_group.command("revoke")
-@click.argument("token_id", type=int)
+@click.argument("token_id", type=click.IntRange(1, 2**62))
 @common
 def tokens_revoke(token_id: int, ctx: Context) -> None:
     """Revoke a token at once."""
@@ -793,11 +799,14 @@ def export_group() -> None:
 @export_group.command("oparl")
 @click.option("--out", "out", default="oparl-export", show_default=True, type=click.Path(file_okay=False))
 @click.option("--base-url", "base_url", default=None, help="Base of the object ids (setting oparl_base_url).")
+@click.option("--include-non-public", "include_non_public", is_flag=True,
+              help="Also papers marked public: false (default: public papers only, as the live endpoint).")
 @common
-def export_oparl(out: str, base_url: str | None, ctx: Context) -> None:
+def export_oparl(out: str, base_url: str | None, include_non_public: bool, ctx: Context) -> None:
     """Write System, Body, Organizations, Papers and Meetings as OParl 1.1 JSON files."""
     engine = ctx.engine()
-    objects = engine.oparl(base_url or ctx.settings.oparl_base_url, ctx.settings.body_name, ctx.settings.timezone)
+    objects = engine.oparl(base_url or ctx.settings.oparl_base_url, ctx.settings.body_name, ctx.settings.timezone,
+                           public_only=not include_non_public)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     for name, value in objects.items():
@@ -870,6 +879,10 @@ def demo(db: str | None, definitions: str | None) -> None:
     run_demo(db, definitions, echo=click.echo, status=_print_status, line=_record_line)
 
 
+#: Exit code of an unexpected error (a bug): distinct from every documented one.
+INTERNAL_ERROR = 70
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and a documented exit code."""
     try:
@@ -889,11 +902,17 @@ def run(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except Exception as exc:
         # SQLAlchemy is imported only by commands that use the database; match its errors by module.
-        if not type(exc).__module__.startswith("sqlalchemy."):
+        if type(exc).__module__.startswith("sqlalchemy."):
+            first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            click.echo(f"councilflow: error: database: {first}", err=True)
+            return StorageError.exit_code
+        if os.environ.get("COUNCILFLOW_DEBUG"):
             raise
-        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        click.echo(f"councilflow: error: database: {first}", err=True)
-        return StorageError.exit_code
+        # Never a traceback for a user: one line, a distinct exit code, and the way to the details.
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        click.echo(f"councilflow: internal error: {type(exc).__name__}: {detail} (a bug in councilflow; "
+                   "COUNCILFLOW_DEBUG=1 shows the details)", err=True)
+        return INTERNAL_ERROR
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     return 0

@@ -6,6 +6,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ ENV = {
     "oparl_base_url": "COUNCILFLOW_OPARL_BASE_URL",
     "body_name": "COUNCILFLOW_BODY_NAME",
     "trusted_header": "COUNCILFLOW_TRUSTED_HEADER",
+    "trusted_proxies": "COUNCILFLOW_TRUSTED_PROXIES",
     "auditors": "COUNCILFLOW_AUDITORS",
     "secret": "COUNCILFLOW_SECRET",
 }
@@ -53,9 +55,23 @@ class Settings:
     timezone: str = "Europe/Berlin"
     oparl_base_url: str = "https://councilflow.invalid/oparl/v1.1"
     body_name: str = "councilflow"
-    trusted_header: str = "X-Remote-User"  # set by the reverse proxy after sign-in; empty: tokens only
+    # The header the reverse proxy sets after sign-in (e.g. X-Remote-User); empty (default): bearer tokens only.
+    trusted_header: str = ""
+    # Addresses (or networks, e.g. 127.0.0.1, 10.0.0.0/24) of the proxies the trusted header is accepted from.
+    trusted_proxies: str = ""
     auditors: str = ""  # comma-separated e-mail addresses that may read everything and fire nothing
     secret: str = ""  # signs the forms' CSRF tokens; empty: a random one per process
+
+    def proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """The trusted proxies as networks (a single address is a /32 or /128)."""
+        nets = []
+        for part in self.trusted_proxies.split(","):
+            if part.strip():
+                try:
+                    nets.append(ip_network(part.strip(), strict=False))
+                except ValueError:
+                    raise InputError(f"trusted_proxies: '{part.strip()}' is not an IP address or network") from None
+        return tuple(nets)
 
     def auditor_set(self) -> frozenset[str]:
         return frozenset(a.strip().lower() for a in self.auditors.split(",") if a.strip())
@@ -120,4 +136,8 @@ def load_settings(config: str | None = None, env: Mapping[str, str] | None = Non
         ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise InputError(f"timezone '{settings.timezone}' is not an IANA time zone such as Europe/Berlin") from None
+    settings.proxy_networks()  # malformed addresses are refused at start
+    if settings.trusted_header and not settings.trusted_proxies:
+        raise InputError(f"trusted_header '{settings.trusted_header}' needs trusted_proxies: the addresses of the "
+                         "reverse proxies it is accepted from (e.g. 127.0.0.1)")
     return settings

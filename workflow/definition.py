@@ -109,6 +109,12 @@ class Transition:
     requires: tuple[str, ...] = ()
     branch: Outcome | None = None
     index: int = 0
+    #: Document fields this trigger may set besides those it requires (``sets``); no other field.
+    sets: tuple[str, ...] = ()
+
+    def settable(self) -> tuple[str, ...]:
+        """The document fields a firing of this trigger may carry: the required ones and ``sets``."""
+        return tuple(dict.fromkeys(f for f in (*self.requires, *self.sets) if f not in ("result", "meeting")))
 
     def dest_for(self, source: str) -> str | None:
         return source if self.dest == SAME else self.dest

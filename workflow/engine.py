@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -16,7 +17,6 @@ from .deadlines import changed, running_deadlines
 from .definition import Definition
 from .errors import InputError, NotFoundError, WorkflowError
 from .library import DefinitionLibrary
-from .loader import source_hash
 from .machine import compile_machine
 from .paper import (
     Change,
@@ -136,6 +136,7 @@ class DeadlineView:
 
 
 _MAIL_STATUSES = ("pending", "claimed", "sent", "failed")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class Engine:
@@ -170,7 +171,7 @@ class Engine:
 
     def definition_of(self, paper: StoredPaper) -> Definition:
         return self.library.pinned(
-            paper.definition_hash, lambda: self.store.definition_text(paper.workflow, paper.workflow_version)
+            paper.definition_hash, lambda: self.store.stored_definition(paper.workflow, paper.workflow_version)[1]
         )
 
     def definition_version(self, workflow: str, version: int) -> Definition:
@@ -178,8 +179,8 @@ class Engine:
         key = (workflow, version)
         found = self._versions.get(key)
         if found is None:
-            text = self.store.definition_text(workflow, version)
-            found = self._versions[key] = self.library.pinned(source_hash(text), lambda: text)
+            digest, text = self.store.stored_definition(workflow, version)
+            found = self._versions[key] = self.library.pinned(digest, lambda: text)
         return found
 
     def current_definition(self, workflow: str) -> Definition:
@@ -190,6 +191,9 @@ class Engine:
 
     def verify(self, head: str | None = None) -> VerifyReport:
         """Check the hash chain, each paper's newest entry, and that each paper's state replays."""
+        if head is not None and not _SHA256.fullmatch(head):
+            raise InputError(f"--head {head[:80]!r} is not a kept head hash (64 hexadecimal digits, as "
+                             "`audit head` prints it)")
         return verify(self.store, head=head, definitions=self.definition_version)
 
     # --- commands ----------------------------------------------------------------------------

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .definition import Definition
-from .errors import NotFoundError, did_you_mean
-from .loader import definition_files, load_definition, load_definition_file
+from .errors import AuditIntegrityError, NotFoundError, did_you_mean
+from .loader import definition_files, load_definition, load_definition_file, source_hash
 
-__all__ = ["DefinitionLibrary"]
+__all__ = ["WORKFLOW_ID", "DefinitionLibrary"]
+
+#: A workflow id: a name looked up in the definitions folder, never a path.
+WORKFLOW_ID = re.compile(r"[a-z][a-z0-9_]{0,99}")
 
 
 class DefinitionLibrary:
@@ -27,6 +31,10 @@ class DefinitionLibrary:
         self._lock = threading.Lock()
 
     def _path(self, workflow: str) -> Path:
+        if not isinstance(workflow, str) or not WORKFLOW_ID.fullmatch(workflow):
+            known = self.workflows()
+            raise NotFoundError(f"unknown workflow {str(workflow)[:100]!r}: a workflow is named by its id "
+                                f"([a-z][a-z0-9_]*); known: {', '.join(known) or 'none'}")
         for suffix in (".yaml", ".yml"):
             candidate = self.folder / f"{workflow}{suffix}"
             if candidate.is_file():
@@ -70,6 +78,9 @@ class DefinitionLibrary:
         if found is not None:
             return found
         text = text_loader()
+        if source_hash(text) != definition_hash:
+            raise AuditIntegrityError(f"the stored definition with hash {definition_hash[:12]}… was edited in the "
+                                      "database: its text no longer matches its hash")
         definition = load_definition(text, "<stored definition>")  # stored texts were valid when stored
         self._remember(definition, text)
         return definition

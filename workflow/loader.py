@@ -305,7 +305,9 @@ def _load_states(c: _Checker, raw: Any, bodies: dict[str, Body]) -> dict[str, St
     for where, target in pending_joins:
         c.ref(target, where, "state", states)
     initials = [s.id for s in states.values() if s.initial]
-    if states and not initials:
+    if not raw:
+        c.err(("states",), "states is empty: a workflow needs an initial state and a final one", key=True)
+    elif states and not initials:
         c.err(("states",), "no initial state: mark exactly one state with 'initial: true'", key=True)
     for extra in initials[1:]:
         c.err(("states", extra, "initial"), f"several initial states: '{initials[0]}' and '{extra}'")
@@ -386,7 +388,7 @@ def _load_transitions(
         where: Path = ("transitions", i)
         trig: Any = spec.get("trigger") if isinstance(spec, dict) else None
         what = f"transition '{trig}'" if isinstance(trig, str) else f"transition {i + 1}"
-        m = c.mapping(spec, where, what, ("trigger", "source", "roles"), ("dest", "requires", "branch"))
+        m = c.mapping(spec, where, what, ("trigger", "source", "roles"), ("dest", "requires", "branch", "sets"))
         if m is None:
             continue
         ok = "trigger" in m and c.name(trig, (*where, "trigger"), "trigger")
@@ -435,6 +437,14 @@ def _load_transitions(
             ok = False
         requires = c.str_list(m.get("requires", []), (*where, "requires"), f"requires of {what}")
         ok = all(c.ref(r, (*where, "requires", j), "field", known_fields) for j, r in enumerate(requires)) and ok
+        sets = c.str_list(m.get("sets", []), (*where, "sets"), f"sets of {what}")
+        for j, name in enumerate(sets):
+            if name in BUILTIN_FIELDS:
+                c.err((*where, "sets", j), f"'{name}' is built in: every trigger that records a decision may set it; "
+                                           "leave it out of sets")
+                ok = False
+            else:
+                ok = c.ref(name, (*where, "sets", j), "field", fields) and ok
         if ok and "meeting" in requires:
             for s in sources:
                 target = s if (branch is not None or dest == SAME) else dest
@@ -459,7 +469,8 @@ def _load_transitions(
                 seen[(trig, s)] = i
         if ok:
             result.append(
-                Transition(trig, tuple(sources), None if branch else dest, tuple(rlist), tuple(requires), branch, i)
+                Transition(trig, tuple(sources), None if branch else dest, tuple(rlist), tuple(requires), branch, i,
+                           tuple(sets))
             )
     return result
 

@@ -238,7 +238,11 @@ class OParlImporter:
             start = parse_instant(meeting["start"], "meeting start") if meeting and meeting.get("start") else None
             decided = parse_instant(item["end"], "agenda item end") if item.get("end") else start
             created = parse_instant(c["created"], "consultation created") if c.get("created") else None
-            result = item.get("result") if isinstance(item.get("result"), str) and item.get("result") else None
+            raw_result = item.get("result")
+            if raw_result is not None and not isinstance(raw_result, str):
+                raise Mismatch(f"consultation {n + 1}: the agenda item's result must be text, not "
+                               f"{type(raw_result).__name__}")
+            result = raw_result if raw_result else None
             sittings.append(_Sitting(body, c.get("role"), created, start, decided, result, n))
         far = datetime.max.replace(tzinfo=UTC)
         # Date order of the decisions: when they were recorded if the source says (our export's

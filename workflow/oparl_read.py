@@ -12,6 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .values import to_utc
+
 __all__ = ["OParlData", "ReadProblem", "parse_instant", "read_oparl"]
 
 _KINDS = {"Paper": "papers", "Meeting": "meetings", "Organization": "organizations"}
@@ -47,7 +49,10 @@ def parse_instant(value: Any, where: str) -> datetime:
         raise ValueError(f"{where} '{value}' is not an ISO 8601 date-time") from None
     if moment.tzinfo is None:
         raise ValueError(f"{where} '{value}' has no time zone offset")
-    return moment
+    try:
+        return to_utc(moment, "UTC")
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def _objects(value: Any) -> Iterator[Any]:
@@ -118,6 +123,12 @@ def read_oparl(paths: Iterable[Path]) -> OParlData:
             continue
         except json.JSONDecodeError as exc:
             data.problems.append(ReadProblem(f"{path}:{exc.lineno}:{exc.colno}", f"not JSON: {exc.msg}"))
+            continue
+        except RecursionError:
+            data.problems.append(ReadProblem(str(path), "not usable: nested too deeply"))
+            continue
+        except ValueError as exc:  # e.g. a number of more than 4,300 digits
+            data.problems.append(ReadProblem(str(path), f"not usable: {str(exc).splitlines()[0][:120]}"))
             continue
         try:
             objects = list(_objects(content))

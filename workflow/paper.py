@@ -7,7 +7,6 @@ same :func:`apply`, so the trail always replays to the state that was stored.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -16,7 +15,7 @@ from typing import Any, Literal
 from .definition import Definition, State, Transition
 from .errors import AuditIntegrityError, InputError, NotAllowedNowError, NotPermittedError, did_you_mean
 from .machine import JOIN_FAILURE, JOIN_SUCCESS, CompiledMachine
-from .values import is_email, parse_datetime, parse_field_value, stored_instant
+from .values import clean_name, clean_text, is_email, parse_datetime, parse_field_value, stored_instant
 
 __all__ = [
     "IMPORT_ACTOR",
@@ -45,8 +44,8 @@ SYSTEM_ACTOR = "system"
 IMPORT_ACTOR = "import"
 _TRUSTED = (SYSTEM_ACTOR, IMPORT_ACTOR)
 _OUTCOME_STATUS: dict[str, BranchStatus] = {"adopted": "adopted", "rejected": "rejected", "deferred": "open"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # newlines and tabs may stay
+#: Fields shown on one line and mailed in a header (the subject): no line break, visible or encoded.
+_ONE_LINE = ("title", "result")
 
 
 @dataclass(frozen=True)
@@ -218,16 +217,18 @@ def check_time_order(reference: str, newest: datetime, at: datetime) -> None:
 
 
 def check_reference(reference: str) -> str:
-    ref = reference.strip()
-    if not ref or len(ref) > 120 or _CONTROL.search(ref):
-        raise InputError(f"reference '{reference!r}' must be 1 to 120 printable characters")
-    return ref
+    """A paper's reference: NFC, 1 to 120 visible characters, nothing hidden (``PUB-1`` is one paper)."""
+    try:
+        return clean_name(reference, "reference")
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def check_actor(actor: str) -> str:
     who = actor.strip()
-    if not is_email(who):
-        raise InputError(f"actor {actor!r} is not an e-mail address")
+    if len(who) > 320 or not is_email(who):
+        raise InputError(f"actor {ascii(actor[:80]) if not actor.isprintable() else repr(actor[:80])} is not an "
+                         "e-mail address")
     return who.lower()
 
 
@@ -243,19 +244,24 @@ def _role_text(definition: Definition, roles: tuple[str, ...], body: str | None)
 
 
 def _parse_values(
-    definition: Definition, values: Mapping[str, str], allowed_builtins: tuple[str, ...], context: str
+    definition: Definition, values: Mapping[str, str], allowed_builtins: tuple[str, ...], context: str,
+    settable: tuple[str, ...] | None = None,
 ) -> tuple[dict[str, Any], str | None, datetime | None]:
-    """Split ``--set`` values into document fields, result and meeting, each parsed."""
+    """Split ``--set`` values into document fields, result and meeting, each parsed. ``settable``: the
+    document fields a trigger may carry (None at creation: every field)."""
     fields: dict[str, Any] = {}
     result: str | None = None
     meeting: datetime | None = None
     known = [*allowed_builtins, *definition.fields]
+    allowed = [*allowed_builtins, *(definition.fields if settable is None else settable)]
     for key, raw in values.items():
         if key not in known:
             raise InputError(f"{context}: unknown field '{key}'{did_you_mean(key, known)}; known: {', '.join(known)}")
-        if _CONTROL_IN_TEXT.search(raw):
-            raise InputError(f"{context}: field '{key}' contains control characters")
+        if key not in allowed:
+            raise InputError(f"{context}: this trigger does not set field '{key}'; it sets: "
+                             f"{', '.join(allowed) or 'nothing'} (a process owner declares more with 'sets')")
         try:
+            raw = clean_text(raw, f"field '{key}'", one_line=key in _ONE_LINE)
             if key == "result":
                 result = raw.strip() or None
             elif key == "meeting":
@@ -263,7 +269,9 @@ def _parse_values(
             else:
                 fields[key] = parse_field_value(definition.fields[key].type, raw, definition.timezone)
         except ValueError as exc:
-            raise InputError(f"{context}: field '{key}': {exc}") from None
+            message = str(exc)
+            raise InputError(f"{context}: {message}" if message.startswith(f"field '{key}'")
+                             else f"{context}: field '{key}': {message}") from None
     return fields, result, meeting
 
 
@@ -347,7 +355,7 @@ def decide_fire(
     assert dest is not None and dest == t.dest_for(paper.state)
     target = definition.states[dest]
     builtins = ("result", "meeting") if target.consultation else ("result",)
-    fields, result, meeting = _parse_values(definition, values, builtins, context)
+    fields, result, meeting = _parse_values(definition, values, builtins, context, t.settable())
     _require(definition, t, fields, result, meeting, context)
     payload = _payload(fields, result, meeting)
     return [Change("transition", trigger, paper.state, dest, actor, now, payload=payload)]
@@ -399,7 +407,7 @@ def _decide_branch(
     _check_permission(definition, actor, t.roles, branch, f"fire '{t.trigger}' on {reference} for branch '{branch}'")
     assert machine.step(paper.state, t.trigger) == paper.state
     builtins = ("result", "meeting") if t.branch == "deferred" else ("result",)
-    fields, result, meeting = _parse_values(definition, values, builtins, context)
+    fields, result, meeting = _parse_values(definition, values, builtins, context, t.settable())
     _require(definition, t, fields, result, meeting, context)
     changes = [
         Change(

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from .errors import InputError
 
-__all__ = ["field_texts", "is_email", "parse_bool", "parse_datetime", "parse_field_value", "stored_instant", "to_utc",
-           "user_instant"]
+__all__ = ["MAX_TEXT", "clean_name", "clean_text", "field_texts", "hidden_break", "is_email", "parse_bool",
+           "parse_datetime", "parse_field_value", "stored_instant", "to_utc", "user_instant"]
 
 #: An e-mail address as councilflow accepts it everywhere (role members, body contacts, actors, tokens,
 #: mail headers): a local part, "@", and a domain of dot-separated labels (letters, digits, hyphens; a
@@ -18,13 +19,79 @@ __all__ = ["field_texts", "is_email", "parse_bool", "parse_datetime", "parse_fie
 #: no spaces, no control characters, no second "@".
 _EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[\w-]+(\.[\w-]+)*\Z")
 
+#: The longest text a field may hold (a title of 20 MB would be served to every user and mailed).
+MAX_TEXT = 10_000
+#: Characters nobody can see or that reorder what is shown: controls (C0 but tab and newline, C1), soft
+#: hyphen, zero-width and joiner characters, bidirectional overrides and isolates, the BOM, variation
+#: selectors, and lone surrogates (which no database can store).
+_HIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
+                     "\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+                     "\ud800-\udfff]")
+#: In names (references, addresses) also tab, newline and no-break spaces: ``PUB-1`` is one paper.
+_HIDDEN_IN_NAME = re.compile(f"{_HIDDEN.pattern}|[\t\n\u00a0\u2007\u202f]")
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
 _TRUE = {"true", "ja", "yes", "1", "wahr"}
 _FALSE = {"false", "nein", "no", "0", "falsch"}
 
 
 def is_email(text: str) -> bool:
     """Whether ``text`` is an e-mail address (the one rule, see ``_EMAIL``)."""
-    return bool(_EMAIL.match(text))
+    return bool(_EMAIL.match(text)) and not _HIDDEN_IN_NAME.search(text)
+
+
+def clean_name(text: str, what: str, max_length: int = 120) -> str:
+    """A name typed by a person (a reference): NFC, trimmed, 1 to ``max_length`` visible characters on one
+    line; ValueError says what is wrong."""
+    name = unicodedata.normalize("NFC", text.strip(" ")) if not _has_surrogate(text) else text
+    if _HIDDEN_IN_NAME.search(name):
+        raise ValueError(f"{what} {_shown(text)} contains an invisible or control character (at position "
+                         f"{_HIDDEN_IN_NAME.search(name).start() + 1})")  # type: ignore[union-attr]
+    if not name or len(name) > max_length:
+        raise ValueError(f"{what} {_shown(text)} must be 1 to {max_length} characters")
+    return name
+
+
+def clean_text(text: str, what: str, *, one_line: bool = False) -> str:
+    """Text of a field: NFC, at most :data:`MAX_TEXT` characters, no hidden characters; ``one_line`` (a
+    title, which also becomes a mail subject): no line break, also none hidden in an encoded word."""
+    if _has_surrogate(text) or _HIDDEN.search(text):
+        found = _HIDDEN.search(text)
+        raise ValueError(f"{what} contains an invisible or control character (at position "
+                         f"{found.start() + 1 if found else 1})")
+    value = unicodedata.normalize("NFC", text)
+    if len(value) > MAX_TEXT:
+        raise ValueError(f"{what} has {len(value):,} characters; at most {MAX_TEXT:,} are allowed".replace(",", "."))
+    if one_line:
+        if "\n" in value or "\r" in value:
+            raise ValueError(f"{what} must be one line")
+        hidden_break(value, what)
+    return value
+
+
+def hidden_break(value: str, what: str) -> str:
+    """Refuse a value with an encoded word (``=?UTF-8?Q?=0A?=``) that a mail program would turn into a line
+    break, or that cannot be decoded: such a value could never go into a mail header."""
+    import email.errors
+    import email.header
+
+    for word in _ENCODED_WORD.findall(value):
+        try:
+            decoded = str(email.header.make_header(email.header.decode_header(word)))
+        except (UnicodeDecodeError, LookupError, email.errors.HeaderParseError):
+            raise ValueError(f"{what}: undecodable encoded word {word[:60]!r}") from None
+        if "\r" in decoded or "\n" in decoded:
+            raise ValueError(f"{what}: encoded word {word[:60]!r} hides a line break")
+    return value
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def _shown(text: str) -> str:
+    """A value quoted for a message, hidden characters escaped, long ones cut."""
+    return ascii(text[:60] + ("…" if len(text) > 60 else ""))
 
 
 def parse_bool(text: str) -> bool:
@@ -36,11 +103,21 @@ def parse_bool(text: str) -> bool:
     raise ValueError(f"'{text}' is not a yes/no value (true/false, ja/nein)")
 
 
+#: The years an instant of council business may lie in; outside them a date is a typing error (and the
+#: deadline arithmetic would leave the calendar).
+YEARS = (1900, 2199)
+
+
 def to_utc(moment: datetime, zone: str) -> datetime:
-    """Attach ``zone`` to a naive datetime, then convert to UTC."""
+    """Attach ``zone`` to a naive datetime, then convert to UTC; ValueError outside :data:`YEARS`."""
+    if not YEARS[0] <= moment.year <= YEARS[1]:
+        raise ValueError(f"{moment.isoformat()} lies outside the years {YEARS[0]} to {YEARS[1]}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(zone))
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError(f"{moment.isoformat()} lies outside the years {YEARS[0]} to {YEARS[1]}") from None
 
 
 def parse_datetime(text: str, zone: str) -> datetime:
@@ -62,23 +139,24 @@ def stored_instant(text: str) -> datetime:
 def user_instant(value: str | datetime, zone: str, context: str) -> datetime:
     """A user's ISO 8601 text or datetime (local time of ``zone`` without an offset), in UTC: every
     instant is normalised where it enters; malformed text is an InputError naming ``context``."""
-    if isinstance(value, datetime):
-        return to_utc(value, zone)
     try:
-        return parse_datetime(value, zone)
+        return to_utc(value, zone) if isinstance(value, datetime) else parse_datetime(value, zone)
     except ValueError as exc:
         raise InputError(f"{context}: {exc}") from None
 
 
 def field_texts(raw: Any, context: str) -> dict[str, str]:
     """Field values sent as JSON (web, API clients) as the text a user would type after ``--set``: lists
-    joined with commas, numbers and booleans as text; anything else is an InputError naming ``context``."""
+    joined with commas, numbers and booleans as text, null as not given; anything else is an InputError
+    naming ``context``."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise InputError(f"{context} must be an object of field values")
     out: dict[str, str] = {}
     for key, value in raw.items():
+        if value is None:
+            continue
         if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
             out[str(key)] = ",".join(str(v) for v in value)
         elif isinstance(value, bool):

@@ -70,6 +70,16 @@ class YamlProblems(Exception):
         self.problems = problems
 
 
+#: Limits of a file a person writes by hand: beyond them it is an accident or an attack.
+MAX_BYTES = 1_000_000
+MAX_DEPTH = 32
+MAX_NODES = 200_000
+
+
+class _TooLong(str):
+    """A number with more digits than any definition needs (refused where it is found)."""
+
+
 def _resolve_plain(text: str) -> Any:
     if text in _NULL:
         return None
@@ -78,6 +88,8 @@ def _resolve_plain(text: str) -> Any:
     if text in _FALSE:
         return False
     if _INT.match(text):
+        if len(text) > 30:
+            return _TooLong(text)
         return int(text)
     if _FLOAT.match(text) and any(c.isdigit() for c in text):
         return float(text)
@@ -90,6 +102,7 @@ class _Builder:
         self.events = events
         self.problems: list[Problem] = []
         self.doc = Located(None)
+        self.nodes = 0
 
     def _problem(self, event: Event, message: str) -> None:
         line, col = self._pos(event)
@@ -109,6 +122,12 @@ class _Builder:
             self._problem(event, f"YAML tags are not allowed (found '{tag}')")
 
     def node(self, event: Event, path: Path) -> Any:
+        self.nodes += 1
+        if len(path) > MAX_DEPTH or self.nodes > MAX_NODES:
+            line, col = self._pos(event)
+            what = f"nested more than {MAX_DEPTH} levels deep" if len(path) > MAX_DEPTH else \
+                f"has more than {MAX_NODES:,} values".replace(",", ".")
+            raise YamlProblems([*self.problems, Problem(self.path, line, col, f"the file is {what}")])
         self.doc.positions[path] = self._pos(event)
         if isinstance(event, AliasEvent):
             self._problem(event, f"YAML aliases are not allowed (found '*{event.anchor}')")
@@ -116,7 +135,12 @@ class _Builder:
         self._check_node_event(event)
         if isinstance(event, ScalarEvent):
             if event.style is None and event.tag is None:
-                return _resolve_plain(event.value)
+                value = _resolve_plain(event.value)
+                if isinstance(value, _TooLong):
+                    self._problem(event, f"the number {value[:20]}… has {len(value)} digits; no value needs more "
+                                         "than 30")
+                    return None
+                return value
             return event.value
         if isinstance(event, SequenceStartEvent):
             items: list[Any] = []
@@ -150,6 +174,9 @@ class _Builder:
 
 def load_located(text: str, path: str) -> Located:
     """Parse one YAML document strictly; raise :class:`YamlProblems` listing what is wrong."""
+    if len(text) > MAX_BYTES:
+        raise YamlProblems([Problem(path, 1, 1, f"the file has {len(text):,} characters; at most {MAX_BYTES:,} "
+                                                "are allowed".replace(",", "."))])
     events = yaml.parse(text, Loader=yaml.SafeLoader)
     builder = _Builder(path, events)
     try:
@@ -177,6 +204,8 @@ def load_located(text: str, path: str) -> Located:
     except yaml.YAMLError as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid YAML"
         raise YamlProblems([Problem(path, 1, 1, f"YAML error: {detail}")]) from None
+    except RecursionError:
+        raise YamlProblems([Problem(path, 1, 1, f"the file is nested more than {MAX_DEPTH} levels deep")]) from None
     if builder.problems:
         raise YamlProblems(builder.problems)
     return builder.doc

@@ -100,11 +100,15 @@ class MemoryStore:
                     f"{definition.source_path}: workflow '{definition.workflow}' version {definition.version}"
                     " is already in use with different content; raise 'version' to change it")
 
-    def definition_text(self, workflow: str, version: int) -> str:
+    def stored_definition(self, workflow: str, version: int) -> tuple[str, str]:
         found = self._definitions.get((workflow, version))
         if found is None:
             raise NotFoundError(f"workflow '{workflow}' version {version} is not stored in the database")
-        return found[1]
+        return found
+
+    def iter_definitions(self) -> Iterator[tuple[str, int, str, str]]:
+        for (workflow, version), (digest, text) in sorted(self._definitions.items()):
+            yield workflow, version, digest, text
 
     # --- papers ------------------------------------------------------------------------------
 
@@ -130,9 +134,8 @@ class MemoryStore:
             if reference in self._papers:
                 raise ConflictError(f"a paper with reference '{reference}' exists already")
             paper_id = max((p.id for p in self._papers.values()), default=0) + 1
-            at = changes[-1].at
             paper = StoredPaper(paper_id, reference, definition.workflow, definition.version, definition.source_hash,
-                                state, 1, at, at)
+                                state, 1, changes[0].at, changes[-1].at)
             return self._write(paper, paper, definition, state, changes, deadlines)
 
     def save(self, paper: StoredPaper, definition: Definition, state: PaperState, changes: Sequence[Change],

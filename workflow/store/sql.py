@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -114,12 +115,15 @@ class SqlStore:
             raise InputError(f"database '{self.url}': synchronous must be NORMAL, FULL or EXTRA, not {sync}")
         parsed = parsed.set(query=query)
         if self.dialect == "sqlite":
-            self.engine: Engine = create_engine(parsed, connect_args={"timeout": 30})
+            self.engine: Engine = create_engine(parsed, connect_args={"timeout": 30}, pool_size=5, max_overflow=60,
+                                                pool_timeout=10)
             self._sqlite_pragmas(sync)
         else:
             if parsed.drivername == "postgresql":
                 parsed = parsed.set(drivername="postgresql+psycopg")
-            self.engine = create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+            # Each thread keeps one connection (see _raw): room for a web server's worker threads.
+            self.engine = create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10},
+                                        pool_size=5, max_overflow=45, pool_timeout=10)
         self._ready = False
         self._local = threading.local()
         self._q = {name: self._sql(globals()[name]) for name in
@@ -225,15 +229,24 @@ class SqlStore:
                     " is already in use with different content; raise 'version' to change it"
                 )
 
-    def definition_text(self, workflow: str, version: int) -> str:
+    def stored_definition(self, workflow: str, version: int) -> tuple[str, str]:
         self._ensure()
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(_defs.c.source_text).where(_defs.c.workflow == workflow, _defs.c.version == version)
+                select(_defs.c.source_hash, _defs.c.source_text).where(_defs.c.workflow == workflow,
+                                                                       _defs.c.version == version)
             ).first()
         if row is None:
             raise NotFoundError(f"workflow '{workflow}' version {version} is not stored in the database")
-        return str(row.source_text)
+        return str(row.source_hash), str(row.source_text)
+
+    def iter_definitions(self) -> Iterator[tuple[str, int, str, str]]:
+        self._ensure()
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(_defs.c.workflow, _defs.c.version, _defs.c.source_hash, _defs.c.source_text)
+                                .order_by(_defs.c.workflow, _defs.c.version)).all()
+        for row in rows:
+            yield str(row[0]), int(row[1]), str(row[2]), str(row[3])
 
     # --- papers ------------------------------------------------------------------------------
 
@@ -261,7 +274,18 @@ class SqlStore:
             self._local.cursor = raw.cursor()  # reused: one statement at a time per thread
             with self._kept_lock:
                 self._kept.append(raw)
+            # A thread that ends (a web server's idle worker, a test client's portal) gives its connection
+            # back to the pool: kept connections must not pile up until the pool is exhausted.
+            weakref.finalize(threading.current_thread(), self._release, raw)
         return raw
+
+    def _release(self, raw: Any) -> None:
+        with self._kept_lock:
+            if raw not in self._kept:
+                return
+            self._kept.remove(raw)
+        with suppress(Exception):
+            raw.close()
 
     def _drop(self, raw: Any) -> None:
         """Forget a connection that failed; the next call checks out a fresh one."""
@@ -350,7 +374,7 @@ class SqlStore:
         deadlines: DeadlineDiff = ((), ()),
     ) -> StoredPaper:
         """Insert the paper and its creation entries in one transaction."""
-        now = self._db_time(changes[-1].at)
+        created, now = self._db_time(changes[0].at), self._db_time(changes[-1].at)
         dbapi = self.engine.dialect.dbapi
         assert dbapi is not None
         try:
@@ -358,7 +382,7 @@ class SqlStore:
                 rows, last_seq, last_hash = self._chain(cur, reference, definition, changes)
                 params = {**self._state_params(state), "reference": reference, "workflow": definition.workflow,
                           "workflow_version": definition.version, "definition_hash": definition.source_hash,
-                          "created_at": now, "updated_at": now, "last_seq": last_seq, "last_hash": last_hash}
+                          "created_at": created, "updated_at": now, "last_seq": last_seq, "last_hash": last_hash}
                 cur.execute(self._q["_INSERT_PAPER"], params)
                 paper_id = cur.fetchone()[0]
                 self._insert_entries(cur, paper_id, rows)

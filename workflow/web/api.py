@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import PlainTextResponse
 
 from ..access import Person, writer
@@ -13,6 +14,7 @@ from ..config import Settings
 from ..diagram import to_json, to_mermaid
 from ..engine import Engine
 from ..errors import InputError, NotFoundError
+from ..store import StoredPaper
 from ..values import field_texts, user_instant
 from .identity import Identity
 
@@ -63,45 +65,53 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
         paper = engine.create(workflow, reference, writer(who), field_texts(payload.get("fields"), "'fields'"))
         return engine.view(paper).to_json()
 
-    @router.get("/papers/{reference:path}/history", tags=["papers"])
-    def paper_history(reference: str, who: Person = Depends(user)) -> list[dict[str, Any]]:
-        paper = engine.paper_for(reference, who)
-        return [record_json(r) for r in engine.history(paper.reference)]
+    def target(request: Request, who: Person, actions: tuple[str, ...]) -> tuple[StoredPaper, str | None]:
+        """The paper and the action a path names. A reference is one path segment (slashes encoded as %2F,
+        as the pages link them); an unencoded path is read as REFERENCE/ACTION when its last segment is an
+        action and the rest names a paper, else as the reference itself, so every reference works."""
+        raw = request.scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0]
+        rest = raw[raw.index("/papers/") + len("/papers/"):] if "/papers/" in raw else ""
+        segments = rest.split("/")
+        if len(segments) > 1 and segments[-1] in actions:
+            try:
+                return engine.paper_for(unquote("/".join(segments[:-1])), who), segments[-1]
+            except NotFoundError:
+                pass
+        return engine.paper_for(unquote(rest), who), None
 
-    @router.get("/papers/{reference:path}/deadlines", tags=["papers"])
-    def paper_deadlines(reference: str, who: Person = Depends(user)) -> list[dict[str, Any]]:
-        return [v.to_json() for v in engine.deadlines(engine.paper_for(reference, who))]
+    @router.get("/papers/{reference:path}", tags=["papers"],
+                summary="A paper's status (also as of a day), or …/history, or …/deadlines")
+    def get_paper(request: Request, reference: str, as_of: str | None = None,
+                  who: Person = Depends(user)) -> Any:
+        paper, action = target(request, who, ("history", "deadlines"))
+        if action == "history":
+            return [record_json(r) for r in engine.history(paper.reference)]
+        if action == "deadlines":
+            return [v.to_json() for v in engine.deadlines(paper)]
+        return engine.status(paper.reference, as_of=as_of).to_json()
 
-    @router.post("/papers/{reference:path}/fire", tags=["papers"])
-    def fire(reference: str, payload: dict[str, Any] = Body(...), who: Person = Depends(user)) -> dict[str, Any]:
-        paper = engine.paper_for(reference, who)
-        trigger = payload.get("trigger")
-        if not isinstance(trigger, str):
-            raise InputError("body needs 'trigger'")
-        values = field_texts(payload.get("values"), "'values'")
+    @router.post("/papers/{reference:path}", tags=["papers"],
+                 summary="…/fire: fire a trigger; …/meeting: set or move a meeting")
+    def change_paper(request: Request, reference: str, payload: dict[str, Any] = Body(...),
+                     who: Person = Depends(user)) -> dict[str, Any]:
+        paper, action = target(request, who, ("fire", "meeting"))
         branch = payload.get("branch")
         if branch is not None and not isinstance(branch, str):
             raise InputError("'branch' must be the id of a body")
-        engine.fire(paper.reference, trigger, writer(who), branch=branch, values=values,
-                    expected_version=_version(payload))
+        if action == "fire":
+            trigger = payload.get("trigger")
+            if not isinstance(trigger, str):
+                raise InputError("body needs 'trigger'")
+            engine.fire(paper.reference, trigger, writer(who), branch=branch,
+                        values=field_texts(payload.get("values"), "'values'"), expected_version=_version(payload))
+        elif action == "meeting":
+            when = payload.get("when")
+            if not isinstance(when, str):
+                raise InputError("body needs 'when' (ISO 8601 date-time)")
+            engine.set_meeting(paper.reference, when, writer(who), branch=branch, expected_version=_version(payload))
+        else:
+            raise NotFoundError(f"POST {paper.reference}/fire or {paper.reference}/meeting")
         return engine.status(paper.reference).to_json()
-
-    @router.post("/papers/{reference:path}/meeting", tags=["papers"])
-    def set_meeting(reference: str, payload: dict[str, Any] = Body(...),
-                    who: Person = Depends(user)) -> dict[str, Any]:
-        paper = engine.paper_for(reference, who)
-        when, branch = payload.get("when"), payload.get("branch")
-        if not isinstance(when, str):
-            raise InputError("body needs 'when' (ISO 8601 date-time)")
-        if branch is not None and not isinstance(branch, str):
-            raise InputError("'branch' must be the id of a body")
-        engine.set_meeting(paper.reference, when, writer(who), branch=branch, expected_version=_version(payload))
-        return engine.status(paper.reference).to_json()
-
-    @router.get("/papers/{reference:path}", tags=["papers"])
-    def get_paper(reference: str, as_of: str | None = None, who: Person = Depends(user)) -> dict[str, Any]:
-        paper = engine.paper_for(reference, who)
-        return engine.status(paper.reference, as_of=as_of).to_json()
 
     @router.get("/reminders", tags=["deadlines"])
     def list_reminders(due_before: str | None = None, who: Person = Depends(user)) -> list[dict[str, Any]]:

@@ -1,6 +1,14 @@
-"""Who is asking: the signed-in person from a bearer token or the proxy's trusted header."""
+"""Who is asking: the signed-in person from a bearer token or the reverse proxy's trusted header.
+
+The trusted header is off unless configured; then it is accepted only from the configured proxy
+addresses (``trusted_proxies``). A request that carries it from anywhere else, or carries it twice, is
+refused (401) and logged: whoever can reach the port must not be able to claim an identity.
+"""
 
 from __future__ import annotations
+
+import logging
+from ipaddress import ip_address
 
 from fastapi import Depends, Request
 
@@ -9,8 +17,11 @@ from ..config import Settings
 from ..engine import Engine
 from ..errors import NotPermittedError, WorkflowError
 from ..tokens import resolve_token
+from ..values import is_email
 
 __all__ = ["Identity", "Unauthenticated"]
+
+log = logging.getLogger("councilflow.web")
 
 
 class Unauthenticated(WorkflowError):
@@ -23,18 +34,45 @@ class Identity:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine, self.settings = engine, settings
         self.auditors = settings.auditor_set()
+        self.header = settings.trusted_header.strip().lower()
+        self.proxies = settings.proxy_networks()
+
+    def modes(self) -> str:
+        """The identity modes that are on, for `councilflow web` to say at start."""
+        modes = ["Bearer-Token (Authorization: Bearer)"]
+        if self.header:
+            modes.append(f"Kopfzeile {self.settings.trusted_header} von {self.settings.trusted_proxies}")
+        return ", ".join(modes)
+
+    def _from_proxy(self, request: Request) -> bool:
+        host = request.client.host if request.client else ""
+        try:
+            address = ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.proxies)
 
     def user(self, request: Request) -> Person:
-        auth = request.headers.get("authorization", "")
+        auth = request.headers.getlist("authorization")
+        values = request.headers.getlist(self.header) if self.header else []
+        if len(auth) > 1 or len(values) > 1:
+            log.warning("refused: identity header sent twice by %s", request.client.host if request.client else "?")
+            raise Unauthenticated("the identity header is sent more than once")
+        if values and not self._from_proxy(request):
+            log.warning("refused: %s sent by %s, which is not a trusted proxy", self.settings.trusted_header,
+                        request.client.host if request.client else "?")
+            raise Unauthenticated(f"{self.settings.trusted_header} is accepted only from the trusted proxies")
         email: str | None = None
-        if auth.lower().startswith("bearer "):
-            email = resolve_token(self.engine.store, auth[7:].strip())
+        if auth and auth[0].lower().startswith("bearer "):
+            email = resolve_token(self.engine.store, auth[0][7:].strip())
             if email is None:
                 raise Unauthenticated("the bearer token is unknown or revoked")
-        elif self.settings.trusted_header and request.headers.get(self.settings.trusted_header):
-            email = request.headers[self.settings.trusted_header].strip().lower()
+        elif values:
+            email = values[0].strip().lower()
+            if not is_email(email):
+                raise Unauthenticated(f"{self.settings.trusted_header} does not carry an e-mail address")
         if not email:
-            raise Unauthenticated("sign in first (trusted header of the proxy or Authorization: Bearer)")
+            raise Unauthenticated("sign in first (through the administration's proxy or Authorization: Bearer)")
         return Person(email, email in self.auditors)
 
     def auditor_dependency(self) -> object:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -15,15 +17,32 @@ from ..oparl_read import parse_instant
 __all__ = ["mount_oparl"]
 
 PAGE_SIZE = 100
+#: Exports kept (per trail head and modified_since).
+CACHED_EXPORTS = 8
 
 
 def mount_oparl(app: FastAPI, engine: Engine, settings: Settings) -> None:
     prefix = "/oparl/v1.1"
 
+    cache: OrderedDict[tuple[tuple[int, str], datetime | None], dict[str, Any]] = OrderedDict()
+    building = threading.Lock()
+
     def export(request: Request, modified_since: datetime | None) -> dict[str, Any]:
-        base = str(request.base_url).rstrip("/") + prefix
-        return engine.oparl(base, settings.body_name, settings.timezone, public_only=True,
-                            modified_since=modified_since)
+        """The public export, built once per state of the trail (its head) and kept for the next requests:
+        anonymous clients paging through the lists must not rebuild it each time (and starve staff)."""
+        key = (engine.head(), modified_since)
+        found = cache.get(key)
+        if found is not None:
+            return found
+        with building:  # one build at a time; the others then find it
+            found = cache.get(key)
+            if found is None:
+                found = engine.oparl(settings.oparl_base_url, settings.body_name, settings.timezone,
+                                     public_only=True, modified_since=modified_since)
+                cache[key] = found
+                while len(cache) > CACHED_EXPORTS:
+                    cache.popitem(last=False)
+        return found
 
     def since(value: str | None) -> datetime | None:
         if not value:
@@ -38,7 +57,10 @@ def mount_oparl(app: FastAPI, engine: Engine, settings: Settings) -> None:
         last = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
         if number > last:
             raise NotFoundError(f"page {number} does not exist (last page: {last})")
-        url = str(request.url.remove_query_params("page"))
+        # Links name the configured base, never the Host header the client sent.
+        rest = request.url.path.removeprefix(prefix)
+        query = request.url.remove_query_params("page").query
+        url = settings.oparl_base_url.rstrip("/") + rest + (f"?{query}" if query else "")
         sep = "&" if "?" in url else "?"
         links: dict[str, str] = {"first": f"{url}{sep}page=1", "last": f"{url}{sep}page={last}"}
         if number > 1:

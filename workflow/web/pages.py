@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
+import time
 from collections import deque
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +23,11 @@ from .svg import state_svg
 
 __all__ = ["pages_router"]
 
+#: The browser session a form's CSRF token is bound to (set with the first page, HttpOnly, SameSite=Strict).
+SESSION_COOKIE = "cf_session"
+#: How long a form may stay open before it must be reloaded.
+CSRF_SECONDS = 8 * 3600
+
 
 def pages_router(engine: Engine, settings: Settings, identity: Identity, templates: Jinja2Templates,
                  secret: bytes) -> APIRouter:
@@ -28,15 +35,29 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
     user = identity.user
     auditor: Any = identity.auditor_dependency()
 
-    def csrf_token(who: Person) -> str:
-        return hmac.new(secret, who.email.encode("utf-8"), hashlib.sha256).hexdigest()
+    def sign(who: Person, session: str, issued: int) -> str:
+        message = f"{who.email}|{session}|{issued}".encode()
+        return f"{issued}.{hmac.new(secret, message, hashlib.sha256).hexdigest()}"
 
-    def check_csrf(who: Person, token: str) -> None:
-        if not hmac.compare_digest(token, csrf_token(who)):
+    def check_csrf(request: Request, who: Person, token: str) -> None:
+        """The form's token must be one issued to this person in this browser session, not expired."""
+        session = request.cookies.get(SESSION_COOKIE, "")
+        issued_text, _, _ = token.partition(".")
+        issued = int(issued_text) if issued_text.isascii() and issued_text.isdigit() and len(issued_text) < 12 else -1
+        fresh = 0 <= int(time.time()) - issued <= CSRF_SECONDS
+        expected = sign(who, session, issued).encode()
+        if not (session and fresh and hmac.compare_digest(token.encode("utf-8", "replace"), expected)):
             raise NotPermittedError("the form is outdated or forged (CSRF token); reload the page")
 
     def page(request: Request, name: str, who: Person, **context: Any) -> HTMLResponse:
-        return templates.TemplateResponse(request, name, {"user": who, "csrf": csrf_token(who), **context})
+        session = request.cookies.get(SESSION_COOKIE) or secrets.token_urlsafe(32)
+        response = templates.TemplateResponse(request, name, {"user": who, "csrf": sign(who, session,
+                                                                                         int(time.time())),
+                                                              **context})
+        if request.cookies.get(SESSION_COOKIE) != session:
+            response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict",
+                                secure=request.url.scheme == "https", path="/")
+        return response
 
     def back_to(reference: str) -> Response:
         return RedirectResponse(f"/vorlagen/{quote(reference, safe='')}", status_code=303)
@@ -73,7 +94,7 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
     def fire_form(request: Request, reference: str, trigger: str = Form(...), csrf: str = Form(...),
                   branch: str = Form(""), result: str = Form(""), meeting: str = Form(""),
                   version: int = Form(...), who: Person = Depends(user)) -> Response:
-        check_csrf(who, csrf)
+        check_csrf(request, who, csrf)
         paper = engine.paper_for(reference, who)
         values = {k: v for k, v in (("result", result), ("meeting", meeting)) if v.strip()}
         engine.fire(paper.reference, trigger, writer(who), branch=branch or None, values=values,
@@ -84,7 +105,7 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
     def meeting_form(request: Request, reference: str, when: str = Form(...), csrf: str = Form(...),
                      branch: str = Form(""), version: int | None = Form(None),
                      who: Person = Depends(user)) -> Response:
-        check_csrf(who, csrf)
+        check_csrf(request, who, csrf)
         paper = engine.paper_for(reference, who)
         engine.set_meeting(paper.reference, when, writer(who), branch=branch or None, expected_version=version)
         return back_to(paper.reference)
