@@ -197,3 +197,70 @@ def test_oparl_instants_at_the_edges_are_reported(tmp_path: Path, start: str) ->
                                                          "start": start}]), encoding="utf-8")
     data = read_oparl([tmp_path])
     assert len(data.problems) == 1 and "outside the years" in str(data.problems[0])
+
+
+def test_hostile_papers_are_skipped_with_their_reason(db_url: str, defs_dir: Path, tmp_path: Path) -> None:
+    """References over the column size or with NUL, and agenda results that are not text, are reported per
+    paper (on SQLite and PostgreSQL); the other papers import."""
+    base = "https://ris.example/oparl"
+    org = {"id": f"{base}/organizations/a", "type": "https://schema.oparl.org/1.1/Organization",
+           "name": "Ausschuss für Finanzen, Wirtschaftsförderung und Kreisentwicklung"}
+
+    def paper(n: int, reference: str, result: Any = "zur Kenntnis genommen") -> tuple[dict[str, Any], dict[str, Any]]:
+        meeting = {"id": f"{base}/meetings/{n}", "type": "https://schema.oparl.org/1.1/Meeting",
+                   "start": "2020-08-27T17:00:00+02:00", "organization": [org["id"]],
+                   "agendaItem": [{"id": f"{base}/items/{n}", "result": result}]}
+        return ({"id": f"{base}/papers/{n}", "type": "https://schema.oparl.org/1.1/Paper", "reference": reference,
+                 "name": f"Vorlage {n}", "created": "2020-08-04T09:00:00+02:00",
+                 "consultation": [{"organization": [org["id"]], "meeting": meeting["id"],
+                                   "agendaItem": f"{base}/items/{n}", "role": "Kenntnisnahme"}]}, meeting)
+
+    made = [paper(1, "SV-OK"), paper(2, "X" * 200), paper(3, "SV\x00NUL"), paper(4, "SV-LIST", ["a", "b"]),
+            paper(5, "SV-NUM", 42)]
+    (tmp_path / "papers.json").write_text(json.dumps([p for p, _ in made]), encoding="utf-8")
+    (tmp_path / "meetings.json").write_text(json.dumps([m for _, m in made]), encoding="utf-8")
+    (tmp_path / "organizations.json").write_text(json.dumps([org]), encoding="utf-8")
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text("workflow: sachstandsbericht\norganizations:\n  \"" + org["name"] + "\": afwk\nresults:\n"
+                       "  - {match: kenntnis, trigger: kenntnis_nehmen}\n", encoding="utf-8")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = run(["import", "oparl", str(tmp_path), "--mapping", str(mapping), "--json", "--db", db_url,
+                    "--definitions", str(defs_dir), "--now", "2020-09-01T12:00"])
+    assert code == 0
+    report = json.loads(out.getvalue())
+    assert report["imported"] == ["SV-OK"]
+    reasons = {s["reference"][:10]: s["reason"] for s in report["skipped"]}
+    assert "1 to 120 characters" in reasons["X" * 10]
+    assert "invisible or control character" in reasons["SV\x00NUL"]
+    assert "result must be text, not list" in reasons["SV-LIST"] and "not int" in reasons["SV-NUM"]
+
+
+def test_templates_are_bounded(tmp_path: Path) -> None:
+    """Two nested range(100000) loops in a process owner's template are refused at once, with the place."""
+    from notifier.render import Renderer
+    from workflow import DefinitionError
+
+    (tmp_path / "reminder.subject.txt").write_text(
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}x", encoding="utf-8")
+    with pytest.raises(DefinitionError, match=r"reminder\.subject\.txt:1:1: template: SecurityError: the template "
+                                              r"takes more than 100\.000 loop steps"):
+        Renderer(override=tmp_path).render("remind", {})
+    (tmp_path / "reminder.subject.txt").write_text("{{ 'x' * 100000000 }}", encoding="utf-8")
+    with pytest.raises(DefinitionError, match="builds a value of more than"):
+        Renderer(override=tmp_path).render("remind", {})
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("workflow: x\nversion: " + "9" * 5000 + "\n", "x.yaml:2:10: the number 99999999999999999999… has 5000 digits"),
+    ("workflow: x\ntitle: " + "[" * 1000 + "]" * 1000 + "\n", "the file is nested more than 32 levels deep"),
+    ("workflow: x\ntitle: '" + "x" * 1_000_001 + "'\n", "x.yaml:1:1: the file has 1.000.023 characters; at most 1.000.000"),
+    ("workflow: x\nversion: 1\ntitle: t\ntimezone: Europe/Berlin\nstates: {}\ntransitions: []\n",
+     "x.yaml:5:1: states is empty"),
+])
+def test_hostile_definitions_are_located_problems(text: str, message: str) -> None:
+    from workflow import DefinitionError, load_definition
+
+    with pytest.raises(DefinitionError) as caught:
+        load_definition(text, "x.yaml")
+    assert message in str(caught.value)

@@ -302,8 +302,10 @@ def test_bad_actor_and_reference_are_input_errors(engine: Engine) -> None:
     """Actors must be e-mail addresses; references must be printable."""
     with pytest.raises(InputError, match="is not an e-mail address"):
         engine.create("sachstandsbericht", SV, "landrat", {"title": "x"})
-    with pytest.raises(InputError, match="must be 1 to 120 printable characters"):
+    with pytest.raises(InputError, match="contains an invisible or control character"):
         engine.create("sachstandsbericht", "SV\n1", LANDRAT, {"title": "x"})
+    with pytest.raises(InputError, match="must be 1 to 120 characters"):
+        engine.create("sachstandsbericht", "S" * 121, LANDRAT, {"title": "x"})
 
 
 def test_remembered_rows_never_act_on_stale_state(engine: Engine, db_url: str, defs_dir: Path,

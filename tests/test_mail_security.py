@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from notifier.dispatch import Dispatcher, check_templates
+from notifier.dispatch import check_templates
 from notifier.render import RenderedMail, build_message, check_header
-from notifier.transports import MemoryTransport
 from workflow import DefinitionError, Engine, FixedClock, InputError, load_definition_file
-from workflow.config import Settings
 
 from .conftest import DEFINITIONS, LANDRAT
 
@@ -53,16 +51,18 @@ def test_bad_recipients_are_refused(recipient: str) -> None:
                       message_id="<x@councilflow>", date=datetime(2020, 1, 1, tzinfo=UTC), ics=None)
 
 
-def test_title_with_hidden_bcc_fails_the_reminder_visibly(engine: Engine, clock: FixedClock) -> None:
-    """A paper title that smuggles a Bcc into the subject makes the mail fail with the reason, unsent."""
+def test_title_with_hidden_bcc_is_refused_at_input_and_at_sending(engine: Engine, clock: FixedClock) -> None:
+    """A title that smuggles a Bcc into the subject is refused when it is typed (it would make every
+    reminder of its paper fail); the mail builder refuses such a header too, whatever its source."""
+    from notifier.render import check_header
+    from workflow import InputError
+
     clock.set(datetime(2020, 8, 4, 7, tzinfo=UTC))
-    engine.create("sachstandsbericht", "SV-X", LANDRAT, {"title": "=?UTF-8?Q?=0A?=Bcc: evil@example.org"})
-    engine.fire("SV-X", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
-    transport = MemoryTransport()
-    report = Dispatcher(engine, transport, Settings(), "test").tick(datetime(2020, 8, 20, tzinfo=UTC))
-    assert (report.sent, report.failed, transport.sent) == (0, 1, [])
-    [failed] = engine.store.outbox.reminders(statuses=("failed",))
-    assert failed.last_error is not None and "hides a line break" in failed.last_error
+    with pytest.raises(InputError, match="hides a line break"):
+        engine.create("sachstandsbericht", "SV-X", LANDRAT, {"title": "=?UTF-8?Q?=0A?=Bcc: evil@example.org"})
+    assert engine.store.references() == []
+    with pytest.raises(InputError, match="mail header Subject: encoded word .* hides a line break"):
+        check_header("SV-X: =?UTF-8?Q?=0A?=Bcc: evil@example.org", "Subject")
 
 
 SANDBOX_PAYLOADS = {

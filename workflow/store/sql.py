@@ -82,6 +82,8 @@ _INSERT_REMINDER = (
     "status, attempts, next_attempt_at) VALUES (:deadline_id, :paper_id, :reference, :kind, :label, :send_at, "
     ":recipients, '{}', :message_id, 'pending', 0, :send_at)"
 )
+#: How many threads keep a connection of their own (see SqlStore._acquire).
+KEPT = 8
 _LAST_ENTRY = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
 #: Serialises appenders on PostgreSQL (SQLite already has one writer at a time), so the chain never forks.
 _APPEND_LOCK = "SELECT pg_advisory_xact_lock(7243051)"
@@ -94,6 +96,12 @@ _AUDIT_COLUMNS = ("seq, reference, workflow, workflow_version, kind, trigger, fr
 def _record(r: Sequence[Any]) -> AuditRecord:
     return AuditRecord(int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10], from_db(r[11]),
                        r[12], r[13], r[14])
+
+
+def _release_weak(store_ref: weakref.ref[SqlStore], raw_ref: weakref.ref[Any]) -> None:
+    store, raw = store_ref(), raw_ref()
+    if store is not None and raw is not None:
+        store._release(raw)
 
 
 class SqlStore:
@@ -115,15 +123,14 @@ class SqlStore:
             raise InputError(f"database '{self.url}': synchronous must be NORMAL, FULL or EXTRA, not {sync}")
         parsed = parsed.set(query=query)
         if self.dialect == "sqlite":
-            self.engine: Engine = create_engine(parsed, connect_args={"timeout": 30}, pool_size=5, max_overflow=60,
-                                                pool_timeout=10)
+            self.engine: Engine = create_engine(parsed, connect_args={"timeout": 30}, max_overflow=KEPT + 12)
             self._sqlite_pragmas(sync)
         else:
             if parsed.drivername == "postgresql":
                 parsed = parsed.set(drivername="postgresql+psycopg")
-            # Each thread keeps one connection (see _raw): room for a web server's worker threads.
+            # KEPT connections kept by threads (see _acquire), the rest borrowed per transaction.
             self.engine = create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10},
-                                        pool_size=5, max_overflow=45, pool_timeout=10)
+                                        max_overflow=KEPT + 12)
         self._ready = False
         self._local = threading.local()
         self._q = {name: self._sql(globals()[name]) for name in
@@ -257,27 +264,33 @@ class SqlStore:
     def _db_time(self, moment: datetime | None) -> Any:
         return to_db(moment, self.dialect)
 
-    def _raw(self) -> Any:
-        """This thread's DBAPI connection, checked out of the pool once and kept.
+    def _acquire(self) -> tuple[Any, Any, bool]:
+        """This thread's DBAPI connection and cursor; whether it is borrowed for one transaction only.
 
         The hot path bypasses SQLAlchemy's statement layer and its per-call checkout: together they
-        cost more than the SQL itself (bench/bench_engine.py).
+        cost more than the SQL itself (bench/bench_engine.py). So the first :data:`KEPT` threads keep a
+        connection (a CLI, `serve`, the busiest web workers); any further thread borrows one from the pool
+        per transaction, so a web server's many worker threads never hold more connections than that.
         """
         raw = getattr(self._local, "raw", None)
-        if raw is None:
-            self._ensure()
-            try:
-                raw = self.engine.raw_connection()
-            except SQLAlchemyError as exc:
-                raise self._guard(exc) from None
-            self._local.raw = raw
-            self._local.cursor = raw.cursor()  # reused: one statement at a time per thread
-            with self._kept_lock:
+        if raw is not None:
+            return raw, self._local.cursor, False
+        self._ensure()
+        try:
+            raw = self.engine.raw_connection()
+        except SQLAlchemyError as exc:
+            raise self._guard(exc) from None
+        cursor = raw.cursor()
+        with self._kept_lock:
+            keep = len(self._kept) < KEPT
+            if keep:
                 self._kept.append(raw)
-            # A thread that ends (a web server's idle worker, a test client's portal) gives its connection
-            # back to the pool: kept connections must not pile up until the pool is exhausted.
-            weakref.finalize(threading.current_thread(), self._release, raw)
-        return raw
+        if keep:
+            self._local.raw, self._local.cursor = raw, cursor
+            # A thread that ends gives its connection back to the pool (weak references only: the finalizer
+            # of a long-lived thread must not keep the store or the connection alive).
+            weakref.finalize(threading.current_thread(), _release_weak, weakref.ref(self), weakref.ref(raw))
+        return raw, cursor, not keep
 
     def _release(self, raw: Any) -> None:
         with self._kept_lock:
@@ -289,7 +302,8 @@ class SqlStore:
 
     def _drop(self, raw: Any) -> None:
         """Forget a connection that failed; the next call checks out a fresh one."""
-        self._local.raw = None
+        if getattr(self._local, "raw", None) is raw:
+            self._local.raw = None
         with self._kept_lock:
             if raw in self._kept:
                 self._kept.remove(raw)
@@ -299,21 +313,28 @@ class SqlStore:
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
         """A DBAPI cursor in one transaction: committed on success, rolled back on any error."""
-        raw = self._raw()
-        cur = self._local.cursor
+        raw, cur, borrowed = self._acquire()
+        self._local.current = raw
         try:
             yield cur
             raw.commit()
         except self._dbapi_errors as exc:
             self._drop(raw)
+            borrowed = False  # invalidated already
             raise StorageError(f"database '{self.url}': {str(exc).strip().splitlines()[0]}") from None
         except BaseException:
             raw.rollback()
             raise
+        finally:
+            self._local.current = None
+            if borrowed:
+                with suppress(Exception):
+                    raw.close()  # back to the pool
 
     def _in_transaction(self) -> bool:
         """Whether this thread's SQLite connection has a transaction open (pysqlite may open one itself)."""
-        return bool(getattr(self._raw().driver_connection, "in_transaction", False))
+        raw = getattr(self._local, "current", None)
+        return bool(raw is not None and getattr(raw.driver_connection, "in_transaction", False))
 
     @property
     def _dbapi_errors(self) -> tuple[type[Exception], ...]:

@@ -9,6 +9,7 @@ problem details carrying the message the CLI prints.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from .pages import pages_router
 __all__ = ["create_app"]
 
 HERE = Path(__file__).parent
+log = logging.getLogger("councilflow.web")
 #: Sent with every response: no framing (clickjacking), only our own scripts, styles and forms, no
 #: referrer to other sites, no content sniffing.
 SECURITY_HEADERS = {
@@ -124,6 +126,13 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
             return _problem(status, type(exc).__name__, exc.message)
         return templates.TemplateResponse(request, "error.html", {"status": status, "message": exc.message,
                                                                    "user": None}, status_code=status)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        # A bug, not bad input: logged with its traceback for the operators, one line for the client.
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _problem(500, "Interner Fehler", f"internal error ({type(exc).__name__}); the operators find the "
+                                                "details in the log")
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
