@@ -254,7 +254,8 @@ def test_templates_are_bounded(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("workflow: x\nversion: " + "9" * 5000 + "\n", "x.yaml:2:10: the number 99999999999999999999… has 5000 digits"),
     ("workflow: x\ntitle: " + "[" * 1000 + "]" * 1000 + "\n", "the file is nested more than 32 levels deep"),
-    ("workflow: x\ntitle: '" + "x" * 1_000_001 + "'\n", "x.yaml:1:1: the file has 1.000.023 characters; at most 1.000.000"),
+    ("workflow: x\ntitle: '" + "x" * 1_000_001 + "'\n",
+     "x.yaml:1:1: the file has 1.000.023 characters; at most 1.000.000"),
     ("workflow: x\nversion: 1\ntitle: t\ntimezone: Europe/Berlin\nstates: {}\ntransitions: []\n",
      "x.yaml:5:1: states is empty"),
 ])

@@ -61,7 +61,7 @@ def test_title_with_hidden_bcc_is_refused_at_input_and_at_sending(engine: Engine
     with pytest.raises(InputError, match="hides a line break"):
         engine.create("sachstandsbericht", "SV-X", LANDRAT, {"title": "=?UTF-8?Q?=0A?=Bcc: evil@example.org"})
     assert engine.store.references() == []
-    with pytest.raises(InputError, match="mail header Subject: encoded word .* hides a line break"):
+    with pytest.raises(InputError, match=r"mail header Subject: encoded word .* hides a line break"):
         check_header("SV-X: =?UTF-8?Q?=0A?=Bcc: evil@example.org", "Subject")
 
 
