@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
+import time
 from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
 
 from ..config import Settings
 from ..engine import Engine
@@ -17,8 +22,15 @@ from ..oparl_read import parse_instant
 __all__ = ["mount_oparl"]
 
 PAGE_SIZE = 100
-#: Exports kept (per trail head and modified_since).
+#: Exports kept (per trail head and modified_since), and pages rendered as JSON.
 CACHED_EXPORTS = 8
+CACHED_PAGES = 2000
+#: Anonymous OParl list pages served at the same time, and per second (the others wait their turn):
+#: 50 pages of 100 papers a second is plenty for a harvester and leaves the server to the staff.
+ANONYMOUS_AT_ONCE = 1
+ANONYMOUS_PER_SECOND = 50
+#: How old the trail head behind the cached pages may be.
+HEAD_SECONDS = 1.0
 
 
 def mount_oparl(app: FastAPI, engine: Engine, settings: Settings) -> None:
@@ -83,10 +95,44 @@ def mount_oparl(app: FastAPI, engine: Engine, settings: Settings) -> None:
     def body(request: Request) -> dict[str, Any]:
         return dict(export(request, None)["body"])
 
+    pages: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+    gate = asyncio.Semaphore(ANONYMOUS_AT_ONCE)
+    slot = [0.0]  # when the next anonymous list page may be served
+
+    head: list[Any] = [None, 0.0]  # the trail's head, and when it was read
+
+    def current_head() -> Any:
+        """The trail's head, read at most once a second (a change shows on the public lists within 1 s)."""
+        if time.monotonic() - head[1] > HEAD_SECONDS:
+            head[0], head[1] = engine.head(), time.monotonic()
+        return head[0]
+
+    def listing_page(request: Request, name: str, number: int, modified_since: str | None) -> bytes:
+        """One page as JSON bytes, kept per trail head: paging clients cost a dictionary look-up."""
+        key = (current_head(), name, number, modified_since, request.url.remove_query_params("page").query)
+        found = pages.get(key)
+        if found is None:
+            found = json.dumps(page(request, list(export(request, since(modified_since))[name]), number),
+                               ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            pages[key] = found
+            while len(pages) > CACHED_PAGES:
+                pages.popitem(last=False)
+        return found
+
     def listing_of(name: str) -> Any:
-        def listing(request: Request, page_number: int = Query(1, alias="page", ge=1),
-                    modified_since: str | None = None) -> dict[str, Any]:
-            return page(request, list(export(request, since(modified_since))[name]), page_number)
+        async def listing(request: Request, page_number: int = Query(1, alias="page", ge=1),
+                          modified_since: str | None = None) -> Response:
+            async with gate:  # anonymous clients take turns, paced: staff requests never queue behind them
+                wait = slot[0] - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                slot[0] = max(time.monotonic(), slot[0]) + 1 / ANONYMOUS_PER_SECOND
+                cached = None
+                if time.monotonic() - head[1] <= HEAD_SECONDS:  # from memory, without the database
+                    cached = pages.get((head[0], name, page_number, modified_since,
+                                        request.url.remove_query_params("page").query))
+                body = cached or await run_in_threadpool(listing_page, request, name, page_number, modified_since)
+            return Response(body, media_type="application/json")
 
         return listing
 
