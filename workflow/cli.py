@@ -324,6 +324,25 @@ def meeting(
 
 @main.command()
 @click.argument("reference")
+@click.argument("deadline")
+@click.option("--actor", required=True, metavar="EMAIL")
+@click.option("--branch", default=None, metavar="BODY", help="The branch (body) whose deadline is done.")
+@click.option("--note", default="", help="What was done (recorded in the trail).")
+@click.option("--undo", is_flag=True, help="Take a mistaken 'erledigt' back (also recorded).")
+@common
+def done(reference: str, deadline: str, actor: str, branch: str | None, note: str, undo: bool,
+         ctx: Context) -> None:
+    """Mark a running deadline of a paper done: its reminders and escalation are cancelled."""
+    engine = ctx.engine()
+    [change] = engine.done(reference, deadline, actor, branch=branch, note=note, undo=undo)
+    zone = engine.definition_of(engine.load(reference)).timezone
+    what = "wieder offen" if undo else "erledigt"
+    click.echo(f"{reference}: Frist {deadline}{f' ({branch})' if branch else ''} {what} am "
+               f"{_local(change.at, zone)} von {change.actor}")
+
+
+@main.command()
+@click.argument("reference")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--as-of", "as_of", default=None, metavar="DATETIME", help="Where the paper stood then.")
 @common
@@ -541,6 +560,11 @@ def deadlines(reference: str, as_json: bool, ctx: Context) -> None:
         d, mails = view.deadline, view.mails
         where = f" ({d.branch})" if d.branch else ""
         click.echo(f"{_local(d.due_at, zone)}  {d.label}{where}")
+        if view.description:
+            click.echo(f"    {view.description}")
+        if view.done is not None:
+            at, by, note = view.done
+            click.echo(f"    erledigt am {_local(at, zone)} von {by}{f': {note}' if note else ''}")
         for m in mails:
             kind = "Eskalation" if m.kind == "escalate" else "Erinnerung"
             click.echo(f"    {kind:<10} {_local(m.send_at, zone)}  {m.status:<8} an {', '.join(m.recipients)}")

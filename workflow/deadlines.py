@@ -18,7 +18,9 @@ from zoneinfo import ZoneInfo
 
 from .calendar import WorkingCalendar, working_calendar
 from .definition import Deadline, Definition, Offset
-from .paper import PaperState
+from .errors import InputError, NotAllowedNowError, NotPermittedError, did_you_mean
+from .paper import TRUSTED_ACTORS, Change, ChangeKind, PaperState
+from .values import clean_text
 
 __all__ = ["DeadlineKey", "PlannedDeadline", "PlannedReminder", "due_day", "offset_label", "plan_deadlines"]
 
@@ -139,6 +141,8 @@ def running_deadlines(definition: Definition, paper: PaperState) -> dict[Deadlin
         if spec.parallel is None or spec.consultation is not None:
             slots.append(("", spec.consultation.body if spec.consultation else None, paper.meeting))
         for branch, body, meeting in slots:
+            if (deadline.name, branch) in paper.done:
+                continue  # marked done in this visit of the state
             anchor_at = meeting if deadline.due.anchor == "meeting" else paper.entered_at
             if anchor_at is None:
                 continue  # counts from a meeting that is not set yet
@@ -182,6 +186,50 @@ def plan_deadlines(definition: Definition, paper: PaperState, started_at: dateti
                    morning_hour: int = 8) -> dict[DeadlineKey, PlannedDeadline]:
     """Every running deadline of ``paper`` with its reminders, as if started at ``started_at``."""
     return {k: plan(definition, r, started_at, morning_hour) for k, r in running_deadlines(definition, paper).items()}
+
+
+def decide_done(definition: Definition, reference: str, paper: PaperState, name: str, actor: str,
+                branch: str | None, note: str, now: datetime, *, undo: bool = False) -> list[Change]:
+    """Mark a running deadline done (or take a mistaken "erledigt" back): allowed for the people the
+    deadline notifies and the holders of a role of a transition out of the state."""
+    context = f"{reference} {'undo ' if undo else ''}done {name}"
+    deadline = next((d for d in definition.deadlines if d.name == name), None)
+    if deadline is None:
+        names = [d.name for d in definition.deadlines]
+        raise InputError(f"{context}: unknown deadline '{name}'{did_you_mean(name, names)}; deadlines: "
+                         f"{', '.join(names) or 'none'}")
+    spec = definition.states[paper.state]
+    if branch is not None and branch not in paper.branches:
+        raise InputError(f"{context}: '{branch}' is no branch of state '{paper.state}'"
+                         f"{did_you_mean(branch, list(paper.branches))}")
+    slot = branch or ""
+    if undo:
+        if (name, slot) not in paper.done:
+            raise NotAllowedNowError(f"{context}: the deadline is not marked done in state '{spec.id}'")
+    else:
+        running = running_deadlines(definition, paper)
+        if (name, slot) not in running:
+            per_branch = [b for (n, b) in running if n == name and b]
+            if branch is None and per_branch:
+                raise InputError(f"{context}: the deadline runs per branch; name it with --branch, one of "
+                                 f"{', '.join(per_branch)}")
+            raise NotAllowedNowError(f"{context}: the deadline does not run now (state '{spec.id}' "
+                                     f"({spec.label}){', done already' if (name, slot) in paper.done else ''})")
+    body = branch or (spec.consultation.body if spec.consultation else None)
+    notified = {m.lower() for r in deadline.notify for m in definition.members(r, body)}
+    roles = tuple(dict.fromkeys(r for t in definition.transitions_from(paper.state) for r in t.roles))
+    if actor not in notified and not definition.holds_any(actor, roles, body) and actor not in TRUSTED_ACTORS:
+        raise NotPermittedError(f"{actor} may not mark '{name}' of {reference} done: it is for the people the "
+                                "deadline reminds and those who may act in the state")
+    try:
+        text = clean_text(note, "note").strip()
+    except ValueError as exc:
+        raise InputError(f"{context}: {exc}") from None
+    payload: dict[str, str] = {"deadline": name}
+    if text:
+        payload["note"] = text
+    kind: ChangeKind = "undone" if undo else "done"
+    return [Change(kind, kind, paper.state, paper.state, actor, now, branch, payload)]
 
 
 def changed(definition: Definition, before: Mapping[DeadlineKey, RunningDeadline],

@@ -111,6 +111,8 @@ class Transition:
     index: int = 0
     #: Document fields this trigger may set besides those it requires (``sets``); no other field.
     sets: tuple[str, ...] = ()
+    #: Recorded without leaving or re-entering the state (``internal: true``).
+    internal: bool = False
 
     def settable(self) -> tuple[str, ...]:
         """The document fields a firing of this trigger may carry: the required ones and ``sets``."""
@@ -147,6 +149,10 @@ class Deadline:
     remind: tuple[Offset, ...] = ()
     notify: tuple[str, ...] = ()
     escalate: Escalation | None = None
+    #: The instruction shown in mails, pages and `deadlines`.
+    description: str | None = None
+    #: Triggers (or ``meeting``: the state's or branch's meeting is set) that mark the deadline done.
+    done_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from .access import Action, Person, actions, may_read
 from .audit import Period, VerifyReport, timeline, verify
 from .clock import Clock, SystemClock
-from .deadlines import changed, running_deadlines
+from .deadlines import changed, decide_done, running_deadlines
 from .definition import Definition
 from .errors import InputError, NotFoundError, WorkflowError
 from .library import DefinitionLibrary
@@ -30,7 +30,7 @@ from .paper import (
     fold,
     migrate_state,
 )
-from .replay import replay_records
+from .replay import replay_records, steps
 from .store import AuditRecord, DeadlineRecord, ReminderRecord, Store, StoredPaper
 from .values import user_instant
 
@@ -118,6 +118,9 @@ class DeadlineView:
     mails: tuple[ReminderRecord, ...]
     body_name: str | None
     title: str = ""
+    description: str | None = None
+    #: Set when the deadline was marked done in this visit of the state: (when, by whom, note).
+    done: tuple[datetime, str, str | None] | None = None
 
     @property
     def people(self) -> set[str]:
@@ -132,7 +135,10 @@ class DeadlineView:
         return {"reference": d.reference, "name": d.name, "label": d.label, "state": d.state,
                 "branch": d.branch or None, "body": d.body, "body_name": self.body_name,
                 "due_at": d.due_at.isoformat(), "anchor": d.anchor, "anchor_at": d.anchor_at.isoformat(),
-                "started_at": d.started_at.isoformat(), "reminders": [m.to_json() for m in self.mails]}
+                "started_at": d.started_at.isoformat(), "description": self.description,
+                "done": None if self.done is None else {"at": self.done[0].isoformat(), "by": self.done[1],
+                                                        "note": self.done[2]},
+                "reminders": [m.to_json() for m in self.mails]}
 
 
 _MAIL_STATUSES = ("pending", "claimed", "sent", "failed")
@@ -414,17 +420,61 @@ class Engine:
         return self.store.head()
 
     def deadlines(self, reference: str | StoredPaper) -> list[DeadlineView]:
-        """A paper's running deadlines with their mails."""
+        """A paper's running deadlines with their mails, and those marked done in this visit of its state
+        ("erledigt am … von …")."""
         paper = reference if isinstance(reference, StoredPaper) else self.load(reference)
         outbox = self.store.outbox
-        bodies = self.definition_of(paper).bodies
+        definition = self.definition_of(paper)
+        descriptions = {d.name: d.description for d in definition.deadlines}
         title = str(paper.state.fields.get("title", ""))
+        records = outbox.deadlines(paper.reference, running_only=not paper.state.done)
+        marked: dict[tuple[str, str], AuditRecord] = {}
+        latest: dict[tuple[str, str], DeadlineRecord] = {}
+        if paper.state.done:  # which entry marked each done (a `done`, an internal trigger, a meeting …)
+            for step in steps(self.definition_version, self.store.history(paper.reference)):
+                for key in step.after.done - (step.before.done if step.before else frozenset()):
+                    marked[key] = step.record
+            for d in records:
+                key = (d.name, d.branch)
+                if key in paper.state.done and d.status != "running" and (key not in latest or d.id > latest[key].id):
+                    latest[key] = d
         out = []
-        for d in outbox.deadlines(paper.reference):
-            mails = tuple(outbox.reminders(deadline_id=d.id, statuses=_MAIL_STATUSES))
-            body = bodies.get(d.body) if d.body else None
-            out.append(DeadlineView(d, mails, body.name if body else None, title))
+        for d in records:
+            key = (d.name, d.branch)
+            if d.status != "running" and latest.get(key) is not d:
+                continue
+            found: AuditRecord | None = marked.get(key) if d.status != "running" else None
+            statuses = _MAIL_STATUSES if d.status == "running" else (*_MAIL_STATUSES, "cancelled")
+            mails = tuple(outbox.reminders(deadline_id=d.id, statuses=statuses))
+            body = definition.bodies.get(d.body) if d.body else None
+            note = found.payload.get("note") if found is not None and found.kind == "done" else None
+            done = (found.at, found.actor, note) if found is not None else None
+            out.append(DeadlineView(d, mails, body.name if body else None, title, descriptions.get(d.name), done))
         return out
+
+    def may_mark_done(self, paper: StoredPaper, who: Person, deadline: str, branch: str | None, *,
+                      undo: bool = False) -> bool:
+        """Whether ``who`` may mark the deadline done (or undo that) now: the rule of :func:`decide_done`."""
+        if who.auditor:
+            return False
+        try:
+            decide_done(self.definition_of(paper), paper.reference, paper.state, deadline, who.email, branch, "",
+                        self.now(), undo=undo)
+        except WorkflowError:
+            return False
+        return True
+
+    def done(self, reference: str, deadline: str, actor: str, *, branch: str | None = None, note: str = "",
+             undo: bool = False, expected_version: int | None = None) -> list[Change]:
+        """Mark a running deadline of the paper done (or, with ``undo``, take that back): its reminders and
+        escalation are cancelled in the same transaction, and the trail records who and when."""
+        actor = check_actor(actor)
+
+        def decide(paper: StoredPaper, definition: Definition, now: datetime) -> list[Change]:
+            return decide_done(definition, paper.reference, paper.state, deadline, actor, branch, note, now,
+                               undo=undo)
+
+        return self._change(check_reference(reference), decide, expected_version)
 
     def reminders(self, *, reference: str | None = None, statuses: Sequence[str] = ("pending", "claimed"),
                   due_before: datetime | None = None) -> list[ReminderRecord]:

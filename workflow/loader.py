@@ -388,7 +388,8 @@ def _load_transitions(
         where: Path = ("transitions", i)
         trig: Any = spec.get("trigger") if isinstance(spec, dict) else None
         what = f"transition '{trig}'" if isinstance(trig, str) else f"transition {i + 1}"
-        m = c.mapping(spec, where, what, ("trigger", "source", "roles"), ("dest", "requires", "branch", "sets"))
+        m = c.mapping(spec, where, what, ("trigger", "source", "roles"),
+                      ("dest", "requires", "branch", "sets", "internal"))
         if m is None:
             continue
         ok = "trigger" in m and c.name(trig, (*where, "trigger"), "trigger")
@@ -425,8 +426,13 @@ def _load_transitions(
                 if s in states and states[s].parallel is None:
                     c.err((*where, "source"), f"branch {what} needs a parallel source, but '{s}' is not parallel")
                     ok = False
+        elif m.get("internal") is True:
+            if "dest" in m:
+                c.err((*where, "dest"), f"internal {what} has no dest: it records its trigger and stays in the state")
+                ok = False
         elif "dest" not in m:
-            c.err(where, f"{what} is missing the required key 'dest' (or 'branch' in a parallel state)")
+            c.err(where, f"{what} is missing the required key 'dest' (or 'branch' in a parallel state, or "
+                         "'internal: true')")
             ok = False
         elif dest != SAME:
             ok = c.ref(dest, (*where, "dest"), "state", states) and ok
@@ -437,6 +443,13 @@ def _load_transitions(
             ok = False
         requires = c.str_list(m.get("requires", []), (*where, "requires"), f"requires of {what}")
         ok = all(c.ref(r, (*where, "requires", j), "field", known_fields) for j, r in enumerate(requires)) and ok
+        internal = m.get("internal", False)
+        if not isinstance(internal, bool):
+            c.err((*where, "internal"), f"internal of {what} must be true or false, not {_describe(internal)}")
+            ok = False
+        elif internal and branch is not None:
+            c.err((*where, "internal"), f"{what} is a branch decision; it cannot also be internal")
+            ok = False
         sets = c.str_list(m.get("sets", []), (*where, "sets"), f"sets of {what}")
         for j, name in enumerate(sets):
             if name in BUILTIN_FIELDS:
@@ -445,6 +458,9 @@ def _load_transitions(
                 ok = False
             else:
                 ok = c.ref(name, (*where, "sets", j), "field", fields) and ok
+        if ok and "meeting" in requires and internal:
+            c.err((*where, "requires"), f"internal {what} cannot require a meeting: it changes no consultation")
+            ok = False
         if ok and "meeting" in requires:
             for s in sources:
                 target = s if (branch is not None or dest == SAME) else dest
@@ -469,8 +485,8 @@ def _load_transitions(
                 seen[(trig, s)] = i
         if ok:
             result.append(
-                Transition(trig, tuple(sources), None if branch else dest, tuple(rlist), tuple(requires), branch, i,
-                           tuple(sets))
+                Transition(trig, tuple(sources), None if (branch or internal) else dest, tuple(rlist),
+                           tuple(requires), branch, i, tuple(sets), bool(internal))
             )
     return result
 
@@ -502,7 +518,8 @@ def _load_offset(c: _Checker, raw: Any, where: Path, what: str, allow_invitation
 
 
 def _load_deadlines(
-    c: _Checker, raw: Any, states: dict[str, State], roles: dict[str, tuple[str, ...]], bodies: dict[str, Body]
+    c: _Checker, raw: Any, states: dict[str, State], roles: dict[str, tuple[str, ...]], bodies: dict[str, Body],
+    transitions: list[Transition],
 ) -> list[Deadline]:
     result: list[Deadline] = []
     if raw is None or not c.typed(raw, ("deadlines",), list, "deadlines"):
@@ -513,7 +530,8 @@ def _load_deadlines(
         where: Path = ("deadlines", i)
         dname = spec.get("name") if isinstance(spec, dict) else None
         what = f"deadline '{dname}'" if isinstance(dname, str) else f"deadline {i + 1}"
-        m = c.mapping(spec, where, what, ("name", "states", "due"), ("label", "remind", "notify", "escalate"))
+        m = c.mapping(spec, where, what, ("name", "states", "due"),
+                      ("label", "description", "remind", "notify", "escalate", "done_by"))
         if m is None:
             continue
         ok = "name" in m and c.name(dname, (*where, "name"), "deadline name")
@@ -573,8 +591,28 @@ def _load_deadlines(
                     ok = False
             else:
                 ok = False
+        description = m.get("description")
+        if description is not None and not c.typed(description, (*where, "description"), str,
+                                                   f"description of {what}"):
+            ok = False
+        done_by = c.str_list(m.get("done_by", []), (*where, "done_by"), f"done_by of {what}")
+        for j, name in enumerate(done_by):
+            if name == "meeting":
+                for s in slist:
+                    if s in states and not states[s].waits_for_meeting:
+                        c.err((*where, "done_by", j), f"{what} is done by the meeting, but state '{s}' waits for "
+                                                      "no meeting")
+                        ok = False
+                continue
+            fireable = [t for t in transitions if t.trigger == name and set(t.sources) & set(slist)]
+            if not fireable:
+                known = sorted({t.trigger for t in transitions if set(t.sources) & set(slist)} | {"meeting"})
+                c.err((*where, "done_by", j), f"'{name}' is no trigger of the states of {what}"
+                                              f"{did_you_mean(name, known)}; possible: {', '.join(known)}")
+                ok = False
         if ok and due is not None:
-            result.append(Deadline(str(dname), str(label), tuple(slist), due, tuple(remind), tuple(notify), escalation))
+            result.append(Deadline(str(dname), str(label), tuple(slist), due, tuple(remind), tuple(notify), escalation,
+                                   str(description).strip() if description else None, tuple(done_by)))
     return result
 
 
@@ -615,7 +653,7 @@ def load_definition(text: str, path: str = "<definition>", *, expect_id: str | N
     fields = _load_fields(c, top.get("fields"))
     states = _load_states(c, top.get("states"), bodies)
     transitions = _load_transitions(c, top.get("transitions"), states, roles, fields)
-    deadlines = _load_deadlines(c, top.get("deadlines"), states, roles, bodies)
+    deadlines = _load_deadlines(c, top.get("deadlines"), states, roles, bodies, transitions)
     if c.problems:
         raise DefinitionError(sorted(c.problems, key=lambda p: (p.line, p.column)))
     definition = Definition(

@@ -20,6 +20,7 @@ from .values import clean_name, clean_text, is_email, parse_datetime, parse_fiel
 __all__ = [
     "IMPORT_ACTOR",
     "SYSTEM_ACTOR",
+    "TRUSTED_ACTORS",
     "Branch",
     "Change",
     "ChangeKind",
@@ -37,12 +38,13 @@ __all__ = [
     "migrate_state",
 ]
 
-ChangeKind = Literal["create", "transition", "branch", "meeting", "close", "join", "migrate"]
+ChangeKind = Literal["create", "transition", "branch", "meeting", "close", "join", "migrate", "internal", "done",
+                     "undone"]
 BranchStatus = Literal["open", "adopted", "rejected", "not_needed"]
 SYSTEM_ACTOR = "system"
 #: The actor of entries replayed from a council information system (OParl import).
 IMPORT_ACTOR = "import"
-_TRUSTED = (SYSTEM_ACTOR, IMPORT_ACTOR)
+_TRUSTED = TRUSTED_ACTORS = (SYSTEM_ACTOR, IMPORT_ACTOR)
 _OUTCOME_STATUS: dict[str, BranchStatus] = {"adopted": "adopted", "rejected": "rejected", "deferred": "open"}
 #: Fields shown on one line and mailed in a header (the subject): no line break, visible or encoded.
 _ONE_LINE = ("title", "result")
@@ -69,6 +71,8 @@ class PaperState:
     branches: Mapping[str, Branch] = field(default_factory=dict)
     fields: Mapping[str, Any] = field(default_factory=dict)
     result: str | None = None
+    #: Deadlines marked done in this visit of the state: (deadline name, branch body or "").
+    done: frozenset[tuple[str, str]] = frozenset()
 
     def open_branches(self) -> list[Branch]:
         return [b for b in self.branches.values() if b.status == "open"]
@@ -131,6 +135,11 @@ def _apply(definition: Definition, paper: PaperState | None, change: Change) -> 
     fields = {**paper.fields, **p["fields"]} if p.get("fields") else paper.fields
     if change.kind in ("transition", "join"):
         return _enter(definition, change.to_state, change.at, fields, _meeting_of(p), p.get("result"))
+    if change.kind == "internal":
+        return replace(paper, fields=fields, done=paper.done | _done_by(definition, paper, change.trigger, None))
+    if change.kind in ("done", "undone"):
+        key = (str(p["deadline"]), change.branch or "")
+        return replace(paper, done=paper.done | {key} if change.kind == "done" else paper.done - {key})
     branches = dict(paper.branches)
     if change.kind == "branch":
         body = change.branch or ""
@@ -143,15 +152,17 @@ def _apply(definition: Definition, paper: PaperState | None, change: Change) -> 
             meeting=_meeting_of(p) or b.meeting,
             deferrals=b.deferrals + (outcome == "deferred"),
         )
-        return replace(paper, branches=branches, fields=fields)
+        done = paper.done | _done_by(definition, paper, change.trigger, body)
+        return replace(paper, branches=branches, fields=fields, done=done)
     if change.kind == "close":
         branches[change.branch or ""] = replace(branches[change.branch or ""], status="not_needed")
         return replace(paper, branches=branches)
     if change.kind == "meeting":
+        done = paper.done | _done_by(definition, paper, "meeting", change.branch or "")
         if change.branch is not None:
             branches[change.branch] = replace(branches[change.branch], meeting=_meeting_of(p))
-            return replace(paper, branches=branches)
-        return replace(paper, meeting=_meeting_of(p))
+            return replace(paper, branches=branches, done=done)
+        return replace(paper, meeting=_meeting_of(p), done=done)
     if change.kind == "migrate":
         # The entry carries the whole state on the new workflow version (see migrate_state).
         moved = branches_from_json(p["branches"])
@@ -159,6 +170,16 @@ def _apply(definition: Definition, paper: PaperState | None, change: Change) -> 
             raise KeyError(change.to_state)
         return PaperState(change.to_state, paper.entered_at, _meeting_of(p), moved, dict(p["fields"]), paper.result)
     raise ValueError(f"unknown kind of entry '{change.kind}'")
+
+
+def _done_by(definition: Definition, paper: PaperState, trigger: str, branch: str | None) -> frozenset[tuple[str, str]]:
+    """The deadlines of the paper's state that ``trigger`` (or "meeting") marks done: for a branch, that
+    branch's; otherwise the state's own and, for an internal trigger (branch None), every branch's."""
+    names = [d.name for d in definition.deadlines if paper.state in d.states and trigger in d.done_by]
+    if not names:
+        return frozenset()
+    slots = [branch] if branch is not None else ["", *paper.branches]
+    return frozenset((name, slot) for name in names for slot in slots)
 
 
 def branches_to_json(branches: Mapping[str, Branch]) -> dict[str, dict[str, Any]]:
@@ -351,6 +372,10 @@ def decide_fire(
         raise InputError(f"{context}: '{trigger}' does not act on a branch; leave out --branch")
     body = state.consultation.body if state.consultation else None
     _check_permission(definition, actor, t.roles, body, f"fire '{trigger}' on {reference} in state '{state.id}'")
+    if t.internal:
+        fields, result, _ = _parse_values(definition, values, (), context, t.settable())
+        _require(definition, t, fields, result, None, context)
+        return [Change("internal", trigger, paper.state, paper.state, actor, now, payload=_payload(fields, None, None))]
     dest = machine.step(paper.state, trigger)
     assert dest is not None and dest == t.dest_for(paper.state)
     target = definition.states[dest]

@@ -42,19 +42,19 @@ _defs = DefinitionRow.__table__  # type: ignore[attr-defined]
 
 _NAMED = re.compile(r"(?<!:):([a-z_]+)")
 _PAPER_COLUMNS = ("id, reference, workflow, workflow_version, definition_hash, state, entered_at, meeting, branches, "
-                  "fields, result, created_at, updated_at, version, last_seq, last_hash")
+                  "fields, result, created_at, updated_at, version, last_seq, last_hash, done")
 _SELECT_PAPER = f"SELECT {_PAPER_COLUMNS} FROM papers WHERE reference = :reference"
 _PAPERS_AFTER = f"SELECT {_PAPER_COLUMNS} FROM papers WHERE id > :after ORDER BY id LIMIT :limit"
 _INSERT_PAPER = (
     "INSERT INTO papers (reference, workflow, workflow_version, definition_hash, state, entered_at, meeting, "
-    "branches, fields, result, created_at, updated_at, version, last_seq, last_hash) VALUES (:reference, :workflow, "
-    ":workflow_version, :definition_hash, :state, :entered_at, :meeting, :branches, :fields, :result, :created_at, "
-    ":updated_at, 1, :last_seq, :last_hash) RETURNING id"
+    "branches, fields, result, created_at, updated_at, version, last_seq, last_hash, done) VALUES (:reference, "
+    ":workflow, :workflow_version, :definition_hash, :state, :entered_at, :meeting, :branches, :fields, :result, "
+    ":created_at, :updated_at, 1, :last_seq, :last_hash, :done) RETURNING id"
 )
 _UPDATE_PAPER = (
     "UPDATE papers SET state = :state, entered_at = :entered_at, meeting = :meeting, branches = :branches, "
     "fields = :fields, result = :result, updated_at = :updated_at, version = :new_version, last_seq = :last_seq, "
-    "last_hash = :last_hash, workflow_version = :workflow_version, definition_hash = :definition_hash "
+    "last_hash = :last_hash, workflow_version = :workflow_version, definition_hash = :definition_hash, done = :done "
     "WHERE id = :id AND version = :version"
 )
 _INSERT_AUDIT = (
@@ -352,14 +352,16 @@ class SqlStore:
 
     def _paper_from_row(self, row: Sequence[Any]) -> StoredPaper:
         (pid, reference, workflow, wf_version, def_hash, state_id, entered_at, meeting, branches_raw, fields_raw,
-         result, created_at, updated_at, version, last_seq, last_hash) = row
+         result, created_at, updated_at, version, last_seq, last_hash, done_raw) = row
         branches_json = json.loads(branches_raw) if isinstance(branches_raw, str) else branches_raw
         fields = json.loads(fields_raw) if isinstance(fields_raw, str) else fields_raw
         branches = branches_from_json(branches_json or {})
         fields_dict = dict(fields or {})
         if isinstance(fields_raw, str):
             self._local.fields_text = (fields_dict, fields_raw)  # reused by save() if the fields stay as read
-        state = PaperState(state_id, from_db(entered_at), from_db_or_none(meeting), branches, fields_dict, result)
+        done_list = json.loads(done_raw) if isinstance(done_raw, str) else done_raw
+        done = frozenset((str(n), str(b)) for n, b in done_list or ())
+        state = PaperState(state_id, from_db(entered_at), from_db_or_none(meeting), branches, fields_dict, result, done)
         return StoredPaper(pid, reference, workflow, wf_version, def_hash, state, version, from_db(created_at),
                            from_db(updated_at), int(last_seq), str(last_hash))
 
@@ -376,6 +378,7 @@ class SqlStore:
             "branches": json.dumps(branches_to_json(state.branches), ensure_ascii=False) if state.branches else "{}",
             "fields": fields,
             "result": state.result,
+            "done": json.dumps(sorted(state.done)) if state.done else None,
         }
 
     def references(self, workflow: str | None = None) -> list[str]:

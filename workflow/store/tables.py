@@ -76,6 +76,8 @@ class PaperRow(SQLModel, table=True):
     # The paper's newest audit entry: cutting entries off the trail's end shows up as a dangling pointer.
     last_seq: int = Field(sa_column=Column(_SEQ, nullable=False))
     last_hash: str = Field(max_length=64)
+    # Deadlines marked done in the current visit of the state: [[name, branch], …] (NULL: none; revision 0003).
+    done: list[Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class AuditRow(SQLModel, table=True):

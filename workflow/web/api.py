@@ -72,6 +72,11 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
         raw = request.scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0]
         rest = raw[raw.index("/papers/") + len("/papers/"):] if "/papers/" in raw else ""
         segments = rest.split("/")
+        if "done" in actions and len(segments) > 3 and segments[-1] == "done" and segments[-3] == "deadlines":
+            try:  # REFERENCE/deadlines/NAME/done
+                return engine.paper_for(unquote("/".join(segments[:-3])), who), f"done:{unquote(segments[-2])}"
+            except NotFoundError:
+                pass
         if len(segments) > 1 and segments[-1] in actions:
             try:
                 return engine.paper_for(unquote("/".join(segments[:-1])), who), segments[-1]
@@ -91,10 +96,11 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
         return engine.status(paper.reference, as_of=as_of).to_json()
 
     @router.post("/papers/{reference:path}", tags=["papers"],
-                 summary="…/fire: fire a trigger; …/meeting: set or move a meeting")
+                 summary="…/fire: fire a trigger; …/meeting: set or move a meeting; …/deadlines/NAME/done: mark a "
+                         "deadline done")
     def change_paper(request: Request, reference: str, payload: dict[str, Any] = Body(...),
                      who: Person = Depends(user)) -> dict[str, Any]:
-        paper, action = target(request, who, ("fire", "meeting"))
+        paper, action = target(request, who, ("fire", "meeting", "done"))
         branch = payload.get("branch")
         if branch is not None and not isinstance(branch, str):
             raise InputError("'branch' must be the id of a body")
@@ -109,8 +115,14 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
             if not isinstance(when, str):
                 raise InputError("body needs 'when' (ISO 8601 date-time)")
             engine.set_meeting(paper.reference, when, writer(who), branch=branch, expected_version=_version(payload))
+        elif action is not None and action.startswith("done:"):
+            note, undo = payload.get("note", ""), payload.get("undo", False)
+            if not isinstance(note, str) or not isinstance(undo, bool):
+                raise InputError("'note' must be text and 'undo' true or false")
+            engine.done(paper.reference, action.removeprefix("done:"), writer(who), branch=branch, note=note,
+                        undo=undo, expected_version=_version(payload))
         else:
-            raise NotFoundError(f"POST {paper.reference}/fire or {paper.reference}/meeting")
+            raise NotFoundError(f"POST {paper.reference}/fire, …/meeting or …/deadlines/NAME/done")
         return engine.status(paper.reference).to_json()
 
     @router.get("/reminders", tags=["deadlines"])

@@ -65,8 +65,13 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
     @router.get("/", response_class=HTMLResponse)
     def my_deadlines(request: Request, who: Person = Depends(user)) -> HTMLResponse:
         now = engine.now()
-        rows = [{"deadline": v.deadline, "title": v.title, "overdue": v.overdue(now), "body": v.body_name or ""}
-                for v in engine.deadlines_for(who)]
+        rows = []
+        for v in engine.deadlines_for(who):
+            if v.done is None:
+                paper = engine.load(v.deadline.reference)
+                rows.append({"deadline": v.deadline, "title": v.title, "overdue": v.overdue(now),
+                             "body": v.body_name or "", "description": v.description,
+                             "can_mark": engine.may_mark_done(paper, who, v.deadline.name, v.deadline.branch or None)})
         return page(request, "deadlines.html", who, rows=rows, zone=settings.timezone)
 
     @router.get("/vorlagen", response_class=HTMLResponse)
@@ -85,8 +90,10 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
         references = [{"reference": r, "url": "/vorlagen/" + quote(r, safe="")}
                       for r in paper.state.fields.get("references", []) or []]
         return page(request, "paper.html", who, paper=paper, status=engine.view(paper), definition=definition,
-                    history=engine.history(paper.reference), deadlines=[v.deadline for v in engine.deadlines(paper)],
+                    history=engine.history(paper.reference), deadlines=engine.deadlines(paper),
                     actions=engine.actions(paper, who), references=references,
+                    can_mark=lambda v: engine.may_mark_done(paper, who, v.deadline.name, v.deadline.branch or None,
+                                                            undo=v.done is not None),
                     diagram=state_svg(definition, paper.state.state), zone=definition.timezone,
                     quote=lambda r: quote(r, safe=""))
 
@@ -100,6 +107,15 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
         engine.fire(paper.reference, trigger, writer(who), branch=branch or None, values=values,
                     expected_version=version)
         return back_to(paper.reference)
+
+    @router.post("/vorlagen/{reference:path}/erledigt")
+    def done_form(request: Request, reference: str, deadline: str = Form(...), csrf: str = Form(...),
+                  branch: str = Form(""), note: str = Form(""), undo: bool = Form(False),
+                  back: str = Form(""), who: Person = Depends(user)) -> Response:
+        check_csrf(request, who, csrf)
+        paper = engine.paper_for(reference, who)
+        engine.done(paper.reference, deadline, writer(who), branch=branch or None, note=note, undo=undo)
+        return RedirectResponse("/", status_code=303) if back == "fristen" else back_to(paper.reference)
 
     @router.post("/vorlagen/{reference:path}/meeting")
     def meeting_form(request: Request, reference: str, when: str = Form(...), csrf: str = Form(...),
