@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from workflow.config import Settings
+from workflow.deadlines import due_note
 from workflow.definition import Definition
 from workflow.engine import Engine
 from workflow.errors import DefinitionError, InputError, NotFoundError
@@ -49,7 +50,7 @@ def sample_contexts(definition: Definition) -> dict[str, dict[str, Any]]:
                   "state_label": state.label, "fields": {f: None for f in definition.fields}},
         "workflow": {"id": definition.workflow, "version": definition.version, "title": definition.title},
         "deadline": {"name": deadline.name if deadline else "frist", "label": deadline.label if deadline else "Frist",
-                     "due": now + timedelta(days=7)},
+                     "due": now + timedelta(days=7), "description": deadline.description if deadline else None},
         "body": {"id": body.id, "name": body.name} if body else None,
         "meeting": now + timedelta(days=14),
         "note": "5 Arbeitstage vor Fristablauf",
@@ -61,7 +62,8 @@ def sample_contexts(definition: Definition) -> dict[str, dict[str, Any]]:
               "recipient": "person@example.org",
               "items": [{"reference": "SV-0-0000", "title": "Beispielvorlage", "label": "Frist",
                          "due": now + timedelta(days=3), "body": body.name if body else None, "meeting": None}]}
-    return {"remind": base, "escalate": {**base, "kind": "escalate"}, "digest": digest}
+    return {"remind": base, "escalate": {**base, "kind": "escalate"}, "late": {**base, "kind": "late"},
+            "digest": digest}
 
 
 def check_templates(definition: Definition, definitions_folder: Path) -> None:
@@ -87,7 +89,8 @@ class Composer:
             self._renderers[key] = Renderer(zone, folder)
         return self._renderers[key]
 
-    def context(self, reminder: ReminderRecord) -> tuple[dict[str, Any], Definition | None, DeadlineRecord | None]:
+    def context(self, reminder: ReminderRecord, now: datetime | None = None
+                ) -> tuple[dict[str, Any], Definition | None, DeadlineRecord | None]:
         if reminder.kind == "digest":
             payload = reminder.payload
             items = [{**item, "due": datetime.fromisoformat(item["due"]),
@@ -107,28 +110,30 @@ class Composer:
         branch = paper.state.branches.get(deadline.branch) if deadline.branch else None
         meeting = branch.meeting if branch else (paper.state.meeting if deadline.state == paper.state.state else None)
         body = definition.bodies.get(deadline.body) if deadline.body else None
+        spec = next((d for d in definition.deadlines if d.name == deadline.name), None)
         responsible: list[str] = []
-        if reminder.kind == "escalate":
-            responsible = sorted({r for other in self.outbox.reminders(deadline_id=deadline.id,
-                                                                      statuses=("pending", "sent", "failed"))
-                                  if other.kind == "remind" for r in other.recipients})
+        if reminder.kind in ("escalate", "late") and spec is not None:
+            responsible = sorted({m.lower() for r in spec.notify for m in definition.members(r, deadline.body)})
         context = {
             "kind": reminder.kind,
             "paper": {"reference": paper.reference, "title": str(paper.state.fields.get("title", "")),
                       "state": state.id, "state_label": state.label, "fields": dict(paper.state.fields)},
             "workflow": {"id": definition.workflow, "version": definition.version, "title": definition.title},
-            "deadline": {"name": deadline.name, "label": deadline.label, "due": deadline.due_at},
+            "deadline": {"name": deadline.name, "label": deadline.label, "due": deadline.due_at,
+                         "description": spec.description if spec else None},
             "body": {"id": body.id, "name": body.name} if body else None,
             "meeting": meeting,
-            "note": reminder.label,
+            # What is true at the moment of sending, not what was planned.
+            "note": due_note(definition, deadline.due_at, now or self.engine.now()) if reminder.kind != "late"
+            else reminder.label,
             "recipients": list(reminder.recipients),
-            "also_told": list(reminder.recipients) if len(reminder.recipients) > 1 else [],
+            "also_told": list(reminder.recipients) if len(reminder.recipients) > 1 else [],  # per mail: all
             "responsible": responsible,
         }
         return context, definition, deadline
 
     def compose(self, reminder: ReminderRecord, now: datetime) -> EmailMessage:
-        context, definition, deadline = self.context(reminder)
+        context, definition, deadline = self.context(reminder, now)
         rendered = self.renderer(definition).render(reminder.kind, context)
         ics = None
         if deadline is not None:

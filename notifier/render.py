@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 #: Mail kind -> template base name; each has ``.subject.txt``, ``.txt`` and ``.html``.
-KINDS = {"remind": "reminder", "escalate": "escalation", "digest": "digest"}
+KINDS = {"remind": "reminder", "escalate": "escalation", "late": "late", "digest": "digest"}
 PARTS = ("subject.txt", "txt", "html")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 

@@ -63,7 +63,7 @@ def test_kreistag_deadlines_across_christmas() -> None:
     assert [(r.kind, r.send_at) for r in vorlage.reminders] == [  # type: ignore[attr-defined]
         ("remind", local("2020-12-11T08:00")),  # 5 working days before 18.12.
         ("remind", local("2020-12-17T08:00")),
-        ("escalate", local("2020-12-22T00:00")),  # 1 working day after 18.12. is Monday 21.12., then passed
+        ("escalate", local("2020-12-22T08:00")),  # after 1 working day (Monday 21.12.): the next working morning
     ]
     assert vorlage.reminders[0].recipients == ("digitalisierung@kreis-coesfeld.example",)  # type: ignore[attr-defined]
     assert vorlage.reminders[2].recipients == (  # type: ignore[attr-defined]
@@ -99,15 +99,20 @@ def test_dst_change(meeting: str, due_utc: str, reminder_utc: str) -> None:
 
 
 def test_late_start_sends_reminders_at_once_but_not_after_due() -> None:
-    """A reminder already past when the deadline starts goes out at once; none once the deadline passed."""
+    """One reminder already past when the deadline starts goes out at once; once the deadline had passed,
+    a notice instead of reminders and escalation."""
     started = "2020-12-16T10:00"  # after the 5-day reminder (11.12.), before due (18.12.)
     planned = plan_for(KS, "kreistag", "2021-01-07T17:00", started)
     sends = [(r.kind, r.send_at) for r in planned["vorlage_fertig"].reminders]  # type: ignore[attr-defined]
     assert sends == [("remind", local(started)), ("remind", local("2020-12-17T08:00")),
-                     ("escalate", local("2020-12-22T00:00"))]
+                     ("escalate", local("2020-12-22T08:00"))]
     late = plan_for(KS, "kreistag", "2021-01-07T17:00", "2020-12-23T10:00")
-    assert [(r.kind, r.send_at) for r in late["vorlage_fertig"].reminders] == [  # type: ignore[attr-defined]
-        ("escalate", local("2020-12-23T10:00"))]
+    # Passed before the paper got there: one notice at once, to those notified and those escalated to.
+    [notice] = late["vorlage_fertig"].reminders  # type: ignore[attr-defined]
+    assert (notice.kind, notice.send_at, notice.label) == ("late", local("2020-12-23T10:00"),
+                                                           "Frist war bei Eintritt bereits verstrichen")
+    assert notice.recipients == ("digitalisierung@kreis-coesfeld.example", "buero.landrat@kreis-coesfeld.example",
+                                 "landrat@kreis-coesfeld.example")
 
 
 def test_branch_deadlines_per_open_branch_only() -> None:
@@ -124,7 +129,7 @@ def test_branch_deadlines_per_open_branch_only() -> None:
     rat = planned["ratsbeschluss@rat_senden"]
     assert rat.due_at == local("2021-02-04T23:59:59")  # type: ignore[attr-defined]  # 120 days after 07.10.2020
     assert [r.send_at for r in rat.reminders] == [  # type: ignore[attr-defined]
-        local("2021-01-05T08:00"), local("2021-01-28T08:00"), local("2021-02-06T00:00")]
+        local("2021-01-05T08:00"), local("2021-01-28T08:00"), local("2021-02-08T08:00")]  # escalation: Monday
 
 
 def test_deadlines_follow_the_paper(engine: Engine, clock: FixedClock) -> None:

@@ -18,7 +18,7 @@ BAD = HERE / "bad_definitions"
 # The first problem each file of the corpus must report, as `line:col: message`.
 EXPECTED = {
     "anchor_alias": "9:14: YAML anchors are not allowed (found '&leute')",
-    "bad_closed_day": "7:12: closed day '13-45' is not a day of the form MM-DD",
+    "bad_closed_day": "7:12: closed day '13-45' is neither MM-DD (every year) nor YYYY-MM-DD (that day only)",
     "branch_outside_parallel": "26:33: branch transition 'annehmen' needs a parallel source, but 'ausschuss' is not parallel",
     "dead_end": "23:3: state 'warten' is a dead end: not final and no way out",
     "deadline_bad_due": "27:46: due of deadline 'ladung' needs exactly one of days, working_days, invitation_period",

@@ -63,7 +63,7 @@ def test_reminder_arrives_with_parts_german_text_and_ics(engine: Engine, clock: 
     text = mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert "Fällig:    20.08.2020, 23:59 Uhr (Donnerstag, 20. August 2020)" in text
     assert "Gremium:   Ausschuss für Finanzen, Wirtschaftsförderung und Kreisentwicklung" in text
-    assert "Sitzung:   27.08.2020, 17:00 Uhr" in text and "Hinweis:   2 Arbeitstage vor Fristablauf" in text
+    assert "Sitzung:   27.08.2020, 17:00 Uhr" in text and "Hinweis:   in 2 Arbeitstagen fällig" in text
     html = mail.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
     assert '<html lang="de">' in html and "<strong>SV-9-1809</strong>" in html
     [ics_part] = [p for p in mail.iter_attachments() if p.get_content_type() == "text/calendar"]
@@ -83,10 +83,11 @@ def test_escalation_names_who_else_was_told(engine: Engine, clock: FixedClock, s
     engine.fire("KS-1", "beraten", SITZ, values={"result": "empfohlen"})
     engine.set_meeting("KS-1", "2021-01-07T17:00", SITZ)
     worker = dispatcher(engine, port)
-    # By 22.12. 00:00 both Vorlage reminders (11.12., 17.12.) and the escalation are due; the Ladung
-    # reminder (28.12.) is not.
-    report = worker.tick(at("2020-12-22T00:00"))
-    assert report.sent == 3
+    # By 22.12. 08:00 (the first working morning after due + 1 working day) both Vorlage reminders
+    # (11.12., 17.12.) and the escalation are due; the Ladung reminder (28.12.) is not.
+    assert worker.tick(at("2020-12-22T07:59")).sent == 2
+    report = worker.tick(at("2020-12-22T08:00"))
+    assert report.sent == 1
     kinds = sorted((m["X-Councilflow-Kind"], m["To"]) for m in sink.wait_for(3))
     assert kinds == [
         ("escalation", "buero.landrat@kreis-coesfeld.example, landrat@kreis-coesfeld.example"),
@@ -110,13 +111,14 @@ def test_catch_up_sends_once_what_fell_due_while_down(engine: Engine, clock: Fix
     engine.fire("KS-2", "einbringen", FEDER)
     worker = dispatcher(engine, port)
     assert worker.tick(at("2021-06-01T12:00")).sent == 0  # bmk has no meeting yet: no deadline runs
-    # Set on 07.10. for 20.10.: the Vorlage was due 06.10. (no reminders any more; escalation at the
-    # end of 07.10.), the Ladung is due 13.10. with its reminder on 10.10.
+    # Set on 07.10. for 20.10.: the Vorlage was due 06.10., before anyone could act: one notice instead
+    # of reminders and an escalation; the Ladung is due 13.10. with its reminder on 09.10. (the 10th is a
+    # Saturday).
     engine.set_meeting("KS-2", "2020-10-20T10:00", SITZ)
     first = worker.tick(at("2021-06-01T12:00"))
     second = worker.tick(at("2021-06-02T12:00"))
     assert (first.sent, second.claimed) == (2, 0)
-    assert sorted(m["X-Councilflow-Kind"] for m in sink.wait_for(2)) == ["escalation", "reminder"]
+    assert sorted(m["X-Councilflow-Kind"] for m in sink.wait_for(2)) == ["late", "reminder"]
 
 
 def test_smtp_errors_retry_or_fail_visibly(engine: Engine, clock: FixedClock, smtp: tuple[Sink, int]) -> None:

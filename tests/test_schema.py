@@ -58,13 +58,19 @@ def test_upgrade_from_empty_and_current(tmp_path: Path, defs_dir: Path) -> None:
     assert now.stdout.strip() == f"{SCHEMA_HEAD} (head {SCHEMA_HEAD}, at head)"
 
 
-def test_database_made_before_migrations_is_stamped_with_its_data(db_url: str, engine: object) -> None:
-    """A schema created without Alembic (and holding papers) is recognised as the first revision."""
-    store = SqlStore(db_url)
+def test_database_made_before_migrations_is_stamped_with_its_data(new_database: Callable[[], str]) -> None:
+    """A schema created without Alembic (the first revision's tables, holding a paper) is recognised as the
+    first revision and brought to head with its data."""
+    store = SqlStore(new_database())
+    upgrade(store.engine, "0001")
     with store.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE alembic_version")
+        conn.exec_driver_sql(
+            "INSERT INTO papers (reference, workflow, workflow_version, definition_hash, state, entered_at, "
+            "branches, fields, created_at, updated_at, version, last_seq, last_hash) VALUES ('SV-ALT', "
+            "'sachstandsbericht', 1, 'x', 'entwurf', '2020-08-04 07:00:00.000000', '{}', '{}', "
+            "'2020-08-04 07:00:00.000000', '2020-08-04 07:00:00.000000', 1, 0, 'x')")
     assert store.schema_revision() is None
-    engine.create("sachstandsbericht", "SV-ALT", LANDRAT, {"title": "vor den Migrationen"})  # type: ignore[attr-defined]
     upgrade(store.engine)
     assert store.schema_revision() == SCHEMA_HEAD
     assert store.references() == ["SV-ALT"]
@@ -129,7 +135,9 @@ def _structure(engine: sa.Engine) -> dict[str, Any]:
         if conn.dialect.name == "sqlite":
             out["sqlite_master"] = sorted(conn.exec_driver_sql(
                 "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name != 'alembic_version' "
-                "AND name NOT LIKE 'sqlite_autoindex_alembic_version%'").all())
+                "AND name NOT LIKE 'sqlite_autoindex_alembic_version%' AND type != 'table'").all())
+            # (a table's CREATE text differs once a revision added a column with ALTER TABLE; its columns,
+            # keys and constraints are compared above)
         else:
             out["triggers"] = sorted(conn.exec_driver_sql(
                 "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal").all())

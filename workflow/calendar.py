@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .definition import Calendar
 
-__all__ = ["WorkingCalendar", "working_calendar"]
+__all__ = ["WorkingCalendar", "mail_window", "working_calendar"]
 
 
 class WorkingCalendar:
@@ -34,9 +35,29 @@ class WorkingCalendar:
             return "Wochenende"
         if self._holidays is not None and day in self._holidays:
             return str(self._holidays.get(day))
-        if f"{day:%m-%d}" in self._closed:
+        if f"{day:%m-%d}" in self._closed or day.isoformat() in self._closed:
             return "Verwaltung geschlossen"
         return None
+
+    def on_or_before(self, day: date) -> date:
+        """``day`` if it is a working day, else the working day before it."""
+        while not self.is_working_day(day):
+            day -= timedelta(days=1)
+        return day
+
+    def on_or_after(self, day: date) -> date:
+        """``day`` if it is a working day, else the working day after it."""
+        while not self.is_working_day(day):
+            day += timedelta(days=1)
+        return day
+
+    def working_days_between(self, start: date, end: date) -> int:
+        """Working days after ``start`` up to and including ``end`` (0 when ``end`` is not later)."""
+        count, current = 0, start
+        while current < end:
+            current += timedelta(days=1)
+            count += self.is_working_day(current)
+        return count
 
     def is_working_day(self, day: date) -> bool:
         return self.closed_reason(day) is None
@@ -54,6 +75,21 @@ class WorkingCalendar:
             if self.is_working_day(current):
                 remaining -= 1
         return current
+
+
+def mail_window(moment: datetime, calendar: WorkingCalendar, zone: str, morning: int, evening: int) -> datetime:
+    """The first instant at or after ``moment`` when mail may go out: a working day of ``calendar``, from
+    the morning hour to the evening hour local time (the one rule of when mail goes out)."""
+    tz = ZoneInfo(zone)
+    local = moment.astimezone(tz)
+    day = local.date()
+    if calendar.is_working_day(day):
+        if local.hour < morning:
+            return datetime.combine(day, time(morning), tzinfo=tz).astimezone(UTC)
+        if local.hour < evening:
+            return moment
+    day = calendar.on_or_after(day + timedelta(days=1))
+    return datetime.combine(day, time(morning), tzinfo=tz).astimezone(UTC)
 
 
 _cache: dict[Calendar, WorkingCalendar] = {}

@@ -68,7 +68,8 @@ class Context:
             from .store import open_store
 
             library = DefinitionLibrary(self.definitions, checks=[check_templates])
-            self._engine = Engine(open_store(self.db), library, self.clock(), morning_hour=self.settings.morning_hour)
+            self._engine = Engine(open_store(self.db), library, self.clock(), morning_hour=self.settings.morning_hour,
+                                  evening_hour=self.settings.evening_hour)
         return self._engine
 
     def dispatcher(self) -> Dispatcher:
@@ -566,7 +567,9 @@ def deadlines(reference: str, as_json: bool, ctx: Context) -> None:
             at, by, note = view.done
             click.echo(f"    erledigt am {_local(at, zone)} von {by}{f': {note}' if note else ''}")
         for m in mails:
-            kind = "Eskalation" if m.kind == "escalate" else "Erinnerung"
+            from .german import MAIL_KIND
+
+            kind = MAIL_KIND.get(m.kind, m.kind)
             click.echo(f"    {kind:<10} {_local(m.send_at, zone)}  {m.status:<8} an {', '.join(m.recipients)}")
 
 

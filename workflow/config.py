@@ -21,6 +21,7 @@ ENV = {
     "mail": "COUNCILFLOW_MAIL",
     "mail_from": "COUNCILFLOW_MAIL_FROM",
     "morning_hour": "COUNCILFLOW_MORNING_HOUR",
+    "evening_hour": "COUNCILFLOW_EVENING_HOUR",
     "digest_hour": "COUNCILFLOW_DIGEST_HOUR",
     "tick_seconds": "COUNCILFLOW_TICK_SECONDS",
     "lease_seconds": "COUNCILFLOW_LEASE_SECONDS",
@@ -34,7 +35,7 @@ ENV = {
     "auditors": "COUNCILFLOW_AUDITORS",
     "secret": "COUNCILFLOW_SECRET",
 }
-_RANGES = {"morning_hour": (0, 23), "digest_hour": (0, 23), "tick_seconds": (1, 86_400),
+_RANGES = {"morning_hour": (0, 23), "evening_hour": (1, 24), "digest_hour": (0, 23), "tick_seconds": (1, 86_400),
            "lease_seconds": (10, 86_400), "batch": (1, 10_000), "max_attempts": (1, 100)}
 
 
@@ -47,6 +48,7 @@ class Settings:
     mail: str = ""  # empty: a mail folder beside the database (maildir)
     mail_from: str = "councilflow@localhost"
     morning_hour: int = 8
+    evening_hour: int = 18  # mails go out on working days from morning_hour to evening_hour local time
     digest_hour: int = 7
     tick_seconds: int = 60
     lease_seconds: int = 300
@@ -137,6 +139,9 @@ def load_settings(config: str | None = None, env: Mapping[str, str] | None = Non
     except (ZoneInfoNotFoundError, ValueError):
         raise InputError(f"timezone '{settings.timezone}' is not an IANA time zone such as Europe/Berlin") from None
     settings.proxy_networks()  # malformed addresses are refused at start
+    if settings.evening_hour <= settings.morning_hour:
+        raise InputError(f"evening_hour {settings.evening_hour} must be later than morning_hour "
+                         f"{settings.morning_hour}: mails go out between them")
     if settings.trusted_header and not settings.trusted_proxies:
         raise InputError(f"trusted_header '{settings.trusted_header}' needs trusted_proxies: the addresses of the "
                          "reverse proxies it is accepted from (e.g. 127.0.0.1)")

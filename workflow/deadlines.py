@@ -16,13 +16,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from .calendar import WorkingCalendar, working_calendar
+from .calendar import WorkingCalendar, mail_window, working_calendar
 from .definition import Deadline, Definition, Offset
 from .errors import InputError, NotAllowedNowError, NotPermittedError, did_you_mean
 from .paper import TRUSTED_ACTORS, Change, ChangeKind, PaperState
 from .values import clean_text
 
-__all__ = ["DeadlineKey", "PlannedDeadline", "PlannedReminder", "due_day", "offset_label", "plan_deadlines"]
+__all__ = ["LATE_NOTE", "DeadlineKey", "PlannedDeadline", "PlannedReminder", "due_day", "due_note", "offset_label",
+           "plan_deadlines"]
 
 END_OF_DAY = time(23, 59, 59)
 DeadlineKey = tuple[str, str]  # (deadline name, branch body or "")
@@ -32,7 +33,7 @@ DeadlineKey = tuple[str, str]  # (deadline name, branch body or "")
 class PlannedReminder:
     """One mail to send: a reminder before the deadline or its escalation after it."""
 
-    kind: str  # "remind" | "escalate"
+    kind: str  # "remind" | "escalate" | "late" (the deadline had passed when it started)
     label: str
     send_at: datetime
     recipients: tuple[str, ...]
@@ -152,40 +153,90 @@ def running_deadlines(definition: Definition, paper: PaperState) -> dict[Deadlin
     return running
 
 
-def plan(definition: Definition, running: RunningDeadline, started_at: datetime, morning_hour: int = 8
-         ) -> PlannedDeadline:
-    """The deadline with its reminder and escalation times, as it starts at ``started_at``."""
+def plan(definition: Definition, running: RunningDeadline, started_at: datetime, morning_hour: int = 8,
+         evening_hour: int = 18) -> PlannedDeadline:
+    """The deadline with its mails, as it starts at ``started_at``. When mail goes out (the one rule):
+
+    - every mail on a working day of the workflow's calendar, from the morning to the evening hour;
+    - a reminder whose day is no working day goes out on the working day before (never after the due day);
+    - of the reminders whose time had passed when the deadline started, one goes out, at the next window;
+    - a deadline already passed when it starts gets one notice at once (in the window) to those it notifies
+      and those it escalates to, and no reminder or escalation (nobody could have acted);
+    - the escalation goes out at the first working morning after ``due`` + ``after``.
+    """
     deadline, body, due_at = running.deadline, running.body, running.due_at
     zone = ZoneInfo(definition.timezone)
     calendar = working_calendar(definition.calendar)
+
+    def window(moment: datetime) -> datetime:
+        return mail_window(moment, calendar, definition.timezone, morning_hour, evening_hour)
+
     morning = time(morning_hour, 0)
     day = due_at.astimezone(zone).date()
-    reminders: list[PlannedReminder] = []
     notify = _recipients(definition, deadline.notify, body)
-    for offset in deadline.remind:
-        send_at = _at(_shift(calendar, day, offset, -1), morning, zone)
-        if send_at < started_at:
-            if due_at < started_at:
-                continue  # the deadline itself has passed: no reminder any more
-            send_at = started_at
-        if notify:
-            reminders.append(PlannedReminder("remind", f"{offset_label(offset)} vor Fristablauf", send_at, notify))
-    if deadline.escalate is not None:
-        escalate_day = _shift(calendar, day, deadline.escalate.after, 1)
-        send_at = max(_at(escalate_day, END_OF_DAY, zone) + timedelta(seconds=1), started_at)
-        to = _recipients(definition, deadline.escalate.notify, body)
+    escalate_to = _recipients(definition, deadline.escalate.notify, body) if deadline.escalate else ()
+    reminders: list[PlannedReminder] = []
+    if due_at <= started_at:
+        to = tuple(dict.fromkeys((*notify, *escalate_to)))
         if to:
-            reminders.append(
-                PlannedReminder("escalate", f"{offset_label(deadline.escalate.after)} nach Fristablauf", send_at, to)
-            )
+            reminders.append(PlannedReminder("late", LATE_NOTE, window(started_at), to))
+        return PlannedDeadline(deadline.name, deadline.label, running.state, running.branch, body, due_at,
+                               deadline.due.anchor, running.anchor_at, tuple(reminders))
+    days: set[date] = set()
+    missed: list[Offset] = []
+    for offset in sorted(deadline.remind, key=lambda o: -_offset_days(o)):  # the earliest reminder first
+        send_day = calendar.on_or_before(_shift(calendar, day, offset, -1))
+        send_at = _at(send_day, morning, zone)
+        if send_at < started_at:
+            missed.append(offset)
+            continue
+        if notify and send_day not in days:  # at most one reminder a day
+            days.add(send_day)
+            reminders.append(PlannedReminder("remind", f"{offset_label(offset)} vor Fristablauf", send_at, notify))
+    if missed and notify:
+        send_at = window(started_at)
+        if send_at < due_at and send_at.astimezone(zone).date() not in days:
+            reminders.insert(0, PlannedReminder("remind", f"{offset_label(missed[-1])} vor Fristablauf", send_at,
+                                                notify))
+    if deadline.escalate is not None and escalate_to:
+        escalate_day = _shift(calendar, day, deadline.escalate.after, 1)
+        send_at = window(_at(escalate_day, END_OF_DAY, zone) + timedelta(seconds=1))
+        reminders.append(PlannedReminder("escalate", f"{offset_label(deadline.escalate.after)} nach Fristablauf",
+                                         send_at, escalate_to))
     return PlannedDeadline(deadline.name, deadline.label, running.state, running.branch, body, due_at,
                            deadline.due.anchor, running.anchor_at, tuple(reminders))
 
 
+#: The label of the notice for a deadline that had passed when it started.
+LATE_NOTE = "Frist war bei Eintritt bereits verstrichen"
+
+
+def _offset_days(offset: Offset) -> int:
+    return offset.amount
+
+
+def due_note(definition: Definition, due_at: datetime, now: datetime) -> str:
+    """What a mail says of the deadline at the moment it is sent ("heute fällig", "in 3 Arbeitstagen
+    fällig", "seit 2 Arbeitstagen überfällig")."""
+    zone = ZoneInfo(definition.timezone)
+    calendar = working_calendar(definition.calendar)
+    today, due_day = now.astimezone(zone).date(), due_at.astimezone(zone).date()
+    if due_at >= now:
+        if due_day == today:
+            return "heute fällig"
+        if due_day == today + timedelta(days=1):
+            return "morgen fällig"
+        n = calendar.working_days_between(today, due_day)
+        return f"in {n} Arbeitstag{'en' if n != 1 else ''} fällig"
+    n = max(1, calendar.working_days_between(due_day, today))
+    return f"seit {n} Arbeitstag{'en' if n != 1 else ''} überfällig"
+
+
 def plan_deadlines(definition: Definition, paper: PaperState, started_at: datetime,
-                   morning_hour: int = 8) -> dict[DeadlineKey, PlannedDeadline]:
+                   morning_hour: int = 8, evening_hour: int = 18) -> dict[DeadlineKey, PlannedDeadline]:
     """Every running deadline of ``paper`` with its reminders, as if started at ``started_at``."""
-    return {k: plan(definition, r, started_at, morning_hour) for k, r in running_deadlines(definition, paper).items()}
+    return {k: plan(definition, r, started_at, morning_hour, evening_hour)
+            for k, r in running_deadlines(definition, paper).items()}
 
 
 def decide_done(definition: Definition, reference: str, paper: PaperState, name: str, actor: str,
@@ -233,14 +284,14 @@ def decide_done(definition: Definition, reference: str, paper: PaperState, name:
 
 
 def changed(definition: Definition, before: Mapping[DeadlineKey, RunningDeadline],
-            after: Mapping[DeadlineKey, RunningDeadline], started_at: datetime, morning_hour: int = 8
-            ) -> tuple[list[DeadlineKey], list[PlannedDeadline]]:
+            after: Mapping[DeadlineKey, RunningDeadline], started_at: datetime, morning_hour: int = 8,
+            evening_hour: int = 18) -> tuple[list[DeadlineKey], list[PlannedDeadline]]:
     """Which running deadlines end, and which start (planned), going from ``before`` to ``after``.
 
     A deadline whose due moment is unchanged keeps running with its reminders; one whose due moment
     moved (a meeting moved, a state re-entered) ends and starts anew.
     """
     ended = [k for k, d in before.items() if k not in after or after[k].due_at != d.due_at]
-    started = [plan(definition, d, started_at, morning_hour) for k, d in after.items()
+    started = [plan(definition, d, started_at, morning_hour, evening_hour) for k, d in after.items()
                if k not in before or before[k].due_at != d.due_at]
     return ended, started

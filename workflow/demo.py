@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from .clock import FixedClock
 from .engine import Engine
-from .german import format_local
+from .german import MAIL_KIND, format_local
 from .library import DefinitionLibrary
 from .store import open_store
 
@@ -91,7 +91,7 @@ def run_demo(
         while due := outbox.reminders(due_before=target, limit=1):
             moment = max(due[0].next_attempt_at, clock.now())
             for mail in outbox.reminders(due_before=moment):
-                kind = {"remind": "Erinnerung", "escalate": "Eskalation", "digest": "Übersicht"}[mail.kind]
+                kind = MAIL_KIND.get(mail.kind, mail.kind)
                 echo(f"   ✉ {format_local(moment, ZONE.key)}  {kind} an {', '.join(mail.recipients)}: "
                      f"{mail.reference} – {mail.label}")
             dispatcher.tick(moment)

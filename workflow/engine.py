@@ -151,7 +151,8 @@ class Engine:
     them and writes each change in one transaction through the storage port."""
 
     def __init__(
-        self, store: Store, library: DefinitionLibrary, clock: Clock | None = None, *, morning_hour: int = 8
+        self, store: Store, library: DefinitionLibrary, clock: Clock | None = None, *, morning_hour: int = 8,
+        evening_hour: int = 18,
     ) -> None:
         self.store = store
         self.library = library
@@ -161,6 +162,7 @@ class Engine:
         self._papers: OrderedDict[str, StoredPaper] = OrderedDict()
         self._papers_lock = threading.Lock()
         self.morning_hour = morning_hour
+        self.evening_hour = evening_hour
 
     def now(self) -> datetime:
         """The clock's instant, in UTC whatever the clock gives."""
@@ -306,11 +308,12 @@ class Engine:
         if old is not None and old is not definition:
             # Another version may remind differently even where the due moment is the same:
             # every deadline ends and the new version's start afresh.
-            ended, started = changed(definition, {}, running_deadlines(definition, after), now, self.morning_hour)
+            ended, started = changed(definition, {}, running_deadlines(definition, after), now, self.morning_hour,
+                                     self.evening_hour)
             ended = list(running_before)
         else:
             ended, started = changed(definition, running_before, running_deadlines(definition, after), now,
-                                     self.morning_hour)
+                                     self.morning_hour, self.evening_hour)
         if past_mails == "drop":
             started = [replace(p, reminders=tuple(r for r in p.reminders if r.send_at > now)) for p in started]
         return ended, started

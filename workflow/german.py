@@ -8,12 +8,17 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-__all__ = ["BRANCH_STATUS", "OUTCOME", "branch_status", "date_de", "format_local", "outcome"]
+__all__ = ["BRANCH_STATUS", "MAIL_KIND", "OUTCOME", "branch_status", "date_de", "format_local", "outcome"]
 
 #: A branch's status in a parallel state.
 BRANCH_STATUS = {"open": "offen", "adopted": "angenommen", "rejected": "abgelehnt", "not_needed": "nicht mehr nötig"}
 #: The outcome a branch trigger records (and the automatic closing of a branch no longer needed).
 OUTCOME = {"adopted": "angenommen", "rejected": "abgelehnt", "deferred": "vertagt", "not_needed": "nicht mehr nötig"}
+
+
+#: The kinds of mail.
+MAIL_KIND = {"remind": "Erinnerung", "escalate": "Eskalation", "late": "Hinweis (Frist bei Eintritt verstrichen)",
+             "digest": "Übersicht"}
 
 
 def branch_status(status: str, hearings: bool = False) -> str:

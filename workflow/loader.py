@@ -161,11 +161,14 @@ def _load_calendar(c: _Checker, raw: Any) -> Calendar:
     for i, day in enumerate(c.str_list(m.get("closed", []), ("calendar", "closed"), "calendar.closed")):
         match = _MMDD.match(day)
         try:
-            assert match
-            date(2024, int(match.group(1)), int(match.group(2)))  # a leap year admits 02-29
+            if match:
+                date(2024, int(match.group(1)), int(match.group(2)))  # every year; a leap year admits 02-29
+            else:
+                date.fromisoformat(day if len(day) == 10 else "x")  # that day only, e.g. a Rosenmontag
             closed.append(day)
-        except (AssertionError, ValueError):
-            c.err(("calendar", "closed", i), f"closed day '{day}' is not a day of the form MM-DD")
+        except ValueError:
+            c.err(("calendar", "closed", i), f"closed day '{day}' is neither MM-DD (every year) nor YYYY-MM-DD "
+                                             "(that day only)")
     return Calendar(holidays=hol, closed=tuple(closed))
 
 
