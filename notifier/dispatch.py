@@ -16,16 +16,18 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from workflow.calendar import mail_window, working_calendar
 from workflow.config import Settings
 from workflow.deadlines import due_note
-from workflow.definition import Definition
+from workflow.definition import Calendar, Definition
 from workflow.engine import Engine
 from workflow.errors import DefinitionError, InputError, NotFoundError
 from workflow.store import DeadlineRecord, ReminderRecord
 
-from .render import KINDS, Renderer, build_message, make_ics
+from .render import KINDS, Renderer, build_message, calendar_uid, make_ics
 from .transports import SendError, Transport
 
 __all__ = ["Composer", "Dispatcher", "TickReport", "check_templates", "sample_contexts"]
@@ -34,6 +36,11 @@ __all__ = ["Composer", "Dispatcher", "TickReport", "check_templates", "sample_co
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1),
            timedelta(hours=4))
 DIGEST_DAYS = 14
+
+
+def _minutes(moment: datetime) -> int:
+    """Minutes since 2020: a SEQUENCE that grows with every new start or move of an entry."""
+    return max(0, int((moment.timestamp() - 1577836800) // 60))
 
 
 def sample_contexts(definition: Definition) -> dict[str, dict[str, Any]]:
@@ -47,7 +54,7 @@ def sample_contexts(definition: Definition) -> dict[str, dict[str, Any]]:
     base = {
         "kind": "remind",
         "paper": {"reference": "SV-0-0000", "title": "Beispielvorlage", "state": state.id,
-                  "state_label": state.label, "fields": {f: None for f in definition.fields}},
+                  "state_label": state.label, "fields": {f: None for f in definition.fields}, "modified": now},
         "workflow": {"id": definition.workflow, "version": definition.version, "title": definition.title},
         "deadline": {"name": deadline.name if deadline else "frist", "label": deadline.label if deadline else "Frist",
                      "due": now + timedelta(days=7), "description": deadline.description if deadline else None},
@@ -57,6 +64,7 @@ def sample_contexts(definition: Definition) -> dict[str, dict[str, Any]]:
         "recipients": ["person@example.org"],
         "also_told": ["kollegin@example.org"],
         "responsible": ["person@example.org"],
+        "links": {"paper": "https://ratsinfo.example/vorlagen/SV-0-0000", "mine": "https://ratsinfo.example/"},
     }
     digest = {"kind": "digest", "today": now, "until": now + timedelta(days=DIGEST_DAYS),
               "recipient": "person@example.org",
@@ -117,7 +125,8 @@ class Composer:
         context = {
             "kind": reminder.kind,
             "paper": {"reference": paper.reference, "title": str(paper.state.fields.get("title", "")),
-                      "state": state.id, "state_label": state.label, "fields": dict(paper.state.fields)},
+                      "state": state.id, "state_label": state.label, "fields": dict(paper.state.fields),
+                      "modified": paper.updated_at},
             "workflow": {"id": definition.workflow, "version": definition.version, "title": definition.title},
             "deadline": {"name": deadline.name, "label": deadline.label, "due": deadline.due_at,
                          "description": spec.description if spec else None},
@@ -129,20 +138,50 @@ class Composer:
             "recipients": list(reminder.recipients),
             "also_told": list(reminder.recipients) if len(reminder.recipients) > 1 else [],  # per mail: all
             "responsible": responsible,
+            "links": self._links(paper.reference),
         }
         return context, definition, deadline
+
+    def _links(self, reference: str) -> dict[str, str] | None:
+        """Links to the paper page and to "Meine Fristen" (none without the setting base_url)."""
+        base = self.settings.base_url.rstrip("/")
+        if not base:
+            return None
+        return {"paper": f"{base}/vorlagen/{quote(reference, safe='')}", "mine": f"{base}/"}
+
+    def window(self, reminder: ReminderRecord, now: datetime) -> datetime:
+        """When ``reminder`` may go out at the earliest from ``now``: the mail window of its workflow's
+        calendar (a digest: weekdays, in the installation's time zone)."""
+        calendar, zone = Calendar(), self.settings.timezone
+        if reminder.reference is not None:
+            try:
+                definition = self.engine.definition_of(self.engine.store.load(reminder.reference))
+                calendar, zone = definition.calendar, definition.timezone
+            except NotFoundError:
+                pass
+        return mail_window(now, working_calendar(calendar), zone, self.settings.morning_hour,
+                           self.settings.evening_hour)
 
     def compose(self, reminder: ReminderRecord, now: datetime) -> EmailMessage:
         context, definition, deadline = self.context(reminder, now)
         rendered = self.renderer(definition).render(reminder.kind, context)
         ics = None
-        if deadline is not None:
-            paper = context["paper"]
-            body = context["body"]
+        if deadline is not None and definition is not None:
+            paper, body = context["paper"], context["body"]
+            zone = ZoneInfo(definition.timezone)
+            meeting = context["meeting"]
             ics = make_ics(
-                reminder.message_id.strip("<>"), f"Frist: {deadline.label} – {paper['reference']}",
-                f"{paper['reference']} „{paper['title']}“: {deadline.label}", deadline.due_at, context["meeting"],
-                f"Sitzung {body['name']} – {paper['reference']}" if body else None, now)
+                deadline_uid=calendar_uid("frist", paper["reference"], deadline.name, deadline.branch),
+                summary=f"Frist: {deadline.label} – {paper['reference']}",
+                description=f"{paper['reference']} „{paper['title']}“: {deadline.label}"
+                            + (f"\n{context['deadline']['description']}" if context["deadline"]["description"] else ""),
+                due_day=deadline.due_at.astimezone(zone).date(),
+                # Raised whenever the deadline started anew (it moved); the same in every mail of one run.
+                sequence=_minutes(deadline.started_at), stamp=now, meeting=meeting,
+                meeting_uid=calendar_uid("sitzung", paper["reference"], deadline.state, deadline.body or "")
+                if meeting else None,
+                meeting_summary=f"Sitzung {body['name']} – {paper['reference']}" if body else None,
+                meeting_sequence=_minutes(paper["modified"]) if meeting else 0)
         return build_message(rendered, sender=self.settings.mail_from, recipients=reminder.recipients,
                              message_id=reminder.message_id, date=now, ics=ics,
                              headers={"X-Councilflow-Kind": KINDS[reminder.kind]})
@@ -158,11 +197,12 @@ class TickReport:
     failed: int = 0
     fenced: int = 0
     digests: int = 0
+    deferred: int = 0
     errors: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (f"tick: {self.claimed} claimed, {self.sent} sent, {self.retried} to retry, {self.failed} failed, "
-                f"{self.fenced} taken over, {self.digests} digests queued")
+                f"{self.fenced} taken over, {self.digests} digests queued, {self.deferred} wait for the mail window")
 
 
 class Dispatcher:
@@ -193,6 +233,11 @@ class Dispatcher:
                 return report
 
     def _deliver(self, reminder: ReminderRecord, now: datetime, report: TickReport) -> None:
+        opens = self.composer.window(reminder, now) if reminder.kind != "digest" else now
+        if opens > now:  # e.g. catching up at night after an outage: wait for the next working morning
+            if self.outbox.defer(reminder, opens):
+                report.deferred += 1
+            return
         try:
             message = self.composer.compose(reminder, now)
         except (DefinitionError, InputError, NotFoundError) as exc:
@@ -226,6 +271,10 @@ class Dispatcher:
         """Queue today's digest for every person with running deadlines in the next two weeks."""
         moment = now or self.engine.clock.now()
         zone = ZoneInfo(self.settings.timezone)
+        if moment.astimezone(zone).weekday() >= 5:
+            return 0  # digests go out on working days (weekdays; each workflow's holidays are its own)
+        send_at = mail_window(moment, working_calendar(Calendar()), self.settings.timezone, self.settings.morning_hour,
+                              self.settings.evening_hour)
         until = moment + timedelta(days=DIGEST_DAYS)
         day = moment.astimezone(zone).date().isoformat()
         queued = 0
@@ -243,7 +292,7 @@ class Dispatcher:
                 items.append({"reference": d.reference, "title": str(paper.state.fields.get("title", "")),
                               "label": d.label, "due": d.due_at.isoformat(), "body": body.name if body else None,
                               "meeting": meeting.isoformat() if meeting else None})
-            if items and self.outbox.add_digest(person, day, moment, {
+            if items and self.outbox.add_digest(person, day, send_at, {
                     "today": moment.isoformat(), "until": until.isoformat(), "items": items}):
                 queued += 1
         return queued

@@ -12,13 +12,14 @@ from __future__ import annotations
 import email.errors
 import email.header
 import email.policy
+import hashlib
 import re
 import time
 import traceback
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -31,7 +32,7 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from workflow.errors import DefinitionError, InputError, Problem
-from workflow.german import date_de, format_local
+from workflow.german import date_de, date_short, format_local
 from workflow.values import hidden_break, is_email
 
 __all__ = [
@@ -82,11 +83,23 @@ def parse_address(raw: str, field: str = "To") -> Address:
         raise InputError(f"mail header {field}: {raw!r} is not an e-mail address ({exc})") from None
 
 
+#: The longest subject (RFC 5322 recommends lines of at most 78 characters).
+MAX_SUBJECT = 78
+
 #: Bounds of one rendering of a (process owner's) template: loop steps, size of what * builds, output,
 #: and time. A mail needs a few hundred steps; beyond these bounds a template is refused with the reason.
 MAX_STEPS = 100_000
 MAX_SIZE = 1_000_000
 MAX_SECONDS = 2.0
+
+
+def subject_line(prefix: str, middle: str, suffix: str) -> str:
+    """A subject of at most :data:`MAX_SUBJECT` characters: ``middle`` (a label or title) is shortened
+    with "…" so that the reference in front and the date behind stay whole."""
+    room = MAX_SUBJECT - len(prefix) - len(suffix)
+    if len(middle) > room:
+        middle = middle[:max(room - 1, 1)].rstrip() + "…"
+    return prefix + middle + suffix
 
 
 class _Budget:
@@ -152,10 +165,16 @@ class Renderer:
         )
         self.env.globals["range"] = _bounded_range
         self.env.filters["date_de"] = self._date_de
+        self.env.filters["date_short"] = self._date_short
+        self.env.globals["subject_line"] = subject_line
         self.env.filters["datetime_de"] = self._datetime_de
 
     def _date_de(self, moment: datetime, style: str = "full") -> str:
         return date_de(moment, self.zone.key, style)
+
+    def _date_short(self, moment: datetime) -> str:
+        """ "Do 20.08.2020": for subjects."""
+        return date_short(moment, self.zone.key)
 
     def _datetime_de(self, moment: datetime) -> str:
         return format_local(moment, self.zone.key, prose=True)
@@ -165,6 +184,8 @@ class Renderer:
         base = KINDS[kind]
         parts = [self._render(f"{base}.{part}", context) for part in PARTS]
         subject = " ".join(parts[0].split())  # one line, whatever the template's whitespace
+        if len(subject) > MAX_SUBJECT:  # RFC 5322's line length: shortened, never cut mid-word silently
+            subject = subject[:MAX_SUBJECT - 1].rstrip() + "…"
         return RenderedMail(subject, parts[1], parts[2])
 
     def _render(self, name: str, context: Mapping[str, Any]) -> str:
@@ -213,29 +234,50 @@ def _template_line(exc: BaseException, filename: str | None) -> int:
     return line
 
 
-def make_ics(uid: str, summary: str, description: str, due: datetime, meeting: datetime | None,
-             meeting_summary: str | None, stamp: datetime) -> bytes:
-    """An iCalendar file with the deadline and, where there is one, the meeting."""
-    from icalendar import Calendar, Event
+def calendar_uid(kind: str, *parts: str) -> str:
+    """A UID that stays the same for the same deadline (paper, deadline, branch) or meeting (paper, state,
+    body) in every mail and feed, so calendars update the one entry instead of adding another."""
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+    return f"{kind}-{digest}@councilflow"
+
+
+def make_ics(*, deadline_uid: str, summary: str, description: str, due_day: date, sequence: int,
+             stamp: datetime, meeting: datetime | None = None, meeting_uid: str | None = None,
+             meeting_summary: str | None = None, meeting_hours: float = 2.0, location: str | None = None,
+             meeting_sequence: int = 0) -> bytes:
+    """An iCalendar file (RFC 5545): the deadline as an all-day event on its due day with a reminder alarm,
+    and the meeting with its end (and place). Times in UTC, so no VTIMEZONE is needed."""
+    from icalendar import Alarm, Calendar, Event
 
     cal = Calendar()
     cal.add("prodid", "-//councilflow//Fristen//DE")
     cal.add("version", "2.0")
     cal.add("method", "PUBLISH")
     event = Event()
-    event.add("uid", f"deadline-{uid}")
-    event.add("dtstamp", stamp)
-    event.add("dtstart", due)
-    event.add("dtend", due)
+    event.add("uid", deadline_uid)
+    event.add("sequence", sequence)
+    event.add("dtstamp", stamp.astimezone(UTC))
+    event.add("dtstart", due_day)
+    event.add("dtend", due_day + timedelta(days=1))
+    event.add("transp", "TRANSPARENT")
     event.add("summary", summary)
     event.add("description", description)
+    alarm = Alarm()
+    alarm.add("action", "DISPLAY")
+    alarm.add("description", summary)
+    alarm.add("trigger", timedelta(hours=-15))  # 09:00 the day before
+    event.add_component(alarm)
     cal.add_component(event)
-    if meeting is not None:
+    if meeting is not None and meeting_uid is not None:
         session = Event()
-        session.add("uid", f"meeting-{uid}")
-        session.add("dtstamp", stamp)
-        session.add("dtstart", meeting)
+        session.add("uid", meeting_uid)
+        session.add("sequence", meeting_sequence)
+        session.add("dtstamp", stamp.astimezone(UTC))
+        session.add("dtstart", meeting.astimezone(UTC))
+        session.add("dtend", meeting.astimezone(UTC) + timedelta(hours=meeting_hours))
         session.add("summary", meeting_summary or "Sitzung")
+        if location:
+            session.add("location", location)
         cal.add_component(session)
     data: bytes = cal.to_ical()
     return data

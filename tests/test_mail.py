@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -56,8 +56,9 @@ def test_reminder_arrives_with_parts_german_text_and_ics(engine: Engine, clock: 
     [mail] = sink.wait_for(1)
     assert sink.envelopes[0] == ("fristen@kreis-coesfeld.example", [SITZ])
     assert mail["To"] == SITZ and mail["From"] == SENDER
-    assert mail["Subject"] == ("Erinnerung: Einladung mit Vorlage versenden (Ladungsfrist) bis 20.08.2020 – "
-                               "SV-9-1809 Digitalisierungsstrategie für den Kreis Coesfeld, Sachstandsbericht")
+    # At most 78 characters, the reference first and the date whole: the label is shortened.
+    assert mail["Subject"] == "SV-9-1809: Erinnerung – Einladung mit Vorlage versenden (La… bis Do 20.08.2020"
+    assert len(mail["Subject"]) == 78
     assert mail["Message-ID"] == engine.store.outbox.reminders(statuses=("sent",))[0].message_id
     assert mail["Auto-Submitted"] == "auto-generated"
     text = mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
@@ -68,9 +69,18 @@ def test_reminder_arrives_with_parts_german_text_and_ics(engine: Engine, clock: 
     assert '<html lang="de">' in html and "<strong>SV-9-1809</strong>" in html
     [ics_part] = [p for p in mail.iter_attachments() if p.get_content_type() == "text/calendar"]
     assert ics_part.get_filename() == "frist.ics"
-    events = Calendar.from_ical(ics_part.get_content()).walk("VEVENT")
-    assert [e.decoded("dtstart") for e in events] == [at("2020-08-20T23:59:59"), at("2020-08-27T17:00")]
+    ics = ics_part.get_content()
+    events = Calendar.from_ical(ics).walk("VEVENT")
+    # The deadline as an all-day event on its due day with an alarm; the meeting with its end, in UTC.
+    assert [e.decoded("dtstart") for e in events] == [date(2020, 8, 20), at("2020-08-27T17:00")]
+    assert events[0].decoded("dtend") == date(2020, 8, 21) and events[0].walk("VALARM")
+    assert events[1].decoded("dtend") == at("2020-08-27T19:00")
+    assert "DTSTART;VALUE=DATE:20200820" in ics and "TZID" not in ics
     assert str(events[0]["summary"]) == "Frist: Einladung mit Vorlage versenden (Ladungsfrist) – SV-9-1809"
+    from notifier.render import calendar_uid
+
+    assert str(events[0]["uid"]) == calendar_uid("frist", "SV-9-1809", "ladung", "")  # the same in every mail
+    assert str(events[1]["uid"]) == calendar_uid("sitzung", "SV-9-1809", "ausschuss", "afwk")
 
 
 def test_escalation_names_who_else_was_told(engine: Engine, clock: FixedClock, smtp: tuple[Sink, int]) -> None:
@@ -85,7 +95,8 @@ def test_escalation_names_who_else_was_told(engine: Engine, clock: FixedClock, s
     worker = dispatcher(engine, port)
     # By 22.12. 08:00 (the first working morning after due + 1 working day) both Vorlage reminders
     # (11.12., 17.12.) and the escalation are due; the Ladung reminder (28.12.) is not.
-    assert worker.tick(at("2020-12-22T07:59")).sent == 2
+    assert worker.tick(at("2020-12-21T12:00")).sent == 2
+    assert worker.tick(at("2020-12-22T07:59")).claimed == 0
     report = worker.tick(at("2020-12-22T08:00"))
     assert report.sent == 1
     kinds = sorted((m["X-Councilflow-Kind"], m["To"]) for m in sink.wait_for(3))
@@ -94,7 +105,7 @@ def test_escalation_names_who_else_was_told(engine: Engine, clock: FixedClock, s
         ("reminder", FEDER), ("reminder", FEDER),
     ]
     escalation = next(m for m in sink.messages if m["X-Councilflow-Kind"] == "escalation")
-    assert escalation["Subject"] == "Frist überschritten: Vorlage fertigstellen – KS-1 Digitalisierungsstrategie"
+    assert escalation["Subject"] == "KS-1: Frist überschritten – Vorlage fertigstellen (fällig Fr 18.12.2020)"
     text = escalation.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert "ist am Freitag, 18. Dezember 2020 abgelaufen" in text
     assert "Diese Nachricht ging ebenfalls an: buero.landrat@kreis-coesfeld.example, landrat@kreis-coesfeld.example" \
@@ -162,7 +173,7 @@ def test_retries_are_bounded(engine: Engine, clock: FixedClock) -> None:
     for _ in range(3):
         report = worker.tick(moment)
         outcomes.append((report.retried, report.failed))
-        moment += timedelta(hours=5)
+        moment += timedelta(hours=3)  # past the backoff, within the day's mail window
     assert outcomes == [(1, 0), (1, 0), (0, 1)]
     [failed] = engine.store.outbox.reminders(statuses=("failed",))
     assert failed.last_error is not None and failed.last_error.startswith("gave up after 3 attempts")
@@ -193,7 +204,8 @@ def test_digest_lists_the_coming_two_weeks(engine: Engine, clock: FixedClock, sm
     worker = dispatcher(engine, port)
     assert worker.queue_digests(at("2020-08-10T07:00")) == 1
     assert worker.queue_digests(at("2020-08-10T07:30")) == 0  # once per person and day
-    assert worker.tick(at("2020-08-10T07:00")).sent == 1
+    assert worker.tick(at("2020-08-10T07:59")).sent == 0  # the mail window opens at 08:00
+    assert worker.tick(at("2020-08-10T08:00")).sent == 1
     [mail] = sink.wait_for(1)
     assert mail["To"] == SITZ and mail["Subject"] == "Ihre Fristen bis 24.08.2020: 1 offen"
     text = mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]

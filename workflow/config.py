@@ -29,6 +29,7 @@ ENV = {
     "max_attempts": "COUNCILFLOW_MAX_ATTEMPTS",
     "timezone": "COUNCILFLOW_TIMEZONE",
     "oparl_base_url": "COUNCILFLOW_OPARL_BASE_URL",
+    "base_url": "COUNCILFLOW_BASE_URL",
     "body_name": "COUNCILFLOW_BODY_NAME",
     "trusted_header": "COUNCILFLOW_TRUSTED_HEADER",
     "trusted_proxies": "COUNCILFLOW_TRUSTED_PROXIES",
@@ -56,6 +57,7 @@ class Settings:
     max_attempts: int = 8
     timezone: str = "Europe/Berlin"
     oparl_base_url: str = "https://councilflow.invalid/oparl/v1.1"
+    base_url: str = ""  # where staff open councilflow (e.g. https://ratsinfo.kreis.example); mails link to it
     body_name: str = "councilflow"
     # The header the reverse proxy sets after sign-in (e.g. X-Remote-User); empty (default): bearer tokens only.
     trusted_header: str = ""

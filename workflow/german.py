@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-__all__ = ["BRANCH_STATUS", "MAIL_KIND", "OUTCOME", "branch_status", "date_de", "format_local", "outcome"]
+__all__ = ["BRANCH_STATUS", "MAIL_KIND", "OUTCOME", "branch_status", "date_de", "date_short", "format_local", "outcome"]
 
 #: A branch's status in a parallel state.
 BRANCH_STATUS = {"open": "offen", "adopted": "angenommen", "rejected": "abgelehnt", "not_needed": "nicht mehr nötig"}
@@ -41,6 +41,15 @@ def format_local(moment: datetime | None, zone: str, *, prose: bool = False) -> 
     if moment is None:
         return "–"
     return moment.astimezone(ZoneInfo(zone)).strftime("%d.%m.%Y, %H:%M" if prose else "%d.%m.%Y %H:%M")
+
+
+_WEEKDAY = ("Mo", "Di", "Mi", "Do", "Fr", "Sa", "So")
+
+
+def date_short(moment: datetime, zone: str) -> str:
+    """A local date with its weekday, short ("Do 20.08.2020"), for subjects and lists."""
+    local = moment.astimezone(ZoneInfo(zone))
+    return f"{_WEEKDAY[local.weekday()]} {local:%d.%m.%Y}"
 
 
 def date_de(moment: datetime, zone: str, style: str = "full") -> str:

@@ -278,6 +278,15 @@ class MemoryOutbox:
     def mark_retry(self, reminder: ReminderRecord, at: datetime, error: str) -> bool:
         return self._update(reminder, status="pending", next_attempt_at=at, last_error=error[:2000], claim_token=None)
 
+    def defer(self, reminder: ReminderRecord, at: datetime) -> bool:
+        with self.store._lock:
+            rows = self.store._reminders
+            current = rows[reminder.id - 1]
+            if current.status != "claimed" or current.claim_token != reminder.claim_token:
+                return False
+            rows[reminder.id - 1] = replace(current, status="pending", next_attempt_at=at, claim_token=None)
+            return True
+
     def mark_failed(self, reminder: ReminderRecord, error: str) -> bool:
         return self._update(reminder, status="failed", last_error=error[:2000], claim_token=None)
 

@@ -134,6 +134,14 @@ class SqlOutbox:
         return self._complete(reminder, "status = 'failed', last_error = :error, attempts = attempts + 1, "
                                         "claim_token = NULL", {"error": error[:2000]})
 
+    def defer(self, reminder: ReminderRecord, at: datetime) -> bool:
+        """Put a claimed row back to wait until ``at`` (outside the mail window), without counting a try."""
+        with self.store._transaction() as cur:
+            cur.execute(self._sql("UPDATE reminders SET status = 'pending', next_attempt_at = :at, claim_token = NULL "
+                                  "WHERE id = :id AND status = 'claimed' AND claim_token = :token"),
+                        {"at": self.store._db_time(at), "id": reminder.id, "token": reminder.claim_token})
+            return bool(cur.rowcount == 1)
+
     def _complete(self, reminder: ReminderRecord, assignments: str, params: dict[str, Any]) -> bool:
         with self.store._transaction() as cur:
             cur.execute(self._sql(f"UPDATE reminders SET {assignments} WHERE id = :id AND status = 'claimed' "
