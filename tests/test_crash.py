@@ -4,11 +4,13 @@ and a duplicate carries the same Message-ID. Also: `serve` catches up at start a
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -79,16 +81,39 @@ def test_kill_9_at_each_step_loses_nothing(engine: Engine, clock: FixedClock, db
 
 def test_serve_catches_up_and_stops_on_sigterm(engine: Engine, clock: FixedClock, db_url: str, defs_dir: Path
                                                ) -> None:
-    """`serve` sends what fell due while it was down at once, and exits cleanly on SIGTERM."""
+    """`serve` sends what fell due while it was down at once if the mail window is open now (a working day,
+    08:00 to 18:00 in Berlin), else keeps it for the window's opening; and exits cleanly on SIGTERM. (serve
+    runs on the real clock, so which of the two this run sees depends on the day and hour.)"""
+    from datetime import UTC, datetime
+
+    from workflow.calendar import mail_window, working_calendar
+
     expected = _papers(engine, clock, 2)
+    now = datetime.now(UTC)
+    definition = engine.library.current("sachstandsbericht")[0]
+    opens = mail_window(now, working_calendar(definition.calendar), definition.timezone, 8, 18)
     with smtp_server() as (sink, port):
         child = subprocess.Popen([EXE, "serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                  env=_env(db_url, defs_dir, port, COUNCILFLOW_TICK_SECONDS="1"))
         try:
-            received = {m["Message-ID"] for m in sink.wait_for(2)}
+            if opens <= now + timedelta(minutes=1):
+                received = {m["Message-ID"] for m in sink.wait_for(2)}
+            else:
+                limit = time.monotonic() + 60
+                while True:  # bounded: until serve has looked at the due mails and put them off
+                    waiting = engine.store.outbox.reminders(reference=None, statuses=("pending",))
+                    if {r.message_id for r in waiting if r.next_attempt_at >= opens - timedelta(minutes=1)} \
+                            >= expected:
+                        break
+                    assert time.monotonic() < limit, "serve never deferred the mails to the window"
+                    time.sleep(0.1)
+                received = set()
         finally:
             child.send_signal(signal.SIGTERM)
             out, err = child.communicate(timeout=30)
-    assert expected <= received | {m["Message-ID"] for m in sink.messages}
+    if opens <= now + timedelta(minutes=1):
+        assert expected <= received | {m["Message-ID"] for m in sink.messages}
+    else:
+        assert sink.messages == [] and re.search(r"\b[1-9]\d* wait for the mail window", out), out
     assert child.returncode == 0, err
     assert "serve: SIGTERM received" in out and out.rstrip().endswith("serve: stopped")
