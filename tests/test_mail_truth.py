@@ -99,3 +99,23 @@ def test_calendar_entries_keep_their_uid_and_raise_the_sequence(engine: Engine, 
     second = entries()
     assert {k: v[0] for k, v in first.items()} == {k: v[0] for k, v in second.items()}  # same UIDs
     assert all(second[k][1] > first[k][1] for k in first)  # raised
+
+
+def test_a_meeting_before_the_change_is_refused(engine: Engine, clock: FixedClock) -> None:
+    """A meeting typed into the past would start deadlines that passed long ago: refused (exit 5); the
+    history an import records keeps its meetings."""
+    import pytest
+
+    from workflow import NotAllowedNowError
+    from workflow.paper import IMPORT_ACTOR
+
+    clock.set(datetime(2020, 8, 4, 7, tzinfo=UTC))
+    engine.create("sachstandsbericht", "SV-1", LANDRAT, {"title": "Bericht"})
+    with pytest.raises(NotAllowedNowError, match="lies before this change") as caught:
+        engine.fire("SV-1", "einbringen", LANDRAT, values={"meeting": "2020-08-03T17:00"})
+    assert caught.value.exit_code == 5
+    engine.fire("SV-1", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
+    with pytest.raises(NotAllowedNowError, match="lies before this change"):
+        engine.set_meeting("SV-1", "2020-07-01T17:00", SITZ)
+    engine.set_meeting("SV-1", "2020-07-01T17:00", IMPORT_ACTOR, trusted=True)
+    assert engine.status("SV-1").meeting == local("2020-07-01T17:00")

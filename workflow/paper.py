@@ -381,9 +381,18 @@ def decide_fire(
     target = definition.states[dest]
     builtins = ("result", "meeting") if target.consultation else ("result",)
     fields, result, meeting = _parse_values(definition, values, builtins, context, t.settable())
+    _check_meeting_ahead(meeting, now, actor, context)
     _require(definition, t, fields, result, meeting, context)
     payload = _payload(fields, result, meeting)
     return [Change("transition", trigger, paper.state, dest, actor, now, payload=payload)]
+
+
+def _check_meeting_ahead(meeting: datetime | None, now: datetime, actor: str, context: str) -> None:
+    """A meeting set now lies ahead: one before the change's own instant is a typing error (history
+    recorded after the fact, such as an OParl import, keeps its recorded meetings)."""
+    if meeting is not None and meeting < now and actor not in _TRUSTED:
+        raise NotAllowedNowError(f"{context}: the meeting {meeting.isoformat()} lies before this change "
+                                 f"({now.isoformat()}); a meeting is set ahead of time")
 
 
 def _require(
@@ -433,6 +442,7 @@ def _decide_branch(
     assert machine.step(paper.state, t.trigger) == paper.state
     builtins = ("result", "meeting") if t.branch == "deferred" else ("result",)
     fields, result, meeting = _parse_values(definition, values, builtins, context, t.settable())
+    _check_meeting_ahead(meeting, now, actor, context)
     _require(definition, t, fields, result, meeting, context)
     changes = [
         Change(
@@ -501,6 +511,7 @@ def decide_meeting(
             raise InputError(f"{context}: state '{state.id}' has no branches; leave out --branch")
         body = state.consultation.body if state.consultation else None
     _check_permission(definition, actor, roles, body, f"set the meeting of {reference} in state '{state.id}'")
+    _check_meeting_ahead(when, now, actor, context)
     previous = paper.branches[branch].meeting if branch else paper.meeting
     payload: dict[str, Any] = {"meeting": when.isoformat()}
     if previous is not None:
