@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+from calendar import monthrange
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .definition import Calendar
+from .definition import Calendar, Offset
 
-__all__ = ["WorkingCalendar", "mail_window", "working_calendar"]
+__all__ = ["WorkingCalendar", "add_months", "mail_window", "shift", "working_calendar"]
 
 
 class WorkingCalendar:
@@ -90,6 +91,22 @@ def mail_window(moment: datetime, calendar: WorkingCalendar, zone: str, morning:
             return moment
     day = calendar.on_or_after(day + timedelta(days=1))
     return datetime.combine(day, time(morning), tzinfo=tz).astimezone(UTC)
+
+
+def shift(calendar: WorkingCalendar, day: date, offset: Offset, sign: int) -> date:
+    """``day`` moved by ``offset`` (forward for sign 1, back for -1) in days, working days or months."""
+    if offset.unit == "working_days":
+        return calendar.step(day, sign * offset.amount)
+    if offset.unit == "months":
+        return add_months(day, sign * offset.amount)
+    return day + timedelta(days=sign * offset.amount)
+
+
+def add_months(day: date, months: int) -> date:
+    """Calendar months, clamped to the month's end: 31.01. + 1 month = 28./29.02.; 26.01. + 1 = 26.02."""
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    return date(year, month, min(day.day, monthrange(year, month)[1]))
 
 
 _cache: dict[Calendar, WorkingCalendar] = {}

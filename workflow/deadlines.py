@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from .calendar import WorkingCalendar, mail_window, working_calendar
+from .calendar import mail_window, shift, working_calendar
 from .definition import Deadline, Definition, Offset
 from .errors import InputError, NotAllowedNowError, NotPermittedError, did_you_mean
 from .paper import TRUSTED_ACTORS, Change, ChangeKind, PaperState
@@ -58,7 +58,7 @@ class PlannedDeadline:
         return (self.name, self.branch)
 
 
-_UNIT_DE = {"days": ("Tag", "Tage"), "working_days": ("Arbeitstag", "Arbeitstage")}
+_UNIT_DE = {"days": ("Tag", "Tage"), "working_days": ("Arbeitstag", "Arbeitstage"), "months": ("Monat", "Monate")}
 
 
 def offset_label(offset: Offset) -> str:
@@ -69,10 +69,7 @@ def offset_label(offset: Offset) -> str:
     return f"{offset.amount} {one if offset.amount == 1 else many}"
 
 
-def _shift(calendar: WorkingCalendar, day: date, offset: Offset, sign: int) -> date:
-    if offset.unit == "working_days":
-        return calendar.step(day, sign * offset.amount)
-    return day + timedelta(days=sign * offset.amount)
+_shift = shift
 
 
 def due_day(definition: Definition, deadline: Deadline, anchor_local: date, body: str | None) -> date:

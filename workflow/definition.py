@@ -29,7 +29,7 @@ __all__ = [
 
 FieldType = Literal["text", "bool", "int", "date", "datetime", "list"]
 Outcome = Literal["adopted", "rejected", "deferred"]
-OffsetUnit = Literal["days", "working_days", "invitation_period"]
+OffsetUnit = Literal["days", "working_days", "months", "invitation_period"]
 
 #: In ``roles`` and ``notify``, ``body`` stands for the contact of the state's or branch's body.
 BODY_ROLE = "body"
@@ -113,6 +113,8 @@ class Transition:
     sets: tuple[str, ...] = ()
     #: Recorded without leaving or re-entering the state (``internal: true``).
     internal: bool = False
+    #: A minimum period: (anchor "entered" or a date/datetime field, offset) before which it cannot fire.
+    not_before: tuple[str, Offset] | None = None
 
     def settable(self) -> tuple[str, ...]:
         """The document fields a firing of this trigger may carry: the required ones and ``sets``."""

@@ -392,7 +392,7 @@ def _load_transitions(
         trig: Any = spec.get("trigger") if isinstance(spec, dict) else None
         what = f"transition '{trig}'" if isinstance(trig, str) else f"transition {i + 1}"
         m = c.mapping(spec, where, what, ("trigger", "source", "roles"),
-                      ("dest", "requires", "branch", "sets", "internal"))
+                      ("dest", "requires", "branch", "sets", "internal", "not_before"))
         if m is None:
             continue
         ok = "trigger" in m and c.name(trig, (*where, "trigger"), "trigger")
@@ -453,6 +453,21 @@ def _load_transitions(
         elif internal and branch is not None:
             c.err((*where, "internal"), f"{what} is a branch decision; it cannot also be internal")
             ok = False
+        not_before: tuple[str, Offset] | None = None
+        if "not_before" in m:
+            nb = m["not_before"]
+            anchors = ["entered", *[f.name for f in fields.values() if f.type in ("date", "datetime")]]
+            offset = _load_offset(c, nb, (*where, "not_before"), f"not_before of {what}", False)
+            anchor = nb.get("after") if isinstance(nb, dict) else None
+            if isinstance(nb, dict) and anchor not in anchors:
+                c.err((*where, "not_before"), f"not_before of {what} needs 'after: entered' or 'after: FIELD' with a "
+                                              f"date or datetime field{did_you_mean(str(anchor), anchors)}; "
+                                              f"possible: {', '.join(anchors)}")
+                ok = False
+            elif offset is None:
+                ok = False
+            else:
+                not_before = (str(anchor), offset)
         sets = c.str_list(m.get("sets", []), (*where, "sets"), f"sets of {what}")
         for j, name in enumerate(sets):
             if name in BUILTIN_FIELDS:
@@ -489,13 +504,13 @@ def _load_transitions(
         if ok:
             result.append(
                 Transition(trig, tuple(sources), None if (branch or internal) else dest, tuple(rlist),
-                           tuple(requires), branch, i, tuple(sets), bool(internal))
+                           tuple(requires), branch, i, tuple(sets), bool(internal), not_before)
             )
     return result
 
 
 def _load_offset(c: _Checker, raw: Any, where: Path, what: str, allow_invitation: bool) -> Offset | None:
-    units = ["days", "working_days"] + (["invitation_period"] if allow_invitation else [])
+    units = ["days", "working_days", "months"] + (["invitation_period"] if allow_invitation else [])
     if not c.typed(raw, where, dict, what):
         return None
     given = [k for k in raw if k in units]

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
-from .definition import Definition, State, Transition
+from .calendar import shift, working_calendar
+from .definition import Definition, Offset, State, Transition
 from .errors import AuditIntegrityError, InputError, NotAllowedNowError, NotPermittedError, did_you_mean
 from .machine import JOIN_FAILURE, JOIN_SUCCESS, CompiledMachine
 from .values import clean_name, clean_text, is_email, parse_datetime, parse_field_value, stored_instant
@@ -366,6 +368,15 @@ def decide_fire(
             f" possible now: {_allowed_now(definition, machine, paper)}"
         )
     context = f"{reference} {trigger}"
+    if t.not_before is not None:
+        allowed = earliest(definition, t.not_before, paper)
+        if allowed is None:
+            raise NotAllowedNowError(f"{context}: possible only after the date in field '{t.not_before[0]}', "
+                                     "which is not set")
+        if now < allowed and actor not in _TRUSTED:
+            local = allowed.astimezone(ZoneInfo(definition.timezone))
+            raise NotAllowedNowError(f"{context}: not before {local:%d.%m.%Y} (a minimum period); earliest "
+                                     f"{allowed.isoformat()}")
     if t.branch is not None:
         return _decide_branch(definition, machine, reference, paper, state, t, actor, branch, values, now)
     if branch is not None:
@@ -385,6 +396,24 @@ def decide_fire(
     _require(definition, t, fields, result, meeting, context)
     payload = _payload(fields, result, meeting)
     return [Change("transition", trigger, paper.state, dest, actor, now, payload=payload)]
+
+
+def earliest(definition: Definition, rule: tuple[str, Offset], paper: PaperState) -> datetime | None:
+    """The first instant a transition with ``not_before`` may fire: the start of the local day reached
+    by the offset from the anchor (entering the state, or a date/datetime field; None if it is not set)."""
+    anchor_name, offset = rule
+    zone = ZoneInfo(definition.timezone)
+    if anchor_name == "entered":
+        anchor_day = paper.entered_at.astimezone(zone).date()
+    else:
+        raw = paper.fields.get(anchor_name)
+        if not raw:
+            return None
+        text = str(raw)
+        anchor_day = date.fromisoformat(text[:10]) if len(text) <= 10 else \
+            datetime.fromisoformat(text).astimezone(zone).date()
+    day = shift(working_calendar(definition.calendar), anchor_day, offset, 1)
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
 def _check_meeting_ahead(meeting: datetime | None, now: datetime, actor: str, context: str) -> None:
