@@ -21,7 +21,7 @@ EXPECTED = {
     "bad_closed_day": "7:12: closed day '13-45' is neither MM-DD (every year) nor YYYY-MM-DD (that day only)",
     "branch_outside_parallel": "26:33: branch transition 'annehmen' needs a parallel source, but 'ausschuss' is not parallel",
     "dead_end": "23:3: state 'warten' is a dead end: not final and no way out",
-    "deadline_bad_due": "27:46: due of deadline 'ladung' needs exactly one of days, working_days, invitation_period",
+    "deadline_bad_due": "27:46: due of deadline 'ladung' needs exactly one of days, working_days, months, invitation_period",
     "duplicate_key": "23:3: duplicate key 'entwurf' (first defined at line 18)",
     "final_with_exit": "22:3: final state 'erledigt' has outgoing transitions",
     "impossible_quorum": "24:75: impossible quorum 3 in state 'raete': it has only 2 bodies",
