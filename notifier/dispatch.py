@@ -168,6 +168,7 @@ class Composer:
         ics = None
         if deadline is not None and definition is not None:
             paper, body = context["paper"], context["body"]
+            spec_body = definition.bodies.get(deadline.body) if deadline.body else None
             zone = ZoneInfo(definition.timezone)
             meeting = context["meeting"]
             ics = make_ics(
@@ -181,6 +182,8 @@ class Composer:
                 meeting_uid=calendar_uid("sitzung", paper["reference"], deadline.state, deadline.body or "")
                 if meeting else None,
                 meeting_summary=f"Sitzung {body['name']} – {paper['reference']}" if body else None,
+                meeting_hours=spec_body.meeting_hours if spec_body else 2.0,
+                location=spec_body.location if spec_body else None,
                 meeting_sequence=_minutes(paper["modified"]) if meeting else 0)
         return build_message(rendered, sender=self.settings.mail_from, recipients=reminder.recipients,
                              message_id=reminder.message_id, date=now, ics=ics,

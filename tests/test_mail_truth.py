@@ -119,3 +119,31 @@ def test_a_meeting_before_the_change_is_refused(engine: Engine, clock: FixedCloc
         engine.set_meeting("SV-1", "2020-07-01T17:00", SITZ)
     engine.set_meeting("SV-1", "2020-07-01T17:00", IMPORT_ACTOR, trusted=True)
     assert engine.status("SV-1").meeting == local("2020-07-01T17:00")
+
+
+def test_meetings_in_the_calendar_have_their_place_and_length(store: object, tmp_path: object,
+                                                              clock: FixedClock) -> None:
+    """A body's `location` and `meeting_hours` go into the meeting's calendar entry."""
+    from pathlib import Path
+
+    import pytest
+
+    from workflow import DefinitionError, DefinitionLibrary
+
+    text = (DEFINITIONS / "sachstandsbericht.yaml").read_text(encoding="utf-8").replace(
+        'invitation_days: 7}', 'invitation_days: 7, location: "Kreishaus, Sitzungssaal", meeting_hours: 3}')
+    folder = Path(str(tmp_path)) / "defs"
+    folder.mkdir()
+    (folder / "sachstandsbericht.yaml").write_text(text, encoding="utf-8")
+    engine = Engine(store, DefinitionLibrary(folder), clock)  # type: ignore[arg-type]
+    clock.set(datetime(2020, 8, 4, 7, tzinfo=UTC))
+    engine.create("sachstandsbericht", "SV-1", LANDRAT, {"title": "Bericht"})
+    engine.fire("SV-1", "einbringen", LANDRAT, values={"meeting": "2020-09-24T17:00"})
+    [mail] = engine.store.outbox.reminders(reference="SV-1")
+    message = Composer(engine, Settings()).compose(mail, clock.now())
+    [part] = [p for p in message.iter_attachments() if p.get_content_type() == "text/calendar"]
+    [_, meeting] = Calendar.from_ical(part.get_content()).walk("VEVENT")
+    assert str(meeting["location"]) == "Kreishaus, Sitzungssaal"
+    assert meeting.decoded("dtend") - meeting.decoded("dtstart") == timedelta(hours=3)
+    with pytest.raises(DefinitionError, match="meeting_hours of body 'afwk' must be a number of hours above 0"):
+        load_definition(text.replace("meeting_hours: 3", "meeting_hours: 0"), "sachstandsbericht.yaml")

@@ -55,6 +55,9 @@ class Body:
     name: str
     invitation_days: int
     contact: str | None = None
+    #: Where the body meets, and how long a meeting lasts: for the calendar entries of its meetings.
+    location: str | None = None
+    meeting_hours: float = 2.0
 
 
 @dataclass(frozen=True)

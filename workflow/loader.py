@@ -198,7 +198,7 @@ def _load_bodies(c: _Checker, raw: Any) -> dict[str, Body]:
     for bid, spec in raw.items():
         where: Path = ("bodies", bid)
         what = f"body '{bid}'"
-        m = c.mapping(spec, where, what, ("name", "invitation_days"), ("contact",))
+        m = c.mapping(spec, where, what, ("name", "invitation_days"), ("contact", "location", "meeting_hours"))
         if not c.name(bid, where, "body id") or m is None:
             continue
         name, days, contact = m.get("name"), m.get("invitation_days"), m.get("contact")
@@ -210,8 +210,16 @@ def _load_bodies(c: _Checker, raw: Any) -> dict[str, Body]:
             and not is_email(contact)
         ):
                 c.err((*where, "contact"), f"contact '{contact}' of {what} is not an e-mail address")
+        location, hours = m.get("location"), m.get("meeting_hours", 2)
+        if location is not None and not c.typed(location, (*where, "location"), str, f"{what} location"):
+            ok = False
+        if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 < hours <= 24:
+            c.err((*where, "meeting_hours"), f"meeting_hours of {what} must be a number of hours above 0 and at "
+                                             f"most 24, not {_describe(hours)}")
+            ok = False
         if ok:
-            bodies[bid] = Body(bid, name, days, contact if isinstance(contact, str) else None)
+            bodies[bid] = Body(bid, name, days, contact if isinstance(contact, str) else None,
+                               str(location).strip() if location else None, float(hours))
     return bodies
 
 
