@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from workflow.calendar import mail_window, working_calendar
 from workflow.config import Settings
-from workflow.deadlines import due_note
+from workflow.deadlines import due_note, recipients
 from workflow.definition import Calendar, Definition
 from workflow.engine import Engine
 from workflow.errors import DefinitionError, InputError, NotFoundError
@@ -121,7 +121,7 @@ class Composer:
         spec = next((d for d in definition.deadlines if d.name == deadline.name), None)
         responsible: list[str] = []
         if reminder.kind in ("escalate", "late") and spec is not None:
-            responsible = sorted({m.lower() for r in spec.notify for m in definition.members(r, deadline.body)})
+            responsible = sorted(recipients(definition, spec.notify, deadline.body))
         context = {
             "kind": reminder.kind,
             "paper": {"reference": paper.reference, "title": str(paper.state.fields.get("title", "")),
@@ -149,21 +149,19 @@ class Composer:
             return None
         return {"paper": f"{base}/vorlagen/{quote(reference, safe='')}", "mine": f"{base}/"}
 
-    def window(self, reminder: ReminderRecord, now: datetime) -> datetime:
-        """When ``reminder`` may go out at the earliest from ``now``: the mail window of its workflow's
-        calendar (a digest: weekdays, in the installation's time zone)."""
-        calendar, zone = Calendar(), self.settings.timezone
-        if reminder.reference is not None:
-            try:
-                definition = self.engine.definition_of(self.engine.store.load(reminder.reference))
-                calendar, zone = definition.calendar, definition.timezone
-            except NotFoundError:
-                pass
+    def window(self, definition: Definition | None, now: datetime) -> datetime:
+        """When a mail may go out at the earliest from ``now``: the mail window of its workflow's calendar
+        (without a workflow, a digest: weekdays, in the installation's time zone)."""
+        calendar = definition.calendar if definition else Calendar()
+        zone = definition.timezone if definition else self.settings.timezone
         return mail_window(now, working_calendar(calendar), zone, self.settings.morning_hour,
                            self.settings.evening_hour)
 
-    def compose(self, reminder: ReminderRecord, now: datetime) -> EmailMessage:
-        context, definition, deadline = self.context(reminder, now)
+    def compose(self, reminder: ReminderRecord, now: datetime,
+                prepared: tuple[dict[str, Any], Definition | None, DeadlineRecord | None] | None = None
+                ) -> EmailMessage:
+        """The mail of ``reminder`` at ``now`` (``prepared``: its :meth:`context`, when read already)."""
+        context, definition, deadline = prepared or self.context(reminder, now)
         rendered = self.renderer(definition).render(reminder.kind, context)
         ics = None
         if deadline is not None and definition is not None:
@@ -236,13 +234,15 @@ class Dispatcher:
                 return report
 
     def _deliver(self, reminder: ReminderRecord, now: datetime, report: TickReport) -> None:
-        opens = self.composer.window(reminder, now) if reminder.kind != "digest" else now
-        if opens > now:  # e.g. catching up at night after an outage: wait for the next working morning
-            if self.outbox.defer(reminder, opens):
-                report.deferred += 1
-            return
         try:
-            message = self.composer.compose(reminder, now)
+            prepared = self.composer.context(reminder, now)
+            if reminder.kind != "digest":
+                opens = self.composer.window(prepared[1], now)
+                if opens > now:  # e.g. catching up at night after an outage: wait for the working morning
+                    if self.outbox.defer(reminder, opens):
+                        report.deferred += 1
+                    return
+            message = self.composer.compose(reminder, now, prepared)
         except (DefinitionError, InputError, NotFoundError) as exc:
             report.failed += 1
             report.errors.append(f"reminder {reminder.id}: {exc}")
@@ -276,8 +276,7 @@ class Dispatcher:
         zone = ZoneInfo(self.settings.timezone)
         if moment.astimezone(zone).weekday() >= 5:
             return 0  # digests go out on working days (weekdays; each workflow's holidays are its own)
-        send_at = mail_window(moment, working_calendar(Calendar()), self.settings.timezone, self.settings.morning_hour,
-                              self.settings.evening_hour)
+        send_at = self.composer.window(None, moment)
         until = moment + timedelta(days=DIGEST_DAYS)
         day = moment.astimezone(zone).date().isoformat()
         queued = 0

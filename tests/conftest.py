@@ -114,6 +114,14 @@ def engine(store: Store, defs_dir: Path, clock: FixedClock) -> Engine:
     return Engine(store, DefinitionLibrary(defs_dir), clock)
 
 
+def engine_on(store: Store, folder: Path, clock: FixedClock, **texts: str) -> Engine:
+    """An engine whose definitions folder (made here) holds ``texts``: workflow id -> definition text."""
+    folder.mkdir()
+    for workflow, text in texts.items():
+        (folder / f"{workflow}.yaml").write_text(text, encoding="utf-8")
+    return Engine(store, DefinitionLibrary(folder), clock)
+
+
 COUNCILS = [
     "rat_ascheberg", "rat_billerbeck", "rat_coesfeld", "rat_duelmen", "rat_havixbeck", "rat_luedinghausen",
     "rat_nordkirchen", "rat_nottuln", "rat_olfen", "rat_rosendahl", "rat_senden",

@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 
 from workflow import (
     DefinitionError,
-    DefinitionLibrary,
     Engine,
     FixedClock,
     NotAllowedNowError,
@@ -24,7 +23,7 @@ from workflow.config import Settings
 from workflow.store import Store
 from workflow.web import create_app
 
-from .conftest import DEFINITIONS, LANDRAT, SITZ
+from .conftest import DEFINITIONS, LANDRAT, SITZ, engine_on
 
 TEXT = (DEFINITIONS / "sachstandsbericht.yaml").read_text(encoding="utf-8").replace(
     "  - {trigger: zurueckziehen,",
@@ -45,10 +44,7 @@ PROXIED = Settings(secret="s", trusted_header="X-Remote-User", trusted_proxies="
 
 @pytest.fixture
 def engine(store: Store, tmp_path: Path, clock: FixedClock) -> Engine:
-    folder = tmp_path / "defs"
-    folder.mkdir()
-    (folder / "sachstandsbericht.yaml").write_text(TEXT, encoding="utf-8")
-    return Engine(store, DefinitionLibrary(folder), clock)
+    return engine_on(store, tmp_path / "defs", clock, sachstandsbericht=TEXT)
 
 
 def _in_committee(engine: Engine, reference: str = "SV-1") -> None:
@@ -153,10 +149,7 @@ def test_the_meeting_marks_a_scheduling_deadline_done(store: Store, tmp_path: Pa
     notify: [sitzungsdienst]
     done_by: [meeting]
 """
-    folder = tmp_path / "ks"
-    folder.mkdir()
-    (folder / "kreisstrategie.yaml").write_text(text, encoding="utf-8")
-    engine = Engine(store, DefinitionLibrary(folder), clock)
+    engine = engine_on(store, tmp_path / "ks", clock, kreisstrategie=text)
     engine.create("kreisstrategie", "KS-1", "digitalisierung@kreis-coesfeld.example", {"title": "x"})
     engine.fire("KS-1", "einbringen", "digitalisierung@kreis-coesfeld.example")
     assert "termin" in {v.deadline.name for v in engine.deadlines("KS-1") if v.done is None}

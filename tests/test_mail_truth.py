@@ -15,7 +15,7 @@ from workflow.config import Settings
 from workflow.deadlines import due_note, plan_deadlines
 from workflow.paper import PaperState
 
-from .conftest import DEFINITIONS, LANDRAT, SITZ
+from .conftest import DEFINITIONS, LANDRAT, SITZ, engine_on
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -128,14 +128,11 @@ def test_meetings_in_the_calendar_have_their_place_and_length(store: object, tmp
 
     import pytest
 
-    from workflow import DefinitionError, DefinitionLibrary
+    from workflow import DefinitionError
 
     text = (DEFINITIONS / "sachstandsbericht.yaml").read_text(encoding="utf-8").replace(
         'invitation_days: 7}', 'invitation_days: 7, location: "Kreishaus, Sitzungssaal", meeting_hours: 3}')
-    folder = Path(str(tmp_path)) / "defs"
-    folder.mkdir()
-    (folder / "sachstandsbericht.yaml").write_text(text, encoding="utf-8")
-    engine = Engine(store, DefinitionLibrary(folder), clock)  # type: ignore[arg-type]
+    engine = engine_on(store, Path(str(tmp_path)) / "defs", clock, sachstandsbericht=text)  # type: ignore[arg-type]
     clock.set(datetime(2020, 8, 4, 7, tzinfo=UTC))
     engine.create("sachstandsbericht", "SV-1", LANDRAT, {"title": "Bericht"})
     engine.fire("SV-1", "einbringen", LANDRAT, values={"meeting": "2020-09-24T17:00"})

@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from workflow import DefinitionError, DefinitionLibrary, Engine, FixedClock, NotAllowedNowError, load_definition
+from workflow import DefinitionError, Engine, FixedClock, NotAllowedNowError, load_definition
 from workflow.calendar import add_months
 from workflow.store import Store
 
-from .conftest import DEFINITIONS, LANDRAT, SITZ
+from .conftest import DEFINITIONS, LANDRAT, SITZ, engine_on
 
 BERLIN = ZoneInfo("Europe/Berlin")
 TEXT = (DEFINITIONS / "sachstandsbericht.yaml").read_text(encoding="utf-8").replace(
@@ -38,10 +38,7 @@ def test_calendar_months_clamp_to_the_month_end(day: date, months: int, expected
 
 @pytest.fixture
 def engine(store: Store, tmp_path: Path, clock: FixedClock) -> Engine:
-    folder = tmp_path / "defs"
-    folder.mkdir()
-    (folder / "sachstandsbericht.yaml").write_text(TEXT, encoding="utf-8")
-    return Engine(store, DefinitionLibrary(folder), clock)
+    return engine_on(store, tmp_path / "defs", clock, sachstandsbericht=TEXT)
 
 
 def test_not_before_refuses_a_day_early_and_accepts_on_the_day(engine: Engine, clock: FixedClock) -> None:
@@ -67,10 +64,7 @@ def test_due_in_months_and_not_before_a_date_field(store: Store, tmp_path: Path,
     remind: [{working_days: 2}]
     notify: [sitzungsdienst]
 """
-    folder = tmp_path / "m"
-    folder.mkdir()
-    (folder / "sachstandsbericht.yaml").write_text(text, encoding="utf-8")
-    engine = Engine(store, DefinitionLibrary(folder), clock)
+    engine = engine_on(store, tmp_path / "m", clock, sachstandsbericht=text)
     clock.set(local("2026-01-26T10:00"))
     engine.create("sachstandsbericht", "SV-1", LANDRAT, {"title": "x", "eingang": "2026-01-31"})
     engine.fire("SV-1", "einbringen", LANDRAT, values={"meeting": "2026-04-30T17:00"})

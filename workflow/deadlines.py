@@ -22,8 +22,17 @@ from .errors import InputError, NotAllowedNowError, NotPermittedError, did_you_m
 from .paper import TRUSTED_ACTORS, Change, ChangeKind, PaperState
 from .values import clean_text
 
-__all__ = ["LATE_NOTE", "DeadlineKey", "PlannedDeadline", "PlannedReminder", "due_day", "due_note", "offset_label",
-           "plan_deadlines"]
+__all__ = [
+    "LATE_NOTE",
+    "DeadlineKey",
+    "PlannedDeadline",
+    "PlannedReminder",
+    "due_day",
+    "due_note",
+    "offset_label",
+    "plan_deadlines",
+    "recipients",
+]
 
 END_OF_DAY = time(23, 59, 59)
 DeadlineKey = tuple[str, str]  # (deadline name, branch body or "")
@@ -69,9 +78,6 @@ def offset_label(offset: Offset) -> str:
     return f"{offset.amount} {one if offset.amount == 1 else many}"
 
 
-_shift = shift
-
-
 def due_day(definition: Definition, deadline: Deadline, anchor_local: date, body: str | None) -> date:
     """The local day on whose end ``deadline`` is due, counted from the anchor's local day."""
     calendar = working_calendar(definition.calendar)
@@ -80,7 +86,7 @@ def due_day(definition: Definition, deadline: Deadline, anchor_local: date, body
         assert body is not None
         offset = Offset("days", definition.bodies[body].invitation_days)
     sign = -1 if deadline.due.anchor == "meeting" else 1
-    return _shift(calendar, anchor_local, offset, sign)
+    return shift(calendar, anchor_local, offset, sign)
 
 
 def _at(day: date, clock: time, zone: ZoneInfo) -> datetime:
@@ -88,7 +94,9 @@ def _at(day: date, clock: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, clock, tzinfo=zone).astimezone(UTC)
 
 
-def _recipients(definition: Definition, roles: tuple[str, ...], body: str | None) -> tuple[str, ...]:
+def recipients(definition: Definition, roles: tuple[str, ...], body: str | None) -> tuple[str, ...]:
+    """The addresses (lower case, each once, in order) holding ``roles``; ``body`` resolves the role
+    ``body`` (the contact of the branch's or the state's body)."""
     return tuple(dict.fromkeys(m.lower() for r in roles for m in definition.members(r, body)))
 
 
@@ -170,8 +178,8 @@ def plan(definition: Definition, running: RunningDeadline, started_at: datetime,
 
     morning = time(morning_hour, 0)
     day = due_at.astimezone(zone).date()
-    notify = _recipients(definition, deadline.notify, body)
-    escalate_to = _recipients(definition, deadline.escalate.notify, body) if deadline.escalate else ()
+    notify = recipients(definition, deadline.notify, body)
+    escalate_to = recipients(definition, deadline.escalate.notify, body) if deadline.escalate else ()
     reminders: list[PlannedReminder] = []
     if due_at <= started_at:
         to = tuple(dict.fromkeys((*notify, *escalate_to)))
@@ -181,8 +189,8 @@ def plan(definition: Definition, running: RunningDeadline, started_at: datetime,
                                deadline.due.anchor, running.anchor_at, tuple(reminders))
     days: set[date] = set()
     missed: list[Offset] = []
-    for offset in sorted(deadline.remind, key=lambda o: -_offset_days(o)):  # the earliest reminder first
-        send_day = calendar.on_or_before(_shift(calendar, day, offset, -1))
+    for offset in sorted(deadline.remind, key=lambda o: -o.amount):  # the earliest reminder first
+        send_day = calendar.on_or_before(shift(calendar, day, offset, -1))
         send_at = _at(send_day, morning, zone)
         if send_at < started_at:
             missed.append(offset)
@@ -196,7 +204,7 @@ def plan(definition: Definition, running: RunningDeadline, started_at: datetime,
             reminders.insert(0, PlannedReminder("remind", f"{offset_label(missed[-1])} vor Fristablauf", send_at,
                                                 notify))
     if deadline.escalate is not None and escalate_to:
-        escalate_day = _shift(calendar, day, deadline.escalate.after, 1)
+        escalate_day = shift(calendar, day, deadline.escalate.after, 1)
         send_at = window(_at(escalate_day, END_OF_DAY, zone) + timedelta(seconds=1))
         reminders.append(PlannedReminder("escalate", f"{offset_label(deadline.escalate.after)} nach Fristablauf",
                                          send_at, escalate_to))
@@ -206,10 +214,6 @@ def plan(definition: Definition, running: RunningDeadline, started_at: datetime,
 
 #: The label of the notice for a deadline that had passed when it started.
 LATE_NOTE = "Frist war bei Eintritt bereits verstrichen"
-
-
-def _offset_days(offset: Offset) -> int:
-    return offset.amount
 
 
 def due_note(definition: Definition, due_at: datetime, now: datetime) -> str:
@@ -264,7 +268,7 @@ def decide_done(definition: Definition, reference: str, paper: PaperState, name:
             raise NotAllowedNowError(f"{context}: the deadline does not run now (state '{spec.id}' "
                                      f"({spec.label}){', done already' if (name, slot) in paper.done else ''})")
     body = branch or (spec.consultation.body if spec.consultation else None)
-    notified = {m.lower() for r in deadline.notify for m in definition.members(r, body)}
+    notified = recipients(definition, deadline.notify, body)
     roles = tuple(dict.fromkeys(r for t in definition.transitions_from(paper.state) for r in t.roles))
     if actor not in notified and not definition.holds_any(actor, roles, body) and actor not in TRUSTED_ACTORS:
         raise NotPermittedError(f"{actor} may not mark '{name}' of {reference} done: it is for the people the "

@@ -15,7 +15,7 @@ from .audit import Period, VerifyReport, timeline, verify
 from .clock import Clock, SystemClock
 from .deadlines import changed, decide_done, running_deadlines
 from .definition import Definition
-from .errors import InputError, NotFoundError, WorkflowError
+from .errors import ConflictError, InputError, NotFoundError, WorkflowError
 from .library import DefinitionLibrary
 from .machine import compile_machine
 from .paper import (
@@ -264,8 +264,6 @@ class Engine:
         """
         def attempt(paper: StoredPaper) -> list[Change]:
             if expected_version is not None and paper.version != expected_version:
-                from .errors import ConflictError
-
                 raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry")
             definition = self.definition_of(paper)
             changes = decide(paper, definition, self.now())
@@ -308,9 +306,9 @@ class Engine:
         if old is not None and old is not definition:
             # Another version may remind differently even where the due moment is the same:
             # every deadline ends and the new version's start afresh.
-            ended, started = changed(definition, {}, running_deadlines(definition, after), now, self.morning_hour,
-                                     self.evening_hour)
             ended = list(running_before)
+            _, started = changed(definition, {}, running_deadlines(definition, after), now, self.morning_hour,
+                                 self.evening_hour)
         else:
             ended, started = changed(definition, running_before, running_deadlines(definition, after), now,
                                      self.morning_hour, self.evening_hour)
@@ -516,13 +514,15 @@ class Engine:
         """The triggers ``who`` may fire on ``paper`` now (and for which branches)."""
         return actions(self.definition_of(paper), paper.state, who)
 
-    def deadlines_for(self, who: Person) -> list[DeadlineView]:
-        """The running deadlines ``who`` is reminded of (auditors: all), overdue ones first."""
+    def deadlines_for(self, who: Person) -> list[tuple[StoredPaper, DeadlineView]]:
+        """The running deadlines ``who`` is reminded of (auditors: all), each with its paper, overdue ones
+        first."""
         now = self.now()
-        rows = [view for paper in self.store.iter_papers()
+        rows = [(paper, view) for paper in self.store.iter_papers()
                 if may_read(self.definition_of(paper), paper.state, who)
-                for view in self.deadlines(paper) if who.auditor or who.email in view.people]
-        rows.sort(key=lambda v: (not v.overdue(now), v.deadline.due_at))
+                for view in self.deadlines(paper)
+                if view.done is None and (who.auditor or who.email in view.people)]
+        rows.sort(key=lambda row: (not row[1].overdue(now), row[1].deadline.due_at))
         return rows
 
     def oparl(self, base_url: str, body_name: str, zone: str, *, public_only: bool = False,

@@ -65,13 +65,10 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
     @router.get("/", response_class=HTMLResponse)
     def my_deadlines(request: Request, who: Person = Depends(user)) -> HTMLResponse:
         now = engine.now()
-        rows = []
-        for v in engine.deadlines_for(who):
-            if v.done is None:
-                paper = engine.load(v.deadline.reference)
-                rows.append({"deadline": v.deadline, "title": v.title, "overdue": v.overdue(now),
-                             "body": v.body_name or "", "description": v.description,
-                             "can_mark": engine.may_mark_done(paper, who, v.deadline.name, v.deadline.branch or None)})
+        rows = [{"deadline": v.deadline, "title": v.title, "overdue": v.overdue(now), "body": v.body_name or "",
+                 "description": v.description,
+                 "can_mark": engine.may_mark_done(paper, who, v.deadline.name, v.deadline.branch or None)}
+                for paper, v in engine.deadlines_for(who)]
         return page(request, "deadlines.html", who, rows=rows, zone=settings.timezone)
 
     @router.get("/vorlagen", response_class=HTMLResponse)
