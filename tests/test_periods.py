@@ -87,3 +87,52 @@ def test_not_before_is_checked_at_load(old: str, new: str, message: str) -> None
     with pytest.raises(DefinitionError) as caught:
         load_definition(TEXT.replace(old, new), "sachstandsbericht.yaml")
     assert message in str(caught.value)
+
+
+FIELD_TEXT = TEXT.replace(
+    "requires: [result], not_before: {after: entered, days: 14}}",
+    "requires: [result], not_before: {after: entered, days: 14}}\n"
+    "  - {trigger: eingang_erfassen, source: ausschuss, internal: true, roles: [sitzungsdienst], sets: [eingang]}",
+) + """  - name: vorbericht
+    label: Vorbericht einreichen
+    states: [ausschuss]
+    due: {before: eingang, months: 1}
+    remind: [{working_days: 2}]
+    notify: [sitzungsdienst]
+"""
+
+
+def test_due_before_a_date_field_starts_when_the_field_is_set(store: Store, tmp_path: Path,
+                                                              clock: FixedClock) -> None:
+    """`due: {before: FIELD, months: 1}`: no deadline while the field is unset (and `deadlines` says why);
+    setting it starts the deadline one calendar month before, clamped to the month's end; moving it moves it."""
+    engine = engine_on(store, tmp_path / "f", clock, sachstandsbericht=FIELD_TEXT)
+    clock.set(local("2026-01-05T10:00"))
+    engine.create("sachstandsbericht", "SV-1", LANDRAT, {"title": "x"})
+    engine.fire("SV-1", "einbringen", LANDRAT, values={"meeting": "2026-06-30T17:00"})
+    paper = engine.load("SV-1")
+    assert "vorbericht" not in {v.deadline.name for v in engine.deadlines(paper)}
+    [waiting] = [w for w in engine.waiting(paper) if w.deadline.name == "vorbericht"]
+    assert "eingang" in waiting.reason
+    engine.fire("SV-1", "eingang_erfassen", SITZ, values={"eingang": "2026-03-31"})
+    [view] = [v for v in engine.deadlines("SV-1") if v.deadline.name == "vorbericht"]
+    assert view.deadline.due_at == local("2026-02-28T23:59:59") and view.deadline.anchor == "field"
+    assert not [w for w in engine.waiting(engine.load("SV-1")) if w.deadline.name == "vorbericht"]
+    engine.fire("SV-1", "eingang_erfassen", SITZ, values={"eingang": "2026-04-15"})
+    [view] = [v for v in engine.deadlines("SV-1") if v.deadline.name == "vorbericht"]
+    assert view.deadline.due_at == local("2026-03-15T23:59:59")
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("due: {before: eingang, months: 1}", "due: {before: eingng, months: 1}",
+     "'before: eingng' in due of deadline 'vorbericht' names no anchor (did you mean 'eingang'?)"),
+    ("due: {before: eingang, months: 1}", "due: {after: title, months: 1}", "possible: entered, eingang"),
+    ("due: {before: eingang, months: 1}", "due: {before: eingang, invitation_period: true}",
+     "unknown key 'invitation_period'"),
+    ("due: {before: eingang, months: 1}", "due: {before: eingang, after: entered, days: 1}",
+     "due of deadline 'vorbericht' needs one of"),
+])
+def test_due_anchor_is_checked_at_load(old: str, new: str, message: str) -> None:
+    with pytest.raises(DefinitionError) as caught:
+        load_definition(FIELD_TEXT.replace(old, new), "sachstandsbericht.yaml")
+    assert message in str(caught.value)

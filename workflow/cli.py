@@ -552,10 +552,13 @@ def deadlines(reference: str, as_json: bool, ctx: Context) -> None:
     paper = engine.load(reference)
     zone = engine.definition_of(paper).timezone
     views = engine.deadlines(paper)
+    waiting = engine.waiting(paper)
     if as_json:
-        _dump([v.to_json() for v in views])
+        _dump([*(v.to_json() for v in views),
+               *({"name": w.deadline.name, "label": w.deadline.label, "branch": w.branch, "status": "waiting",
+                  "reason": w.reason} for w in waiting)])
         return
-    if not views:
+    if not views and not waiting:
         click.echo(f"{paper.reference}: keine laufenden Fristen")
     for view in views:
         d, mails = view.deadline, view.mails
@@ -571,6 +574,9 @@ def deadlines(reference: str, as_json: bool, ctx: Context) -> None:
 
             kind = MAIL_KIND.get(m.kind, m.kind)
             click.echo(f"    {kind:<10} {_local(m.send_at, zone)}  {m.status:<8} an {', '.join(m.recipients)}")
+    for w in waiting:
+        where = f" ({w.branch})" if w.branch else ""
+        click.echo(f"{'noch nicht gestartet':<16}  {w.deadline.label}{where}: {w.reason}")
 
 
 @main.group(name="reminders")

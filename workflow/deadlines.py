@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from .calendar import mail_window, shift, working_calendar
 from .definition import Deadline, Definition, Offset
 from .errors import InputError, NotAllowedNowError, NotPermittedError, did_you_mean
-from .paper import TRUSTED_ACTORS, Change, ChangeKind, PaperState
+from .paper import TRUSTED_ACTORS, Change, ChangeKind, PaperState, field_instant
 from .values import clean_text
 
 __all__ = [
@@ -58,7 +58,7 @@ class PlannedDeadline:
     branch: str  # "" outside parallel states
     body: str | None
     due_at: datetime
-    anchor: str  # "meeting" | "entered"
+    anchor: str  # "meeting" | "entered" | "field" (the definition names which)
     anchor_at: datetime
     reminders: tuple[PlannedReminder, ...]
 
@@ -85,8 +85,7 @@ def due_day(definition: Definition, deadline: Deadline, anchor_local: date, body
     if offset.unit == "invitation_period":
         assert body is not None
         offset = Offset("days", definition.bodies[body].invitation_days)
-    sign = -1 if deadline.due.anchor == "meeting" else 1
-    return shift(calendar, anchor_local, offset, sign)
+    return shift(calendar, anchor_local, offset, deadline.due.sign)
 
 
 def _at(day: date, clock: time, zone: ZoneInfo) -> datetime:
@@ -134,28 +133,74 @@ def _due_at(definition: Definition, deadline: Deadline, anchor_at: datetime, bod
     return found
 
 
+def _slots(definition: Definition, paper: PaperState) -> list[tuple[str, str | None, datetime | None]]:
+    """Where deadlines of the current state run: (branch, body, meeting) per open branch of a parallel
+    state, and ("", body, meeting) for the state itself unless it is a parallel state without a body."""
+    spec = definition.states[paper.state]
+    slots: list[tuple[str, str | None, datetime | None]] = []
+    if spec.parallel is not None:
+        slots = [(b.body, b.body, b.meeting) for b in paper.open_branches()]
+    if spec.parallel is None or spec.consultation is not None:
+        slots.append(("", spec.consultation.body if spec.consultation else None, paper.meeting))
+    return slots
+
+
+def _anchor_at(definition: Definition, deadline: Deadline, paper: PaperState, meeting: datetime | None
+               ) -> datetime | None:
+    anchor = deadline.due.anchor
+    if anchor == "meeting":
+        return meeting
+    if anchor == "entered":
+        return paper.entered_at
+    return field_instant(definition, paper.fields, anchor)
+
+
 def running_deadlines(definition: Definition, paper: PaperState) -> dict[DeadlineKey, RunningDeadline]:
     """The deadlines that run for ``paper`` in its current state, by (name, branch)."""
-    spec = definition.states[paper.state]
     running: dict[DeadlineKey, RunningDeadline] = {}
     for deadline in definition.deadlines:
         if paper.state not in deadline.states:
             continue
-        slots: list[tuple[str, str | None, datetime | None]] = []
-        if spec.parallel is not None:
-            slots = [(b.body, b.body, b.meeting) for b in paper.open_branches()]
-        if spec.parallel is None or spec.consultation is not None:
-            slots.append(("", spec.consultation.body if spec.consultation else None, paper.meeting))
-        for branch, body, meeting in slots:
+        for branch, body, meeting in _slots(definition, paper):
             if (deadline.name, branch) in paper.done:
                 continue  # marked done in this visit of the state
-            anchor_at = meeting if deadline.due.anchor == "meeting" else paper.entered_at
+            anchor_at = _anchor_at(definition, deadline, paper, meeting)
             if anchor_at is None:
-                continue  # counts from a meeting that is not set yet
+                continue  # counts from a meeting or a field that is not set yet
             item = RunningDeadline(deadline, paper.state, branch, body, anchor_at,
                                    _due_at(definition, deadline, anchor_at, body))
             running[item.key] = item
     return running
+
+
+class WaitingDeadline(NamedTuple):
+    """A deadline of the current state that does not run yet, and why (German, for `deadlines`)."""
+
+    deadline: Deadline
+    branch: str
+    reason: str
+
+
+def waiting_deadlines(definition: Definition, paper: PaperState) -> list[WaitingDeadline]:
+    """The deadlines of the current state that have not started because their anchor is not set."""
+    waiting: list[WaitingDeadline] = []
+    for deadline in definition.deadlines:
+        if paper.state not in deadline.states:
+            continue
+        for branch, _body, meeting in _slots(definition, paper):
+            if (deadline.name, branch) in paper.done or _anchor_at(definition, deadline, paper, meeting):
+                continue
+            field = deadline.due.field
+            if field is None:
+                reason = "läuft erst, wenn der Sitzungstermin feststeht"
+            else:
+                reason = f"läuft erst, wenn das Feld '{field}' gesetzt ist"
+            waiting.append(WaitingDeadline(deadline, branch, reason))
+    return waiting
+
+
+def _stored_anchor(deadline: Deadline) -> str:
+    return "field" if deadline.due.field else deadline.due.anchor
 
 
 def plan(definition: Definition, running: RunningDeadline, started_at: datetime, morning_hour: int = 8,
@@ -186,7 +231,7 @@ def plan(definition: Definition, running: RunningDeadline, started_at: datetime,
         if to:
             reminders.append(PlannedReminder("late", LATE_NOTE, window(started_at), to))
         return PlannedDeadline(deadline.name, deadline.label, running.state, running.branch, body, due_at,
-                               deadline.due.anchor, running.anchor_at, tuple(reminders))
+                               _stored_anchor(deadline), running.anchor_at, tuple(reminders))
     days: set[date] = set()
     missed: list[Offset] = []
     for offset in sorted(deadline.remind, key=lambda o: -o.amount):  # the earliest reminder first
@@ -209,7 +254,7 @@ def plan(definition: Definition, running: RunningDeadline, started_at: datetime,
         reminders.append(PlannedReminder("escalate", f"{offset_label(deadline.escalate.after)} nach Fristablauf",
                                          send_at, escalate_to))
     return PlannedDeadline(deadline.name, deadline.label, running.state, running.branch, body, due_at,
-                           deadline.due.anchor, running.anchor_at, tuple(reminders))
+                           _stored_anchor(deadline), running.anchor_at, tuple(reminders))
 
 
 #: The label of the notice for a deadline that had passed when it started.

@@ -135,8 +135,22 @@ class Offset:
 
 @dataclass(frozen=True)
 class Due:
-    anchor: Literal["meeting", "entered"]
+    """When a deadline is due: ``offset`` before or after its anchor. The anchor is the state's (or
+    branch's) meeting (always ``before``), the moment the state was entered (always ``after``), or a
+    ``date``/``datetime`` field of the paper (either way; a deadline on an unset field does not run)."""
+
+    anchor: str  # "meeting" | "entered" | a field name
     offset: Offset
+    before: bool = False
+
+    @property
+    def sign(self) -> int:
+        return -1 if self.before else 1
+
+    @property
+    def field(self) -> str | None:
+        """The field the deadline counts from, or None for the meeting and entering the state."""
+        return None if self.anchor in ("meeting", "entered") else self.anchor
 
 
 @dataclass(frozen=True)

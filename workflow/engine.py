@@ -13,7 +13,7 @@ from typing import Any, Literal
 from .access import Action, Person, actions, may_read
 from .audit import Period, VerifyReport, timeline, verify
 from .clock import Clock, SystemClock
-from .deadlines import changed, decide_done, running_deadlines
+from .deadlines import WaitingDeadline, changed, decide_done, running_deadlines, waiting_deadlines
 from .definition import Definition
 from .errors import ConflictError, InputError, NotFoundError, WorkflowError
 from .library import DefinitionLibrary
@@ -452,6 +452,10 @@ class Engine:
             done = (found.at, found.actor, note) if found is not None else None
             out.append(DeadlineView(d, mails, body.name if body else None, title, descriptions.get(d.name), done))
         return out
+
+    def waiting(self, paper: StoredPaper) -> list[WaitingDeadline]:
+        """Deadlines of the paper's state that have not started, with why (their meeting or field is unset)."""
+        return waiting_deadlines(self.definition_of(paper), paper.state)
 
     def may_mark_done(self, paper: StoredPaper, who: Person, deadline: str, branch: str | None, *,
                       undo: bool = False) -> bool:

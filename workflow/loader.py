@@ -545,7 +545,7 @@ def _load_offset(c: _Checker, raw: Any, where: Path, what: str, allow_invitation
 
 def _load_deadlines(
     c: _Checker, raw: Any, states: dict[str, State], roles: dict[str, tuple[str, ...]], bodies: dict[str, Body],
-    transitions: list[Transition],
+    transitions: list[Transition], fields: dict[str, FieldDef],
 ) -> list[Deadline]:
     result: list[Deadline] = []
     if raw is None or not c.typed(raw, ("deadlines",), list, "deadlines"):
@@ -572,21 +572,30 @@ def _load_deadlines(
         due: Due | None = None
         dm = m.get("due")
         if "due" in m and c.typed(dm, (*where, "due"), dict, f"due of {what}"):
-            if dm.get("before") == "meeting" and "after" not in dm:
-                offset = _load_offset(c, dm, (*where, "due"), f"due of {what}", True)
-                due = Due("meeting", offset) if offset else None
-                for j, s in enumerate(slist):
-                    if s in states and not states[s].waits_for_meeting:
-                        c.err(
-                            (*where, "states", j),
-                            f"{what} counts back from a meeting, but state '{s}' waits for no meeting",
-                        )
-                        ok = False
-            elif dm.get("after") == "entered" and "before" not in dm:
-                offset = _load_offset(c, dm, (*where, "due"), f"due of {what}", False)
-                due = Due("entered", offset) if offset else None
+            date_fields = [f.name for f in fields.values() if f.type in ("date", "datetime")]
+            direction = "before" if "before" in dm and "after" not in dm else \
+                "after" if "after" in dm and "before" not in dm else None
+            anchor = dm.get(direction) if direction else None
+            possible = {"before": ["meeting", *date_fields], "after": ["entered", *date_fields]}
+            if direction is None:
+                c.err((*where, "due"), f"due of {what} needs one of 'before: meeting', 'after: entered', "
+                                       "'before: FIELD' or 'after: FIELD' (FIELD: a date or datetime field)")
+            elif not isinstance(anchor, str) or anchor not in possible[direction]:
+                c.err((*where, "due", direction),
+                      f"'{direction}: {anchor}' in due of {what} names no anchor"
+                      f"{did_you_mean(str(anchor), possible[direction])}; possible: "
+                      f"{', '.join(possible[direction])} (fields must be of type date or datetime)")
             else:
-                c.err((*where, "due"), f"due of {what} needs 'before: meeting' or 'after: entered'")
+                offset = _load_offset(c, dm, (*where, "due"), f"due of {what}", anchor == "meeting")
+                due = Due(anchor, offset, direction == "before") if offset else None
+                if anchor == "meeting":
+                    for j, s in enumerate(slist):
+                        if s in states and not states[s].waits_for_meeting:
+                            c.err(
+                                (*where, "states", j),
+                                f"{what} counts back from a meeting, but state '{s}' waits for no meeting",
+                            )
+                            ok = False
         ok = due is not None and ok
         if due and due.offset.unit == "invitation_period":
             for s in slist:
@@ -679,7 +688,7 @@ def load_definition(text: str, path: str = "<definition>", *, expect_id: str | N
     fields = _load_fields(c, top.get("fields"))
     states = _load_states(c, top.get("states"), bodies)
     transitions = _load_transitions(c, top.get("transitions"), states, roles, fields)
-    deadlines = _load_deadlines(c, top.get("deadlines"), states, roles, bodies, transitions)
+    deadlines = _load_deadlines(c, top.get("deadlines"), states, roles, bodies, transitions, fields)
     if c.problems:
         raise DefinitionError(sorted(c.problems, key=lambda p: (p.line, p.column)))
     definition = Definition(

@@ -398,21 +398,27 @@ def decide_fire(
     return [Change("transition", trigger, paper.state, dest, actor, now, payload=payload)]
 
 
+def field_instant(definition: Definition, fields: Mapping[str, Any], name: str) -> datetime | None:
+    """The instant a ``date`` or ``datetime`` field stands for (a date: its local midnight), or None if unset."""
+    raw = fields.get(name)
+    if not raw:
+        return None
+    text = str(raw)
+    zone = ZoneInfo(definition.timezone)
+    if len(text) <= 10:
+        return datetime.combine(date.fromisoformat(text), time(0), tzinfo=zone).astimezone(UTC)
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
 def earliest(definition: Definition, rule: tuple[str, Offset], paper: PaperState) -> datetime | None:
     """The first instant a transition with ``not_before`` may fire: the start of the local day reached
     by the offset from the anchor (entering the state, or a date/datetime field; None if it is not set)."""
     anchor_name, offset = rule
     zone = ZoneInfo(definition.timezone)
-    if anchor_name == "entered":
-        anchor_day = paper.entered_at.astimezone(zone).date()
-    else:
-        raw = paper.fields.get(anchor_name)
-        if not raw:
-            return None
-        text = str(raw)
-        anchor_day = date.fromisoformat(text[:10]) if len(text) <= 10 else \
-            datetime.fromisoformat(text).astimezone(zone).date()
-    day = shift(working_calendar(definition.calendar), anchor_day, offset, 1)
+    anchor_at = paper.entered_at if anchor_name == "entered" else field_instant(definition, paper.fields, anchor_name)
+    if anchor_at is None:
+        return None
+    day = shift(working_calendar(definition.calendar), anchor_at.astimezone(zone).date(), offset, 1)
     return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
