@@ -15,6 +15,8 @@ from workflow.store import MemoryStore, Store
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITIONS = ROOT / "definitions"
+#: The two process-owner files exactly as written (version 1); see tests/data/process-owner/SOURCE.md.
+SPEC = ROOT / "tests" / "data" / "process-owner"
 PG_ADMIN_URL = os.environ.get("COUNCILFLOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 FEDER = "digitalisierung@kreis-coesfeld.example"
@@ -105,7 +107,7 @@ def defs_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "definitions"
     folder.mkdir()
     for name in ("kreisstrategie.yaml", "sachstandsbericht.yaml"):
-        (folder / name).write_bytes((DEFINITIONS / name).read_bytes())
+        (folder / name).write_bytes((SPEC / name).read_bytes())
     return folder
 
 

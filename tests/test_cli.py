@@ -142,7 +142,10 @@ def test_demo_runs_the_seed(tmp_path: Path, capsys: Cli) -> None:
     assert "Zur Kenntnis genommen (zur_kenntnis_genommen) seit 27.08.2020" in out
     assert "Rat der Gemeinde Nottuln           offen            Sitzung 17.12.2020 18:00  – vertagt, 1× vertagt" in out
     assert "Status:     Beschlossen (beschlossen) seit 17.12.2020 20:00" in out
-    assert "Eskalation an buero.landrat@kreis-coesfeld.example, landrat@kreis-coesfeld.example" in out
-    assert "Prüfpfad: intakt, 35 Einträge" in out
+    # The Vorlage is released (vorlage_freigeben) in time at every stage but one: no false escalation, and
+    # the one stage whose meeting came too late for the deadline gets the truthful notice instead.
+    assert "Eskalation an" not in out
+    assert "Hinweis (Frist bei Eintritt verstrichen) an digitalisierung@kreis-coesfeld.example" in out
+    assert "Prüfpfad: intakt, 39 Einträge" in out
     mails = list((tmp_path / "councilflow-mail" / "new").iterdir())
     assert len(mails) == int(out.split("Post: ")[1].split(" ")[0]) > 10

@@ -12,11 +12,11 @@ from workflow.calendar import working_calendar
 from workflow.deadlines import plan_deadlines
 from workflow.paper import Branch
 
-from .conftest import COUNCILS, DEFINITIONS, LANDRAT, SITZ, contact, to_councils
+from .conftest import COUNCILS, LANDRAT, SITZ, SPEC, contact, to_councils
 
 BERLIN = ZoneInfo("Europe/Berlin")
-KS = load_definition_file(DEFINITIONS / "kreisstrategie.yaml")
-SB = load_definition_file(DEFINITIONS / "sachstandsbericht.yaml")
+KS = load_definition_file(SPEC / "kreisstrategie.yaml")
+SB = load_definition_file(SPEC / "sachstandsbericht.yaml")
 
 
 def local(text: str) -> datetime:

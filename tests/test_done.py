@@ -23,9 +23,9 @@ from workflow.config import Settings
 from workflow.store import Store
 from workflow.web import create_app
 
-from .conftest import DEFINITIONS, LANDRAT, SITZ, engine_on
+from .conftest import LANDRAT, SITZ, SPEC, engine_on
 
-TEXT = (DEFINITIONS / "sachstandsbericht.yaml").read_text(encoding="utf-8").replace(
+TEXT = (SPEC / "sachstandsbericht.yaml").read_text(encoding="utf-8").replace(
     "  - {trigger: zurueckziehen,",
     "  - {trigger: vorlage_freigeben, source: ausschuss, internal: true, roles: [verfasser], sets: [department]}\n"
     "  - {trigger: zurueckziehen,",
@@ -141,7 +141,7 @@ def test_the_cli_and_the_web_mark_done(engine: Engine, db_url: str, tmp_path: Pa
 
 def test_the_meeting_marks_a_scheduling_deadline_done(store: Store, tmp_path: Path, clock: FixedClock) -> None:
     """`done_by: [meeting]`: "Sitzungstermin festlegen" ends when the meeting is set."""
-    text = (DEFINITIONS / "kreisstrategie.yaml").read_text(encoding="utf-8") + """  - name: termin
+    text = (SPEC / "kreisstrategie.yaml").read_text(encoding="utf-8") + """  - name: termin
     label: Sitzungstermin festlegen
     states: [bmk]
     due: {after: entered, working_days: 5}

@@ -21,7 +21,7 @@ from workflow import (
     verify,
 )
 
-from .conftest import COUNCILS, FEDER, LANDRAT, SITZ, contact, to_councils
+from .conftest import COUNCILS, FEDER, LANDRAT, SITZ, SPEC, contact, to_councils
 
 SV = "SV-9-1809"
 SV_TITLE = "Digitalisierungsstrategie für den Kreis Coesfeld, Sachstandsbericht"
@@ -202,9 +202,8 @@ def test_quorum_join(tmp_path: Path, db_url: str, clock: FixedClock) -> None:
     """`join: {quorum: k}` succeeds at k adoptions and fails once k can no longer be reached."""
     folder = tmp_path / "quorum"
     folder.mkdir()
-    from .conftest import DEFINITIONS
 
-    text = (DEFINITIONS / "kreisstrategie.yaml").read_text().replace("join: all ", "join: {quorum: 8} ")
+    text = (SPEC / "kreisstrategie.yaml").read_text().replace("join: all ", "join: {quorum: 8} ")
     assert "quorum: 8" in text
     (folder / "kreisstrategie.yaml").write_text(text)
     store = SqlStore(db_url)
@@ -260,9 +259,8 @@ def test_paper_keeps_its_definition_version(tmp_path: Path, db_url: str, clock: 
     """A paper runs on the definition it started on; a changed file needs a new version."""
     folder = tmp_path / "defs"
     folder.mkdir()
-    from .conftest import DEFINITIONS
 
-    original = (DEFINITIONS / "sachstandsbericht.yaml").read_text()
+    original = (SPEC / "sachstandsbericht.yaml").read_text()
     (folder / "sachstandsbericht.yaml").write_text(original)
     store = SqlStore(db_url)
     engine = Engine(store, DefinitionLibrary(folder), clock)

@@ -29,7 +29,7 @@ from workflow.config import Settings
 from workflow.paper import Change, apply, check_actor
 from workflow.web import create_app
 
-from .conftest import COUNCILS, DEFINITIONS, FEDER, LANDRAT, SITZ, contact, to_councils
+from .conftest import COUNCILS, FEDER, LANDRAT, SITZ, SPEC, contact, to_councils
 from .test_migrate import versions  # noqa: F401  (the fixture: SV-1..3 on version 1, folder with version 2)
 from .test_oparl_import import mappings  # noqa: F401
 
@@ -66,7 +66,7 @@ def test_a_migrated_paper_exports_and_replays(versions: tuple[Engine, Path], db_
 def test_one_email_rule_for_definitions_and_actors(tmp_path: Path) -> None:
     """A role member the loader accepts can act (an intranet host without a dot included), and what the
     engine refuses as an actor is refused at load; the message quotes the address once."""
-    text = (DEFINITIONS / "sachstandsbericht.yaml").read_text(encoding="utf-8")
+    text = (SPEC / "sachstandsbericht.yaml").read_text(encoding="utf-8")
     member = next(line.split("[")[1].split("]")[0] for line in text.splitlines()
                   if line.strip().startswith("verfasser"))
     load_definition(text.replace(member, "landrat@intranet"), "sachstandsbericht.yaml")
@@ -144,7 +144,7 @@ def test_time_going_backwards_is_refused_by_the_cli(db_url: str, defs_dir: Path,
 
 def test_a_broken_trail_is_an_error_not_a_crash() -> None:
     """Replaying entries that data broke names the entry instead of failing an assert."""
-    definition = load_definition((DEFINITIONS / "sachstandsbericht.yaml").read_text(encoding="utf-8"),
+    definition = load_definition((SPEC / "sachstandsbericht.yaml").read_text(encoding="utf-8"),
                                  "sachstandsbericht.yaml")
     at = datetime(2020, 8, 4, tzinfo=UTC)
     with pytest.raises(AuditIntegrityError, match="a trail starts with 'create'"):

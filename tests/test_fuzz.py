@@ -18,9 +18,9 @@ from workflow import DefinitionError, load_definition
 from workflow.cli import run
 from workflow.oparl_read import read_oparl
 
-from .conftest import DEFINITIONS
+from .conftest import SPEC
 
-SPEC_TEXT = (DEFINITIONS / "kreisstrategie.yaml").read_text(encoding="utf-8")
+SPEC_TEXT = (SPEC / "kreisstrategie.yaml").read_text(encoding="utf-8")
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -10,7 +10,7 @@ import pytest
 from workflow import DefinitionError, load_definition, load_definition_file
 from workflow.cli import run
 
-from .conftest import DEFINITIONS
+from .conftest import SPEC
 
 HERE = Path(__file__).parent
 BAD = HERE / "bad_definitions"
@@ -49,8 +49,8 @@ EXPECTED = {
 
 @pytest.mark.parametrize("name", ["kreisstrategie", "sachstandsbericht"], ids=str)
 def test_spec_definitions_load_unchanged(name: str) -> None:
-    """Both process-owner files in definitions/ load exactly as written."""
-    d = load_definition_file(DEFINITIONS / f"{name}.yaml")
+    """Both process-owner files (tests/data/process-owner) load exactly as written."""
+    d = load_definition_file(SPEC / f"{name}.yaml")
     assert d.workflow == name
     assert d.initial.id == "entwurf"
     assert d.source_hash and len(d.source_hash) == 64
@@ -58,7 +58,7 @@ def test_spec_definitions_load_unchanged(name: str) -> None:
 
 def test_kreisstrategie_model_matches_the_file() -> None:
     """The parsed model carries the 11 councils, the join, the '=' destination and the deadlines."""
-    d = load_definition_file(DEFINITIONS / "kreisstrategie.yaml")
+    d = load_definition_file(SPEC / "kreisstrategie.yaml")
     parallel = d.states["kommunale_raete"].parallel
     assert parallel is not None and len(parallel.bodies) == 11
     assert parallel.join.quorum is None and parallel.on_success == "beschlossen"
@@ -124,7 +124,7 @@ def test_structural_problems(text: str, message: str) -> None:
 
 def test_validate_command_prints_ok_and_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`definitions validate` prints ok for good files, every problem for bad ones, and exits 3."""
-    shutil.copy(DEFINITIONS / "sachstandsbericht.yaml", tmp_path)
+    shutil.copy(SPEC / "sachstandsbericht.yaml", tmp_path)
     shutil.copy(BAD / "unknown_role.yaml", tmp_path)
     code = run(["definitions", "validate", str(tmp_path)])
     out, err = capsys.readouterr()

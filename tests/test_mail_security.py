@@ -12,7 +12,7 @@ from notifier.dispatch import check_templates
 from notifier.render import RenderedMail, build_message, check_header
 from workflow import DefinitionError, Engine, FixedClock, InputError, load_definition_file
 
-from .conftest import DEFINITIONS, LANDRAT
+from .conftest import LANDRAT, SPEC
 
 HEADER_ATTACKS = {
     "crlf": "Erinnerung\r\nBcc: evil@example.org",
@@ -86,7 +86,7 @@ def test_sandbox_escapes_are_load_errors(tmp_path: Path, payload: str) -> None:
     """A template override that tries to escape the sandbox is refused at load, with its file and line."""
     folder = tmp_path / "defs"
     (folder / "templates" / "sachstandsbericht").mkdir(parents=True)
-    shutil.copy(DEFINITIONS / "sachstandsbericht.yaml", folder)
+    shutil.copy(SPEC / "sachstandsbericht.yaml", folder)
     template = folder / "templates" / "sachstandsbericht" / "reminder.txt"
     template.write_text("Guten Tag,\n" + payload + "\n", encoding="utf-8")
     definition = load_definition_file(folder / "sachstandsbericht.yaml")
@@ -101,7 +101,7 @@ def test_override_templates_are_used(tmp_path: Path) -> None:
     """A definition's templates folder overrides the shipped templates, part by part."""
     folder = tmp_path / "defs"
     (folder / "templates" / "sachstandsbericht").mkdir(parents=True)
-    shutil.copy(DEFINITIONS / "sachstandsbericht.yaml", folder)
+    shutil.copy(SPEC / "sachstandsbericht.yaml", folder)
     (folder / "templates" / "sachstandsbericht" / "reminder.subject.txt").write_text(
         "Bitte handeln: {{ paper.reference }}", encoding="utf-8")
     definition = load_definition_file(folder / "sachstandsbericht.yaml")
@@ -120,7 +120,7 @@ def test_broken_template_fails_validate(tmp_path: Path, capsys: pytest.CaptureFi
 
     folder = tmp_path / "defs"
     (folder / "templates" / "sachstandsbericht").mkdir(parents=True)
-    shutil.copy(DEFINITIONS / "sachstandsbericht.yaml", folder)
+    shutil.copy(SPEC / "sachstandsbericht.yaml", folder)
     broken = folder / "templates" / "sachstandsbericht" / "escalation.html"
     broken.write_text("<p>\n{{ paper.titel }}\n</p>\n", encoding="utf-8")
     assert run(["definitions", "validate", str(folder)]) == 3

@@ -15,7 +15,7 @@ from workflow.config import Settings
 from workflow.deadlines import due_note, plan_deadlines
 from workflow.paper import PaperState
 
-from .conftest import DEFINITIONS, LANDRAT, SITZ, engine_on
+from .conftest import LANDRAT, SITZ, SPEC, engine_on
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -25,7 +25,7 @@ def local(text: str) -> datetime:
 
 
 def _definition(remind: str, closed: str = "[]") -> object:
-    text = (DEFINITIONS / "sachstandsbericht.yaml").read_text(encoding="utf-8")
+    text = (SPEC / "sachstandsbericht.yaml").read_text(encoding="utf-8")
     text = text.replace("  holidays: DE-NW\n", f"  holidays: DE-NW\n  closed: {closed}\n")
     text = text.replace("    remind: [{working_days: 2}]", f"    remind: {remind}")
     return load_definition(text, "sachstandsbericht.yaml")
@@ -130,7 +130,7 @@ def test_meetings_in_the_calendar_have_their_place_and_length(store: object, tmp
 
     from workflow import DefinitionError
 
-    text = (DEFINITIONS / "sachstandsbericht.yaml").read_text(encoding="utf-8").replace(
+    text = (SPEC / "sachstandsbericht.yaml").read_text(encoding="utf-8").replace(
         'invitation_days: 7}', 'invitation_days: 7, location: "Kreishaus, Sitzungssaal", meeting_hours: 3}')
     engine = engine_on(store, Path(str(tmp_path)) / "defs", clock, sachstandsbericht=text)  # type: ignore[arg-type]
     clock.set(datetime(2020, 8, 4, 7, tzinfo=UTC))

@@ -10,14 +10,14 @@ import pytest
 from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
 from workflow.cli import run
 
-from .conftest import DEFINITIONS, LANDRAT, SITZ
+from .conftest import LANDRAT, SITZ, SPEC
 
 
 @pytest.fixture
 def versions(tmp_path: Path, db_url: str, clock: FixedClock) -> tuple[Engine, Path]:
     folder = tmp_path / "defs"
     folder.mkdir()
-    (folder / "sachstandsbericht.yaml").write_text((DEFINITIONS / "sachstandsbericht.yaml").read_text(),
+    (folder / "sachstandsbericht.yaml").write_text((SPEC / "sachstandsbericht.yaml").read_text(),
                                                    encoding="utf-8")
     engine = Engine(SqlStore(db_url), DefinitionLibrary(folder), clock)
     engine.create("sachstandsbericht", "SV-1", LANDRAT, {"title": "im Entwurf"})
@@ -25,7 +25,7 @@ def versions(tmp_path: Path, db_url: str, clock: FixedClock) -> tuple[Engine, Pa
     engine.fire("SV-2", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
     engine.create("sachstandsbericht", "SV-3", LANDRAT, {"title": "erledigt"})
     engine.fire("SV-3", "zurueckziehen", LANDRAT)
-    v2 = ((DEFINITIONS / "sachstandsbericht.yaml").read_text().replace("version: 1", "version: 2")
+    v2 = ((SPEC / "sachstandsbericht.yaml").read_text().replace("version: 1", "version: 2")
            .replace("  ausschuss:\n", "  fachausschuss:\n").replace("[ausschuss]", "[fachausschuss]")
            .replace("source: ausschuss", "source: fachausschuss").replace("dest: ausschuss", "dest: fachausschuss")
            .replace("[entwurf, ausschuss]", "[entwurf, fachausschuss]")

@@ -12,10 +12,10 @@ from workflow import DefinitionError, Engine, FixedClock, NotAllowedNowError, lo
 from workflow.calendar import add_months
 from workflow.store import Store
 
-from .conftest import DEFINITIONS, LANDRAT, SITZ, engine_on
+from .conftest import LANDRAT, SITZ, SPEC, engine_on
 
 BERLIN = ZoneInfo("Europe/Berlin")
-TEXT = (DEFINITIONS / "sachstandsbericht.yaml").read_text(encoding="utf-8").replace(
+TEXT = (SPEC / "sachstandsbericht.yaml").read_text(encoding="utf-8").replace(
     "  - {trigger: kenntnis_nehmen, source: ausschuss, dest: zur_kenntnis_genommen, roles: [sitzungsdienst], "
     "requires: [result]}",
     "  - {trigger: kenntnis_nehmen, source: ausschuss, dest: zur_kenntnis_genommen, roles: [sitzungsdienst], "

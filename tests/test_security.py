@@ -20,7 +20,7 @@ from workflow import Definition, DefinitionLibrary, Engine, FixedClock, InputErr
 from workflow.config import Settings, load_settings
 from workflow.web import create_app
 
-from .conftest import COUNCILS, FEDER, LANDRAT, SITZ, contact, to_councils
+from .conftest import COUNCILS, FEDER, LANDRAT, SITZ, SPEC, contact, to_councils
 from .smtp import smtp_server
 
 PROXY = ("127.0.0.1", 40000)
@@ -132,9 +132,8 @@ def test_sets_declares_what_a_trigger_may_change(tmp_path: Path) -> None:
     from workflow import DefinitionError, load_definition
     from workflow.paper import decide_fire
 
-    from .conftest import DEFINITIONS
 
-    text = (DEFINITIONS / "sachstandsbericht.yaml").read_text(encoding="utf-8")
+    text = (SPEC / "sachstandsbericht.yaml").read_text(encoding="utf-8")
     ok = load_definition(text.replace("roles: [verfasser], requires: [meeting]}",
                                       "roles: [verfasser], requires: [meeting], sets: [public, references]}"),
                          "sachstandsbericht.yaml")
@@ -275,9 +274,8 @@ def test_verify_covers_the_rules_the_papers_ran_on(engine: Engine, db_url: str, 
 def _version_2(engine: Engine) -> tuple[Definition, str, datetime]:
     from workflow import load_definition
 
-    from .conftest import DEFINITIONS
 
-    text = (DEFINITIONS / "sachstandsbericht.yaml").read_text(encoding="utf-8").replace("version: 1", "version: 2")
+    text = (SPEC / "sachstandsbericht.yaml").read_text(encoding="utf-8").replace("version: 1", "version: 2")
     return load_definition(text, "sachstandsbericht.yaml"), text, engine.clock.now()
 
 

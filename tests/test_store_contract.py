@@ -14,10 +14,10 @@ from workflow.definition import Definition
 from workflow.paper import Change, PaperState, fold
 from workflow.store import Store
 
-from .conftest import DEFINITIONS, LANDRAT
+from .conftest import LANDRAT, SPEC
 
 T0 = datetime(2020, 8, 4, 7, 0, tzinfo=UTC)
-SB_TEXT = (DEFINITIONS / "sachstandsbericht.yaml").read_text(encoding="utf-8")
+SB_TEXT = (SPEC / "sachstandsbericht.yaml").read_text(encoding="utf-8")
 SB = load_definition(SB_TEXT, "sachstandsbericht.yaml")
 
 

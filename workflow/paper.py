@@ -104,7 +104,10 @@ def _enter(
 ) -> PaperState:
     spec = definition.states[state]
     branches = {b: Branch(b) for b in spec.parallel.bodies} if spec.parallel else {}
-    return PaperState(state, at, meeting if spec.consultation else None, branches, fields, result)
+    entered = PaperState(state, at, meeting if spec.consultation else None, branches, fields, result)
+    if entered.meeting is not None:  # entered with its meeting: what the meeting marks done is done at once
+        return replace(entered, done=_done_by(definition, entered, "meeting", ""))
+    return entered
 
 
 def _meeting_of(payload: Mapping[str, Any]) -> datetime | None:
