@@ -27,7 +27,7 @@ from workflow.engine import Engine
 from workflow.errors import DefinitionError, InputError, NotFoundError
 from workflow.store import DeadlineRecord, ReminderRecord
 
-from .render import KINDS, Renderer, build_message, calendar_uid, make_ics
+from .render import KINDS, Renderer, build_message, calendar_uid, header_message_id, make_ics
 from .transports import SendError, Transport
 
 __all__ = ["Composer", "Dispatcher", "TickReport", "check_templates", "sample_contexts"]
@@ -66,10 +66,14 @@ def sample_contexts(definition: Definition) -> dict[str, dict[str, Any]]:
         "responsible": ["person@example.org"],
         "links": {"paper": "https://ratsinfo.example/vorlagen/SV-0-0000", "mine": "https://ratsinfo.example/"},
     }
+    items: list[dict[str, Any]] = [
+        {"reference": "SV-0-0000", "title": "Beispielvorlage", "label": "Frist", "due": now + timedelta(days=3),
+         "body": body.name if body else None, "meeting": None, "overdue": False},
+        {"reference": "SV-0-0001", "title": "Beispielvorlage", "label": "Frist", "due": now - timedelta(days=3),
+         "body": None, "meeting": None, "overdue": True}]
     digest = {"kind": "digest", "today": now, "until": now + timedelta(days=DIGEST_DAYS),
-              "recipient": "person@example.org",
-              "items": [{"reference": "SV-0-0000", "title": "Beispielvorlage", "label": "Frist",
-                         "due": now + timedelta(days=3), "body": body.name if body else None, "meeting": None}]}
+              "recipient": "person@example.org", "items": items,
+              "overdue": [i for i in items if i["overdue"]], "upcoming": [i for i in items if not i["overdue"]]}
     return {"remind": base, "escalate": {**base, "kind": "escalate"}, "late": {**base, "kind": "late"},
             "digest": digest}
 
@@ -101,12 +105,17 @@ class Composer:
                 ) -> tuple[dict[str, Any], Definition | None, DeadlineRecord | None]:
         if reminder.kind == "digest":
             payload = reminder.payload
+            sent_at = now or self.engine.now()
             items = [{**item, "due": datetime.fromisoformat(item["due"]),
                       "meeting": datetime.fromisoformat(item["meeting"]) if item.get("meeting") else None}
                      for item in payload["items"]]
+            for item in items:
+                item["overdue"] = item["due"] < sent_at
+            items.sort(key=lambda item: (not item["overdue"], item["due"]))  # overdue first, then by due
             return ({"kind": "digest", "today": datetime.fromisoformat(payload["today"]),
                      "until": datetime.fromisoformat(payload["until"]), "recipient": reminder.recipients[0],
-                     "items": items}, None, None)
+                     "items": items, "overdue": [i for i in items if i["overdue"]],
+                     "upcoming": [i for i in items if not i["overdue"]]}, None, None)
         assert reminder.reference is not None and reminder.deadline_id is not None
         paper = self.engine.store.load(reminder.reference)
         definition = self.engine.definition_of(paper)
@@ -136,7 +145,7 @@ class Composer:
             "note": due_note(definition, deadline.due_at, now or self.engine.now()) if reminder.kind != "late"
             else reminder.label,
             "recipients": list(reminder.recipients),
-            "also_told": list(reminder.recipients) if len(reminder.recipients) > 1 else [],  # per mail: all
+            "also_told": [],  # per personal copy: the other recipients (see compose)
             "responsible": responsible,
             "links": self._links(paper.reference),
         }
@@ -158,10 +167,14 @@ class Composer:
                            self.settings.evening_hour)
 
     def compose(self, reminder: ReminderRecord, now: datetime,
-                prepared: tuple[dict[str, Any], Definition | None, DeadlineRecord | None] | None = None
-                ) -> EmailMessage:
-        """The mail of ``reminder`` at ``now`` (``prepared``: its :meth:`context`, when read already)."""
+                prepared: tuple[dict[str, Any], Definition | None, DeadlineRecord | None] | None = None,
+                recipient: str | None = None) -> EmailMessage:
+        """The mail of ``reminder`` at ``now`` (``prepared``: its :meth:`context`, when read already): to
+        ``recipient`` alone, naming the others it went to, or (None) to all its recipients at once."""
         context, definition, deadline = prepared or self.context(reminder, now)
+        to = reminder.recipients if recipient is None else (recipient,)
+        if recipient is not None:
+            context = {**context, "also_told": [r for r in reminder.recipients if r != recipient]}
         rendered = self.renderer(definition).render(reminder.kind, context)
         ics = None
         if deadline is not None and definition is not None:
@@ -183,9 +196,17 @@ class Composer:
                 meeting_hours=spec_body.meeting_hours if spec_body else 2.0,
                 location=spec_body.location if spec_body else None,
                 meeting_sequence=_minutes(paper["modified"]) if meeting else 0)
-        return build_message(rendered, sender=self.settings.mail_from, recipients=reminder.recipients,
-                             message_id=reminder.message_id, date=now, ics=ics,
-                             headers={"X-Councilflow-Kind": KINDS[reminder.kind]})
+        mark = recipient if recipient is not None and len(reminder.recipients) > 1 else None
+        return build_message(rendered, sender=self.settings.mail_from, recipients=to,
+                             message_id=header_message_id(reminder.message_id, self.settings.mail_from, mark),
+                             date=now, ics=ics, headers={"X-Councilflow-Kind": KINDS[reminder.kind]})
+
+    def compose_each(self, reminder: ReminderRecord, now: datetime,
+                     prepared: tuple[dict[str, Any], Definition | None, DeadlineRecord | None] | None = None
+                     ) -> list[EmailMessage]:
+        """One personal mail per recipient ("ging ebenfalls an" names only the others), in recipient order."""
+        prepared = prepared or self.context(reminder, now)
+        return [self.compose(reminder, now, prepared, r) for r in reminder.recipients]
 
 
 @dataclass
@@ -242,7 +263,7 @@ class Dispatcher:
                     if self.outbox.defer(reminder, opens):
                         report.deferred += 1
                     return
-            message = self.composer.compose(reminder, now, prepared)
+            messages = self.composer.compose_each(reminder, now, prepared)
         except (DefinitionError, InputError, NotFoundError) as exc:
             report.failed += 1
             report.errors.append(f"reminder {reminder.id}: {exc}")
@@ -253,7 +274,8 @@ class Dispatcher:
             report.fenced += 1  # cancelled (the deadline ended) or taken over meanwhile
             return
         try:
-            self.transport.send(message)
+            for message in messages:  # a retry sends every copy again, under the same Message-IDs
+                self.transport.send(message)
         except SendError as exc:
             if exc.temporary and reminder.attempts + 1 < self.settings.max_attempts:
                 report.retried += 1

@@ -283,6 +283,16 @@ def make_ics(*, deadline_uid: str, summary: str, description: str, due_day: date
     return data
 
 
+def header_message_id(stored: str, sender: str, recipient: str | None = None) -> str:
+    """The Message-ID header of a stored mail: its stored key under the domain of ``sender`` (the
+    installation's From), and, for one of several personal copies, the recipient's mark. The same stored
+    mail always gives the same header, so a copy resent after a crash is recognised as the same mail."""
+    local = stored.strip().strip("<>").rpartition("@")[0] or stored.strip("<> ")
+    if recipient is not None:
+        local += "." + hashlib.sha256(recipient.lower().encode("utf-8")).hexdigest()[:10]
+    return f"<{local}@{parse_address(sender, 'From').domain.lower()}>"
+
+
 def build_message(rendered: RenderedMail, *, sender: str, recipients: Sequence[str], message_id: str,
                   date: datetime, ics: bytes | None, headers: Mapping[str, str] | None = None) -> EmailMessage:
     """The mail, with every data-built header checked; refuses line breaks and bad addresses."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from notifier.render import header_message_id
 from workflow import Engine, FixedClock
 
 from . import fault_child
@@ -24,6 +25,9 @@ from .smtp import smtp_server
 EXE = str(Path(sys.executable).parent / "councilflow")
 
 
+SENDER = "fristen@kreis-coesfeld.example"
+
+
 def _papers(engine: Engine, clock: FixedClock, count: int) -> set[str]:
     from datetime import UTC, datetime
 
@@ -31,14 +35,14 @@ def _papers(engine: Engine, clock: FixedClock, count: int) -> set[str]:
     for i in range(count):
         engine.create("sachstandsbericht", f"SV-{i}", LANDRAT, {"title": f"Vorlage {i}"})
         engine.fire(f"SV-{i}", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
-    return {r.message_id for r in engine.store.outbox.reminders()}
+    return {header_message_id(r.message_id, SENDER) for r in engine.store.outbox.reminders()}
 
 
 def _env(db_url: str, defs: Path, port: int, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COUNCILFLOW_")}
     env.update({"COUNCILFLOW_DB": db_url, "COUNCILFLOW_DEFINITIONS": str(defs),
                 "COUNCILFLOW_MAIL": f"smtp://127.0.0.1:{port}", "COUNCILFLOW_LEASE_SECONDS": "60",
-                "COUNCILFLOW_MAIL_FROM": "fristen@kreis-coesfeld.example", **extra})
+                "COUNCILFLOW_MAIL_FROM": SENDER, **extra})
     return env
 
 
@@ -102,7 +106,8 @@ def test_serve_catches_up_and_stops_on_sigterm(engine: Engine, clock: FixedClock
                 limit = time.monotonic() + 60
                 while True:  # bounded: until serve has looked at the due mails and put them off
                     waiting = engine.store.outbox.reminders(reference=None, statuses=("pending",))
-                    if {r.message_id for r in waiting if r.next_attempt_at >= opens - timedelta(minutes=1)} \
+                    if {header_message_id(r.message_id, SENDER) for r in waiting
+                        if r.next_attempt_at >= opens - timedelta(minutes=1)} \
                             >= expected:
                         break
                     assert time.monotonic() < limit, "serve never deferred the mails to the window"

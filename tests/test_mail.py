@@ -10,6 +10,7 @@ import pytest
 from icalendar import Calendar
 
 from notifier.dispatch import Dispatcher
+from notifier.render import header_message_id
 from notifier.transports import MaildirTransport, SmtpTransport
 from workflow import Engine, FixedClock
 from workflow.config import Settings
@@ -59,7 +60,10 @@ def test_reminder_arrives_with_parts_german_text_and_ics(engine: Engine, clock: 
     # At most 78 characters, the reference first and the date whole: the label is shortened.
     assert mail["Subject"] == "SV-9-1809: Erinnerung – Einladung mit Vorlage versenden (La… bis Do 20.08.2020"
     assert len(mail["Subject"]) == 78
-    assert mail["Message-ID"] == engine.store.outbox.reminders(statuses=("sent",))[0].message_id
+    # The stored key under the domain of the installation's From address.
+    stored = engine.store.outbox.reminders(statuses=("sent",))[0].message_id
+    assert mail["Message-ID"] == header_message_id(stored, SENDER) and mail["Message-ID"].endswith(
+        "@kreis-coesfeld.example>")
     assert mail["Auto-Submitted"] == "auto-generated"
     text = mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert "Fällig:    20.08.2020, 23:59 Uhr (Donnerstag, 20. August 2020)" in text
@@ -99,17 +103,22 @@ def test_escalation_names_who_else_was_told(engine: Engine, clock: FixedClock, s
     assert worker.tick(at("2020-12-22T07:59")).claimed == 0
     report = worker.tick(at("2020-12-22T08:00"))
     assert report.sent == 1
-    kinds = sorted((m["X-Councilflow-Kind"], m["To"]) for m in sink.wait_for(3))
-    assert kinds == [
-        ("escalation", "buero.landrat@kreis-coesfeld.example, landrat@kreis-coesfeld.example"),
+    kinds = sorted((m["X-Councilflow-Kind"], m["To"]) for m in sink.wait_for(4))
+    assert kinds == [  # one personal copy per recipient
+        ("escalation", "buero.landrat@kreis-coesfeld.example"), ("escalation", "landrat@kreis-coesfeld.example"),
         ("reminder", FEDER), ("reminder", FEDER),
     ]
-    escalation = next(m for m in sink.messages if m["X-Councilflow-Kind"] == "escalation")
+    copies = {m["To"]: m for m in sink.messages if m["X-Councilflow-Kind"] == "escalation"}
+    escalation = copies["landrat@kreis-coesfeld.example"]
     assert escalation["Subject"] == "KS-1: Frist überschritten – Vorlage fertigstellen (fällig Fr 18.12.2020)"
     text = escalation.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert "ist am Freitag, 18. Dezember 2020 abgelaufen" in text
-    assert "Diese Nachricht ging ebenfalls an: buero.landrat@kreis-coesfeld.example, landrat@kreis-coesfeld.example" \
-        in text
+    # "ging ebenfalls an" names the others only; each copy has its own Message-ID under the sender's domain
+    assert "Diese Nachricht ging ebenfalls an: buero.landrat@kreis-coesfeld.example." in text
+    other = copies["buero.landrat@kreis-coesfeld.example"].get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Diese Nachricht ging ebenfalls an: landrat@kreis-coesfeld.example." in other
+    ids = {m["Message-ID"] for m in copies.values()}
+    assert len(ids) == 2 and all(i.endswith("@kreis-coesfeld.example>") for i in ids)
     assert f"Zuständig für die Frist: {FEDER}." in text
 
 
@@ -129,7 +138,8 @@ def test_catch_up_sends_once_what_fell_due_while_down(engine: Engine, clock: Fix
     first = worker.tick(at("2021-06-01T12:00"))
     second = worker.tick(at("2021-06-02T12:00"))
     assert (first.sent, second.claimed) == (2, 0)
-    assert sorted(m["X-Councilflow-Kind"] for m in sink.wait_for(2)) == ["late", "reminder"]
+    # the notice goes to each of the three people concerned, one personal copy each
+    assert sorted(m["X-Councilflow-Kind"] for m in sink.wait_for(4)) == ["late", "late", "late", "reminder"]
 
 
 def test_smtp_errors_retry_or_fail_visibly(engine: Engine, clock: FixedClock, smtp: tuple[Sink, int]) -> None:
@@ -210,6 +220,26 @@ def test_digest_lists_the_coming_two_weeks(engine: Engine, clock: FixedClock, sm
     assert mail["To"] == SITZ and mail["Subject"] == "Ihre Fristen bis 24.08.2020: 1 offen"
     text = mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert "- 20.08.2020, 23:59 Uhr: Einladung mit Vorlage versenden (Ladungsfrist)" in text
+    assert "Überfällig" not in text
+
+
+def test_digest_lists_overdue_deadlines_first(engine: Engine, clock: FixedClock, smtp: tuple[Sink, int]) -> None:
+    """A deadline that has passed undone heads the digest under "Überfällig" and is counted in the subject."""
+    sink, port = smtp
+    sv_in_committee(engine, clock)  # Ladung due 20.08.2020
+    clock.set(at("2020-08-12T09:00"))
+    engine.create("sachstandsbericht", "SV-2", LANDRAT, {"title": "Zweiter Bericht"})
+    engine.fire("SV-2", "einbringen", LANDRAT, values={"meeting": "2020-09-01T17:00"})  # Ladung due 25.08.
+    worker = dispatcher(engine, port)
+    assert worker.queue_digests(at("2020-08-24T07:00")) == 1
+    worker.tick(at("2020-08-24T07:00"))  # the reminders due meanwhile
+    sink.messages.clear()
+    assert worker.tick(at("2020-08-24T08:00")).sent >= 1
+    [mail] = [m for m in sink.wait_for(1) if m["X-Councilflow-Kind"] == "digest"]
+    assert mail["Subject"] == "Ihre Fristen bis 07.09.2020: 1 überfällig, 2 offen"
+    text = mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    overdue, upcoming = text.index("Überfällig:"), text.index("Demnächst fällig:")
+    assert overdue < text.index("SV-9-1809") < upcoming < text.index("SV-2")
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from notifier.render import header_message_id
 from workflow import Engine
+from workflow.config import Settings
 
 from . import fault_child
 from .smtp import free_port, smtp_server
@@ -81,7 +83,7 @@ def _queue(engine: Engine, count: int) -> set[str]:
             "next_attempt_at) VALUES ('digest', 'Fristenübersicht', :at, :to, :payload, :mid, 'pending', 0, :at)"),
             [{"at": engine.store._db_time(engine.clock.now()), "to": json.dumps([f"person{n % 50}@example.org"]),
               "payload": payload, "mid": mid} for n, mid in enumerate(sorted(ids))])
-    return ids
+    return {header_message_id(mid, Settings().mail_from) for mid in ids}  # as the workers send them
 
 
 @pytest.mark.postgres

@@ -24,8 +24,9 @@ def workflows(draw: st.DrawFn) -> str:
     n = draw(st.integers(2, 5))
     states = [f"s{i}" for i in range(n)]
     bodies = [f"b{i}" for i in range(4)]
+    closed = draw(st.sampled_from(["[]", '["12-24", "12-31"]', '["2020-10-05", "2020-11-02"]']))
     lines = ["workflow: zufall", "version: 1", "title: Zufall", "timezone: Europe/Berlin",
-             "calendar: {holidays: DE-NW}", f"roles: {{amt: [{AMT}]}}", "bodies:"]
+             f"calendar: {{holidays: DE-NW, closed: {closed}}}", f"roles: {{amt: [{AMT}]}}", "bodies:"]
     lines += [f"  {b}: {{name: Gremium {b}, invitation_days: {draw(st.integers(0, 9))}, contact: {b}@stadt.example}}"
               for b in bodies]
     lines += ["fields: {title: {type: text, required: true}}", "states:", "  entwurf: {initial: true}"]
@@ -59,12 +60,15 @@ def workflows(draw: st.DrawFn) -> str:
             if back != s:
                 lines.append(f"  - {{trigger: zurueck, source: {s}, dest: {back}, roles: [amt]}}")
     lines.append('  - {trigger: abbrechen, source: "*", dest: gescheitert, roles: [amt]}')
+    done_by = draw(st.booleans())
+    if done_by:  # an internal trigger that marks the running "dauer" deadline done
+        lines.append(f"  - {{trigger: erledigt_melden, source: [{', '.join(states)}], internal: true, roles: [amt]}}")
     lines += ["deadlines:",
               f"  - {{name: ladung, states: [{', '.join(states)}], due: {{before: meeting, invitation_period: true}}, "
               "remind: [{days: 2}], notify: [amt]}",
               f"  - {{name: dauer, states: [{', '.join(states)}], due: {{after: entered, working_days: "
               f"{draw(st.integers(1, 15))}}}, remind: [{{working_days: 1}}], notify: [body], "
-              "escalate: {after: {days: 1}, notify: [amt]}}"]
+              "escalate: {after: {days: 1}, notify: [amt]}" + (", done_by: [erledigt_melden]}" if done_by else "}")]
     return "\n".join(lines) + "\n"
 
 
@@ -128,11 +132,19 @@ def test_restart_after_every_step_changes_nothing(tmp_path: Path, text: str, dat
                 trigger, branch = choice[1], choice[2] or None
                 actor = f"{branch}@stadt.example" if branch else AMT
                 engine.fire("P-1", trigger, actor, branch=branch,
-                            values={"result": "Ergebnis", "meeting": meeting}
-                            if _needs_meeting(definition, status.state, trigger, branch)
-                            else {"result": "Ergebnis"})
+                            values=_values(definition, status.state, trigger, branch, meeting))
         assert _signature(steady, "P-1") == _signature(_fresh(restarted_url, folder, now), "P-1")
     assert steady.verify().ok and _fresh(restarted_url, folder, now).verify().ok
+
+
+def _values(definition: Any, state: str, trigger: str, branch: str | None, meeting: str) -> dict[str, str]:
+    """What a step sets: a result (none for an internal trigger), and the meeting where the target needs one."""
+    t = definition.find(state, trigger)
+    if t is not None and t.internal:
+        return {}
+    if _needs_meeting(definition, state, trigger, branch):
+        return {"result": "Ergebnis", "meeting": meeting}
+    return {"result": "Ergebnis"}
 
 
 def _needs_meeting(definition: Any, state: str, trigger: str, branch: str | None) -> bool:
@@ -141,5 +153,5 @@ def _needs_meeting(definition: Any, state: str, trigger: str, branch: str | None
         return False
     if t.branch is not None:
         return bool(t.branch == "deferred")
-    dest = definition.states[t.dest_for(state)]
-    return bool(dest.consultation is not None)
+    target = t.dest_for(state)
+    return target is not None and definition.states[target].consultation is not None
