@@ -27,7 +27,7 @@ from workflow.engine import Engine
 from workflow.errors import DefinitionError, InputError, NotFoundError
 from workflow.store import DeadlineRecord, ReminderRecord
 
-from .render import KINDS, Renderer, build_message, calendar_uid, header_message_id, make_ics
+from .render import KINDS, Renderer, build_message, deadline_entries, header_message_id, make_ics, meeting_of
 from .transports import SendError, Transport
 
 __all__ = ["Composer", "Dispatcher", "TickReport", "check_templates", "sample_contexts"]
@@ -36,11 +36,6 @@ __all__ = ["Composer", "Dispatcher", "TickReport", "check_templates", "sample_co
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1),
            timedelta(hours=4))
 DIGEST_DAYS = 14
-
-
-def _minutes(moment: datetime) -> int:
-    """Minutes since 2020: a SEQUENCE that grows with every new start or move of an entry."""
-    return max(0, int((moment.timestamp() - 1577836800) // 60))
 
 
 def sample_contexts(definition: Definition) -> dict[str, dict[str, Any]]:
@@ -124,8 +119,7 @@ class Composer:
         if deadline is None:
             raise NotFoundError(f"reminder {reminder.id}: its deadline is gone")
         state = definition.states[paper.state.state]
-        branch = paper.state.branches.get(deadline.branch) if deadline.branch else None
-        meeting = branch.meeting if branch else (paper.state.meeting if deadline.state == paper.state.state else None)
+        meeting = meeting_of(paper.state, deadline)
         body = definition.bodies.get(deadline.body) if deadline.body else None
         spec = next((d for d in definition.deadlines if d.name == deadline.name), None)
         responsible: list[str] = []
@@ -178,24 +172,9 @@ class Composer:
         rendered = self.renderer(definition).render(reminder.kind, context)
         ics = None
         if deadline is not None and definition is not None:
-            paper, body = context["paper"], context["body"]
-            spec_body = definition.bodies.get(deadline.body) if deadline.body else None
-            zone = ZoneInfo(definition.timezone)
-            meeting = context["meeting"]
-            ics = make_ics(
-                deadline_uid=calendar_uid("frist", paper["reference"], deadline.name, deadline.branch),
-                summary=f"Frist: {deadline.label} – {paper['reference']}",
-                description=f"{paper['reference']} „{paper['title']}“: {deadline.label}"
-                            + (f"\n{context['deadline']['description']}" if context["deadline"]["description"] else ""),
-                due_day=deadline.due_at.astimezone(zone).date(),
-                # Raised whenever the deadline started anew (it moved); the same in every mail of one run.
-                sequence=_minutes(deadline.started_at), stamp=now, meeting=meeting,
-                meeting_uid=calendar_uid("sitzung", paper["reference"], deadline.state, deadline.body or "")
-                if meeting else None,
-                meeting_summary=f"Sitzung {body['name']} – {paper['reference']}" if body else None,
-                meeting_hours=spec_body.meeting_hours if spec_body else 2.0,
-                location=spec_body.location if spec_body else None,
-                meeting_sequence=_minutes(paper["modified"]) if meeting else 0)
+            paper = context["paper"]
+            ics = make_ics(deadline_entries(definition, deadline, title=paper["title"], meeting=context["meeting"],
+                                            modified=paper["modified"], stamp=now))
         mark = recipient if recipient is not None and len(reminder.recipients) > 1 else None
         return build_message(rendered, sender=self.settings.mail_from, recipients=to,
                              message_id=header_message_id(reminder.message_id, self.settings.mail_from, mark),

@@ -16,10 +16,10 @@ import hashlib
 import re
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -31,8 +31,11 @@ from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, StrictUndefine
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
+from workflow.definition import Definition
 from workflow.errors import DefinitionError, InputError, Problem
 from workflow.german import date_de, date_short, format_local
+from workflow.paper import PaperState
+from workflow.store.records import DeadlineRecord
 from workflow.values import hidden_break, is_email
 
 __all__ = [
@@ -40,8 +43,12 @@ __all__ = [
     "RenderedMail",
     "Renderer",
     "build_message",
+    "calendar_uid",
     "check_header",
+    "deadline_entries",
+    "ics_sequence",
     "make_ics",
+    "meeting_of",
     "parse_address",
 ]
 
@@ -241,44 +248,81 @@ def calendar_uid(kind: str, *parts: str) -> str:
     return f"{kind}-{digest}@councilflow"
 
 
-def make_ics(*, deadline_uid: str, summary: str, description: str, due_day: date, sequence: int,
-             stamp: datetime, meeting: datetime | None = None, meeting_uid: str | None = None,
-             meeting_summary: str | None = None, meeting_hours: float = 2.0, location: str | None = None,
-             meeting_sequence: int = 0) -> bytes:
-    """An iCalendar file (RFC 5545): the deadline as an all-day event on its due day with a reminder alarm,
-    and the meeting with its end (and place). Times in UTC, so no VTIMEZONE is needed."""
-    from icalendar import Alarm, Calendar, Event
+def ics_sequence(moment: datetime) -> int:
+    """Minutes since 2020: a SEQUENCE that grows with every new start or move of an entry."""
+    return max(0, int((moment.timestamp() - 1577836800) // 60))
 
-    cal = Calendar()
-    cal.add("prodid", "-//councilflow//Fristen//DE")
-    cal.add("version", "2.0")
-    cal.add("method", "PUBLISH")
+
+def meeting_of(paper: PaperState, deadline: DeadlineRecord) -> datetime | None:
+    """The meeting a deadline belongs to: its branch's, or the state's while the paper is in that state."""
+    branch = paper.branches.get(deadline.branch) if deadline.branch else None
+    if branch is not None:
+        return branch.meeting
+    return paper.meeting if deadline.state == paper.state else None
+
+
+def deadline_entries(definition: Definition, deadline: DeadlineRecord, *, title: str, meeting: datetime | None,
+                     modified: datetime, stamp: datetime) -> tuple[Any, Any | None]:
+    """The calendar entries of a deadline, the same in every mail and in the calendar feed: the deadline as
+    an all-day event on its due day with a reminder alarm, and its meeting (if set) with its end and place.
+    Times in UTC, so no VTIMEZONE is needed.
+
+    The deadline's UID is per paper, deadline and branch, its SEQUENCE the minute it started (it starts anew
+    when it moves); the meeting's UID is per paper, state and body, its SEQUENCE the minute the paper was
+    last changed (``modified``)."""
+    from icalendar import Alarm, Event
+
+    reference = deadline.reference
+    spec = next((d for d in definition.deadlines if d.name == deadline.name), None)
+    body = definition.bodies.get(deadline.body) if deadline.body else None
+    summary = f"Frist: {deadline.label} – {reference}"
     event = Event()
-    event.add("uid", deadline_uid)
-    event.add("sequence", sequence)
+    event.add("uid", calendar_uid("frist", reference, deadline.name, deadline.branch))
+    # Raised whenever the deadline started anew (it moved); the same in every mail of one run.
+    event.add("sequence", ics_sequence(deadline.started_at))
     event.add("dtstamp", stamp.astimezone(UTC))
+    due_day = deadline.due_at.astimezone(ZoneInfo(definition.timezone)).date()
     event.add("dtstart", due_day)
     event.add("dtend", due_day + timedelta(days=1))
     event.add("transp", "TRANSPARENT")
     event.add("summary", summary)
-    event.add("description", description)
+    event.add("description", f"{reference} „{title}“: {deadline.label}"
+                             + (f"\n{spec.description}" if spec is not None and spec.description else ""))
     alarm = Alarm()
     alarm.add("action", "DISPLAY")
     alarm.add("description", summary)
     alarm.add("trigger", timedelta(hours=-15))  # 09:00 the day before
     event.add_component(alarm)
-    cal.add_component(event)
-    if meeting is not None and meeting_uid is not None:
-        session = Event()
-        session.add("uid", meeting_uid)
-        session.add("sequence", meeting_sequence)
-        session.add("dtstamp", stamp.astimezone(UTC))
-        session.add("dtstart", meeting.astimezone(UTC))
-        session.add("dtend", meeting.astimezone(UTC) + timedelta(hours=meeting_hours))
-        session.add("summary", meeting_summary or "Sitzung")
-        if location:
-            session.add("location", location)
-        cal.add_component(session)
+    if meeting is None:
+        return event, None
+    session = Event()
+    session.add("uid", calendar_uid("sitzung", reference, deadline.state, deadline.body or ""))
+    session.add("sequence", ics_sequence(modified))
+    session.add("dtstamp", stamp.astimezone(UTC))
+    session.add("dtstart", meeting.astimezone(UTC))
+    session.add("dtend", meeting.astimezone(UTC) + timedelta(hours=body.meeting_hours if body else 2.0))
+    session.add("summary", f"Sitzung {body.name} – {reference}" if body else "Sitzung")
+    if body is not None and body.location:
+        session.add("location", body.location)
+    return event, session
+
+
+def make_ics(events: Iterable[Any | None], *, name: str | None = None) -> bytes:
+    """An iCalendar file (RFC 5545) of ``events`` (from :func:`deadline_entries`; None, a meeting not set, is
+    left out); ``name``: the calendar's name for a subscribed feed, which clients refresh hourly."""
+    from icalendar import Calendar
+
+    cal = Calendar()
+    cal.add("prodid", "-//councilflow//Fristen//DE")
+    cal.add("version", "2.0")
+    cal.add("method", "PUBLISH")
+    if name is not None:
+        cal.add("x-wr-calname", name)
+        cal.add("x-published-ttl", "PT1H")
+        cal.add("refresh-interval", timedelta(hours=1), parameters={"VALUE": "DURATION"})
+    for event in events:
+        if event is not None:
+            cal.add_component(event)
     data: bytes = cal.to_ical()
     return data
 

@@ -114,12 +114,16 @@ def test_outbox_claims_with_a_lease_and_fences_completion(store: Store) -> None:
 
 
 def test_tokens_and_heartbeats(store: Store) -> None:
-    """Tokens are found by their hash until revoked; the newest heartbeat is reported."""
+    """Tokens are found by their hash, in their scope, until revoked; the newest heartbeat is reported."""
     token_id = store.tokens.add(LANDRAT, "laptop", "ab" * 32, T0)
     assert store.tokens.email_for("ab" * 32) == LANDRAT and store.tokens.email_for("cd" * 32) is None
     assert store.tokens.revoke(token_id, T0) and not store.tokens.revoke(token_id, T0)
     assert store.tokens.email_for("ab" * 32) is None
-    assert [(t[0], t[1], t[4]) for t in store.tokens.all()] == [(token_id, LANDRAT, T0)]
+    assert [(t[0], t[1], t[4], t[5]) for t in store.tokens.all()] == [(token_id, LANDRAT, T0, "api")]
+    feed_id = store.tokens.add(LANDRAT, "Kalender", "ef" * 32, T0, scope="calendar")  # found in its scope only
+    assert store.tokens.email_for("ef" * 32) is None and store.tokens.email_for("ef" * 32, scope="calendar") == LANDRAT
+    assert store.tokens.all()[-1][5] == "calendar" and store.tokens.revoke(feed_id, T0)
+    assert store.tokens.email_for("ef" * 32, scope="calendar") is None
     assert store.last_beat() is None
     store.beat("w1", T0)
     store.beat("w2", T0 + timedelta(seconds=5))

@@ -785,31 +785,43 @@ def web(host: str, port: int, ctx: Context) -> None:
 
 @main.group(name="tokens")
 def tokens_group() -> None:
-    """Bearer tokens for API clients (stored hashed, revocable)."""
+    """Bearer tokens for API clients and calendar feed secrets (stored hashed, revocable)."""
 
 
 @tokens_group.command("create")
 @click.argument("email")
 @click.option("--label", default="", help="What the token is for.")
+@click.option("--calendar", is_flag=True,
+              help="A calendar feed secret instead: the address of EMAIL's calendar (deadlines and meetings); "
+                   "it opens that feed only and is no API token.")
 @common
-def tokens_create(email: str, label: str, ctx: Context) -> None:
+def tokens_create(email: str, label: str, calendar: bool, ctx: Context) -> None:
     """Create a token for EMAIL; it is shown once."""
-    from .tokens import create_token
+    from .tokens import CALENDAR, calendar_path, create_token
 
     engine = ctx.engine()
-    token_id, token = create_token(engine.store, email, label, engine.clock.now())
-    click.echo(f"token {token_id} for {email.strip().lower()}: {token}")
+    who = email.strip().lower()
+    if not calendar:
+        token_id, token = create_token(engine.store, email, label, engine.clock.now())
+        click.echo(f"token {token_id} for {who}: {token}")
+        return
+    token_id, token = create_token(engine.store, email, label or "Kalender", engine.clock.now(), CALENDAR)
+    base = ctx.settings.base_url.rstrip("/")
+    click.echo(f"Kalender-Link {token_id} für {who} (wird nur jetzt angezeigt):")
+    click.echo(f"{base}{calendar_path(token)}")
+    if not base:
+        click.echo("  (base_url ist nicht gesetzt: die Adresse von councilflow web davorsetzen)")
 
 
 @tokens_group.command("list")
 @common
 def tokens_list(ctx: Context) -> None:
-    """List tokens (never the tokens themselves)."""
+    """List tokens (never the tokens themselves): id, e-mail, scope (api or calendar), state, label."""
     from .tokens import list_tokens
 
     for t in list_tokens(ctx.engine().store):
         state = f"revoked {_local(t.revoked_at, ctx.settings.timezone)}" if t.revoked_at else "active"
-        click.echo(f"{t.id}\t{t.email}\t{state}\t{t.label}")
+        click.echo(f"{t.id}\t{t.email}\t{t.scope}\t{state}\t{t.label}")
 
 
 @tokens_group.command("revoke")

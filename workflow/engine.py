@@ -8,12 +8,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .access import Action, Person, actions, may_read
 from .audit import Period, VerifyReport, timeline, verify
 from .clock import Clock, SystemClock
-from .deadlines import WaitingDeadline, changed, decide_done, running_deadlines, waiting_deadlines
+from .deadlines import WaitingDeadline, changed, decide_done, recipients, running_deadlines, waiting_deadlines
 from .definition import Definition
 from .errors import ConflictError, InputError, NotFoundError, WorkflowError
 from .library import DefinitionLibrary
@@ -34,7 +34,7 @@ from .replay import replay_records, steps
 from .store import AuditRecord, DeadlineRecord, ReminderRecord, Store, StoredPaper
 from .values import user_instant
 
-__all__ = ["BranchView", "DeadlineView", "Engine", "PastMails", "Status"]
+__all__ = ["BranchView", "DeadlineView", "Engine", "PastMails", "PersonalDeadline", "Status"]
 
 #: What happens to mails whose moment has passed when a deadline starts: ``send`` them at once (a
 #: change made now), or ``drop`` them (history recorded after the fact, e.g. an OParl import).
@@ -122,11 +122,6 @@ class DeadlineView:
     #: Set when the deadline was marked done in this visit of the state: (when, by whom, note).
     done: tuple[datetime, str, str | None] | None = None
 
-    @property
-    def people(self) -> set[str]:
-        """Everyone reminded of this deadline."""
-        return {p for m in self.mails if m.kind == "remind" for p in m.recipients}
-
     def overdue(self, now: datetime) -> bool:
         return self.deadline.due_at < now
 
@@ -139,6 +134,20 @@ class DeadlineView:
                 "done": None if self.done is None else {"at": self.done[0].isoformat(), "by": self.done[1],
                                                         "note": self.done[2]},
                 "reminders": [m.to_json() for m in self.mails]}
+
+
+class PersonalDeadline(NamedTuple):
+    """A deadline on a person's list, with its paper and why it is theirs."""
+
+    paper: StoredPaper
+    view: DeadlineView
+    #: The person is among those the deadline notifies (and reminds).
+    notified: bool
+    #: The person is among those it escalates to ...
+    escalation: bool
+    #: ... and the escalation is due: its time (or that of the notice that the deadline had passed when it
+    #: started, which goes to them too) has come.
+    escalated: bool
 
 
 _MAIL_STATUSES = ("pending", "claimed", "sent", "failed")
@@ -518,16 +527,39 @@ class Engine:
         """The triggers ``who`` may fire on ``paper`` now (and for which branches)."""
         return actions(self.definition_of(paper), paper.state, who)
 
-    def deadlines_for(self, who: Person) -> list[tuple[StoredPaper, DeadlineView]]:
-        """The running deadlines ``who`` is reminded of (auditors: all), each with its paper, overdue ones
-        first."""
+    def deadlines_for(self, who: Person) -> list[PersonalDeadline]:
+        """"Meine Fristen": the running deadlines ``who`` is notified of, and those escalated to them whose
+        escalation is due (auditors: all), each with its paper, overdue ones first."""
+        rows = [row for row in self.involved_deadlines(who) if who.auditor or row.notified or row.escalated]
         now = self.now()
-        rows = [(paper, view) for paper in self.store.iter_papers()
-                if may_read(self.definition_of(paper), paper.state, who)
-                for view in self.deadlines(paper)
-                if view.done is None and (who.auditor or who.email in view.people)]
-        rows.sort(key=lambda row: (not row[1].overdue(now), row[1].deadline.due_at))
+        rows.sort(key=lambda row: (not row.view.overdue(now), row.view.deadline.due_at))
         return rows
+
+    def involved_deadlines(self, who: Person, *, done: bool = False) -> list[PersonalDeadline]:
+        """The running deadlines ``who`` is notified of or would be escalated to (the one rule of who that is:
+        :func:`~workflow.deadlines.recipients` of the deadline's ``notify`` and ``escalate.notify``), with
+        ``done`` also those marked done in this visit of their state; auditors get every deadline."""
+        now = self.now()
+        out = []
+        for paper in self.store.iter_papers():
+            definition = self.definition_of(paper)
+            if not may_read(definition, paper.state, who):
+                continue
+            specs = {d.name: d for d in definition.deadlines}
+            for view in self.deadlines(paper):
+                spec = specs.get(view.deadline.name)
+                if spec is None or (view.done is not None and not done):
+                    continue
+                body = view.deadline.body
+                notified = who.email in recipients(definition, spec.notify, body)
+                escalation = spec.escalate is not None and who.email in recipients(definition, spec.escalate.notify,
+                                                                                   body)
+                if not (notified or escalation or who.auditor):
+                    continue
+                escalated = escalation and any(m.kind in ("escalate", "late") and m.send_at <= now
+                                               for m in view.mails)
+                out.append(PersonalDeadline(paper, view, notified, escalation, escalated))
+        return out
 
     def oparl(self, base_url: str, body_name: str, zone: str, *, public_only: bool = False,
               modified_since: datetime | None = None) -> dict[str, Any]:

@@ -45,6 +45,7 @@ class _Token:
     token_hash: str
     created_at: datetime
     revoked_at: datetime | None = None
+    scope: str = "api"
 
 
 class MemoryStore:
@@ -332,17 +333,17 @@ class MemoryTokens:
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
 
-    def add(self, email: str, label: str, token_hash: str, now: datetime) -> int:
+    def add(self, email: str, label: str, token_hash: str, now: datetime, *, scope: str = "api") -> int:
         with self.store._lock:
             rows = self.store._tokens
             if any(t.token_hash == token_hash for t in rows):
                 raise ConflictError("this token exists already")
-            rows.append(_Token(len(rows) + 1, email, label, token_hash, now))
+            rows.append(_Token(len(rows) + 1, email, label, token_hash, now, scope=scope))
             return len(rows)
 
-    def email_for(self, token_hash: str) -> str | None:
-        return next((t.email for t in self.store._tokens if t.token_hash == token_hash and t.revoked_at is None),
-                    None)
+    def email_for(self, token_hash: str, *, scope: str = "api") -> str | None:
+        return next((t.email for t in self.store._tokens
+                     if t.token_hash == token_hash and t.scope == scope and t.revoked_at is None), None)
 
     def revoke(self, token_id: int, now: datetime) -> bool:
         with self.store._lock:
@@ -353,4 +354,4 @@ class MemoryTokens:
         return False
 
     def all(self) -> list[TokenRow]:
-        return [(t.id, t.email, t.label, t.created_at, t.revoked_at) for t in self.store._tokens]
+        return [(t.id, t.email, t.label, t.created_at, t.revoked_at, t.scope) for t in self.store._tokens]

@@ -215,19 +215,20 @@ class SqlTokens:
     def __init__(self, store: SqlStore) -> None:
         self.store = store
 
-    def add(self, email: str, label: str, token_hash: str, now: datetime) -> int:
+    def add(self, email: str, label: str, token_hash: str, now: datetime, *, scope: str = "api") -> int:
         store = self.store
         with store._transaction() as cur:
-            cur.execute(store._sql("INSERT INTO tokens (email, label, token_hash, created_at) VALUES (:email, :label, "
-                                   ":hash, :now) RETURNING id"),
-                        {"email": email, "label": label, "hash": token_hash, "now": store._db_time(now)})
+            cur.execute(store._sql("INSERT INTO tokens (email, label, token_hash, created_at, scope) VALUES (:email, "
+                                   ":label, :hash, :now, :scope) RETURNING id"),
+                        {"email": email, "label": label, "hash": token_hash, "now": store._db_time(now),
+                         "scope": scope})
             return int(cur.fetchone()[0])
 
-    def email_for(self, token_hash: str) -> str | None:
+    def email_for(self, token_hash: str, *, scope: str = "api") -> str | None:
         store = self.store
         with store._transaction() as cur:
-            cur.execute(store._sql("SELECT email FROM tokens WHERE token_hash = :hash AND revoked_at IS NULL"),
-                        {"hash": token_hash})
+            cur.execute(store._sql("SELECT email FROM tokens WHERE token_hash = :hash AND scope = :scope "
+                                   "AND revoked_at IS NULL"), {"hash": token_hash, "scope": scope})
             row = cur.fetchone()
         return str(row[0]) if row else None
 
@@ -240,5 +241,5 @@ class SqlTokens:
 
     def all(self) -> list[TokenRow]:
         with self.store._transaction() as cur:
-            cur.execute("SELECT id, email, label, created_at, revoked_at FROM tokens ORDER BY id")
-            return [(int(r[0]), r[1], r[2], from_db(r[3]), from_db_or_none(r[4])) for r in cur.fetchall()]
+            cur.execute("SELECT id, email, label, created_at, revoked_at, scope FROM tokens ORDER BY id")
+            return [(int(r[0]), r[1], r[2], from_db(r[3]), from_db_or_none(r[4]), r[5]) for r in cur.fetchall()]

@@ -20,7 +20,7 @@ __all__ = ["AuditFilters", "Outbox", "Store", "TokenRow", "Tokens"]
 
 #: Filters of :meth:`Store.iter_audit`: reference, workflow, actor, trigger, body (equality), since, until.
 AuditFilters = dict[str, Any]
-TokenRow = tuple[int, str, str, datetime, datetime | None]  # id, email, label, created, revoked
+TokenRow = tuple[int, str, str, datetime, datetime | None, str]  # id, email, label, created, revoked, scope
 
 
 class Outbox(Protocol):
@@ -59,11 +59,12 @@ class Outbox(Protocol):
 
 
 class Tokens(Protocol):
-    """API bearer tokens, stored by their SHA-256 only (the rules live in workflow/tokens.py)."""
+    """API bearer tokens and calendar feed secrets, stored by their SHA-256 only; a token is found only in
+    its own ``scope`` ("api" or "calendar"). The rules live in workflow/tokens.py."""
 
-    def add(self, email: str, label: str, token_hash: str, now: datetime) -> int: ...
+    def add(self, email: str, label: str, token_hash: str, now: datetime, *, scope: str = "api") -> int: ...
 
-    def email_for(self, token_hash: str) -> str | None: ...
+    def email_for(self, token_hash: str, *, scope: str = "api") -> str | None: ...
 
     def revoke(self, token_id: int, now: datetime) -> bool: ...
 

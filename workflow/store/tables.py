@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -157,7 +157,8 @@ class ReminderRow(SQLModel, table=True):
 
 
 class TokenRow(SQLModel, table=True):
-    """An API bearer token: only its SHA-256 is stored; revoked tokens stay for the record."""
+    """An API bearer token or a calendar feed's secret (``scope``): only its SHA-256 is stored; revoked
+    tokens stay for the record."""
 
     __tablename__ = "tokens"
 
@@ -167,6 +168,8 @@ class TokenRow(SQLModel, table=True):
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = _utc()
     revoked_at: datetime | None = _utc(nullable=True)
+    # "api" (a bearer token) or "calendar" (a calendar feed's secret); revision 0004.
+    scope: str = Field(default="api", sa_column=Column(String(20), nullable=False, server_default="api"))
 
 
 class HeartbeatRow(SQLModel, table=True):

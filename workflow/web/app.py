@@ -36,6 +36,7 @@ from ..errors import (
 from ..german import branch_status, format_local
 from .api import api_router
 from .audit_api import audit_router
+from .feed import feed_router
 from .identity import Identity, Unauthenticated
 from .oparl_api import mount_oparl
 from .pages import pages_router
@@ -151,5 +152,6 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     app.include_router(api_router(engine, settings, identity))
     app.include_router(audit_router(engine, settings, identity))
     mount_oparl(app, engine, settings)
+    app.include_router(feed_router(engine))
     app.include_router(pages_router(engine, settings, identity, templates, secret))
     return app

@@ -18,6 +18,7 @@ from ..access import Person, writer
 from ..config import Settings
 from ..engine import Engine
 from ..errors import NotPermittedError
+from ..tokens import CALENDAR, calendar_path, create_token, list_tokens, revoke_calendar
 from .identity import Identity
 from .svg import state_svg
 
@@ -62,14 +63,41 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
     def back_to(reference: str) -> Response:
         return RedirectResponse(f"/vorlagen/{quote(reference, safe='')}", status_code=303)
 
+    def calendar_links(who: Person) -> int:
+        """How many calendar links of ``who`` are active."""
+        return sum(1 for t in list_tokens(engine.store) if t.scope == CALENDAR and t.email == who.email
+                   and t.revoked_at is None)
+
     @router.get("/", response_class=HTMLResponse)
-    def my_deadlines(request: Request, who: Person = Depends(user)) -> HTMLResponse:
+    def my_deadlines(request: Request, kalender: str = "", who: Person = Depends(user)) -> HTMLResponse:
         now = engine.now()
-        rows = [{"deadline": v.deadline, "title": v.title, "overdue": v.overdue(now), "body": v.body_name or "",
-                 "description": v.description,
-                 "can_mark": engine.may_mark_done(paper, who, v.deadline.name, v.deadline.branch or None)}
-                for paper, v in engine.deadlines_for(who)]
-        return page(request, "deadlines.html", who, rows=rows, zone=settings.timezone)
+        rows = []
+        for row in engine.deadlines_for(who):
+            v = row.view
+            rows.append({"deadline": v.deadline, "title": v.title, "overdue": v.overdue(now),
+                         "body": v.body_name or "", "description": v.description,
+                         "escalated": row.escalated and not row.notified,
+                         "can_mark": engine.may_mark_done(row.paper, who, v.deadline.name, v.deadline.branch or None)})
+        return page(request, "deadlines.html", who, rows=rows, zone=settings.timezone,
+                    calendar_links=calendar_links(who), calendar_revoked=kalender == "widerrufen")
+
+    @router.post("/kalender", response_class=HTMLResponse)
+    def calendar_create(request: Request, csrf: str = Form(...), who: Person = Depends(user)) -> HTMLResponse:
+        """A new calendar link for the signed-in person, shown this once (only its hash is kept)."""
+        check_csrf(request, who, csrf)
+        _, token = create_token(engine.store, who.email, "Kalender (Web)", engine.now(), CALENDAR)
+        base = settings.base_url.rstrip("/") or str(request.base_url).rstrip("/")
+        response = page(request, "calendar.html", who, url=base + calendar_path(token),
+                        calendar_links=calendar_links(who))
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @router.post("/kalender/widerrufen")
+    def calendar_revoke(request: Request, csrf: str = Form(...), who: Person = Depends(user)) -> Response:
+        """Revoke every calendar link of the signed-in person."""
+        check_csrf(request, who, csrf)
+        revoke_calendar(engine.store, who.email, engine.now())
+        return RedirectResponse("/?kalender=widerrufen", status_code=303)
 
     @router.get("/vorlagen", response_class=HTMLResponse)
     def papers_page(request: Request, workflow: str | None = None, state: str | None = None,
