@@ -28,7 +28,7 @@ from workflow.errors import DefinitionError, InputError, NotFoundError
 from workflow.store import DeadlineRecord, ReminderRecord
 
 from .render import KINDS, Renderer, build_message, calendar_uid, make_ics
-from .transports import SendError, Transport
+from .transports import Send, SendError, Transport
 
 __all__ = ["Composer", "Dispatcher", "TickReport", "check_templates", "sample_contexts"]
 
@@ -223,17 +223,20 @@ class Dispatcher:
         report = TickReport()
         lease = timedelta(seconds=self.settings.lease_seconds)
         self.engine.store.beat(self.worker, moment)
-        while True:
-            batch = self.outbox.claim(moment, worker=self.worker, lease=lease, limit=self.settings.batch)
-            if not batch:
-                return report
-            report.claimed += len(batch)
-            for reminder in batch:
-                self._deliver(reminder, moment, report)
-            if len(batch) < self.settings.batch:
-                return report
+        # One transport session for the whole tick: over SMTP one connection (opened for the first mail
+        # only), each mail still delivered, retried or failed on its own.
+        with self.transport.session() as send:
+            while True:
+                batch = self.outbox.claim(moment, worker=self.worker, lease=lease, limit=self.settings.batch)
+                if not batch:
+                    return report
+                report.claimed += len(batch)
+                for reminder in batch:
+                    self._deliver(reminder, moment, report, send)
+                if len(batch) < self.settings.batch:
+                    return report
 
-    def _deliver(self, reminder: ReminderRecord, now: datetime, report: TickReport) -> None:
+    def _deliver(self, reminder: ReminderRecord, now: datetime, report: TickReport, send: Send) -> None:
         try:
             prepared = self.composer.context(reminder, now)
             if reminder.kind != "digest":
@@ -253,7 +256,7 @@ class Dispatcher:
             report.fenced += 1  # cancelled (the deadline ended) or taken over meanwhile
             return
         try:
-            self.transport.send(message)
+            send(message)
         except SendError as exc:
             if exc.temporary and reminder.attempts + 1 < self.settings.max_attempts:
                 report.retried += 1

@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,16 @@ class _HaltAfterSend(_Wrapper):
     def send(self, message: EmailMessage) -> None:
         self._inner.send(message)
         self._halt()
+
+    @contextmanager
+    def session(self) -> Iterator[Callable[[EmailMessage], None]]:
+        """The dispatcher sends through a session: halt after its first mail was accepted."""
+        with self._inner.session() as send:
+            def halting(message: EmailMessage) -> None:
+                send(message)
+                self._halt()
+
+            yield halting
 
 
 def with_crash_point(dispatcher: Dispatcher, step: str, marker: Path) -> Dispatcher:
