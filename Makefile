@@ -35,6 +35,7 @@ test: $(STAMP) postgres browser lint typecheck
 bench: $(STAMP)
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_outbox.py
+	$(BIN)/python bench/bench_mail.py
 	$(BIN)/python bench/bench_audit.py
 	$(BIN)/python bench/bench_import.py
 	$(BIN)/python bench/bench_web.py

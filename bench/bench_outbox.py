@@ -1,7 +1,8 @@
-"""Outbox benchmarks: the due scan over 1,000,000 reminder rows, and mails delivered per second.
+"""Outbox benchmark: the due scan over 1,000,000 reminder rows.
 
-Run: `make bench` (or `.venv/bin/python bench/bench_outbox.py [--rows 1000000] [--mails 300]`).
+Run: `make bench` (or `.venv/bin/python bench/bench_outbox.py [--rows 1000000]`).
 Targets (issue 3): an empty poll <= 2x the raw sqlite3 query, a claim of 1,000 due rows <= 3x raw.
+Mails delivered per second: bench/bench_mail.py.
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
-from workflow.config import Settings
+from workflow import SqlStore
 
-ROOT = Path(__file__).resolve().parent.parent
 BASE = datetime(2030, 1, 1, tzinfo=UTC)
 CLAIM = (
     "UPDATE reminders SET status = 'claimed', claim_token = ?, claimed_by = ?, next_attempt_at = ? "
@@ -111,58 +110,12 @@ def due_scan(rows: int, rounds: int) -> None:
               f"  {'met' if ratio <= target else 'MISSED'}")
 
 
-def delivery(mails: int) -> None:
-    """Reminders rendered and delivered per second to a local SMTP sink (aiosmtpd on 127.0.0.1)."""
-    from aiosmtpd.controller import Controller
-
-    from notifier.dispatch import Dispatcher
-    from notifier.transports import SmtpTransport
-
-    class Sink:
-        count = 0
-
-        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-            Sink.count += 1
-            return "250 OK"
-
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            store = SqlStore(f"sqlite:///{tmp}/mail.db?synchronous=NORMAL")
-            store.init()
-            clock = FixedClock(datetime(2020, 8, 4, 7, tzinfo=UTC))
-            engine = Engine(store, DefinitionLibrary(ROOT / "definitions"), clock)
-            for i in range(mails):
-                engine.create("sachstandsbericht", f"SV-{i}", "buero.landrat@kreis-coesfeld.example",
-                              {"title": f"Vorlage {i}"})
-                engine.fire(f"SV-{i}", "einbringen", "buero.landrat@kreis-coesfeld.example",
-                            values={"meeting": "2020-08-27T17:00"})
-            worker = Dispatcher(engine, SmtpTransport("127.0.0.1", port), Settings(batch=100), "bench")
-            started = time.perf_counter()
-            report = worker.tick(datetime(2020, 8, 20, tzinfo=UTC))
-            elapsed = time.perf_counter() - started
-            assert report.sent == mails and Sink.count == mails, report
-            store.dispose()
-    finally:
-        controller.stop()
-    print(f"delivery: {mails} reminder mails rendered and sent over SMTP in {elapsed:.2f} s = "
-          f"{mails / elapsed:.0f} mails/s")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--mails", type=int, default=300)
     args = parser.parse_args()
     due_scan(args.rows, args.rounds)
-    delivery(args.mails)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from workflow.errors import DefinitionError, InputError, NotFoundError
 from workflow.store import DeadlineRecord, ReminderRecord
 
 from .render import KINDS, Renderer, build_message, deadline_entries, header_message_id, make_ics, meeting_of
-from .transports import SendError, Transport
+from .transports import Send, SendError, Transport
 
 __all__ = ["Composer", "Dispatcher", "TickReport", "check_templates", "sample_contexts"]
 
@@ -162,19 +162,17 @@ class Composer:
 
     def compose(self, reminder: ReminderRecord, now: datetime,
                 prepared: tuple[dict[str, Any], Definition | None, DeadlineRecord | None] | None = None,
-                recipient: str | None = None) -> EmailMessage:
+                recipient: str | None = None, ics: bytes | None = None) -> EmailMessage:
         """The mail of ``reminder`` at ``now`` (``prepared``: its :meth:`context`, when read already): to
-        ``recipient`` alone, naming the others it went to, or (None) to all its recipients at once."""
+        ``recipient`` alone, naming the others it went to, or (None) to all its recipients at once.
+        ``ics``: its calendar entries, when built already for another copy."""
         context, definition, deadline = prepared or self.context(reminder, now)
         to = reminder.recipients if recipient is None else (recipient,)
         if recipient is not None:
             context = {**context, "also_told": [r for r in reminder.recipients if r != recipient]}
         rendered = self.renderer(definition).render(reminder.kind, context)
-        ics = None
-        if deadline is not None and definition is not None:
-            paper = context["paper"]
-            ics = make_ics(deadline_entries(definition, deadline, title=paper["title"], meeting=context["meeting"],
-                                            modified=paper["modified"], stamp=now))
+        if ics is None:
+            ics = self._calendar(context, definition, deadline, now)
         mark = recipient if recipient is not None and len(reminder.recipients) > 1 else None
         return build_message(rendered, sender=self.settings.mail_from, recipients=to,
                              message_id=header_message_id(reminder.message_id, self.settings.mail_from, mark),
@@ -185,7 +183,18 @@ class Composer:
                      ) -> list[EmailMessage]:
         """One personal mail per recipient ("ging ebenfalls an" names only the others), in recipient order."""
         prepared = prepared or self.context(reminder, now)
-        return [self.compose(reminder, now, prepared, r) for r in reminder.recipients]
+        ics = self._calendar(*prepared, now)  # the same calendar entries in every copy
+        return [self.compose(reminder, now, prepared, r, ics) for r in reminder.recipients]
+
+    @staticmethod
+    def _calendar(context: dict[str, Any], definition: Definition | None, deadline: DeadlineRecord | None,
+                  now: datetime) -> bytes | None:
+        """The .ics of a deadline's mail (none for a digest)."""
+        if deadline is None or definition is None:
+            return None
+        paper = context["paper"]
+        return make_ics(deadline_entries(definition, deadline, title=paper["title"], meeting=context["meeting"],
+                                         modified=paper["modified"], stamp=now))
 
 
 @dataclass
@@ -223,17 +232,20 @@ class Dispatcher:
         report = TickReport()
         lease = timedelta(seconds=self.settings.lease_seconds)
         self.engine.store.beat(self.worker, moment)
-        while True:
-            batch = self.outbox.claim(moment, worker=self.worker, lease=lease, limit=self.settings.batch)
-            if not batch:
-                return report
-            report.claimed += len(batch)
-            for reminder in batch:
-                self._deliver(reminder, moment, report)
-            if len(batch) < self.settings.batch:
-                return report
+        # One transport session for the whole tick: over SMTP one connection (opened for the first mail
+        # only), each mail still delivered, retried or failed on its own.
+        with self.transport.session() as send:
+            while True:
+                batch = self.outbox.claim(moment, worker=self.worker, lease=lease, limit=self.settings.batch)
+                if not batch:
+                    return report
+                report.claimed += len(batch)
+                for reminder in batch:
+                    self._deliver(reminder, moment, report, send)
+                if len(batch) < self.settings.batch:
+                    return report
 
-    def _deliver(self, reminder: ReminderRecord, now: datetime, report: TickReport) -> None:
+    def _deliver(self, reminder: ReminderRecord, now: datetime, report: TickReport, send: Send) -> None:
         try:
             prepared = self.composer.context(reminder, now)
             if reminder.kind != "digest":
@@ -254,7 +266,7 @@ class Dispatcher:
             return
         try:
             for message in messages:  # a retry sends every copy again, under the same Message-IDs
-                self.transport.send(message)
+                send(message)
         except SendError as exc:
             if exc.temporary and reminder.attempts + 1 < self.settings.max_attempts:
                 report.retried += 1

@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2 import (
+    ChoiceLoader,
+    FileSystemLoader,
+    PackageLoader,
+    StrictUndefined,
+    Template,
+    TemplateError,
+    select_autoescape,
+)
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -169,7 +177,11 @@ class Renderer:
             undefined=StrictUndefined,
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
             keep_trailing_newline=True,
+            # Compiled once per process, as the definitions are loaded and checked once: a changed template
+            # takes effect after a restart (no file check per mail and part).
+            auto_reload=False,
         )
+        self._templates: dict[str, Template] = {}
         self.env.globals["range"] = _bounded_range
         self.env.filters["date_de"] = self._date_de
         self.env.filters["date_short"] = self._date_short
@@ -197,7 +209,9 @@ class Renderer:
 
     def _render(self, name: str, context: Mapping[str, Any]) -> str:
         try:
-            template = self.env.get_template(name)
+            template = self._templates.get(name)
+            if template is None:
+                template = self._templates[name] = self.env.get_template(name)
         except TemplateSyntaxError as exc:
             raise DefinitionError([Problem(self._path(name), exc.lineno or 1, 1, f"template: {exc.message}")]) from None
         except TemplateError as exc:

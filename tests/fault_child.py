@@ -7,7 +7,7 @@ CLI builds (``Context.dispatcher``), wrapped so that at STEP the process writes 
 MARKER and blocks until the test kills it (bounded: it exits with 70 if nobody does):
 
 - ``after-claim``: a batch was claimed, nothing of it rendered (the outbox's ``claim`` returned rows);
-- ``after-render``: the first mail was rendered, not sent (the composer's ``compose`` returned);
+- ``after-render``: the first mail was rendered, not sent (the composer's ``compose_each`` returned);
 - ``after-send``: the transport accepted the first mail, the row is not yet marked sent.
 """
 
@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -69,16 +71,26 @@ class _HaltAfterClaim(_Wrapper):
 
 
 class _HaltAfterRender(_Wrapper):
-    def compose(self, *args: Any, **kwargs: Any) -> EmailMessage:
-        message: EmailMessage = self._inner.compose(*args, **kwargs)
+    def compose_each(self, *args: Any, **kwargs: Any) -> list[EmailMessage]:
+        messages: list[EmailMessage] = self._inner.compose_each(*args, **kwargs)
         self._halt()
-        return message
+        return messages
 
 
 class _HaltAfterSend(_Wrapper):
     def send(self, message: EmailMessage) -> None:
         self._inner.send(message)
         self._halt()
+
+    @contextmanager
+    def session(self) -> Iterator[Callable[[EmailMessage], None]]:
+        """The dispatcher sends through a session: halt after its first mail was accepted."""
+        with self._inner.session() as send:
+            def halting(message: EmailMessage) -> None:
+                send(message)
+                self._halt()
+
+            yield halting
 
 
 def with_crash_point(dispatcher: Dispatcher, step: str, marker: Path) -> Dispatcher:

@@ -22,7 +22,12 @@ def free_port() -> int:
 
 
 class Sink:
-    """Records accepted mails; ``reply`` makes it answer DATA with an error instead (e.g. '451 …')."""
+    """Records accepted mails; ``reply`` makes it answer DATA with an error instead (e.g. '451 …').
+
+    Per command in the order they arrive (1 = the first since the server started): ``data_replies``
+    answers that DATA with an error, with "drop" hangs up instead of answering, with "hangup" accepts the
+    mail and then hangs up; ``rcpt_replies``
+    refuses that RCPT. ``sessions`` holds one entry per connection that said EHLO."""
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
@@ -30,8 +35,39 @@ class Sink:
         self.reply: str | None = None
         self.ids: set[str] = set()
         self.received = threading.Condition()
+        self.sessions: list[Any] = []
+        self.data_replies: dict[int, str] = {}
+        self.rcpt_replies: dict[int, str] = {}
+        self.data_count = 0
+        self.rcpt_count = 0
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        with self.received:
+            if not any(known is session for known in self.sessions):
+                self.sessions.append(session)
+        return responses
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        self.rcpt_count += 1
+        if self.rcpt_count in self.rcpt_replies:
+            return self.rcpt_replies[self.rcpt_count]
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.data_count += 1
+        scripted = self.data_replies.get(self.data_count)
+        if scripted == "drop":
+            server.transport.close()  # the connection is lost before the mail was accepted
+            return "250 never heard"
+        if scripted == "hangup":
+            server.loop.call_soon(server.transport.close)  # accepted; then the server hangs up (idle timeout)
+        elif scripted is not None:
+            return scripted
         if self.reply is not None:
             return self.reply
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)

@@ -5,7 +5,8 @@ Babel's CLDR data for the long forms)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 __all__ = ["BRANCH_STATUS", "MAIL_KIND", "OUTCOME", "branch_status", "date_de", "date_short", "format_local", "outcome"]
@@ -54,6 +55,12 @@ def date_short(moment: datetime, zone: str) -> str:
 
 def date_de(moment: datetime, zone: str, style: str = "full") -> str:
     """A local date in one of CLDR's German styles ("Donnerstag, 20. August 2020" for full)."""
+    return _date_de(moment.astimezone(ZoneInfo(zone)).date(), style)
+
+
+@lru_cache(maxsize=4096)
+def _date_de(day: date, style: str) -> str:
+    """Babel's formatting, once per day and style (a mail run formats the same few days again and again)."""
     from babel.dates import format_date
 
-    return str(format_date(moment.astimezone(ZoneInfo(zone)).date(), format=style, locale="de_DE"))
+    return str(format_date(day, format=style, locale="de_DE"))
