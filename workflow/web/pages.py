@@ -18,6 +18,7 @@ from ..access import Person, writer
 from ..config import Settings
 from ..engine import Engine
 from ..errors import NotPermittedError
+from ..paper import branch_version
 from ..tokens import CALENDAR, calendar_path, create_token, list_tokens, revoke_calendar
 from .identity import Identity
 from .svg import state_svg
@@ -120,17 +121,22 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                     can_mark=lambda v: engine.may_mark_done(paper, who, v.deadline.name, v.deadline.branch or None,
                                                             undo=v.done is not None),
                     diagram=state_svg(definition, paper.state.state), zone=definition.timezone,
-                    quote=lambda r: quote(r, safe=""))
+                    quote=lambda r: quote(r, safe=""),
+                    branch_version=lambda body: branch_version(paper.state, body))
 
     @router.post("/vorlagen/{reference:path}/fire")
     def fire_form(request: Request, reference: str, trigger: str = Form(...), csrf: str = Form(...),
                   branch: str = Form(""), result: str = Form(""), meeting: str = Form(""),
-                  version: int = Form(...), who: Person = Depends(user)) -> Response:
+                  version: int = Form(...), branch_versions: str = Form(""),
+                  who: Person = Depends(user)) -> Response:
         check_csrf(request, who, csrf)
         paper = engine.paper_for(reference, who)
         values = {k: v for k, v in (("result", result), ("meeting", meeting)) if v.strip()}
+        # the version of each branch the form offered ("body=version;…"): a branch decision is checked
+        # against its own branch, so councils deciding at the same time do not collide
+        seen = dict(item.partition("=")[::2] for item in branch_versions.split(";") if "=" in item)
         engine.fire(paper.reference, trigger, writer(who), branch=branch or None, values=values,
-                    expected_version=version)
+                    expected_version=version, expected_branch_version=seen.get(branch) if branch else None)
         return back_to(paper.reference)
 
     @router.post("/vorlagen/{reference:path}/erledigt")
