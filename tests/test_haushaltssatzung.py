@@ -263,3 +263,10 @@ def test_rosenmontag_is_no_working_day() -> None:
     assert not calendar.is_working_day(date(2026, 2, 16))
     assert calendar.is_working_day(date(2026, 2, 17)) and calendar.is_working_day(date(2026, 2, 13))
     assert calendar.step(date(2026, 2, 17), -1) == date(2026, 2, 13)
+
+
+def test_the_worked_example_of_a_kreis_validates_under_its_own_id() -> None:
+    """docs/definition-language.md explains a Kreis's Haushaltssatzung; it loads, under an id of its own
+    (copied into a definitions folder it does not collide with the shipped Gemeinde's)."""
+    example = load_definition_file(DEFINITIONS.parent / "docs" / "examples" / "haushaltssatzung_kreis.yaml")
+    assert example.workflow == "haushaltssatzung_kreis" != DEFINITION.workflow
