@@ -433,19 +433,26 @@ def audit_group() -> None:
 
 
 def _write_records(records: Iterable[AuditRecord], fmt: str, zone: str) -> int:
-    """Stream entries to stdout as a table, a JSON array or CSV; one at a time, so memory stays flat."""
-    import csv
-
+    """Stream entries to stdout as a table, a JSON array or CSV (plain or for German Excel); one at a time,
+    so memory stays flat."""
     out = sys.stdout
     count = 0
-    if fmt == "csv":
-        from .audit import CSV_COLUMNS, csv_row
+    if fmt in ("csv", "csv-excel"):
+        from .audit import csv_chunks
 
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
-        for r in records:
-            writer.writerow(csv_row(r))
-            count += 1
+        def counted() -> Iterator[AuditRecord]:
+            nonlocal count
+            for r in records:
+                count += 1
+                yield r
+
+        for chunk in csv_chunks(counted(), fmt, zone):
+            if fmt == "csv-excel" and hasattr(out, "buffer"):
+                out.flush()
+                out.buffer.write(chunk.encode("utf-8"))  # exactly these bytes: BOM and CRLF, whatever the locale
+                out.buffer.flush()
+            else:
+                out.write(chunk)
     elif fmt == "json":
         out.write("[")
         for r in records:
@@ -467,7 +474,8 @@ def _write_records(records: Iterable[AuditRecord], fmt: str, zone: str) -> int:
 @click.option("--body", default=None)
 @click.option("--since", default=None, metavar="DATETIME")
 @click.option("--until", default=None, metavar="DATETIME")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "csv-excel"]), default="table",
+              show_default=True)
 @common
 def audit_query(reference: str | None, workflow: str | None, actor: str | None, trigger: str | None,
                 body: str | None, since: str | None, until: str | None, fmt: str, ctx: Context) -> None:
@@ -479,7 +487,7 @@ def audit_query(reference: str | None, workflow: str | None, actor: str | None, 
 
 
 @audit_group.command("export")
-@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="csv", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "csv-excel"]), default="csv", show_default=True)
 @common
 def audit_export(fmt: str, ctx: Context) -> None:
     """Write the whole trail, in order (streamed)."""
