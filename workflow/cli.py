@@ -471,18 +471,21 @@ def _write_records(records: Iterable[AuditRecord], fmt: str, zone: str) -> int:
 @click.option("--workflow", default=None)
 @click.option("--actor", default=None)
 @click.option("--trigger", default=None)
-@click.option("--body", default=None)
+@click.option("--body", default=None, help="Gremium: Kennung oder Name")
+@click.option("--from", "from_state", default=None, help="Status vorher: Kennung oder Bezeichnung")
+@click.option("--to", "to_state", default=None, help="Status nachher: Kennung oder Bezeichnung")
 @click.option("--since", default=None, metavar="DATETIME")
 @click.option("--until", default=None, metavar="DATETIME")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "csv-excel"]), default="table",
               show_default=True)
 @common
 def audit_query(reference: str | None, workflow: str | None, actor: str | None, trigger: str | None,
-                body: str | None, since: str | None, until: str | None, fmt: str, ctx: Context) -> None:
-    """Stream the entries that match every given filter, in order."""
+                body: str | None, from_state: str | None, to_state: str | None, since: str | None,
+                until: str | None, fmt: str, ctx: Context) -> None:
+    """Stream the entries that match every given filter, in order (workflow, body and states by id or label)."""
     zone = ctx.settings.timezone
     records = ctx.engine().audit(reference=reference, workflow=workflow, actor=actor, trigger=trigger, body=body,
-                                 since=since, until=until, zone=zone)
+                                 from_state=from_state, to_state=to_state, since=since, until=until, zone=zone)
     _write_records(records, fmt, zone)
 
 

@@ -46,6 +46,10 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
+#: The filters that name something of a definition, with the German word for it.
+_NAMED_FILTERS = {"workflow": "Ablauf", "body": "Gremium", "from_state": "Status", "to_state": "Status"}
+
+
 @dataclass(frozen=True)
 class BranchView:
     body: str
@@ -453,7 +457,56 @@ class Engine:
                 filters[name] = user_instant(filters[name], zone, name)
         if filters.get("actor"):
             filters["actor"] = str(filters["actor"]).strip().lower()
-        return self.store.iter_audit(**filters)
+        return self.store.iter_audit(**self.resolve_filters(filters))
+
+    def audit_page(self, limit: int = 50, before: int | None = None, **filters: Any) -> list[AuditRecord]:
+        """One page of the entries matching ``filters`` (as :meth:`audit`, labels resolved), newest first,
+        older than entry ``before``."""
+        zone = filters.pop("zone", "Europe/Berlin")
+        for name in ("since", "until"):
+            if filters.get(name) is not None:
+                filters[name] = user_instant(filters[name], zone, name)
+        if filters.get("actor"):
+            filters["actor"] = str(filters["actor"]).strip().lower()
+        return self.store.page_audit(limit, before, **self.resolve_filters(filters))
+
+    def resolve_filters(self, filters: Mapping[str, Any]) -> dict[str, Any]:
+        """Filters that name a workflow, body or state by its id or its label (any case) as ids; an unknown
+        name is an InputError that names the close ones ("kein Gremium 'Nottuln' – gemeint: Rat der Gemeinde
+        Nottuln (rat_nottuln)?")."""
+        import difflib
+
+        out = dict(filters)
+        known: dict[str, dict[str, str]] = {k: {} for k in ("workflow", "body", "state")}
+        for workflow in self.library.workflows():
+            try:
+                definition = self.library.current(workflow)[0]
+            except WorkflowError:
+                continue
+            known["workflow"][definition.workflow] = definition.title
+            known["body"].update({b.id: b.name for b in definition.bodies.values()})
+            known["state"].update({st.id: st.label for st in definition.states.values()})
+        for name, word in _NAMED_FILTERS.items():
+            value = filters.get(name)
+            if value is None or not str(value).strip():
+                out.pop(name, None)
+                continue
+            text = str(value).strip()
+            names = known["state" if name.endswith("_state") else name]
+            if text in names:
+                out[name] = text
+                continue
+            by_label = [i for i, label in names.items() if label.casefold() == text.casefold()] or \
+                [i for i in names if i.casefold() == text.casefold()]
+            if len(by_label) == 1:
+                out[name] = by_label[0]
+                continue
+            folded = text.casefold()
+            close = [i for i, label in names.items() if folded in label.casefold() or folded in i]
+            close += [i for i in difflib.get_close_matches(text, list(names), n=3, cutoff=0.6) if i not in close]
+            hint = f" – gemeint: {', '.join(f'{names[i]} ({i})' for i in close[:3])}?" if close else ""
+            raise InputError(f"kein {word} '{text}'{hint}")
+        return out
 
     def head(self) -> tuple[int, str]:
         """Sequence number and hash of the trail's newest entry (for auditors to keep)."""

@@ -27,9 +27,11 @@ def audit_router(engine: Engine, settings: Settings, identity: Identity) -> APIR
     def audit_query(reference: str | None = None, workflow: str | None = None, actor: str | None = None,
                     trigger: str | None = None, body: str | None = None, since: str | None = None,
                     until: str | None = None, format: str = Query("json", pattern="^(json|csv|csv-excel)$"),
+                    from_state: str | None = None, to_state: str | None = None,
                     who: Person = Depends(auditor)) -> Response:
         records = engine.audit(reference=reference, workflow=workflow, actor=actor, trigger=trigger, body=body,
-                               since=since, until=until, zone=settings.timezone)
+                               from_state=from_state, to_state=to_state, since=since, until=until,
+                               zone=settings.timezone)
         if format in CSV_FORMATS:
             name = "pruefpfad-excel.csv" if format == "csv-excel" else "pruefpfad.csv"
             return StreamingResponse(csv_chunks(records, format, settings.timezone),
