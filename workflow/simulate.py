@@ -469,19 +469,24 @@ def to_json(sim: Simulation) -> dict[str, Any]:
 
 
 def to_ics(sim: Simulation) -> bytes:
-    """The deadlines started and their meetings as one calendar (the entries the mails and the feed carry);
-    a deadline or meeting that started anew appears as it stood last."""
-    from notifier.render import deadline_entries, make_ics
+    """The deadlines started and their meetings as one calendar: the entries the mails and the feed carry,
+    except that a deadline is one entry per state it runs in (the feed keeps one per paper, deadline and
+    branch, as it stands now); one that started anew in the same state (its meeting moved) appears as it
+    stood last, and so does a meeting."""
+    from notifier.render import calendar_uid, deadline_entries, make_ics
 
     entries: dict[str, Any] = {}
     for definition, deadline, meeting, modified, title in sim.started:
-        for entry in deadline_entries(definition, deadline, title=title, meeting=meeting, modified=modified,
-                                      stamp=deadline.started_at):
+        event, session = deadline_entries(definition, deadline, title=title, meeting=meeting, modified=modified,
+                                          stamp=deadline.started_at)
+        event.pop("uid")
+        event.add("uid", calendar_uid("frist", deadline.reference, deadline.name, deadline.branch, deadline.state))
+        for entry in (event, session):
             if entry is not None:
                 uid = str(entry["uid"])
                 entries.pop(uid, None)
                 entries[uid] = entry
-    return make_ics(entries.values(), name=f"Simulation {sim.scenario.reference}")
+    return make_ics(entries.values())
 
 
 def render(sim: Simulation, fmt: str) -> str:
