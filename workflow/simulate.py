@@ -444,9 +444,12 @@ _PLURAL = {"remind": "Erinnerungen", "escalate": "Eskalationen", "late": "Hinwei
 def summary(sim: Simulation) -> str:
     c = counts(sim)
     parts = ", ".join(f"{c[k]} {_PLURAL[k] if c[k] != 1 else MAIL_KIND[k].split(' ')[0]}" for k in MAIL_KIND if c[k])
-    text = (f"Zusammenfassung: {c['steps']} Schritte, {c['states']} Status betreten, {c['deadlines']} Fristen "
-            f"gestartet, {c['mails']} Nachrichten{f' ({parts})' if parts else ''}, "
-            f"{c['copies']} Mails (eine je Empfänger)")
+    def n(count: int, one: str, many: str) -> str:
+        return f"{count} {one if count == 1 else many}"
+
+    text = (f"Zusammenfassung: {n(c['steps'], 'Schritt', 'Schritte')}, {c['states']} Status betreten, "
+            f"{n(c['deadlines'], 'Frist', 'Fristen')} gestartet, {n(c['mails'], 'Nachricht', 'Nachrichten')}"
+            f"{f' ({parts})' if parts else ''}, {n(c['copies'], 'Mail', 'Mails')} (eine je Empfänger)")
     if sim.refused is not None:
         step = sim.refused.step
         text += f"; abgebrochen bei {'der Anlage' if step == 0 else f'Schritt {step}'} (Zeile {sim.refused.line})"
