@@ -209,6 +209,8 @@ class TickReport:
     digests: int = 0
     deferred: int = 0
     errors: list[str] = field(default_factory=list)
+    #: The rows sent in this pass, as claimed (for `tick --until` and the simulation to list).
+    delivered: list[ReminderRecord] = field(default_factory=list)
 
     def line(self) -> str:
         return (f"tick: {self.claimed} claimed, {self.sent} sent, {self.retried} to retry, {self.failed} failed, "
@@ -280,6 +282,7 @@ class Dispatcher:
             return
         if self.outbox.mark_sent(reminder, now):
             report.sent += 1
+            report.delivered.append(reminder)
         else:
             report.fenced += 1
 

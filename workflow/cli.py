@@ -241,6 +241,35 @@ def definitions_show(workflow: str, fmt: str, ctx: Context) -> None:
         click.echo(to_mermaid(d), nl=False)
 
 
+@definitions_group.command("simulate")
+@click.argument("workflow")
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "ics"]), default="table", show_default=True)
+@click.option("--no-digest", "no_digest", is_flag=True, help="Leave out the daily digests that serve would queue.")
+@common
+def definitions_simulate(workflow: str, scenario: str, fmt: str, no_digest: bool, ctx: Context) -> None:
+    """Dry run: play SCENARIO (YAML, see docs/simulate.md) on a paper of WORKFLOW in memory and print every
+    state, deadline, mail and refusal in time order. Nothing is stored or sent (--db and --now are unused).
+    A refused step stops the run; the exit code is then that of the refusal (4, 5 or 6)."""
+    from notifier.dispatch import check_templates
+
+    from .library import DefinitionLibrary
+    from .simulate import ScenarioError, load_scenario, refusal_line, render, simulate
+
+    library = DefinitionLibrary(ctx.definitions, checks=[check_templates])
+    try:
+        plan = load_scenario(scenario, library.current(workflow)[0].timezone)
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        raise SystemExit(exc.exit_code) from None
+    sim = simulate(library, workflow, plan, ctx.settings, digests=not no_digest)
+    click.echo(render(sim, fmt), nl=False)
+    if sim.refused is not None:
+        click.echo(f"councilflow: error: {refusal_line(sim)}", err=True)
+        raise SystemExit(sim.refused.error.exit_code)
+
+
 @main.group(name="documents")
 def documents_group() -> None:
     """Create and list papers (Sitzungsvorlagen)."""
@@ -652,13 +681,45 @@ def reminders_preview(reference: str, ctx: Context) -> None:
 
 @main.command()
 @click.option("--digest", is_flag=True, help="Also queue today's digests first (for cron instead of serve).")
+@click.option("--until", default=None, metavar="DATETIME",
+              help="Rehearsal: step the simulated clock from --now (default: now) through every moment a mail "
+                   "falls due up to DATETIME and deliver at each, dated then (with --digest: each day's digests "
+                   "at the digest hour).")
 @common
-def tick(digest: bool, ctx: Context) -> None:
-    """Run one pass: send every mail that is due now (or at --now)."""
+def tick(digest: bool, until: str | None, ctx: Context) -> None:
+    """Run one pass: send every mail that is due now (or at --now); with --until, every pass up to then."""
+    if until is not None:
+        _tick_until(until, digest, ctx)
+        return
     dispatcher = ctx.dispatcher()
     queued = dispatcher.queue_digests() if digest else 0
     report = dispatcher.tick()
     report.digests = queued
+    click.echo(report.line())
+    for error in report.errors:
+        click.echo(f"  {error}", err=True)
+
+
+def _tick_until(until: str, digest: bool, ctx: Context) -> None:
+    from notifier.dispatch import TickReport
+    from notifier.stepping import deliver_until, mail_line
+
+    from .clock import FixedClock
+    from .values import user_instant
+
+    ctx.now = ctx.now or datetime.now(UTC).isoformat()
+    dispatcher = ctx.dispatcher()
+    clock = dispatcher.engine.clock
+    assert isinstance(clock, FixedClock)
+    zone = ctx.settings.timezone
+    end = user_instant(until, zone, "--until")
+    if end < clock.now():
+        raise InputError(f"--until {until} liegt vor dem Start {_local(clock.now(), zone)} (--now)")
+    def delivered(moment: datetime, report: TickReport) -> None:
+        for mail in report.delivered:
+            click.echo(mail_line(moment, mail, zone))
+
+    report = deliver_until(dispatcher, clock, end, digests=digest, on_tick=delivered)
     click.echo(report.line())
     for error in report.errors:
         click.echo(f"  {error}", err=True)
