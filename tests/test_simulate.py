@@ -117,8 +117,8 @@ def test_the_shipped_scenario_as_a_table(capsys: Cli) -> None:
         "16.06.2026 20:00  Status      Beschlossen (beschlossen)",
     ):
         assert line in lines, line
-    assert lines[-1] == ("Zusammenfassung: 34 Schritte, 6 Status betreten, 43 Fristen gestartet, 341 Nachrichten "
-                         "(27 Erinnerungen, 2 Eskalationen, 312 Übersichten), 343 Mails (eine je Empfänger)")
+    assert lines[-1] == ("Zusammenfassung: 34 Schritte, 6 Status betreten, 43 Fristen gestartet, 333 Nachrichten "
+                         "(27 Erinnerungen, 2 Eskalationen, 304 Übersichten), 335 Mails (eine je Empfänger)")
     stamps = [datetime.strptime(line[:16], "%d.%m.%Y %H:%M") for line in lines[1:-1]]
     assert stamps == sorted(stamps)  # in time order
     assert sum(1 for line in lines if "  Gremium     " in line and "angenommen" in line) == 11
@@ -155,8 +155,8 @@ def test_the_shipped_scenario_as_json(capsys: Cli) -> None:
                        "explanation": "10 Arbeitstage vor Sitzung 07.10.2025, übersprungen: 03.10. Tag der "
                                       "Deutschen Einheit",
                        "text": started["text"]}
-    assert doc["counts"] == {"steps": 34, "states": 6, "deadlines": 43, "mails": 341, "remind": 27, "escalate": 2,
-                             "late": 0, "digest": 312, "copies": 343}
+    assert doc["counts"] == {"steps": 34, "states": 6, "deadlines": 43, "mails": 333, "remind": 27, "escalate": 2,
+                             "late": 0, "digest": 304, "copies": 335}
 
 
 def test_the_shipped_scenario_as_a_calendar(capsys: Cli) -> None:
@@ -342,7 +342,7 @@ def test_simulate_sends_what_tick_until_sends_on_sqlite(tmp_path: Path, capsys: 
                               factory=lambda f: email.message_from_binary_file(f, policy=email.policy.default))
     delivered = [_headers(m) for m in maildir]
     simulated = [_headers(m) for m in sim.messages]
-    assert len(simulated) == 343
+    assert len(simulated) == 335
     assert sorted(delivered) == sorted(simulated)
     # and `tick --until` listed each mail at its moment, as the dry run did
     mails = [line for line in printed if line.startswith("   ✉ ")]
