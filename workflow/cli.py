@@ -216,6 +216,19 @@ def validate(paths: tuple[str, ...], ctx: Context) -> None:
         raise SystemExit(DefinitionError.exit_code)
 
 
+@definitions_group.command("lint")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--strict", is_flag=True, help="Exit 1 if there is any warning.")
+@common
+def lint(paths: tuple[str, ...], strict: bool, ctx: Context) -> None:
+    """Warn about what is valid but probably not meant (German, path:line:col); invalid files as validate."""
+    from notifier.dispatch import check_templates
+
+    from .lint import lint_paths
+
+    raise SystemExit(lint_paths(paths, strict=strict, echo=click.echo, checks=[check_templates]))
+
+
 @definitions_group.command("list")
 @common
 def definitions_list(ctx: Context) -> None:

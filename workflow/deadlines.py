@@ -17,7 +17,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from .calendar import mail_window, shift, working_calendar
-from .definition import Deadline, Definition, Offset
+from .definition import Deadline, Definition, Due, Offset
 from .errors import InputError, NotAllowedNowError, NotPermittedError, did_you_mean
 from .paper import TRUSTED_ACTORS, Change, ChangeKind, PaperState, field_instant
 from .values import clean_text
@@ -28,6 +28,7 @@ __all__ = [
     "PlannedDeadline",
     "PlannedReminder",
     "due_day",
+    "due_label",
     "due_note",
     "offset_label",
     "plan_deadlines",
@@ -76,6 +77,13 @@ def offset_label(offset: Offset) -> str:
         return "Ladungsfrist"
     one, many = _UNIT_DE[offset.unit]
     return f"{offset.amount} {one if offset.amount == 1 else many}"
+
+
+def due_label(due: Due) -> str:
+    """German text of when a deadline is due, e.g. '10 Arbeitstage vor Sitzung', '5 Tage nach Eintritt',
+    '1 Monat vor Feld inkrafttreten'."""
+    anchor = {"meeting": "Sitzung", "entered": "Eintritt"}.get(due.anchor, f"Feld {due.anchor}")
+    return f"{offset_label(due.offset)} {'vor' if due.before else 'nach'} {anchor}"
 
 
 def due_day(definition: Definition, deadline: Deadline, anchor_local: date, body: str | None) -> date:
