@@ -229,6 +229,25 @@ def lint(paths: tuple[str, ...], strict: bool, ctx: Context) -> None:
     raise SystemExit(lint_paths(paths, strict=strict, echo=click.echo, checks=[check_templates]))
 
 
+@definitions_group.command("diff")
+@click.argument("old")
+@click.argument("new", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@common
+def definitions_diff(old: str, new: str, fmt: str, ctx: Context) -> None:
+    """Compare NEW.yaml with the newest version of workflow OLD stored in --db, or with the file OLD.yaml.
+
+    Lists added, removed, changed and renamed states, transitions, deadlines, roles; the migrate --map
+    options; with a database, the running papers in each affected state.
+    """
+    from .defdiff import diff_command
+
+    explicit = click.get_current_context().params.get("db")
+    report = diff_command(old, new, fmt=fmt, db=explicit, default_db=ctx.db, echo=click.echo)
+    if report is not None:
+        _dump(report)
+
+
 @definitions_group.command("list")
 @common
 def definitions_list(ctx: Context) -> None:
