@@ -171,8 +171,10 @@ def test_running_papers_counted_and_the_suggested_map_migrates(deployed: tuple[s
     assert run(["definitions", "diff", "vorlage", str(folder / "vorlage.yaml"), "--db", url, "--format",
                 "json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["old_version"] == 2 and report["changes"] == [] and report["migrate"] == [
-        "--workflow", "vorlage", "--to-version", "2"]  # version 2 is now the newest stored one
+    assert (report["old_version"], report["changes"], report["migrate"]) == (2, [], None)  # v2 is stored now
+    assert run(["definitions", "diff", "vorlage", str(folder / "vorlage.yaml"), "--db", url]) == 0
+    assert capsys.readouterr().out.splitlines()[1:4] == ["Keine Unterschiede.", "",
+                                                         "Laufende Vorlagen in betroffenen Zuständen:"]
 
 
 def test_two_files_json_and_errors(tmp_path: Path, capsys: Cli) -> None:
@@ -192,6 +194,11 @@ def test_two_files_json_and_errors(tmp_path: Path, capsys: Cli) -> None:
     assert not (tmp_path / "nope.db").exists()
     assert run(["definitions", "diff", "andere", str(new)]) == 4
     assert capsys.readouterr().err.strip() == f"councilflow: error: {new} is workflow 'vorlage', not 'andere'"
+    new.write_text(V1.replace("{label: Entwurf,", "{label: Entwurf der Vorlage,"), encoding="utf-8")
+    assert run(["definitions", "diff", str(old), str(new)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == ("Achtung: die neue Fassung hat Version 1, nicht mehr als 1: "
+                                                        "für councilflow migrate braucht sie eine höhere "
+                                                        "Versionsnummer.")
     new.write_text(V2.replace("dest: anhoerung", "dest: anhorung"), encoding="utf-8")
     assert run(["definitions", "diff", str(old), str(new)]) == 3
     assert "unknown state 'anhorung' (did you mean 'anhoerung'?)" in capsys.readouterr().err

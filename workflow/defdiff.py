@@ -60,7 +60,7 @@ class DefinitionDiff:
     items: list[Item]
     #: Guessed renames of states, old id -> new id.
     renamed: dict[str, str]
-    #: Old states a running paper may sit in that the new version lacks and no rename explains.
+    #: Old states, not final, that the new version lacks and no rename explains: migrate needs a --map.
     unmapped: list[str]
     #: Old state id -> why papers there are affected (German).
     affected: dict[str, str]
@@ -226,10 +226,11 @@ def diff_definitions(old: Definition, new: Definition) -> DefinitionDiff:
             items.append(Item("state", "changed", sid, changes))
         if changes:
             affect(before, "Zustand geändert")
-    unmapped = [s for s in old.states if s not in new.states and s not in renamed]
-    for sid in unmapped:
+    removed = [s for s in old.states if s not in new.states and s not in renamed]
+    for sid in removed:
         items.append(Item("state", "removed", sid, (f"Bezeichnung: {old.states[sid].label}",)))
         affect(sid, "entfällt")
+    unmapped = [s for s in removed if not old.states[s].final]  # finished papers are never migrated
 
     # Transitions: per (trigger, source); equal outcomes for several sources are reported once.
     before_t, after_t = _keyed(old, ren), _keyed(new, same)
@@ -351,13 +352,14 @@ def render_text(diff: DefinitionDiff, old_name: str, new_name: str) -> list[str]
             lines += ["", f"{SECTION_DE[section]}:"]
         lines.append(f"  {_MARK[item.kind]} {item.name}: {KIND_DE[item.kind]}")
         lines.extend(f"      {d}" for d in item.details)
-    if diff.new_version <= diff.old_version and diff.items:
+    if diff.new_version > diff.old_version:
+        lines += ["", "Migration:", f"  {diff.command()}"]
+        for s in diff.unmapped:
+            lines.append(f"  Zustand '{s}' entfällt ohne Nachfolger: ergänzen Sie --map {s}=ZUSTAND, sonst bleiben "
+                         "Vorlagen dort auf der alten Version")
+    elif diff.items:
         lines += ["", f"Achtung: die neue Fassung hat Version {diff.new_version}, nicht mehr als "
                       f"{diff.old_version}: für councilflow migrate braucht sie eine höhere Versionsnummer."]
-    lines += ["", "Migration:", f"  {diff.command()}"]
-    for s in diff.unmapped:
-        lines.append(f"  Zustand '{s}' entfällt ohne Nachfolger: ergänzen Sie --map {s}=ZUSTAND, sonst bleiben "
-                     "Vorlagen dort auf der alten Version")
     if diff.papers is not None:
         lines += ["", "Laufende Vorlagen in betroffenen Zuständen:"]
         shown = [(s, why) for s, why in diff.affected.items()]
@@ -380,7 +382,7 @@ def to_json(diff: DefinitionDiff) -> dict[str, Any]:
                     for i in diff.items],
         "renamed": diff.renamed,
         "unmapped": diff.unmapped,
-        "migrate": diff.migrate_args(),
+        "migrate": diff.migrate_args() if diff.new_version > diff.old_version else None,
         "affected": [{"state": s, "why": why, **({"running": diff.papers.get(s, 0)} if diff.papers is not None
                                                  else {})} for s, why in diff.affected.items()],
     }
