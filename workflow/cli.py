@@ -216,6 +216,38 @@ def validate(paths: tuple[str, ...], ctx: Context) -> None:
         raise SystemExit(DefinitionError.exit_code)
 
 
+@definitions_group.command("lint")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--strict", is_flag=True, help="Exit 1 if there is any warning.")
+@common
+def lint(paths: tuple[str, ...], strict: bool, ctx: Context) -> None:
+    """Warn about what is valid but probably not meant (German, path:line:col); invalid files as validate."""
+    from notifier.dispatch import check_templates
+
+    from .lint import lint_paths
+
+    raise SystemExit(lint_paths(paths, strict=strict, echo=click.echo, checks=[check_templates]))
+
+
+@definitions_group.command("diff")
+@click.argument("old")
+@click.argument("new", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@common
+def definitions_diff(old: str, new: str, fmt: str, ctx: Context) -> None:
+    """Compare NEW.yaml with the newest version of workflow OLD stored in --db, or with the file OLD.yaml.
+
+    Lists added, removed, changed and renamed states, transitions, deadlines, roles; the migrate --map
+    options; with a database, the running papers in each affected state.
+    """
+    from .defdiff import diff_command
+
+    explicit = click.get_current_context().params.get("db")
+    report = diff_command(old, new, fmt=fmt, db=explicit, default_db=ctx.db, echo=click.echo)
+    if report is not None:
+        _dump(report)
+
+
 @definitions_group.command("list")
 @common
 def definitions_list(ctx: Context) -> None:

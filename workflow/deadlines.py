@@ -17,7 +17,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from .calendar import WEEKEND, mail_window, shift, working_calendar
-from .definition import Deadline, Definition, Offset
+from .definition import Deadline, Definition, Due, Offset
 from .errors import InputError, NotAllowedNowError, NotPermittedError, did_you_mean
 from .paper import TRUSTED_ACTORS, Change, ChangeKind, PaperState, field_instant
 from .values import clean_text
@@ -28,6 +28,7 @@ __all__ = [
     "PlannedDeadline",
     "PlannedReminder",
     "due_day",
+    "due_label",
     "due_note",
     "explain_due",
     "offset_label",
@@ -79,6 +80,13 @@ def offset_label(offset: Offset) -> str:
     return f"{offset.amount} {one if offset.amount == 1 else many}"
 
 
+def due_label(due: Due, amount: str | None = None) -> str:
+    """German text of when a deadline is due, e.g. '10 Arbeitstage vor Sitzung', '5 Tage nach Eintritt',
+    '1 Monat vor Feld inkrafttreten' (``amount``: the offset's text, when it is to read otherwise)."""
+    anchor = {"meeting": "Sitzung", "entered": "Eintritt"}.get(due.anchor, f"Feld {due.anchor}")
+    return f"{amount or offset_label(due.offset)} {'vor' if due.before else 'nach'} {anchor}"
+
+
 def due_day(definition: Definition, deadline: Deadline, anchor_local: date, body: str | None) -> date:
     """The local day on whose end ``deadline`` is due, counted from the anchor's local day."""
     calendar = working_calendar(definition.calendar)
@@ -101,8 +109,7 @@ def explain_due(definition: Definition, deadline: Deadline, anchor_at: datetime,
     if offset.unit == "invitation_period":
         assert body is not None
         amount = f"Ladungsfrist ({offset_label(Offset('days', definition.bodies[body].invitation_days))})"
-    anchor = {"meeting": "Sitzung", "entered": "Eintritt"}.get(deadline.due.anchor, f"Feld '{deadline.due.anchor}'")
-    text = f"{amount} {'vor' if deadline.due.before else 'nach'} {anchor} {anchor_day:%d.%m.%Y}"
+    text = f"{due_label(deadline.due, amount)} {anchor_day:%d.%m.%Y}"
     if offset.unit != "working_days":
         return text
     day = due_day(definition, deadline, anchor_day, body)
