@@ -297,7 +297,7 @@ def _headers(message: Message) -> tuple[str, str, str, str, str]:
             str(message["Message-ID"]))
 
 
-def _replay_on_sqlite(scenario: Scenario, db: str, capsys: Cli) -> list[str]:
+def _replay_on_sqlite(scenario: Scenario, db: str, capsys: Cli, workflow: str = "kreisstrategie") -> list[str]:
     """The scenario's steps through the real commands on a SQLite file, `tick --until` between them."""
     def cli(*args: str) -> str:
         capsys.readouterr()
@@ -308,7 +308,7 @@ def _replay_on_sqlite(scenario: Scenario, db: str, capsys: Cli) -> list[str]:
         return moment.isoformat()
 
     printed: list[str] = []
-    cli("documents", "create", "kreisstrategie", scenario.reference, "--actor", scenario.actor, "--db", db,
+    cli("documents", "create", workflow, scenario.reference, "--actor", scenario.actor, "--db", db,
         "--now", at(scenario.start), *(a for k, v in scenario.fields.items() for a in ("--set", f"{k}={v}")))
     previous = scenario.start
     for step in scenario.steps:
@@ -330,19 +330,22 @@ def _replay_on_sqlite(scenario: Scenario, db: str, capsys: Cli) -> list[str]:
     return printed
 
 
-def test_simulate_sends_what_tick_until_sends_on_sqlite(tmp_path: Path, capsys: Cli) -> None:
-    """The same steps on a real SQLite database, with `tick --until` between them, deliver the same mails as the
-    dry run: same kinds, Date headers (the moment of each pass), recipients, subjects and Message-IDs."""
+@pytest.mark.parametrize(("workflow", "count"), [("kreisstrategie", 335), ("haushaltssatzung", 73)])
+def test_simulate_sends_what_tick_until_sends_on_sqlite(tmp_path: Path, capsys: Cli, workflow: str,
+                                                        count: int) -> None:
+    """The same steps of each shipped scenario on a real SQLite database, with `tick --until` between them,
+    deliver the same mails as the dry run: same kinds, Date headers (the moment of each pass), recipients,
+    subjects and Message-IDs."""
     library = _library()
-    scenario = load_scenario(SCENARIO, "Europe/Berlin")
-    sim = simulate(library, "kreisstrategie", scenario, Settings())
+    scenario = load_scenario(DEFINITIONS / "scenarios" / f"{workflow}.yaml", "Europe/Berlin")
+    sim = simulate(library, workflow, scenario, Settings())
     assert sim.refused is None
-    printed = _replay_on_sqlite(scenario, f"sqlite:///{tmp_path / 'probe.db'}", capsys)
+    printed = _replay_on_sqlite(scenario, f"sqlite:///{tmp_path / 'probe.db'}", capsys, workflow)
     maildir = mailbox.Maildir(str(tmp_path / "councilflow-mail"), create=False,
                               factory=lambda f: email.message_from_binary_file(f, policy=email.policy.default))
     delivered = [_headers(m) for m in maildir]
     simulated = [_headers(m) for m in sim.messages]
-    assert len(simulated) == 335
+    assert len(simulated) == count
     assert sorted(delivered) == sorted(simulated)
     # and `tick --until` listed each mail at its moment, as the dry run did
     mails = [line for line in printed if line.startswith("   ✉ ")]
