@@ -29,7 +29,8 @@ EXPECTED = {
     "no_initial": "17:1: no initial state: mark exactly one state with 'initial: true'",
     "parallel_without_bodies": "24:24: parallel state 'raete' needs at least one body",
     "several_initial": "21:14: several initial states: 'entwurf' and 'ausschuss'",
-    "syntax_error": "10:17: YAML syntax error: expected ',' or ']', but got ':'",
+    "syntax_error": "9:14: die eckige Klammer [ wird nicht geschlossen (oder zwischen zwei Einträgen fehlt ein Komma); "
+                    "schließen Sie sie mit ]",
     "tag": "2:10: YAML tags are not allowed (found 'tag:yaml.org,2002:int')",
     "unknown_body": "21:26: unknown body 'afwc' (did you mean 'afwk'?)",
     "unknown_branch_outcome": "29:48: branch of transition 'annehmen' must be one of adopted, rejected, deferred, not text 'adoptd' (did you mean 'adopted'?)",

@@ -264,7 +264,7 @@ def test_done_steps_mark_a_deadline_done(tmp_path: Path, capsys: Cli) -> None:
     (SHORT + "until: 2025-08-01\n", ["8:8: until liegt vor dem letzten Schritt (02.09.2025 10:00)"]),
     (SHORT.replace("{title: Strategie}", "{title: {a: 1}}"),
      ["4:17: fields: der Wert von 'title' muss Text, eine Zahl, true/false oder eine Liste von Texten sein"]),
-    (SHORT + "  - {at: 2025-09-03T10:00, fire: x\n", ["9:1: YAML syntax error: "]),
+    (SHORT + "  - {at: 2025-09-03T10:00, fire: x\n", ["8:5: die geschweifte Klammer { wird nicht geschlossen"]),
     (SHORT + "steps: []\n", ["8:1: duplicate key 'steps' (first defined at line 5)"]),
     (SHORT + "farbe: blau\nuntil: gestern\n", ["8:1: unbekannter Schlüssel 'farbe'",
                                                  "9:8: until muss ein Zeitpunkt wie 2025-09-02T10:00 sein"]),

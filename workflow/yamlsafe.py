@@ -172,6 +172,96 @@ class _Builder:
         raise AssertionError(f"unexpected YAML event {event!r}")  # pragma: no cover
 
 
+_SAME_LEVEL = ("eine Ebene ist entweder eine Liste (jede Zeile beginnt mit '- ') oder eine Abbildung (jede Zeile "
+               "'schlüssel: wert'), nicht beides")
+
+
+#: A block value that starts with a quote: ``key: "…`` (the quote and the rest of the line).
+_OPEN_QUOTE = re.compile(r"^\s*(?:- )?[\w.-]+:\s+([\"'])(.*)$")
+
+
+def _key_at(lines: list[str], line: int) -> tuple[str, int]:
+    """The key (or text) that starts line ``line`` (0-based) and its indentation."""
+    raw = lines[line] if 0 <= line < len(lines) else ""
+    stripped = raw.lstrip(" ")
+    return stripped.split(":", 1)[0].strip().lstrip("- ").strip() or stripped.strip(), len(raw) - len(stripped)
+
+
+def _above(lines: list[str], line: int) -> tuple[str, int] | None:
+    """The nearest non-empty, non-comment line above ``line`` (0-based): its key and indentation."""
+    for number in range(line - 1, -1, -1):
+        if lines[number].strip() and not lines[number].lstrip().startswith("#"):
+            return _key_at(lines, number)
+    return None
+
+
+def plain_syntax_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, int, str]:
+    """A YAML parser error in plain words, at the line where the mistake is (1-based line and column):
+    tabs, indentation, unclosed quotes and brackets, a missing colon, a list mixed into a mapping. Other
+    errors keep the parser's own words."""
+    lines = text.splitlines()
+    problem, context = exc.problem or "", exc.context or ""
+    at, opened = exc.problem_mark, exc.context_mark
+
+    def where(mark: Any) -> tuple[int, int]:
+        return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+
+    if "'\\t'" in problem or "\t" in problem:
+        line, col = where(at)
+        return line, col, ("ein Tabulator-Zeichen: YAML rückt nur mit Leerzeichen ein; ersetzen Sie den Tabulator "
+                           "durch Leerzeichen")
+    end = at.line if at is not None else len(lines) - 1
+    for number in range(0, min(end, len(lines) - 1) + 1):  # a quoted value left open runs into later lines
+        found = _OPEN_QUOTE.search(lines[number])
+        if found is not None:
+            value, quote = found.group(2), found.group(1)
+            if not value.rstrip().endswith(quote) or value.rstrip() == quote:
+                return number + 1, found.start(1) + 1, (
+                    f"das Anführungszeichen {quote} wird nicht geschlossen; setzen Sie ein schließendes {quote} ans "
+                    "Ende des Werts (in derselben Zeile)")
+    if "quoted scalar" in context and opened is not None:
+        quote = lines[opened.line][opened.column] if opened.line < len(lines) and opened.column < len(
+            lines[opened.line]) else '"'
+        line, col = where(opened)
+        return line, col, (f"das Anführungszeichen {quote} wird nicht geschlossen; setzen Sie ein schließendes "
+                           f"{quote} ans Ende des Werts (in derselben Zeile)")
+    for kind, close, name in (("flow sequence", "]", "eckige Klammer ["),
+                              ("flow mapping", "}", "geschweifte Klammer {")):
+        if kind in context and opened is not None:
+            line, col = where(opened)
+            return line, col, (f"die {name} wird nicht geschlossen (oder zwischen zwei Einträgen fehlt ein Komma); "
+                               f"schließen Sie sie mit {close}")
+    if "could not find expected ':'" in problem and opened is not None:
+        line, col = where(opened)
+        key = lines[opened.line].strip() if opened.line < len(lines) else ""
+        return line, col, (f"nach '{key[:40]}' fehlt der Doppelpunkt; schreiben Sie 'schlüssel: wert' (mit "
+                           "Leerzeichen nach dem Doppelpunkt)")
+    if at is not None and "expected <block end>" in problem:
+        line, col = where(at)
+        key, indent = _key_at(lines, at.line)
+        if "'-'" in problem:
+            return line, col, f"ein Listeneintrag '- {key}' mitten in einer Abbildung; {_SAME_LEVEL}"
+        if "'?'" in problem or "block collection" in context:
+            return line, col, f"'{key}' steht als Schlüssel in einer Liste; {_SAME_LEVEL}"
+        above = _above(lines, at.line)
+        if above is not None and indent != above[1]:
+            direction = "weniger" if indent < above[1] else "mehr"
+            return line, col, (f"'{key}' ist {direction} eingerückt als '{above[0]}' darüber; die Schlüssel einer "
+                               "Abbildung beginnen in derselben Spalte, eine Ebene tiefer um zwei Leerzeichen mehr")
+        return line, col, f"'{key}' passt hier nicht: die Einrückung stimmt nicht zu den Zeilen darüber"
+    if at is not None and "mapping values are not allowed" in problem:
+        line, col = where(at)
+        key, indent = _key_at(lines, at.line)
+        above = _above(lines, at.line)
+        if above is not None and indent > above[1]:
+            return line, indent + 1, (f"'{key}' ist tiefer eingerückt als '{above[0]}' darüber, das schon einen Wert "
+                                      f"hat; rücken Sie '{key}' so weit ein wie '{above[0]}'")
+        return line, col, ("ein Doppelpunkt mit Leerzeichen (': ') mitten in einem Wert; setzen Sie den Wert in "
+                           "Anführungszeichen")
+    line, col = where(at or opened)
+    return line, col, f"YAML syntax error: {problem or context or 'invalid YAML'}"
+
+
 def load_located(text: str, path: str) -> Located:
     """Parse one YAML document strictly; raise :class:`YamlProblems` listing what is wrong."""
     if len(text) > MAX_BYTES:
@@ -192,10 +282,8 @@ def load_located(text: str, path: str) -> Located:
         if not isinstance(extra, StreamEndEvent):
             builder._problem(extra, "only one YAML document per file is allowed")
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        reason = exc.problem or exc.context or "invalid YAML"
-        raise YamlProblems([Problem(path, line, col, f"YAML syntax error: {reason}")]) from None
+        line, col, message = plain_syntax_error(exc, text)
+        raise YamlProblems([Problem(path, line, col, message)]) from None
     except yaml.reader.ReaderError as exc:
         before = text[: exc.position]
         line, col = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
