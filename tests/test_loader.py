@@ -44,7 +44,7 @@ EXPECTED = {
     "unreachable": "23:3: state 'archiv' is unreachable from 'entwurf'",
     "workflow_id_mismatch": "1:11: workflow id 'anderer_name' must equal the file name 'workflow_id_mismatch'",
     "wrong_type": "2:10: version must be an integer, not text 'eins'",
-    "yes_no_booleans_in_initial": "17:1: no initial state: mark exactly one state with 'initial: true'",
+    "yes_no_booleans_in_initial": "18:38: state 'entwurf' initial must be true or false, not text 'yes'",
 }
 
 

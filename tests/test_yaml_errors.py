@@ -62,3 +62,19 @@ def test_each_mistake_is_one_plain_line_at_its_place(what: str, make: object, me
     [problem] = caught.value.problems
     assert problem.line == changed, (what, str(problem))
     assert message in problem.message and "expected" not in problem.message and "scanning" not in problem.message
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("  entwurf:    {label: Entwurf, initial: true}", "  entwurf: Entwurf",
+     "state 'entwurf' must be a mapping, not text 'Entwurf'"),
+    ("    consultation: {body: afwk, role: Kenntnisnahme}", "    consultation: afwk",
+     "consultation of state 'ausschuss' must be a mapping, not text 'afwk'"),
+    ('  afwk: {name: "Ausschuss für Finanzen, Wirtschaftsförderung und Kreisentwicklung", invitation_days: 7}',
+     "  - afwk", "bodies must be a mapping, not a list"),
+], ids=["state", "consultation", "bodies"])
+def test_a_wrong_type_is_one_problem_without_follow_ons(old: str, new: str, message: str) -> None:
+    """Not also "unknown state 'entwurf'", "no initial state" or "waits for no meeting"."""
+    assert old in TEXT
+    with pytest.raises(DefinitionError) as caught:
+        load_definition(TEXT.replace(old, new), "sachstandsbericht.yaml")
+    assert [p.message for p in caught.value.problems] == [message]

@@ -78,16 +78,28 @@ class _Checker:
         self.doc = doc
         self.path = path
         self.problems: list[Problem] = []
+        #: Problems of the file's shape (a wrong type, an unknown or missing key): with a wrong type, the
+        #: checks that build on the shape (references, the graph) would only report its consequences.
+        self.shape: list[Problem] = []
+        self.wrong_type = False
 
-    def err(self, where: Path, message: str, *, key: bool = False) -> None:
+    def err(self, where: Path, message: str, *, key: bool = False, shape: bool = False) -> None:
         line, col = self.doc.where(where, key=key)
         self.problems.append(Problem(self.path, line, col, message))
+        if shape:
+            self.shape.append(self.problems[-1])
 
     def typed(self, value: Any, where: Path, kind: type, what: str) -> bool:
         ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
         if not ok:
-            self.err(where, f"{what} must be {_TYPE_NAMES[kind]}, not {_describe(value)}")
+            self.wrong_type = True
+            self.err(where, f"{what} must be {_TYPE_NAMES[kind]}, not {_describe(value)}", shape=True)
         return ok
+
+    def reported(self) -> list[Problem]:
+        """The problems to show, in file order: after a wrong type only the shape problems, not the
+        follow-ons ("unknown state 'x'" where 'x' was given as text instead of a mapping)."""
+        return sorted(self.shape if self.wrong_type else self.problems, key=lambda p: (p.line, p.column))
 
     def mapping(
         self, value: Any, where: Path, what: str, required: Iterable[str], optional: Iterable[str]
@@ -103,10 +115,11 @@ class _Checker:
                     (*where, k),
                     f"unknown key '{k}' in {what}{hint}; allowed: {', '.join(allowed)}",
                     key=True,
+                    shape=True,
                 )
         for k in req:
             if k not in value:
-                self.err(where, f"{what} is missing the required key '{k}'")
+                self.err(where, f"{what} is missing the required key '{k}'", shape=True)
         return _Map(value)
 
     def name(self, value: Any, where: Path, what: str) -> bool:
@@ -690,7 +703,7 @@ def load_definition(text: str, path: str = "<definition>", *, expect_id: str | N
     transitions = _load_transitions(c, top.get("transitions"), states, roles, fields)
     deadlines = _load_deadlines(c, top.get("deadlines"), states, roles, bodies, transitions, fields)
     if c.problems:
-        raise DefinitionError(sorted(c.problems, key=lambda p: (p.line, p.column)))
+        raise DefinitionError(c.reported())
     definition = Definition(
         workflow=wid,
         version=version,
