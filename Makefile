@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_oparl.py
 	$(BIN)/python bench/bench_scale.py
 	$(BIN)/python bench/bench_simulate.py
+	$(BIN)/python bench/bench_validate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache councilflow-demo.db*
