@@ -46,10 +46,22 @@ START = "__start__"
 FONT = "DejaVu Sans"
 
 
+def _plain(text: str) -> str:
+    """``text`` for a plain Graphviz string (tooltips, the title): backslashes doubled, since Graphviz
+    reads ``\\N``, ``\\G``, ``\\l`` etc. as escapes."""
+    return text.replace("\\", "\\\\")
+
+
+def _html(text: str) -> str:
+    """``text`` for a Graphviz HTML-like label: markup escaped, and a word joiner (invisible) after each
+    backslash, since Graphviz replaces ``\\N``, ``\\G`` etc. with names even there."""
+    return escape(text, quote=False).replace("\\", "\\\u2060")
+
+
 def _lines(text: str, width: int = WRAP) -> str:
-    """``text`` HTML-escaped and wrapped at word boundaries into ``<BR/>``-separated lines."""
+    """``text`` escaped and wrapped at word boundaries into ``<BR/>``-separated lines."""
     parts = textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False) or [text]
-    return '<BR ALIGN="CENTER"/>'.join(escape(p, quote=False) for p in parts)
+    return '<BR ALIGN="CENTER"/>'.join(_html(p) for p in parts)
 
 
 def join_rule(p: Parallel) -> str:
@@ -74,9 +86,9 @@ def _state_label(d: Definition, s: State) -> str:
     p = s.parallel
     rows = [f'<TR><TD><B>{title}</B></TD></TR>',
             f'<TR><TD>parallel in {len(p.bodies)} {"Gremium" if len(p.bodies) == 1 else "Gremien"} '
-            f'({escape(p.role, quote=False)}):</TD></TR>']
-    rows += [f'<TR><TD ALIGN="LEFT">• {escape(d.bodies[b].name, quote=False)}</TD></TR>' for b in p.bodies]
-    rows.append(f'<TR><TD><I>{escape(join_rule(p), quote=False)}</I></TD></TR>')
+            f'({_html(p.role)}):</TD></TR>']
+    rows += [f'<TR><TD ALIGN="LEFT">• {_html(d.bodies[b].name)}</TD></TR>' for b in p.bodies]
+    rows.append(f'<TR><TD><I>{_html(join_rule(p))}</I></TD></TR>')
     return f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2">{"".join(rows)}</TABLE>>'
 
 
@@ -144,7 +156,7 @@ def _sources_text(d: Definition, t: Transition) -> tuple[str, str]:
     open_states = [s.id for s in d.states.values() if not s.final]
     label = ("aus jedem offenen Zustand" if set(t.sources) >= set(open_states)
              else f"aus {len(t.sources)} Zuständen")
-    return label, "aus: " + ", ".join(d.states[s].label for s in t.sources)
+    return label, _plain("aus: " + ", ".join(d.states[s].label for s in t.sources))
 
 
 def to_graph(d: Definition, *, current: str | None = None) -> graphviz.Digraph:
@@ -152,7 +164,7 @@ def to_graph(d: Definition, *, current: str | None = None) -> graphviz.Digraph:
     wide = _wide(d)
     g = graphviz.Digraph(name=d.workflow, graph_attr={
         "rankdir": "LR" if wide else "TB", "fontname": FONT, "nodesep": "0.4", "ranksep": "0.5",
-        "bgcolor": "transparent", "label": f"{d.title} (Version {d.version})", "labelloc": "t",
+        "bgcolor": "transparent", "label": _plain(f"{d.title} (Version {d.version})"), "labelloc": "t",
         "fontsize": str(STATE_FONT + 2),
     }, node_attr={"fontname": FONT, "fontsize": str(STATE_FONT), "shape": "box", "style": "rounded,filled",
                   "fillcolor": "#f5f7fa", "color": "#556070", "margin": "0.15,0.08"},
@@ -162,7 +174,7 @@ def to_graph(d: Definition, *, current: str | None = None) -> graphviz.Digraph:
     g.edge(START, d.initial.id, tooltip="Anfangszustand")
     for s in d.states.values():
         classes = ["state"]
-        attrs: dict[str, Any] = {"tooltip": f"{s.label} ({s.id})", "id": f"state-{s.id}"}
+        attrs: dict[str, Any] = {"tooltip": _plain(f"{s.label} ({s.id})"), "id": f"state-{s.id}"}
         if s.final:
             classes.append("final")
             attrs.update(peripheries="2", fillcolor="#e8f5e9")
@@ -178,7 +190,7 @@ def to_graph(d: Definition, *, current: str | None = None) -> graphviz.Digraph:
     # Self-loops on two sides, so the labels of re-entering and internal triggers never overlap.
     loop_ports = {"reenter": "s" if wide else "e", "internal": "n" if wide else "w"}
     for src, dst, kind, labels in _edges(d):
-        text = '<BR ALIGN="CENTER"/>'.join(escape(x, quote=False) for x in labels)
+        text = '<BR ALIGN="CENTER"/>'.join(_html(x) for x in labels)
         attrs = {"label": f"<{text}>", "class": kind}
         if src.startswith("__from_"):
             label, tooltip = _sources_text(d, d.transitions[int(src.removeprefix("__from_"))])
