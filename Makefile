@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_web.py
 	$(BIN)/python bench/bench_oparl.py
 	$(BIN)/python bench/bench_scale.py
+	$(BIN)/python bench/bench_simulate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache councilflow-demo.db*

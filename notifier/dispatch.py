@@ -209,6 +209,8 @@ class TickReport:
     digests: int = 0
     deferred: int = 0
     errors: list[str] = field(default_factory=list)
+    #: The rows sent in this pass, as claimed (for `tick --until` and the simulation to list).
+    delivered: list[ReminderRecord] = field(default_factory=list)
 
     def line(self) -> str:
         return (f"tick: {self.claimed} claimed, {self.sent} sent, {self.retried} to retry, {self.failed} failed, "
@@ -280,6 +282,7 @@ class Dispatcher:
             return
         if self.outbox.mark_sent(reminder, now):
             report.sent += 1
+            report.delivered.append(reminder)
         else:
             report.fenced += 1
 
@@ -287,26 +290,32 @@ class Dispatcher:
         """Queue today's digest for every person with running deadlines in the next two weeks."""
         moment = now or self.engine.clock.now()
         zone = ZoneInfo(self.settings.timezone)
-        if moment.astimezone(zone).weekday() >= 5:
-            return 0  # digests go out on working days (weekdays; each workflow's holidays are its own)
-        send_at = self.composer.window(None, moment)
+        today = moment.astimezone(zone).date()
+        if today.weekday() >= 5:
+            return 0  # digests go out on working days
         until = moment + timedelta(days=DIGEST_DAYS)
         day = moment.astimezone(zone).date().isoformat()
         queued = 0
         for person in self.outbox.digest_recipients(until):
             items = []
+            working: Definition | None = None  # a workflow of the person's deadlines for which today is a working day
             for d in self.outbox.running_for(person, until):
                 try:
                     paper = self.engine.store.load(d.reference)
                 except NotFoundError:
                     continue
                 definition = self.engine.definition_of(paper)
+                if working is None and working_calendar(definition.calendar).is_working_day(today):
+                    working = definition
                 branch = paper.state.branches.get(d.branch) if d.branch else None
                 meeting = branch.meeting if branch else paper.state.meeting
                 body = definition.bodies.get(d.body) if d.body else None
                 items.append({"reference": d.reference, "title": str(paper.state.fields.get("title", "")),
                               "label": d.label, "due": d.due_at.isoformat(), "body": body.name if body else None,
                               "meeting": meeting.isoformat() if meeting else None})
+            if working is None:
+                continue  # a holiday (or closed day) in every workflow the person's deadlines belong to
+            send_at = self.composer.window(working, moment)
             if items and self.outbox.add_digest(person, day, send_at, {
                     "today": moment.isoformat(), "until": until.isoformat(), "items": items}):
                 queued += 1

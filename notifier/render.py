@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
@@ -351,10 +351,30 @@ def header_message_id(stored: str, sender: str, recipient: str | None = None) ->
     return f"<{local}@{parse_address(sender, 'From').domain.lower()}>"
 
 
+class _HeaderClasses(HeaderRegistry):
+    """The standard library's header registry, but each header class made once: ``HeaderRegistry`` builds a
+    new class with ``type()`` on every header set or read, half the cost of building a mail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        found = self._made.get(key)
+        if found is None:
+            found = self._made[key] = super().__getitem__(name)
+        return found
+
+
+#: email.policy.SMTP (CRLF line ends, RFC 5322 headers) with the header classes made once.
+SMTP_POLICY = email.policy.SMTP.clone(header_factory=_HeaderClasses())
+
+
 def build_message(rendered: RenderedMail, *, sender: str, recipients: Sequence[str], message_id: str,
                   date: datetime, ics: bytes | None, headers: Mapping[str, str] | None = None) -> EmailMessage:
     """The mail, with every data-built header checked; refuses line breaks and bad addresses."""
-    msg = EmailMessage(policy=email.policy.SMTP)
+    msg = EmailMessage(policy=SMTP_POLICY)
     msg["From"] = parse_address(sender, "From")
     msg["To"] = [parse_address(r) for r in recipients]
     msg["Subject"] = check_header(rendered.subject, "Subject")

@@ -8,11 +8,14 @@ import json
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from workflow import Engine
 from workflow.cli import run
+from workflow.config import Settings
 from workflow.paper import fold
+from workflow.web import create_app
 
 from .conftest import COUNCILS, FEDER, LANDRAT, SITZ, contact, to_councils
 
@@ -107,3 +110,31 @@ def test_timeline_lists_every_period(trail: Engine, capsys: Cli) -> None:
     human = _out(capsys, "audit", "timeline", "KS-1")
     assert "Beschlussfassung in den Räten der Städte und Gemeinden, 9 von 11 Gremien offen" in human
     assert FEDER in human
+
+
+AUDITOR = "pruefung@kreis-coesfeld.example"
+AUDITED = Settings(secret="s", trusted_header="X-Remote-User", trusted_proxies="127.0.0.1", auditors=AUDITOR)
+
+
+def test_csv_for_german_excel(engine: Engine, capfd: pytest.CaptureFixture[str], db_url: str, defs_dir: Path,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--format csv-excel`: semicolons, UTF-8 with BOM, CRLF, local time, German column names; plain csv
+    stays for machines. The web gives the same bytes."""
+    monkeypatch.setenv("COUNCILFLOW_DEFINITIONS", str(defs_dir))
+    engine.create("sachstandsbericht", "SV-1", LANDRAT, {"title": "Übersicht; mit Semikolon"})
+    capfd.readouterr()
+    assert run(["audit", "export", "--format", "csv-excel", "--db", db_url]) == 0
+    raw = capfd.readouterr().out.encode("utf-8")
+    assert raw.startswith("\ufeff".encode()) and b"\r\n" in raw and raw.count(b"\n") == raw.count(b"\r\n")
+    header, first = raw.decode("utf-8-sig").split("\r\n")[:2]
+    assert header.startswith("Nr.;Zeitpunkt;Vorlage;Ablauf;") and header.endswith(";Vorheriger Hash;Hash")
+    cells = next(csv.reader([first], delimiter=";"))
+    assert cells[1] == "04.08.2020 09:00" and cells[2] == "SV-1"  # 07:00 UTC in Berlin (summer time)
+    assert "Übersicht; mit Semikolon" in cells[12]
+    assert run(["audit", "export", "--format", "csv", "--db", db_url]) == 0
+    plain = capfd.readouterr().out
+    assert plain.startswith("seq,at,reference") and "\r" not in plain
+    with TestClient(create_app(engine, AUDITED), client=("127.0.0.1", 1)) as client:
+        response = client.get("/api/audit?format=csv-excel", headers={"X-Remote-User": AUDITOR})
+    assert response.status_code == 200 and response.content.startswith("\ufeff".encode())
+    assert 'filename="pruefpfad-excel.csv"' in response.headers["content-disposition"]

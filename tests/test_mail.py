@@ -223,6 +223,18 @@ def test_digest_lists_the_coming_two_weeks(engine: Engine, clock: FixedClock, sm
     assert "Überfällig" not in text
 
 
+def test_no_digest_on_a_holiday(engine: Engine, clock: FixedClock, smtp: tuple[Sink, int]) -> None:
+    """No digest on a public holiday of the workflows the person's deadlines belong to (Christmas 2020 was a
+    Friday, a DE-NW holiday)."""
+    _sink, port = smtp
+    clock.set(at("2020-12-01T09:00"))
+    engine.create("sachstandsbericht", "SV-X", LANDRAT, {"title": "Bericht"})
+    engine.fire("SV-X", "einbringen", LANDRAT, values={"meeting": "2021-01-05T17:00"})
+    worker = dispatcher(engine, port)
+    assert worker.queue_digests(at("2020-12-25T07:00")) == 0  # Erster Weihnachtstag
+    assert worker.queue_digests(at("2020-12-28T07:00")) == 1  # the Monday after
+
+
 def test_digest_lists_overdue_deadlines_first(engine: Engine, clock: FixedClock, smtp: tuple[Sink, int]) -> None:
     """A deadline that has passed undone heads the digest under "Überfällig" and is counted in the subject."""
     sink, port = smtp

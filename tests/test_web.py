@@ -213,3 +213,10 @@ def test_branch_grid_on_the_paper_page(client: TestClient, engine: Engine) -> No
     assert json.loads(client.get("/api/papers/KS-1", headers=as_user(SITZ)).text)["state"] == "kommunale_raete"
 
 
+
+
+def test_the_paper_list_counts_in_german(engine: Engine, client: TestClient) -> None:
+    engine.create("sachstandsbericht", "SV-1", LANDRAT, {"title": "Bericht"})
+    assert "<caption>1 Vorlage</caption>" in client.get("/vorlagen", headers=as_user(LANDRAT)).text
+    engine.create("sachstandsbericht", "SV-2", LANDRAT, {"title": "Bericht"})
+    assert "<caption>2 Vorlagen</caption>" in client.get("/vorlagen", headers=as_user(LANDRAT)).text

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .chain import GENESIS
 from .errors import WorkflowError
@@ -16,7 +19,8 @@ from .paper import PaperState
 from .replay import Replay, Resolver, steps
 from .store import AuditRecord, Store
 
-__all__ = ["CSV_COLUMNS", "Period", "VerifyReport", "csv_row", "record_json", "timeline", "verify"]
+__all__ = ["CSV_COLUMNS", "CSV_COLUMNS_DE", "CSV_FORMATS", "Period", "VerifyReport", "csv_chunks", "csv_row",
+           "record_json", "timeline", "verify"]
 
 
 @dataclass(frozen=True)
@@ -180,6 +184,37 @@ def csv_cell(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     return value
+
+
+#: German column names of the ``csv-excel`` form, in the order of :data:`CSV_COLUMNS`.
+CSV_COLUMNS_DE = ("Nr.", "Zeitpunkt", "Vorlage", "Ablauf", "Ablaufversion", "Art", "Auslöser", "Von", "Nach",
+                  "Zweig", "Gremium", "Person", "Daten", "Vorheriger Hash", "Hash")
+
+#: The export formats: ``csv`` for machines (comma, LF, ISO 8601 UTC), ``csv-excel`` for German Excel
+#: (semicolon, UTF-8 with BOM, CRLF, local time TT.MM.JJJJ HH:MM, German column names).
+CSV_FORMATS = ("csv", "csv-excel")
+
+
+def csv_chunks(records: Iterable[AuditRecord], fmt: str, zone: str, size: int = 65536) -> Iterator[str]:
+    """The entries as CSV text in chunks of about ``size`` characters (streamed: memory stays flat); the one
+    writer of the CLI and the web."""
+    excel = fmt == "csv-excel"
+    buffer = io.StringIO()
+    out = csv.writer(buffer, delimiter=";" if excel else ",", lineterminator="\r\n" if excel else "\n")
+    if excel:
+        buffer.write("\ufeff")  # the byte order mark: Excel then reads UTF-8 (umlauts) instead of ANSI
+    out.writerow(CSV_COLUMNS_DE if excel else CSV_COLUMNS)
+    local = ZoneInfo(zone)
+    for r in records:
+        row = csv_row(r)
+        if excel:
+            row[1] = r.at.astimezone(local).strftime("%d.%m.%Y %H:%M")
+        out.writerow(row)
+        if buffer.tell() > size:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
 
 
 def csv_row(r: AuditRecord) -> list[Any]:

@@ -10,7 +10,10 @@ from zoneinfo import ZoneInfo
 
 from .definition import Calendar, Offset
 
-__all__ = ["WorkingCalendar", "add_months", "mail_window", "shift", "working_calendar"]
+__all__ = ["WEEKEND", "WorkingCalendar", "add_months", "mail_window", "shift", "working_calendar"]
+
+#: The reason :meth:`WorkingCalendar.closed_reason` gives for a Saturday or Sunday.
+WEEKEND = "Wochenende"
 
 
 class WorkingCalendar:
@@ -33,7 +36,7 @@ class WorkingCalendar:
     def closed_reason(self, day: date) -> str | None:
         """Why ``day`` is no working day (weekend, holiday name, closed), or None if it is one."""
         if day.weekday() >= 5:
-            return "Wochenende"
+            return WEEKEND
         if self._holidays is not None and day in self._holidays:
             return str(self._holidays.get(day))
         if f"{day:%m-%d}" in self._closed or day.isoformat() in self._closed:
@@ -59,6 +62,19 @@ class WorkingCalendar:
             current += timedelta(days=1)
             count += self.is_working_day(current)
         return count
+
+    def skipped(self, start: date, end: date) -> list[tuple[date, str]]:
+        """The days from ``start`` (excluded) to ``end`` (included), forward or back, that are no working
+        days, each with its reason (:meth:`closed_reason`), in calendar order: what :meth:`step` stepped over."""
+        low, high = (start + timedelta(days=1), end) if end >= start else (end, start - timedelta(days=1))
+        out: list[tuple[date, str]] = []
+        day = low
+        while day <= high:
+            reason = self.closed_reason(day)
+            if reason is not None:
+                out.append((day, reason))
+            day += timedelta(days=1)
+        return out
 
     def is_working_day(self, day: date) -> bool:
         return self.closed_reason(day) is None

@@ -216,6 +216,38 @@ def validate(paths: tuple[str, ...], ctx: Context) -> None:
         raise SystemExit(DefinitionError.exit_code)
 
 
+@definitions_group.command("lint")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--strict", is_flag=True, help="Exit 1 if there is any warning.")
+@common
+def lint(paths: tuple[str, ...], strict: bool, ctx: Context) -> None:
+    """Warn about what is valid but probably not meant (German, path:line:col); invalid files as validate."""
+    from notifier.dispatch import check_templates
+
+    from .lint import lint_paths
+
+    raise SystemExit(lint_paths(paths, strict=strict, echo=click.echo, checks=[check_templates]))
+
+
+@definitions_group.command("diff")
+@click.argument("old")
+@click.argument("new", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@common
+def definitions_diff(old: str, new: str, fmt: str, ctx: Context) -> None:
+    """Compare NEW.yaml with the newest version of workflow OLD stored in --db, or with the file OLD.yaml.
+
+    Lists added, removed, changed and renamed states, transitions, deadlines, roles; the migrate --map
+    options; with a database, the running papers in each affected state.
+    """
+    from .defdiff import diff_command
+
+    explicit = click.get_current_context().params.get("db")
+    report = diff_command(old, new, fmt=fmt, db=explicit, default_db=ctx.db, echo=click.echo)
+    if report is not None:
+        _dump(report)
+
+
 @definitions_group.command("list")
 @common
 def definitions_list(ctx: Context) -> None:
@@ -239,6 +271,35 @@ def definitions_show(workflow: str, fmt: str, out: Path | None, ctx: Context) ->
 
     d, _ = ctx.engine().library.current(workflow)
     show(d, fmt, out)
+
+
+@definitions_group.command("simulate")
+@click.argument("workflow")
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "ics"]), default="table", show_default=True)
+@click.option("--no-digest", "no_digest", is_flag=True, help="Leave out the daily digests that serve would queue.")
+@common
+def definitions_simulate(workflow: str, scenario: str, fmt: str, no_digest: bool, ctx: Context) -> None:
+    """Dry run: play SCENARIO (YAML, see docs/simulate.md) on a paper of WORKFLOW in memory and print every
+    state, deadline, mail and refusal in time order. Nothing is stored or sent (--db and --now are unused).
+    A refused step stops the run; the exit code is then that of the refusal (4, 5 or 6)."""
+    from notifier.dispatch import check_templates
+
+    from .library import DefinitionLibrary
+    from .simulate import ScenarioError, load_scenario, refusal_line, render, simulate
+
+    library = DefinitionLibrary(ctx.definitions, checks=[check_templates])
+    try:
+        plan = load_scenario(scenario, library.current(workflow)[0].timezone)
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        raise SystemExit(exc.exit_code) from None
+    sim = simulate(library, workflow, plan, ctx.settings, digests=not no_digest)
+    click.echo(render(sim, fmt), nl=False)
+    if sim.refused is not None:
+        click.echo(f"councilflow: error: {refusal_line(sim)}", err=True)
+        raise SystemExit(sim.refused.error.exit_code)
 
 
 @main.group(name="documents")
@@ -433,19 +494,26 @@ def audit_group() -> None:
 
 
 def _write_records(records: Iterable[AuditRecord], fmt: str, zone: str) -> int:
-    """Stream entries to stdout as a table, a JSON array or CSV; one at a time, so memory stays flat."""
-    import csv
-
+    """Stream entries to stdout as a table, a JSON array or CSV (plain or for German Excel); one at a time,
+    so memory stays flat."""
     out = sys.stdout
     count = 0
-    if fmt == "csv":
-        from .audit import CSV_COLUMNS, csv_row
+    if fmt in ("csv", "csv-excel"):
+        from .audit import csv_chunks
 
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
-        for r in records:
-            writer.writerow(csv_row(r))
-            count += 1
+        def counted() -> Iterator[AuditRecord]:
+            nonlocal count
+            for r in records:
+                count += 1
+                yield r
+
+        for chunk in csv_chunks(counted(), fmt, zone):
+            if fmt == "csv-excel" and hasattr(out, "buffer"):
+                out.flush()
+                out.buffer.write(chunk.encode("utf-8"))  # exactly these bytes: BOM and CRLF, whatever the locale
+                out.buffer.flush()
+            else:
+                out.write(chunk)
     elif fmt == "json":
         out.write("[")
         for r in records:
@@ -464,22 +532,26 @@ def _write_records(records: Iterable[AuditRecord], fmt: str, zone: str) -> int:
 @click.option("--workflow", default=None)
 @click.option("--actor", default=None)
 @click.option("--trigger", default=None)
-@click.option("--body", default=None)
+@click.option("--body", default=None, help="Gremium: Kennung oder Name")
+@click.option("--from", "from_state", default=None, help="Status vorher: Kennung oder Bezeichnung")
+@click.option("--to", "to_state", default=None, help="Status nachher: Kennung oder Bezeichnung")
 @click.option("--since", default=None, metavar="DATETIME")
 @click.option("--until", default=None, metavar="DATETIME")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "csv-excel"]), default="table",
+              show_default=True)
 @common
 def audit_query(reference: str | None, workflow: str | None, actor: str | None, trigger: str | None,
-                body: str | None, since: str | None, until: str | None, fmt: str, ctx: Context) -> None:
-    """Stream the entries that match every given filter, in order."""
+                body: str | None, from_state: str | None, to_state: str | None, since: str | None,
+                until: str | None, fmt: str, ctx: Context) -> None:
+    """Stream the entries that match every given filter, in order (workflow, body and states by id or label)."""
     zone = ctx.settings.timezone
     records = ctx.engine().audit(reference=reference, workflow=workflow, actor=actor, trigger=trigger, body=body,
-                                 since=since, until=until, zone=zone)
+                                 from_state=from_state, to_state=to_state, since=since, until=until, zone=zone)
     _write_records(records, fmt, zone)
 
 
 @audit_group.command("export")
-@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="csv", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "csv-excel"]), default="csv", show_default=True)
 @common
 def audit_export(fmt: str, ctx: Context) -> None:
     """Write the whole trail, in order (streamed)."""
@@ -641,13 +713,45 @@ def reminders_preview(reference: str, ctx: Context) -> None:
 
 @main.command()
 @click.option("--digest", is_flag=True, help="Also queue today's digests first (for cron instead of serve).")
+@click.option("--until", default=None, metavar="DATETIME",
+              help="Rehearsal: step the simulated clock from --now (default: now) through every moment a mail "
+                   "falls due up to DATETIME and deliver at each, dated then (with --digest: each day's digests "
+                   "at the digest hour).")
 @common
-def tick(digest: bool, ctx: Context) -> None:
-    """Run one pass: send every mail that is due now (or at --now)."""
+def tick(digest: bool, until: str | None, ctx: Context) -> None:
+    """Run one pass: send every mail that is due now (or at --now); with --until, every pass up to then."""
+    if until is not None:
+        _tick_until(until, digest, ctx)
+        return
     dispatcher = ctx.dispatcher()
     queued = dispatcher.queue_digests() if digest else 0
     report = dispatcher.tick()
     report.digests = queued
+    click.echo(report.line())
+    for error in report.errors:
+        click.echo(f"  {error}", err=True)
+
+
+def _tick_until(until: str, digest: bool, ctx: Context) -> None:
+    from notifier.dispatch import TickReport
+    from notifier.stepping import deliver_until, mail_line
+
+    from .clock import FixedClock
+    from .values import user_instant
+
+    ctx.now = ctx.now or datetime.now(UTC).isoformat()
+    dispatcher = ctx.dispatcher()
+    clock = dispatcher.engine.clock
+    assert isinstance(clock, FixedClock)
+    zone = ctx.settings.timezone
+    end = user_instant(until, zone, "--until")
+    if end < clock.now():
+        raise InputError(f"--until {until} liegt vor dem Start {_local(clock.now(), zone)} (--now)")
+    def delivered(moment: datetime, report: TickReport) -> None:
+        for mail in report.delivered:
+            click.echo(mail_line(moment, mail, zone))
+
+    report = deliver_until(dispatcher, clock, end, digests=digest, on_tick=delivered)
     click.echo(report.line())
     for error in report.errors:
         click.echo(f"  {error}", err=True)

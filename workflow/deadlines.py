@@ -16,8 +16,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from .calendar import mail_window, shift, working_calendar
-from .definition import Deadline, Definition, Offset
+from .calendar import WEEKEND, mail_window, shift, working_calendar
+from .definition import Deadline, Definition, Due, Offset
 from .errors import InputError, NotAllowedNowError, NotPermittedError, did_you_mean
 from .paper import TRUSTED_ACTORS, Change, ChangeKind, PaperState, field_instant
 from .values import clean_text
@@ -28,7 +28,9 @@ __all__ = [
     "PlannedDeadline",
     "PlannedReminder",
     "due_day",
+    "due_label",
     "due_note",
+    "explain_due",
     "offset_label",
     "plan_deadlines",
     "recipients",
@@ -78,6 +80,13 @@ def offset_label(offset: Offset) -> str:
     return f"{offset.amount} {one if offset.amount == 1 else many}"
 
 
+def due_label(due: Due, amount: str | None = None) -> str:
+    """German text of when a deadline is due, e.g. '10 Arbeitstage vor Sitzung', '5 Tage nach Eintritt',
+    '1 Monat vor Feld inkrafttreten' (``amount``: the offset's text, when it is to read otherwise)."""
+    anchor = {"meeting": "Sitzung", "entered": "Eintritt"}.get(due.anchor, f"Feld {due.anchor}")
+    return f"{amount or offset_label(due.offset)} {'vor' if due.before else 'nach'} {anchor}"
+
+
 def due_day(definition: Definition, deadline: Deadline, anchor_local: date, body: str | None) -> date:
     """The local day on whose end ``deadline`` is due, counted from the anchor's local day."""
     calendar = working_calendar(definition.calendar)
@@ -86,6 +95,37 @@ def due_day(definition: Definition, deadline: Deadline, anchor_local: date, body
         assert body is not None
         offset = Offset("days", definition.bodies[body].invitation_days)
     return shift(calendar, anchor_local, offset, deadline.due.sign)
+
+
+def explain_due(definition: Definition, deadline: Deadline, anchor_at: datetime, body: str | None) -> str:
+    """Why ``deadline`` counted from ``anchor_at`` is due when it is, in German, with the same arithmetic as
+    :func:`due_day`: "10 Arbeitstage vor Sitzung 14.01.2026, übersprungen: 01.01. Neujahr, 31.12. Verwaltung
+    geschlossen". Counted in working days, the holidays and closed days stepped over are named (weekends
+    are not: everybody counts them)."""
+    calendar = working_calendar(definition.calendar)
+    anchor_day = anchor_at.astimezone(ZoneInfo(definition.timezone)).date()
+    offset = deadline.due.offset
+    amount = offset_label(offset)
+    if offset.unit == "invitation_period":
+        assert body is not None
+        amount = f"Ladungsfrist ({offset_label(Offset('days', definition.bodies[body].invitation_days))})"
+    text = f"{due_label(deadline.due, amount)} {anchor_day:%d.%m.%Y}"
+    if offset.unit != "working_days":
+        return text
+    day = due_day(definition, deadline, anchor_day, body)
+    groups: dict[str, list[date]] = {}
+    for skipped, reason in calendar.skipped(anchor_day, day):
+        if reason != WEEKEND:
+            groups.setdefault(reason, []).append(skipped)
+    if not groups:
+        return text
+    return text + ", übersprungen: " + ", ".join(f"{_days_short(days)} {reason}" for reason, days in groups.items())
+
+
+def _days_short(days: list[date]) -> str:
+    """Days of one reason, the month written once where it repeats: "24./31.12.", "31.12./01.01."."""
+    return "/".join(f"{d:%d}." if i + 1 < len(days) and days[i + 1].month == d.month and days[i + 1].year == d.year
+                    else f"{d:%d.%m.}" for i, d in enumerate(days))
 
 
 def _at(day: date, clock: time, zone: ZoneInfo) -> datetime:

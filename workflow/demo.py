@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from .clock import FixedClock
 from .engine import Engine
-from .german import MAIL_KIND, format_local
+from .german import format_local
 from .library import DefinitionLibrary
 from .store import open_store
 
@@ -63,7 +63,8 @@ def run_demo(
     """Play the seed, printing status and history as it goes; returns the engine used."""
     # The demo composes the engine with the notifier, as `serve` does; imported here, not at the top,
     # because the engine package does not depend on the notifier.
-    from notifier.dispatch import Dispatcher, check_templates
+    from notifier.dispatch import Dispatcher, TickReport, check_templates
+    from notifier.stepping import deliver_until, mail_line
     from notifier.transports import MaildirTransport
 
     from .config import Settings
@@ -81,21 +82,16 @@ def run_demo(
     library = DefinitionLibrary(definitions or _default_definitions(), checks=[check_templates])
     engine = Engine(open_store(db), library, clock)
     engine.store.init()
-    outbox = engine.store.outbox
     dispatcher = Dispatcher(engine, MaildirTransport(mail_folder), settings, "demo")
     echo(f"councilflow demo – Datenbank {engine.store.url}, Post in {mail_folder}/new, simulierte Uhr\n")
 
+    def delivered(moment: datetime, report: TickReport) -> None:
+        for mail in report.delivered:
+            echo(mail_line(moment, mail, ZONE.key))
+
     def step(when: str, text: str) -> None:
-        target = _at(when)
-        # Deliver every mail that falls due before `when`, at its own moment, as `serve` would.
-        while due := outbox.reminders(due_before=target, limit=1):
-            moment = max(due[0].next_attempt_at, clock.now())
-            for mail in outbox.reminders(due_before=moment):
-                kind = MAIL_KIND.get(mail.kind, mail.kind)
-                echo(f"   ✉ {format_local(moment, ZONE.key)}  {kind} an {', '.join(mail.recipients)}: "
-                     f"{mail.reference} – {mail.label}")
-            dispatcher.tick(moment)
-        clock.set(target)
+        # Deliver every mail that falls due up to `when`, at its own moment, as `serve` would.
+        deliver_until(dispatcher, clock, _at(when), on_tick=delivered)
         echo(f"── {format_local(clock.now(), ZONE.key)}  {text}")
 
     step("2020-08-04T09:00", "Büro des Landrats legt SV-9-1809 an")

@@ -21,6 +21,7 @@ from .machine import compile_machine
 from .paper import (
     Change,
     PaperState,
+    branch_version,
     check_actor,
     check_reference,
     check_time_order,
@@ -45,6 +46,10 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
+#: The filters that name something of a definition, with the German word for it.
+_NAMED_FILTERS = {"workflow": "Ablauf", "body": "Gremium", "from_state": "Status", "to_state": "Status"}
+
+
 @dataclass(frozen=True)
 class BranchView:
     body: str
@@ -53,6 +58,8 @@ class BranchView:
     meeting: datetime | None
     result: str | None
     deferrals: int
+    #: The branch's version (:func:`branch_version`), to send back with a decision for this branch.
+    version: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +69,7 @@ class BranchView:
             "meeting": _iso(self.meeting),
             "result": self.result,
             "deferrals": self.deferrals,
+            "version": self.version,
         }
 
 
@@ -234,11 +242,15 @@ class Engine:
         branch: str | None = None,
         values: Mapping[str, str] | None = None,
         expected_version: int | None = None,
+        expected_branch_version: str | None = None,
     ) -> list[Change]:
         """Fire ``trigger`` on a paper; returns the recorded changes (a join move included).
 
         ``expected_version``: the paper's version the caller saw; if the paper changed since, nothing is
         written and a ConflictError says so (optimistic locking, checked in the writing transaction).
+        ``expected_branch_version``: for a branch trigger, the branch's version the caller saw
+        (:func:`branch_version`); then only a change of that branch (or of the state) is a conflict, and
+        decisions of other councils meanwhile are not.
         """
         actor = check_actor(actor)
 
@@ -246,11 +258,11 @@ class Engine:
             return decide_fire(definition, compile_machine(definition), paper.reference, paper.state, trigger,
                                actor, branch, values or {}, now)
 
-        return self._change(check_reference(reference), decide, expected_version)
+        return self._change(check_reference(reference), decide, expected_version, branch, expected_branch_version)
 
     def set_meeting(
         self, reference: str, when: str | datetime, actor: str, *, branch: str | None = None,
-        expected_version: int | None = None, trusted: bool = False,
+        expected_version: int | None = None, trusted: bool = False, expected_branch_version: str | None = None,
     ) -> list[Change]:
         """Set or move the meeting of the paper's consultation (or of one branch).
 
@@ -261,18 +273,31 @@ class Engine:
             moment = user_instant(when, definition.timezone, f"{paper.reference} meeting")
             return decide_meeting(definition, paper.reference, paper.state, moment, actor, branch, now)
 
-        return self._change(check_reference(reference), decide, expected_version)
+        return self._change(check_reference(reference), decide, expected_version, branch, expected_branch_version)
+
+    #: How often a branch change is decided again on a fresh row when other branches were written meanwhile.
+    BRANCH_ATTEMPTS = 30
 
     def _change(self, reference: str, decide: Callable[[StoredPaper, Definition, datetime], list[Change]],
-                expected_version: int | None) -> list[Change]:
+                expected_version: int | None, branch: str | None = None,
+                expected_branch_version: str | None = None) -> list[Change]:
         """Decide on the paper as this process last wrote it, or as the database has it, and commit.
 
         The remembered row saves a read per change; it is safe because every write is checked against the
         row's version. If anything fails on the remembered row (someone else changed the paper meanwhile),
-        the change is decided again, once, on the row read fresh from the database.
+        the change is decided again, once, on the row read fresh from the database. A branch change checked
+        against its branch's version is decided again as long as only other branches changed (eleven councils
+        deciding at once all get through; the join still happens exactly once, in the change that meets it).
         """
+        per_branch = branch is not None and expected_branch_version is not None
+
         def attempt(paper: StoredPaper) -> list[Change]:
-            if expected_version is not None and paper.version != expected_version:
+            if per_branch:
+                assert branch is not None
+                if branch_version(paper.state, branch) != expected_branch_version:
+                    raise ConflictError(f"{paper.reference}: branch '{branch}' was changed by someone else "
+                                        "meanwhile; reload and retry")
+            elif expected_version is not None and paper.version != expected_version:
                 raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry")
             definition = self.definition_of(paper)
             changes = decide(paper, definition, self.now())
@@ -285,6 +310,15 @@ class Engine:
                 return attempt(remembered)
             except WorkflowError:
                 self._forget(reference)
+        for _ in range(self.BRANCH_ATTEMPTS - 1 if per_branch else 0):
+            paper = self.store.load(reference)
+            try:
+                return attempt(paper)
+            except ConflictError:
+                self._forget(reference)
+                if branch is not None and branch_version(self.store.load(reference).state, branch) != \
+                        expected_branch_version:
+                    raise  # the branch itself changed: a real conflict
         return attempt(self.store.load(reference))
 
     def record(self, reference: str, definition: Definition, changes: Sequence[Change], *,
@@ -423,7 +457,56 @@ class Engine:
                 filters[name] = user_instant(filters[name], zone, name)
         if filters.get("actor"):
             filters["actor"] = str(filters["actor"]).strip().lower()
-        return self.store.iter_audit(**filters)
+        return self.store.iter_audit(**self.resolve_filters(filters))
+
+    def audit_page(self, limit: int = 50, before: int | None = None, **filters: Any) -> list[AuditRecord]:
+        """One page of the entries matching ``filters`` (as :meth:`audit`, labels resolved), newest first,
+        older than entry ``before``."""
+        zone = filters.pop("zone", "Europe/Berlin")
+        for name in ("since", "until"):
+            if filters.get(name) is not None:
+                filters[name] = user_instant(filters[name], zone, name)
+        if filters.get("actor"):
+            filters["actor"] = str(filters["actor"]).strip().lower()
+        return self.store.page_audit(limit, before, **self.resolve_filters(filters))
+
+    def resolve_filters(self, filters: Mapping[str, Any]) -> dict[str, Any]:
+        """Filters that name a workflow, body or state by its id or its label (any case) as ids; an unknown
+        name is an InputError that names the close ones ("kein Gremium 'Nottuln' – gemeint: Rat der Gemeinde
+        Nottuln (rat_nottuln)?")."""
+        import difflib
+
+        out = dict(filters)
+        known: dict[str, dict[str, str]] = {k: {} for k in ("workflow", "body", "state")}
+        for workflow in self.library.workflows():
+            try:
+                definition = self.library.current(workflow)[0]
+            except WorkflowError:
+                continue
+            known["workflow"][definition.workflow] = definition.title
+            known["body"].update({b.id: b.name for b in definition.bodies.values()})
+            known["state"].update({st.id: st.label for st in definition.states.values()})
+        for name, word in _NAMED_FILTERS.items():
+            value = filters.get(name)
+            if value is None or not str(value).strip():
+                out.pop(name, None)
+                continue
+            text = str(value).strip()
+            names = known["state" if name.endswith("_state") else name]
+            if text in names:
+                out[name] = text
+                continue
+            by_label = [i for i, label in names.items() if label.casefold() == text.casefold()] or \
+                [i for i in names if i.casefold() == text.casefold()]
+            if len(by_label) == 1:
+                out[name] = by_label[0]
+                continue
+            folded = text.casefold()
+            close = [i for i, label in names.items() if folded in label.casefold() or folded in i]
+            close += [i for i in difflib.get_close_matches(text, list(names), n=3, cutoff=0.6) if i not in close]
+            hint = f" – gemeint: {', '.join(f'{names[i]} ({i})' for i in close[:3])}?" if close else ""
+            raise InputError(f"kein {word} '{text}'{hint}")
+        return out
 
     def head(self) -> tuple[int, str]:
         """Sequence number and hash of the trail's newest entry (for auditors to keep)."""
@@ -581,7 +664,8 @@ class Engine:
         spec = definition.states[state.state]
         body = definition.body_of(state.state)
         branches = tuple(
-            BranchView(b.body, definition.bodies[b.body].name, b.status, b.meeting, b.result, b.deferrals)
+            BranchView(b.body, definition.bodies[b.body].name, b.status, b.meeting, b.result, b.deferrals,
+                       branch_version(state, b.body))
             for b in state.branches.values()
         )
         triggers = () if spec.final else tuple(compile_machine(definition).triggers(state.state))

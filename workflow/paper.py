@@ -7,6 +7,8 @@ same :func:`apply`, so the trail always replays to the state that was stored.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
@@ -92,6 +94,16 @@ class Change:
     at: datetime
     branch: str | None = None
     payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+def branch_version(paper: PaperState, body: str) -> str:
+    """The version of one branch as a client saw it: changes when the branch or the state visit changes,
+    not when another branch does. A branch decision is checked against it, so councils deciding in
+    parallel do not collide (the paper's version still orders the writes)."""
+    b = paper.branches.get(body)
+    basis = [paper.state, paper.entered_at.isoformat(), body, b.status if b else None,
+             b.meeting.isoformat() if b and b.meeting else None, b.result if b else None, b.deferrals if b else 0]
+    return "b" + hashlib.sha256(json.dumps(basis).encode("utf-8")).hexdigest()[:16]
 
 
 def _enter(

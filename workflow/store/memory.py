@@ -34,7 +34,7 @@ from .records import (
 
 __all__ = ["MemoryStore"]
 
-_AUDIT_FILTERS = ("reference", "workflow", "actor", "trigger", "body")
+_AUDIT_FILTERS = ("reference", "workflow", "actor", "trigger", "body", "from_state", "to_state")
 
 
 @dataclass
@@ -210,6 +210,10 @@ class MemoryStore:
             if (since is not None and r.at < since) or (until is not None and r.at > until):
                 continue
             yield r
+
+    def page_audit(self, limit: int, before: int | None = None, **filters: Any) -> list[AuditRecord]:
+        found = [r for r in self.iter_audit(**filters) if before is None or r.seq < before]
+        return found[::-1][:limit]
 
     def head(self) -> tuple[int, str]:
         with self._lock:

@@ -18,7 +18,8 @@ from .records import AuditRecord, DeadlineDiff, DeadlineRecord, ReminderRecord, 
 
 __all__ = ["AuditFilters", "Outbox", "Store", "TokenRow", "Tokens"]
 
-#: Filters of :meth:`Store.iter_audit`: reference, workflow, actor, trigger, body (equality), since, until.
+#: Filters of :meth:`Store.iter_audit`: reference, workflow, actor, trigger, body, from_state, to_state
+#: (equality), since, until.
 AuditFilters = dict[str, Any]
 TokenRow = tuple[int, str, str, datetime, datetime | None, str]  # id, email, label, created, revoked, scope
 
@@ -125,6 +126,11 @@ class Store(Protocol):
     def history(self, reference: str, until: datetime | None = None) -> list[AuditRecord]: ...
 
     def iter_audit(self, batch: int = 2000, **filters: Any) -> Iterator[AuditRecord]: ...
+
+    def page_audit(self, limit: int, before: int | None = None, **filters: Any) -> list[AuditRecord]:
+        """Up to ``limit`` entries matching ``filters``, newest first, with ``seq < before`` (a page of the
+        trail; the next page starts before the last seq of this one)."""
+        ...
 
     def head(self) -> tuple[int, str]: ...
 

@@ -501,13 +501,12 @@ class SqlStore:
                         {"reference": reference, "until": self._db_time(until)})
             return [_record(r) for r in cur.fetchall()]
 
-    def iter_audit(self, batch: int = 2000, **filters: Any) -> Iterator[AuditRecord]:
-        """Entries in sequence order, fetched in batches by seq (constant memory for any size).
-
-        ``filters``: reference, workflow, actor, trigger, body (equality), since, until (instants).
-        """
-        clauses, params = ["seq > :after"], {"limit": batch}
-        for name in ("reference", "workflow", "actor", "trigger", "body"):
+    def _audit_where(self, filters: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+        """SQL conditions of the audit filters: reference, workflow, actor, trigger, body, from_state,
+        to_state (equality), since, until (instants)."""
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        for name in ("reference", "workflow", "actor", "trigger", "body", "from_state", "to_state"):
             if filters.get(name) is not None:
                 clauses.append(f"{name} = :{name}")
                 params[name] = filters[name]
@@ -517,7 +516,17 @@ class SqlStore:
         if filters.get("until") is not None:
             clauses.append("at <= :until")
             params["until"] = self._db_time(filters["until"])
-        sql = self._sql(f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT :limit")
+        return clauses, params
+
+    def iter_audit(self, batch: int = 2000, **filters: Any) -> Iterator[AuditRecord]:
+        """Entries in sequence order, fetched in batches by seq (constant memory for any size).
+
+        ``filters``: see :meth:`_audit_where`.
+        """
+        clauses, params = self._audit_where(filters)
+        params["limit"] = batch
+        sql = self._sql(f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE {' AND '.join(['seq > :after', *clauses])} "
+                        "ORDER BY seq LIMIT :limit")
         after = 0
         while True:
             with self._transaction() as cur:
@@ -528,6 +537,18 @@ class SqlStore:
             if len(rows) < batch:
                 return
             after = int(rows[-1][0])
+
+    def page_audit(self, limit: int, before: int | None = None, **filters: Any) -> list[AuditRecord]:
+        """One page of the trail, newest first (an index range scan on seq, whatever the trail's size)."""
+        clauses, params = self._audit_where(filters)
+        if before is not None:
+            clauses.append("seq < :before")
+            params["before"] = before
+        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        with self._transaction() as cur:
+            cur.execute(self._sql(f"SELECT {_AUDIT_COLUMNS} FROM audit {where}ORDER BY seq DESC LIMIT :limit"),
+                        {**params, "limit": limit})
+            return [_record(r) for r in cur.fetchall()]
 
     def head(self) -> tuple[int, str]:
         """Sequence number and hash of the trail's last entry (0 and the genesis hash when empty)."""

@@ -108,8 +108,13 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
             trigger = payload.get("trigger")
             if not isinstance(trigger, str):
                 raise InputError("body needs 'trigger'")
+            seen = payload.get("branch_version")
+            if seen is not None and (not isinstance(seen, str) or branch is None):
+                raise InputError("'branch_version' must be the text the paper's JSON gives for the branch named in "
+                                 "'branch'")
             engine.fire(paper.reference, trigger, writer(who), branch=branch,
-                        values=field_texts(payload.get("values"), "'values'"), expected_version=_version(payload))
+                        values=field_texts(payload.get("values"), "'values'"), expected_version=_version(payload),
+                        expected_branch_version=seen)
         elif action == "meeting":
             when = payload.get("when")
             if not isinstance(when, str):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
 
 from ..access import Person
-from ..audit import CSV_COLUMNS, csv_row, record_json
+from ..audit import CSV_FORMATS, csv_chunks, record_json
 from ..config import Settings
 from ..engine import Engine
 from ..store import AuditRecord
@@ -28,13 +26,17 @@ def audit_router(engine: Engine, settings: Settings, identity: Identity) -> APIR
     @router.get("")
     def audit_query(reference: str | None = None, workflow: str | None = None, actor: str | None = None,
                     trigger: str | None = None, body: str | None = None, since: str | None = None,
-                    until: str | None = None, format: str = Query("json", pattern="^(json|csv)$"),
+                    until: str | None = None, format: str = Query("json", pattern="^(json|csv|csv-excel)$"),
+                    from_state: str | None = None, to_state: str | None = None,
                     who: Person = Depends(auditor)) -> Response:
         records = engine.audit(reference=reference, workflow=workflow, actor=actor, trigger=trigger, body=body,
-                               since=since, until=until, zone=settings.timezone)
-        if format == "csv":
-            return StreamingResponse(_csv(records), media_type="text/csv; charset=utf-8",
-                                     headers={"Content-Disposition": 'attachment; filename="pruefpfad.csv"'})
+                               from_state=from_state, to_state=to_state, since=since, until=until,
+                               zone=settings.timezone)
+        if format in CSV_FORMATS:
+            name = "pruefpfad-excel.csv" if format == "csv-excel" else "pruefpfad.csv"
+            return StreamingResponse(csv_chunks(records, format, settings.timezone),
+                                     media_type="text/csv; charset=utf-8",
+                                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
         return StreamingResponse(_json_array(records), media_type="application/json")
 
     @router.get("/verify")
@@ -47,19 +49,6 @@ def audit_router(engine: Engine, settings: Settings, identity: Identity) -> APIR
         return {"seq": seq, "hash": digest}
 
     return router
-
-
-def _csv(records: Iterator[AuditRecord]) -> Iterator[str]:
-    buffer = io.StringIO()
-    out = csv.writer(buffer, lineterminator="\n")
-    out.writerow(CSV_COLUMNS)
-    for r in records:
-        out.writerow(csv_row(r))
-        if buffer.tell() > 65536:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
 
 
 def _json_array(records: Iterator[AuditRecord]) -> Iterator[str]:

@@ -6,9 +6,8 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections import deque
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -19,6 +18,7 @@ from ..config import Settings
 from ..diagram import svg_inline
 from ..engine import Engine
 from ..errors import NotPermittedError, ToolMissingError
+from ..paper import branch_version
 from ..tokens import CALENDAR, calendar_path, create_token, list_tokens, revoke_calendar
 from .identity import Identity
 
@@ -28,6 +28,10 @@ __all__ = ["pages_router"]
 SESSION_COOKIE = "cf_session"
 #: How long a form may stay open before it must be reloaded.
 CSRF_SECONDS = 8 * 3600
+
+
+#: Entries per page of the audit page.
+AUDIT_PAGE = 50
 
 
 def pages_router(engine: Engine, settings: Settings, identity: Identity, templates: Jinja2Templates,
@@ -124,17 +128,22 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                     can_mark=lambda v: engine.may_mark_done(paper, who, v.deadline.name, v.deadline.branch or None,
                                                             undo=v.done is not None),
                     diagram=diagram, diagram_missing=diagram_missing, zone=definition.timezone,
-                    quote=lambda r: quote(r, safe=""))
+                    quote=lambda r: quote(r, safe=""),
+                    branch_version=lambda body: branch_version(paper.state, body))
 
     @router.post("/vorlagen/{reference:path}/fire")
     def fire_form(request: Request, reference: str, trigger: str = Form(...), csrf: str = Form(...),
                   branch: str = Form(""), result: str = Form(""), meeting: str = Form(""),
-                  version: int = Form(...), who: Person = Depends(user)) -> Response:
+                  version: int = Form(...), branch_versions: str = Form(""),
+                  who: Person = Depends(user)) -> Response:
         check_csrf(request, who, csrf)
         paper = engine.paper_for(reference, who)
         values = {k: v for k, v in (("result", result), ("meeting", meeting)) if v.strip()}
+        # the version of each branch the form offered ("body=version;…"): a branch decision is checked
+        # against its own branch, so councils deciding at the same time do not collide
+        seen = dict(item.partition("=")[::2] for item in branch_versions.split(";") if "=" in item)
         engine.fire(paper.reference, trigger, writer(who), branch=branch or None, values=values,
-                    expected_version=version)
+                    expected_version=version, expected_branch_version=seen.get(branch) if branch else None)
         return back_to(paper.reference)
 
     @router.post("/vorlagen/{reference:path}/erledigt")
@@ -156,13 +165,27 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
         return back_to(paper.reference)
 
     @router.get("/pruefpfad", response_class=HTMLResponse)
-    def audit_page(request: Request, reference: str = "", actor: str = "", verify: bool = False,
+    def audit_page(request: Request, reference: str = "", workflow: str = "", actor: str = "", trigger: str = "",
+                   body: str = "", von: str = "", nach: str = "", seit: str = "", bis: str = "",
+                   vor: int | None = None, verify: bool = False, kopf: str = "",
                    who: Person = Depends(auditor)) -> HTMLResponse:
-        found = engine.audit(reference=reference or None, actor=actor or None)
-        records = list(deque(found, maxlen=500))  # the newest 500 on the page; the CSV download has them all
-        report = engine.verify() if verify else None
+        """The whole trail, newest first, 50 entries a page (no cap: "Ältere Einträge" pages on by seq)."""
+        filters = {"reference": reference, "workflow": workflow, "actor": actor, "trigger": trigger, "body": body,
+                   "von": von, "nach": nach, "seit": seit, "bis": bis}
+        records = engine.audit_page(AUDIT_PAGE, vor, reference=reference.strip() or None,
+                                    workflow=workflow or None, actor=actor or None, trigger=trigger.strip() or None,
+                                    body=body or None, from_state=von or None, to_state=nach or None,
+                                    since=seit or None, until=bis or None, zone=settings.timezone)
+        report = engine.verify(kopf.strip() or None) if verify or kopf.strip() else None
         seq, head = engine.head()
+        older = records[-1].seq if len(records) == AUDIT_PAGE else None
+        query = {k: v for k, v in filters.items() if v}
         return page(request, "audit.html", who, records=records, report=report, head=head, seq=seq,
-                    filters={"reference": reference, "actor": actor}, zone=settings.timezone)
+                    filters=filters, zone=settings.timezone, kopf=kopf, page_size=AUDIT_PAGE,
+                    older=f"/pruefpfad?{urlencode({**query, 'vor': older})}" if older else None,
+                    newest="/pruefpfad?" + urlencode(query) if vor is not None else None,
+                    export_query=urlencode({k: v for k, v in {
+                        "reference": reference, "workflow": workflow, "actor": actor, "trigger": trigger,
+                        "body": body, "since": seit, "until": bis}.items() if v}))
 
     return router
