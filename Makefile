@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench postgres browser clean
+.PHONY: demo test lint typecheck bench postgres browser system clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,8 +13,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) system
 	$(BIN)/councilflow demo
+
+# Debian's graphviz lays out the workflow diagrams (definitions show --format svg|png, the paper page).
+system:
+	@(command -v dot && test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf) >/dev/null || \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q graphviz fonts-dejavu-core)
 
 postgres:
 	@bash scripts/ensure-postgres
@@ -29,7 +34,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) postgres browser lint typecheck
+test: $(STAMP) postgres system browser lint typecheck
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

@@ -20,6 +20,21 @@ AUDITOR = "pruefung@kreis-coesfeld.example"
 EXE = str(Path(sys.executable).parent / "councilflow")
 
 
+#: What the paper page's diagram looks like on screen: the smallest text in CSS px (computed font size
+#: times the SVG's scale), its drawn against its natural width, the box's scrolling, the filled state.
+DIAGRAM_METRICS = """() => {
+  const svg = document.querySelector("svg.diagram"), box = svg.parentElement;
+  const sizes = [...svg.querySelectorAll("text")].map(
+    t => parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a);
+  const current = svg.querySelector("g.current");
+  return {texts: sizes.length, smallest: Math.min(...sizes), shown: svg.getBoundingClientRect().width,
+          natural: svg.width.baseVal.value, overflow: getComputedStyle(box).overflow,
+          boxWidth: box.clientWidth, scrollWidth: box.scrollWidth,
+          pageWidth: document.documentElement.scrollWidth,
+          current: current ? [...current.querySelectorAll("text")].map(t => t.textContent).join(" ") : null};
+}"""
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
@@ -79,6 +94,16 @@ def test_staff_and_auditor_in_the_browser(browser: object, server: str, tmp_path
     page.get_by_role("link", name="SV-9-1809").click()
     assert "Beratung im Ausschuss" in page.locator("dl").inner_text()
     assert page.locator("svg.diagram").is_visible()
+    for width, height in ((390, 844), (1280, 800)):  # a phone, a desk
+        page.set_viewport_size({"width": width, "height": height})
+        seen = page.evaluate(DIAGRAM_METRICS)
+        assert seen["texts"] >= 8 and seen["smallest"] >= 12, (width, seen)
+        assert abs(seen["shown"] - seen["natural"]) < 1, (width, seen)  # never shrunk to fit
+        assert seen["overflow"] == "auto" and seen["pageWidth"] <= width, (width, seen)  # the box scrolls
+        if width < seen["natural"]:
+            assert seen["scrollWidth"] > seen["boxWidth"], (width, seen)
+        assert seen["current"] == "Beratung im Ausschuss", (width, seen)
+    page.screenshot(path=str(shots / "vorlage-diagramm.png"))
     entries = page.locator("ol.timeline li").count()
     page.screenshot(path=str(shots / "vorlage.png"), full_page=True)
     form = page.locator("form.step", has=page.locator("legend", has_text="kenntnis_nehmen"))

@@ -1,7 +1,7 @@
 """The ``councilflow`` command. Thin: it parses, calls the engine, prints.
 
 Exit codes: 0 ok; 2 usage; 3 bad definition; 4 bad input; 5 not allowed now; 6 not permitted;
-7 conflict; 8 not found; 9 storage; 10 audit trail broken.
+7 conflict; 8 not found; 9 storage; 10 audit trail broken; 11 a system program is missing.
 """
 
 from __future__ import annotations
@@ -260,17 +260,17 @@ def definitions_list(ctx: Context) -> None:
 
 @definitions_group.command("show")
 @click.argument("workflow")
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "json"]), default="mermaid", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "json", "svg", "png"]), default="mermaid",
+              show_default=True, help="svg and png: the Graphviz diagram (needs Debian's graphviz).")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Write to FILE instead of standard output.")
 @common
-def definitions_show(workflow: str, fmt: str, ctx: Context) -> None:
-    """Print a workflow as a Mermaid state diagram or as normalised JSON."""
-    from .diagram import to_json, to_mermaid
+def definitions_show(workflow: str, fmt: str, out: Path | None, ctx: Context) -> None:
+    """Print a workflow as a Graphviz diagram (SVG, PNG), a Mermaid state diagram or normalised JSON."""
+    from .diagram import show
 
     d, _ = ctx.engine().library.current(workflow)
-    if fmt == "json":
-        _dump(to_json(d))
-    else:
-        click.echo(to_mermaid(d), nl=False)
+    show(d, fmt, out)
 
 
 @definitions_group.command("simulate")

@@ -11,7 +11,8 @@ line on stderr and exits with the code of its kind::
     ├── ConflictError                  exit 7  someone else changed it first, or it exists already
     ├── NotFoundError                  exit 8  no such paper or workflow
     ├── StorageError                   exit 9  the database cannot be reached or used
-    └── AuditIntegrityError            exit 10 the audit trail does not verify
+    ├── AuditIntegrityError            exit 10 the audit trail does not verify
+    └── ToolMissingError               exit 11 a program of the system is missing (Graphviz dot)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "NotPermittedError",
     "Problem",
     "StorageError",
+    "ToolMissingError",
     "WorkflowError",
     "did_you_mean",
 ]
@@ -118,3 +120,9 @@ class AuditIntegrityError(WorkflowError):
     """The audit trail does not verify; the message names the first broken entry."""
 
     exit_code = 10
+
+
+class ToolMissingError(WorkflowError):
+    """A program councilflow runs is not installed (Graphviz ``dot`` for the diagrams)."""
+
+    exit_code = 11

@@ -15,12 +15,12 @@ from fastapi.templating import Jinja2Templates
 
 from ..access import Person, writer
 from ..config import Settings
+from ..diagram import svg_inline
 from ..engine import Engine
-from ..errors import NotPermittedError
+from ..errors import NotPermittedError, ToolMissingError
 from ..paper import branch_version
 from ..tokens import CALENDAR, calendar_path, create_token, list_tokens, revoke_calendar
 from .identity import Identity
-from .svg import state_svg
 
 __all__ = ["pages_router"]
 
@@ -116,6 +116,10 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
     def paper_page(request: Request, reference: str, who: Person = Depends(user)) -> HTMLResponse:
         paper = engine.paper_for(reference, who)
         definition = engine.definition_of(paper)
+        try:
+            diagram, diagram_missing = svg_inline(definition, paper.state.state), ""
+        except ToolMissingError as exc:  # the page stays usable without Graphviz; the operators see why
+            diagram, diagram_missing = "", exc.message
         references = [{"reference": r, "url": "/vorlagen/" + quote(r, safe="")}
                       for r in paper.state.fields.get("references", []) or []]
         return page(request, "paper.html", who, paper=paper, status=engine.view(paper), definition=definition,
@@ -123,7 +127,7 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                     actions=engine.actions(paper, who), references=references,
                     can_mark=lambda v: engine.may_mark_done(paper, who, v.deadline.name, v.deadline.branch or None,
                                                             undo=v.done is not None),
-                    diagram=state_svg(definition, paper.state.state), zone=definition.timezone,
+                    diagram=diagram, diagram_missing=diagram_missing, zone=definition.timezone,
                     quote=lambda r: quote(r, safe=""),
                     branch_version=lambda body: branch_version(paper.state, body))
 
