@@ -99,3 +99,14 @@ def test_eleven_councils_at_the_same_moment(db_url: str, defs_dir: object, clock
     history = setup.history("KS-1")
     assert [r.trigger for r in history].count("join_success") == 1
     assert setup.status("KS-1").state == "beschlossen" and setup.verify().ok
+
+
+def test_a_finished_paper_keeps_its_council_grid(engine: Engine) -> None:
+    to_councils(engine)
+    for body in COUNCILS:
+        engine.fire("KS-1", "beschliessen", contact(body), branch=body, values={"result": f"beschlossen {body}"})
+    with TestClient(create_app(engine, PROXIED), client=("127.0.0.1", 1)) as client:
+        page = client.get("/vorlagen/KS-1", headers={"X-Remote-User": SITZ}).text
+    assert "Gremien – Beschlussfassung in den Räten der Städte und Gemeinden (abgeschlossen)" in page
+    grid = page.split("(abgeschlossen)</h2>")[1].split("</table>")[0]
+    assert all(f"beschlossen {body}" in grid for body in COUNCILS) and "Rat der Gemeinde Nottuln" in grid

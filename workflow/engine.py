@@ -549,6 +549,21 @@ class Engine:
         """Deadlines of the paper's state that have not started, with why (their meeting or field is unset)."""
         return waiting_deadlines(self.definition_of(paper), paper.state)
 
+    def past_branches(self, paper: StoredPaper) -> tuple[str, tuple[BranchView, ...]]:
+        """The label and branches of the paper's last parallel state, as they stood when it was left (the
+        council grid of a finished paper); ("", ()) if the paper never was in one or is in one now."""
+        if paper.state.branches:
+            return "", ()
+        last: PaperState | None = None
+        for step in steps(self.definition_version, self.store.history(paper.reference)):
+            if step.after.branches:
+                last = step.after
+        if last is None:
+            return "", ()
+        definition = self.definition_of(paper)
+        view = self._view(paper.reference, definition, last, None, None)
+        return definition.states[last.state].label, view.branches
+
     def may_mark_done(self, paper: StoredPaper, who: Person, deadline: str, branch: str | None, *,
                       undo: bool = False) -> bool:
         """Whether ``who`` may mark the deadline done (or undo that) now: the rule of :func:`decide_done`."""

@@ -129,7 +129,8 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                                                             undo=v.done is not None),
                     diagram=diagram, diagram_missing=diagram_missing, zone=definition.timezone,
                     quote=lambda r: quote(r, safe=""),
-                    branch_version=lambda body: branch_version(paper.state, body))
+                    branch_version=lambda body: branch_version(paper.state, body),
+                    past=engine.past_branches(paper))
 
     @router.post("/vorlagen/{reference:path}/fire")
     def fire_form(request: Request, reference: str, trigger: str = Form(...), csrf: str = Form(...),
