@@ -181,7 +181,7 @@ def test_shipped_definitions(capsys: Cli) -> None:
     karlsruhe = [line for line in out if line.startswith(f"{DEFINITIONS / 'karlsruhe.yaml'}:")]
     assert len(karlsruhe) == 24 and all("wartet auf eine Sitzung, aber keine Frist erinnert daran" in line
                                         for line in karlsruhe)
-    assert karlsruhe[0] == (f"{DEFINITIONS / 'karlsruhe.yaml'}:57:3: warning: Zustand 'gemeinderat' wartet auf "
+    assert karlsruhe[0] == (f"{DEFINITIONS / 'karlsruhe.yaml'}:58:3: warning: Zustand 'gemeinderat' wartet auf "
                             "eine Sitzung, aber keine Frist erinnert daran, sie festzulegen (keine Frist mit "
                             "done_by: [meeting])")
     others = [line for line in out if line not in karlsruhe]

@@ -248,6 +248,15 @@ def definitions_diff(old: str, new: str, fmt: str, ctx: Context) -> None:
         _dump(report)
 
 
+@definitions_group.command("schema")
+@common
+def definitions_schema(ctx: Context) -> None:
+    """Print the JSON Schema (draft 2020-12) of the definition language, for editors."""
+    from .language import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
 @definitions_group.command("list")
 @common
 def definitions_list(ctx: Context) -> None:

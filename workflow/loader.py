@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path as FsPath
 from typing import Any, cast
 
+from . import language as lang
 from .definition import (
     BODY_ROLE,
     BUILTIN_FIELDS,
@@ -37,10 +38,10 @@ __all__ = ["definition_files", "load_definition", "load_definition_file", "sourc
 Path = tuple[str | int, ...]
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 _MMDD = re.compile(r"(\d\d)-(\d\d)\Z")
-_FIELD_TYPES = ("text", "bool", "int", "date", "datetime", "list")
-_OUTCOMES = ("adopted", "rejected", "deferred")
+_FIELD_TYPES = lang.FIELD_TYPES
+_OUTCOMES = lang.OUTCOMES
 #: Trigger names the engine uses itself, or that would shadow the machine's model attributes.
-_RESERVED_TRIGGERS = {"create", "meeting", "join", "close", "trigger", "state", "update"}
+_RESERVED_TRIGGERS = set(lang.RESERVED_TRIGGERS)
 
 _TYPE_NAMES = {str: "text", int: "an integer", bool: "true or false", list: "a list", dict: "a mapping"}
 
@@ -157,7 +158,7 @@ class _Checker:
 def _load_calendar(c: _Checker, raw: Any) -> Calendar:
     if raw is None:
         return Calendar()
-    m = c.mapping(raw, ("calendar",), "calendar", (), ("holidays", "closed"))
+    m = c.mapping(raw, ("calendar",), "calendar", lang.CALENDAR.required, lang.CALENDAR.optional)
     if m is None:
         return Calendar()
     hol = m.get("holidays")
@@ -211,7 +212,7 @@ def _load_bodies(c: _Checker, raw: Any) -> dict[str, Body]:
     for bid, spec in raw.items():
         where: Path = ("bodies", bid)
         what = f"body '{bid}'"
-        m = c.mapping(spec, where, what, ("name", "invitation_days"), ("contact", "location", "meeting_hours"))
+        m = c.mapping(spec, where, what, lang.BODY.required, lang.BODY.optional)
         if not c.name(bid, where, "body id") or m is None:
             continue
         name, days, contact = m.get("name"), m.get("invitation_days"), m.get("contact")
@@ -261,7 +262,7 @@ def _load_fields(c: _Checker, raw: Any) -> dict[str, FieldDef]:
     for fname, spec in raw.items():
         where: Path = ("fields", fname)
         what = f"field '{fname}'"
-        m = c.mapping(spec, where, what, ("type",), ("required", "default"))
+        m = c.mapping(spec, where, what, lang.FIELD.required, lang.FIELD.optional)
         if not c.name(fname, where, "field name") or m is None:
             continue
         if fname in BUILTIN_FIELDS:
@@ -296,7 +297,7 @@ def _load_states(c: _Checker, raw: Any, bodies: dict[str, Body]) -> dict[str, St
     for sid, spec in raw.items():
         where: Path = ("states", sid)
         what = f"state '{sid}'"
-        m = c.mapping(spec, where, what, (), ("label", "initial", "final", "consultation", "parallel"))
+        m = c.mapping(spec, where, what, lang.STATE.required, lang.STATE.optional)
         if not c.name(sid, where, "state id") or m is None:
             continue
         label = m.get("label", sid)
@@ -307,7 +308,8 @@ def _load_states(c: _Checker, raw: Any, bodies: dict[str, Body]) -> dict[str, St
         c.typed(final, (*where, "final"), bool, f"{what} final")
         consultation = parallel = None
         if "consultation" in m:
-            cm = c.mapping(m["consultation"], (*where, "consultation"), f"consultation of {what}", ("body", "role"), ())
+            cm = c.mapping(m["consultation"], (*where, "consultation"), f"consultation of {what}",
+                           lang.CONSULTATION.required, lang.CONSULTATION.optional)
             if cm is not None and c.ref(cm.get("body"), (*where, "consultation", "body"), "body", bodies):
                 role = cm.get("role")
                 if c.typed(role, (*where, "consultation", "role"), str, f"consultation role of {what}"):
@@ -341,7 +343,7 @@ def _load_states(c: _Checker, raw: Any, bodies: dict[str, Body]) -> dict[str, St
 def _load_parallel(
     c: _Checker, raw: Any, where: Path, what: str, bodies: dict[str, Body], pending: list[tuple[Path, str]]
 ) -> Parallel | None:
-    m = c.mapping(raw, where, f"parallel of {what}", ("bodies", "role", "join"), ("on_success", "on_failure"))
+    m = c.mapping(raw, where, f"parallel of {what}", lang.PARALLEL.required, lang.PARALLEL.optional)
     if m is None:
         return None
     members = c.str_list(m.get("bodies"), (*where, "bodies"), f"bodies of {what}") if "bodies" in m else []
@@ -357,7 +359,7 @@ def _load_parallel(
     join = Join()
     raw_join = m.get("join")
     if isinstance(raw_join, dict):
-        jm = c.mapping(raw_join, (*where, "join"), f"join of {what}", ("quorum",), ())
+        jm = c.mapping(raw_join, (*where, "join"), f"join of {what}", lang.JOIN.required, lang.JOIN.optional)
         q = jm.get("quorum") if jm else None
         if jm is not None and c.positive(q, (*where, "join", "quorum"), f"quorum of {what}", 1):
             assert isinstance(q, int)
@@ -412,8 +414,7 @@ def _load_transitions(
         where: Path = ("transitions", i)
         trig: Any = spec.get("trigger") if isinstance(spec, dict) else None
         what = f"transition '{trig}'" if isinstance(trig, str) else f"transition {i + 1}"
-        m = c.mapping(spec, where, what, ("trigger", "source", "roles"),
-                      ("dest", "requires", "branch", "sets", "internal", "not_before"))
+        m = c.mapping(spec, where, what, lang.TRANSITION.required, lang.TRANSITION.optional)
         if m is None:
             continue
         ok = "trigger" in m and c.name(trig, (*where, "trigger"), "trigger")
@@ -531,7 +532,7 @@ def _load_transitions(
 
 
 def _load_offset(c: _Checker, raw: Any, where: Path, what: str, allow_invitation: bool) -> Offset | None:
-    units = ["days", "working_days", "months"] + (["invitation_period"] if allow_invitation else [])
+    units = [*lang.OFFSET.optional] + (["invitation_period"] if allow_invitation else [])
     if not c.typed(raw, where, dict, what):
         return None
     given = [k for k in raw if k in units]
@@ -569,8 +570,7 @@ def _load_deadlines(
         where: Path = ("deadlines", i)
         dname = spec.get("name") if isinstance(spec, dict) else None
         what = f"deadline '{dname}'" if isinstance(dname, str) else f"deadline {i + 1}"
-        m = c.mapping(spec, where, what, ("name", "states", "due"),
-                      ("label", "description", "remind", "notify", "escalate", "done_by"))
+        m = c.mapping(spec, where, what, lang.DEADLINE.required, lang.DEADLINE.optional)
         if m is None:
             continue
         ok = "name" in m and c.name(dname, (*where, "name"), "deadline name")
@@ -628,7 +628,8 @@ def _load_deadlines(
         ok = all(c.ref(r, (*where, "notify", j), "role", known_roles) for j, r in enumerate(notify)) and ok
         escalation = None
         if "escalate" in m:
-            em = c.mapping(m["escalate"], (*where, "escalate"), f"escalate of {what}", ("after", "notify"), ())
+            em = c.mapping(m["escalate"], (*where, "escalate"), f"escalate of {what}",
+                           lang.ESCALATE.required, lang.ESCALATE.optional)
             if em is not None and "after" in em and "notify" in em:
                 after = _load_offset(c, em["after"], (*where, "escalate", "after"), f"escalate.after of {what}", False)
                 en = c.str_list(em["notify"], (*where, "escalate", "notify"), f"escalate.notify of {what}")
@@ -664,8 +665,8 @@ def _load_deadlines(
     return result
 
 
-_TOP_REQUIRED = ("workflow", "version", "title", "timezone", "states", "transitions")
-_TOP_OPTIONAL = ("calendar", "roles", "bodies", "fields", "deadlines")
+_TOP_REQUIRED = lang.TOP.required
+_TOP_OPTIONAL = lang.TOP.optional
 
 
 def load_definition(text: str, path: str = "<definition>", *, expect_id: str | None = None) -> Definition:
