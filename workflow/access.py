@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from .definition import Definition, Transition
 from .errors import NotPermittedError
 from .paper import PaperState
+from .paper import may_create as _may_create
 
-__all__ = ["Action", "Person", "actions", "may_read", "writer"]
+__all__ = ["Action", "Person", "actions", "may_create", "may_read", "writer"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,12 @@ def actions(definition: Definition, state: PaperState, who: Person) -> list[Acti
         elif definition.holds_any(who.email, t.roles, body):
             out.append(Action(t))
     return out
+
+
+def may_create(definition: Definition, who: Person) -> bool:
+    """Whether ``who`` may create papers of the workflow (the rule of :func:`workflow.paper.decide_create`);
+    auditors create nothing."""
+    return not who.auditor and _may_create(definition, who.email)
 
 
 def writer(who: Person) -> str:

@@ -7,10 +7,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
-from .access import Action, Person, actions, may_read
+from .access import Action, Person, actions, may_create, may_read
 from .audit import Period, VerifyReport, timeline, verify
 from .clock import Clock, SystemClock
 from .deadlines import WaitingDeadline, changed, decide_done, recipients, running_deadlines, waiting_deadlines
@@ -624,6 +624,32 @@ class Engine:
     def actions(self, paper: StoredPaper, who: Person) -> list[Action]:
         """The triggers ``who`` may fire on ``paper`` now (and for which branches)."""
         return actions(self.definition_of(paper), paper.state, who)
+
+    def creatable(self, who: Person) -> list[Definition]:
+        """The current definitions of the workflows ``who`` may create papers of (in the order of
+        :meth:`DefinitionLibrary.workflows`); a definition that does not load is left out."""
+        out = []
+        for workflow in self.library.workflows():
+            try:
+                definition = self.library.current(workflow)[0]
+            except WorkflowError:
+                continue
+            if may_create(definition, who):
+                out.append(definition)
+        return out
+
+    def may_set_meeting(self, paper: StoredPaper, who: Person, branch: str | None) -> bool:
+        """Whether ``who`` may set the meeting of the paper's consultation (``branch`` None) or of one branch
+        now: the rule of :func:`decide_meeting`, asked with a moment ahead."""
+        if who.auditor:
+            return False
+        now = self.now()
+        try:
+            decide_meeting(self.definition_of(paper), paper.reference, paper.state, now + timedelta(days=1),
+                           who.email, branch, now)
+        except WorkflowError:
+            return False
+        return True
 
     def deadlines_for(self, who: Person) -> list[PersonalDeadline]:
         """"Meine Fristen": the running deadlines ``who`` is notified of, and those escalated to them whose

@@ -9,7 +9,8 @@ from datetime import date, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-__all__ = ["BRANCH_STATUS", "MAIL_KIND", "OUTCOME", "branch_status", "date_de", "date_short", "format_local", "outcome"]
+__all__ = ["BRANCH_STATUS", "FIELD_LABEL", "MAIL_KIND", "OUTCOME", "branch_status", "date_de", "date_short",
+           "field_label", "format_local", "outcome"]
 
 #: A branch's status in a parallel state.
 BRANCH_STATUS = {"open": "offen", "adopted": "angenommen", "rejected": "abgelehnt", "not_needed": "nicht mehr nötig"}
@@ -20,6 +21,23 @@ OUTCOME = {"adopted": "angenommen", "rejected": "abgelehnt", "deferred": "vertag
 #: The kinds of mail.
 MAIL_KIND = {"remind": "Erinnerung", "escalate": "Eskalation", "late": "Hinweis (Frist bei Eintritt verstrichen)",
              "digest": "Übersicht"}
+
+
+#: The German names of the fields the shipped definitions declare; any other field is shown humanised.
+FIELD_LABEL = {"title": "Titel", "department": "Abteilung", "public": "Öffentlich", "references": "Bezüge",
+               "haushaltsjahr": "Haushaltsjahr", "beginn_haushaltsjahr": "Beginn des Haushaltsjahres",
+               "beschlossen_am": "Beschlossen am", "bekanntgemacht_am": "Bekanntgemacht am",
+               "fristverkuerzung": "Fristverkürzung", "meeting": "Sitzung", "result": "Ergebnis"}
+
+
+def field_label(name: str) -> str:
+    """The German name of a field: known ones from :data:`FIELD_LABEL`, others humanised
+    ("sitzung_am" reads "Sitzung am")."""
+    known = FIELD_LABEL.get(name)
+    if known is not None:
+        return known
+    text = name.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
 
 
 def branch_status(status: str, hearings: bool = False) -> str:

@@ -35,10 +35,12 @@ __all__ = [
     "check_actor",
     "check_reference",
     "check_time_order",
+    "creator_roles",
     "decide_create",
     "decide_fire",
     "decide_meeting",
     "fold",
+    "may_create",
     "migrate_state",
 ]
 
@@ -324,14 +326,26 @@ def _payload(fields: Mapping[str, Any], result: str | None, meeting: datetime | 
     return payload
 
 
+def creator_roles(definition: Definition) -> tuple[tuple[str, ...], str | None]:
+    """Who may create a paper of the workflow: the holders of a role of a transition out of the initial
+    state (and the body whose contact ``body`` stands for there)."""
+    initial = definition.initial
+    roles = tuple(dict.fromkeys(r for t in definition.transitions_from(initial.id) for r in t.roles))
+    return roles, initial.consultation.body if initial.consultation else None
+
+
+def may_create(definition: Definition, actor: str) -> bool:
+    """Whether ``actor`` may create papers of the workflow: the one rule :func:`decide_create` checks."""
+    return actor in _TRUSTED or definition.holds_any(actor, *creator_roles(definition))
+
+
 def decide_create(
     definition: Definition, reference: str, actor: str, values: Mapping[str, str], now: datetime
 ) -> list[Change]:
     """The change that creates a paper, after checking the actor's role and the fields."""
     initial = definition.initial
-    out_roles = tuple(dict.fromkeys(r for t in definition.transitions_from(initial.id) for r in t.roles))
-    body = initial.consultation.body if initial.consultation else None
-    if actor not in _TRUSTED and not definition.holds_any(actor, out_roles, body):
+    out_roles, body = creator_roles(definition)
+    if not may_create(definition, actor):
         raise NotPermittedError(
             f"{actor} may not create papers of workflow '{definition.workflow}': "
             f"needs one of the roles {_role_text(definition, out_roles, body)}"

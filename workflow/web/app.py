@@ -22,17 +22,7 @@ from fastapi.templating import Jinja2Templates
 
 from ..config import Settings
 from ..engine import Engine
-from ..errors import (
-    AuditIntegrityError,
-    ConflictError,
-    DefinitionError,
-    InputError,
-    NotAllowedNowError,
-    NotFoundError,
-    NotPermittedError,
-    StorageError,
-    WorkflowError,
-)
+from ..errors import WorkflowError
 from ..german import branch_status, format_local
 from .api import api_router
 from .audit_api import audit_router
@@ -40,6 +30,7 @@ from .feed import feed_router
 from .identity import Identity, Unauthenticated
 from .oparl_api import mount_oparl
 from .pages import pages_router
+from .status import http_status
 
 __all__ = ["create_app"]
 
@@ -54,8 +45,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
 }
-_STATUS = {DefinitionError: 422, InputError: 400, NotAllowedNowError: 409, NotPermittedError: 403,
-           ConflictError: 409, NotFoundError: 404, StorageError: 503, AuditIntegrityError: 500}
 
 
 #: The largest request body accepted (a paper with every field at its limit fits many times).
@@ -122,11 +111,13 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     async def workflow_error(request: Request, exc: WorkflowError) -> Response:
         if isinstance(exc, Unauthenticated):
             return _problem(401, "Nicht angemeldet", exc.message)
-        status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
+        status = http_status(exc)
         if request.url.path.startswith(("/api/", "/oparl/")):
             return _problem(status, type(exc).__name__, exc.message)
+        path = request.url.path
+        back = path.rsplit("/", 1)[0] if request.method == "POST" and path.startswith("/vorlagen/") else None
         return templates.TemplateResponse(request, "error.html", {"status": status, "message": exc.message,
-                                                                   "user": None}, status_code=status)
+                                                                   "user": None, "back": back}, status_code=status)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:

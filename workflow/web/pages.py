@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import secrets
 import time
 from typing import Any
@@ -15,12 +17,17 @@ from fastapi.templating import Jinja2Templates
 
 from ..access import Person, writer
 from ..config import Settings
+from ..definition import Definition
 from ..diagram import svg_inline
-from ..engine import Engine
-from ..errors import NotPermittedError, ToolMissingError
+from ..engine import Engine, Status
+from ..errors import NotPermittedError, ToolMissingError, WorkflowError
+from ..german import field_label
 from ..paper import branch_version
+from ..store import StoredPaper
 from ..tokens import CALENDAR, calendar_path, create_token, list_tokens, revoke_calendar
+from ..values import field_texts
 from .identity import Identity
+from .status import http_status
 
 __all__ = ["pages_router"]
 
@@ -28,10 +35,23 @@ __all__ = ["pages_router"]
 SESSION_COOKIE = "cf_session"
 #: How long a form may stay open before it must be reloaded.
 CSRF_SECONDS = 8 * 3600
+#: The one-shot message after an action ("Gespeichert: …"): a signed cookie naming what was done (a fixed
+#: kind and the ids the server chose); the page reads the texts for it from the stored paper and its definition.
+NOTICE_COOKIE = "cf_notice"
+#: How long the message waits for the page it is meant for.
+NOTICE_SECONDS = 120
+#: The input type of each field type on the create form.
+INPUT_TYPE = {"text": "text", "int": "number", "date": "date", "datetime": "datetime-local", "bool": "checkbox",
+              "list": "textarea"}
 
 
 #: Entries per page of the audit page.
 AUDIT_PAGE = 50
+
+
+def trigger_label(definition: Definition, trigger: str) -> str:
+    """What a button, a legend and a message call a trigger."""
+    return trigger
 
 
 def pages_router(engine: Engine, settings: Settings, identity: Identity, templates: Jinja2Templates,
@@ -54,18 +74,71 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
         if not (session and fresh and hmac.compare_digest(token.encode("utf-8", "replace"), expected)):
             raise NotPermittedError("the form is outdated or forged (CSRF token); reload the page")
 
-    def page(request: Request, name: str, who: Person, **context: Any) -> HTMLResponse:
+    def page(request: Request, name: str, who: Person, status_code: int = 200, **context: Any) -> HTMLResponse:
         session = request.cookies.get(SESSION_COOKIE) or secrets.token_urlsafe(32)
+        notice = read_notice(request, who) if NOTICE_COOKIE in request.cookies else None
         response = templates.TemplateResponse(request, name, {"user": who, "csrf": sign(who, session,
                                                                                          int(time.time())),
-                                                              **context})
+                                                              "notice": notice, **context},
+                                              status_code=status_code)
         if request.cookies.get(SESSION_COOKIE) != session:
             response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict",
                                 secure=request.url.scheme == "https", path="/")
+        if NOTICE_COOKIE in request.cookies:  # the message is shown once
+            response.delete_cookie(NOTICE_COOKIE, path="/", httponly=True, samesite="strict")
         return response
 
-    def back_to(reference: str) -> Response:
-        return RedirectResponse(f"/vorlagen/{quote(reference, safe='')}", status_code=303)
+    def notice_mac(who: Person, session: str, body: str) -> str:
+        return hmac.new(secret, f"notice|{who.email}|{session}|{body}".encode(), hashlib.sha256).hexdigest()
+
+    def redirect(request: Request, url: str, who: Person, kind: str, reference: str, **ids: str | None) -> Response:
+        """303 to ``url``, carrying the message of what ``who`` just did to the page shown next."""
+        data = {"kind": kind, "reference": reference, "issued": int(time.time()), **ids}
+        body = base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode()
+        mac = notice_mac(who, request.cookies.get(SESSION_COOKIE, ""), body)
+        response = RedirectResponse(url, status_code=303)
+        response.set_cookie(NOTICE_COOKIE, f"{body}.{mac}", max_age=NOTICE_SECONDS, httponly=True,
+                            samesite="strict", secure=request.url.scheme == "https", path="/")
+        return response
+
+    def back_to(request: Request, reference: str, who: Person, kind: str, **ids: str | None) -> Response:
+        return redirect(request, f"/vorlagen/{quote(reference, safe='')}", who, kind, reference, **ids)
+
+    def read_notice(request: Request, who: Person) -> dict[str, Any] | None:
+        """The message of the cookie if the server made it for ``who`` in this browser session and it is
+        fresh: its kind and the texts read from the paper (None otherwise, or if the paper says nothing)."""
+        body, _, mac = request.cookies.get(NOTICE_COOKIE, "").partition(".")
+        session = request.cookies.get(SESSION_COOKIE, "")
+        if not (body and session and hmac.compare_digest(mac.encode("utf-8", "replace"),
+                                                         notice_mac(who, session, body).encode())):
+            return None
+        try:
+            data = json.loads(base64.urlsafe_b64decode(body.encode()))
+            if not 0 <= int(time.time()) - int(data["issued"]) <= NOTICE_SECONDS:
+                return None
+            return notice_texts(data, who)
+        except (ValueError, KeyError, TypeError, StopIteration, WorkflowError):
+            return None
+
+    def notice_texts(data: dict[str, Any], who: Person) -> dict[str, Any]:
+        """The message's parts, each read from the stored paper and its definition."""
+        paper = engine.paper_for(str(data["reference"]), who)
+        definition = engine.definition_of(paper)
+        branch = str(data.get("branch") or "")
+        out: dict[str, Any] = {"kind": str(data["kind"]), "reference": paper.reference,
+                               "title": paper.state.fields.get("title", ""),
+                               "body": definition.bodies[branch].name if branch in definition.bodies else None}
+        if data.get("trigger") in definition.trigger_names:
+            out["label"] = trigger_label(definition, str(data["trigger"]))
+        if data.get("deadline"):
+            out["label"] = next(d.label for d in definition.deadlines if d.name == data["deadline"])
+        if out["kind"] == "meeting":
+            status = engine.view(paper)
+            out["when"] = next((b.meeting for b in status.branches if b.body == branch), None) if branch \
+                else status.meeting
+            out["zone"] = definition.timezone
+            out["body"] = out["body"] or status.body_name
+        return out
 
     def calendar_links(who: Person) -> int:
         """How many calendar links of ``who`` are active."""
@@ -109,8 +182,64 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
         papers = engine.papers_for(who, workflow=workflow or None, state=state or None, body=body or None,
                                    overdue=overdue)
         return page(request, "papers.html", who, papers=papers, workflows=engine.library.workflows(),
+                    may_create=bool(engine.creatable(who)),
                     filters={"workflow": workflow or "", "state": state or "", "body": body or "",
                              "overdue": overdue}, zone=settings.timezone)
+
+    def create_form(request: Request, who: Person, choices: list[Definition], chosen: Definition | None,
+                    status_code: int = 200, error: str = "", values: dict[str, Any] | None = None,
+                    reference: str = "") -> HTMLResponse:
+        fields = []
+        if chosen is not None:
+            fields = [{"name": f.name, "label": field_label(f.name), "type": INPUT_TYPE.get(f.type, "text"),
+                       "required": f.required and f.type != "bool", "default": f.default}
+                      for f in chosen.fields.values()]
+        return page(request, "create.html", who, status_code, choices=choices, chosen=chosen, fields=fields,
+                    values=values or {}, reference=reference, error=error,
+                    with_meeting=chosen is not None and chosen.initial.consultation is not None)
+
+    @router.get("/vorlagen/neu", response_class=HTMLResponse)
+    def create_page(request: Request, workflow: str = "", who: Person = Depends(user)) -> HTMLResponse:
+        """The form to create a Vorlage: first the workflow (if there is a choice), then its fields."""
+        choices = engine.creatable(who)
+        chosen = next((d for d in choices if d.workflow == workflow), None)
+        if chosen is None and len(choices) == 1 and not workflow:
+            chosen = choices[0]
+        status_code = 403 if not choices else 404 if workflow and chosen is None else 200
+        return create_form(request, who, choices, chosen, status_code,
+                           error="unknown" if status_code == 404 else "")
+
+    @router.post("/vorlagen/neu", response_class=HTMLResponse)
+    async def create_submit(request: Request, who: Person = Depends(user)) -> Response:
+        """Create the Vorlage through :meth:`Engine.create` (its one validation); an error is shown on the
+        form with what was entered."""
+        form = await request.form()
+        text = {k: v for k, v in form.items() if isinstance(v, str)}
+        workflow, reference = text.get("workflow", ""), text.get("reference", "")
+        choices = engine.creatable(who)
+        try:
+            chosen = engine.library.current(workflow)[0]
+        except WorkflowError as exc:
+            return create_form(request, who, choices, None, http_status(exc), error=exc.message)
+        raw: dict[str, Any] = {}
+        for f in chosen.fields.values():
+            value = text.get(f"field.{f.name}", "")
+            if f.type == "bool":
+                raw[f.name] = value == "true"
+            elif f.type == "list":
+                raw[f.name] = [line.strip() for line in value.splitlines() if line.strip()] or None
+            elif value.strip():
+                raw[f.name] = value
+        shown = {k: ("\n".join(v) if isinstance(v, list) else v) for k, v in raw.items() if v is not None}
+        if text.get("meeting", "").strip():
+            raw["meeting"] = shown["meeting"] = text["meeting"]
+        try:
+            check_csrf(request, who, text.get("csrf", ""))
+            paper = engine.create(chosen.workflow, reference, writer(who), field_texts(raw, "Vorlage"))
+        except WorkflowError as exc:
+            return create_form(request, who, choices, chosen, http_status(exc), error=exc.message, values=shown,
+                               reference=reference)
+        return back_to(request, paper.reference, who, "create")
 
     @router.get("/vorlagen/{reference:path}", response_class=HTMLResponse)
     def paper_page(request: Request, reference: str, who: Person = Depends(user)) -> HTMLResponse:
@@ -122,15 +251,28 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
             diagram, diagram_missing = "", exc.message
         references = [{"reference": r, "url": "/vorlagen/" + quote(r, safe="")}
                       for r in paper.state.fields.get("references", []) or []]
-        return page(request, "paper.html", who, paper=paper, status=engine.view(paper), definition=definition,
+        status = engine.view(paper)
+        return page(request, "paper.html", who, paper=paper, status=status, definition=definition,
                     history=engine.history(paper.reference), deadlines=engine.deadlines(paper),
                     actions=engine.actions(paper, who), references=references,
+                    meeting_targets=meeting_targets(paper, status, who),
+                    trigger_label=lambda t: trigger_label(definition, t),
                     can_mark=lambda v: engine.may_mark_done(paper, who, v.deadline.name, v.deadline.branch or None,
                                                             undo=v.done is not None),
                     diagram=diagram, diagram_missing=diagram_missing, zone=definition.timezone,
                     quote=lambda r: quote(r, safe=""),
                     branch_version=lambda body: branch_version(paper.state, body),
                     past=engine.past_branches(paper))
+
+    def meeting_targets(paper: StoredPaper, status: Status, who: Person) -> list[tuple[str, str]]:
+        """The consultations whose meeting ``who`` may set now: ("", the state's body) and (body, name) of
+        each open branch, as the engine's rule allows."""
+        out = []
+        if status.body and engine.may_set_meeting(paper, who, None):
+            out.append(("", status.body_name or status.body))
+        out += [(b.body, b.name) for b in status.branches
+                if b.status == "open" and engine.may_set_meeting(paper, who, b.body)]
+        return out
 
     @router.post("/vorlagen/{reference:path}/fire")
     def fire_form(request: Request, reference: str, trigger: str = Form(...), csrf: str = Form(...),
@@ -145,7 +287,7 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
         seen = dict(item.partition("=")[::2] for item in branch_versions.split(";") if "=" in item)
         engine.fire(paper.reference, trigger, writer(who), branch=branch or None, values=values,
                     expected_version=version, expected_branch_version=seen.get(branch) if branch else None)
-        return back_to(paper.reference)
+        return back_to(request, paper.reference, who, "fire", trigger=trigger, branch=branch or None)
 
     @router.post("/vorlagen/{reference:path}/erledigt")
     def done_form(request: Request, reference: str, deadline: str = Form(...), csrf: str = Form(...),
@@ -154,7 +296,10 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
         check_csrf(request, who, csrf)
         paper = engine.paper_for(reference, who)
         engine.done(paper.reference, deadline, writer(who), branch=branch or None, note=note, undo=undo)
-        return RedirectResponse("/", status_code=303) if back == "fristen" else back_to(paper.reference)
+        kind = "undone" if undo else "done"
+        if back == "fristen":
+            return redirect(request, "/", who, kind, paper.reference, deadline=deadline, branch=branch or None)
+        return back_to(request, paper.reference, who, kind, deadline=deadline, branch=branch or None)
 
     @router.post("/vorlagen/{reference:path}/meeting")
     def meeting_form(request: Request, reference: str, when: str = Form(...), csrf: str = Form(...),
@@ -162,8 +307,9 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                      who: Person = Depends(user)) -> Response:
         check_csrf(request, who, csrf)
         paper = engine.paper_for(reference, who)
-        engine.set_meeting(paper.reference, when, writer(who), branch=branch or None, expected_version=version)
-        return back_to(paper.reference)
+        body = branch if branch not in ("", "-") else None  # "-": the state's own consultation, chosen in a list
+        engine.set_meeting(paper.reference, when, writer(who), branch=body, expected_version=version)
+        return back_to(request, paper.reference, who, "meeting", branch=body)
 
     @router.get("/pruefpfad", response_class=HTMLResponse)
     def audit_page(request: Request, reference: str = "", workflow: str = "", actor: str = "", trigger: str = "",
