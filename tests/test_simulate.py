@@ -226,6 +226,21 @@ def test_a_trigger_the_state_does_not_accept(tmp_path: Path, capsys: Cli) -> Non
     assert "Abgewiesen" in out.splitlines()[-2]
 
 
+def test_a_withdrawal_needs_its_reason(tmp_path: Path, capsys: Cli) -> None:
+    """`zurueckziehen` has `confirm: true`: without `reason` the step is refused (exit 4), with one it is played
+    and the reason shown."""
+    step = f"  - {{at: 2025-09-03T10:00, fire: zurueckziehen, actor: {LANDRAT}}}\n"
+    code, out, err = _simulate(capsys, "kreisstrategie", str(_write(tmp_path, SHORT + step)))
+    assert code == 4 and "muss mit einer Begründung bestätigt werden" in err
+    path = _write(tmp_path, SHORT + step.replace("}\n", ", reason: Strategie wird neu gefasst}\n"))
+    code, out, err = _simulate(capsys, "kreisstrategie", str(path))
+    assert code == 0, err
+    assert "zurueckziehen von buero.landrat@kreis-coesfeld.example; Begründung: Strategie wird neu gefasst" in out
+    bad = _write(tmp_path, SHORT + "  - {at: 2025-09-03T10:00, meeting: 2025-10-07T10:00, reason: x}\n")
+    code, _, err = _simulate(capsys, "kreisstrategie", str(bad))
+    assert code == 4 and "reason gehört nur zu fire" in err
+
+
 def test_done_steps_mark_a_deadline_done(tmp_path: Path, capsys: Cli) -> None:
     """`done: DEADLINE` marks a running deadline done: its reminders are not sent."""
     path = _write(tmp_path, SHORT + "  - {at: 2025-09-04T10:00, done: vorlage_fertig, note: im DMS freigegeben}\n"
