@@ -243,8 +243,12 @@ class Engine:
         values: Mapping[str, str] | None = None,
         expected_version: int | None = None,
         expected_branch_version: str | None = None,
+        reason: str | None = None,
     ) -> list[Change]:
         """Fire ``trigger`` on a paper; returns the recorded changes (a join move included).
+
+        ``reason``: why (recorded in the entry's payload as ``reason``); a trigger with ``confirm: true``
+        needs one, else an InputError naming paper and trigger.
 
         ``expected_version``: the paper's version the caller saw; if the paper changed since, nothing is
         written and a ConflictError says so (optimistic locking, checked in the writing transaction).
@@ -256,7 +260,7 @@ class Engine:
 
         def decide(paper: StoredPaper, definition: Definition, now: datetime) -> list[Change]:
             return decide_fire(definition, compile_machine(definition), paper.reference, paper.state, trigger,
-                               actor, branch, values or {}, now)
+                               actor, branch, values or {}, now, reason)
 
         return self._change(check_reference(reference), decide, expected_version, branch, expected_branch_version)
 
