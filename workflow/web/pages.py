@@ -49,11 +49,6 @@ INPUT_TYPE = {"text": "text", "int": "number", "date": "date", "datetime": "date
 AUDIT_PAGE = 50
 
 
-def trigger_label(definition: Definition, trigger: str) -> str:
-    """What a button, a legend and a message call a trigger."""
-    return trigger
-
-
 def pages_router(engine: Engine, settings: Settings, identity: Identity, templates: Jinja2Templates,
                  secret: bytes) -> APIRouter:
     router = APIRouter(include_in_schema=False)
@@ -129,7 +124,7 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                                "title": paper.state.fields.get("title", ""),
                                "body": definition.bodies[branch].name if branch in definition.bodies else None}
         if data.get("trigger") in definition.trigger_names:
-            out["label"] = trigger_label(definition, str(data["trigger"]))
+            out["label"] = definition.trigger_label(str(data["trigger"]))
         if data.get("deadline"):
             out["label"] = next(d.label for d in definition.deadlines if d.name == data["deadline"])
         if out["kind"] == "meeting":
@@ -241,6 +236,40 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                                reference=reference)
         return back_to(request, paper.reference, who, "create")
 
+    def confirm_form(request: Request, who: Person, paper: StoredPaper, trigger: str, status_code: int = 200,
+                     error: str = "", values: dict[str, str] | None = None) -> HTMLResponse:
+        definition = engine.definition_of(paper)
+        action = next((a for a in engine.actions(paper, who) if a.trigger == trigger), None)
+        dest = action.transition.dest_for(paper.state.state) if action else None
+        return page(request, "confirm.html", who, status_code if action else 409, paper=paper,
+                    status=engine.view(paper), action=action, error=error, values=values or {},
+                    label=definition.trigger_label(trigger) if trigger in definition.trigger_names else "",
+                    dest=definition.states[dest] if dest else None, quote=lambda r: quote(r, safe=""),
+                    branch_version=lambda body: branch_version(paper.state, body))
+
+    @router.get("/vorlagen/{reference:path}/bestaetigen", response_class=HTMLResponse)
+    def confirm_page(request: Request, reference: str, schritt: str = "", who: Person = Depends(user)) -> HTMLResponse:
+        """The confirmation step of a trigger marked ``confirm: true``: a warning, the trigger's inputs and the
+        reason it needs, on a page of its own (no script needed)."""
+        return confirm_form(request, who, engine.paper_for(reference, who), schritt)
+
+    @router.post("/vorlagen/{reference:path}/bestaetigen", response_class=HTMLResponse)
+    def confirm_submit(request: Request, reference: str, trigger: str = Form(...), csrf: str = Form(""),
+                       branch: str = Form(""), result: str = Form(""), meeting: str = Form(""),
+                       version: int = Form(...), branch_versions: str = Form(""), reason: str = Form(""),
+                       who: Person = Depends(user)) -> Response:
+        """Fire the confirmed trigger with its reason; an error is shown on the confirmation page with what
+        was entered."""
+        paper = engine.paper_for(reference, who)
+        try:
+            check_csrf(request, who, csrf)
+            fire(paper, who, trigger, branch, result, meeting, version, branch_versions, reason)
+        except WorkflowError as exc:
+            return confirm_form(request, who, engine.paper_for(reference, who), trigger, http_status(exc),
+                                error=exc.message, values={"branch": branch, "result": result, "meeting": meeting,
+                                                           "reason": reason})
+        return back_to(request, paper.reference, who, "fire", trigger=trigger, branch=branch or None)
+
     @router.get("/vorlagen/{reference:path}", response_class=HTMLResponse)
     def paper_page(request: Request, reference: str, who: Person = Depends(user)) -> HTMLResponse:
         paper = engine.paper_for(reference, who)
@@ -256,7 +285,7 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                     history=engine.history(paper.reference), deadlines=engine.deadlines(paper),
                     actions=engine.actions(paper, who), references=references,
                     meeting_targets=meeting_targets(paper, status, who),
-                    trigger_label=lambda t: trigger_label(definition, t),
+                    trigger_label=definition.trigger_label,
                     can_mark=lambda v: engine.may_mark_done(paper, who, v.deadline.name, v.deadline.branch or None,
                                                             undo=v.done is not None),
                     diagram=diagram, diagram_missing=diagram_missing, zone=definition.timezone,
@@ -274,19 +303,24 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                 if b.status == "open" and engine.may_set_meeting(paper, who, b.body)]
         return out
 
-    @router.post("/vorlagen/{reference:path}/fire")
-    def fire_form(request: Request, reference: str, trigger: str = Form(...), csrf: str = Form(...),
-                  branch: str = Form(""), result: str = Form(""), meeting: str = Form(""),
-                  version: int = Form(...), branch_versions: str = Form(""),
-                  who: Person = Depends(user)) -> Response:
-        check_csrf(request, who, csrf)
-        paper = engine.paper_for(reference, who)
+    def fire(paper: StoredPaper, who: Person, trigger: str, branch: str, result: str, meeting: str, version: int,
+             branch_versions: str, reason: str) -> None:
         values = {k: v for k, v in (("result", result), ("meeting", meeting)) if v.strip()}
         # the version of each branch the form offered ("body=version;…"): a branch decision is checked
         # against its own branch, so councils deciding at the same time do not collide
         seen = dict(item.partition("=")[::2] for item in branch_versions.split(";") if "=" in item)
         engine.fire(paper.reference, trigger, writer(who), branch=branch or None, values=values,
-                    expected_version=version, expected_branch_version=seen.get(branch) if branch else None)
+                    expected_version=version, expected_branch_version=seen.get(branch) if branch else None,
+                    reason=reason or None)
+
+    @router.post("/vorlagen/{reference:path}/fire")
+    def fire_form(request: Request, reference: str, trigger: str = Form(...), csrf: str = Form(...),
+                  branch: str = Form(""), result: str = Form(""), meeting: str = Form(""),
+                  version: int = Form(...), branch_versions: str = Form(""), reason: str = Form(""),
+                  who: Person = Depends(user)) -> Response:
+        check_csrf(request, who, csrf)
+        paper = engine.paper_for(reference, who)
+        fire(paper, who, trigger, branch, result, meeting, version, branch_versions, reason)
         return back_to(request, paper.reference, who, "fire", trigger=trigger, branch=branch or None)
 
     @router.post("/vorlagen/{reference:path}/erledigt")
