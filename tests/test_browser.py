@@ -106,9 +106,9 @@ def test_staff_and_auditor_in_the_browser(browser: object, server: str, tmp_path
     page.screenshot(path=str(shots / "vorlage-diagramm.png"))
     entries = page.locator("ol.timeline li").count()
     page.screenshot(path=str(shots / "vorlage.png"), full_page=True)
-    form = page.locator("form.step", has=page.locator("legend", has_text="kenntnis_nehmen"))
+    form = page.locator("form.step", has=page.locator("legend", has_text="Kenntnis nehmen"))
     form.get_by_label("Ergebnis").fill("zur Kenntnis genommen")
-    form.get_by_role("button", name="kenntnis_nehmen").click()
+    form.get_by_role("button", name="Kenntnis nehmen").click()
     page.wait_for_url(f"{server}/vorlagen/SV-9-1809")
     assert "Zur Kenntnis genommen" in page.locator("dl").inner_text()
     assert page.locator("ol.timeline li").count() == entries + 1
