@@ -118,7 +118,7 @@ def test_create_a_vorlage(browser: Any, server: Server, shots: Path) -> None:
     assert page.get_by_label("Titel").get_attribute("required") == ""
     page.get_by_role("button", name="Vorlage anlegen").click()  # the browser refuses the empty required fields
     assert page.url.endswith("/vorlagen/neu?workflow=sachstandsbericht")
-    page.get_by_label("Aktenzeichen der Vorlage").fill("SV-9-1900")
+    page.get_by_label("Vorlagennummer").fill("SV-9-1900")
     page.get_by_label("Titel").fill("Breitbandausbau, Sachstandsbericht")
     page.get_by_label("Abteilung").fill("Amt 10")
     page.get_by_label("Öffentlich").uncheck()
@@ -131,7 +131,7 @@ def test_create_a_vorlage(browser: Any, server: Server, shots: Path) -> None:
     page.screenshot(path=str(shots / "vorlage-angelegt.png"), full_page=True)
     # a second paper under the same reference is refused on the form, the entries kept
     page.goto(f"{server.url}/vorlagen/neu?workflow=sachstandsbericht")
-    page.get_by_label("Aktenzeichen der Vorlage").fill("SV-9-1900")
+    page.get_by_label("Vorlagennummer").fill("SV-9-1900")
     page.get_by_label("Titel").fill("Noch einmal")
     page.get_by_role("button", name="Vorlage anlegen").click()
     assert "SV-9-1900" in page.get_by_role("alert").inner_text()
