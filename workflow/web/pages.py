@@ -102,7 +102,7 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
     def read_notice(request: Request, who: Person) -> dict[str, Any] | None:
         """The message of the cookie if the server made it for ``who`` in this browser session and it is
         fresh: its kind and the texts read from the paper (None otherwise, or if the paper says nothing)."""
-        body, _, mac = request.cookies.get(NOTICE_COOKIE, "").partition(".")
+        body, _dot, mac = request.cookies.get(NOTICE_COOKIE, "").partition(".")
         session = request.cookies.get(SESSION_COOKIE, "")
         if not (body and session and hmac.compare_digest(mac.encode("utf-8", "replace"),
                                                          notice_mac(who, session, body).encode())):
