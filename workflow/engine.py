@@ -230,7 +230,7 @@ class Engine:
         definition, text = self.library.current(workflow)
         now = self.now()
         changes = decide_create(definition, reference, actor, values or {}, now)
-        self.store.remember_definition(definition, text, now)
+        self.store.remember_definition(definition, text, now, actor)
         return self.record(reference, definition, changes)
 
     def fire(
@@ -398,7 +398,7 @@ class Engine:
             return self.view(paper)
         definition = self.definition_of(paper)
         moment = user_instant(as_of, definition.timezone, f"{reference} --as-of")
-        records = self.store.history(paper.reference, until=moment)
+        records = [r for r in self.store.history(paper.reference, until=moment) if not r.is_note]
         if not records:
             raise InputError(f"{reference} did not exist yet at {moment.isoformat()}")
         state = replay_records(self.definition_version, records)
@@ -420,7 +420,7 @@ class Engine:
             raise InputError(f"the definitions folder has {workflow} version {new.version}, not {to_version}")
         now = self.now()
         if not dry_run:
-            self.store.remember_definition(new, text, now)
+            self.store.remember_definition(new, text, now, actor)
         moved: list[tuple[str, str, str]] = []
         untouched: list[tuple[str, str]] = []
         for paper in self.store.iter_papers():

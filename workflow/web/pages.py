@@ -89,7 +89,7 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
     def calendar_create(request: Request, csrf: str = Form(...), who: Person = Depends(user)) -> HTMLResponse:
         """A new calendar link for the signed-in person, shown this once (only its hash is kept)."""
         check_csrf(request, who, csrf)
-        _, token = create_token(engine.store, who.email, "Kalender (Web)", engine.now(), CALENDAR)
+        _, token = create_token(engine.store, who.email, "Kalender (Web)", engine.now(), CALENDAR, who.email)
         base = settings.base_url.rstrip("/") or str(request.base_url).rstrip("/")
         response = page(request, "calendar.html", who, url=base + calendar_path(token),
                         calendar_links=calendar_links(who))
