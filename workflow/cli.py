@@ -477,6 +477,11 @@ def _record_json(r: AuditRecord) -> dict[str, Any]:
 
 
 def _record_line(r: AuditRecord, zone: str, hearing_states: frozenset[str] = frozenset()) -> str:
+    if r.is_note:  # a mail or administrative act: "Erinnerung gesendet an …"
+        from .german import note_text
+
+        text = note_text(r.kind, r.trigger, r.payload)
+        return f"{r.seq:>5}  {_local(r.at, zone)}  {r.actor:<40} {r.trigger:<14} {text}"
     move = r.to_state if r.from_state in (None, r.to_state) else f"{r.from_state} → {r.to_state}"
     p = r.payload
     details = []

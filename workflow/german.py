@@ -5,11 +5,14 @@ Babel's CLDR data for the long forms)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
-__all__ = ["BRANCH_STATUS", "MAIL_KIND", "OUTCOME", "branch_status", "date_de", "date_short", "format_local", "outcome"]
+__all__ = ["BRANCH_STATUS", "MAIL_KIND", "OUTCOME", "branch_status", "date_de", "date_short", "format_local",
+           "note_text", "outcome"]
 
 #: A branch's status in a parallel state.
 BRANCH_STATUS = {"open": "offen", "adopted": "angenommen", "rejected": "abgelehnt", "not_needed": "nicht mehr nötig"}
@@ -20,6 +23,36 @@ OUTCOME = {"adopted": "angenommen", "rejected": "abgelehnt", "deferred": "vertag
 #: The kinds of mail.
 MAIL_KIND = {"remind": "Erinnerung", "escalate": "Eskalation", "late": "Hinweis (Frist bei Eintritt verstrichen)",
              "digest": "Übersicht"}
+
+
+#: What a ``mail`` entry says became of the mail, and why a skipped one was not sent.
+MAIL_OUTCOME = {"sent": "gesendet an", "failed": "nicht zustellbar an", "skipped": "nicht gesendet an"}
+MAIL_REASON = {"deadline_ended": "die Frist endete, bevor sie versandt wurde"}
+#: The scopes of tokens.
+TOKEN_SCOPE = {"api": "API-Token", "calendar": "Kalender-Link"}
+
+
+def note_text(kind: str, trigger: str, payload: Mapping[str, Any]) -> str:
+    """A ``mail`` or ``admin`` entry of the trail as people read it: "Erinnerung gesendet an …", "Kalender-Link
+    Nr. 3 für … erstellt", "Ablauf … Version 2 erstmals verwendet"."""
+    if kind == "mail":
+        to = ", ".join(str(r) for r in payload.get("recipients", ()))
+        text = f"{MAIL_KIND.get(trigger, trigger)} {MAIL_OUTCOME.get(str(payload.get('outcome')), '?')} {to}"
+        if payload.get("deadline_label"):
+            text += f" (Frist „{payload['deadline_label']}“)"
+        if payload.get("outcome") == "failed" and payload.get("error"):
+            text += f": {payload['error']}"
+        if payload.get("reason"):
+            text += f": {MAIL_REASON.get(str(payload['reason']), payload['reason'])}"
+        return text
+    if trigger == "definition":
+        return (f"Ablauf {payload.get('workflow')} Version {payload.get('version')} erstmals verwendet "
+                f"(Hash {str(payload.get('definition_hash', ''))[:12]}…)")
+    if trigger in ("token_create", "token_revoke"):
+        scope = TOKEN_SCOPE.get(str(payload.get("scope")), str(payload.get("scope")))
+        done = "erstellt" if trigger == "token_create" else "widerrufen"
+        return f"{scope} Nr. {payload.get('token_id')} für {payload.get('email')} {done}"
+    return f"{kind} {trigger}"
 
 
 def branch_status(status: str, hearings: bool = False) -> str:

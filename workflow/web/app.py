@@ -33,7 +33,7 @@ from ..errors import (
     StorageError,
     WorkflowError,
 )
-from ..german import branch_status, format_local
+from ..german import branch_status, format_local, note_text
 from .api import api_router
 from .audit_api import audit_router
 from .feed import feed_router
@@ -114,6 +114,7 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["local"] = lambda m, zone="Europe/Berlin": format_local(m, zone)
     templates.env.filters["branch_status"] = branch_status
+    templates.env.filters["note_text"] = lambda r: note_text(r.kind, r.trigger, r.payload)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     identity = Identity(engine, settings)
     secret = (settings.secret or secrets.token_hex(32)).encode("utf-8")
