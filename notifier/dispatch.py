@@ -255,17 +255,22 @@ class Dispatcher:
                 if opens > now:  # e.g. catching up at night after an outage: wait for the working morning
                     if self.outbox.defer(reminder, opens):
                         report.deferred += 1
+                    else:
+                        self.outbox.skip(reminder, now)  # its deadline ended meanwhile (else: taken over)
                     return
             messages = self.composer.compose_each(reminder, now, prepared)
         except (DefinitionError, InputError, NotFoundError) as exc:
             report.failed += 1
             report.errors.append(f"reminder {reminder.id}: {exc}")
-            self.outbox.mark_failed(reminder, f"cannot compose: {exc}")
+            self.outbox.mark_failed(reminder, f"cannot compose: {exc}", now)
             return
         lease = timedelta(seconds=self.settings.lease_seconds)
         if not self.outbox.renew(reminder, max(now, self.engine.clock.now()) + lease):
             report.fenced += 1  # cancelled (the deadline ended) or taken over meanwhile
+            self.outbox.skip(reminder, now)  # the record of the first (nothing for the second)
             return
+        # The Message-ID header each recipient's copy carries, for the mail's entry in the trail.
+        message_ids = {r: str(m["Message-ID"]) for r, m in zip(reminder.recipients, messages, strict=True)}
         try:
             for message in messages:  # a retry sends every copy again, under the same Message-IDs
                 send(message)
@@ -273,14 +278,15 @@ class Dispatcher:
             if exc.temporary and reminder.attempts + 1 < self.settings.max_attempts:
                 report.retried += 1
                 wait = BACKOFF[min(reminder.attempts, len(BACKOFF) - 1)]
-                self.outbox.mark_retry(reminder, now + wait, str(exc))
+                if not self.outbox.mark_retry(reminder, now + wait, str(exc)):
+                    self.outbox.skip(reminder, now)  # its deadline ended meanwhile: no retry
             else:
                 report.failed += 1
                 report.errors.append(f"reminder {reminder.id}: {exc}")
                 self.outbox.mark_failed(reminder, str(exc) if not exc.temporary else
-                                        f"gave up after {reminder.attempts + 1} attempts: {exc}")
+                                        f"gave up after {reminder.attempts + 1} attempts: {exc}", now, message_ids)
             return
-        if self.outbox.mark_sent(reminder, now):
+        if self.outbox.mark_sent(reminder, now, message_ids):
             report.sent += 1
             report.delivered.append(reminder)
         else:

@@ -15,6 +15,7 @@ from .conftest import LANDRAT, SITZ
 
 
 def _path(engine: Engine) -> None:
+    """Entry 1 is the definition's first use (an admin entry); 2 to 6 the changes of SV-1 and SV-2."""
     engine.create("sachstandsbericht", "SV-1", LANDRAT, {"title": "eins"})
     engine.create("sachstandsbericht", "SV-2", LANDRAT, {"title": "zwei"})
     engine.fire("SV-1", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
@@ -32,43 +33,43 @@ def _sql(engine: Engine, *statements: str) -> None:
 
 
 def _insert_forged(engine: Engine) -> None:
-    """A forger who knows the hash algorithm inserts a correctly hashed entry after entry 2."""
+    """A forger who knows the hash algorithm inserts a correctly hashed entry after entry 3 (SV-2's first)."""
     second = engine.store.history("SV-2")[0]
-    forged = replace(second, seq=3, trigger="zurueckziehen", kind="transition", from_state="entwurf",
+    forged = replace(second, seq=4, trigger="zurueckziehen", kind="transition", from_state="entwurf",
                      to_state="zurueckgezogen", prev_hash=second.hash, hash="")
     forged = replace(forged, hash=forged.expected_hash())
-    _sql(engine, "UPDATE audit SET seq = seq + 100 WHERE seq >= 3", "UPDATE audit SET seq = seq - 99 WHERE seq >= 103")
+    _sql(engine, "UPDATE audit SET seq = seq + 100 WHERE seq >= 4", "UPDATE audit SET seq = seq - 99 WHERE seq >= 104")
     with engine.store.engine.begin() as conn:
         conn.execute(
             text("INSERT INTO audit (seq, paper_id, reference, workflow, workflow_version, kind, trigger, from_state, "
                  "to_state, branch, actor, at, payload, prev_hash, hash) SELECT :seq, paper_id, reference, workflow, "
                  "workflow_version, :kind, :trigger, :from_state, :to_state, branch, actor, at, payload, :prev, :hash "
-                 "FROM audit WHERE seq = 2"),
-            {"seq": 3, "kind": forged.kind, "trigger": forged.trigger, "from_state": forged.from_state,
+                 "FROM audit WHERE seq = 3"),
+            {"seq": 4, "kind": forged.kind, "trigger": forged.trigger, "from_state": forged.from_state,
              "to_state": forged.to_state, "prev": forged.prev_hash, "hash": forged.hash},
         )
 
 
 TAMPER: dict[str, tuple[Callable[[Engine], None], str]] = {
     "edit-actor": (
-        lambda e: _sql(e, "UPDATE audit SET actor = 'someone@else.example' WHERE seq = 3"),
-        r"entry 3 \(SV-1, einbringen\) was edited: its content does not match its hash",
+        lambda e: _sql(e, "UPDATE audit SET actor = 'someone@else.example' WHERE seq = 4"),
+        r"entry 4 \(SV-1, einbringen\) was edited: its content does not match its hash",
     ),
     "edit-payload": (
-        lambda e: _sql(e, "UPDATE audit SET payload = '{\"result\":\"beschlossen\"}' WHERE seq = 5"),
-        r"entry 5 \(SV-1, kenntnis_nehmen\) was edited",
+        lambda e: _sql(e, "UPDATE audit SET payload = '{\"result\":\"beschlossen\"}' WHERE seq = 6"),
+        r"entry 6 \(SV-1, kenntnis_nehmen\) was edited",
     ),
     "delete-middle": (
-        lambda e: _sql(e, "DELETE FROM audit WHERE seq = 2"),
-        r"entry 2 is missing \(deleted\): found entry 3 after entry 1",
+        lambda e: _sql(e, "DELETE FROM audit WHERE seq = 3"),
+        r"entry 3 is missing \(deleted\): found entry 4 after entry 2",
     ),
     "delete-last": (
-        lambda e: _sql(e, "DELETE FROM audit WHERE seq = 5"),
-        r"entry 5, the newest of SV-1, is missing: entries were cut off the trail",
+        lambda e: _sql(e, "DELETE FROM audit WHERE seq = 6"),
+        r"entry 6, the newest of SV-1, is missing: entries were cut off the trail",
     ),
     "insert-forged": (
         lambda e: _insert_forged(e),
-        r"entry 4 \(SV-1, einbringen\) does not link to entry 3: entries were inserted, deleted or reordered",
+        r"entry 5 \(SV-1, einbringen\) does not link to entry 4: entries were inserted, deleted or reordered",
     ),
     "edit-paper-state": (
         lambda e: _sql(e, "UPDATE papers SET state = 'zur_kenntnis_genommen' WHERE reference = 'SV-2'"),
@@ -82,9 +83,9 @@ TAMPER: dict[str, tuple[Callable[[Engine], None], str]] = {
         r"entries of SV-2 exist, but the paper itself was deleted",
     ),
     "swap-order": (
-        lambda e: _sql(e, "UPDATE audit SET seq = 100 WHERE seq = 3", "UPDATE audit SET seq = 3 WHERE seq = 4",
-                       "UPDATE audit SET seq = 4 WHERE seq = 100"),
-        r"entry 3 \(SV-2, einbringen\) does not link to entry 2",
+        lambda e: _sql(e, "UPDATE audit SET seq = 100 WHERE seq = 4", "UPDATE audit SET seq = 4 WHERE seq = 5",
+                       "UPDATE audit SET seq = 5 WHERE seq = 100"),
+        r"entry 4 \(SV-2, einbringen\) does not link to entry 3",
     ),
 }
 
@@ -117,9 +118,9 @@ def test_postgres_audit_table_is_append_only(engine: Engine) -> None:
     from sqlalchemy.exc import DBAPIError
 
     _path(engine)
-    for statement in ("UPDATE audit SET actor = 'x@y.z' WHERE seq = 1", "DELETE FROM audit WHERE seq = 5",
+    for statement in ("UPDATE audit SET actor = 'x@y.z' WHERE seq = 1", "DELETE FROM audit WHERE seq = 6",
                       "TRUNCATE audit CASCADE"):
         with pytest.raises(DBAPIError, match="councilflow audit entries are append-only"), \
                 engine.store.engine.begin() as conn:
             conn.execute(text(statement))
-    assert engine.verify().ok and engine.verify().entries == 5
+    assert engine.verify().ok and engine.verify().entries == 6  # with the definition's first use (entry 1)

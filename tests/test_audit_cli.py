@@ -50,13 +50,15 @@ def test_query_filters(trail: Engine, capsys: Cli) -> None:
     every = json.loads(_out(capsys, "audit", "query", "--format", "json"))
     assert [e["seq"] for e in every] == list(range(1, len(every) + 1))
     by_ref = json.loads(_out(capsys, "audit", "query", "--reference", "SV-1", "--format", "json"))
-    assert [e["trigger"] for e in by_ref] == ["create", "einbringen", "kenntnis_nehmen"]
+    # the Ladungsfrist reminder fell due while nobody sent mail: skipped when the decision ended its deadline
+    assert [e["trigger"] for e in by_ref] == ["create", "einbringen", "kenntnis_nehmen", "remind"]
+    assert by_ref[-1]["kind"] == "mail" and by_ref[-1]["payload"]["outcome"] == "skipped"
     by_actor = json.loads(_out(capsys, "audit", "query", "--actor", SITZ.upper(), "--format", "json"))
     assert {e["actor"] for e in by_actor} == {SITZ} and len(by_actor) == 4
     by_body = json.loads(_out(capsys, "audit", "query", "--body", "rat_ascheberg", "--format", "json"))
     assert [(e["trigger"], e["branch"]) for e in by_body] == [("beschliessen", "rat_ascheberg")]
     committee = json.loads(_out(capsys, "audit", "query", "--body", "afwk", "--format", "json"))
-    assert [e["trigger"] for e in committee] == ["einbringen", "kenntnis_nehmen"]
+    assert [e["trigger"] for e in committee] == ["einbringen", "kenntnis_nehmen", "remind"]
     by_trigger = json.loads(_out(capsys, "audit", "query", "--trigger", "beraten", "--format", "json"))
     assert [e["from"] for e in by_trigger] == ["bmk", "kreisausschuss"]
     late = json.loads(_out(capsys, "audit", "query", "--since", "2020-09-01", "--format", "json"))
@@ -71,10 +73,11 @@ def test_export_csv_is_the_whole_trail(trail: Engine, capsys: Cli) -> None:
     """The CSV export has a header and one row per entry, with the hashes an auditor can recompute."""
     rows = list(csv.DictReader(io.StringIO(_out(capsys, "audit", "export", "--format", "csv"))))
     assert len(rows) == trail.verify().entries
-    assert rows[0]["trigger"] == "create" and rows[-1]["hash"] == trail.verify().head_hash
-    assert json.loads(rows[1]["payload"]) == {"meeting": "2020-08-27T15:00:00+00:00"}
+    assert rows[0]["trigger"] == "definition" and rows[0]["reference"] == ""  # the first use of sachstandsbericht
+    assert rows[1]["trigger"] == "create" and rows[-1]["hash"] == trail.verify().head_hash
+    assert json.loads(rows[2]["payload"]) == {"meeting": "2020-08-27T15:00:00+00:00"}
     table = _out(capsys, "audit", "query", "--reference", "SV-1")
-    assert table.count("\n") == 3 and "kenntnis_nehmen" in table
+    assert table.count("\n") == 4 and "kenntnis_nehmen" in table and "Erinnerung nicht gesendet an" in table
 
 
 def test_cut_tail_is_found_with_the_kept_head(trail: Engine, capsys: Cli) -> None:
@@ -126,7 +129,7 @@ def test_csv_for_german_excel(engine: Engine, capfd: pytest.CaptureFixture[str],
     assert run(["audit", "export", "--format", "csv-excel", "--db", db_url]) == 0
     raw = capfd.readouterr().out.encode("utf-8")
     assert raw.startswith("\ufeff".encode()) and b"\r\n" in raw and raw.count(b"\n") == raw.count(b"\r\n")
-    header, first = raw.decode("utf-8-sig").split("\r\n")[:2]
+    header, _definition, first = raw.decode("utf-8-sig").split("\r\n")[:3]  # the definition's first use, then create
     assert header.startswith("Nr.;Zeitpunkt;Vorlage;Ablauf;") and header.endswith(
         ";Vorheriger Hash;Hash;Schritt;Von (Status);Nach (Status);Gremium (Name)")
     cells = next(csv.reader([first], delimiter=";"))

@@ -53,12 +53,13 @@ def test_documented_path_through_the_cli(env: dict[str, str], capsys: Cli) -> No
         ("einbringen", LANDRAT, "2020-08-04T07:00:00+00:00"),
         ("meeting", SITZ, "2020-08-05T08:00:00+00:00"),
         ("kenntnis_nehmen", SITZ, "2020-08-27T17:00:00+00:00"),
+        ("remind", "system", "2020-08-27T17:00:00+00:00"),  # due on 18.08., never sent (no tick): skipped
     ]
     then = _json(capsys, "status", "SV-9-1809", "--as-of", "2020-08-04T12:00")
     assert isinstance(then, dict) and then["state"] == "ausschuss" and then["as_of"] == "2020-08-04T10:00:00+00:00"
     capsys.readouterr()
     assert run(["audit", "verify"]) == 0
-    assert capsys.readouterr().out.startswith("ok: 4 entries, head ")
+    assert capsys.readouterr().out.startswith("ok: 6 entries, head ")  # with the definition and the skipped mail
 
 
 def test_branch_option_and_human_status(env: dict[str, str], capsys: Cli) -> None:
@@ -146,6 +147,8 @@ def test_demo_runs_the_seed(tmp_path: Path, capsys: Cli) -> None:
     # the one stage whose meeting came too late for the deadline gets the truthful notice instead.
     assert "Eskalation an" not in out
     assert "Hinweis (Frist bei Eintritt verstrichen) an digitalisierung@kreis-coesfeld.example" in out
-    assert "Prüfpfad: intakt, 39 Einträge" in out
+    # 39 changes, the first use of both definitions, 20 mails sent and one skipped (its deadline ended first)
+    assert "Prüfpfad: intakt, 62 Einträge" in out
+    assert "Erinnerung gesendet an sitzungsdienst@kreis-coesfeld.example (Frist „Einladung mit Vorlage" in out
     mails = list((tmp_path / "councilflow-mail" / "new").iterdir())
     assert len(mails) == int(out.split("Post: ")[1].split(" ")[0]) > 10

@@ -81,6 +81,10 @@ def test_kill_9_at_each_step_loses_nothing(engine: Engine, clock: FixedClock, db
     duplicates = {mid: n for mid, n in received.items() if n > 1}
     assert len(duplicates) == before  # only the mail accepted before the kill came twice, same Message-ID
     assert engine.store.outbox.reminders(statuses=("pending", "claimed", "failed")) == []
+    # the trail has one entry per mail, however often it was sent: written when the row was marked
+    entries = [r for r in engine.audit() if r.kind == "mail"]
+    assert len(entries) == 3 and len({e.payload["mail_id"] for e in entries}) == 3
+    assert {e.payload["outcome"] for e in entries} == {"sent"} and engine.verify().ok
 
 
 def test_serve_catches_up_and_stops_on_sigterm(engine: Engine, clock: FixedClock, db_url: str, defs_dir: Path

@@ -312,13 +312,13 @@ def test_csv_cells_do_not_run_as_formulas(engine: Engine, db_url: str, defs_dir:
 
     assert run(["audit", "export", "--format", "csv", "--db", db_url, "--definitions", str(defs_dir)]) == 0
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
-    assert rows[1][2] == "'=HYPERLINK(\"http://evil\")"
+    assert rows[2][2] == "'=HYPERLINK(\"http://evil\")"  # (row 1: the definition's first use)
     with _client(engine, Settings(**{**PROXIED.__dict__, "auditors": LANDRAT})) as client:
         web = list(csv.reader(io.StringIO(client.get("/api/audit?format=csv",
                                                      headers={"X-Remote-User": LANDRAT}).text)))
-        assert web[1][2] == "'=HYPERLINK(\"http://evil\")"
+        assert web[2][2] == "'=HYPERLINK(\"http://evil\")"
         exact = client.get("/api/audit", headers={"X-Remote-User": LANDRAT}).json()
-        assert exact[0]["reference"] == "=HYPERLINK(\"http://evil\")"
+        assert exact[1]["reference"] == "=HYPERLINK(\"http://evil\")"
 
 
 def test_a_malformed_head_is_bad_input(engine: Engine, db_url: str, defs_dir: Path) -> None:

@@ -60,11 +60,11 @@ def test_the_trail_is_chained_and_filtered(store: Store) -> None:
     assert store.head() == (0, GENESIS) and store.count_audit() == 0
     _make(store, "SV-1")
     _make(store, "SV-2")
-    seq, digest = store.head()
-    assert seq == 2 and digest == store.history("SV-2")[-1].hash
+    seq, digest = store.head()  # entry 1: the definition's first use (an admin entry, of no paper)
+    assert seq == 3 and digest == store.history("SV-2")[-1].hash
     assert verify(store).ok
     assert [r.reference for r in store.iter_audit(reference="SV-2")] == ["SV-2"]
-    assert [r.seq for r in store.iter_audit(actor=LANDRAT, since=T0, until=T0)] == [1, 2]
+    assert [r.seq for r in store.iter_audit(actor=LANDRAT, since=T0, until=T0)] == [2, 3]
     assert list(store.iter_audit(since=T0 + timedelta(seconds=1))) == []
     assert store.history("SV-1", until=T0 - timedelta(seconds=1)) == []
 

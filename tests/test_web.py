@@ -144,13 +144,14 @@ def test_audit_endpoints_are_for_auditors(client: TestClient, engine: Engine) ->
     create_sv(client)
     assert client.get("/api/audit", headers=as_user(SITZ)).status_code == 403
     entries = client.get("/api/audit", headers=as_user(AUDITOR)).json()
-    assert [e["trigger"] for e in entries] == ["create"]
+    assert [e["trigger"] for e in entries] == ["definition", "create"]  # the definition's first use, the paper
     response = client.get("/api/audit", params={"format": "csv", "actor": LANDRAT}, headers=as_user(AUDITOR))
     rows = list(csv.DictReader(io.StringIO(response.text)))
-    assert response.headers["content-type"].startswith("text/csv") and rows[0]["reference"] == "SV-9-1809"
+    assert response.headers["content-type"].startswith("text/csv") and rows[1]["reference"] == "SV-9-1809"
+    assert rows[0]["kind"] == "admin" and rows[0]["reference"] == ""  # the definition, first used by LANDRAT
     verify = client.get("/api/audit/verify", headers=as_user(AUDITOR)).json()
     head = client.get("/api/audit/head", headers=as_user(AUDITOR)).json()
-    assert verify["ok"] and verify["head_hash"] == head["hash"] and head["seq"] == 1
+    assert verify["ok"] and verify["head_hash"] == head["hash"] and head["seq"] == 2
     bad = client.get("/api/audit", params={"since": "gestern"}, headers=as_user(AUDITOR))
     assert bad.status_code == 400 and "since" in bad.json()["detail"]
 
@@ -202,7 +203,8 @@ def test_pages_and_forms(client: TestClient, engine: Engine) -> None:
     assert "Zur Kenntnis genommen" in listing
     assert client.get("/pruefpfad", headers=as_user(SITZ)).status_code == 403
     audit = client.get("/pruefpfad", params={"verify": "true"}, headers=as_user(AUDITOR)).text
-    assert "Prüfpfad intakt: 3 Einträge." in audit and "Als CSV herunterladen" in audit
+    # 3 changes and the definition's first use
+    assert "Prüfpfad intakt: 4 Einträge." in audit and "Als CSV herunterladen" in audit
 
 
 def test_branch_grid_on_the_paper_page(client: TestClient, engine: Engine) -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from .chain import GENESIS
+from .definition import Definition
 from .errors import WorkflowError
 from .loader import source_hash
 from .paper import PaperState
@@ -57,6 +58,7 @@ def verify(store: Store, *, head: str | None = None, definitions: Resolver | Non
     expected_seq, prev, count = 1, GENESIS, 0
     seen_head = head is None or head == GENESIS
     newest: dict[str, tuple[int, str, str, int, datetime]] = {}  # seq, hash, workflow, version, at
+    noted: dict[str, int] = {}  # reference -> its first mail entry
     first_at: dict[str, datetime] = {}
     replay = Replay(definitions) if definitions is not None else None
 
@@ -85,21 +87,26 @@ def verify(store: Store, *, head: str | None = None, definitions: Resolver | Non
             )
         if entry.expected_hash() != entry.hash:
             return broken(entry.seq, f"{label} was edited: its content does not match its hash")
-        if (entry.workflow, entry.workflow_version) not in stored:
+        if (entry.workflow, entry.workflow_version) not in stored and (entry.workflow or not entry.is_note):
             return broken(entry.seq, f"{label} names workflow '{entry.workflow}' version {entry.workflow_version}, "
                                      "whose text is not stored: the definitions table was edited")
-        if replay is not None:
+        if entry.is_note:  # a mail or administrative act: it changes no paper (its paper must exist, see below)
+            if entry.reference:
+                noted.setdefault(entry.reference, entry.seq)
+        elif replay is not None:
             try:
                 replay.step(entry)
             except WorkflowError as exc:
                 return broken(entry.seq, f"{label} cannot be replayed: {exc.message}")
-        newest[entry.reference] = (entry.seq, entry.hash, entry.workflow, entry.workflow_version, entry.at)
-        first_at.setdefault(entry.reference, entry.at)
+        if not entry.is_note:
+            newest[entry.reference] = (entry.seq, entry.hash, entry.workflow, entry.workflow_version, entry.at)
+            first_at.setdefault(entry.reference, entry.at)
         prev = entry.hash
         seen_head = seen_head or entry.hash == head
         expected_seq += 1
         count += 1
     for paper in store.iter_papers():
+        noted.pop(paper.reference, None)
         seq, digest, workflow, version, last_at = newest.pop(paper.reference, (0, GENESIS, "", 0, paper.updated_at))
         if paper.last_seq > seq:
             return broken(
@@ -129,9 +136,10 @@ def verify(store: Store, *, head: str | None = None, definitions: Resolver | Non
                 f"{paper.reference}: its stored state differs from what its trail replays to:"
                 " the papers table was edited",
             )
-    if newest:
-        orphan = min(newest, key=lambda ref: newest[ref][0])
-        return broken(newest[orphan][0], f"entries of {orphan} exist, but the paper itself was deleted")
+    orphans = {**noted, **{ref: found[0] for ref, found in newest.items()}}
+    if orphans:
+        orphan = min(orphans, key=lambda ref: orphans[ref])
+        return broken(orphans[orphan], f"entries of {orphan} exist, but the paper itself was deleted")
     if not seen_head:
         return broken(None, f"the kept head hash {head} is not in the chain: the trail was cut or rewritten")
     return VerifyReport(True, count, count, prev)
@@ -199,7 +207,7 @@ CSV_FORMATS = ("csv", "csv-excel")
 
 
 def csv_chunks(records: Iterable[AuditRecord], fmt: str, zone: str, size: int = 65536,
-               definitions: Resolver | None = None) -> Iterator[str]:
+               definitions: Callable[[str, int], Definition | None] | None = None) -> Iterator[str]:
     """The entries as CSV text in chunks of about ``size`` characters (streamed: memory stays flat); the one
     writer of the CLI and the web. With ``definitions`` the ``csv-excel`` form ends with the labels people
     read (:data:`CSV_LABEL_COLUMNS_DE`)."""

@@ -470,7 +470,7 @@ def history(reference: str, as_json: bool, ctx: Context) -> None:
         return
     zone = engine.definition_of(engine.load(reference)).timezone
     for r in records:
-        click.echo(_record_line(r, zone, engine.definition_version(r.workflow, r.workflow_version)))
+        click.echo(_record_line(r, zone, engine.entry_definition(r.workflow, r.workflow_version)))
 
 
 def _record_json(r: AuditRecord) -> dict[str, Any]:
@@ -498,7 +498,7 @@ def audit_group() -> None:
 
 
 def _write_records(records: Iterable[AuditRecord], fmt: str, zone: str,
-                   definitions: Callable[[str, int], Definition] | None = None) -> int:
+                   definitions: Callable[[str, int], Definition | None] | None = None) -> int:
     """Stream entries to stdout as a table, a JSON array or CSV (plain or for German Excel); one at a time,
     so memory stays flat."""
     out = sys.stdout
@@ -554,7 +554,7 @@ def audit_query(reference: str | None, workflow: str | None, actor: str | None, 
     engine = ctx.engine()
     records = engine.audit(reference=reference, workflow=workflow, actor=actor, trigger=trigger, body=body,
                            from_state=from_state, to_state=to_state, since=since, until=until, zone=zone)
-    _write_records(records, fmt, zone, engine.definition_version)
+    _write_records(records, fmt, zone, engine.entry_definition)
 
 
 @audit_group.command("export")
@@ -563,7 +563,7 @@ def audit_query(reference: str | None, workflow: str | None, actor: str | None, 
 def audit_export(fmt: str, ctx: Context) -> None:
     """Write the whole trail, in order (streamed)."""
     engine = ctx.engine()
-    _write_records(engine.audit(), fmt, ctx.settings.timezone, engine.definition_version)
+    _write_records(engine.audit(), fmt, ctx.settings.timezone, engine.entry_definition)
 
 
 @audit_group.command("head")

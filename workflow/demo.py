@@ -164,7 +164,7 @@ def run_demo(
     for reference in ("SV-9-1809", ref):
         echo(f"\nVerlauf {reference}:")
         for record in engine.history(reference):
-            echo(line(record, "Europe/Berlin", engine.definition_version(record.workflow, record.workflow_version)))
+            echo(line(record, "Europe/Berlin", engine.entry_definition(record.workflow, record.workflow_version)))
     sent = len(list((mail_folder / "new").glob("*"))) if (mail_folder / "new").is_dir() else 0
     echo(f"\nPost: {sent} Nachrichten als Dateien in {mail_folder}/new")
     report = engine.verify()

@@ -209,6 +209,11 @@ class Engine:
             found = self._versions[key] = self.library.pinned(digest, lambda: text)
         return found
 
+    def entry_definition(self, workflow: str, version: int) -> Definition | None:
+        """The definition version an audit entry names, for showing it with labels; None for an entry of no
+        workflow (an administrative act such as a token created)."""
+        return self.definition_version(workflow, version) if workflow else None
+
     def current_definition(self, workflow: str) -> Definition:
         """The definitions folder's version of ``workflow``, stored so that papers can pin it."""
         definition, text = self.library.current(workflow)
@@ -231,7 +236,7 @@ class Engine:
         definition, text = self.library.current(workflow)
         now = self.now()
         changes = decide_create(definition, reference, actor, values or {}, now)
-        self.store.remember_definition(definition, text, now)
+        self.store.remember_definition(definition, text, now, actor)
         return self.record(reference, definition, changes)
 
     def fire(
@@ -403,7 +408,7 @@ class Engine:
             return self.view(paper)
         definition = self.definition_of(paper)
         moment = user_instant(as_of, definition.timezone, f"{reference} --as-of")
-        records = self.store.history(paper.reference, until=moment)
+        records = [r for r in self.store.history(paper.reference, until=moment) if not r.is_note]
         if not records:
             raise InputError(f"{reference} did not exist yet at {moment.isoformat()}")
         state = replay_records(self.definition_version, records)
@@ -425,7 +430,7 @@ class Engine:
             raise InputError(f"the definitions folder has {workflow} version {new.version}, not {to_version}")
         now = self.now()
         if not dry_run:
-            self.store.remember_definition(new, text, now)
+            self.store.remember_definition(new, text, now, actor)
         moved: list[tuple[str, str, str]] = []
         untouched: list[tuple[str, str]] = []
         for paper in self.store.iter_papers():

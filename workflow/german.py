@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BRANCH_STATUS", "ENTRY_LABEL", "FIELD_LABEL", "MAIL_KIND", "OUTCOME", "EntryText", "body_label",
            "branch_status", "date_de", "date_short", "entry_label", "entry_text", "field_label", "format_local",
+           "note_text",
            "outcome", "state_label"]
 
 #: A branch's status in a parallel state.
@@ -44,6 +45,36 @@ def field_label(name: str) -> str:
     """The German name of a field: known ones from :data:`FIELD_LABEL`, others humanised
     ("sitzung_am" reads "Sitzung am")."""
     return FIELD_LABEL.get(name) or humanise(name)
+
+
+#: What a ``mail`` entry says became of the mail, and why a skipped one was not sent.
+MAIL_OUTCOME = {"sent": "gesendet an", "failed": "nicht zustellbar an", "skipped": "nicht gesendet an"}
+MAIL_REASON = {"deadline_ended": "die Frist endete, bevor sie versandt wurde"}
+#: The scopes of tokens.
+TOKEN_SCOPE = {"api": "API-Token", "calendar": "Kalender-Link"}
+
+
+def note_text(kind: str, trigger: str, payload: Mapping[str, Any]) -> str:
+    """A ``mail`` or ``admin`` entry of the trail as people read it: "Erinnerung gesendet an …", "Kalender-Link
+    Nr. 3 für … erstellt", "Ablauf … Version 2 erstmals verwendet"."""
+    if kind == "mail":
+        to = ", ".join(str(r) for r in payload.get("recipients", ()))
+        text = f"{MAIL_KIND.get(trigger, trigger)} {MAIL_OUTCOME.get(str(payload.get('outcome')), '?')} {to}"
+        if payload.get("deadline_label"):
+            text += f" (Frist „{payload['deadline_label']}“)"
+        if payload.get("outcome") == "failed" and payload.get("error"):
+            text += f": {payload['error']}"
+        if payload.get("reason"):
+            text += f": {MAIL_REASON.get(str(payload['reason']), payload['reason'])}"
+        return text
+    if trigger == "definition":
+        return (f"Ablauf {payload.get('workflow')} Version {payload.get('version')} erstmals verwendet "
+                f"(Hash {str(payload.get('definition_hash', ''))[:12]}…)")
+    if trigger in ("token_create", "token_revoke"):
+        scope = TOKEN_SCOPE.get(str(payload.get("scope")), str(payload.get("scope")))
+        done = "erstellt" if trigger == "token_create" else "widerrufen"
+        return f"{scope} Nr. {payload.get('token_id')} für {payload.get('email')} {done}"
+    return f"{kind} {trigger}"
 
 
 def branch_status(status: str, hearings: bool = False) -> str:
@@ -113,6 +144,8 @@ def entry_label(definition: Definition | None, kind: str, trigger: str, payload:
         return JOIN_LABEL.get(str(payload.get("join", trigger.removeprefix("join_"))), humanise(trigger))
     if kind == "meeting":
         return "Sitzungstermin verschoben" if payload.get("previous") else "Sitzungstermin festgelegt"
+    if kind in ("mail", "admin"):
+        return note_text(kind, trigger, payload)
     return ENTRY_LABEL.get(kind) or humanise(trigger)
 
 
@@ -176,6 +209,10 @@ def entry_text(record: AuditRecord, definition: Definition | None, zone: str) ->
         details.append(f"Vermerk: {p['note']}")
     if p.get("reason"):
         details.append(f"Begründung: {p['reason']}")
+    if record.kind in ("mail", "admin"):  # a note: what it says is its label; it moves no paper
+        return EntryText(entry_label(definition, record.kind, record.trigger, p), None,
+                         state_label(definition, record.to_state) if record.to_state else "",
+                         body_label(definition, record.branch or record.body), ())
     moved = record.from_state is not None and record.from_state != record.to_state
     return EntryText(
         entry_label(definition, record.kind, record.trigger, p),

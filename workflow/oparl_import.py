@@ -414,7 +414,7 @@ class OParlImporter:
             return "imported"
         if existing.workflow != d.workflow:
             raise Mismatch(f"exists already in workflow '{existing.workflow}'")
-        recorded = engine.history(reference)
+        recorded = [r for r in engine.history(reference) if not r.is_note]  # its mails are no part of the RIS
         old = [_signature(r.to_change()) for r in recorded]
         new = [_signature(c) for c in changes]
         if new == old:

@@ -43,10 +43,12 @@ class Replay:
 
 
 def steps(resolve: Resolver, records: Iterable[AuditRecord]) -> Iterator[Step]:
-    """Each entry of one paper's trail, replayed in order."""
+    """Each entry of one paper's trail that changed it, replayed in order (mail entries change nothing and
+    are passed over: see :data:`~workflow.store.records.NOTE_KINDS`)."""
     replay = Replay(resolve)
     for record in records:
-        yield replay.step(record)
+        if not record.is_note:
+            yield replay.step(record)
 
 
 def replay_records(resolve: Resolver, records: Iterable[AuditRecord]) -> PaperState:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from .errors import NotFoundError
-from .paper import check_actor
+from .paper import SYSTEM_ACTOR, check_actor
 from .store.port import Store
 
 __all__ = ["CALENDAR", "TokenInfo", "calendar_path", "create_token", "list_tokens", "resolve_token",
@@ -38,11 +38,14 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(store: Store, email: str, label: str, now: datetime, scope: Scope = "api") -> tuple[int, str]:
-    """A new token of ``scope`` for ``email``; the token itself is returned once and never stored."""
+def create_token(store: Store, email: str, label: str, now: datetime, scope: Scope = "api",
+                 actor: str = SYSTEM_ACTOR) -> tuple[int, str]:
+    """A new token of ``scope`` for ``email``; the token itself is returned once and never stored. The trail
+    records who created it (``actor``: the signed-in person on the web, ``system`` for the CLI), for whom, its
+    scope and id."""
     who = check_actor(email)
     token = f"{_PREFIX[scope]}{secrets.token_urlsafe(32)}"
-    return store.tokens.add(who, label[:200], _digest(token), now, scope=scope), token
+    return store.tokens.add(who, label[:200], _digest(token), now, scope=scope, actor=actor), token
 
 
 def resolve_token(store: Store, token: str, scope: Scope = "api") -> str | None:
@@ -52,16 +55,17 @@ def resolve_token(store: Store, token: str, scope: Scope = "api") -> str | None:
     return store.tokens.email_for(_digest(token), scope=scope)
 
 
-def revoke_token(store: Store, token_id: int, now: datetime) -> None:
-    if not store.tokens.revoke(token_id, now):
+def revoke_token(store: Store, token_id: int, now: datetime, actor: str = SYSTEM_ACTOR) -> None:
+    """Revoke a token (recorded in the trail with ``actor``)."""
+    if not store.tokens.revoke(token_id, now, actor=actor):
         raise NotFoundError(f"no active token with id {token_id}")
 
 
 def revoke_calendar(store: Store, email: str, now: datetime) -> int:
-    """Revoke every active calendar feed secret of ``email``; how many there were."""
+    """Revoke every active calendar feed secret of ``email`` (by that person); how many there were."""
     who = check_actor(email)
     found = [t for t in list_tokens(store) if t.scope == CALENDAR and t.email == who and t.revoked_at is None]
-    return sum(store.tokens.revoke(t.id, now) for t in found)
+    return sum(store.tokens.revoke(t.id, now, actor=who) for t in found)
 
 
 def list_tokens(store: Store) -> list[TokenInfo]:

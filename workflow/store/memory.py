@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,19 +22,27 @@ from ..paper import Change, PaperState
 from . import SCHEMA_HEAD
 from .port import TokenRow
 from .records import (
+    SYSTEM,
     AuditRecord,
     DeadlineDiff,
     DeadlineRecord,
+    Note,
     ReminderRecord,
     StoredPaper,
     chain_entries,
+    chain_notes,
+    definition_note,
     digest_message_id,
+    mail_note,
     reminder_message_id,
+    token_note,
 )
 
 __all__ = ["MemoryStore"]
 
 _AUDIT_FILTERS = ("reference", "workflow", "actor", "trigger", "body", "from_state", "to_state")
+#: The rows a sender may finish: its claim, also when the deadline ended meanwhile (the mail went out or failed).
+_FINISHING = ("claimed", "cancelled")
 
 
 @dataclass
@@ -90,12 +98,14 @@ class MemoryStore:
 
     # --- definitions -------------------------------------------------------------------------
 
-    def remember_definition(self, definition: Definition, text: str, now: datetime) -> None:
+    def remember_definition(self, definition: Definition, text: str, now: datetime, actor: str = SYSTEM) -> None:
         key = (definition.workflow, definition.version)
         with self._lock:
             found = self._definitions.get(key)
             if found is None:
                 self._definitions[key] = (definition.source_hash, text)
+                self._note(None, [definition_note(definition.workflow, definition.version, definition.source_hash,
+                                                  actor, now)])
             elif found[0] != definition.source_hash:
                 raise ConflictError(
                     f"{definition.source_path}: workflow '{definition.workflow}' version {definition.version}"
@@ -162,16 +172,32 @@ class MemoryStore:
         for e in entries:
             indexes.append(len(self._audit))
             self._audit.append(e)
+        now, notes = changes[-1].at, list[Note]()
         for n, d in enumerate(self._deadlines):
             if d.status == "running" and d.reference == new.reference and (d.name, d.branch) in ended:
-                self._deadlines[n] = replace(d, status="ended", ended_at=changes[-1].at)
+                self._deadlines[n] = replace(d, status="ended", ended_at=now)
                 for m, r in enumerate(self._reminders):
                     if r.deadline_id == d.id and r.status in ("pending", "claimed"):
-                        self._reminders[m] = replace(r, status="cancelled", last_error=None)
+                        # a row being sent right now keeps its claim: its sender records what became of it
+                        sending = r.status == "claimed" and r.next_attempt_at > now
+                        self._reminders[m] = replace(r, status="cancelled", last_error=None,
+                                                     claim_token=r.claim_token if sending else None)
+                        if not sending and r.send_at <= now:
+                            notes.append(mail_note(r, d, definition.workflow, definition.version, "skipped", now,
+                                                   attempts=r.attempts))
+        self._note(new.reference, notes)
         self._deadlines.extend(deadline_rows)
         self._reminders.extend(reminder_rows)
         self._message_ids.update(r.message_id for r in reminder_rows)
         return new
+
+    def _note(self, reference: str | None, notes: list[Note]) -> None:
+        """Append ``notes`` to the trail (and to the paper's entries); the caller holds the lock."""
+        seq, prev = self.head()
+        for e in chain_notes(seq, prev, notes):
+            if reference is not None:
+                self._by_paper.setdefault(reference, []).append(len(self._audit))
+            self._audit.append(e)
 
     def _deadline_rows(self, paper: StoredPaper, diff: DeadlineDiff, now: datetime
                        ) -> tuple[list[DeadlineRecord], list[ReminderRecord], set[tuple[str, str]]]:
@@ -256,14 +282,25 @@ class MemoryOutbox:
                      and (due_before is None or r.next_attempt_at <= due_before)]
         return sorted(found, key=lambda r: (r.next_attempt_at, r.id))[:limit]
 
-    def _update(self, reminder: ReminderRecord, **values: Any) -> bool:
-        """Fenced completion: only the holder of the current claim may finish the row."""
-        with self.store._lock:
-            rows = self.store._reminders
+    def _update(self, reminder: ReminderRecord, outcome: tuple[str, datetime, Mapping[str, str] | None,
+                str | None] | None = None, statuses: tuple[str, ...] = ("claimed",), count: bool = True,
+                **values: Any) -> bool:
+        """Fenced completion: only the holder of the current claim may finish the row; with ``outcome``
+        (outcome, now, Message-IDs, error) its ``mail`` entry is appended at once (not for a digest)."""
+        store = self.store
+        with store._lock:
+            rows = store._reminders
             current = rows[reminder.id - 1]
-            if current.status != "claimed" or current.claim_token != reminder.claim_token:
+            if current.status not in statuses or current.claim_token != reminder.claim_token:
                 return False
-            rows[reminder.id - 1] = replace(current, attempts=current.attempts + 1, **values)
+            rows[reminder.id - 1] = replace(current, attempts=current.attempts + count, **values)
+            if outcome is not None and current.deadline_id is not None:
+                deadline = store._deadlines[current.deadline_id - 1]
+                paper = store._papers[deadline.reference]
+                kind, now, message_ids, error = outcome
+                store._note(paper.reference, [mail_note(reminder, deadline, paper.workflow, paper.workflow_version,
+                                                        kind, now, attempts=reminder.attempts + count,
+                                                        message_ids=message_ids, error=error)])
             return True
 
     def claim(self, now: datetime, *, worker: str, lease: timedelta, limit: int = 100) -> list[ReminderRecord]:
@@ -277,8 +314,9 @@ class MemoryOutbox:
                 claimed.append(row)
         return sorted(claimed, key=lambda r: (r.send_at, r.id))
 
-    def mark_sent(self, reminder: ReminderRecord, now: datetime) -> bool:
-        return self._update(reminder, status="sent", sent_at=now, last_error=None)
+    def mark_sent(self, reminder: ReminderRecord, now: datetime, message_ids: Mapping[str, str] | None = None) -> bool:
+        return self._update(reminder, ("sent", now, message_ids, None), _FINISHING, status="sent", sent_at=now,
+                            last_error=None)
 
     def mark_retry(self, reminder: ReminderRecord, at: datetime, error: str) -> bool:
         return self._update(reminder, status="pending", next_attempt_at=at, last_error=error[:2000], claim_token=None)
@@ -292,8 +330,13 @@ class MemoryOutbox:
             rows[reminder.id - 1] = replace(current, status="pending", next_attempt_at=at, claim_token=None)
             return True
 
-    def mark_failed(self, reminder: ReminderRecord, error: str) -> bool:
-        return self._update(reminder, status="failed", last_error=error[:2000], claim_token=None)
+    def mark_failed(self, reminder: ReminderRecord, error: str, now: datetime,
+                    message_ids: Mapping[str, str] | None = None) -> bool:
+        return self._update(reminder, ("failed", now, message_ids, error), _FINISHING, status="failed",
+                            last_error=error[:2000], claim_token=None)
+
+    def skip(self, reminder: ReminderRecord, now: datetime) -> bool:
+        return self._update(reminder, ("skipped", now, None, None), ("cancelled",), False, claim_token=None)
 
     def renew(self, reminder: ReminderRecord, until: datetime) -> bool:
         with self.store._lock:
@@ -337,23 +380,27 @@ class MemoryTokens:
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
 
-    def add(self, email: str, label: str, token_hash: str, now: datetime, *, scope: str = "api") -> int:
+    def add(self, email: str, label: str, token_hash: str, now: datetime, *, scope: str = "api",
+            actor: str = SYSTEM) -> int:
         with self.store._lock:
             rows = self.store._tokens
             if any(t.token_hash == token_hash for t in rows):
                 raise ConflictError("this token exists already")
             rows.append(_Token(len(rows) + 1, email, label, token_hash, now, scope=scope))
+            self.store._note(None, [token_note("token_create", len(rows), email, scope, label, actor, now)])
             return len(rows)
 
     def email_for(self, token_hash: str, *, scope: str = "api") -> str | None:
         return next((t.email for t in self.store._tokens
                      if t.token_hash == token_hash and t.scope == scope and t.revoked_at is None), None)
 
-    def revoke(self, token_id: int, now: datetime) -> bool:
+    def revoke(self, token_id: int, now: datetime, *, actor: str = SYSTEM) -> bool:
         with self.store._lock:
             for t in self.store._tokens:
                 if t.id == token_id and t.revoked_at is None:
                     t.revoked_at = now
+                    self.store._note(None, [token_note("token_revoke", t.id, t.email, t.scope, t.label, actor,
+                                                       now)])
                     return True
         return False
 

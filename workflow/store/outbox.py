@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .records import DeadlineRecord, ReminderRecord, digest_message_id
+from .records import SYSTEM, DeadlineRecord, ReminderRecord, digest_message_id, mail_note, token_note
 from .timecodec import from_db, from_db_or_none
 
 if TYPE_CHECKING:
@@ -31,6 +31,9 @@ _REMINDER_COLUMNS = (
 _DEADLINE_COLUMNS = (
     "id, reference, name, label, state, branch, body, due_at, anchor, anchor_at, started_at, status, ended_at"
 )
+_DEADLINE_COLUMNS_OF_D = ", ".join(f"d.{c}" for c in _DEADLINE_COLUMNS.split(", "))
+#: The rows a sender may finish: its claim, also when the deadline ended meanwhile (the mail went out or failed).
+_FINISHING = "('claimed', 'cancelled')"
 
 
 def _deadline(r: Sequence[Any]) -> DeadlineRecord:
@@ -118,10 +121,13 @@ class SqlOutbox:
             rows = cur.fetchall()
         return sorted((_reminder(r) for r in rows), key=lambda r: (r.send_at, r.id))
 
-    def mark_sent(self, reminder: ReminderRecord, now: datetime) -> bool:
-        """Record delivery; False when the claim was taken over meanwhile (fenced)."""
+    def mark_sent(self, reminder: ReminderRecord, now: datetime, message_ids: Mapping[str, str] | None = None) -> bool:
+        """Record delivery, and (not for a digest) its ``mail`` entry with the Message-ID header of each
+        recipient's copy, in one transaction; False when the claim was taken over meanwhile (fenced). A row
+        whose deadline ended while it was being sent is marked sent too: it was."""
         return self._complete(reminder, "status = 'sent', sent_at = :now, last_error = NULL, "
-                                        "attempts = attempts + 1", {"now": self.store._db_time(now)})
+                                        "attempts = attempts + 1", {"now": self.store._db_time(now)},
+                              ("sent", now, message_ids, None), _FINISHING)
 
     def mark_retry(self, reminder: ReminderRecord, at: datetime, error: str) -> bool:
         """Put a temporarily failed row back, to be tried again at ``at``."""
@@ -129,10 +135,19 @@ class SqlOutbox:
                                         "attempts = attempts + 1, claim_token = NULL",
                               {"at": self.store._db_time(at), "error": error[:2000]})
 
-    def mark_failed(self, reminder: ReminderRecord, error: str) -> bool:
-        """Give up on a row: it stays visible in ``reminders failed`` with the reason."""
+    def mark_failed(self, reminder: ReminderRecord, error: str, now: datetime,
+                    message_ids: Mapping[str, str] | None = None) -> bool:
+        """Give up on a row: it stays visible in ``reminders failed`` with the reason; its ``mail`` entry (not
+        for a digest) is written in the same transaction."""
         return self._complete(reminder, "status = 'failed', last_error = :error, attempts = attempts + 1, "
-                                        "claim_token = NULL", {"error": error[:2000]})
+                                        "claim_token = NULL", {"error": error[:2000]},
+                              ("failed", now, message_ids, error), _FINISHING)
+
+    def skip(self, reminder: ReminderRecord, now: datetime) -> bool:
+        """Finish a claimed row whose deadline ended while it was claimed (the change that ended it left it to
+        its sender): its ``mail`` entry says it was skipped. False if the row is not such a row of this claim."""
+        return self._complete(reminder, "claim_token = NULL", {}, ("skipped", now, None, None), "('cancelled')",
+                              count=False)
 
     def defer(self, reminder: ReminderRecord, at: datetime) -> bool:
         """Put a claimed row back to wait until ``at`` (outside the mail window), without counting a try."""
@@ -142,12 +157,32 @@ class SqlOutbox:
                         {"at": self.store._db_time(at), "id": reminder.id, "token": reminder.claim_token})
             return bool(cur.rowcount == 1)
 
-    def _complete(self, reminder: ReminderRecord, assignments: str, params: dict[str, Any]) -> bool:
-        with self.store._transaction() as cur:
-            cur.execute(self._sql(f"UPDATE reminders SET {assignments} WHERE id = :id AND status = 'claimed' "
+    def _complete(self, reminder: ReminderRecord, assignments: str, params: dict[str, Any],
+                  outcome: tuple[str, datetime, Mapping[str, str] | None, str | None] | None = None,
+                  statuses: str = "('claimed')", count: bool = True) -> bool:
+        """Finish the row if it is still this claim's; with ``outcome`` (outcome, now, Message-IDs, error) also
+        append its ``mail`` entry, under the trail's append lock, in the same transaction."""
+        store = self.store
+        noted = outcome is not None and reminder.deadline_id is not None  # a digest belongs to no paper
+        with store._transaction() as cur:
+            if noted:
+                seq, prev = store._append_lock(cur)
+            cur.execute(self._sql(f"UPDATE reminders SET {assignments} WHERE id = :id AND status IN {statuses} "
                                   "AND claim_token = :token"),
                         {**params, "id": reminder.id, "token": reminder.claim_token})
-            return bool(cur.rowcount == 1)
+            if cur.rowcount != 1:
+                return False
+            if noted:
+                assert outcome is not None
+                cur.execute(self._sql(f"SELECT {_DEADLINE_COLUMNS_OF_D}, p.workflow, p.workflow_version, p.id "
+                                      "FROM deadlines d JOIN papers p ON p.id = d.paper_id WHERE d.id = :id"),
+                            {"id": reminder.deadline_id})
+                row = cur.fetchone()
+                kind, now, message_ids, error = outcome
+                note = mail_note(reminder, _deadline(row[:13]), row[13], int(row[14]), kind, now,
+                                 attempts=reminder.attempts + count, message_ids=message_ids, error=error)
+                store._append_notes(cur, int(row[15]), seq, prev, [note])
+            return True
 
     def renew(self, reminder: ReminderRecord, until: datetime) -> bool:
         """Extend the lease of every row of this claim to ``until``; whether ``reminder`` is still ours.
@@ -215,14 +250,20 @@ class SqlTokens:
     def __init__(self, store: SqlStore) -> None:
         self.store = store
 
-    def add(self, email: str, label: str, token_hash: str, now: datetime, *, scope: str = "api") -> int:
+    def add(self, email: str, label: str, token_hash: str, now: datetime, *, scope: str = "api",
+            actor: str = SYSTEM) -> int:
+        """Store a token's hash, and its ``admin`` entry (by ``actor``) in the same transaction; its id."""
         store = self.store
         with store._transaction() as cur:
+            seq, prev = store._append_lock(cur)
             cur.execute(store._sql("INSERT INTO tokens (email, label, token_hash, created_at, scope) VALUES (:email, "
                                    ":label, :hash, :now, :scope) RETURNING id"),
                         {"email": email, "label": label, "hash": token_hash, "now": store._db_time(now),
                          "scope": scope})
-            return int(cur.fetchone()[0])
+            token_id = int(cur.fetchone()[0])
+            store._append_notes(cur, None, seq, prev,
+                                [token_note("token_create", token_id, email, scope, label, actor, now)])
+            return token_id
 
     def email_for(self, token_hash: str, *, scope: str = "api") -> str | None:
         store = self.store
@@ -232,12 +273,19 @@ class SqlTokens:
             row = cur.fetchone()
         return str(row[0]) if row else None
 
-    def revoke(self, token_id: int, now: datetime) -> bool:
+    def revoke(self, token_id: int, now: datetime, *, actor: str = SYSTEM) -> bool:
+        """Revoke an active token, with its ``admin`` entry (by ``actor``) in the same transaction."""
         store = self.store
         with store._transaction() as cur:
-            cur.execute(store._sql("UPDATE tokens SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL"),
-                        {"now": store._db_time(now), "id": token_id})
-            return bool(cur.rowcount == 1)
+            seq, prev = store._append_lock(cur)
+            cur.execute(store._sql("UPDATE tokens SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL "
+                                   "RETURNING email, scope, label"), {"now": store._db_time(now), "id": token_id})
+            row = cur.fetchone()
+            if row is None:
+                return False
+            store._append_notes(cur, None, seq, prev,
+                                [token_note("token_revoke", token_id, row[0], row[1], row[2], actor, now)])
+            return True
 
     def all(self) -> list[TokenRow]:
         with self.store._transaction() as cur:

@@ -7,13 +7,13 @@ test using the ``engine`` fixture) runs over all three backends.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..definition import Definition
-from ..paper import Change, PaperState
+from ..paper import SYSTEM_ACTOR, Change, PaperState
 from .records import AuditRecord, DeadlineDiff, DeadlineRecord, ReminderRecord, StoredPaper
 
 __all__ = ["AuditFilters", "Outbox", "Store", "TokenRow", "Tokens"]
@@ -40,11 +40,24 @@ class Outbox(Protocol):
 
     def claim(self, now: datetime, *, worker: str, lease: timedelta, limit: int = 100) -> list[ReminderRecord]: ...
 
-    def mark_sent(self, reminder: ReminderRecord, now: datetime) -> bool: ...
+    def mark_sent(self, reminder: ReminderRecord, now: datetime, message_ids: Mapping[str, str] | None = None
+                  ) -> bool:
+        """Record delivery (also of a row whose deadline ended while it was being sent) and, for a mail of a
+        paper, its ``mail`` entry with ``message_ids`` (recipient -> the Message-ID header of their copy), in
+        one transaction; False if fenced."""
+        ...
 
     def mark_retry(self, reminder: ReminderRecord, at: datetime, error: str) -> bool: ...
 
-    def mark_failed(self, reminder: ReminderRecord, error: str) -> bool: ...
+    def mark_failed(self, reminder: ReminderRecord, error: str, now: datetime,
+                    message_ids: Mapping[str, str] | None = None) -> bool:
+        """Give up on the row; its ``mail`` entry (outcome failed, with ``error``) in the same transaction."""
+        ...
+
+    def skip(self, reminder: ReminderRecord, now: datetime) -> bool:
+        """Finish a row of this claim whose deadline ended while it was claimed, unsent: its ``mail`` entry says
+        skipped. (A change that ends a deadline writes the entries of the other due, unsent rows itself.)"""
+        ...
 
     def defer(self, reminder: ReminderRecord, at: datetime) -> bool:
         """Put a claimed row back to wait until ``at`` (outside the mail window), without counting a try."""
@@ -63,11 +76,16 @@ class Tokens(Protocol):
     """API bearer tokens and calendar feed secrets, stored by their SHA-256 only; a token is found only in
     its own ``scope`` ("api" or "calendar"). The rules live in workflow/tokens.py."""
 
-    def add(self, email: str, label: str, token_hash: str, now: datetime, *, scope: str = "api") -> int: ...
+    def add(self, email: str, label: str, token_hash: str, now: datetime, *, scope: str = "api",
+            actor: str = SYSTEM_ACTOR) -> int:
+        """Store the token's hash; its ``admin`` entry (by ``actor``) in the same transaction."""
+        ...
 
     def email_for(self, token_hash: str, *, scope: str = "api") -> str | None: ...
 
-    def revoke(self, token_id: int, now: datetime) -> bool: ...
+    def revoke(self, token_id: int, now: datetime, *, actor: str = SYSTEM_ACTOR) -> bool:
+        """Revoke an active token; its ``admin`` entry (by ``actor``) in the same transaction."""
+        ...
 
     def all(self) -> list[TokenRow]: ...
 
@@ -96,7 +114,10 @@ class Store(Protocol):
 
     def schema_revision(self) -> str | None: ...
 
-    def remember_definition(self, definition: Definition, text: str, now: datetime) -> None: ...
+    def remember_definition(self, definition: Definition, text: str, now: datetime, actor: str = SYSTEM_ACTOR) -> None:
+        """Store a definition version's text at its first use, with its ``admin`` entry in the same transaction
+        (ConflictError for another text under a version stored already)."""
+        ...
 
     def stored_definition(self, workflow: str, version: int) -> tuple[str, str]:
         """The stored hash and text of a definition version (NotFoundError if none)."""

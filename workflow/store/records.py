@@ -6,20 +6,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from ..chain import GENESIS, canonical_json, entry_hash
 from ..definition import Definition
-from ..paper import Change, ChangeKind, PaperState
+from ..paper import SYSTEM_ACTOR, Change, ChangeKind, PaperState
 
 if TYPE_CHECKING:
     from ..deadlines import PlannedDeadline
 
-__all__ = ["AuditRecord", "DeadlineDiff", "DeadlineRecord", "ReminderRecord", "StoredPaper", "body_of",
-           "chain_entries", "reminder_message_id"]
+__all__ = ["NOTE_KINDS", "AuditRecord", "DeadlineDiff", "DeadlineRecord", "Note", "ReminderRecord", "StoredPaper",
+           "body_of", "chain_entries", "chain_notes", "definition_note", "mail_note", "reminder_message_id",
+           "token_note"]
+
+#: Entries that record what happened around the papers without changing one: a mail sent, finally failed or
+#: skipped (``mail``), a token created or revoked and a definition version used for the first time
+#: (``admin``). Replay passes over them, and a paper's pointer to its newest entry never points at one.
+NOTE_KINDS = frozenset({"mail", "admin"})
+#: The actor of what the installation does itself (sending mail; the CLI's administration).
+SYSTEM = SYSTEM_ACTOR
 
 #: Deadlines a change ends (name, branch) and the ones it starts, planned.
 DeadlineDiff = tuple[Sequence[tuple[str, str]], Sequence["PlannedDeadline"]]
@@ -66,6 +74,11 @@ class AuditRecord:
     def payload(self) -> dict[str, Any]:
         value: dict[str, Any] = json.loads(self.payload_text)
         return value
+
+    @property
+    def is_note(self) -> bool:
+        """Whether the entry only records something (a mail, an administrative act): see :data:`NOTE_KINDS`."""
+        return self.kind in NOTE_KINDS
 
     def to_change(self) -> Change:
         return Change(cast(ChangeKind, self.kind), self.trigger, self.from_state, self.to_state, self.actor, self.at,
@@ -176,3 +189,81 @@ def chain_entries(last_seq: int, last_hash: str, reference: str, definition: Def
                                 change.actor, at, payload, prev, digest))
         prev = digest
     return rows
+
+
+@dataclass(frozen=True)
+class Note:
+    """An entry of kind ``mail`` or ``admin`` before it is numbered and chained (see :data:`NOTE_KINDS`).
+    Without a paper its ``reference`` and ``to_state`` are empty; without a workflow ``workflow`` is empty
+    and ``workflow_version`` 0."""
+
+    kind: str
+    trigger: str
+    actor: str
+    at: datetime
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    reference: str = ""
+    workflow: str = ""
+    workflow_version: int = 0
+    branch: str | None = None
+    body: str | None = None
+
+
+def chain_notes(last_seq: int, last_hash: str, notes: Sequence[Note]) -> list[AuditRecord]:
+    """Number and hash ``notes`` after the trail's last entry (the caller holds the append lock)."""
+    seq, prev = last_seq, last_hash
+    rows = []
+    for note in notes:
+        seq += 1
+        payload = canonical_json(dict(note.payload))
+        at = note.at.astimezone(UTC)
+        digest = entry_hash(seq=seq, reference=note.reference, workflow=note.workflow,
+                            workflow_version=note.workflow_version, kind=note.kind, trigger=note.trigger,
+                            from_state=None, to_state="", branch=note.branch, body=note.body, actor=note.actor,
+                            at=at, payload=payload, prev_hash=prev)
+        rows.append(AuditRecord(seq, note.reference, note.workflow, note.workflow_version, note.kind, note.trigger,
+                                None, "", note.branch, note.body, note.actor, at, payload, prev, digest))
+        prev = digest
+    return rows
+
+
+#: The outcomes of a mail entry; ``reason`` of a skipped mail: its deadline ended before it was sent.
+MAIL_OUTCOMES = ("sent", "failed", "skipped")
+DEADLINE_ENDED = "deadline_ended"
+
+
+def mail_note(reminder: ReminderRecord, deadline: DeadlineRecord, workflow: str, workflow_version: int,
+              outcome: str, at: datetime, *, attempts: int, message_ids: Mapping[str, str] | None = None,
+              error: str | None = None) -> Note:
+    """The entry of a reminder, escalation or late notice that was sent, finally failed or skipped:
+    its paper, deadline, kind, recipients, the Message-ID each recipient's copy carried (the header value,
+    when the mail was built), the outcome with the error or reason, and the attempts made."""
+    assert outcome in MAIL_OUTCOMES, outcome
+    payload: dict[str, Any] = {
+        "mail": reminder.kind, "mail_id": reminder.id, "label": reminder.label, "outcome": outcome,
+        "deadline": deadline.name, "deadline_label": deadline.label, "due": deadline.due_at.isoformat(),
+        "send_at": reminder.send_at.isoformat(), "recipients": list(reminder.recipients), "attempts": attempts,
+    }
+    if message_ids:
+        payload["message_ids"] = dict(message_ids)
+    if error:
+        payload["error"] = error[:2000]
+    if outcome == "skipped":
+        payload["reason"] = DEADLINE_ENDED
+    return Note("mail", reminder.kind, SYSTEM, at, payload, deadline.reference, workflow, workflow_version,
+                deadline.branch or None, deadline.body)
+
+
+def token_note(action: str, token_id: int, email: str, scope: str, label: str, actor: str, at: datetime) -> Note:
+    """The entry of a token created (``token_create``) or revoked (``token_revoke``): for whom, its scope,
+    id and label; never the token or its hash."""
+    assert action in ("token_create", "token_revoke"), action
+    return Note("admin", action, actor, at,
+                {"token_id": token_id, "email": email, "scope": scope, "label": label})
+
+
+def definition_note(workflow: str, version: int, source_hash: str, actor: str, at: datetime) -> Note:
+    """The entry of a definition version stored at its first use (with the hash of its text)."""
+    return Note("admin", "definition", actor, at,
+                {"workflow": workflow, "version": version, "definition_hash": source_hash},
+                workflow=workflow, workflow_version=version)

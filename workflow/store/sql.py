@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, func, insert, select
+from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
@@ -26,7 +26,19 @@ from ..definition import Definition
 from ..errors import ConflictError, InputError, NotFoundError, StorageError
 from ..paper import Change, PaperState, branches_from_json, branches_to_json
 from . import SCHEMA_HEAD, default_url
-from .records import AuditRecord, DeadlineDiff, StoredPaper, chain_entries, reminder_message_id
+from .outbox import _DEADLINE_COLUMNS, _REMINDER_COLUMNS, _deadline, _reminder
+from .records import (
+    SYSTEM,
+    AuditRecord,
+    DeadlineDiff,
+    Note,
+    StoredPaper,
+    chain_entries,
+    chain_notes,
+    definition_note,
+    mail_note,
+    reminder_message_id,
+)
 from .tables import AuditRow, DefinitionRow, PaperRow
 from .timecodec import from_db, from_db_or_none, to_db
 
@@ -63,14 +75,16 @@ _INSERT_AUDIT = (
     ":workflow_version, :kind, :trigger, :from_state, :to_state, :branch, :body, :actor, :at, :payload, :prev_hash, "
     ":hash)"
 )
+# A claimed row whose lease still runs is being sent right now: it keeps its claim token, so that its sender
+# records what became of it (outbox.SqlOutbox.skip, mark_sent); any other row ends here.
 _CANCEL_REMINDERS = (
-    "UPDATE reminders SET status = 'cancelled', last_error = NULL WHERE status IN ('pending', 'claimed') "
-    "AND deadline_id IN (SELECT id FROM deadlines WHERE paper_id = :paper_id AND name = :name "
-    "AND branch = :branch AND status = 'running')"
+    "UPDATE reminders SET status = 'cancelled', last_error = NULL, claim_token = CASE WHEN status = 'claimed' "
+    "AND next_attempt_at > :now THEN claim_token END WHERE deadline_id = :deadline_id "
+    "AND status IN ('pending', 'claimed') RETURNING " + _REMINDER_COLUMNS
 )
 _END_DEADLINE = (
     "UPDATE deadlines SET status = 'ended', ended_at = :now WHERE paper_id = :paper_id AND name = :name "
-    "AND branch = :branch AND status = 'running'"
+    "AND branch = :branch AND status = 'running' RETURNING " + _DEADLINE_COLUMNS
 )
 _INSERT_DEADLINE = (
     "INSERT INTO deadlines (paper_id, reference, name, label, state, branch, body, due_at, anchor, anchor_at, "
@@ -211,26 +225,25 @@ class SqlStore:
 
     # --- definitions -------------------------------------------------------------------------
 
-    def remember_definition(self, definition: Definition, text: str, now: datetime) -> None:
-        """Store a definition's text on first use; refuse a changed text under the same version."""
-        self._ensure()
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                select(_defs.c.source_hash).where(
-                    _defs.c.workflow == definition.workflow, _defs.c.version == definition.version
-                )
-            ).first()
+    def remember_definition(self, definition: Definition, text: str, now: datetime, actor: str = SYSTEM) -> None:
+        """Store a definition's text on first use, with an ``admin`` entry in the same transaction; refuse a
+        changed text under the same version."""
+        find = self._sql("SELECT source_hash FROM definitions WHERE workflow = :workflow AND version = :version")
+        key = {"workflow": definition.workflow, "version": definition.version}
+        with self._transaction() as cur:
+            cur.execute(find, key)
+            row = cur.fetchone()
             if row is None:
-                conn.execute(
-                    insert(_defs).values(
-                        workflow=definition.workflow,
-                        version=definition.version,
-                        source_hash=definition.source_hash,
-                        source_text=text,
-                        stored_at=now,
-                    )
-                )
-            elif row.source_hash != definition.source_hash:
+                seq, prev = self._append_lock(cur)
+                cur.execute(find, key)  # another process may have stored it meanwhile
+                row = cur.fetchone()
+            if row is None:
+                cur.execute(self._sql("INSERT INTO definitions (workflow, version, source_hash, source_text, "
+                                      "stored_at) VALUES (:workflow, :version, :hash, :text, :now)"),
+                            {**key, "hash": definition.source_hash, "text": text, "now": self._db_time(now)})
+                note = definition_note(definition.workflow, definition.version, definition.source_hash, actor, now)
+                self._append_notes(cur, None, seq, prev, [note])
+            elif row[0] != definition.source_hash:
                 raise ConflictError(
                     f"{definition.source_path}: workflow '{definition.workflow}' version {definition.version}"
                     " is already in use with different content; raise 'version' to change it"
@@ -410,7 +423,8 @@ class SqlStore:
                 cur.execute(self._q["_INSERT_PAPER"], params)
                 paper_id = cur.fetchone()[0]
                 self._insert_entries(cur, paper_id, rows)
-                self._sync_deadlines(cur, paper_id, reference, deadlines, changes[-1].at)
+                notes = self._sync_deadlines(cur, paper_id, reference, definition, deadlines, changes[-1].at)
+                self._append_notes(cur, paper_id, last_seq, last_hash, notes)
         except dbapi.IntegrityError:
             raise ConflictError(f"a paper with reference '{reference}' exists already") from None
         return self.load(reference)
@@ -437,21 +451,41 @@ class SqlStore:
             if cur.rowcount != 1:
                 raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry")
             self._insert_entries(cur, paper.id, rows)
-            self._sync_deadlines(cur, paper.id, paper.reference, deadlines, changes[-1].at)
+            notes = self._sync_deadlines(cur, paper.id, paper.reference, definition, deadlines, changes[-1].at)
+            self._append_notes(cur, paper.id, last_seq, last_hash, notes)
         return new_version
 
     def _chain(self, cur: Any, reference: str, definition: Definition, changes: Sequence[Change]
                ) -> tuple[list[dict[str, Any]], int, str]:
         """Take the append lock, then number and hash ``changes`` after the trail's last entry."""
-        # SQLite: BEGIN IMMEDIATE takes the single write lock now, not at the first write, so the
-        # last entry read here is still the last at commit. PostgreSQL: a transaction-scoped lock.
-        cur.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else _APPEND_LOCK)
-        cur.execute(_LAST_ENTRY)
-        last = cur.fetchone()
-        seq, prev = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+        seq, prev = self._append_lock(cur)
         entries = chain_entries(seq, prev, reference, definition, changes)
         rows = [self._entry_params(e) for e in entries]
         return rows, entries[-1].seq, entries[-1].hash
+
+    def _append_lock(self, cur: Any) -> tuple[int, str]:
+        """Take the trail's append lock for the rest of the transaction; the last entry's seq and hash.
+
+        Every writer of entries takes it (changes of papers, marked mails, administrative acts), so the chain
+        stays one line whichever process appends."""
+        # SQLite: BEGIN IMMEDIATE takes the single write lock now, not at the first write, so the
+        # last entry read here is still the last at commit. PostgreSQL: a transaction-scoped lock.
+        if self.dialect == "sqlite":
+            if self._in_transaction():  # a read before, if the driver opened a transaction for it
+                cur.execute("COMMIT")
+            cur.execute("BEGIN IMMEDIATE")
+        else:
+            cur.execute(_APPEND_LOCK)
+        cur.execute(_LAST_ENTRY)
+        last = cur.fetchone()
+        return (int(last[0]), str(last[1])) if last else (0, GENESIS)
+
+    def _append_notes(self, cur: Any, paper_id: int | None, last_seq: int, last_hash: str,
+                      notes: Sequence[Note]) -> None:
+        """Append ``notes`` after entry ``last_seq`` (the caller holds the append lock)."""
+        if notes:
+            self._insert_entries(cur, paper_id, [self._entry_params(e) for e in chain_notes(last_seq, last_hash,
+                                                                                             notes)])
 
     def _entry_params(self, e: AuditRecord) -> dict[str, Any]:
         return {"seq": e.seq, "reference": e.reference, "workflow": e.workflow, "workflow_version": e.workflow_version,
@@ -459,14 +493,20 @@ class SqlStore:
                 "branch": e.branch, "body": e.body, "actor": e.actor, "at": self._db_time(e.at),
                 "payload": e.payload_text, "prev_hash": e.prev_hash, "hash": e.hash}
 
-    def _sync_deadlines(self, cur: Any, paper_id: int, reference: str, diff: DeadlineDiff, now: datetime) -> None:
-        """End the deadlines that stop (cancelling their unsent mails) and start the new ones."""
+    def _sync_deadlines(self, cur: Any, paper_id: int, reference: str, definition: Definition, diff: DeadlineDiff,
+                        now: datetime) -> list[Note]:
+        """End the deadlines that stop (cancelling their unsent mails) and start the new ones; the entries of
+        the mails that were due and are not sent now (skipped)."""
         ended, started = diff
         at = self._db_time(now)
+        notes: list[Note] = []
         for name, branch in ended:
-            key = {"paper_id": paper_id, "name": name, "branch": branch, "now": at}
-            cur.execute(self._q["_CANCEL_REMINDERS"], key)
-            cur.execute(self._q["_END_DEADLINE"], key)
+            cur.execute(self._q["_END_DEADLINE"], {"paper_id": paper_id, "name": name, "branch": branch, "now": at})
+            for deadline in [_deadline(r) for r in cur.fetchall()]:
+                cur.execute(self._q["_CANCEL_REMINDERS"], {"deadline_id": deadline.id, "now": at})
+                notes += [mail_note(r, deadline, definition.workflow, definition.version, "skipped", now,
+                                    attempts=r.attempts) for r in map(_reminder, cur.fetchall())
+                          if r.claim_token is None and r.send_at <= now]
         for d in started:
             cur.execute(self._q["_INSERT_DEADLINE"], {
                 "paper_id": paper_id, "reference": reference, "name": d.name, "label": d.label, "state": d.state,
@@ -481,8 +521,9 @@ class SqlStore:
                     "label": r.label, "send_at": send_at, "recipients": json.dumps(list(r.recipients)),
                     "message_id": reminder_message_id(reference, d.name, d.branch, r.kind, r.label, now, d.due_at),
                 })
+        return notes
 
-    def _insert_entries(self, cur: Any, paper_id: int, rows: list[dict[str, Any]]) -> None:
+    def _insert_entries(self, cur: Any, paper_id: int | None, rows: list[dict[str, Any]]) -> None:
         for row in rows:
             row["paper_id"] = paper_id
         if len(rows) == 1:

@@ -88,7 +88,8 @@ class AuditRow(SQLModel, table=True):
 
     # On SQLite only INTEGER PRIMARY KEY is the rowid itself; BIGINT would add a second b-tree.
     seq: int = Field(sa_column=Column(_SEQ, primary_key=True, autoincrement=False))
-    paper_id: int = Field(foreign_key="papers.id")
+    # NULL for an entry that belongs to no paper (kind ``admin``: tokens, definition versions; revision 0005).
+    paper_id: int | None = Field(default=None, foreign_key="papers.id")
     reference: str = Field(max_length=120)
     workflow: str = Field(max_length=100)
     workflow_version: int

@@ -138,7 +138,7 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
 
     def labelled(records: list[AuditRecord], zone: str) -> list[tuple[AuditRecord, EntryText]]:
         """Each entry with what people read for it, in the labels of the definition version it names."""
-        return [(r, entry_text(r, engine.definition_version(r.workflow, r.workflow_version), zone)) for r in records]
+        return [(r, entry_text(r, engine.entry_definition(r.workflow, r.workflow_version), zone)) for r in records]
 
     def calendar_links(who: Person) -> int:
         """How many calendar links of ``who`` are active."""
@@ -165,7 +165,7 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
     def calendar_create(request: Request, csrf: str = Form(...), who: Person = Depends(user)) -> HTMLResponse:
         """A new calendar link for the signed-in person, shown this once (only its hash is kept)."""
         check_csrf(request, who, csrf)
-        _, token = create_token(engine.store, who.email, "Kalender (Web)", engine.now(), CALENDAR)
+        _, token = create_token(engine.store, who.email, "Kalender (Web)", engine.now(), CALENDAR, who.email)
         base = settings.base_url.rstrip("/") or str(request.base_url).rstrip("/")
         response = page(request, "calendar.html", who, url=base + calendar_path(token),
                         calendar_links=calendar_links(who))
