@@ -349,3 +349,18 @@ def test_confirmation_page_of_a_step_not_open_to_the_person(client: TestClient, 
         assert page.status_code == 409 and "für Sie bei dieser Vorlage jetzt nicht möglich" in page.text
         assert "<script>alert" not in page.text and "&lt;script&gt;" not in page.text
         assert 'name="reason"' not in page.text
+
+
+def test_who_may_set_which_meeting(engine: Engine) -> None:
+    """The meeting form asks the engine's rule (decide_meeting): a council's clerk their council's meeting,
+    the Sitzungsdienst every open one, auditors none."""
+    from workflow.access import Person
+
+    to_councils(engine)
+    allowed = lambda who: [b for b in (None, *COUNCILS)  # noqa: E731
+                           if engine.may_set_meeting(engine.load("KS-1"), who, b)]
+    assert allowed(Person(OLFEN)) == ["rat_olfen"]
+    assert allowed(Person(SITZ)) == COUNCILS
+    assert allowed(Person(SITZ, auditor=True)) == [] and allowed(Person(LANDRAT)) == []
+    engine.fire("KS-1", "beschliessen", OLFEN, branch="rat_olfen", values={"result": "ja"})
+    assert allowed(Person(OLFEN)) == []  # its branch is decided
