@@ -9,7 +9,8 @@ from datetime import date, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-__all__ = ["BRANCH_STATUS", "MAIL_KIND", "OUTCOME", "branch_status", "date_de", "date_short", "format_local", "outcome"]
+__all__ = ["BRANCH_STATUS", "ENTRY_KIND", "MAIL_KIND", "OUTCOME", "branch_status", "date_de", "date_short",
+           "format_local", "outcome"]
 
 #: A branch's status in a parallel state.
 BRANCH_STATUS = {"open": "offen", "adopted": "angenommen", "rejected": "abgelehnt", "not_needed": "nicht mehr nötig"}
@@ -20,6 +21,12 @@ OUTCOME = {"adopted": "angenommen", "rejected": "abgelehnt", "deferred": "vertag
 #: The kinds of mail.
 MAIL_KIND = {"remind": "Erinnerung", "escalate": "Eskalation", "late": "Hinweis (Frist bei Eintritt verstrichen)",
              "digest": "Übersicht"}
+
+#: The kinds of audit entry, as the Prüfbericht names them (other kinds are shown by their id).
+ENTRY_KIND = {"create": "Angelegt", "transition": "Schritt", "branch": "Entscheidung im Gremium",
+              "meeting": "Sitzungstermin", "close": "Gremium nicht mehr nötig", "join": "Zusammenführung",
+              "migrate": "Neue Ablaufversion", "internal": "Vermerk", "done": "Frist erledigt",
+              "undone": "Erledigung zurückgenommen"}
 
 
 def branch_status(status: str, hearings: bool = False) -> str:
