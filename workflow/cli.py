@@ -644,8 +644,9 @@ def audit_report(references: tuple[str, ...], workflow: str | None, person: str 
     """Write the Prüfbericht of the entries in scope (the filters of `audit query`), with the chain's verify
     result and the SHA-256 of its content; exit 10 (after writing it) if the chain is broken."""
     from .errors import AuditIntegrityError
-    from .report import build_report, format_of, render, write_report
+    from .report import build_report, check_out, format_of, render, write_report
 
+    check_out(out)
     kind = format_of(out, fmt)
     report = build_report(ctx.engine(), producer=actor, zone=ctx.settings.timezone, references=references,
                           workflow=workflow, actor=person, trigger=trigger, body=body, from_state=from_state,

@@ -45,8 +45,8 @@ from .values import stored_instant, user_instant
 if TYPE_CHECKING:
     from .engine import Engine
 
-__all__ = ["FORMATS", "MAX_ENTRIES", "Report", "ReportFormat", "build_report", "canonical", "format_of", "render",
-           "render_html", "report_filename", "write_report"]
+__all__ = ["FORMATS", "MAX_ENTRIES", "Report", "ReportFormat", "build_report", "canonical", "check_out", "format_of",
+           "render", "render_html", "report_filename", "write_report"]
 
 #: The most entries one report holds (measured in bench/bench_report.py: a PDF of 10,000 entries takes about
 #: a minute and 240 pages). A larger scope is refused: narrow it by period or paper, or use `audit query`.
@@ -324,14 +324,22 @@ def format_of(out: str, fmt: str | None) -> ReportFormat:
     return suffix
 
 
-def write_report(data: bytes, out: str) -> Path:
-    """Write ``data`` to ``out`` whole or not at all: a temporary file beside it, renamed at the end."""
+def check_out(out: str) -> Path:
+    """``out`` can be written: its folder exists and it is no folder itself (checked before the work)."""
     target = Path(out)
-    folder = target.parent if str(target.parent) else Path(".")
     if target.is_dir():
         raise InputError(f"--out {out}: ist ein Verzeichnis, keine Datei")
-    if not folder.is_dir():
-        raise InputError(f"--out {out}: das Verzeichnis {folder} gibt es nicht")
+    if not target.parent.is_dir():
+        raise InputError(f"--out {out}: das Verzeichnis {target.parent} gibt es nicht")
+    if not os.access(target.parent, os.W_OK):
+        raise InputError(f"--out {out}: das Verzeichnis {target.parent} ist nicht beschreibbar")
+    return target
+
+
+def write_report(data: bytes, out: str) -> Path:
+    """Write ``data`` to ``out`` whole or not at all: a temporary file beside it, renamed at the end."""
+    target = check_out(out)
+    folder = target.parent
     try:
         handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
