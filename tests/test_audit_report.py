@@ -186,7 +186,8 @@ def test_a_scope_over_the_limit_is_refused(corpus: Engine) -> None:
     """A report holds at most `limit` entries; a larger scope is refused with how to narrow it."""
     entries = corpus.verify().entries
     assert len(build_report(corpus, producer=AUDITOR, zone="Europe/Berlin", limit=entries).rows) == entries
-    with pytest.raises(InputError, match=f"mehr als {entries - 1} Einträge.*--since/--until"):
+    with pytest.raises(InputError, match=f"mehr als {entries - 1} Einträge.*grenzen Sie den Umfang ein "
+                                         r"\(Zeitraum, Vorlage\) oder erstellen Sie ihn mit `councilflow audit"):
         build_report(corpus, producer=AUDITOR, zone="Europe/Berlin", limit=entries - 1)
 
 
@@ -208,9 +209,9 @@ def test_unknown_kinds_and_entries_without_a_paper(corpus: Engine) -> None:
     assert "admin: token_created" in html and "message_id: &lt;m@x&gt;" in html
 
 
-def test_web_report_for_auditors_only(corpus: Engine) -> None:
+def test_web_report_for_auditors_only(corpus: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """The audit page offers the report for its filters; the download is the signed-in auditor's, named with
-    the moment and the paper; a clerk is refused."""
+    the moment and the paper; a clerk is refused; a scope over the web's limit is refused with the way out."""
     with TestClient(create_app(corpus, AUDITED), client=("127.0.0.1", 1)) as client:
         page = client.get("/pruefpfad", params={"reference": "KS-1", "body": "rat_nottuln"},
                           headers={"X-Remote-User": AUDITOR}).text
@@ -232,6 +233,11 @@ def test_web_report_for_auditors_only(corpus: Engine) -> None:
         wrong = client.get("/pruefpfad/bericht", params={"format": "pdf", "body": "Nottuln"},
                            headers={"X-Remote-User": AUDITOR})
         assert wrong.status_code == 400 and "kein Gremium" in wrong.text
+        monkeypatch.setattr("workflow.web.pages.WEB_MAX_ENTRIES", 3)
+        large = client.get("/pruefpfad/bericht", params={"format": "pdf", "reference": "KS-1"},
+                           headers={"X-Remote-User": AUDITOR})
+        assert large.status_code == 400 and "erstellen Sie ihn mit `councilflow audit report`" in large.text
+        assert b"%PDF" not in large.content
     assert len(COUNCILS) == 11
 
 

@@ -45,12 +45,16 @@ from .values import stored_instant, user_instant
 if TYPE_CHECKING:
     from .engine import Engine
 
-__all__ = ["FORMATS", "MAX_ENTRIES", "Report", "ReportFormat", "build_report", "canonical", "check_out", "format_of",
-           "render", "render_html", "report_filename", "write_report"]
+__all__ = ["FORMATS", "MAX_ENTRIES", "WEB_MAX_ENTRIES", "Report", "ReportFormat", "build_report", "canonical",
+           "check_out", "format_of", "render", "render_html", "report_filename", "write_report"]
 
-#: The most entries one report holds (measured in bench/bench_report.py: a PDF of 10,000 entries takes about
-#: a minute and 240 pages). A larger scope is refused: narrow it by period or paper, or use `audit query`.
+#: The most entries one report holds (bench/bench_report.py: the PDF of 10,000 entries has 910 pages and takes
+#: WeasyPrint about ten minutes and 2 GB on a busy 2-core machine). A larger scope is refused: narrow it by
+#: period or paper, or use `audit query`/`export` for bulk.
 MAX_ENTRIES = 10_000
+#: The most entries of a report made on the web (about a minute's work): a request should not hold a worker
+#: for ten minutes; larger reports are made with `councilflow audit report`.
+WEB_MAX_ENTRIES = 2_000
 FORMAT_ID = "councilflow-pruefbericht/1"
 
 ReportFormat = Literal["pdf", "html", "json"]
@@ -208,9 +212,11 @@ def build_report(engine: Engine, *, producer: str, zone: str, references: tuple[
         if r.seq > up_to:
             break
         if len(rows) == limit:
-            raise InputError(f"der Umfang umfasst mehr als {limit:,} Einträge; ein Prüfbericht hält höchstens "
-                             f"{limit:,}: grenzen Sie ihn ein (--since/--until, --reference) oder nutzen Sie "
-                             "`audit query --format csv`".replace(",", "."))
+            most, cli_most = f"{limit:,}".replace(",", "."), f"{MAX_ENTRIES:,}".replace(",", ".")
+            other = ("nutzen Sie `audit query --format csv`" if limit >= MAX_ENTRIES else
+                     f"erstellen Sie ihn mit `councilflow audit report` (bis {cli_most} Einträge)")
+            raise InputError(f"der Umfang umfasst mehr als {most} Einträge; ein Prüfbericht hält hier höchstens "
+                             f"{most}: grenzen Sie den Umfang ein (Zeitraum, Vorlage) oder {other}")
         rows.append(labels.row(r))
     verify = engine.verify()
     scope = {"references": list(refs), "workflow": filters.get("workflow"), "actor": filters["actor"],

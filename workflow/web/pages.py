@@ -19,7 +19,7 @@ from ..diagram import svg_inline
 from ..engine import Engine
 from ..errors import NotPermittedError, ToolMissingError
 from ..paper import branch_version
-from ..report import ReportFormat, build_report, render, report_filename
+from ..report import WEB_MAX_ENTRIES, ReportFormat, build_report, render, report_filename
 from ..tokens import CALENDAR, calendar_path, create_token, list_tokens, revoke_calendar
 from .identity import Identity
 
@@ -198,7 +198,8 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
         report = build_report(engine, producer=who.email, zone=settings.timezone,
                               references=(reference,) if reference.strip() else (), workflow=workflow or None,
                               actor=actor or None, trigger=trigger or None, body=body or None,
-                              from_state=von or None, to_state=nach or None, since=seit or None, until=bis or None)
+                              from_state=von or None, to_state=nach or None, since=seit or None, until=bis or None,
+                              limit=WEB_MAX_ENTRIES)
         kind: ReportFormat = "pdf" if format == "pdf" else "html"
         name = report_filename(report, reference, kind)
         headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "private, no-store"}
