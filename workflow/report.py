@@ -54,7 +54,7 @@ __all__ = ["FORMATS", "MAX_ENTRIES", "WEB_MAX_ENTRIES", "Report", "ReportFormat"
 MAX_ENTRIES = 10_000
 #: The most entries of a report made on the web (about a minute's work): a request should not hold a worker
 #: for ten minutes; larger reports are made with `councilflow audit report`.
-WEB_MAX_ENTRIES = 2_000
+WEB_MAX_ENTRIES = 1_000
 FORMAT_ID = "councilflow-pruefbericht/1"
 
 ReportFormat = Literal["pdf", "html", "json"]
