@@ -16,10 +16,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) system
 	$(BIN)/councilflow demo
 
-# Debian's graphviz lays out the workflow diagrams (definitions show --format svg|png, the paper page).
+# Debian's graphviz lays out the workflow diagrams (definitions show --format svg|png, the paper page);
+# pango (with HarfBuzz's subsetter) is what WeasyPrint renders the Prüfbericht's PDF with.
 system:
-	@(command -v dot && test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf) >/dev/null || \
-		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q graphviz fonts-dejavu-core)
+	@(command -v dot && test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf && \
+		ldconfig -p | grep -q libpangoft2-1.0.so.0 && ldconfig -p | grep -q libharfbuzz-subset.so.0) >/dev/null || \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q graphviz fonts-dejavu-core \
+			libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0)
 
 postgres:
 	@bash scripts/ensure-postgres
@@ -48,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_scale.py
 	$(BIN)/python bench/bench_simulate.py
 	$(BIN)/python bench/bench_validate.py
+	$(BIN)/python bench/bench_report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache councilflow-demo.db*

@@ -622,6 +622,40 @@ def audit_verify(head: str | None, as_json: bool, ctx: Context) -> None:
         click.echo(f"ok: {report.entries} entries, head {report.head_hash}")
 
 
+@audit_group.command("report")
+@click.option("--reference", "references", multiple=True, metavar="R", help="Vorlage (mehrfach: jede davon).")
+@click.option("--workflow", default=None, help="Ablauf: Kennung oder Name")
+@click.option("--person", default=None, metavar="EMAIL", help="Nur Einträge dieser Person")
+@click.option("--trigger", default=None)
+@click.option("--body", default=None, help="Gremium: Kennung oder Name")
+@click.option("--from", "from_state", default=None, help="Status vorher: Kennung oder Bezeichnung")
+@click.option("--to", "to_state", default=None, help="Status nachher: Kennung oder Bezeichnung")
+@click.option("--since", default=None, metavar="DATETIME")
+@click.option("--until", default=None, metavar="DATETIME")
+@click.option("--actor", required=True, metavar="EMAIL", help="Wer den Bericht erstellt (Prüferin, Prüfer).")
+@click.option("--out", required=True, metavar="FILE", help="FILE.pdf, FILE.html oder FILE.json")
+@click.option("--format", "fmt", type=click.Choice(["pdf", "html", "json"]), default=None,
+              help="Sonst nach der Endung von --out; json: der gehashte Inhalt, Byte für Byte.")
+@common
+def audit_report(references: tuple[str, ...], workflow: str | None, person: str | None, trigger: str | None,
+                 body: str | None, from_state: str | None, to_state: str | None, since: str | None,
+                 until: str | None, actor: str, out: str, fmt: str | None, ctx: Context) -> None:
+    """Write the Prüfbericht of the entries in scope (the filters of `audit query`), with the chain's verify
+    result and the SHA-256 of its content; exit 10 (after writing it) if the chain is broken."""
+    from .errors import AuditIntegrityError
+    from .report import build_report, check_out, format_of, render, write_report
+
+    check_out(out)
+    kind = format_of(out, fmt)
+    report = build_report(ctx.engine(), producer=actor, zone=ctx.settings.timezone, references=references,
+                          workflow=workflow, actor=person, trigger=trigger, body=body, from_state=from_state,
+                          to_state=to_state, since=since, until=until)
+    path = write_report(render(report, kind), out)
+    click.echo(f"Prüfbericht {path}: {len(report.rows)} Einträge, Inhalt SHA-256 {report.content_hash}")
+    if not report.verify.ok:
+        raise AuditIntegrityError(f"Prüfpfad gebrochen: {report.verify.problem} (der Bericht {path} sagt es)")
+
+
 @main.command()
 @click.argument("reference")
 @click.option("--json", "as_json", is_flag=True)

@@ -11,7 +11,7 @@ import time
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -23,6 +23,7 @@ from ..engine import Engine, Status
 from ..errors import InputError, NotPermittedError, ToolMissingError, WorkflowError
 from ..german import EntryText, entry_text, field_label
 from ..paper import branch_version
+from ..report import WEB_MAX_ENTRIES, ReportFormat, build_report, render, report_filename
 from ..store import AuditRecord, StoredPaper
 from ..tokens import CALENDAR, calendar_path, create_token, list_tokens, revoke_calendar
 from ..values import field_texts
@@ -395,5 +396,23 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                     export_query=urlencode({k: v for k, v in {
                         "reference": reference, "workflow": workflow, "actor": actor, "trigger": trigger,
                         "body": body, "since": seit, "until": bis}.items() if v}))
+
+    @router.get("/pruefpfad/bericht")
+    def audit_report(reference: str = "", workflow: str = "", actor: str = "", trigger: str = "", body: str = "",
+                     von: str = "", nach: str = "", seit: str = "", bis: str = "",
+                     format: str = Query("pdf", pattern="^(pdf|html)$"), who: Person = Depends(auditor)) -> Response:
+        """The Prüfbericht of the audit page's current filters, produced by the signed-in auditor."""
+        report = build_report(engine, producer=who.email, zone=settings.timezone,
+                              references=(reference,) if reference.strip() else (), workflow=workflow or None,
+                              actor=actor or None, trigger=trigger or None, body=body or None,
+                              from_state=von or None, to_state=nach or None, since=seit or None, until=bis or None,
+                              limit=WEB_MAX_ENTRIES)
+        kind: ReportFormat = "pdf" if format == "pdf" else "html"
+        name = report_filename(report, reference, kind)
+        headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "private, no-store"}
+        if kind == "html":  # a self-contained file with its own stylesheet, meant to be saved and printed
+            headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+        return Response(render(report, kind), media_type="application/pdf" if kind == "pdf" else
+                        "text/html; charset=utf-8", headers=headers)
 
     return router
