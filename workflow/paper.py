@@ -23,6 +23,7 @@ from .values import clean_name, clean_text, is_email, parse_datetime, parse_fiel
 
 __all__ = [
     "IMPORT_ACTOR",
+    "NOTE_KINDS",
     "SYSTEM_ACTOR",
     "TRUSTED_ACTORS",
     "Branch",
@@ -48,6 +49,10 @@ ChangeKind = Literal["create", "transition", "branch", "meeting", "close", "join
                      "undone"]
 BranchStatus = Literal["open", "adopted", "rejected", "not_needed"]
 SYSTEM_ACTOR = "system"
+#: Entries that record what happened around the papers without changing one: a mail sent, finally failed or
+#: skipped (``mail``), a token created or revoked and a definition version used for the first time
+#: (``admin``). Folding one leaves the paper as it is.
+NOTE_KINDS = frozenset({"mail", "admin"})
 #: The actor of entries replayed from a council information system (OParl import).
 IMPORT_ACTOR = "import"
 _TRUSTED = TRUSTED_ACTORS = (SYSTEM_ACTOR, IMPORT_ACTOR)
@@ -148,6 +153,8 @@ def apply(definition: Definition, paper: PaperState | None, change: Change) -> P
 
 def _apply(definition: Definition, paper: PaperState | None, change: Change) -> PaperState:
     p = change.payload
+    if change.kind in NOTE_KINDS and paper is not None:
+        return paper
     if change.kind == "create" or paper is None:
         return _enter(definition, change.to_state, change.at, dict(p.get("fields", {})), _meeting_of(p), None)
     # The same mapping when nothing changed: the store then writes the text it read, unserialised again.

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..chain import GENESIS, canonical_json, entry_hash
 from ..definition import Definition
-from ..paper import SYSTEM_ACTOR, Change, ChangeKind, PaperState
+from ..paper import NOTE_KINDS, SYSTEM_ACTOR, Change, ChangeKind, PaperState
 
 if TYPE_CHECKING:
     from ..deadlines import PlannedDeadline
@@ -22,10 +22,8 @@ __all__ = ["NOTE_KINDS", "AuditRecord", "DeadlineDiff", "DeadlineRecord", "Note"
            "body_of", "chain_entries", "chain_notes", "definition_note", "mail_note", "reminder_message_id",
            "token_note"]
 
-#: Entries that record what happened around the papers without changing one: a mail sent, finally failed or
-#: skipped (``mail``), a token created or revoked and a definition version used for the first time
-#: (``admin``). Replay passes over them, and a paper's pointer to its newest entry never points at one.
-NOTE_KINDS = frozenset({"mail", "admin"})
+# NOTE_KINDS (workflow/paper.py): replay passes over these entries, and a paper's pointer to its newest entry
+# never points at one.
 #: The actor of what the installation does itself (sending mail; the CLI's administration).
 SYSTEM = SYSTEM_ACTOR
 
