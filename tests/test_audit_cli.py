@@ -127,9 +127,11 @@ def test_csv_for_german_excel(engine: Engine, capfd: pytest.CaptureFixture[str],
     raw = capfd.readouterr().out.encode("utf-8")
     assert raw.startswith("\ufeff".encode()) and b"\r\n" in raw and raw.count(b"\n") == raw.count(b"\r\n")
     header, first = raw.decode("utf-8-sig").split("\r\n")[:2]
-    assert header.startswith("Nr.;Zeitpunkt;Vorlage;Ablauf;") and header.endswith(";Vorheriger Hash;Hash")
+    assert header.startswith("Nr.;Zeitpunkt;Vorlage;Ablauf;") and header.endswith(
+        ";Vorheriger Hash;Hash;Schritt;Von (Status);Nach (Status);Gremium (Name)")
     cells = next(csv.reader([first], delimiter=";"))
     assert cells[1] == "04.08.2020 09:00" and cells[2] == "SV-1"  # 07:00 UTC in Berlin (summer time)
+    assert cells[6] == "create" and cells[15:] == ["Angelegt", "", "Entwurf", ""]  # labels for people at the end
     assert "Übersicht; mit Semikolon" in cells[12]
     assert run(["audit", "export", "--format", "csv", "--db", db_url]) == 0
     plain = capfd.readouterr().out

@@ -52,7 +52,8 @@ def test_filters_take_labels_and_name_the_close_ones(engine: Engine, tmp_path: P
         by_id = client.get("/pruefpfad", headers=H, params={"body": "rat_nottuln"}).text
         assert _rows(by_name) == _rows(by_id) and len(_rows(by_id)) == 1
         moved = client.get("/pruefpfad", headers=H, params={"von": "Beschlussfassung im Kreistag"}).text
-        assert [r for r in moved.split("<tbody>")[1].split("</tr>") if "kommunale_raete" in r]
+        assert [r for r in moved.split("<tbody>")[1].split("</tr>")
+                if "<td>Beschlussfassung in den Räten der Städte und Gemeinden</td>" in r]  # the To column: a label
         wrong = client.get("/pruefpfad", headers=H, params={"body": "Nottuln"})
         assert wrong.status_code == 400
         assert "kein Gremium &#39;Nottuln&#39; – gemeint: Rat der Gemeinde Nottuln (rat_nottuln)?" in wrong.text \

@@ -92,8 +92,8 @@ def test_pdf_report_of_a_paper(corpus: Engine, tmp_path: Path, capsys: Cli) -> N
     assert f"Prüfpfad intakt: alle {seq} Einträge" in raw and head in flat
     assert flat.count(digest) >= 2  # at the top and in the closing section
     for label in ("Entwurf", "Beratung in der Bürgermeisterkonferenz", "Rat der Gemeinde Nottuln",
-                  "„einstimmig beschlossen“", "vertagt", "Sitzung 15.10.2020 18:00", "Entscheidung im Gremium",
-                  FEDER):
+                  "„einstimmig beschlossen“", "vertagt", "Sitzung 15.10.2020 18:00", "Beschließen", "Angelegt",
+                  "In die Bürgermeisterkonferenz einbringen", FEDER):
         assert _squeezed(label) in flat, label
     content = json.loads(attachment)
     capsys.readouterr()
@@ -201,12 +201,13 @@ def test_unknown_kinds_and_entries_without_a_paper(corpus: Engine) -> None:
            AuditRecord(91, "SV-1", "sachstandsbericht", 99, "mail", "remind", "ausschuss", "ausschuss", None, "afwk",
                        "system", at, json.dumps({"recipients": ["a@b.example"], "outcome": "sent",
                                                  "message_id": "<m@x>"}), "1" * 64, "2" * 64)]
-    labels = _Labels(corpus)
+    labels = _Labels(corpus, "Europe/Berlin")
     rows = [labels.row(r) for r in odd]
-    assert rows[0].what == "admin: token_created" and "email: x@kreis.example" in rows[0].details
-    assert rows[1].to_label == "ausschuss" and "recipients: a@b.example" in rows[1].details
+    assert rows[0].what == "Token created (admin)" and "email: x@kreis.example" in rows[0].details
+    assert rows[0].to_label == "" and rows[1].to_label == "ausschuss"  # version 99 is not stored: ids
+    assert "recipients: a@b.example" in rows[1].details
     html = render_html(replace(report, rows=(*report.rows, *rows)))
-    assert "admin: token_created" in html and "message_id: &lt;m@x&gt;" in html
+    assert "Token created (admin)" in html and "message_id: &lt;m@x&gt;" in html
 
 
 def test_web_report_for_auditors_only(corpus: Engine, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -112,7 +112,7 @@ def test_staff_and_auditor_in_the_browser(browser: object, server: str, tmp_path
     page.wait_for_url(f"{server}/vorlagen/SV-9-1809")
     assert "Zur Kenntnis genommen" in page.locator("dl").inner_text()
     assert page.locator("ol.timeline li").count() == entries + 1
-    assert "„zur Kenntnis genommen“" in page.locator("ol.timeline li").last.inner_text()
+    assert "„zur Kenntnis genommen“" in page.locator("ol.timeline li").first.inner_text()  # newest first
     staff.close()
 
     audit = browser.new_context(extra_http_headers={"X-Remote-User": AUDITOR},  # type: ignore[attr-defined]

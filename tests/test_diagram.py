@@ -55,7 +55,7 @@ def lines(g: ET.Element) -> list[str]:
 
 
 def test_svg_shows_states_triggers_parallel_final_and_start() -> None:
-    """Every state label in full, every trigger on an edge, the parallel state's bodies and join rule,
+    """Every state label in full, every trigger's label on an edge, the parallel state's bodies and join rule,
     final states with a double border, the start point on the initial state, internal steps dashed."""
     d = shipped("kreisstrategie")
     svg = render(d, "svg").decode("utf-8")
@@ -73,15 +73,16 @@ def test_svg_shows_states_triggers_parallel_final_and_start() -> None:
         assert f"• {d.bodies[body].name}" in parallel
     edge_lines = {line for e in edges.values() for line in lines(e)}
     for trigger in d.triggers():
-        assert any(line == trigger or line.startswith(f"{trigger} (je Gremium") for line in edge_lines), trigger
-    assert "beschliessen (je Gremium: angenommen)" in edge_lines
+        label = d.trigger_label(trigger)
+        assert any(line == label or line.startswith(f"{label} (je Gremium") for line in edge_lines), trigger
+    assert "Beschließen (je Gremium: angenommen)" in edge_lines
     assert {"automatisch: alle haben zugestimmt", "automatisch: eine Ablehnung"} <= edge_lines
     assert "__start__->entwurf" in edges and "__start__" in nodes
     internal = edges["kreistag:w->kreistag:w"]
-    assert lines(internal) == ["vorlage_freigeben"] and "internal" in internal.get("class", "")
+    assert lines(internal) == ["Vorlage freigeben"] and "internal" in internal.get("class", "")
     assert all(p.get("stroke-dasharray") for p in internal.iter(f"{SVG}path"))
     reenter = edges["kreistag:e->kreistag:e"]
-    assert lines(reenter) == ["vertagen"] and not any(p.get("stroke-dasharray") for p in reenter.iter(f"{SVG}path"))
+    assert lines(reenter) == ["Vertagen"] and not any(p.get("stroke-dasharray") for p in reenter.iter(f"{SVG}path"))
     sizes = {float(t.get("font-size", "0")) for t in ET.fromstring(svg).iter(f"{SVG}text")}
     assert min(sizes) >= EDGE_FONT
 
@@ -98,11 +99,11 @@ def test_join_rules_and_hearings() -> None:
     nodes = groups(svg, "node")
     assert " ".join(lines(nodes["gemeinderat"])).endswith("nur Anhörung")
     edge_lines = {line for e in groups(svg, "edge").values() for line in lines(e)}
-    assert "anhoeren (je Gremium: angehört)" in edge_lines
+    assert "Anhörung eintragen (je Gremium: angehört)" in edge_lines
     # A transition from many states is drawn once, from a note that names them in its tooltip.
     assert "aus jedem offenen Zustand" in {line for n in nodes.values() for line in lines(n)}
     for trigger in karlsruhe.triggers():
-        assert any(line.split(" (")[0] == trigger for line in edge_lines), trigger
+        assert any(line.split(" (")[0] == karlsruhe.trigger_label(trigger) for line in edge_lines), trigger
 
 
 def test_labels_are_text_not_markup() -> None:

@@ -84,7 +84,7 @@ def test_the_shipped_scenario_as_a_table(capsys: Cli) -> None:
     code, out, err = _simulate(capsys, "kreisstrategie", str(SCENARIO))
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == (f"Simulation {REF} (kreisstrategie v2) vom 01.09.2025 09:00 bis 31.08.2026 23:59, Zeiten "
+    assert lines[0] == (f"Simulation {REF} (kreisstrategie v3) vom 01.09.2025 09:00 bis 31.08.2026 23:59, Zeiten "
                         "Europe/Berlin – nichts wird gespeichert oder versandt")
     for line in (
         "01.09.2025 09:00  Status      Entwurf (entwurf)",
@@ -137,7 +137,7 @@ def test_the_shipped_scenario_as_json(capsys: Cli) -> None:
     assert code == 0
     doc = json.loads(out)
     assert {k: doc[k] for k in ("workflow", "version", "reference", "timezone", "start", "until", "refused")} == {
-        "workflow": "kreisstrategie", "version": 2, "reference": REF, "timezone": "Europe/Berlin",
+        "workflow": "kreisstrategie", "version": 3, "reference": REF, "timezone": "Europe/Berlin",
         "start": "2025-09-01T07:00:00+00:00", "until": "2026-08-31T21:59:59+00:00", "refused": None}
     events = doc["events"]
     assert [e["at"] for e in events] == sorted(e["at"] for e in events)
@@ -224,6 +224,21 @@ def test_a_trigger_the_state_does_not_accept(tmp_path: Path, capsys: Cli) -> Non
     code, out, _ = _simulate(capsys, "kreisstrategie", str(path))
     assert code == 5
     assert "Abgewiesen" in out.splitlines()[-2]
+
+
+def test_a_withdrawal_needs_its_reason(tmp_path: Path, capsys: Cli) -> None:
+    """`zurueckziehen` has `confirm: true`: without `reason` the step is refused (exit 4), with one it is played
+    and the reason shown."""
+    step = f"  - {{at: 2025-09-03T10:00, fire: zurueckziehen, actor: {LANDRAT}}}\n"
+    code, out, err = _simulate(capsys, "kreisstrategie", str(_write(tmp_path, SHORT + step)))
+    assert code == 4 and "muss mit einer Begründung bestätigt werden" in err
+    path = _write(tmp_path, SHORT + step.replace("}\n", ", reason: Strategie wird neu gefasst}\n"))
+    code, out, err = _simulate(capsys, "kreisstrategie", str(path))
+    assert code == 0, err
+    assert "zurueckziehen von buero.landrat@kreis-coesfeld.example; Begründung: Strategie wird neu gefasst" in out
+    bad = _write(tmp_path, SHORT + "  - {at: 2025-09-03T10:00, meeting: 2025-10-07T10:00, reason: x}\n")
+    code, _, err = _simulate(capsys, "kreisstrategie", str(bad))
+    assert code == 4 and "reason gehört nur zu fire" in err
 
 
 def test_done_steps_mark_a_deadline_done(tmp_path: Path, capsys: Cli) -> None:

@@ -19,8 +19,8 @@ from .paper import PaperState
 from .replay import Replay, Resolver, steps
 from .store import AuditRecord, Store
 
-__all__ = ["CSV_COLUMNS", "CSV_COLUMNS_DE", "CSV_FORMATS", "Period", "VerifyReport", "csv_chunks", "csv_row",
-           "record_json", "timeline", "verify"]
+__all__ = ["CSV_COLUMNS", "CSV_COLUMNS_DE", "CSV_FORMATS", "CSV_LABEL_COLUMNS_DE", "Period", "VerifyReport",
+           "csv_chunks", "csv_row", "record_json", "timeline", "verify"]
 
 
 @dataclass(frozen=True)
@@ -189,26 +189,38 @@ def csv_cell(value: Any) -> Any:
 #: German column names of the ``csv-excel`` form, in the order of :data:`CSV_COLUMNS`.
 CSV_COLUMNS_DE = ("Nr.", "Zeitpunkt", "Vorlage", "Ablauf", "Ablaufversion", "Art", "Auslöser", "Von", "Nach",
                   "Zweig", "Gremium", "Person", "Daten", "Vorheriger Hash", "Hash")
+#: What the ``csv-excel`` form adds at the end for people, given the definitions: the entry's label and the
+#: labels of its states and body (:func:`workflow.german.entry_text`).
+CSV_LABEL_COLUMNS_DE = ("Schritt", "Von (Status)", "Nach (Status)", "Gremium (Name)")
 
 #: The export formats: ``csv`` for machines (comma, LF, ISO 8601 UTC), ``csv-excel`` for German Excel
 #: (semicolon, UTF-8 with BOM, CRLF, local time TT.MM.JJJJ HH:MM, German column names).
 CSV_FORMATS = ("csv", "csv-excel")
 
 
-def csv_chunks(records: Iterable[AuditRecord], fmt: str, zone: str, size: int = 65536) -> Iterator[str]:
+def csv_chunks(records: Iterable[AuditRecord], fmt: str, zone: str, size: int = 65536,
+               definitions: Resolver | None = None) -> Iterator[str]:
     """The entries as CSV text in chunks of about ``size`` characters (streamed: memory stays flat); the one
-    writer of the CLI and the web."""
+    writer of the CLI and the web. With ``definitions`` the ``csv-excel`` form ends with the labels people
+    read (:data:`CSV_LABEL_COLUMNS_DE`)."""
+    from .german import entry_text
+
     excel = fmt == "csv-excel"
+    labelled = excel and definitions is not None
     buffer = io.StringIO()
     out = csv.writer(buffer, delimiter=";" if excel else ",", lineterminator="\r\n" if excel else "\n")
     if excel:
         buffer.write("\ufeff")  # the byte order mark: Excel then reads UTF-8 (umlauts) instead of ANSI
-    out.writerow(CSV_COLUMNS_DE if excel else CSV_COLUMNS)
+    out.writerow((*CSV_COLUMNS_DE, *(CSV_LABEL_COLUMNS_DE if labelled else ())) if excel else CSV_COLUMNS)
     local = ZoneInfo(zone)
     for r in records:
         row = csv_row(r)
         if excel:
             row[1] = r.at.astimezone(local).strftime("%d.%m.%Y %H:%M")
+        if labelled:
+            assert definitions is not None
+            text = entry_text(r, definitions(r.workflow, r.workflow_version), zone)
+            row += [csv_cell(v) for v in (text.label, text.source or "", text.target, text.body)]
         out.writerow(row)
         if buffer.tell() > size:
             yield buffer.getvalue()

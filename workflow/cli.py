@@ -23,6 +23,7 @@ from .errors import DefinitionError, InputError, StorageError, WorkflowError
 if TYPE_CHECKING:
     from notifier.dispatch import Dispatcher
 
+    from .definition import Definition
     from .engine import Engine, Status
     from .store import AuditRecord
 
@@ -355,6 +356,8 @@ def documents_list(workflow: str | None, ctx: Context) -> None:
 @click.option("--actor", required=True, metavar="EMAIL", help="Who fires the trigger.")
 @click.option("--branch", default=None, metavar="BODY", help="The branch (body) a branch trigger acts on.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="result=…, meeting=…, or a field.")
+@click.option("--reason", default=None, metavar="TEXT",
+              help="Why (recorded in the trail); required for a trigger with confirm: true.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new status as JSON.")
 @common
 def fire(
@@ -363,12 +366,13 @@ def fire(
     actor: str,
     branch: str | None,
     sets: tuple[str, ...],
+    reason: str | None,
     as_json: bool,
     ctx: Context,
 ) -> None:
     """Fire TRIGGER on the paper REFERENCE."""
     engine = ctx.engine()
-    engine.fire(reference, trigger, actor, branch=branch, values=_values(sets))
+    engine.fire(reference, trigger, actor, branch=branch, values=_values(sets), reason=reason)
     _print_status(engine.status(reference), as_json)
 
 
@@ -464,10 +468,9 @@ def history(reference: str, as_json: bool, ctx: Context) -> None:
     if as_json:
         _dump([_record_json(r) for r in records])
         return
-    definition = engine.definition_of(engine.load(reference))
-    hearings = frozenset(s.id for s in definition.states.values() if s.parallel and s.parallel.join.none)
+    zone = engine.definition_of(engine.load(reference)).timezone
     for r in records:
-        click.echo(_record_line(r, definition.timezone, hearings))
+        click.echo(_record_line(r, zone, engine.definition_version(r.workflow, r.workflow_version)))
 
 
 def _record_json(r: AuditRecord) -> dict[str, Any]:
@@ -476,24 +479,16 @@ def _record_json(r: AuditRecord) -> dict[str, Any]:
     return record_json(r)
 
 
-def _record_line(r: AuditRecord, zone: str, hearing_states: frozenset[str] = frozenset()) -> str:
-    move = r.to_state if r.from_state in (None, r.to_state) else f"{r.from_state} → {r.to_state}"
-    p = r.payload
-    details = []
-    if r.branch:
-        details.append(f"Gremium {r.branch}")
-    if "outcome" in p:
-        from .german import outcome
+def _record_line(r: AuditRecord, zone: str, definition: Definition | None = None) -> str:
+    """One entry as a line: labels (of the entry's definition version) as people read them, the trigger id in
+    brackets."""
+    from .german import entry_text
 
-        details.append(outcome(str(p["outcome"]), heard=r.from_state in hearing_states))
-    if "result" in p:
-        details.append(f"„{p['result']}“")
-    if "meeting" in p:
-        from .values import stored_instant
-
-        details.append(f"Sitzung {_local(stored_instant(p['meeting']), zone)}")
+    text = entry_text(r, definition, zone)
+    move = text.target if text.source is None else f"{text.source} → {text.target}"
+    details = ([f"Gremium {text.body}"] if r.branch else []) + list(text.details)
     extra = f"  ({'; '.join(details)})" if details else ""
-    return f"{r.seq:>5}  {_local(r.at, zone)}  {r.actor:<40} {r.trigger:<14} {move}{extra}"
+    return f"{r.seq:>5}  {_local(r.at, zone)}  {r.actor:<40} {text.label} [{r.trigger}]  {move}{extra}"
 
 
 @main.group(name="audit")
@@ -502,7 +497,8 @@ def audit_group() -> None:
 
 
 
-def _write_records(records: Iterable[AuditRecord], fmt: str, zone: str) -> int:
+def _write_records(records: Iterable[AuditRecord], fmt: str, zone: str,
+                   definitions: Callable[[str, int], Definition] | None = None) -> int:
     """Stream entries to stdout as a table, a JSON array or CSV (plain or for German Excel); one at a time,
     so memory stays flat."""
     out = sys.stdout
@@ -516,7 +512,7 @@ def _write_records(records: Iterable[AuditRecord], fmt: str, zone: str) -> int:
                 count += 1
                 yield r
 
-        for chunk in csv_chunks(counted(), fmt, zone):
+        for chunk in csv_chunks(counted(), fmt, zone, definitions=definitions):
             if fmt == "csv-excel" and hasattr(out, "buffer"):
                 out.flush()
                 out.buffer.write(chunk.encode("utf-8"))  # exactly these bytes: BOM and CRLF, whatever the locale
@@ -531,7 +527,8 @@ def _write_records(records: Iterable[AuditRecord], fmt: str, zone: str) -> int:
         out.write("\n]\n" if count else "]\n")
     else:
         for r in records:
-            out.write(f"{r.reference:<14} {_record_line(r, zone)}\n")
+            definition = definitions(r.workflow, r.workflow_version) if definitions else None
+            out.write(f"{r.reference:<14} {_record_line(r, zone, definition)}\n")
             count += 1
     return count
 
@@ -554,9 +551,10 @@ def audit_query(reference: str | None, workflow: str | None, actor: str | None, 
                 until: str | None, fmt: str, ctx: Context) -> None:
     """Stream the entries that match every given filter, in order (workflow, body and states by id or label)."""
     zone = ctx.settings.timezone
-    records = ctx.engine().audit(reference=reference, workflow=workflow, actor=actor, trigger=trigger, body=body,
-                                 from_state=from_state, to_state=to_state, since=since, until=until, zone=zone)
-    _write_records(records, fmt, zone)
+    engine = ctx.engine()
+    records = engine.audit(reference=reference, workflow=workflow, actor=actor, trigger=trigger, body=body,
+                           from_state=from_state, to_state=to_state, since=since, until=until, zone=zone)
+    _write_records(records, fmt, zone, engine.definition_version)
 
 
 @audit_group.command("export")
@@ -564,7 +562,8 @@ def audit_query(reference: str | None, workflow: str | None, actor: str | None, 
 @common
 def audit_export(fmt: str, ctx: Context) -> None:
     """Write the whole trail, in order (streamed)."""
-    _write_records(ctx.engine().audit(), fmt, ctx.settings.timezone)
+    engine = ctx.engine()
+    _write_records(engine.audit(), fmt, ctx.settings.timezone, engine.definition_version)
 
 
 @audit_group.command("head")

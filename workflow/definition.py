@@ -25,6 +25,7 @@ __all__ = [
     "State",
     "Transition",
     "graph_problems",
+    "humanise",
 ]
 
 FieldType = Literal["text", "bool", "int", "date", "datetime", "list"]
@@ -118,6 +119,10 @@ class Transition:
     internal: bool = False
     #: A minimum period: (anchor "entered" or a date/datetime field, offset) before which it cannot fire.
     not_before: tuple[str, Offset] | None = None
+    #: The German text people read for this trigger (``label``); None: the trigger id humanised.
+    label: str | None = None
+    #: Firing needs a confirmation with a reason (``confirm: true``); the engine enforces it.
+    confirm: bool = False
 
     def settable(self) -> tuple[str, ...]:
         """The document fields a firing of this trigger may carry: the required ones and ``sets``."""
@@ -230,6 +235,19 @@ class Definition:
     def triggers(self) -> list[str]:
         return sorted(self.trigger_names)
 
+    @cached_property
+    def _trigger_labels(self) -> Mapping[str, str]:
+        labels: dict[str, str] = {}
+        for t in self.transitions:
+            if t.label and t.trigger not in labels:
+                labels[t.trigger] = t.label
+        return labels
+
+    def trigger_label(self, trigger: str) -> str:
+        """What people read for ``trigger``: its ``label`` (the first transition of that trigger that has
+        one), else the id humanised ("kenntnis_nehmen" → "Kenntnis nehmen")."""
+        return self._trigger_labels.get(trigger) or humanise(trigger)
+
     def body_of(self, state: str) -> Body | None:
         consultation = self.states[state].consultation
         return self.bodies[consultation.body] if consultation else None
@@ -257,6 +275,12 @@ class Definition:
             if p and p.on_success and p.on_failure:
                 yield state.id, p.on_success, "join erfüllt"
                 yield state.id, p.on_failure, "join gescheitert"
+
+
+def humanise(name: str) -> str:
+    """An id as words for people: "kenntnis_nehmen" → "Kenntnis nehmen"."""
+    words = name.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
 
 
 def graph_problems(d: Definition) -> list[tuple[Path, str]]:

@@ -58,7 +58,7 @@ def run_demo(
     *,
     echo: Callable[[str], Any],
     status: Callable[[Any, bool], None],
-    line: Callable[[Any, str], str],
+    line: Callable[[Any, str, Any], str],
 ) -> Engine:
     """Play the seed, printing status and history as it goes; returns the engine used."""
     # The demo composes the engine with the notifier, as `serve` does; imported here, not at the top,
@@ -164,7 +164,7 @@ def run_demo(
     for reference in ("SV-9-1809", ref):
         echo(f"\nVerlauf {reference}:")
         for record in engine.history(reference):
-            echo(line(record, "Europe/Berlin"))
+            echo(line(record, "Europe/Berlin", engine.definition_version(record.workflow, record.workflow_version)))
     sent = len(list((mail_folder / "new").glob("*"))) if (mail_folder / "new").is_dir() else 0
     echo(f"\nPost: {sent} Nachrichten als Dateien in {mail_folder}/new")
     report = engine.verify()

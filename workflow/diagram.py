@@ -74,8 +74,8 @@ def join_rule(p: Parallel) -> str:
 
 
 def edge_label(t: Transition) -> str:
-    """What an edge says: the transition's trigger id (the definition language has no transition labels)."""
-    return t.trigger
+    """What an edge says: the transition's ``label``, else its trigger id (what a process owner wrote)."""
+    return t.label or t.trigger
 
 
 def _state_label(d: Definition, s: State) -> str:

@@ -47,7 +47,8 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 #: The filters that name something of a definition, with the German word for it.
-_NAMED_FILTERS = {"workflow": "Ablauf", "body": "Gremium", "from_state": "Status", "to_state": "Status"}
+_NAMED_FILTERS = {"workflow": "Ablauf", "body": "Gremium", "state": "Status", "from_state": "Status",
+                  "to_state": "Status"}
 
 
 @dataclass(frozen=True)
@@ -243,8 +244,12 @@ class Engine:
         values: Mapping[str, str] | None = None,
         expected_version: int | None = None,
         expected_branch_version: str | None = None,
+        reason: str | None = None,
     ) -> list[Change]:
         """Fire ``trigger`` on a paper; returns the recorded changes (a join move included).
+
+        ``reason``: why (recorded in the entry's payload as ``reason``); a trigger with ``confirm: true``
+        needs one, else an InputError naming paper and trigger.
 
         ``expected_version``: the paper's version the caller saw; if the paper changed since, nothing is
         written and a ConflictError says so (optimistic locking, checked in the writing transaction).
@@ -256,7 +261,7 @@ class Engine:
 
         def decide(paper: StoredPaper, definition: Definition, now: datetime) -> list[Change]:
             return decide_fire(definition, compile_machine(definition), paper.reference, paper.state, trigger,
-                               actor, branch, values or {}, now)
+                               actor, branch, values or {}, now, reason)
 
         return self._change(check_reference(reference), decide, expected_version, branch, expected_branch_version)
 
@@ -477,22 +482,14 @@ class Engine:
         import difflib
 
         out = dict(filters)
-        known: dict[str, dict[str, str]] = {k: {} for k in ("workflow", "body", "state")}
-        for workflow in self.library.workflows():
-            try:
-                definition = self.library.current(workflow)[0]
-            except WorkflowError:
-                continue
-            known["workflow"][definition.workflow] = definition.title
-            known["body"].update({b.id: b.name for b in definition.bodies.values()})
-            known["state"].update({st.id: st.label for st in definition.states.values()})
+        known = self.filter_choices()
         for name, word in _NAMED_FILTERS.items():
             value = filters.get(name)
             if value is None or not str(value).strip():
                 out.pop(name, None)
                 continue
             text = str(value).strip()
-            names = known["state" if name.endswith("_state") else name]
+            names = known["state" if name.endswith("state") else name]
             if text in names:
                 out[name] = text
                 continue
@@ -507,6 +504,20 @@ class Engine:
             hint = f" – gemeint: {', '.join(f'{names[i]} ({i})' for i in close[:3])}?" if close else ""
             raise InputError(f"kein {word} '{text}'{hint}")
         return out
+
+    def filter_choices(self) -> dict[str, dict[str, str]]:
+        """What the filters can name, from the definitions folder: ``workflow`` (id → title), ``body`` (id →
+        name) and ``state`` (id → label); the choices of the pages' filter lists."""
+        known: dict[str, dict[str, str]] = {k: {} for k in ("workflow", "body", "state")}
+        for workflow in self.library.workflows():
+            try:
+                definition = self.library.current(workflow)[0]
+            except WorkflowError:
+                continue
+            known["workflow"][definition.workflow] = definition.title
+            known["body"].update({b.id: b.name for b in definition.bodies.values()})
+            known["state"].update({st.id: st.label for st in definition.states.values()})
+        return known
 
     def head(self) -> tuple[int, str]:
         """Sequence number and hash of the trail's newest entry (for auditors to keep)."""

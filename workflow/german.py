@@ -1,16 +1,25 @@
-"""The one German rendering of what people read: dates and times, branch statuses and outcomes.
+"""The one German rendering of what people read: dates and times, branch statuses and outcomes, and the
+labels of the trail's entries (a trigger's label, the engine's own entries, states and bodies by name).
 
 The CLI, the pages, the mails, the diagrams and the demo all use these functions (dates through
 Babel's CLDR data for the long forms)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-__all__ = ["BRANCH_STATUS", "ENTRY_KIND", "MAIL_KIND", "OUTCOME", "branch_status", "date_de", "date_short",
-           "format_local", "outcome"]
+from .definition import Definition, humanise
+
+if TYPE_CHECKING:
+    from .store import AuditRecord
+
+__all__ = ["BRANCH_STATUS", "ENTRY_LABEL", "MAIL_KIND", "OUTCOME", "EntryText", "body_label", "branch_status",
+           "date_de", "date_short", "entry_label", "entry_text", "format_local", "outcome", "state_label"]
 
 #: A branch's status in a parallel state.
 BRANCH_STATUS = {"open": "offen", "adopted": "angenommen", "rejected": "abgelehnt", "not_needed": "nicht mehr nötig"}
@@ -21,12 +30,6 @@ OUTCOME = {"adopted": "angenommen", "rejected": "abgelehnt", "deferred": "vertag
 #: The kinds of mail.
 MAIL_KIND = {"remind": "Erinnerung", "escalate": "Eskalation", "late": "Hinweis (Frist bei Eintritt verstrichen)",
              "digest": "Übersicht"}
-
-#: The kinds of audit entry, as the Prüfbericht names them (other kinds are shown by their id).
-ENTRY_KIND = {"create": "Angelegt", "transition": "Schritt", "branch": "Entscheidung im Gremium",
-              "meeting": "Sitzungstermin", "close": "Gremium nicht mehr nötig", "join": "Zusammenführung",
-              "migrate": "Neue Ablaufversion", "internal": "Vermerk", "done": "Frist erledigt",
-              "undone": "Erledigung zurückgenommen"}
 
 
 def branch_status(status: str, hearings: bool = False) -> str:
@@ -71,3 +74,100 @@ def _date_de(day: date, style: str) -> str:
     from babel.dates import format_date
 
     return str(format_date(day, format=style, locale="de_DE"))
+
+
+#: The labels of the entries the engine makes itself (not a trigger of the definition), by kind.
+ENTRY_LABEL = {
+    "create": "Angelegt",
+    "close": "Beratung nicht mehr nötig",
+    "migrate": "Auf eine neue Version des Ablaufs umgestellt",
+    "done": "Frist als erledigt markiert",
+    "undone": "Erledigt-Vermerk zurückgenommen",
+}
+#: The automatic move out of a parallel state: its join met, or no longer possible.
+JOIN_LABEL = {"success": "Alle nötigen Gremien haben zugestimmt",
+              "failure": "Die nötige Zustimmung der Gremien ist nicht mehr erreichbar"}
+
+
+def entry_label(definition: Definition | None, kind: str, trigger: str, payload: Mapping[str, Any]) -> str:
+    """What people read for an entry of the trail: the trigger's label (or its id humanised), or the German
+    text of an entry the engine made itself ("Angelegt", "Sitzungstermin festgelegt", …). The one place
+    for the history, the audit page, the CLI and the CSV for Excel."""
+    if kind in ("transition", "branch", "internal"):
+        return definition.trigger_label(trigger) if definition is not None else humanise(trigger)
+    if kind == "join":
+        return JOIN_LABEL.get(str(payload.get("join", trigger.removeprefix("join_"))), humanise(trigger))
+    if kind == "meeting":
+        return "Sitzungstermin verschoben" if payload.get("previous") else "Sitzungstermin festgelegt"
+    return ENTRY_LABEL.get(kind) or humanise(trigger)
+
+
+def state_label(definition: Definition | None, state: str | None) -> str:
+    """A state's label in ``definition`` (its id if the definition does not know it); a dash for none."""
+    if state is None:
+        return "–"
+    spec = definition.states.get(state) if definition is not None else None
+    return spec.label if spec is not None else state
+
+
+def body_label(definition: Definition | None, body: str | None) -> str:
+    """A body's name in ``definition`` (its id if the definition does not know it); empty for none."""
+    if not body:
+        return ""
+    spec = definition.bodies.get(body) if definition is not None else None
+    return spec.name if spec is not None else body
+
+
+@dataclass(frozen=True)
+class EntryText:
+    """An entry of the trail as people read it, ids replaced by labels."""
+
+    label: str
+    #: The label of the state left, or None when the entry stayed in its state.
+    source: str | None
+    target: str
+    #: The name of the branch's (or the state's) body, or "".
+    body: str
+    #: Outcome, result, meeting date, reason, note …, each a short German phrase.
+    details: tuple[str, ...]
+    #: The meeting the entry set (or the branch's new meeting), as local date and time; "" for none.
+    meeting: str = ""
+
+
+def entry_text(record: AuditRecord, definition: Definition | None, zone: str) -> EntryText:
+    """The labels and details of one entry; ``definition`` is the version the entry names."""
+    from .values import stored_instant
+
+    p = record.payload
+    details: list[str] = []
+    if "outcome" in p:
+        source = definition.states.get(record.from_state or "") if definition is not None else None
+        heard = source is not None and source.parallel is not None and source.parallel.join.none
+        details.append(outcome(str(p["outcome"]), heard=heard))
+    if p.get("result"):
+        details.append(f"„{p['result']}“")
+    meeting = ""
+    if p.get("meeting") and record.kind != "migrate":
+        meeting = format_local(stored_instant(str(p["meeting"])), zone)
+        details.append(f"Sitzung {meeting}")
+    if record.kind == "join":
+        details.append(f"{p.get('adopted', 0)} angenommen, {p.get('rejected', 0)} abgelehnt, nötig "
+                       f"{p.get('needed', 0)}")
+    if record.kind == "migrate":
+        details.append(f"Version {p.get('from_version')} → {p.get('to_version')}")
+    if record.kind in ("done", "undone") and p.get("deadline"):
+        spec = next((d for d in definition.deadlines if d.name == p["deadline"]), None) if definition else None
+        details.append(f"Frist „{spec.label if spec else p['deadline']}“")
+    if p.get("note"):
+        details.append(f"Vermerk: {p['note']}")
+    if p.get("reason"):
+        details.append(f"Begründung: {p['reason']}")
+    moved = record.from_state is not None and record.from_state != record.to_state
+    return EntryText(
+        entry_label(definition, record.kind, record.trigger, p),
+        state_label(definition, record.from_state) if moved else None,
+        state_label(definition, record.to_state),
+        body_label(definition, record.branch or record.body),
+        tuple(details),
+        meeting,
+    )

@@ -36,6 +36,10 @@ _NAMES: Schema = {"type": "array", "items": _NAME}
 #: A coarse form of values.is_email (JSON Schema patterns are ECMA-262, not Python's ``re``).
 _EMAIL: Schema = {"type": "string", "pattern": r"^[^@\s]+@[\w-]+(\.[\w-]+)*$"}
 _COUNT: Schema = {"type": "integer", "minimum": 0}
+#: The longest label of a transition (a button's text).
+LABEL_MAX = 80
+#: A transition's label: one line of 1 to LABEL_MAX visible characters (the loader also refuses hidden ones).
+_LABEL: Schema = {"type": "string", "minLength": 1, "maxLength": LABEL_MAX, "pattern": r"^[^\n\r\t]*\S[^\n\r\t]*$"}
 
 
 def _ref(mapping_id: str) -> Schema:
@@ -299,6 +303,11 @@ TRANSITION = Mapping(
             "Ein interner Übergang: hält Trigger, Felder und Handelnden fest, ohne den Zustand zu verlassen."),
         Key("not_before", False, _ref("not_before"),
             "Eine Mindestfrist: {after: entered | FELD, days | working_days | months: N}."),
+        Key("label", False, _LABEL,
+            "Anzeigetext des Schritts (Schaltflächen, Verlauf, Prüfpfad), z. B. „Zur Kenntnis nehmen“; "
+            f"eine Zeile, 1 bis {LABEL_MAX} Zeichen. Ohne label wird die Trigger-ID lesbar gemacht."),
+        Key("confirm", False, _BOOL,
+            "Der Schritt muss mit einer Begründung bestätigt werden (z. B. Zurückziehen); Voreinstellung false."),
     ),
     (
         {"if": _BRANCH_GIVEN, "then": {"not": {"anyOf": [{"required": ["dest"]}, _INTERNAL]}}},

@@ -30,7 +30,7 @@ from .definition import (
     graph_problems,
 )
 from .errors import DefinitionError, Problem, did_you_mean
-from .values import is_email
+from .values import clean_name, is_email
 from .yamlsafe import Located, YamlProblems, load_located
 
 __all__ = ["definition_files", "load_definition", "load_definition_file", "source_hash"]
@@ -490,6 +490,16 @@ def _load_transitions(
                 ok = False
             else:
                 not_before = (str(anchor), offset)
+        label: str | None = None
+        if "label" in m and c.typed(m["label"], (*where, "label"), str, f"label of {what}"):
+            try:
+                label = clean_name(m["label"], f"label of {what}", lang.LABEL_MAX)
+            except ValueError as exc:
+                c.err((*where, "label"), str(exc))
+                ok = False
+        confirm = m.get("confirm", False)
+        if not c.typed(confirm, (*where, "confirm"), bool, f"confirm of {what}"):
+            ok = False
         sets = c.str_list(m.get("sets", []), (*where, "sets"), f"sets of {what}")
         for j, name in enumerate(sets):
             if name in BUILTIN_FIELDS:
@@ -526,7 +536,8 @@ def _load_transitions(
         if ok:
             result.append(
                 Transition(trig, tuple(sources), None if (branch or internal) else dest, tuple(rlist),
-                           tuple(requires), branch, i, tuple(sets), bool(internal), not_before)
+                           tuple(requires), branch, i, tuple(sets), bool(internal), not_before, label,
+                           confirm is True)
             )
     return result
 

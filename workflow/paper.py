@@ -368,8 +368,12 @@ def decide_fire(
     branch: str | None,
     values: Mapping[str, str],
     now: datetime,
+    reason: str | None = None,
 ) -> list[Change]:
-    """Check a trigger against the paper, its roles and fields; return the changes it makes."""
+    """Check a trigger against the paper, its roles and fields; return the changes it makes.
+
+    ``reason``: why the person fires it, recorded in the entry's payload; a trigger with ``confirm: true``
+    needs one (history recorded after the fact by the system or an import does not)."""
     if trigger not in definition.trigger_names:
         raise InputError(
             f"unknown trigger '{trigger}' in workflow '{definition.workflow}'"
@@ -393,15 +397,17 @@ def decide_fire(
             raise NotAllowedNowError(f"{context}: not before {local:%d.%m.%Y} (a minimum period); earliest "
                                      f"{allowed.isoformat()}")
     if t.branch is not None:
-        return _decide_branch(definition, machine, reference, paper, state, t, actor, branch, values, now)
+        return _decide_branch(definition, machine, reference, paper, state, t, actor, branch, values, now, reason)
     if branch is not None:
         raise InputError(f"{context}: '{trigger}' does not act on a branch; leave out --branch")
     body = state.consultation.body if state.consultation else None
     _check_permission(definition, actor, t.roles, body, f"fire '{trigger}' on {reference} in state '{state.id}'")
+    why = _reason(definition, t, reference, actor, reason)
     if t.internal:
         fields, result, _ = _parse_values(definition, values, (), context, t.settable())
         _require(definition, t, fields, result, None, context)
-        return [Change("internal", trigger, paper.state, paper.state, actor, now, payload=_payload(fields, None, None))]
+        return [Change("internal", trigger, paper.state, paper.state, actor, now,
+                       payload=_payload(fields, None, None, **why))]
     dest = machine.step(paper.state, trigger)
     assert dest is not None and dest == t.dest_for(paper.state)
     target = definition.states[dest]
@@ -409,8 +415,23 @@ def decide_fire(
     fields, result, meeting = _parse_values(definition, values, builtins, context, t.settable())
     _check_meeting_ahead(meeting, now, actor, context)
     _require(definition, t, fields, result, meeting, context)
-    payload = _payload(fields, result, meeting)
+    payload = _payload(fields, result, meeting, **why)
     return [Change("transition", trigger, paper.state, dest, actor, now, payload=payload)]
+
+
+def _reason(definition: Definition, t: Transition, reference: str, actor: str, reason: str | None) -> dict[str, str]:
+    """The payload part of a firing's reason: checked like other free text; required for a ``confirm``
+    trigger fired by a person (the one rule of the confirmation)."""
+    text = ""
+    if reason is not None:
+        try:
+            text = clean_text(reason, "Begründung").strip()
+        except ValueError as exc:
+            raise InputError(f"{reference} {t.trigger}: {exc}") from None
+    if not text and t.confirm and actor not in _TRUSTED:
+        raise InputError(f"{reference}: „{definition.trigger_label(t.trigger)}“ ({t.trigger}) muss mit einer "
+                         "Begründung bestätigt werden; bitte eine Begründung angeben")
+    return {"reason": text} if text else {}
 
 
 def field_instant(definition: Definition, fields: Mapping[str, Any], name: str) -> datetime | None:
@@ -484,11 +505,13 @@ def _decide_branch(
     branch: str | None,
     values: Mapping[str, str],
     now: datetime,
+    reason: str | None = None,
 ) -> list[Change]:
     assert t.branch is not None
     context = f"{reference} {t.trigger}"
     branch = _open_branch(paper, state, branch, context, f"'{t.trigger}' acts on one branch")
     _check_permission(definition, actor, t.roles, branch, f"fire '{t.trigger}' on {reference} for branch '{branch}'")
+    why = _reason(definition, t, reference, actor, reason)
     assert machine.step(paper.state, t.trigger) == paper.state
     builtins = ("result", "meeting") if t.branch == "deferred" else ("result",)
     fields, result, meeting = _parse_values(definition, values, builtins, context, t.settable())
@@ -503,7 +526,7 @@ def _decide_branch(
             actor,
             now,
             branch,
-            _payload(fields, result, meeting, outcome=t.branch),
+            _payload(fields, result, meeting, outcome=t.branch, **why),
         )
     ]
     after = apply(definition, paper, changes[0])

@@ -38,9 +38,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from .audit import VerifyReport, record_json
 from .definition import Definition
 from .errors import InputError, ToolMissingError, WorkflowError
-from .german import ENTRY_KIND, format_local, outcome
+from .german import entry_text, format_local
 from .store import AuditRecord
-from .values import stored_instant, user_instant
+from .values import user_instant
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -94,8 +94,8 @@ class _Labels:
     """Labels of the definition version each entry names (ids where there is none: entries of other kinds,
     without a paper, or of a version that cannot be read)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, engine: Engine, zone: str) -> None:
+        self.engine, self.zone = engine, zone
         self._cache: dict[tuple[str, int], Definition | None] = {}
 
     def definition(self, workflow: str, version: int) -> Definition | None:
@@ -109,65 +109,18 @@ class _Labels:
 
     def row(self, r: AuditRecord) -> Row:
         d = self.definition(r.workflow, r.workflow_version)
-
-        def state(sid: str | None) -> str:
-            if not sid:
-                return ""
-            found = d.states.get(sid) if d else None
-            return found.label if found else sid
-
-        def body(bid: str | None) -> str:
-            found = d.bodies.get(bid) if d and bid else None
-            return found.name if found else (bid or "")
-
-        kind = ENTRY_KIND.get(r.kind, r.kind)
-        trigger = _trigger_label(d, r.trigger) if d else r.trigger
-        what = kind if r.trigger in ("", r.kind) else f"{kind}: {trigger}"
-        hearing = bool(d and r.from_state and (s := d.states.get(r.from_state)) and s.parallel and s.parallel.join.none)
-        return Row(r, what, state(r.from_state), state(r.to_state), body(r.branch or r.body),
-                   _details(r.payload, r.kind, d.timezone if d else None, hearing))
+        text = entry_text(r, d, d.timezone if d else self.zone)
+        details = list(text.details)
+        if r.kind not in _KNOWN_KINDS:  # e.g. mail or admin entries: whatever else they carry, briefly
+            details += [f"{k}: {_short(v)}" for k, v in sorted(r.payload.items()) if k not in _SHOWN]
+        what = text.label if r.kind in _KNOWN_KINDS else f"{text.label} ({r.kind})"
+        return Row(r, what, text.source or "", text.target if r.to_state else "", text.body, "; ".join(details))
 
 
-def _trigger_label(d: Definition, trigger: str) -> str:
-    """The trigger's label where the definition language has one (``Definition.trigger_label``), else its id."""
-    label = getattr(d, "trigger_label", None)  # the labels of transitions, where this version has them
-    if callable(label):
-        try:
-            return str(label(trigger))
-        except (KeyError, ValueError):
-            return trigger
-    return trigger
-
-
-_SHOWN = ("result", "outcome", "meeting", "previous", "deadline", "note", "reason")
-
-
-def _details(p: Mapping[str, Any], kind: str, zone: str | None, hearing: bool) -> str:
-    """Result and notes of an entry in words; for kinds this version does not know, its scalar values."""
-    zone = zone or "Europe/Berlin"
-    parts: list[str] = []
-    if "outcome" in p:
-        parts.append(outcome(str(p["outcome"]), heard=hearing))
-    if p.get("result"):
-        parts.append(f"„{p['result']}“")
-    for key, word in (("meeting", "Sitzung"), ("previous", "vorher")):
-        if p.get(key):
-            try:
-                parts.append(f"{word} {format_local(stored_instant(str(p[key])), zone)}")
-            except (ValueError, TypeError):
-                parts.append(f"{word} {p[key]}")
-    if p.get("deadline"):
-        parts.append(f"Frist {p['deadline']}")
-    for key in ("note", "reason"):
-        if p.get(key):
-            parts.append(str(p[key]))
-    if isinstance(p.get("fields"), Mapping) and kind in ("create", "transition", "internal"):
-        fields = ", ".join(f"{k}={_short(v)}" for k, v in p["fields"].items() if k != "title")
-        if fields:
-            parts.append(fields)
-    if kind not in ENTRY_KIND:  # e.g. mail or admin entries: whatever they carry, briefly
-        parts += [f"{k}: {_short(v)}" for k, v in sorted(p.items()) if k not in _SHOWN and k != "fields"]
-    return "; ".join(parts)
+#: The kinds of entry :func:`entry_text` renders completely; of others the report shows their data too.
+_KNOWN_KINDS = frozenset({"create", "transition", "branch", "meeting", "close", "join", "migrate", "internal", "done",
+                          "undone"})
+_SHOWN = ("result", "outcome", "meeting", "previous", "deadline", "note", "reason", "fields")
 
 
 def _short(value: Any, limit: int = 120) -> str:
@@ -206,7 +159,7 @@ def build_report(engine: Engine, *, producer: str, zone: str, references: tuple[
     streams = [engine.audit(reference=r, **filters) for r in refs] if refs else [engine.audit(**filters)]
     records: Iterator[AuditRecord] = heapq.merge(*streams, key=lambda r: r.seq) if len(streams) > 1 \
         else streams[0]
-    labels = _Labels(engine)
+    labels = _Labels(engine, zone)
     rows: list[Row] = []
     for r in records:
         if r.seq > up_to:

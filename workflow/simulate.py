@@ -42,7 +42,7 @@ __all__ = ["Event", "Refusal", "Scenario", "ScenarioError", "Simulation", "Step"
 
 Action = Literal["fire", "meeting", "done"]
 TOP_KEYS = ("reference", "start", "actor", "fields", "steps", "until")
-STEP_KEYS = ("at", "fire", "meeting", "done", "branch", "actor", "set", "note")
+STEP_KEYS = ("at", "fire", "meeting", "done", "branch", "actor", "set", "note", "reason")
 ACTIONS: tuple[Action, ...] = ("fire", "meeting", "done")
 
 
@@ -68,6 +68,8 @@ class Step:
     actor: str | None = None
     values: Mapping[str, str] = field(default_factory=dict)
     note: str = ""
+    #: Why a trigger is fired (needed for one with ``confirm: true``).
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -220,15 +222,19 @@ def _step(r: _Reader, raw: Any, n: int, previous: datetime | None) -> Step | Non
         r.problem((*where, "set"), f"{label}: set gehört nur zu fire", key=True)
     if "note" in raw and action != "done":
         r.problem((*where, "note"), f"{label}: note gehört nur zu done", key=True)
+    if "reason" in raw and action != "fire":
+        r.problem((*where, "reason"), f"{label}: reason gehört nur zu fire", key=True)
     target = r.text(raw[action], (*where, action), f"{label}: {action}") if action else None
     meeting = r.moment(raw["meeting"], (*where, "meeting"), f"{label}: meeting") if action == "meeting" else None
     branch = r.text(raw["branch"], (*where, "branch"), f"{label}: branch") if "branch" in raw else None
     actor = r.text(raw["actor"], (*where, "actor"), f"{label}: actor") if "actor" in raw else None
     values = r.values(raw["set"], (*where, "set"), f"{label}: set") if "set" in raw else {}
     note = r.text(raw["note"], (*where, "note"), f"{label}: note") if "note" in raw else ""
+    reason = r.text(raw["reason"], (*where, "reason"), f"{label}: reason") if "reason" in raw else None
     if len(r.problems) > before or at is None or action is None or target is None:
         return None
-    return Step(n + 1, r.doc.where(where)[0], at, action, target, meeting, branch, actor, values, note or "")
+    return Step(n + 1, r.doc.where(where)[0], at, action, target, meeting, branch, actor, values, note or "",
+                reason)
 
 
 # --- the run --------------------------------------------------------------------------------------------
@@ -374,7 +380,8 @@ def simulate(library: DefinitionLibrary, workflow: str, scenario: Scenario, sett
 
 def _perform(engine: Engine, reference: str, step: Step, actor: str) -> list[Change]:
     if step.action == "fire":
-        return engine.fire(reference, step.target, actor, branch=step.branch, values=step.values)
+        return engine.fire(reference, step.target, actor, branch=step.branch, values=step.values,
+                           reason=step.reason)
     if step.action == "meeting":
         assert step.meeting is not None
         return engine.set_meeting(reference, step.meeting, actor, branch=step.branch)
@@ -385,7 +392,8 @@ def _step_text(step: Step, actor: str, zone: str, body_name: Any) -> str:
     branch = f" – {body_name(step.branch)}" if step.branch else ""
     if step.action == "fire":
         values = ", ".join(f"{k}={v}" for k, v in step.values.items())
-        return f"{step.target}{branch} von {actor}" + (f"; {values}" if values else "")
+        reason = f"; Begründung: {step.reason}" if step.reason else ""
+        return f"{step.target}{branch} von {actor}" + (f"; {values}" if values else "") + reason
     if step.action == "meeting":
         return f"Sitzung{branch} am {format_local(step.meeting, zone)} eingetragen von {actor}"
     return f"Frist {step.target}{branch} erledigt gemeldet von {actor}" + (f"; {step.note}" if step.note else "")

@@ -112,9 +112,12 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
             if seen is not None and (not isinstance(seen, str) or branch is None):
                 raise InputError("'branch_version' must be the text the paper's JSON gives for the branch named in "
                                  "'branch'")
+            reason = payload.get("reason")
+            if reason is not None and not isinstance(reason, str):
+                raise InputError("'reason' muss ein Text sein (die Begründung)")
             engine.fire(paper.reference, trigger, writer(who), branch=branch,
                         values=field_texts(payload.get("values"), "'values'"), expected_version=_version(payload),
-                        expected_branch_version=seen)
+                        expected_branch_version=seen, reason=reason)
         elif action == "meeting":
             when = payload.get("when")
             if not isinstance(when, str):

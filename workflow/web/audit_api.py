@@ -34,7 +34,8 @@ def audit_router(engine: Engine, settings: Settings, identity: Identity) -> APIR
                                zone=settings.timezone)
         if format in CSV_FORMATS:
             name = "pruefpfad-excel.csv" if format == "csv-excel" else "pruefpfad.csv"
-            return StreamingResponse(csv_chunks(records, format, settings.timezone),
+            return StreamingResponse(csv_chunks(records, format, settings.timezone,
+                                                definitions=engine.definition_version),
                                      media_type="text/csv; charset=utf-8",
                                      headers={"Content-Disposition": f'attachment; filename="{name}"'})
         return StreamingResponse(_json_array(records), media_type="application/json")

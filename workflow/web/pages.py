@@ -17,9 +17,11 @@ from ..access import Person, writer
 from ..config import Settings
 from ..diagram import svg_inline
 from ..engine import Engine
-from ..errors import NotPermittedError, ToolMissingError
+from ..errors import InputError, NotPermittedError, ToolMissingError
+from ..german import EntryText, entry_text
 from ..paper import branch_version
 from ..report import WEB_MAX_ENTRIES, ReportFormat, build_report, render, report_filename
+from ..store import AuditRecord
 from ..tokens import CALENDAR, calendar_path, create_token, list_tokens, revoke_calendar
 from .identity import Identity
 
@@ -31,8 +33,9 @@ SESSION_COOKIE = "cf_session"
 CSRF_SECONDS = 8 * 3600
 
 
-#: Entries per page of the audit page.
+#: Entries per page of the audit page and of a paper's history.
 AUDIT_PAGE = 50
+HISTORY_PAGE = 50
 
 
 def pages_router(engine: Engine, settings: Settings, identity: Identity, templates: Jinja2Templates,
@@ -65,6 +68,10 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                                 secure=request.url.scheme == "https", path="/")
         return response
 
+    def labelled(records: list[AuditRecord], zone: str) -> list[tuple[AuditRecord, EntryText]]:
+        """Each entry with what people read for it, in the labels of the definition version it names."""
+        return [(r, entry_text(r, engine.definition_version(r.workflow, r.workflow_version), zone)) for r in records]
+
     def back_to(reference: str) -> Response:
         return RedirectResponse(f"/vorlagen/{quote(reference, safe='')}", status_code=303)
 
@@ -79,8 +86,11 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
         rows = []
         for row in engine.deadlines_for(who):
             v = row.view
+            state = row.paper.state
+            branch = state.branches.get(v.deadline.branch) if v.deadline.branch else None
             rows.append({"deadline": v.deadline, "title": v.title, "overdue": v.overdue(now),
                          "body": v.body_name or "", "description": v.description,
+                         "meeting": branch.meeting if branch is not None else state.meeting,
                          "escalated": row.escalated and not row.notified,
                          "can_mark": engine.may_mark_done(row.paper, who, v.deadline.name, v.deadline.branch or None)})
         return page(request, "deadlines.html", who, rows=rows, zone=settings.timezone,
@@ -107,14 +117,25 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
     @router.get("/vorlagen", response_class=HTMLResponse)
     def papers_page(request: Request, workflow: str | None = None, state: str | None = None,
                     body: str | None = None, overdue: bool = False, who: Person = Depends(user)) -> HTMLResponse:
-        papers = engine.papers_for(who, workflow=workflow or None, state=state or None, body=body or None,
-                                   overdue=overdue)
-        return page(request, "papers.html", who, papers=papers, workflows=engine.library.workflows(),
-                    filters={"workflow": workflow or "", "state": state or "", "body": body or "",
-                             "overdue": overdue}, zone=settings.timezone)
+        error = None
+        try:  # labels and ids; an unknown value names the close ones instead of showing an empty list
+            chosen = engine.resolve_filters({"workflow": workflow, "state": state, "body": body})
+            papers = engine.papers_for(who, workflow=chosen.get("workflow"), state=chosen.get("state"),
+                                       body=chosen.get("body"), overdue=overdue)
+        except InputError as exc:
+            chosen, papers, error = {}, [], exc.message
+        choices = {name: sorted(known.items(), key=lambda item: (item[1].casefold(), item[0]))
+                   for name, known in engine.filter_choices().items()}
+        response = page(request, "papers.html", who, papers=papers, choices=choices, error=error,
+                        filters={"workflow": chosen.get("workflow", ""), "state": chosen.get("state", ""),
+                                 "body": chosen.get("body", ""), "overdue": overdue}, zone=settings.timezone)
+        if error is not None:
+            response.status_code = 400
+        return response
 
     @router.get("/vorlagen/{reference:path}", response_class=HTMLResponse)
-    def paper_page(request: Request, reference: str, who: Person = Depends(user)) -> HTMLResponse:
+    def paper_page(request: Request, reference: str, vor: int | None = None,
+                   who: Person = Depends(user)) -> HTMLResponse:
         paper = engine.paper_for(reference, who)
         definition = engine.definition_of(paper)
         try:
@@ -123,8 +144,15 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
             diagram, diagram_missing = "", exc.message
         references = [{"reference": r, "url": "/vorlagen/" + quote(r, safe="")}
                       for r in paper.state.fields.get("references", []) or []]
+        # the history newest first, HISTORY_PAGE entries a page ("Ältere Einträge" pages on by seq)
+        records = engine.audit_page(HISTORY_PAGE, vor, reference=paper.reference)
+        here = "/vorlagen/" + quote(paper.reference, safe="")
+        older = records[-1].seq if len(records) == HISTORY_PAGE else None
         return page(request, "paper.html", who, paper=paper, status=engine.view(paper), definition=definition,
-                    history=engine.history(paper.reference), deadlines=engine.deadlines(paper),
+                    history=labelled(records, definition.timezone),
+                    history_older=f"{here}?{urlencode({'vor': older})}#verlauf" if older else None,
+                    history_newest=f"{here}#verlauf" if vor is not None else None,
+                    deadlines=engine.deadlines(paper),
                     actions=engine.actions(paper, who), references=references,
                     can_mark=lambda v: engine.may_mark_done(paper, who, v.deadline.name, v.deadline.branch or None,
                                                             undo=v.done is not None),
@@ -182,7 +210,8 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
         seq, head = engine.head()
         older = records[-1].seq if len(records) == AUDIT_PAGE else None
         query = {k: v for k, v in filters.items() if v}
-        return page(request, "audit.html", who, records=records, report=report, head=head, seq=seq,
+        return page(request, "audit.html", who, records=labelled(records, settings.timezone), report=report,
+                    head=head, seq=seq,
                     filters=filters, zone=settings.timezone, kopf=kopf, page_size=AUDIT_PAGE,
                     older=f"/pruefpfad?{urlencode({**query, 'vor': older})}" if older else None,
                     newest="/pruefpfad?" + urlencode(query) if vor is not None else None,
