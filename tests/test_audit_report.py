@@ -92,8 +92,8 @@ def test_pdf_report_of_a_paper(corpus: Engine, tmp_path: Path, capsys: Cli) -> N
     assert f"Prüfpfad intakt: alle {seq} Einträge" in raw and head in flat
     assert flat.count(digest) >= 2  # at the top and in the closing section
     for label in ("Entwurf", "Beratung in der Bürgermeisterkonferenz", "Rat der Gemeinde Nottuln",
-                  "„einstimmig beschlossen“", "vertagt", "Sitzung 15.10.2020 18:00", "Beschließen",
-                  FEDER):
+                  "„einstimmig beschlossen“", "vertagt", "Sitzung 15.10.2020 18:00", "Beschließen", "Angelegt",
+                  "In die Bürgermeisterkonferenz einbringen", FEDER):
         assert _squeezed(label) in flat, label
     content = json.loads(attachment)
     capsys.readouterr()
@@ -203,7 +203,7 @@ def test_mail_admin_and_unknown_entries(corpus: Engine) -> None:
                                                  "message_id": "<m@x>"}), "1" * 64, "2" * 64),
            AuditRecord(92, "", "", 0, "future", "something_new", None, "", None, None, "admin@kreis.example", at,
                        "{}", "2" * 64, "3" * 64)]
-    labels = _Labels(corpus)
+    labels = _Labels(corpus, "Europe/Berlin")
     rows = [labels.row(r) for r in odd]
     assert rows[0].what == "API-Token Nr. 7 für x@kreis.example erstellt" and rows[0].to_label == ""
     assert rows[1].what == "Erinnerung gesendet an a@b.example" and rows[1].to_label == "ausschuss"

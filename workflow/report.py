@@ -94,8 +94,8 @@ class _Labels:
     """Labels of the definition version each entry names (ids where there is none: entries of other kinds,
     without a paper, or of a version that cannot be read)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, engine: Engine, zone: str) -> None:
+        self.engine, self.zone = engine, zone
         self._cache: dict[tuple[str, int], Definition | None] = {}
 
     def definition(self, workflow: str, version: int) -> Definition | None:
@@ -111,7 +111,7 @@ class _Labels:
         """The entry through the one German rendering of trail entries (:func:`workflow.german.entry_text`),
         plus the fields a create or step set."""
         d = self.definition(r.workflow, r.workflow_version)
-        text = entry_text(r, d, d.timezone if d else "Europe/Berlin")
+        text = entry_text(r, d, d.timezone if d else self.zone)
         details = list(text.details)
         p = r.payload
         if isinstance(p.get("fields"), Mapping) and r.kind in ("create", "transition", "internal"):
@@ -157,7 +157,7 @@ def build_report(engine: Engine, *, producer: str, zone: str, references: tuple[
     streams = [engine.audit(reference=r, **filters) for r in refs] if refs else [engine.audit(**filters)]
     records: Iterator[AuditRecord] = heapq.merge(*streams, key=lambda r: r.seq) if len(streams) > 1 \
         else streams[0]
-    labels = _Labels(engine)
+    labels = _Labels(engine, zone)
     rows: list[Row] = []
     for r in records:
         if r.seq > up_to:
