@@ -41,7 +41,7 @@ _audit = AuditRow.__table__  # type: ignore[attr-defined]
 _defs = DefinitionRow.__table__  # type: ignore[attr-defined]
 
 
-_NAMED = re.compile(r"(?<!:):([a-z_]+)")
+_NAMED = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 _PAPER_COLUMNS = ("id, reference, workflow, workflow_version, definition_hash, state, entered_at, meeting, branches, "
                   "fields, result, created_at, updated_at, version, last_seq, last_hash, done")
 _SELECT_PAPER = f"SELECT {_PAPER_COLUMNS} FROM papers WHERE reference = :reference"

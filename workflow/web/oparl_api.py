@@ -64,8 +64,10 @@ def mount_oparl(app: FastAPI, engine: Engine, settings: Settings) -> None:
         except ValueError as exc:
             raise InputError(str(exc)) from None
 
-    def page(request: Request, items: list[dict[str, Any]], number: int) -> dict[str, Any]:
-        total = len(items)
+    def page(request: Request, items: list[dict[str, Any]], number: int, total: int | None = None) -> dict[str, Any]:
+        """Page ``number`` of ``items`` (or, with ``total``, ``items`` are that page already)."""
+        sliced = total is not None
+        total = len(items) if total is None else total
         last = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
         if number > last:
             raise NotFoundError(f"page {number} does not exist (last page: {last})")
@@ -79,7 +81,7 @@ def mount_oparl(app: FastAPI, engine: Engine, settings: Settings) -> None:
             links["prev"] = f"{url}{sep}page={number - 1}"
         if number < last:
             links["next"] = f"{url}{sep}page={number + 1}"
-        return {"data": items[(number - 1) * PAGE_SIZE:number * PAGE_SIZE],
+        return {"data": items if sliced else items[(number - 1) * PAGE_SIZE:number * PAGE_SIZE],
                 "pagination": {"totalElements": total, "elementsPerPage": PAGE_SIZE, "currentPage": number,
                                "totalPages": last}, "links": links}
 
@@ -112,8 +114,13 @@ def mount_oparl(app: FastAPI, engine: Engine, settings: Settings) -> None:
         key = (current_head(), name, number, modified_since, request.url.remove_query_params("page").query)
         found = pages.get(key)
         if found is None:
-            found = json.dumps(page(request, list(export(request, since(modified_since))[name]), number),
-                               ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            if name == "papers":  # a query for one page; each paper's object is built once per change
+                total, items = engine.oparl_papers(settings.oparl_base_url, (number - 1) * PAGE_SIZE, PAGE_SIZE,
+                                                   modified_since=since(modified_since))
+                listed = page(request, items, number, total)
+            else:
+                listed = page(request, list(export(request, since(modified_since))[name]), number)
+            found = json.dumps(listed, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
             pages[key] = found
             while len(pages) > CACHED_PAGES:
                 pages.popitem(last=False)

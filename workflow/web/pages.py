@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -32,6 +33,20 @@ CSRF_SECONDS = 8 * 3600
 
 #: Entries per page of the audit page.
 AUDIT_PAGE = 50
+#: Papers per page of "Vorlagen", deadlines per page of "Meine Fristen".
+LIST_PAGE = 50
+
+
+def _deadline_cursor(text: str) -> tuple[datetime, int] | None:
+    """The "Nächste Seite" cursor of "Meine Fristen" ("due~id", as the page links it); anything else: page 1."""
+    due, _, ident = text.partition("~")
+    try:
+        moment = datetime.fromisoformat(due)
+    except ValueError:
+        return None
+    if moment.tzinfo is None or not (ident.isascii() and ident.isdigit() and len(ident) < 19):
+        return None
+    return moment, int(ident)
 
 
 def pages_router(engine: Engine, settings: Settings, identity: Identity, templates: Jinja2Templates,
@@ -73,17 +88,21 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                    and t.revoked_at is None)
 
     @router.get("/", response_class=HTMLResponse)
-    def my_deadlines(request: Request, kalender: str = "", who: Person = Depends(user)) -> HTMLResponse:
+    def my_deadlines(request: Request, kalender: str = "", ab: str = "", who: Person = Depends(user)) -> HTMLResponse:
         now = engine.now()
         rows = []
-        for row in engine.deadlines_for(who):
+        found, following = engine.deadlines_page(who, limit=LIST_PAGE, after=_deadline_cursor(ab))
+        for row in found:
             v = row.view
             rows.append({"deadline": v.deadline, "title": v.title, "overdue": v.overdue(now),
                          "body": v.body_name or "", "description": v.description,
                          "escalated": row.escalated and not row.notified,
                          "can_mark": engine.may_mark_done(row.paper, who, v.deadline.name, v.deadline.branch or None)})
         return page(request, "deadlines.html", who, rows=rows, zone=settings.timezone,
-                    calendar_links=calendar_links(who), calendar_revoked=kalender == "widerrufen")
+                    calendar_links=calendar_links(who), calendar_revoked=kalender == "widerrufen",
+                    first_page="/" if ab else None,
+                    next_page="/?" + urlencode({"ab": f"{following[0].isoformat()}~{following[1]}"})
+                    if following else None)
 
     @router.post("/kalender", response_class=HTMLResponse)
     def calendar_create(request: Request, csrf: str = Form(...), who: Person = Depends(user)) -> HTMLResponse:
@@ -105,12 +124,17 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
 
     @router.get("/vorlagen", response_class=HTMLResponse)
     def papers_page(request: Request, workflow: str | None = None, state: str | None = None,
-                    body: str | None = None, overdue: bool = False, who: Person = Depends(user)) -> HTMLResponse:
-        papers = engine.papers_for(who, workflow=workflow or None, state=state or None, body=body or None,
-                                   overdue=overdue)
+                    body: str | None = None, overdue: bool = False, nach: str = "",
+                    who: Person = Depends(user)) -> HTMLResponse:
+        papers, following = engine.papers_page(who, limit=LIST_PAGE, after=nach or None, workflow=workflow or None,
+                                               state=state or None, body=body or None, overdue=overdue)
+        query = {k: v for k, v in (("workflow", workflow), ("state", state), ("body", body),
+                                   ("overdue", "true" if overdue else "")) if v}
         return page(request, "papers.html", who, papers=papers, workflows=engine.library.workflows(),
                     filters={"workflow": workflow or "", "state": state or "", "body": body or "",
-                             "overdue": overdue}, zone=settings.timezone)
+                             "overdue": overdue}, zone=settings.timezone,
+                    first_page="/vorlagen?" + urlencode(query) if nach else None,
+                    next_page="/vorlagen?" + urlencode({**query, "nach": following}) if following else None)
 
     @router.get("/vorlagen/{reference:path}", response_class=HTMLResponse)
     def paper_page(request: Request, reference: str, who: Person = Depends(user)) -> HTMLResponse:
