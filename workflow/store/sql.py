@@ -563,15 +563,21 @@ class SqlStore:
 
     def page_audit(self, limit: int, before: int | None = None, **filters: Any) -> list[AuditRecord]:
         """One page of the trail, newest first (an index range scan on seq, whatever the trail's size)."""
+        sql, params = self.page_audit_sql(limit, before, **filters)
+        with self._transaction() as cur:
+            cur.execute(sql, params)
+            return [_record(r) for r in cur.fetchall()]
+
+    def page_audit_sql(self, limit: int, before: int | None = None, **filters: Any) -> tuple[str, dict[str, Any]]:
+        """The statement and parameters of :meth:`page_audit` (for EXPLAIN and the benchmark's raw SQL): each
+        equality filter has a (column, seq) index, the period one on ``at``."""
         clauses, params = self._audit_where(filters)
         if before is not None:
             clauses.append("seq < :before")
             params["before"] = before
         where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
-        with self._transaction() as cur:
-            cur.execute(self._sql(f"SELECT {_AUDIT_COLUMNS} FROM audit {where}ORDER BY seq DESC LIMIT :limit"),
-                        {**params, "limit": limit})
-            return [_record(r) for r in cur.fetchall()]
+        return (self._sql(f"SELECT {_AUDIT_COLUMNS} FROM audit {where}ORDER BY seq DESC LIMIT :limit"),
+                {**params, "limit": limit})
 
     def head(self) -> tuple[int, str]:
         """Sequence number and hash of the trail's last entry (0 and the genesis hash when empty)."""
@@ -632,6 +638,17 @@ class SqlStore:
                     readable: Collection[str] | None = None) -> list[StoredPaper]:
         """One page of papers by reference: an index range (reference, (workflow, reference), (state,
         reference), paper_bodies' (body, reference) or next_due) whatever the number of papers."""
+        sql, params = self.page_papers_sql(limit, after, workflow=workflow, state=state, body=body,
+                                           due_before=due_before, readable=readable)
+        with self._transaction() as cur:
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+        return [self._paper_from_row(r) for r in rows]
+
+    def page_papers_sql(self, limit: int, after: str | None = None, *, workflow: str | None = None,
+                        state: str | None = None, body: str | None = None, due_before: datetime | None = None,
+                        readable: Collection[str] | None = None) -> tuple[str, dict[str, Any]]:
+        """The statement and parameters of :meth:`page_papers`."""
         params: dict[str, Any] = {"limit": limit}
         key = "b.reference" if body is not None else "p.reference"
         clauses = self._readable_clause(readable, params)
@@ -654,16 +671,27 @@ class SqlStore:
             params["body"] = body
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         columns = ", ".join(f"p.{c.strip()}" for c in _PAPER_COLUMNS.split(","))
-        with self._transaction() as cur:
-            cur.execute(self._sql(f"SELECT {columns} FROM {source}{where} ORDER BY {key} LIMIT :limit"), params)
-            rows = cur.fetchall()
-        return [self._paper_from_row(r) for r in rows]
+        return self._sql(f"SELECT {columns} FROM {source}{where} ORDER BY {key} LIMIT :limit"), params
 
     def page_running_deadlines(self, limit: int, after: tuple[datetime, int] | None = None, *,
                                names: Mapping[str, Collection[str]] | None = None
                                ) -> list[tuple[StoredPaper, DeadlineRecord]]:
         """Running deadlines in (due_at, id) order through the (status, due_at, id) index."""
         from .outbox import _DEADLINE_COLUMNS, _deadline
+
+        sql, params = self.running_deadlines_sql(limit, after, names=names)
+        if not sql:
+            return []
+        with self._transaction() as cur:
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+        width = len(_DEADLINE_COLUMNS.split(","))
+        return [(self._paper_from_row(r[width:]), _deadline(r[:width])) for r in rows]
+
+    def running_deadlines_sql(self, limit: int, after: tuple[datetime, int] | None = None, *,
+                              names: Mapping[str, Collection[str]] | None = None) -> tuple[str, dict[str, Any]]:
+        """The statement and parameters of :meth:`page_running_deadlines` ("" if nothing can match)."""
+        from .outbox import _DEADLINE_COLUMNS
 
         params: dict[str, Any] = {"limit": limit}
         clauses = ["d.status = 'running'"]
@@ -682,34 +710,36 @@ class SqlStore:
                     listed.append(f":n{n}_{m}")
                 alternatives.append(f"(p.definition_hash = :h{n} AND d.name IN ({', '.join(listed)}))")
             if not alternatives:
-                return []
+                return "", {}
             clauses.append(f"({' OR '.join(alternatives)})")
         columns = ", ".join(f"p.{c.strip()}" for c in _PAPER_COLUMNS.split(","))
         deadline_columns = ", ".join(f"d.{c.strip()}" for c in _DEADLINE_COLUMNS.split(","))
-        with self._transaction() as cur:
-            cur.execute(self._sql(f"SELECT {deadline_columns}, {columns} FROM deadlines d JOIN papers p ON p.id = "
-                                  f"d.paper_id WHERE {' AND '.join(clauses)} ORDER BY d.due_at, d.id LIMIT :limit"),
-                        params)
-            rows = cur.fetchall()
-        width = len(_DEADLINE_COLUMNS.split(","))
-        return [(self._paper_from_row(r[width:]), _deadline(r[:width])) for r in rows]
+        return (self._sql(f"SELECT {deadline_columns}, {columns} FROM deadlines d JOIN papers p ON p.id = d.paper_id "
+                          f"WHERE {' AND '.join(clauses)} ORDER BY d.due_at, d.id LIMIT :limit"), params)
 
     def oparl_page(self, offset: int, limit: int, *, modified_since: datetime | None = None
                    ) -> tuple[int, list[tuple[StoredPaper, str | None]]]:
         """A slice of the public papers by id, through the (public, id) or (updated_at, id) index."""
+        count, sql, params = self.oparl_page_sql(offset, limit, modified_since=modified_since)
+        with self._transaction() as cur:
+            cur.execute(count, params)
+            total = int(cur.fetchone()[0])
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+        return total, [(self._paper_from_row(r[:-1]), r[-1]) for r in rows]
+
+    def oparl_page_sql(self, offset: int, limit: int, *, modified_since: datetime | None = None
+                       ) -> tuple[str, str, dict[str, Any]]:
+        """The count, the statement and the parameters of :meth:`oparl_page`."""
         where = f"p.public = {self._true}"
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         if modified_since is not None:
             where += " AND p.updated_at >= :since"
             params["since"] = self._db_time(modified_since)
         columns = ", ".join(f"p.{c.strip()}" for c in _PAPER_COLUMNS.split(","))
-        with self._transaction() as cur:
-            cur.execute(self._sql(f"SELECT COUNT(*) FROM papers p WHERE {where}"), params)
-            total = int(cur.fetchone()[0])
-            cur.execute(self._sql(f"SELECT {columns}, p.oparl FROM papers p WHERE {where} ORDER BY p.id "
-                                  "LIMIT :limit OFFSET :offset"), params)
-            rows = cur.fetchall()
-        return total, [(self._paper_from_row(r[:-1]), r[-1]) for r in rows]
+        return (self._sql(f"SELECT COUNT(*) FROM papers p WHERE {where}"),
+                self._sql(f"SELECT {columns}, p.oparl FROM papers p WHERE {where} ORDER BY p.id LIMIT :limit "
+                          "OFFSET :offset"), params)
 
     def keep_oparl(self, paper: StoredPaper, text: str) -> None:
         with self._transaction() as cur:
