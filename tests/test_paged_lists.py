@@ -236,7 +236,7 @@ def test_oparl_objects_are_kept_and_stay_equal_to_fresh_ones(tmp_path: Path, sto
     assert items == fresh()
     # and each page is read from the stored objects: one tampered with (same version) is served as stored
     paper = engine.load("SV-02")
-    store.keep_oparl(paper, json.dumps({"version": paper.version, "base": BASE, "paper": {"id": "gespeichert"}}))
+    store.keep_oparl([(paper, json.dumps({"version": paper.version, "base": BASE, "paper": {"id": "gespeichert"}}))])
     assert {"id": "gespeichert"} in oparl_now(engine)
     assert engine.oparl_papers("https://anderswo.example/oparl", 0, 100)[1][1]["id"].startswith(
         "https://anderswo.example/oparl/papers/")  # another base: built again

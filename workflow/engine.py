@@ -768,15 +768,17 @@ class Engine:
         version (and the base URL), reused while both are the same, built again (and kept) otherwise."""
         total, rows = self.store.oparl_page(offset, limit, modified_since=modified_since)
         out = []
+        built = []
         for paper, text in rows:
             kept = json.loads(text) if text else None
             if isinstance(kept, dict) and kept.get("version") == paper.version and kept.get("base") == base_url:
                 out.append(kept["paper"])
                 continue
             item = self.oparl_paper(paper, base_url)
-            self.store.keep_oparl(paper, json.dumps({"version": paper.version, "base": base_url, "paper": item},
-                                                    ensure_ascii=False, separators=(",", ":")))
+            built.append((paper, json.dumps({"version": paper.version, "base": base_url, "paper": item},
+                                            ensure_ascii=False, separators=(",", ":"))))
             out.append(item)
+        self.store.keep_oparl(built)
         return total, out
 
     def _view(

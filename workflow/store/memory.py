@@ -269,11 +269,12 @@ class MemoryStore:
                     if self._papers[ref].version == version}
         return len(papers), [(p, kept.get(p.reference)) for p in papers[offset:offset + limit]]
 
-    def keep_oparl(self, paper: StoredPaper, text: str) -> None:
+    def keep_oparl(self, built: Sequence[tuple[StoredPaper, str]]) -> None:
         with self._lock:
-            current = self._papers.get(paper.reference)
-            if current is not None and current.version == paper.version:
-                self._oparl[paper.reference] = (paper.version, text)
+            for paper, text in built:
+                current = self._papers.get(paper.reference)
+                if current is not None and current.version == paper.version:
+                    self._oparl[paper.reference] = (paper.version, text)
 
     def head(self) -> tuple[int, str]:
         with self._lock:

@@ -134,8 +134,9 @@ class Store(Protocol):
         ``limit`` of them from ``offset``, each with its stored OParl text (None if none is stored)."""
         ...
 
-    def keep_oparl(self, paper: StoredPaper, text: str) -> None:
-        """Store the OParl text built for ``paper`` (nothing happens if the paper changed meanwhile)."""
+    def keep_oparl(self, built: Sequence[tuple[StoredPaper, str]]) -> None:
+        """Store the OParl texts built for papers, in one transaction (a paper that changed meanwhile keeps
+        none)."""
         ...
 
     def create(self, reference: str, definition: Definition, state: PaperState, changes: Sequence[Change],

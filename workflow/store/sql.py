@@ -741,7 +741,9 @@ class SqlStore:
                 self._sql(f"SELECT {columns}, p.oparl FROM papers p WHERE {where} ORDER BY p.id LIMIT :limit "
                           "OFFSET :offset"), params)
 
-    def keep_oparl(self, paper: StoredPaper, text: str) -> None:
+    def keep_oparl(self, built: Sequence[tuple[StoredPaper, str]]) -> None:
+        if not built:
+            return
         with self._transaction() as cur:
-            cur.execute(self._sql("UPDATE papers SET oparl = :oparl WHERE id = :id AND version = :version"),
-                        {"oparl": text, "id": paper.id, "version": paper.version})
+            cur.executemany(self._sql("UPDATE papers SET oparl = :oparl WHERE id = :id AND version = :version"),
+                            [{"oparl": text, "id": paper.id, "version": paper.version} for paper, text in built])

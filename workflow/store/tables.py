@@ -185,7 +185,9 @@ class ReminderRow(SQLModel, table=True):
     """
 
     __tablename__ = "reminders"
-    __table_args__ = (Index("ix_reminders_claim", "status", "next_attempt_at"),)
+    # The mails of a deadline ("Meine Fristen", the paper page) by the deadline (revision 0005).
+    __table_args__ = (Index("ix_reminders_claim", "status", "next_attempt_at"),
+                      Index("ix_reminders_deadline", "deadline_id"))
 
     id: int | None = Field(default=None, primary_key=True)
     deadline_id: int | None = Field(default=None, foreign_key="deadlines.id")

@@ -53,6 +53,7 @@ def upgrade() -> None:
     for name, columns in _AUDIT_INDEXES.items():
         op.create_index(name, "audit", columns)
     op.create_index("ix_deadlines_status_due", "deadlines", ["status", "due_at", "id"])
+    op.create_index("ix_reminders_deadline", "reminders", ["deadline_id"])
 
     conn = op.get_bind()
     conn.execute(sa.text("UPDATE papers SET next_due = (SELECT MIN(due_at) FROM deadlines WHERE deadlines.paper_id "
@@ -80,6 +81,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_reminders_deadline", table_name="reminders")
     op.drop_index("ix_deadlines_status_due", table_name="deadlines")
     for name in _AUDIT_INDEXES:
         op.drop_index(name, table_name="audit")
