@@ -352,3 +352,33 @@ def test_list_queries_use_indexes(db_url: str, clock: FixedClock, tmp_path: Path
                 # without an equality filter the page walks the trail newest first and stops at LIMIT
                 assert_indexed(store, sql, params, ordered_scan=set(chosen) <= {"since", "until"})
     store.dispose()
+
+
+def test_upgrade_fills_the_list_columns_from_the_papers(db_url: str, clock: FixedClock, tmp_path: Path) -> None:
+    """A database of revision 0004 with papers: after the upgrade the lists (public, overdue, body filters)
+    give what the old all-papers path gives."""
+    from alembic import command
+
+    from workflow.store.schema import _config
+
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    for name in ("kreisstrategie.yaml", "sachstandsbericht.yaml"):
+        (folder / name).write_bytes((SPEC / name).read_bytes())
+    store = SqlStore(db_url)
+    engine = Engine(store, DefinitionLibrary(folder), clock)
+    corpus(engine, clock)
+    cfg = _config()
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+    store.dispose()
+    upgraded = SqlStore(db_url)
+    assert upgraded.schema_revision() == "0004"
+    upgraded.init()
+    engine = Engine(upgraded, DefinitionLibrary(folder), clock)
+    for who, body, overdue in itertools.product(PEOPLE, [None, "rat_olfen", "afwk"], [False, True]):
+        assert all_pages(engine, who, 5, body=body, overdue=overdue) == \
+            old_papers_for(engine, who, None, None, body, overdue)
+    assert engine.verify().ok
+    upgraded.dispose()
