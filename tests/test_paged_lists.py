@@ -382,3 +382,25 @@ def test_upgrade_fills_the_list_columns_from_the_papers(db_url: str, clock: Fixe
             old_papers_for(engine, who, None, None, body, overdue)
     assert engine.verify().ok
     upgraded.dispose()
+
+
+def test_my_deadlines_page_links_on(engine: Engine, clock: FixedClock) -> None:
+    """"Meine Fristen" shows 50 deadlines and "Nächste Seite"; following it shows the rest; a cursor that is
+    not one ("?ab=…" typed by hand) shows the first page, not an error."""
+    for n in range(55):
+        ref = f"F-{n:03d}"
+        engine.create("sachstandsbericht", ref, LANDRAT, {"title": f"Bericht {n}"})
+        engine.fire(ref, "einbringen", LANDRAT, values={"meeting": f"2020-{9 + n // 28:02d}-{1 + n % 28:02d}T17:00"})
+    client = web_client(engine, SITZ)
+    expected = [r.view.deadline.reference for r in old_deadlines_for(engine, Person(SITZ))]
+    assert len(expected) == 55
+    first = client.get("/")
+    assert first.status_code == 200 and "Nächste Seite" in first.text
+    link = first.text.split('rel="next"')[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&")
+    second = client.get(link)
+    assert second.status_code == 200 and "Nächste Seite" not in second.text
+    shown = [ref for ref in expected if f">{ref}</a>" in first.text]
+    assert shown == expected[:50] and all(f">{ref}</a>" in second.text for ref in expected[50:])
+    for bad in ("kaputt", "2020-01-01~x", "2020-01-01T00:00~1", "~", "2020-01-01T00:00+00:00~" + "9" * 40):
+        response = client.get("/", params={"ab": bad})
+        assert response.status_code == 200 and f">{expected[0]}</a>" in response.text, bad
