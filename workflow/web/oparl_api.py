@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from ..config import Settings
 from ..engine import Engine
 from ..errors import InputError, NotFoundError
+from ..oparl import OParlExport
 from ..oparl_read import parse_instant
 
 __all__ = ["mount_oparl"]
@@ -85,17 +86,21 @@ def mount_oparl(app: FastAPI, engine: Engine, settings: Settings) -> None:
                 "pagination": {"totalElements": total, "elementsPerPage": PAGE_SIZE, "currentPage": number,
                                "totalPages": last}, "links": links}
 
+    def frame() -> dict[str, Any]:
+        """System and Body: they name no paper, so no export is built for them."""
+        return OParlExport(settings.oparl_base_url, settings.body_name, settings.timezone).objects()
+
     @app.get(f"{prefix}/system", tags=["oparl"])
     def system(request: Request) -> dict[str, Any]:
-        return dict(export(request, None)["system"])
+        return dict(frame()["system"])
 
     @app.get(f"{prefix}/bodies", tags=["oparl"])
     def bodies(request: Request) -> dict[str, Any]:
-        return page(request, [export(request, None)["body"]], 1)
+        return page(request, [frame()["body"]], 1)
 
     @app.get(f"{prefix}/bodies/1", tags=["oparl"])
     def body(request: Request) -> dict[str, Any]:
-        return dict(export(request, None)["body"])
+        return dict(frame()["body"])
 
     pages: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
     gate = asyncio.Semaphore(ANONYMOUS_AT_ONCE)
