@@ -34,7 +34,8 @@ from workflow.tokens import resolve_token
 from .conftest import LANDRAT, SITZ
 
 EXE = str(Path(sys.executable).parent / "councilflow")
-TABLES = {"definitions", "papers", "audit", "deadlines", "reminders", "tokens", "heartbeats", "alembic_version"}
+TABLES = {"definitions", "papers", "audit", "deadlines", "reminders", "tokens", "heartbeats", "paper_bodies",
+          "alembic_version"}
 
 
 def test_head_constant_matches_the_migrations() -> None:

@@ -14,7 +14,7 @@ from .errors import NotPermittedError
 from .paper import PaperState
 from .paper import may_create as _may_create
 
-__all__ = ["Action", "Person", "actions", "may_create", "may_read", "writer"]
+__all__ = ["Action", "Person", "actions", "is_public", "may_create", "may_read", "may_read_private", "writer"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,19 @@ class Action:
 def may_read(definition: Definition, state: PaperState, who: Person) -> bool:
     """Auditors read everything; a paper marked ``public: false`` only the members of its workflow's roles
     and the contacts of its bodies; every other paper anyone signed in."""
-    if who.auditor or state.fields.get("public", True) is not False:
+    return is_public(state) or may_read_private(definition, who)
+
+
+def is_public(state: PaperState) -> bool:
+    """Whether anyone signed in may read the paper (it is not marked ``public: false``); the store keeps this
+    as a column, so lists filter by it."""
+    return state.fields.get("public", True) is not False
+
+
+def may_read_private(definition: Definition, who: Person) -> bool:
+    """Whether ``who`` may read the papers of ``definition`` marked ``public: false`` (the second half of
+    :func:`may_read`; lists ask it once per stored definition, not once per paper)."""
+    if who.auditor:
         return True
     members = {m.lower() for ms in definition.roles.values() for m in ms}
     members |= {b.contact.lower() for b in definition.bodies.values() if b.contact}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import OrderedDict
@@ -10,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
-from .access import Action, Person, actions, may_create, may_read
+from .access import Action, Person, actions, may_create, may_read, may_read_private
 from .audit import Period, VerifyReport, timeline, verify
 from .clock import Clock, SystemClock
 from .deadlines import WaitingDeadline, changed, decide_done, recipients, running_deadlines, waiting_deadlines
@@ -619,23 +620,39 @@ class Engine:
             raise NotFoundError(f"no paper with reference '{reference}'")
         return paper
 
+    def readable_definitions(self, who: Person) -> list[str]:
+        """The stored definitions (by hash) whose papers marked ``public: false`` ``who`` may read: the rule of
+        :func:`~workflow.access.may_read` asked once per definition, for the lists' query."""
+        out = []
+        for _, _, digest, text in self.store.iter_definitions():
+            if may_read_private(self.library.pinned(digest, lambda text=text: text), who):  # type: ignore[misc]
+                out.append(digest)
+        return out
+
+    def papers_page(self, who: Person, *, limit: int = 50, after: str | None = None, workflow: str | None = None,
+                    state: str | None = None, body: str | None = None, overdue: bool = False
+                    ) -> tuple[list[Status], str | None]:
+        """One page of the papers ``who`` may see, in reference order after ``after``, filtered by workflow,
+        state, body (also a branch) and overdue (a running deadline is past due); and the reference the next
+        page starts after (None: this is the last page). A paged query on indexed columns."""
+        papers = self.store.page_papers(limit + 1, after, workflow=workflow, state=state, body=body,
+                                        due_before=self.now() if overdue else None,
+                                        readable=self.readable_definitions(who))
+        more = len(papers) > limit
+        papers = papers[:limit]
+        return [self.view(p) for p in papers], (papers[-1].reference if more and papers else None)
+
     def papers_for(self, who: Person, *, workflow: str | None = None, state: str | None = None,
                    body: str | None = None, overdue: bool = False) -> list[Status]:
-        """The papers ``who`` may see, filtered by workflow, state, body (also a branch) and overdue."""
-        now = self.now()
-        out = []
-        for paper in self.store.iter_papers():
-            if (workflow and paper.workflow != workflow) or (state and paper.state.state != state):
-                continue
-            if not may_read(self.definition_of(paper), paper.state, who):
-                continue
-            status = self.view(paper)
-            if body and status.body != body and body not in {b.body for b in status.branches}:
-                continue
-            if overdue and not any(d.due_at < now for d in self.store.outbox.deadlines(paper.reference)):
-                continue
-            out.append(status)
-        return out
+        """Every paper ``who`` may see (page after page of :meth:`papers_page`), in reference order."""
+        out: list[Status] = []
+        after: str | None = None
+        while True:
+            page, after = self.papers_page(who, limit=500, after=after, workflow=workflow, state=state, body=body,
+                                           overdue=overdue)
+            out.extend(page)
+            if after is None:
+                return out
 
     def actions(self, paper: StoredPaper, who: Person) -> list[Action]:
         """The triggers ``who`` may fire on ``paper`` now (and for which branches)."""
@@ -669,16 +686,82 @@ class Engine:
 
     def deadlines_for(self, who: Person) -> list[PersonalDeadline]:
         """"Meine Fristen": the running deadlines ``who`` is notified of, and those escalated to them whose
-        escalation is due (auditors: all), each with its paper, overdue ones first."""
-        rows = [row for row in self.involved_deadlines(who) if who.auditor or row.notified or row.escalated]
+        escalation is due (auditors: all), each with its paper, overdue ones first (every page of
+        :meth:`deadlines_page`)."""
+        out: list[PersonalDeadline] = []
+        after: tuple[datetime, int] | None = None
+        while True:
+            page, after = self.deadlines_page(who, limit=500, after=after)
+            out.extend(page)
+            if after is None:
+                return out
+
+    def deadlines_page(self, who: Person, *, limit: int = 50, after: tuple[datetime, int] | None = None
+                       ) -> tuple[list[PersonalDeadline], tuple[datetime, int] | None]:
+        """One page of "Meine Fristen" in due order (the overdue ones come first: they are due earliest) after
+        the deadline ``after`` (due moment, id), and where the next page starts (None: the last page).
+
+        The store is asked for the running deadlines whose names can concern ``who`` in each stored definition
+        (the rule of :meth:`_involvement`, asked once per deadline and body), by the (status, due_at, id) index;
+        each row is then checked against the same rule exactly."""
+        names: dict[str, set[str]] = {}
+        for workflow, version, _, _ in self.store.iter_definitions():
+            definition = self.definition_version(workflow, version)
+            for spec in definition.deadlines:
+                for body in (None, *definition.bodies):
+                    notified, escalation = self._involvement(definition, spec, body, who)
+                    if notified or escalation or who.auditor:
+                        names.setdefault(definition.source_hash, set()).add(spec.name)
+                        break
         now = self.now()
-        rows.sort(key=lambda row: (not row.view.overdue(now), row.view.deadline.due_at))
-        return rows
+        out: list[PersonalDeadline] = []
+        cursor = after
+        while len(out) < limit:
+            rows = self.store.page_running_deadlines(limit, cursor, names=names)
+            for paper, record in rows:
+                cursor = (record.due_at, record.id)
+                row = self._personal(paper, record, who, now)
+                if row is not None and (who.auditor or row.notified or row.escalated):
+                    out.append(row)
+                    if len(out) == limit:
+                        break
+            if len(rows) < limit and (not rows or cursor == (rows[-1][1].due_at, rows[-1][1].id)):
+                return out, None
+        last = out[-1].view.deadline
+        more = self.store.page_running_deadlines(1, (last.due_at, last.id), names=names)
+        return out, ((last.due_at, last.id) if more else None)
+
+    @staticmethod
+    def _involvement(definition: Definition, spec: Any, body: str | None, who: Person) -> tuple[bool, bool]:
+        """Whether ``who`` is notified of a deadline (``spec``, for ``body``), and whether it escalates to them:
+        :func:`~workflow.deadlines.recipients` of its ``notify`` and ``escalate.notify``."""
+        notified = who.email in recipients(definition, spec.notify, body)
+        escalation = spec.escalate is not None and who.email in recipients(definition, spec.escalate.notify, body)
+        return notified, escalation
+
+    def _personal(self, paper: StoredPaper, record: DeadlineRecord, who: Person, now: datetime
+                  ) -> PersonalDeadline | None:
+        """A running deadline on ``who``'s list (None if it is not theirs or they may not read its paper)."""
+        definition = self.definition_of(paper)
+        if not may_read(definition, paper.state, who):
+            return None
+        spec = next((d for d in definition.deadlines if d.name == record.name), None)
+        if spec is None:
+            return None
+        notified, escalation = self._involvement(definition, spec, record.body, who)
+        if not (notified or escalation or who.auditor):
+            return None
+        mails = tuple(self.store.outbox.reminders(deadline_id=record.id, statuses=_MAIL_STATUSES))
+        body = definition.bodies.get(record.body) if record.body else None
+        view = DeadlineView(record, mails, body.name if body else None, str(paper.state.fields.get("title", "")),
+                            spec.description)
+        escalated = escalation and any(m.kind in ("escalate", "late") and m.send_at <= now for m in mails)
+        return PersonalDeadline(paper, view, notified, escalation, escalated)
 
     def involved_deadlines(self, who: Person, *, done: bool = False) -> list[PersonalDeadline]:
         """The running deadlines ``who`` is notified of or would be escalated to (the one rule of who that is:
-        :func:`~workflow.deadlines.recipients` of the deadline's ``notify`` and ``escalate.notify``), with
-        ``done`` also those marked done in this visit of their state; auditors get every deadline."""
+        :meth:`_involvement`), with ``done`` also those marked done in this visit of their state; auditors get
+        every deadline."""
         now = self.now()
         out = []
         for paper in self.store.iter_papers():
@@ -690,10 +773,7 @@ class Engine:
                 spec = specs.get(view.deadline.name)
                 if spec is None or (view.done is not None and not done):
                     continue
-                body = view.deadline.body
-                notified = who.email in recipients(definition, spec.notify, body)
-                escalation = spec.escalate is not None and who.email in recipients(definition, spec.escalate.notify,
-                                                                                   body)
+                notified, escalation = self._involvement(definition, spec, view.deadline.body, who)
                 if not (notified or escalation or who.auditor):
                     continue
                 escalated = escalation and any(m.kind in ("escalate", "late") and m.send_at <= now
@@ -714,6 +794,34 @@ class Engine:
                 continue
             export.add(paper, self.definition_version, self.store.history(paper.reference))
         return export.objects()
+
+    def oparl_paper(self, paper: StoredPaper, base_url: str) -> dict[str, Any]:
+        """The OParl Paper object of one paper, built from its trail."""
+        from .oparl import OParlExport
+
+        export = OParlExport(base_url)
+        export.add(paper, self.definition_version, self.store.history(paper.reference))
+        return export.papers[0]
+
+    def oparl_papers(self, base_url: str, offset: int, limit: int, *, modified_since: datetime | None = None
+                     ) -> tuple[int, list[dict[str, Any]]]:
+        """The public papers as OParl Paper objects, ``limit`` from ``offset`` in id order, and how many there
+        are. Each object is built once per change of its paper: kept in the paper's row with the paper's
+        version (and the base URL), reused while both are the same, built again (and kept) otherwise."""
+        total, rows = self.store.oparl_page(offset, limit, modified_since=modified_since)
+        out = []
+        built = []
+        for paper, text in rows:
+            kept = json.loads(text) if text else None
+            if isinstance(kept, dict) and kept.get("version") == paper.version and kept.get("base") == base_url:
+                out.append(kept["paper"])
+                continue
+            item = self.oparl_paper(paper, base_url)
+            built.append((paper, json.dumps({"version": paper.version, "base": base_url, "paper": item},
+                                            ensure_ascii=False, separators=(",", ":"))))
+            out.append(item)
+        self.store.keep_oparl(built)
+        return total, out
 
     def _view(
         self, reference: str, definition: Definition, state: PaperState, version: int | None, as_of: datetime | None

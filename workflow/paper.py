@@ -31,6 +31,7 @@ __all__ = [
     "ChangeKind",
     "PaperState",
     "apply",
+    "bodies_at",
     "branches_from_json",
     "branches_to_json",
     "check_actor",
@@ -212,6 +213,12 @@ def branches_to_json(branches: Mapping[str, Branch]) -> dict[str, dict[str, Any]
     """Branches as stored (paper rows, migration entries): the one JSON form."""
     return {k: {"status": b.status, "meeting": b.meeting.isoformat() if b.meeting else None, "result": b.result,
                 "deferrals": b.deferrals} for k, b in branches.items()}
+
+
+def bodies_at(definition: Definition, state: PaperState) -> frozenset[str]:
+    """The bodies a paper is at (the lists' body filter): its consultation's body and its branches' bodies."""
+    body = definition.body_of(state.state)
+    return frozenset(state.branches) | ({body.id} if body else frozenset())
 
 
 def branches_from_json(raw: Mapping[str, Any]) -> dict[str, Branch]:

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..access import is_public
 from ..chain import GENESIS
 from ..definition import Definition
 from ..errors import ConflictError, NotFoundError
-from ..paper import Change, PaperState
+from ..paper import Change, PaperState, bodies_at
 from . import SCHEMA_HEAD
 from .port import TokenRow
 from .records import (
@@ -74,6 +75,8 @@ class MemoryStore:
         self._message_ids: set[str] = set()
         self._tokens: list[_Token] = []
         self._beats: dict[str, datetime] = {}
+        self._bodies: dict[str, frozenset[str]] = {}  # reference -> the bodies it is at (bodies_at)
+        self._oparl: dict[str, tuple[int, str]] = {}  # reference -> (version, OParl text)
         self._outbox = MemoryOutbox(self)
         self._token_port = MemoryTokens(self)
 
@@ -168,6 +171,7 @@ class MemoryStore:
         deadline_rows, reminder_rows, ended = self._deadline_rows(new, deadlines, changes[-1].at)
         # nothing below can fail
         self._papers[new.reference] = new
+        self._bodies[new.reference] = bodies_at(definition, state)
         indexes = self._by_paper.setdefault(new.reference, [])
         for e in entries:
             indexes.append(len(self._audit))
@@ -240,6 +244,63 @@ class MemoryStore:
     def page_audit(self, limit: int, before: int | None = None, **filters: Any) -> list[AuditRecord]:
         found = [r for r in self.iter_audit(**filters) if before is None or r.seq < before]
         return found[::-1][:limit]
+
+    # --- paged lists (the same answers as the SQL store, by scanning) ----------------------------
+
+    def page_papers(self, limit: int, after: str | None = None, *, workflow: str | None = None,
+                    state: str | None = None, body: str | None = None, due_before: datetime | None = None,
+                    readable: Collection[str] | None = None) -> list[StoredPaper]:
+        with self._lock:
+            papers = sorted(self._papers.values(), key=lambda p: p.reference)
+            due: dict[str, datetime] = {}
+            if due_before is not None:
+                for d in self._deadlines:
+                    if d.status == "running" and (d.reference not in due or d.due_at < due[d.reference]):
+                        due[d.reference] = d.due_at
+            out = []
+            for p in papers:
+                if (after is not None and p.reference <= after) or (workflow is not None and p.workflow != workflow) \
+                        or (state is not None and p.state.state != state) \
+                        or (body is not None and body not in self._bodies.get(p.reference, ())) \
+                        or (due_before is not None and not (p.reference in due and due[p.reference] < due_before)) \
+                        or (readable is not None and not is_public(p.state) and p.definition_hash not in readable):
+                    continue
+                out.append(p)
+                if len(out) == limit:
+                    break
+            return out
+
+    def page_running_deadlines(self, limit: int, after: tuple[datetime, int] | None = None, *,
+                               names: Mapping[str, Collection[str]] | None = None
+                               ) -> list[tuple[StoredPaper, DeadlineRecord]]:
+        with self._lock:
+            found = []
+            for d in sorted(self._deadlines, key=lambda d: (d.due_at, d.id)):
+                if d.status != "running" or (after is not None and (d.due_at, d.id) <= after):
+                    continue
+                paper = self._papers[d.reference]
+                if names is not None and d.name not in names.get(paper.definition_hash, ()):
+                    continue
+                found.append((paper, d))
+                if len(found) == limit:
+                    break
+            return found
+
+    def oparl_page(self, offset: int, limit: int, *, modified_since: datetime | None = None
+                   ) -> tuple[int, list[tuple[StoredPaper, str | None]]]:
+        with self._lock:
+            papers = [p for p in sorted(self._papers.values(), key=lambda p: p.id)
+                      if is_public(p.state) and (modified_since is None or p.updated_at >= modified_since)]
+            kept = {ref: text for ref, (version, text) in self._oparl.items()
+                    if self._papers[ref].version == version}
+        return len(papers), [(p, kept.get(p.reference)) for p in papers[offset:offset + limit]]
+
+    def keep_oparl(self, built: Sequence[tuple[StoredPaper, str]]) -> None:
+        with self._lock:
+            for paper, text in built:
+                current = self._papers.get(paper.reference)
+                if current is not None and current.version == paper.version:
+                    self._oparl[paper.reference] = (paper.version, text)
 
     def head(self) -> tuple[int, str]:
         with self._lock:

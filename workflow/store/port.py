@@ -7,7 +7,7 @@ test using the ``engine`` fixture) runs over all three backends.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -132,6 +132,33 @@ class Store(Protocol):
     def references(self, workflow: str | None = None) -> list[str]: ...
 
     def iter_papers(self, batch: int = 500) -> Iterator[StoredPaper]: ...
+
+    def page_papers(self, limit: int, after: str | None = None, *, workflow: str | None = None,
+                    state: str | None = None, body: str | None = None, due_before: datetime | None = None,
+                    readable: Collection[str] | None = None) -> list[StoredPaper]:
+        """Up to ``limit`` papers in reference order with ``reference > after`` (keyset: the next page starts
+        after the last reference of this one), filtered by workflow, state, body (the bodies the paper is at,
+        :func:`~workflow.paper.bodies_at`), a running deadline due before ``due_before``, and ``readable``:
+        the definition hashes whose papers marked ``public: false`` are included (None: all papers)."""
+        ...
+
+    def page_running_deadlines(self, limit: int, after: tuple[datetime, int] | None = None, *,
+                               names: Mapping[str, Collection[str]] | None = None
+                               ) -> list[tuple[StoredPaper, DeadlineRecord]]:
+        """Up to ``limit`` running deadlines with their papers in (due_at, id) order after ``after``;
+        ``names``: per definition hash the deadline names to include (None: all)."""
+        ...
+
+    def oparl_page(self, offset: int, limit: int, *, modified_since: datetime | None = None
+                   ) -> tuple[int, list[tuple[StoredPaper, str | None]]]:
+        """The public papers (modified at or after ``modified_since``) in id order: how many there are, and
+        ``limit`` of them from ``offset``, each with its stored OParl text (None if none is stored)."""
+        ...
+
+    def keep_oparl(self, built: Sequence[tuple[StoredPaper, str]]) -> None:
+        """Store the OParl texts built for papers, in one transaction (a paper that changed meanwhile keeps
+        none)."""
+        ...
 
     def create(self, reference: str, definition: Definition, state: PaperState, changes: Sequence[Change],
                deadlines: DeadlineDiff = ((), ())) -> StoredPaper:

@@ -11,7 +11,7 @@ import json
 import re
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
@@ -21,16 +21,18 @@ from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
+from ..access import is_public
 from ..chain import GENESIS
 from ..definition import Definition
 from ..errors import ConflictError, InputError, NotFoundError, StorageError
-from ..paper import Change, PaperState, branches_from_json, branches_to_json
+from ..paper import Change, PaperState, bodies_at, branches_from_json, branches_to_json
 from . import SCHEMA_HEAD, default_url
 from .outbox import _DEADLINE_COLUMNS, _REMINDER_COLUMNS, _deadline, _reminder
 from .records import (
     SYSTEM,
     AuditRecord,
     DeadlineDiff,
+    DeadlineRecord,
     Note,
     StoredPaper,
     chain_entries,
@@ -52,22 +54,22 @@ _audit = AuditRow.__table__  # type: ignore[attr-defined]
 _defs = DefinitionRow.__table__  # type: ignore[attr-defined]
 
 
-_NAMED = re.compile(r"(?<!:):([a-z_]+)")
+_NAMED = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 _PAPER_COLUMNS = ("id, reference, workflow, workflow_version, definition_hash, state, entered_at, meeting, branches, "
                   "fields, result, created_at, updated_at, version, last_seq, last_hash, done")
 _SELECT_PAPER = f"SELECT {_PAPER_COLUMNS} FROM papers WHERE reference = :reference"
 _PAPERS_AFTER = f"SELECT {_PAPER_COLUMNS} FROM papers WHERE id > :after ORDER BY id LIMIT :limit"
 _INSERT_PAPER = (
     "INSERT INTO papers (reference, workflow, workflow_version, definition_hash, state, entered_at, meeting, "
-    "branches, fields, result, created_at, updated_at, version, last_seq, last_hash, done) VALUES (:reference, "
+    "branches, fields, result, created_at, updated_at, version, last_seq, last_hash, done, public) VALUES (:reference, "
     ":workflow, :workflow_version, :definition_hash, :state, :entered_at, :meeting, :branches, :fields, :result, "
-    ":created_at, :updated_at, 1, :last_seq, :last_hash, :done) RETURNING id"
+    ":created_at, :updated_at, 1, :last_seq, :last_hash, :done, :public) RETURNING id"
 )
 _UPDATE_PAPER = (
     "UPDATE papers SET state = :state, entered_at = :entered_at, meeting = :meeting, branches = :branches, "
     "fields = :fields, result = :result, updated_at = :updated_at, version = :new_version, last_seq = :last_seq, "
-    "last_hash = :last_hash, workflow_version = :workflow_version, definition_hash = :definition_hash, done = :done "
-    "WHERE id = :id AND version = :version"
+    "last_hash = :last_hash, workflow_version = :workflow_version, definition_hash = :definition_hash, done = :done, "
+    "public = :public WHERE id = :id AND version = :version"
 )
 _INSERT_AUDIT = (
     "INSERT INTO audit (seq, paper_id, reference, workflow, workflow_version, kind, trigger, from_state, to_state, "
@@ -96,6 +98,10 @@ _INSERT_REMINDER = (
     "status, attempts, next_attempt_at) VALUES (:deadline_id, :paper_id, :reference, :kind, :label, :send_at, "
     ":recipients, '{}', :message_id, 'pending', 0, :send_at)"
 )
+_NEXT_DUE = ("UPDATE papers SET next_due = (SELECT MIN(due_at) FROM deadlines WHERE paper_id = :id "
+             "AND status = 'running') WHERE id = :id")
+_DROP_BODIES = "DELETE FROM paper_bodies WHERE paper_id = :id"
+_INSERT_BODY = "INSERT INTO paper_bodies (body, reference, paper_id) VALUES (:body, :reference, :id)"
 #: How many threads keep a connection of their own (see SqlStore._acquire).
 KEPT = 8
 _LAST_ENTRY = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
@@ -149,7 +155,8 @@ class SqlStore:
         self._local = threading.local()
         self._q = {name: self._sql(globals()[name]) for name in
                    ("_SELECT_PAPER", "_PAPERS_AFTER", "_INSERT_PAPER", "_UPDATE_PAPER", "_INSERT_AUDIT",
-                    "_CANCEL_REMINDERS", "_END_DEADLINE", "_INSERT_DEADLINE", "_INSERT_REMINDER")}
+                    "_CANCEL_REMINDERS", "_END_DEADLINE", "_INSERT_DEADLINE", "_INSERT_REMINDER", "_NEXT_DUE",
+                    "_DROP_BODIES", "_INSERT_BODY")}
         self._kept: list[Any] = []
         self._kept_lock = threading.Lock()
         from .outbox import SqlOutbox, SqlTokens
@@ -392,6 +399,7 @@ class SqlStore:
             "fields": fields,
             "result": state.result,
             "done": json.dumps(sorted(state.done)) if state.done else None,
+            "public": is_public(state),
         }
 
     def references(self, workflow: str | None = None) -> list[str]:
@@ -425,6 +433,7 @@ class SqlStore:
                 self._insert_entries(cur, paper_id, rows)
                 notes = self._sync_deadlines(cur, paper_id, reference, definition, deadlines, changes[-1].at)
                 self._append_notes(cur, paper_id, last_seq, last_hash, notes)
+                self._sync_bodies(cur, paper_id, reference, None, bodies_at(definition, state))
         except dbapi.IntegrityError:
             raise ConflictError(f"a paper with reference '{reference}' exists already") from None
         return self.load(reference)
@@ -453,6 +462,8 @@ class SqlStore:
             self._insert_entries(cur, paper.id, rows)
             notes = self._sync_deadlines(cur, paper.id, paper.reference, definition, deadlines, changes[-1].at)
             self._append_notes(cur, paper.id, last_seq, last_hash, notes)
+            before = bodies_at(definition, paper.state) if definition.source_hash == paper.definition_hash else None
+            self._sync_bodies(cur, paper.id, paper.reference, before, bodies_at(definition, state))
         return new_version
 
     def _chain(self, cur: Any, reference: str, definition: Definition, changes: Sequence[Change]
@@ -498,6 +509,8 @@ class SqlStore:
         """End the deadlines that stop (cancelling their unsent mails) and start the new ones; the entries of
         the mails that were due and are not sent now (skipped)."""
         ended, started = diff
+        if not ended and not started:
+            return []
         at = self._db_time(now)
         notes: list[Note] = []
         for name, branch in ended:
@@ -521,7 +534,18 @@ class SqlStore:
                     "label": r.label, "send_at": send_at, "recipients": json.dumps(list(r.recipients)),
                     "message_id": reminder_message_id(reference, d.name, d.branch, r.kind, r.label, now, d.due_at),
                 })
+        cur.execute(self._q["_NEXT_DUE"], {"id": paper_id})
         return notes
+
+    def _sync_bodies(self, cur: Any, paper_id: int, reference: str, before: frozenset[str] | None,
+                     after: frozenset[str]) -> None:
+        """Rewrite the paper's rows of ``paper_bodies`` when its bodies changed (``before`` None: unknown)."""
+        if before == after:
+            return
+        if before is None or before:
+            cur.execute(self._q["_DROP_BODIES"], {"id": paper_id})
+        for body in sorted(after):
+            cur.execute(self._q["_INSERT_BODY"], {"body": body, "reference": reference, "id": paper_id})
 
     def _insert_entries(self, cur: Any, paper_id: int | None, rows: list[dict[str, Any]]) -> None:
         for row in rows:
@@ -581,15 +605,21 @@ class SqlStore:
 
     def page_audit(self, limit: int, before: int | None = None, **filters: Any) -> list[AuditRecord]:
         """One page of the trail, newest first (an index range scan on seq, whatever the trail's size)."""
+        sql, params = self.page_audit_sql(limit, before, **filters)
+        with self._transaction() as cur:
+            cur.execute(sql, params)
+            return [_record(r) for r in cur.fetchall()]
+
+    def page_audit_sql(self, limit: int, before: int | None = None, **filters: Any) -> tuple[str, dict[str, Any]]:
+        """The statement and parameters of :meth:`page_audit` (for EXPLAIN and the benchmark's raw SQL): each
+        equality filter has a (column, seq) index, the period one on ``at``."""
         clauses, params = self._audit_where(filters)
         if before is not None:
             clauses.append("seq < :before")
             params["before"] = before
         where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
-        with self._transaction() as cur:
-            cur.execute(self._sql(f"SELECT {_AUDIT_COLUMNS} FROM audit {where}ORDER BY seq DESC LIMIT :limit"),
-                        {**params, "limit": limit})
-            return [_record(r) for r in cur.fetchall()]
+        return (self._sql(f"SELECT {_AUDIT_COLUMNS} FROM audit {where}ORDER BY seq DESC LIMIT :limit"),
+                {**params, "limit": limit})
 
     def head(self) -> tuple[int, str]:
         """Sequence number and hash of the trail's last entry (0 and the genesis hash when empty)."""
@@ -628,3 +658,134 @@ class SqlStore:
         self._ensure()
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(_audit)).scalar_one())
+
+    # --- paged lists -------------------------------------------------------------------------
+
+    def _readable_clause(self, readable: Collection[str] | None, params: dict[str, Any]) -> list[str]:
+        if readable is None:
+            return []
+        names = []
+        for n, digest in enumerate(sorted(readable)):
+            params[f"h{n}"] = digest
+            names.append(f":h{n}")
+        return [f"(p.public = {self._true} OR p.definition_hash IN ({', '.join(names)}))" if names
+                else f"p.public = {self._true}"]
+
+    @property
+    def _true(self) -> str:
+        return "1" if self.dialect == "sqlite" else "true"
+
+    def page_papers(self, limit: int, after: str | None = None, *, workflow: str | None = None,
+                    state: str | None = None, body: str | None = None, due_before: datetime | None = None,
+                    readable: Collection[str] | None = None) -> list[StoredPaper]:
+        """One page of papers by reference: an index range (reference, (workflow, reference), (state,
+        reference), paper_bodies' (body, reference) or next_due) whatever the number of papers."""
+        sql, params = self.page_papers_sql(limit, after, workflow=workflow, state=state, body=body,
+                                           due_before=due_before, readable=readable)
+        with self._transaction() as cur:
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+        return [self._paper_from_row(r) for r in rows]
+
+    def page_papers_sql(self, limit: int, after: str | None = None, *, workflow: str | None = None,
+                        state: str | None = None, body: str | None = None, due_before: datetime | None = None,
+                        readable: Collection[str] | None = None) -> tuple[str, dict[str, Any]]:
+        """The statement and parameters of :meth:`page_papers`."""
+        params: dict[str, Any] = {"limit": limit}
+        key = "b.reference" if body is not None else "p.reference"
+        clauses = self._readable_clause(readable, params)
+        if after is not None:
+            clauses.append(f"{key} > :after")
+            params["after"] = after
+        if workflow is not None:
+            clauses.append("p.workflow = :workflow")
+            params["workflow"] = workflow
+        if state is not None:
+            clauses.append("p.state = :state")
+            params["state"] = state
+        if due_before is not None:
+            clauses.append("p.next_due < :due_before")
+            params["due_before"] = self._db_time(due_before)
+        source = "papers p"
+        if body is not None:
+            source = "paper_bodies b JOIN papers p ON p.id = b.paper_id"
+            clauses.append("b.body = :body")
+            params["body"] = body
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        columns = ", ".join(f"p.{c.strip()}" for c in _PAPER_COLUMNS.split(","))
+        return self._sql(f"SELECT {columns} FROM {source}{where} ORDER BY {key} LIMIT :limit"), params
+
+    def page_running_deadlines(self, limit: int, after: tuple[datetime, int] | None = None, *,
+                               names: Mapping[str, Collection[str]] | None = None
+                               ) -> list[tuple[StoredPaper, DeadlineRecord]]:
+        """Running deadlines in (due_at, id) order through the (status, due_at, id) index."""
+        from .outbox import _DEADLINE_COLUMNS, _deadline
+
+        sql, params = self.running_deadlines_sql(limit, after, names=names)
+        if not sql:
+            return []
+        with self._transaction() as cur:
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+        width = len(_DEADLINE_COLUMNS.split(","))
+        return [(self._paper_from_row(r[width:]), _deadline(r[:width])) for r in rows]
+
+    def running_deadlines_sql(self, limit: int, after: tuple[datetime, int] | None = None, *,
+                              names: Mapping[str, Collection[str]] | None = None) -> tuple[str, dict[str, Any]]:
+        """The statement and parameters of :meth:`page_running_deadlines` ("" if nothing can match)."""
+        from .outbox import _DEADLINE_COLUMNS
+
+        params: dict[str, Any] = {"limit": limit}
+        clauses = ["d.status = 'running'"]
+        if after is not None:
+            clauses.append("(d.due_at > :due OR (d.due_at = :due AND d.id > :id))")
+            params.update(due=self._db_time(after[0]), id=after[1])
+        if names is not None:
+            alternatives = []
+            for n, (digest, wanted) in enumerate(sorted(names.items())):
+                if not wanted:
+                    continue
+                params[f"h{n}"] = digest
+                listed = []
+                for m, name in enumerate(sorted(wanted)):
+                    params[f"n{n}_{m}"] = name
+                    listed.append(f":n{n}_{m}")
+                alternatives.append(f"(p.definition_hash = :h{n} AND d.name IN ({', '.join(listed)}))")
+            if not alternatives:
+                return "", {}
+            clauses.append(f"({' OR '.join(alternatives)})")
+        columns = ", ".join(f"p.{c.strip()}" for c in _PAPER_COLUMNS.split(","))
+        deadline_columns = ", ".join(f"d.{c.strip()}" for c in _DEADLINE_COLUMNS.split(","))
+        return (self._sql(f"SELECT {deadline_columns}, {columns} FROM deadlines d JOIN papers p ON p.id = d.paper_id "
+                          f"WHERE {' AND '.join(clauses)} ORDER BY d.due_at, d.id LIMIT :limit"), params)
+
+    def oparl_page(self, offset: int, limit: int, *, modified_since: datetime | None = None
+                   ) -> tuple[int, list[tuple[StoredPaper, str | None]]]:
+        """A slice of the public papers by id, through the (public, id) or (updated_at, id) index."""
+        count, sql, params = self.oparl_page_sql(offset, limit, modified_since=modified_since)
+        with self._transaction() as cur:
+            cur.execute(count, params)
+            total = int(cur.fetchone()[0])
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+        return total, [(self._paper_from_row(r[:-1]), r[-1]) for r in rows]
+
+    def oparl_page_sql(self, offset: int, limit: int, *, modified_since: datetime | None = None
+                       ) -> tuple[str, str, dict[str, Any]]:
+        """The count, the statement and the parameters of :meth:`oparl_page`."""
+        where = f"p.public = {self._true}"
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if modified_since is not None:
+            where += " AND p.updated_at >= :since"
+            params["since"] = self._db_time(modified_since)
+        columns = ", ".join(f"p.{c.strip()}" for c in _PAPER_COLUMNS.split(","))
+        return (self._sql(f"SELECT COUNT(*) FROM papers p WHERE {where}"),
+                self._sql(f"SELECT {columns}, p.oparl FROM papers p WHERE {where} ORDER BY p.id LIMIT :limit "
+                          "OFFSET :offset"), params)
+
+    def keep_oparl(self, built: Sequence[tuple[StoredPaper, str]]) -> None:
+        if not built:
+            return
+        with self._transaction() as cur:
+            cur.executemany(self._sql("UPDATE papers SET oparl = :oparl WHERE id = :id AND version = :version"),
+                            [{"oparl": text, "id": paper.id, "version": paper.version} for paper, text in built])

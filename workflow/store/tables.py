@@ -5,14 +5,28 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from .timecodec import from_db_or_none
 
-__all__ = ["AuditRow", "DeadlineRow", "DefinitionRow", "HeartbeatRow", "PaperRow", "ReminderRow", "TokenRow",
-           "UTCDateTime"]
+__all__ = ["AuditRow", "DeadlineRow", "DefinitionRow", "HeartbeatRow", "PaperBodyRow", "PaperRow", "ReminderRow",
+           "TokenRow", "UTCDateTime"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -58,6 +72,13 @@ class PaperRow(SQLModel, table=True):
     """A paper's current state; ``version`` guards every update (optimistic locking)."""
 
     __tablename__ = "papers"
+    # The lists page by reference (keyset) within a workflow, a state, the overdue papers; OParl by id among the
+    # public papers and by modification (revision 0006).
+    __table_args__ = (Index("ix_papers_workflow_reference", "workflow", "reference"),
+                      Index("ix_papers_state_reference", "state", "reference"),
+                      Index("ix_papers_next_due", "next_due"),
+                      Index("ix_papers_public_id", "public", "id"),
+                      Index("ix_papers_updated_id", "updated_at", "id"))
 
     id: int | None = Field(default=None, primary_key=True)
     reference: str = Field(max_length=120, unique=True)
@@ -78,13 +99,41 @@ class PaperRow(SQLModel, table=True):
     last_hash: str = Field(max_length=64)
     # Deadlines marked done in the current visit of the state: [[name, branch], …] (NULL: none; revision 0003).
     done: list[Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Denormalised for the paged lists, written in the transaction of each change (revision 0006): whether
+    # the paper is public (workflow.access.is_public), the earliest due moment of its running deadlines,
+    # and its OParl object as last built ({"version", "base", "paper"}; stale when "version" differs).
+    public: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=text("true")))
+    next_due: datetime | None = _utc(nullable=True)
+    oparl: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class PaperBodyRow(SQLModel, table=True):
+    """The bodies a paper is at (workflow.paper.bodies_at: its consultation's body and its branches'), for
+    the body filter of the lists; rewritten in the transaction of a change that moves them (revision 0006)."""
+
+    __tablename__ = "paper_bodies"
+    __table_args__ = (Index("ix_paper_bodies_paper", "paper_id"),)
+
+    body: str = Field(sa_column=Column(String(100), primary_key=True))
+    reference: str = Field(sa_column=Column(String(120), primary_key=True))
+    paper_id: int = Field(sa_column=Column(Integer, ForeignKey("papers.id"), nullable=False))
 
 
 class AuditRow(SQLModel, table=True):
     """One entry of the global, hash-chained audit trail. Appended only."""
 
     __tablename__ = "audit"
-    __table_args__ = (Index("ix_audit_paper_seq", "paper_id", "seq"),)
+    # One (column, seq) index per filter of the audit page, so each filter is an index range read newest first
+    # (revision 0006); the period filters use the index on ``at``.
+    __table_args__ = (Index("ix_audit_paper_seq", "paper_id", "seq"),
+                      Index("ix_audit_reference_seq", "reference", "seq"),
+                      Index("ix_audit_workflow_seq", "workflow", "seq"),
+                      Index("ix_audit_actor_seq", "actor", "seq"),
+                      Index("ix_audit_trigger_seq", "trigger", "seq"),
+                      Index("ix_audit_body_seq", "body", "seq"),
+                      Index("ix_audit_from_state_seq", "from_state", "seq"),
+                      Index("ix_audit_to_state_seq", "to_state", "seq"),
+                      Index("ix_audit_at", "at"))
 
     # On SQLite only INTEGER PRIMARY KEY is the rowid itself; BIGINT would add a second b-tree.
     seq: int = Field(sa_column=Column(_SEQ, primary_key=True, autoincrement=False))
@@ -110,7 +159,8 @@ class DeadlineRow(SQLModel, table=True):
     """A deadline of a paper (or of one branch): running until its state or branch is left."""
 
     __tablename__ = "deadlines"
-    __table_args__ = (Index("ix_deadlines_paper_status", "paper_id", "status"),)
+    __table_args__ = (Index("ix_deadlines_paper_status", "paper_id", "status"),
+                      Index("ix_deadlines_status_due", "status", "due_at", "id"))
 
     id: int | None = Field(default=None, primary_key=True)
     paper_id: int = Field(foreign_key="papers.id")
@@ -136,7 +186,9 @@ class ReminderRow(SQLModel, table=True):
     """
 
     __tablename__ = "reminders"
-    __table_args__ = (Index("ix_reminders_claim", "status", "next_attempt_at"),)
+    # The mails of a deadline ("Meine Fristen", the paper page) by the deadline (revision 0006).
+    __table_args__ = (Index("ix_reminders_claim", "status", "next_attempt_at"),
+                      Index("ix_reminders_deadline", "deadline_id"))
 
     id: int | None = Field(default=None, primary_key=True)
     deadline_id: int | None = Field(default=None, foreign_key="deadlines.id")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from ..access import Person, writer
@@ -31,6 +31,11 @@ def _version(payload: dict[str, Any]) -> int | None:
     return version
 
 
+#: Papers per page of GET /api/papers (``limit``), and the most a client may ask for.
+PAGE = 50
+MAX_PAGE = 500
+
+
 def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRouter:
     router = APIRouter(prefix="/api")
     user = identity.user
@@ -51,11 +56,19 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
     def definition_diagram(workflow: str, current: str | None = None, who: Person = Depends(user)) -> str:
         return to_mermaid(engine.library.current(workflow)[0], current=current)
 
-    @router.get("/papers", tags=["papers"])
-    def list_papers(workflow: str | None = None, state: str | None = None, body: str | None = None,
-                    overdue: bool = False, who: Person = Depends(user)) -> list[dict[str, Any]]:
-        return [s.to_json() for s in engine.papers_for(who, workflow=workflow, state=state, body=body,
-                                                       overdue=overdue)]
+    @router.get("/papers", tags=["papers"],
+                summary="The papers one may see, a page at a time (the next: the Link header's rel=next, or "
+                        "`cursor` = X-Next-Cursor)")
+    def list_papers(request: Request, response: Response, workflow: str | None = None, state: str | None = None,
+                    body: str | None = None, overdue: bool = False,
+                    limit: int = Query(PAGE, ge=1, le=MAX_PAGE), cursor: str | None = None,
+                    who: Person = Depends(user)) -> list[dict[str, Any]]:
+        papers, following = engine.papers_page(who, limit=limit, after=cursor or None, workflow=workflow or None,
+                                               state=state or None, body=body or None, overdue=overdue)
+        if following is not None:
+            response.headers["X-Next-Cursor"] = quote(following, safe="")
+            response.headers["Link"] = f'<{request.url.include_query_params(cursor=following)}>; rel="next"'
+        return [s.to_json() for s in papers]
 
     @router.post("/papers", tags=["papers"], status_code=201)
     def create_paper(payload: dict[str, Any] = Body(...), who: Person = Depends(user)) -> dict[str, Any]:

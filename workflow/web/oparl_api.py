@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from ..config import Settings
 from ..engine import Engine
 from ..errors import InputError, NotFoundError
+from ..oparl import OParlExport
 from ..oparl_read import parse_instant
 
 __all__ = ["mount_oparl"]
@@ -64,8 +65,10 @@ def mount_oparl(app: FastAPI, engine: Engine, settings: Settings) -> None:
         except ValueError as exc:
             raise InputError(str(exc)) from None
 
-    def page(request: Request, items: list[dict[str, Any]], number: int) -> dict[str, Any]:
-        total = len(items)
+    def page(request: Request, items: list[dict[str, Any]], number: int, total: int | None = None) -> dict[str, Any]:
+        """Page ``number`` of ``items`` (or, with ``total``, ``items`` are that page already)."""
+        sliced = total is not None
+        total = len(items) if total is None else total
         last = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
         if number > last:
             raise NotFoundError(f"page {number} does not exist (last page: {last})")
@@ -79,21 +82,25 @@ def mount_oparl(app: FastAPI, engine: Engine, settings: Settings) -> None:
             links["prev"] = f"{url}{sep}page={number - 1}"
         if number < last:
             links["next"] = f"{url}{sep}page={number + 1}"
-        return {"data": items[(number - 1) * PAGE_SIZE:number * PAGE_SIZE],
+        return {"data": items if sliced else items[(number - 1) * PAGE_SIZE:number * PAGE_SIZE],
                 "pagination": {"totalElements": total, "elementsPerPage": PAGE_SIZE, "currentPage": number,
                                "totalPages": last}, "links": links}
 
+    def frame() -> dict[str, Any]:
+        """System and Body: they name no paper, so no export is built for them."""
+        return OParlExport(settings.oparl_base_url, settings.body_name, settings.timezone).objects()
+
     @app.get(f"{prefix}/system", tags=["oparl"])
     def system(request: Request) -> dict[str, Any]:
-        return dict(export(request, None)["system"])
+        return dict(frame()["system"])
 
     @app.get(f"{prefix}/bodies", tags=["oparl"])
     def bodies(request: Request) -> dict[str, Any]:
-        return page(request, [export(request, None)["body"]], 1)
+        return page(request, [frame()["body"]], 1)
 
     @app.get(f"{prefix}/bodies/1", tags=["oparl"])
     def body(request: Request) -> dict[str, Any]:
-        return dict(export(request, None)["body"])
+        return dict(frame()["body"])
 
     pages: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
     gate = asyncio.Semaphore(ANONYMOUS_AT_ONCE)
@@ -112,8 +119,13 @@ def mount_oparl(app: FastAPI, engine: Engine, settings: Settings) -> None:
         key = (current_head(), name, number, modified_since, request.url.remove_query_params("page").query)
         found = pages.get(key)
         if found is None:
-            found = json.dumps(page(request, list(export(request, since(modified_since))[name]), number),
-                               ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            if name == "papers":  # a query for one page; each paper's object is built once per change
+                total, items = engine.oparl_papers(settings.oparl_base_url, (number - 1) * PAGE_SIZE, PAGE_SIZE,
+                                                   modified_since=since(modified_since))
+                listed = page(request, items, number, total)
+            else:
+                listed = page(request, list(export(request, since(modified_since))[name]), number)
+            found = json.dumps(listed, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
             pages[key] = found
             while len(pages) > CACHED_PAGES:
                 pages.popitem(last=False)

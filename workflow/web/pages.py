@@ -8,6 +8,7 @@ import hmac
 import json
 import secrets
 import time
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -49,6 +50,20 @@ INPUT_TYPE = {"text": "text", "int": "number", "date": "date", "datetime": "date
 #: Entries per page of the audit page and of a paper's history.
 AUDIT_PAGE = 50
 HISTORY_PAGE = 50
+#: Papers per page of "Vorlagen", deadlines per page of "Meine Fristen".
+LIST_PAGE = 50
+
+
+def _deadline_cursor(text: str) -> tuple[datetime, int] | None:
+    """The "Nächste Seite" cursor of "Meine Fristen" ("due~id", as the page links it); anything else: page 1."""
+    due, _, ident = text.partition("~")
+    try:
+        moment = datetime.fromisoformat(due)
+    except ValueError:
+        return None
+    if moment.tzinfo is None or not (ident.isascii() and ident.isdigit() and len(ident) < 19):
+        return None
+    return moment, int(ident)
 
 
 def pages_router(engine: Engine, settings: Settings, identity: Identity, templates: Jinja2Templates,
@@ -147,10 +162,11 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                    and t.revoked_at is None)
 
     @router.get("/", response_class=HTMLResponse)
-    def my_deadlines(request: Request, kalender: str = "", who: Person = Depends(user)) -> HTMLResponse:
+    def my_deadlines(request: Request, kalender: str = "", ab: str = "", who: Person = Depends(user)) -> HTMLResponse:
         now = engine.now()
         rows = []
-        for row in engine.deadlines_for(who):
+        found, following = engine.deadlines_page(who, limit=LIST_PAGE, after=_deadline_cursor(ab))
+        for row in found:
             v = row.view
             state = row.paper.state
             branch = state.branches.get(v.deadline.branch) if v.deadline.branch else None
@@ -160,7 +176,10 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                          "escalated": row.escalated and not row.notified,
                          "can_mark": engine.may_mark_done(row.paper, who, v.deadline.name, v.deadline.branch or None)})
         return page(request, "deadlines.html", who, rows=rows, zone=settings.timezone,
-                    calendar_links=calendar_links(who), calendar_revoked=kalender == "widerrufen")
+                    calendar_links=calendar_links(who), calendar_revoked=kalender == "widerrufen",
+                    first_page="/" if ab else None,
+                    next_page="/?" + urlencode({"ab": f"{following[0].isoformat()}~{following[1]}"})
+                    if following else None)
 
     @router.post("/kalender", response_class=HTMLResponse)
     def calendar_create(request: Request, csrf: str = Form(...), who: Person = Depends(user)) -> HTMLResponse:
@@ -182,20 +201,26 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
 
     @router.get("/vorlagen", response_class=HTMLResponse)
     def papers_page(request: Request, workflow: str | None = None, state: str | None = None,
-                    body: str | None = None, overdue: bool = False, who: Person = Depends(user)) -> HTMLResponse:
-        error = None
+                    body: str | None = None, overdue: bool = False, nach: str = "",
+                    who: Person = Depends(user)) -> HTMLResponse:
+        error, following = None, None
         try:  # labels and ids; an unknown value names the close ones instead of showing an empty list
             chosen = engine.resolve_filters({"workflow": workflow, "state": state, "body": body})
-            papers = engine.papers_for(who, workflow=chosen.get("workflow"), state=chosen.get("state"),
-                                       body=chosen.get("body"), overdue=overdue)
+            papers, following = engine.papers_page(who, limit=LIST_PAGE, after=nach or None,
+                                                   workflow=chosen.get("workflow"), state=chosen.get("state"),
+                                                   body=chosen.get("body"), overdue=overdue)
         except InputError as exc:
             chosen, papers, error = {}, [], exc.message
         choices = {name: sorted(known.items(), key=lambda item: (item[1].casefold(), item[0]))
                    for name, known in engine.filter_choices().items()}
+        query = {k: v for k, v in (("workflow", chosen.get("workflow", "")), ("state", chosen.get("state", "")),
+                                   ("body", chosen.get("body", "")), ("overdue", "true" if overdue else "")) if v}
         response = page(request, "papers.html", who, papers=papers, choices=choices, error=error,
                         may_create=bool(engine.creatable(who)),
                         filters={"workflow": chosen.get("workflow", ""), "state": chosen.get("state", ""),
-                                 "body": chosen.get("body", ""), "overdue": overdue}, zone=settings.timezone)
+                                 "body": chosen.get("body", ""), "overdue": overdue}, zone=settings.timezone,
+                        first_page="/vorlagen?" + urlencode(query) if nach else None,
+                        next_page="/vorlagen?" + urlencode({**query, "nach": following}) if following else None)
         if error is not None:
             response.status_code = 400
         return response

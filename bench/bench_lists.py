@@ -1,0 +1,380 @@
+"""Lists at scale: p99 of the paper list (page 1 and a deep page), "Meine Fristen" of a clerk, the audit page
+(page 1 and page 1,000) and an OParl papers page with 100,000 papers and 1,000,000 audit entries, each
+through `councilflow web` (uvicorn, a subprocess) over HTTP on loopback, beside the same query in raw SQL on a
+DBAPI connection in the same run; SQLite (a file) and PostgreSQL.
+
+The database is filled in bulk: a few template papers are made through the engine, then cloned under new
+references; each clone's entries are numbered and hashed after the trail's end with the store's own
+``chain_entries`` (workflow/chain.py's hashing), so the trail is one valid chain (``--verify`` checks it).
+The rows go in with executemany (SQLite) or COPY (PostgreSQL).
+
+Run: `.venv/bin/python bench/bench_lists.py [--papers 100000] [--entries 1000000] [--n 200]
+[--backend sqlite|postgresql|both] [--verify]` (PostgreSQL on 127.0.0.1:5432; a scratch database is made
+and dropped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
+from workflow.access import Person
+from workflow.paper import Change, bodies_at
+from workflow.store.records import chain_entries, reminder_message_id
+
+ROOT = Path(__file__).resolve().parent.parent
+EXE = str(Path(sys.executable).parent / "councilflow")
+LANDRAT = "buero.landrat@kreis-coesfeld.example"
+SITZ = "sitzungsdienst@kreis-coesfeld.example"
+FEDER = "digitalisierung@kreis-coesfeld.example"
+AUDITOR = "pruefung@kreis-coesfeld.example"
+PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+BATCH = 2000
+
+
+def templates(engine: Engine) -> list[str]:
+    """Template papers made through the engine, about ten entries each: consultations whose meeting was moved
+    (some due before the clock's now, so overdue), a private one, the eleven councils deciding, a finished one."""
+    made = []
+    for n, (meeting, moves, private) in enumerate([("2026-01-15T17:00", 8, False), ("2027-03-01T17:00", 8, False),
+                                                   ("2027-05-10T17:00", 7, True), ("2027-06-01T17:00", 9, False)]):
+        ref = f"T-SV-{n}"
+        fields = {"title": f"Sachstandsbericht {n}"} | ({"public": "false"} if private else {})
+        engine.create("sachstandsbericht", ref, LANDRAT, fields)
+        engine.fire(ref, "einbringen", LANDRAT, values={"meeting": meeting})
+        for k in range(moves):
+            engine.set_meeting(ref, f"{meeting[:8]}{int(meeting[8:10]) + k + 1:02d}{meeting[10:]}", SITZ)
+        made.append(ref)
+    ref = "T-KS"
+    engine.create("kreisstrategie", ref, FEDER, {"title": "Digitalisierungsstrategie"})
+    engine.fire(ref, "einbringen", FEDER)
+    engine.fire(ref, "beraten", SITZ, values={"result": "empfohlen"})
+    engine.fire(ref, "beraten", SITZ, values={"result": "empfohlen"})
+    engine.fire(ref, "beschliessen", SITZ, values={"result": "beschlossen"})
+    definition = engine.definition_of(engine.load(ref))
+    for body in list(definition.bodies)[-5:]:
+        contact = definition.bodies[body].contact
+        if contact and body in engine.load(ref).state.branches:
+            engine.fire(ref, "beschliessen", contact, branch=body, values={"result": "einstimmig"})
+    made.append(ref)
+    ref = "T-SV-fertig"
+    engine.create("sachstandsbericht", ref, LANDRAT, {"title": "Erledigt"})
+    engine.fire(ref, "einbringen", LANDRAT, values={"meeting": "2025-11-20T17:00"})
+    engine.fire(ref, "kenntnis_nehmen", SITZ, values={"result": "zur Kenntnis genommen"})
+    made.append(ref)
+    return made
+
+
+class Copier:
+    """Writes rows in bulk on a DBAPI cursor: executemany on SQLite, COPY on PostgreSQL."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+
+    def __call__(self, cur: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        if self.store.dialect == "sqlite":
+            marks = ", ".join("?" for _ in columns)
+            cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        else:
+            with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+
+PAPER_COLUMNS = ("id", "reference", "workflow", "workflow_version", "definition_hash", "state", "entered_at",
+                 "meeting", "branches", "fields", "result", "created_at", "updated_at", "version", "last_seq",
+                 "last_hash", "done", "public", "next_due")
+AUDIT_COLUMNS = ("seq", "paper_id", "reference", "workflow", "workflow_version", "kind", "trigger", "from_state",
+                 "to_state", "branch", "body", "actor", "at", "payload", "prev_hash", "hash")
+DEADLINE_COLUMNS = ("id", "paper_id", "reference", "name", "label", "state", "branch", "body", "due_at", "anchor",
+                    "anchor_at", "started_at", "status", "ended_at")
+REMINDER_COLUMNS = ("id", "deadline_id", "paper_id", "reference", "kind", "label", "send_at", "recipients",
+                    "payload", "message_id", "status", "attempts", "next_attempt_at")
+
+
+def fill(engine: Engine, papers: int, entries: int) -> tuple[int, int]:
+    """Clone the templates into ``papers`` papers with about ``entries`` audit entries in all; returns the
+    numbers written."""
+    store = engine.store
+    assert isinstance(store, SqlStore)
+    refs = templates(engine)
+    shapes = []
+    for ref in refs:
+        paper = store.load(ref)
+        definition = engine.definition_of(paper)
+        history = store.history(ref)
+        changes = [Change(r.kind, r.trigger, r.from_state, r.to_state, r.actor, r.at, r.branch, dict(r.payload))
+                   for r in history]
+        deadlines = store.outbox.deadlines(ref, running_only=False)
+        mails = {d.id: store.outbox.reminders(deadline_id=d.id, statuses=("pending", "claimed", "sent", "failed",
+                                                                          "cancelled")) for d in deadlines}
+        shapes.append((paper, definition, changes, deadlines, mails))
+    per_paper = statistics.mean(len(s[2]) for s in shapes)
+    extra = max(0, round(entries / papers - per_paper))  # meeting moves added to reach the entries asked for
+    copy = Copier(store)
+    seq, prev = store.head()
+    with store._transaction() as cur:
+        cur.execute("SELECT COALESCE(MAX(id), 0) FROM papers")
+        pid = int(cur.fetchone()[0])
+        cur.execute("SELECT COALESCE(MAX(id), 0) FROM deadlines")
+        did = int(cur.fetchone()[0])
+        cur.execute("SELECT COALESCE(MAX(id), 0) FROM reminders")
+        rid = int(cur.fetchone()[0])
+    db = store._db_time
+    written = 0
+    for start in range(0, papers, BATCH):
+        paper_rows, audit_rows, deadline_rows, reminder_rows, body_rows = [], [], [], [], []
+        for n in range(start, min(start + BATCH, papers)):
+            paper, definition, changes, deadlines, mails = shapes[n % len(shapes)]
+            pid += 1
+            ref = f"B-{n:06d}"
+            moves = changes
+            last = changes[-1]
+            if extra and last.kind == "meeting":  # the last meeting set again: one more valid entry each
+                moves = changes + [last] * extra
+            rows = chain_entries(seq, prev, ref, definition, moves)
+            seq, prev = rows[-1].seq, rows[-1].hash
+            for e in rows:
+                p = store._entry_params(e)
+                audit_rows.append(tuple([p["seq"], pid] + [p[c] for c in AUDIT_COLUMNS[2:]]))
+            params = store._state_params(paper.state)
+            running = [d.due_at for d in deadlines if d.status == "running"]
+            paper_rows.append((pid, ref, paper.workflow, paper.workflow_version, paper.definition_hash,
+                               params["state"], params["entered_at"], params["meeting"], params["branches"],
+                               params["fields"], params["result"], db(paper.created_at), db(paper.updated_at),
+                               paper.version + len(moves) - len(changes), seq, prev, params["done"], params["public"],
+                               db(min(running)) if running else None))
+            body_rows.extend((b, ref, pid) for b in sorted(bodies_at(definition, paper.state)))
+            for d in deadlines:
+                did += 1
+                deadline_rows.append((did, pid, ref, d.name, d.label, d.state, d.branch, d.body, db(d.due_at),
+                                      d.anchor, db(d.anchor_at), db(d.started_at), d.status, db(d.ended_at)))
+                for m in mails[d.id]:
+                    rid += 1
+                    reminder_rows.append((rid, did, pid, ref, m.kind, m.label, db(m.send_at),
+                                          '["' + '","'.join(m.recipients) + '"]', "{}",
+                                          reminder_message_id(ref, d.name, d.branch, m.kind, m.label, d.started_at,
+                                                              d.due_at), m.status, m.attempts,
+                                          db(m.next_attempt_at)))
+        with store._transaction() as cur:
+            copy(cur, "papers", PAPER_COLUMNS, paper_rows)
+            copy(cur, "audit", AUDIT_COLUMNS, audit_rows)
+            copy(cur, "deadlines", DEADLINE_COLUMNS, deadline_rows)
+            copy(cur, "reminders", REMINDER_COLUMNS, reminder_rows)
+            copy(cur, "paper_bodies", ("body", "reference", "paper_id"), body_rows)
+        written += len(audit_rows)
+    with store._transaction() as cur:
+        if store.dialect == "postgresql":
+            for table in ("papers", "deadlines", "reminders"):
+                cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
+    raw = store.engine.raw_connection()
+    try:
+        if store.dialect == "postgresql":
+            raw.driver_connection.autocommit = True
+            raw.cursor().execute("VACUUM ANALYZE")
+        else:
+            raw.cursor().execute("ANALYZE")
+            raw.commit()
+    finally:
+        raw.close()
+    return papers, written
+
+
+def p99(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=100)[98] * 1000
+
+
+def timed(n: int, call: Callable[[int], Any], pause: float = 0.0) -> list[float]:
+    out = []
+    for i in range(n):
+        t = time.perf_counter()
+        call(i)
+        out.append(time.perf_counter() - t)
+        if pause:
+            time.sleep(pause)
+    return out
+
+
+@contextmanager
+def server(url: str, port: int) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes]]]:
+    env = {**os.environ, "COUNCILFLOW_DB": url, "COUNCILFLOW_DEFINITIONS": str(ROOT / "definitions"),
+           "COUNCILFLOW_TRUSTED_HEADER": "X-Remote-User", "COUNCILFLOW_TRUSTED_PROXIES": "127.0.0.1",
+           "COUNCILFLOW_AUDITORS": AUDITOR}
+    proc = subprocess.Popen([EXE, "web", "--port", str(port)], env=env, stdout=subprocess.DEVNULL)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            limit = time.monotonic() + 60
+            while True:
+                try:
+                    client.get("/oparl/v1.1/system")
+                    break
+                except httpx.TransportError:
+                    if time.monotonic() > limit:
+                        raise
+                    time.sleep(0.2)
+            yield client, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def raw_sql(store: SqlStore) -> Callable[[str, dict[str, Any]], list[Any]]:
+    raw = store.engine.raw_connection()
+    cur = raw.cursor()
+
+    def run(sql: str, params: dict[str, Any]) -> list[Any]:
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+        raw.commit()
+        return list(rows)
+
+    return run
+
+
+def measure(url: str, n: int, label: str) -> list[tuple[str, float, float]]:
+    store = SqlStore(url)
+    engine = Engine(store, DefinitionLibrary(ROOT / "definitions"))
+    head, _ = store.head()
+    deep = "B-090000"
+    page_1000 = head - 50 * 999 + 1
+    clerk = Person(SITZ)
+    sql = raw_sql(store)
+    names: dict[str, set[str]] = {}
+    for workflow, version, _, _ in store.iter_definitions():
+        definition = engine.definition_version(workflow, version)
+        names.setdefault(definition.source_hash, set()).update(
+            spec.name for spec in definition.deadlines if any(
+                any(engine._involvement(definition, spec, body, clerk)) for body in (None, *definition.bodies)))
+    readable = engine.readable_definitions(clerk)
+    pages = max(1, (store.oparl_page(0, 1)[0] + 99) // 100)
+
+    def oparl_page(i: int) -> int:
+        """From the middle of the OParl papers list on, a different page each time."""
+        return 1 + (pages // 2 + i) % pages
+    queries: dict[str, Callable[[int], Any]] = {
+        "paper list, page 1": lambda i: sql(*store.page_papers_sql(51, readable=readable)),
+        "paper list, deep page": lambda i: sql(*store.page_papers_sql(51, deep, readable=readable)),
+        "Meine Fristen (clerk)": lambda i: sql(*store.running_deadlines_sql(50, names=names)),
+        "audit page 1": lambda i: sql(*store.page_audit_sql(50)),
+        "audit page 1,000": lambda i: sql(*store.page_audit_sql(50, page_1000)),
+        "OParl papers page": lambda i: [sql(count, params) and sql(select, params) for count, select, params in
+                                        [store.oparl_page_sql((oparl_page(i) - 1) * 100, 100)]],
+    }
+    raw_figures = {name: p99(timed(n, call)) for name, call in queries.items()}
+    store.dispose()
+    port = 18500 + os.getpid() % 400
+    out = []
+    with server(url, port) as (client, proc):
+        def get(path: str, who: str) -> Callable[[int], Any]:
+            def call(i: int) -> None:
+                response = client.get(path, headers={"X-Remote-User": who})
+                assert response.status_code == 200, (path, response.status_code, response.text[:300])
+            return call
+
+        web = {
+            "paper list, page 1": get("/vorlagen", SITZ),
+            "paper list, deep page": get(f"/vorlagen?nach={deep}", SITZ),
+            "Meine Fristen (clerk)": get("/", SITZ),
+            "audit page 1": get("/pruefpfad", AUDITOR),
+            "audit page 1,000": get(f"/pruefpfad?vor={page_1000}", AUDITOR),
+        }
+        for name, call in web.items():
+            call(0)  # warm
+            out.append((name, p99(timed(n, call)), raw_figures[name]))
+
+        def oparl(i: int) -> None:
+            response = client.get(f"/oparl/v1.1/bodies/1/papers?page={oparl_page(i)}")
+            assert response.status_code == 200 and response.json()["data"], response.text[:300]
+
+        # 1/50 s apart: the endpoint paces anonymous clients to 50 pages a second
+        first = timed(min(n, 50), oparl, pause=0.021)
+        rss = peak_rss_mb(proc.pid)
+    out.append((f"OParl papers page, objects built (first visit, n={min(n, 50)})", p99(first),
+                raw_figures["OParl papers page"]))
+    with server(url, port + 1) as (client, proc):  # a fresh process: no page cache, the objects read as stored
+        second = timed(n, oparl, pause=0.021)
+        rss = max(rss, peak_rss_mb(proc.pid))
+    out.append(("OParl papers page, stored objects", p99(second), raw_figures["OParl papers page"]))
+    print(f"\n{label}: peak RSS of `councilflow web` {rss:.0f} MB")
+    return out
+
+
+def run_backend(backend: str, args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp}/lists.db"
+            drop: Callable[[], None] = lambda: None  # noqa: E731
+        else:
+            import psycopg
+
+            name = f"bench_lists_{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                admin.execute(f'CREATE DATABASE "{name}"')
+            url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+            def drop() -> None:
+                with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        try:
+            engine = Engine(SqlStore(url), DefinitionLibrary(ROOT / "definitions"),
+                            FixedClock(datetime(2025, 10, 1, 7, tzinfo=UTC)))
+            engine.init()
+            t = time.perf_counter()
+            papers, entries = fill(engine, args.papers, args.entries)
+            took = time.perf_counter() - t
+            print(f"{backend}: filled {papers:,} papers and {entries:,} audit entries in {took:.0f} s "
+                  f"(peak RSS of the generator {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+            if args.verify:
+                engine.clock.advance(timedelta(days=3650))  # type: ignore[attr-defined]
+                t = time.perf_counter()
+                report = engine.verify()
+                print(f"{backend}: audit verify {'ok' if report.ok else 'FAILED'} in {time.perf_counter() - t:.0f} s")
+            engine.store.dispose()
+            rows = measure(url, args.n, backend)
+            print(f"{'list (' + backend + ', n=' + str(args.n) + ')':<50}{'HTTP p99 ms':>12}{'raw SQL p99 ms':>16}")
+            for name, web_p99, sql_p99 in rows:
+                print(f"{name:<50}{web_p99:>12.1f}{sql_p99:>16.2f}")
+        finally:
+            drop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--papers", type=int, default=100_000)
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--verify", action="store_true")
+    args = parser.parse_args()
+    for backend in ("sqlite", "postgresql") if args.backend == "both" else (args.backend,):
+        run_backend(backend, args)
+
+
+if __name__ == "__main__":
+    main()
