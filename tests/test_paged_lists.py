@@ -355,7 +355,7 @@ def test_list_queries_use_indexes(db_url: str, clock: FixedClock, tmp_path: Path
 
 
 def test_upgrade_fills_the_list_columns_from_the_papers(db_url: str, clock: FixedClock, tmp_path: Path) -> None:
-    """A database of revision 0004 with papers: after the upgrade the lists (public, overdue, body filters)
+    """A database of revision 0005 (before the list columns) with papers: after the upgrade the lists (public, overdue, body filters)
     give what the old all-papers path gives."""
     from alembic import command
 
@@ -371,10 +371,10 @@ def test_upgrade_fills_the_list_columns_from_the_papers(db_url: str, clock: Fixe
     cfg = _config()
     with store.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0004")
+        command.downgrade(cfg, "0005")
     store.dispose()
     upgraded = SqlStore(db_url)
-    assert upgraded.schema_revision() == "0004"
+    assert upgraded.schema_revision() == "0005"
     upgraded.init()
     engine = Engine(upgraded, DefinitionLibrary(folder), clock)
     for who, body, overdue in itertools.product(PEOPLE, [None, "rat_olfen", "afwk"], [False, True]):

@@ -808,7 +808,9 @@ class Engine:
         """The public papers as OParl Paper objects, ``limit`` from ``offset`` in id order, and how many there
         are. Each object is built once per change of its paper: kept in the paper's row with the paper's
         version (and the base URL), reused while both are the same, built again (and kept) otherwise."""
-        total, rows = self.store.oparl_page(offset, limit, modified_since=modified_since)
+        # a page number past any list (typed by hand: ?page=99999999999999999999) reads no rows, and the
+        # caller says which page is the last, instead of the database refusing the number
+        total, rows = self.store.oparl_page(min(offset, 2**62), limit, modified_since=modified_since)
         out = []
         built = []
         for paper, text in rows:
