@@ -3,7 +3,8 @@ chain; HTML; PDF through WeasyPrint), and what a scope of 100,000 entries does (
 MAX_ENTRIES + 1 entries, before the verify and any rendering).
 
 Run: `.venv/bin/python bench/bench_report.py [--sizes 1000,10000] [--refuse 100000]` (also in `make bench`;
-a few minutes on a 2-core machine, most of it WeasyPrint's layout of the 10,000-entry PDF).
+half an hour and more on a busy 2-core machine: WeasyPrint's layout of the 10,000-entry PDF, and filling 100,000
+entries through the engine for the refusal, which `--refuse 0` skips).
 """
 
 from __future__ import annotations

@@ -144,9 +144,8 @@ def build_report(engine: Engine, *, producer: str, zone: str, references: tuple[
     if start and end and start > end:
         raise InputError(f"Zeitraum: der Beginn {format_local(start, zone)} liegt nach dem Ende "
                          f"{format_local(end, zone)}")
-    refs = tuple(dict.fromkeys(r.strip() for r in references if r and r.strip()))
-    for ref in refs:
-        engine.load(ref)  # an unknown paper is NotFoundError, not an empty report
+    # each reference as stored (an unknown paper is NotFoundError, not an empty report)
+    refs = tuple(dict.fromkeys(engine.load(r.strip()).reference for r in references if r and r.strip()))
     named = engine.resolve_filters({"workflow": workflow, "body": body, "from_state": from_state,
                                     "to_state": to_state})
     filters: dict[str, Any] = {**named, "actor": actor.strip().lower() if actor and actor.strip() else None,
