@@ -278,8 +278,9 @@ def measure(url: str, n: int, label: str) -> list[tuple[str, float, float]]:
     pages = max(1, (store.oparl_page(0, 1)[0] + 99) // 100)
 
     def oparl_page(i: int) -> int:
-        """From the middle of the OParl papers list on, a different page each time."""
-        return 1 + (pages // 2 + i) % pages
+        """From the middle of the OParl papers list on, a different page each time (the same 50 pages again and
+        again: the first visit builds their objects, the later ones read them)."""
+        return 1 + (pages // 2 + i % 50) % pages
     queries: dict[str, Callable[[int], Any]] = {
         "paper list, page 1": lambda i: sql(*store.page_papers_sql(51, readable=readable)),
         "paper list, deep page": lambda i: sql(*store.page_papers_sql(51, deep, readable=readable)),
