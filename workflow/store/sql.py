@@ -718,9 +718,9 @@ class SqlStore:
         columns = ", ".join(f"p.{c.strip()}" for c in _PAPER_COLUMNS.split(","))
         deadline_columns = ", ".join(f"d.{c.strip()}" for c in _DEADLINE_COLUMNS.split(","))
         # SQLite: CROSS JOIN keeps the deadlines outer, so the page walks (status, due_at, id) and stops at LIMIT
-        # (its planner would otherwise read the papers first and sort every running deadline).
-        join = "CROSS JOIN" if self.dialect == "sqlite" else "JOIN"
-        return (self._sql(f"SELECT {deadline_columns}, {columns} FROM deadlines d {join} papers p "
+        # (its planner would otherwise read the papers first and sort every running deadline); PostgreSQL plans
+        # a CROSS JOIN with its condition in WHERE like any join.
+        return (self._sql(f"SELECT {deadline_columns}, {columns} FROM deadlines d CROSS JOIN papers p "
                           f"WHERE p.id = d.paper_id AND {' AND '.join(clauses)} ORDER BY d.due_at, d.id "
                           "LIMIT :limit"), params)
 
