@@ -16,6 +16,7 @@ and dropped).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import resource
 import statistics
@@ -129,7 +130,9 @@ def fill(engine: Engine, papers: int, entries: int) -> tuple[int, int]:
                                                                           "cancelled")) for d in deadlines}
         shapes.append((paper, definition, changes, deadlines, mails))
     per_paper = statistics.mean(len(s[2]) for s in shapes)
-    extra = max(0, round(entries / papers - per_paper))  # meeting moves added to reach the entries asked for
+    movable = sum(1 for s in shapes if s[2][-1].kind == "meeting") / len(shapes)
+    # meeting moves added to the papers whose last entry set a meeting, to reach the entries asked for
+    extra = max(0, math.ceil((entries / papers - per_paper) / movable)) if movable else 0
     copy = Copier(store)
     seq, prev = store.head()
     with store._transaction() as cur:
@@ -275,8 +278,9 @@ def measure(url: str, n: int, label: str) -> list[tuple[str, float, float]]:
     pages = max(1, (store.oparl_page(0, 1)[0] + 99) // 100)
 
     def oparl_page(i: int) -> int:
-        """From the middle of the OParl papers list on, a different page each time."""
-        return 1 + (pages // 2 + i) % pages
+        """From the middle of the OParl papers list on, a different page each time (the same 50 pages again and
+        again: the first visit builds their objects, the later ones read them)."""
+        return 1 + (pages // 2 + i % 50) % pages
     queries: dict[str, Callable[[int], Any]] = {
         "paper list, page 1": lambda i: sql(*store.page_papers_sql(51, readable=readable)),
         "paper list, deep page": lambda i: sql(*store.page_papers_sql(51, deep, readable=readable)),
@@ -371,7 +375,19 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--verify", action="store_true")
+    parser.add_argument("--measure-only", metavar="URL", help="measure a database filled before (analyzed again)")
     args = parser.parse_args()
+    if args.measure_only:
+        store = SqlStore(args.measure_only)
+        raw = store.engine.raw_connection()
+        if store.dialect == "postgresql":
+            raw.driver_connection.autocommit = True
+        raw.cursor().execute("ANALYZE")
+        raw.close()
+        store.dispose()
+        for name, web_p99, sql_p99 in measure(args.measure_only, args.n, store.dialect):
+            print(f"{name:<50}{web_p99:>12.1f}{sql_p99:>16.2f}")
+        return
     for backend in ("sqlite", "postgresql") if args.backend == "both" else (args.backend,):
         run_backend(backend, args)
 

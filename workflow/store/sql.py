@@ -668,8 +668,11 @@ class SqlStore:
         for n, digest in enumerate(sorted(readable)):
             params[f"h{n}"] = digest
             names.append(f":h{n}")
-        return [f"(p.public = {self._true} OR p.definition_hash IN ({', '.join(names)}))" if names
-                else f"p.public = {self._true}"]
+        # SQLite: the unary + keeps these columns from driving the plan, so the page walks the reference index
+        # in order and stops at LIMIT (instead of reading every public paper and sorting).
+        plus = "+" if self.dialect == "sqlite" else ""
+        return [f"({plus}p.public = {self._true} OR {plus}p.definition_hash IN ({', '.join(names)}))" if names
+                else f"{plus}p.public = {self._true}"]
 
     @property
     def _true(self) -> str:
@@ -756,8 +759,12 @@ class SqlStore:
             clauses.append(f"({' OR '.join(alternatives)})")
         columns = ", ".join(f"p.{c.strip()}" for c in _PAPER_COLUMNS.split(","))
         deadline_columns = ", ".join(f"d.{c.strip()}" for c in _DEADLINE_COLUMNS.split(","))
-        return (self._sql(f"SELECT {deadline_columns}, {columns} FROM deadlines d JOIN papers p ON p.id = d.paper_id "
-                          f"WHERE {' AND '.join(clauses)} ORDER BY d.due_at, d.id LIMIT :limit"), params)
+        # SQLite: CROSS JOIN keeps the deadlines outer, so the page walks (status, due_at, id) and stops at LIMIT
+        # (its planner would otherwise read the papers first and sort every running deadline); PostgreSQL plans
+        # a CROSS JOIN with its condition in WHERE like any join.
+        return (self._sql(f"SELECT {deadline_columns}, {columns} FROM deadlines d CROSS JOIN papers p "
+                          f"WHERE p.id = d.paper_id AND {' AND '.join(clauses)} ORDER BY d.due_at, d.id "
+                          "LIMIT :limit"), params)
 
     def oparl_page(self, offset: int, limit: int, *, modified_since: datetime | None = None
                    ) -> tuple[int, list[tuple[StoredPaper, str | None]]]:
