@@ -355,8 +355,8 @@ def test_list_queries_use_indexes(db_url: str, clock: FixedClock, tmp_path: Path
 
 
 def test_upgrade_fills_the_list_columns_from_the_papers(db_url: str, clock: FixedClock, tmp_path: Path) -> None:
-    """A database of revision 0005 (before the list columns) with papers: after the upgrade the lists (public, overdue, body filters)
-    give what the old all-papers path gives."""
+    """A database of revision 0005 (before the list columns) with papers: after the upgrade the lists
+    (public, overdue, body filters) give what the old all-papers path gives."""
     from alembic import command
 
     from workflow.store.schema import _config
