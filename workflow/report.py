@@ -187,15 +187,7 @@ def canonical(content: Mapping[str, Any]) -> bytes:
 
 def _scope_lines(engine: Engine, scope: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     """The filters in words, with the names the current definitions give them."""
-    names: dict[str, dict[str, str]] = {"workflow": {}, "body": {}, "state": {}}
-    for workflow in engine.library.workflows():
-        try:
-            d = engine.library.current(workflow)[0]
-        except WorkflowError:
-            continue
-        names["workflow"][d.workflow] = d.title
-        names["body"].update({b.id: b.name for b in d.bodies.values()})
-        names["state"].update({s.id: s.label for s in d.states.values()})
+    names = engine.filter_choices()
 
     def named(kind: str, value: str) -> str:
         label = names[kind].get(value)
