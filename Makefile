@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench postgres browser system clean
+.PHONY: demo test lint typecheck bench postgres browser system clean messages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ postgres:
 # The browser tests drive Debian's chromium through Playwright; no browser is downloaded by a test tool.
 browser:
 	@test -x /usr/bin/chromium || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+
+# Extract the messages of the code into the German catalogs (workflow/locale/de/LC_MESSAGES/*.po) and list
+# what is left to translate.
+messages: $(STAMP)
+	$(BIN)/python -m workflow.catalogs
 
 lint: $(STAMP)
 	$(BIN)/ruff check workflow notifier tests bench

@@ -23,6 +23,19 @@ FEDER = "digitalisierung@kreis-coesfeld.example"
 SITZ = "sitzungsdienst@kreis-coesfeld.example"
 LANDRAT = "buero.landrat@kreis-coesfeld.example"
 
+# The suite reads what users read: German, whatever the machine's LANG says (subprocesses inherit this).
+os.environ["COUNCILFLOW_LANG"] = "de"
+
+
+@pytest.fixture(autouse=True)
+def _german() -> Iterator[None]:
+    """Every test starts in German and leaves the process language as it found it."""
+    from workflow.i18n import set_language
+
+    set_language("de")
+    yield
+    set_language("de")
+
 
 def _pg_available() -> bool:
     import psycopg

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import click
 
 from .errors import DefinitionError, InputError, StorageError, WorkflowError
+from .i18n import LANGUAGES, _, language_from_environment, set_language
 
 if TYPE_CHECKING:
     from notifier.dispatch import Dispatcher
@@ -108,15 +109,24 @@ def _values(pairs: Sequence[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise InputError(f"--set '{pair}' must have the form FIELD=VALUE")
+            raise InputError(_("--set '{pair}' must have the form FIELD=VALUE").format(pair=pair))
         if key.strip() in out:
-            raise InputError(f"--set gives field '{key.strip()}' twice")
+            raise InputError(_("--set gives field '{field}' twice").format(field=key.strip()))
         out[key.strip()] = value
     return out
 
 
+def _choose_language(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        set_language(value)
+    return value
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="councilflow")
+@click.option("--lang", type=click.Choice(LANGUAGES), default=None, is_eager=True, expose_value=False,
+              callback=_choose_language,
+              help="Language of messages and output (default: COUNCILFLOW_LANG, LANG, else de).")
 def main() -> None:
     """councilflow: Sitzungsvorlagen durch ihre Beratungsfolge führen, mit Fristen und Prüfpfad."""
 
@@ -1076,10 +1086,11 @@ INTERNAL_ERROR = 70
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and a documented exit code."""
+    set_language(language_from_environment())
     try:
         main.main(args=list(argv) if argv is not None else None, prog_name="councilflow", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("councilflow: aborted", err=True)
+        click.echo(_("councilflow: aborted"), err=True)
         return 130
     except click.ClickException as exc:
         exc.show()
@@ -1089,20 +1100,20 @@ def run(argv: Sequence[str] | None = None) -> int:
             click.echo(str(problem), err=True)
         return exc.exit_code
     except WorkflowError as exc:
-        click.echo(f"councilflow: error: {exc.message}", err=True)
+        click.echo(_("councilflow: error: {message}").format(message=exc.message), err=True)
         return exc.exit_code
     except Exception as exc:
         # SQLAlchemy is imported only by commands that use the database; match its errors by module.
         if type(exc).__module__.startswith("sqlalchemy."):
             first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            click.echo(f"councilflow: error: database: {first}", err=True)
+            click.echo(_("councilflow: error: database: {detail}").format(detail=first), err=True)
             return StorageError.exit_code
         if os.environ.get("COUNCILFLOW_DEBUG"):
             raise
         # Never a traceback for a user: one line, a distinct exit code, and the way to the details.
         detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        click.echo(f"councilflow: internal error: {type(exc).__name__}: {detail} (a bug in councilflow; "
-                   "COUNCILFLOW_DEBUG=1 shows the details)", err=True)
+        click.echo(_("councilflow: internal error: {kind}: {detail} (a bug in councilflow; COUNCILFLOW_DEBUG=1 "
+                     "shows the details)").format(kind=type(exc).__name__, detail=detail), err=True)
         return INTERNAL_ERROR
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
@@ -1111,3 +1122,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> None:
     sys.exit(run())
+
+
+if __name__ == "__main__":
+    entry()

@@ -41,7 +41,9 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     import difflib
 
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    from .i18n import _
+
+    return _(" (did you mean '{name}'?)").format(name=close[0]) if close else ""
 
 
 class WorkflowError(Exception):
