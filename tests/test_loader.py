@@ -17,34 +17,33 @@ BAD = HERE / "bad_definitions"
 
 # The first problem each file of the corpus must report, as `line:col: message`.
 EXPECTED = {
-    "anchor_alias": "9:14: YAML anchors are not allowed (found '&leute')",
-    "bad_closed_day": "7:12: closed day '13-45' is neither MM-DD (every year) nor YYYY-MM-DD (that day only)",
-    "branch_outside_parallel": "26:33: branch transition 'annehmen' needs a parallel source, but 'ausschuss' is not parallel",
-    "dead_end": "23:3: state 'warten' is a dead end: not final and no way out",
-    "deadline_bad_due": "27:46: due of deadline 'ladung' needs exactly one of days, working_days, months, invitation_period",
-    "duplicate_key": "23:3: duplicate key 'entwurf' (first defined at line 18)",
-    "final_with_exit": "22:3: final state 'erledigt' has outgoing transitions",
-    "impossible_quorum": "24:75: impossible quorum 3 in state 'raete': it has only 2 bodies",
-    "meeting_without_consultation": "25:96: transition 'erledigen' requires a meeting, but state 'erledigt' waits for no meeting",
-    "no_initial": "17:1: no initial state: mark exactly one state with 'initial: true'",
-    "parallel_without_bodies": "24:24: parallel state 'raete' needs at least one body",
-    "several_initial": "21:14: several initial states: 'entwurf' and 'ausschuss'",
-    "syntax_error": "9:14: die eckige Klammer [ wird nicht geschlossen (oder zwischen zwei Einträgen fehlt ein Komma); "
-                    "schließen Sie sie mit ]",
-    "tag": "2:10: YAML tags are not allowed (found 'tag:yaml.org,2002:int')",
-    "unknown_body": "21:26: unknown body 'afwc' (did you mean 'afwk'?)",
-    "unknown_branch_outcome": "29:48: branch of transition 'annehmen' must be one of adopted, rejected, deferred, not text 'adoptd' (did you mean 'adopted'?)",
-    "unknown_field": "25:97: unknown field 'reslt' (did you mean 'result'?)",
-    "unknown_holidays": "6:13: unknown holiday calendar 'DE-XX' (e.g. DE-NW, DE-BY, DE)",
-    "unknown_key": "18:13: unknown key 'lable' in state 'entwurf' (did you mean 'label'?); allowed: label, initial, final, consultation, parallel",
-    "unknown_role": "25:69: unknown role 'sitzungdienst' (did you mean 'sitzungsdienst'?)",
-    "unknown_state": "25:51: unknown state 'erledgt' (did you mean 'erledigt'?)",
-    "unknown_timezone": "4:11: unknown time zone 'Europe/Berlim' (an IANA name such as Europe/Berlin)",
-    "unknown_top_key": "4:1: unknown key 'beschreibung' in the definition; allowed: workflow, version, title, timezone, states, transitions, calendar, roles, bodies, fields, deadlines",
-    "unreachable": "23:3: state 'archiv' is unreachable from 'entwurf'",
-    "workflow_id_mismatch": "1:11: workflow id 'anderer_name' must equal the file name 'workflow_id_mismatch'",
-    "wrong_type": "2:10: version must be an integer, not text 'eins'",
-    "yes_no_booleans_in_initial": "18:38: state 'entwurf' initial must be true or false, not text 'yes'",
+    "anchor_alias": "9:14: YAML-Anker sind nicht erlaubt (gefunden: '&leute')",
+    "bad_closed_day": "7:12: Schließtag '13-45' ist weder MM-TT (jedes Jahr) noch JJJJ-MM-TT (nur an diesem Tag)",
+    "branch_outside_parallel": "26:33: Zweig-Übergang 'annehmen' braucht einen parallelen Quellzustand, aber 'ausschuss' ist nicht parallel",
+    "dead_end": "23:3: Zustand 'warten' ist eine Sackgasse: kein Endzustand und kein Weg hinaus",
+    "deadline_bad_due": "27:46: due von Frist 'ladung' braucht genau eines von days, working_days, months, invitation_period",
+    "duplicate_key": "23:3: doppelter Schlüssel 'entwurf' (zuerst in Zeile 18)",
+    "final_with_exit": "22:3: Endzustand 'erledigt' hat ausgehende Übergänge",
+    "impossible_quorum": "24:75: unerfüllbares Quorum 3 in Zustand 'raete': es gibt nur 2 Gremien",
+    "meeting_without_consultation": "25:96: Übergang 'erledigen' verlangt eine Sitzung, aber Zustand 'erledigt' wartet auf keine Sitzung",
+    "no_initial": "17:1: kein Anfangszustand: kennzeichnen Sie genau einen Zustand mit 'initial: true'",
+    "parallel_without_bodies": "24:24: parallel von Zustand 'raete' braucht mindestens ein Gremium",
+    "several_initial": "21:14: mehrere Anfangszustände: 'entwurf' und 'ausschuss'",
+    "syntax_error": '9:14: die eckige Klammer [ wird nicht geschlossen (oder zwischen zwei Einträgen fehlt ein Komma); schließen Sie sie mit ]',
+    "tag": "2:10: YAML-Tags sind nicht erlaubt (gefunden: 'tag:yaml.org,2002:int')",
+    "unknown_body": "21:26: unbekanntes Gremium 'afwc' (gemeint: 'afwk'?)",
+    "unknown_branch_outcome": "29:48: branch von Übergang 'annehmen' muss eines von adopted, rejected, deferred sein, nicht der Text 'adoptd' (gemeint: 'adopted'?)",
+    "unknown_field": "25:97: unbekanntes Feld 'reslt' (gemeint: 'result'?)",
+    "unknown_holidays": "6:13: unbekannter Feiertagskalender 'DE-XX' (z. B. DE-NW, DE-BY, DE)",
+    "unknown_key": "18:13: Zustand 'entwurf': unbekannter Schlüssel 'lable' (gemeint: 'label'?); erlaubt: label, initial, final, consultation, parallel",
+    "unknown_role": "25:69: unbekannte Rolle 'sitzungdienst' (gemeint: 'sitzungsdienst'?)",
+    "unknown_state": "25:51: unbekannter Zustand 'erledgt' (gemeint: 'erledigt'?)",
+    "unknown_timezone": "4:11: unbekannte Zeitzone 'Europe/Berlim' (ein IANA-Name wie Europe/Berlin)",
+    "unknown_top_key": "4:1: die Ablaufdefinition: unbekannter Schlüssel 'beschreibung'; erlaubt: workflow, version, title, timezone, states, transitions, calendar, roles, bodies, fields, deadlines",
+    "unreachable": "23:3: Zustand 'archiv' ist von 'entwurf' aus nicht erreichbar",
+    "workflow_id_mismatch": "1:11: die Ablauf-ID 'anderer_name' muss dem Dateinamen 'workflow_id_mismatch' entsprechen",
+    "wrong_type": "2:10: version muss eine ganze Zahl sein, nicht der Text 'eins'",
+    "yes_no_booleans_in_initial": "18:38: initial von Zustand 'entwurf' muss true oder false sein, nicht der Text 'yes'",
 }
 
 
@@ -102,18 +101,18 @@ def test_all_problems_are_reported_at_once() -> None:
         load_definition(text, "x.yaml")
     lines = [str(p) for p in caught.value.problems]
     assert lines == [
-        "x.yaml:2:10: version must be an integer, not text 'eins'",
-        "x.yaml:18:13: unknown key 'lable' in state 'entwurf' (did you mean 'label'?);"
-        " allowed: label, initial, final, consultation, parallel",
+        "x.yaml:2:10: version muss eine ganze Zahl sein, nicht der Text 'eins'",
+        "x.yaml:18:13: Zustand 'entwurf': unbekannter Schlüssel 'lable' (gemeint: 'label'?);"
+        " erlaubt: label, initial, final, consultation, parallel",
     ]
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("", "1:1: the file is empty"),
-        ("- a\n- b\n", "1:1: the definition must be a mapping, not a list"),
-        ("a: 1\n---\nb: 2\n", "2:1: only one YAML document per file is allowed"),
+        ("", "1:1: die Datei ist leer"),
+        ("- a\n- b\n", "1:1: die Ablaufdefinition muss eine Abbildung sein, nicht eine Liste"),
+        ("a: 1\n---\nb: 2\n", "2:1: nur ein YAML-Dokument je Datei ist erlaubt"),
     ],
     ids=["empty", "list", "two-documents"],
 )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, did_you_mean
+from .i18n import _
 
 __all__ = ["Settings", "load_settings"]
 
@@ -74,7 +75,8 @@ class Settings:
                 try:
                     nets.append(ip_network(part.strip(), strict=False))
                 except ValueError:
-                    raise InputError(f"trusted_proxies: '{part.strip()}' is not an IP address or network") from None
+                    raise InputError(_("trusted_proxies: '{address}' is not an IP address or network").format(
+                        address=part.strip())) from None
         return tuple(nets)
 
     def auditor_set(self) -> frozenset[str]:
@@ -96,13 +98,16 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         except (TypeError, ValueError):
             number = None
         if number is None:
-            raise InputError(f"{where}: {name} must be a whole number, not {value!r}")
+            raise InputError(_("{where}: {name} must be a whole number, not {value}").format(
+                where=where, name=name, value=repr(value)))
         low, high = _RANGES[name]
         if not low <= number <= high:
-            raise InputError(f"{where}: {name} must be between {low} and {high}, not {number}")
+            raise InputError(_("{where}: {name} must be between {low} and {high}, not {value}").format(
+                where=where, name=name, low=low, high=high, value=number))
         return number
     if not isinstance(value, str):
-        raise InputError(f"{where}: {name} must be text, not {value!r}")
+        raise InputError(_("{where}: {name} must be text, not {value}").format(where=where, name=name,
+                                                                                value=repr(value)))
     return value
 
 
@@ -118,16 +123,18 @@ def load_settings(config: str | None = None, env: Mapping[str, str] | None = Non
             with open(path, "rb") as handle:
                 data = tomllib.load(handle)
         except OSError as exc:
-            raise InputError(f"config {path}: cannot read: {exc.strerror}") from None
+            raise InputError(_("config {path}: cannot read: {reason}").format(path=path, reason=exc.strerror)) \
+                from None
         except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"config {path}: {exc}") from None
+            raise InputError(_("config {path}: not valid TOML: {reason}").format(path=path, reason=exc)) from None
         table = data.get("councilflow", data)
         if not isinstance(table, dict):
-            raise InputError(f"config {path}: [councilflow] must be a table")
+            raise InputError(_("config {path}: [councilflow] must be a table").format(path=path))
         for key, value in table.items():
             if key not in known:
-                raise InputError(f"config {path}: unknown setting '{key}'{did_you_mean(key, known)}")
-            settings = replace(settings, **{key: _coerce(key, value, f"config {path}")})
+                raise InputError(_("config {path}: unknown setting '{key}'{hint}").format(
+                    path=path, key=key, hint=did_you_mean(key, known)))
+            settings = replace(settings, **{key: _coerce(key, value, _("config {path}").format(path=path))})
     for name, variable in ENV.items():
         if environ.get(variable):
             settings = replace(settings, **{name: _coerce(name, environ[variable], variable)})
@@ -139,12 +146,13 @@ def load_settings(config: str | None = None, env: Mapping[str, str] | None = Non
     try:
         ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InputError(f"timezone '{settings.timezone}' is not an IANA time zone such as Europe/Berlin") from None
+        raise InputError(_("timezone '{zone}' is not an IANA time zone such as Europe/Berlin").format(
+            zone=settings.timezone)) from None
     settings.proxy_networks()  # malformed addresses are refused at start
     if settings.evening_hour <= settings.morning_hour:
-        raise InputError(f"evening_hour {settings.evening_hour} must be later than morning_hour "
-                         f"{settings.morning_hour}: mails go out between them")
+        raise InputError(_("evening_hour {evening} must be later than morning_hour {morning}: mails go out between "
+                           "them").format(evening=settings.evening_hour, morning=settings.morning_hour))
     if settings.trusted_header and not settings.trusted_proxies:
-        raise InputError(f"trusted_header '{settings.trusted_header}' needs trusted_proxies: the addresses of the "
-                         "reverse proxies it is accepted from (e.g. 127.0.0.1)")
+        raise InputError(_("trusted_header '{header}' needs trusted_proxies: the addresses of the reverse proxies it "
+                           "is accepted from (e.g. 127.0.0.1)").format(header=settings.trusted_header))
     return settings

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
+from .i18n import _
+
 __all__ = [
     "BODY_ROLE",
     "BUILTIN_FIELDS",
@@ -273,8 +275,8 @@ class Definition:
         for state in self.states.values():
             p = state.parallel
             if p and p.on_success and p.on_failure:
-                yield state.id, p.on_success, "join erfüllt"
-                yield state.id, p.on_failure, "join gescheitert"
+                yield state.id, p.on_success, _("join met")
+                yield state.id, p.on_failure, _("join failed")
 
 
 def humanise(name: str) -> str:
@@ -288,7 +290,7 @@ def graph_problems(d: Definition) -> list[tuple[Path, str]]:
     problems: list[tuple[Path, str]] = []
     out: dict[str, set[str]] = {s: set() for s in d.states}
     back: dict[str, set[str]] = {s: set() for s in d.states}
-    for src, dst, _ in d.edges():
+    for src, dst, _label in d.edges():
         out[src].add(dst)
         back[dst].add(src)
 
@@ -308,11 +310,14 @@ def graph_problems(d: Definition) -> list[tuple[Path, str]]:
     for s in d.states.values():
         own_exits = {dst for dst in out[s.id] if dst != s.id}
         if s.final and d.transitions_from(s.id):
-            problems.append((("states", s.id), f"final state '{s.id}' has outgoing transitions"))
+            problems.append((("states", s.id), _("final state '{state}' has outgoing transitions").format(state=s.id)))
         if s.id not in reachable:
-            problems.append((("states", s.id), f"state '{s.id}' is unreachable from '{d.initial.id}'"))
+            problems.append((("states", s.id), _("state '{state}' is unreachable from '{initial}'").format(
+                state=s.id, initial=d.initial.id)))
         elif not s.final and not own_exits:
-            problems.append((("states", s.id), f"state '{s.id}' is a dead end: not final and no way out"))
+            problems.append((("states", s.id), _("state '{state}' is a dead end: not final and no way out").format(
+                state=s.id)))
         elif not s.final and s.id not in can_finish:
-            problems.append((("states", s.id), f"state '{s.id}' can never reach a final state"))
+            problems.append((("states", s.id), _("state '{state}' can never reach a final state").format(
+                state=s.id)))
     return problems

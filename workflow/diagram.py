@@ -28,6 +28,7 @@ import graphviz
 from .definition import SAME, Definition, Parallel, State, Transition
 from .errors import InputError, ToolMissingError
 from .german import outcome
+from .i18n import _, current_language, ngettext
 
 __all__ = ["FORMATS", "join_rule", "render", "show", "svg_inline", "to_graph", "to_json", "to_mermaid"]
 
@@ -67,10 +68,10 @@ def _lines(text: str, width: int = WRAP) -> str:
 def join_rule(p: Parallel) -> str:
     """The German rule of a parallel state's join, as the diagram shows it."""
     if p.join.none:
-        return "nur Anhörung"
+        return _("hearing only")
     if p.join.quorum is None:
-        return "alle müssen zustimmen"
-    return f"Quorum {p.join.quorum} von {len(p.bodies)}"
+        return _("all must agree")
+    return _("quorum {quorum} of {count}").format(quorum=p.join.quorum, count=len(p.bodies))
 
 
 def edge_label(t: Transition) -> str:
@@ -85,8 +86,8 @@ def _state_label(d: Definition, s: State) -> str:
         return f"<{title}>"
     p = s.parallel
     rows = [f'<TR><TD><B>{title}</B></TD></TR>',
-            f'<TR><TD>parallel in {len(p.bodies)} {"Gremium" if len(p.bodies) == 1 else "Gremien"} '
-            f'({_html(p.role)}):</TD></TR>']
+            "<TR><TD>" + _html(ngettext("parallel in {count} body ({role}):", "parallel in {count} bodies ({role}):",
+                                        len(p.bodies)).format(count=len(p.bodies), role=p.role)) + "</TD></TR>"]
     rows += [f'<TR><TD ALIGN="LEFT">• {_html(d.bodies[b].name)}</TD></TR>' for b in p.bodies]
     rows.append(f'<TR><TD><I>{_html(join_rule(p))}</I></TD></TR>')
     return f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2">{"".join(rows)}</TABLE>>'
@@ -109,7 +110,8 @@ def _edges(d: Definition) -> Iterable[tuple[str, str, str, list[str]]]:
             if t.branch is not None:
                 state = d.states[src]
                 heard = bool(state.parallel and state.parallel.join.none)
-                key, text = (src, src, "internal"), f"{edge_label(t)} (je Gremium: {outcome(t.branch, heard)})"
+                key, text = (src, src, "internal"), _("{label} (per body: {outcome})").format(
+                    label=edge_label(t), outcome=outcome(t.branch, heard))
             elif t.internal or t.dest is None:
                 key, text = (src, src, "internal"), edge_label(t)
             elif t.dest == SAME:
@@ -120,11 +122,12 @@ def _edges(d: Definition) -> Iterable[tuple[str, str, str, list[str]]]:
     for s in d.states.values():
         p = s.parallel
         if p and p.on_success and p.on_failure:
-            success = "alle haben zugestimmt" if p.join.quorum is None else f"Quorum {p.join.quorum} erreicht"
-            failure = ("eine Ablehnung" if p.join.quorum is None
-                       else f"Quorum {p.join.quorum} nicht mehr erreichbar")
-            grouped.setdefault((s.id, p.on_success, "join"), []).append(f"automatisch: {success}")
-            grouped.setdefault((s.id, p.on_failure, "join"), []).append(f"automatisch: {failure}")
+            success = _("automatically: all have agreed") if p.join.quorum is None else \
+                _("automatically: quorum {quorum} reached").format(quorum=p.join.quorum)
+            failure = _("automatically: one rejection") if p.join.quorum is None else \
+                _("automatically: quorum {quorum} can no longer be reached").format(quorum=p.join.quorum)
+            grouped.setdefault((s.id, p.on_success, "join"), []).append(success)
+            grouped.setdefault((s.id, p.on_failure, "join"), []).append(failure)
     for (src, dst, kind), labels in grouped.items():
         yield src, dst, kind, list(dict.fromkeys(labels))
 
@@ -154,9 +157,9 @@ def _wide(d: Definition) -> bool:
 def _sources_text(d: Definition, t: Transition) -> tuple[str, str]:
     """The label and tooltip of the node that stands for the many sources of ``t``."""
     open_states = [s.id for s in d.states.values() if not s.final]
-    label = ("aus jedem offenen Zustand" if set(t.sources) >= set(open_states)
-             else f"aus {len(t.sources)} Zuständen")
-    return label, _plain("aus: " + ", ".join(d.states[s].label for s in t.sources))
+    label = (_("from every open state") if set(t.sources) >= set(open_states)
+             else _("from {count} states").format(count=len(t.sources)))
+    return label, _plain(_("from: {states}").format(states=", ".join(d.states[s].label for s in t.sources)))
 
 
 def to_graph(d: Definition, *, current: str | None = None) -> graphviz.Digraph:
@@ -209,17 +212,17 @@ def to_graph(d: Definition, *, current: str | None = None) -> graphviz.Digraph:
 def render(d: Definition, fmt: Format, *, current: str | None = None) -> bytes:
     """The diagram as SVG or PNG bytes, laid out by Graphviz's ``dot``."""
     if fmt not in FORMATS:
-        raise ValueError(f"unknown diagram format {fmt!r}")
+        raise ValueError(f"unknown diagram format {fmt!r}")  # a programming error, not a user's
     try:
         data: bytes = to_graph(d, current=current).pipe(format=fmt, engine="dot", quiet=True)
     except graphviz.ExecutableNotFound as exc:
-        raise ToolMissingError("Graphviz ist nicht installiert (Programm 'dot' nicht gefunden); "
-                               "bitte 'apt-get install graphviz' bzw. 'make system'") from exc
+        raise ToolMissingError(_("Graphviz is not installed (program 'dot' not found); please run 'apt-get install "
+                                 "graphviz' or 'make system'")) from exc
     return data
 
 
 _SVG_START = re.compile(r"<svg\b")
-_cache: dict[tuple[str, str | None], str] = {}
+_cache: dict[tuple[str, str | None, str], str] = {}
 _cache_lock = threading.Lock()
 #: Entries kept before the cache starts over (workflows × states; a definition change makes new keys).
 CACHE_SIZE = 1024
@@ -230,7 +233,7 @@ def svg_inline(d: Definition, current: str | None = None) -> str:
 
     Cached per (definition text hash, current state): laying out with ``dot`` takes milliseconds.
     """
-    key = (d.source_hash or f"{d.workflow}@{d.version}", current)
+    key = (d.source_hash or f"{d.workflow}@{d.version}", current, current_language())
     with _cache_lock:
         hit = _cache.get(key)
     if hit is not None:
@@ -238,7 +241,8 @@ def svg_inline(d: Definition, current: str | None = None) -> str:
     text = render(d, "svg", current=current).decode("utf-8")
     start = _SVG_START.search(text)
     assert start is not None, "dot wrote no <svg> element"
-    svg = _SVG_START.sub(f'<svg class="diagram" role="img" aria-label="Ablauf {escape(d.title)}"',
+    aria = escape(_("Workflow {title}").format(title=d.title))
+    svg = _SVG_START.sub(f'<svg class="diagram" role="img" aria-label="{aria}"',
                          text[start.start():], count=1)
     with _cache_lock:
         if len(_cache) >= CACHE_SIZE:
@@ -259,10 +263,10 @@ def show(d: Definition, fmt: str, out: Path | None) -> None:
         try:
             out.write_bytes(data)
         except OSError as exc:
-            raise InputError(f"--out {out}: {exc.strerror or exc}") from exc
+            raise InputError(_("--out {path}: {reason}").format(path=out, reason=exc.strerror or exc)) from exc
         return
     if fmt == "png" and sys.stdout.isatty():
-        raise InputError("PNG is binary: give --out FILE or redirect standard output")
+        raise InputError(_("PNG is binary: give --out FILE or redirect standard output"))
     sys.stdout.flush()
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
@@ -286,15 +290,20 @@ def to_mermaid(d: Definition, *, current: str | None = None) -> str:
     for s in d.states.values():
         if s.parallel:
             p = s.parallel
-            join = "alle" if p.join.quorum is None else f"Quorum {p.join.quorum}"
+            join = _("all") if p.join.quorum is None else _("quorum {quorum}").format(quorum=p.join.quorum)
             if p.on_success and p.on_failure:
-                lines.append(f"    {s.id} --> {p.on_success}: Beschluss erreicht ({join})")
-                lines.append(f"    {s.id} --> {p.on_failure}: Beschluss gescheitert")
+                reached = _text(_("decision reached ({join})").format(join=join))
+                lines.append(f"    {s.id} --> {p.on_success}: {reached}")
+                failed = _text(_("decision failed"))
+                lines.append(f"    {s.id} --> {p.on_failure}: {failed}")
             triggers = ", ".join(f"{t.trigger} ({outcome(t.branch)})" for t in d.transitions_from(s.id) if t.branch)
             lines.append(f"    note right of {s.id}")
-            lines.append(f"        parallel in {len(p.bodies)} Gremien: {', '.join(p.bodies)}")
+            parallel = ngettext("parallel in {count} body: {bodies}", "parallel in {count} bodies: {bodies}",
+                                len(p.bodies)).format(count=len(p.bodies), bodies=", ".join(p.bodies))
+            lines.append(f"        {parallel}")
             if triggers:
-                lines.append(f"        je Gremium {_text(triggers)}")
+                per_body = _text(_("per body {triggers}").format(triggers=triggers))
+                lines.append(f"        {per_body}")
             lines.append("    end note")
     for s in d.states.values():
         if s.final:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .definition import Definition
 from .errors import AuditIntegrityError, NotFoundError, did_you_mean
+from .i18n import _
 from .loader import definition_files, load_definition, load_definition_file, source_hash
 
 __all__ = ["WORKFLOW_ID", "DefinitionLibrary"]
@@ -33,16 +34,16 @@ class DefinitionLibrary:
     def _path(self, workflow: str) -> Path:
         if not isinstance(workflow, str) or not WORKFLOW_ID.fullmatch(workflow):
             known = self.workflows()
-            raise NotFoundError(f"unknown workflow {str(workflow)[:100]!r}: a workflow is named by its id "
-                                f"([a-z][a-z0-9_]*); known: {', '.join(known) or 'none'}")
+            raise NotFoundError(_("unknown workflow {name}: a workflow is named by its id ([a-z][a-z0-9_]*); known: "
+                                  "{known}").format(name=repr(str(workflow)[:100]), known=", ".join(known) or _("none")))
         for suffix in (".yaml", ".yml"):
             candidate = self.folder / f"{workflow}{suffix}"
             if candidate.is_file():
                 return candidate
         known = self.workflows()
         raise NotFoundError(
-            f"no workflow '{workflow}' in {self.folder}{did_you_mean(workflow, known)};"
-            f" known: {', '.join(known) or 'none'}"
+            _("no workflow '{name}' in {folder}{hint}; known: {known}").format(
+                name=workflow, folder=self.folder, hint=did_you_mean(workflow, known), known=", ".join(known) or _("none"))
         )
 
     def workflows(self) -> list[str]:
@@ -79,8 +80,8 @@ class DefinitionLibrary:
             return found
         text = text_loader()
         if source_hash(text) != definition_hash:
-            raise AuditIntegrityError(f"the stored definition with hash {definition_hash[:12]}… was edited in the "
-                                      "database: its text no longer matches its hash")
+            raise AuditIntegrityError(_("the stored definition with hash {hash}… was edited in the database: its text "
+                                        "no longer matches its hash").format(hash=definition_hash[:12]))
         definition = load_definition(text, "<stored definition>")  # stored texts were valid when stored
         self._remember(definition, text)
         return definition

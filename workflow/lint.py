@@ -15,6 +15,7 @@ from pathlib import Path as FsPath
 
 from .definition import BODY_ROLE, Definition, Offset, State, Transition
 from .errors import DefinitionError
+from .i18n import _, ngettext
 from .loader import definition_files, load_definition_file
 from .yamlsafe import Located, load_located
 
@@ -67,7 +68,7 @@ def unused_roles(d: Definition) -> Iterator[_Hit]:
             used.update(dl.escalate.notify)
     for role in d.roles:
         if role not in used:
-            yield _Hit(("roles", role), f"Rolle '{role}' wird von keinem Übergang und keiner Frist verwendet",
+            yield _Hit(("roles", role), _("role '{role}' is used by no transition and no deadline").format(role=role),
                        key=True)
 
 
@@ -95,11 +96,14 @@ def _reaches_nobody(d: Definition, pairs: Iterable[tuple[str, str | None]]) -> s
     no_contact = sorted({b for _, b in pairs if b is not None and not d.bodies[b].contact})
     places = []
     if no_body:
-        places.append(f"{'in Zustand' if len(no_body) == 1 else 'in den Zuständen'} {_q(no_body)} (kein Gremium)")
+        places.append(ngettext("in state {states} (no body)", "in states {states} (no body)",
+                               len(no_body)).format(states=_q(no_body)))
     if no_contact:
-        places.append(f"{'für Gremium' if len(no_contact) == 1 else 'für die Gremien'} {_q(no_contact)} "
-                      "(kein contact)")
-    return " und ".join(places) or None
+        places.append(ngettext("for body {bodies} (no contact)", "for bodies {bodies} (no contact)",
+                               len(no_contact)).format(bodies=_q(no_contact)))
+    if len(places) == 2:
+        return _("{first} and {second}").format(first=places[0], second=places[1])
+    return places[0] if places else None
 
 
 def body_without_contact(d: Definition) -> Iterator[_Hit]:
@@ -110,7 +114,8 @@ def body_without_contact(d: Definition) -> Iterator[_Hit]:
             why = _reaches_nobody(d, [(s, b) for s in t.sources for b in _transition_bodies(d, t, s)])
             if why:
                 yield _Hit(("transitions", t.index, "roles", t.roles.index(BODY_ROLE)),
-                           f"'body' in den Rollen von Übergang '{t.trigger}' erreicht niemanden {why}")
+                           _("'body' in the roles of transition '{trigger}' reaches nobody {where}").format(
+                               trigger=t.trigger, where=why))
     for i, dl in enumerate(d.deadlines):
         pairs = [(s, b) for s in dl.states for b in _deadline_bodies(d, s)]
         lists: list[tuple[Path, tuple[str, ...], str]] = [(("notify",), dl.notify, "notify")]
@@ -121,7 +126,8 @@ def body_without_contact(d: Definition) -> Iterator[_Hit]:
                 why = _reaches_nobody(d, pairs)
                 if why:
                     yield _Hit(("deadlines", i, *where, roles.index(BODY_ROLE)),
-                               f"'body' in {what} von Frist '{dl.name}' erreicht niemanden {why}")
+                               _("'body' in {key} of deadline '{deadline}' reaches nobody {where}").format(
+                                   key=what, deadline=dl.name, where=why))
 
 
 def _entered_without_meeting(d: Definition, state: State) -> bool:
@@ -142,8 +148,8 @@ def meeting_never_asked(d: Definition) -> Iterator[_Hit]:
     for state in d.states.values():
         if state.waits_for_meeting and state.id not in asked and _entered_without_meeting(d, state):
             yield _Hit(("states", state.id),
-                       f"Zustand '{state.id}' wartet auf eine Sitzung, aber keine Frist erinnert daran, sie "
-                       "festzulegen (keine Frist mit done_by: [meeting])", key=True)
+                       _("state '{state}' waits for a meeting, but no deadline reminds anyone to set it (no deadline "
+                         "with done_by: [meeting])").format(state=state.id), key=True)
 
 
 def notify_without_remind(d: Definition) -> Iterator[_Hit]:
@@ -151,12 +157,14 @@ def notify_without_remind(d: Definition) -> Iterator[_Hit]:
     for i, dl in enumerate(d.deadlines):
         if dl.notify and not dl.remind:
             yield _Hit(("deadlines", i, "notify"),
-                       f"Frist '{dl.name}' benachrichtigt {_q(dl.notify)}, erinnert aber nie (kein remind): es "
-                       "geht keine Erinnerungsmail hinaus, die Frist steht nur in „Meine Fristen“ und im Kalender",
+                       _("deadline '{deadline}' notifies {roles} but never reminds (no remind): no reminder mail "
+                         "goes out, the deadline is only in “My deadlines” and in the calendar").format(
+                           deadline=dl.name, roles=_q(dl.notify)),
                        key=True)
         if dl.remind and not dl.notify:
             yield _Hit(("deadlines", i, "remind"),
-                       f"Frist '{dl.name}' hat remind, aber kein notify: die Erinnerungen erreichen niemanden",
+                       _("deadline '{deadline}' has remind but no notify: the reminders reach nobody").format(
+                           deadline=dl.name),
                        key=True)
 
 
@@ -171,8 +179,8 @@ def escalation_to_same(d: Definition) -> Iterator[_Hit]:
 
         if people(dl.escalate.notify) == people(dl.notify):
             yield _Hit(("deadlines", i, "escalate", "notify"),
-                       f"Frist '{dl.name}' eskaliert an dieselben Personen, die sie schon erinnert "
-                       f"({_q(dl.escalate.notify)}): die Eskalation erreicht niemanden Neues")
+                       _("deadline '{deadline}' escalates to the same people it reminds already ({roles}): the "
+                         "escalation reaches nobody new").format(deadline=dl.name, roles=_q(dl.escalate.notify)))
 
 
 #: Offsets in calendar days in the typical case: 5 working days are a week, a month is 365.25/12 days.
@@ -201,8 +209,9 @@ def remind_before_start(d: Definition) -> Iterator[_Hit]:
         for j, offset in enumerate(dl.remind):
             if _typical_days(offset) > length:
                 yield _Hit(("deadlines", i, "remind", j),
-                           f"Erinnerung {offset_label(offset)} vor Fristablauf liegt vor dem Beginn der Frist "
-                           f"'{dl.name}' (fällig {due_label(dl.due)}): sie geht schon beim Eintritt hinaus")
+                           _("the reminder {offset} before the deadline falls before deadline '{deadline}' starts "
+                             "(due {due}): it goes out on entry already").format(
+                               offset=offset_label(offset), deadline=dl.name, due=due_label(dl.due)))
 
 
 def label_missing(d: Definition, doc: Located) -> Iterator[_Hit]:
@@ -210,17 +219,20 @@ def label_missing(d: Definition, doc: Located) -> Iterator[_Hit]:
     for sid, state in d.states.items():
         where: Path = ("states", sid, "label")
         if where not in doc.key_positions:
-            yield _Hit(("states", sid), f"Zustand '{sid}' hat kein label: Mails und Seiten zeigen die Kennung",
-                       key=True)
+            yield _Hit(("states", sid), _("state '{state}' has no label: mails and pages show the id").format(
+                state=sid), key=True)
         elif state.label.strip() == sid:
-            yield _Hit(where, f"label von Zustand '{sid}' ist gleich der Kennung: bitte eine lesbare Bezeichnung")
+            yield _Hit(where, _("the label of state '{state}' equals its id: please give a readable name").format(
+                state=sid))
     for i, dl in enumerate(d.deadlines):
         where = ("deadlines", i, "label")
         if where not in doc.key_positions:
             yield _Hit(("deadlines", i, "name"),
-                       f"Frist '{dl.name}' hat kein label: Mails und Seiten zeigen die Kennung", key=True)
+                       _("deadline '{deadline}' has no label: mails and pages show the id").format(deadline=dl.name),
+                       key=True)
         elif dl.label.strip() == dl.name:
-            yield _Hit(where, f"label von Frist '{dl.name}' ist gleich der Kennung: bitte eine lesbare Bezeichnung")
+            yield _Hit(where, _("the label of deadline '{deadline}' equals its id: please give a readable "
+                                "name").format(deadline=dl.name))
 
 
 def unused_fields(d: Definition) -> Iterator[_Hit]:
@@ -235,8 +247,8 @@ def unused_fields(d: Definition) -> Iterator[_Hit]:
     for f in d.fields.values():
         if not f.required and f.name not in used:
             yield _Hit(("fields", f.name),
-                       f"Feld '{f.name}' wird nie verlangt (required, requires), von keinem Übergang gesetzt "
-                       "(sets) und von keiner Frist verwendet", key=True)
+                       _("field '{field}' is never required (required, requires), set by no transition (sets) and "
+                         "used by no deadline").format(field=f.name), key=True)
 
 
 #: Every rule by name, in the order their warnings are reported for one key.
@@ -281,11 +293,11 @@ def lint_paths(paths: Sequence[str], *, strict: bool, echo: Callable[..., None],
 
     files = definition_files(paths)
     if not files:
-        raise InputError(f"no definition files in {', '.join(paths)}")
+        raise InputError(_("no definition files in {paths}").format(paths=", ".join(paths)))
     failed = warned = 0
     for f in files:
         if not f.exists():
-            echo(f"{f}:1:1: no such file", err=True)
+            echo(_("{path}:1:1: no such file").format(path=f), err=True)
             failed += 1
             continue
         try:
@@ -299,9 +311,9 @@ def lint_paths(paths: Sequence[str], *, strict: bool, echo: Callable[..., None],
             echo(str(w))
         warned += len(warnings)
         if not warnings:
-            echo(f"{f}: ok, keine Warnungen")
+            echo(_("{path}: ok, no warnings").format(path=f))
     if warned:
-        echo(f"{warned} Warnung{'en' if warned != 1 else ''}")
+        echo(ngettext("{count} warning", "{count} warnings", warned).format(count=warned))
     if failed:
         return DefinitionError.exit_code
     return 1 if strict and warned else 0

@@ -30,6 +30,7 @@ from .definition import (
     graph_problems,
 )
 from .errors import DefinitionError, Problem, did_you_mean
+from .i18n import N_, _, pgettext
 from .values import clean_name, is_email
 from .yamlsafe import Located, YamlProblems, load_located
 
@@ -43,7 +44,9 @@ _OUTCOMES = lang.OUTCOMES
 #: Trigger names the engine uses itself, or that would shadow the machine's model attributes.
 _RESERVED_TRIGGERS = set(lang.RESERVED_TRIGGERS)
 
-_TYPE_NAMES = {str: "text", int: "an integer", bool: "true or false", list: "a list", dict: "a mapping"}
+#: What ``_Checker.ref`` reports when a name is not one of the known ones, by the kind of name.
+_UNKNOWN = {"body": N_("unknown body '{name}'{hint}"), "state": N_("unknown state '{name}'{hint}"),
+            "field": N_("unknown field '{name}'{hint}"), "role": N_("unknown role '{name}'{hint}")}
 
 
 def source_hash(text: str) -> str:
@@ -51,18 +54,40 @@ def source_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _type_name(kind: type) -> str:
+    """What a value of ``kind`` is, for "… must be {kind}"."""
+    names = {str: pgettext("value type", "text"), int: pgettext("value type", "an integer"),
+             bool: pgettext("value type", "true or false"), list: pgettext("value type", "a list"),
+             dict: pgettext("value type", "a mapping")}
+    return names[kind]
+
+
+def _kind_name(kind: str) -> str:
+    """A kind of name (body, state, field, role), for "… must be text"."""
+    names = {"body": pgettext("kind of name", "body"), "state": pgettext("kind of name", "state"),
+             "field": pgettext("kind of name", "field"), "role": pgettext("kind of name", "role")}
+    return names[kind]
+
+
 def _describe(value: Any) -> str:
     if value is None:
-        return "nothing"
+        return _("nothing")
     if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
+        return _("boolean {value}").format(value=str(value).lower())
     if isinstance(value, dict):
-        return "a mapping"
+        return pgettext("value type", "a mapping")
     if isinstance(value, list):
-        return "a list"
+        return pgettext("value type", "a list")
     if isinstance(value, (int, float)):
-        return f"number {value}"
-    return f"text '{value}'"
+        return _("number {value}").format(value=value)
+    return _("text '{value}'").format(value=value)
+
+
+def _of(key: str, what: str) -> str:
+    """A key of a mapping, for the messages: ``label of state 'entwurf'``."""
+    # TRANSLATORS: key is a key of the definition language (label, roles …), what names the mapping
+    # ("state 'entwurf'", "transition 3").
+    return _("{key} of {what}").format(key=key, what=what)
 
 
 class _Map(dict[str, Any]):
@@ -94,7 +119,8 @@ class _Checker:
         ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
         if not ok:
             self.wrong_type = True
-            self.err(where, f"{what} must be {_TYPE_NAMES[kind]}, not {_describe(value)}", shape=True)
+            self.err(where, _("{what} must be {kind}, not {value}").format(
+                what=what, kind=_type_name(kind), value=_describe(value)), shape=True)
         return ok
 
     def reported(self) -> list[Problem]:
@@ -114,43 +140,49 @@ class _Checker:
                 hint = did_you_mean(k, allowed)
                 self.err(
                     (*where, k),
-                    f"unknown key '{k}' in {what}{hint}; allowed: {', '.join(allowed)}",
+                    _("{what}: unknown key '{key}'{hint}; allowed: {allowed}").format(
+                        what=what, key=k, hint=hint, allowed=", ".join(allowed)),
                     key=True,
                     shape=True,
                 )
         for k in req:
             if k not in value:
-                self.err(where, f"{what} is missing the required key '{k}'", shape=True)
+                self.err(where, _("{what}: the required key '{key}' is missing").format(what=what, key=k),
+                         shape=True)
         return _Map(value)
 
     def name(self, value: Any, where: Path, what: str) -> bool:
         if not self.typed(value, where, str, what):
             return False
         if not _NAME.match(value):
-            self.err(where, f"{what} '{value}' must be lower case letters, digits and _")
+            self.err(where, _("{what} '{value}' must be lower case letters, digits and _, starting with a "
+                              "letter").format(what=what, value=value))
             return False
         return True
 
-    def ref(self, value: Any, where: Path, what: str, known: Iterable[str]) -> bool:
-        """Check that ``value`` names one of ``known``, with a hint when it is close."""
-        if not self.typed(value, where, str, what):
+    def ref(self, value: Any, where: Path, kind: str, known: Iterable[str]) -> bool:
+        """Check that ``value`` names one of ``known`` (a name of ``kind``: body, state, field, role), with a
+        hint when it is close."""
+        if not self.typed(value, where, str, _kind_name(kind)):
             return False
         names = list(known)
         if value not in names:
-            self.err(where, f"unknown {what} '{value}'{did_you_mean(value, names)}")
+            self.err(where, _(_UNKNOWN[kind]).format(name=value, hint=did_you_mean(value, names)))
             return False
         return True
 
     def str_list(self, value: Any, where: Path, what: str) -> list[str]:
         if not self.typed(value, where, list, what):
             return []
-        return [v for i, v in enumerate(value) if self.typed(v, (*where, i), str, f"{what} entry")]
+        entry = _("entry of {what}").format(what=what)
+        return [v for i, v in enumerate(value) if self.typed(v, (*where, i), str, entry)]
 
     def positive(self, value: Any, where: Path, what: str, minimum: int = 0) -> bool:
         if not self.typed(value, where, int, what):
             return False
         if value < minimum:
-            self.err(where, f"{what} must be at least {minimum}, not {value}")
+            self.err(where, _("{what} must be at least {minimum}, not {value}").format(
+                what=what, minimum=minimum, value=value))
             return False
         return True
 
@@ -163,13 +195,14 @@ def _load_calendar(c: _Checker, raw: Any) -> Calendar:
         return Calendar()
     hol = m.get("holidays")
     if hol is not None and c.typed(hol, ("calendar", "holidays"), str, "calendar.holidays"):
-        country, _, subdiv = hol.partition("-")
+        country, _sep, subdiv = hol.partition("-")
         try:
             import holidays
 
             holidays.country_holidays(country, subdiv=subdiv or None)
         except NotImplementedError:
-            c.err(("calendar", "holidays"), f"unknown holiday calendar '{hol}' (e.g. DE-NW, DE-BY, DE)")
+            c.err(("calendar", "holidays"),
+                  _("unknown holiday calendar '{name}' (e.g. DE-NW, DE-BY, DE)").format(name=hol))
             hol = None
     closed: list[str] = []
     for i, day in enumerate(c.str_list(m.get("closed", []), ("calendar", "closed"), "calendar.closed")):
@@ -181,8 +214,8 @@ def _load_calendar(c: _Checker, raw: Any) -> Calendar:
                 date.fromisoformat(day if len(day) == 10 else "x")  # that day only, e.g. a Rosenmontag
             closed.append(day)
         except ValueError:
-            c.err(("calendar", "closed", i), f"closed day '{day}' is neither MM-DD (every year) nor YYYY-MM-DD "
-                                             "(that day only)")
+            c.err(("calendar", "closed", i), _("closed day '{day}' is neither MM-DD (every year) nor YYYY-MM-DD "
+                                               "(that day only)").format(day=day))
     return Calendar(holidays=hol, closed=tuple(closed))
 
 
@@ -192,15 +225,16 @@ def _load_roles(c: _Checker, raw: Any) -> dict[str, tuple[str, ...]]:
         return roles
     for name, members in raw.items():
         where: Path = ("roles", name)
-        if not c.name(name, where, "role name"):
+        if not c.name(name, where, _("role name")):
             continue
         if name == BODY_ROLE:
-            c.err(where, f"'{BODY_ROLE}' is built in (the contact of the body) and cannot be defined", key=True)
+            c.err(where, _("'{name}' is built in (the contact of the body) and cannot be defined").format(
+                name=BODY_ROLE), key=True)
             continue
-        emails = c.str_list(members, where, f"role '{name}'")
+        emails = c.str_list(members, where, _("role '{name}'").format(name=name))
         for i, e in enumerate(emails):
             if not is_email(e):
-                c.err((*where, i), f"'{e}' in role '{name}' is not an e-mail address")
+                c.err((*where, i), _("'{email}' in role '{name}' is not an e-mail address").format(email=e, name=name))
         roles[name] = tuple(emails)
     return roles
 
@@ -211,25 +245,26 @@ def _load_bodies(c: _Checker, raw: Any) -> dict[str, Body]:
         return bodies
     for bid, spec in raw.items():
         where: Path = ("bodies", bid)
-        what = f"body '{bid}'"
+        what = _("body '{name}'").format(name=bid)
         m = c.mapping(spec, where, what, lang.BODY.required, lang.BODY.optional)
-        if not c.name(bid, where, "body id") or m is None:
+        if not c.name(bid, where, _("body id")) or m is None:
             continue
         name, days, contact = m.get("name"), m.get("invitation_days"), m.get("contact")
-        ok = c.typed(name, (*where, "name"), str, f"{what} name") if "name" in m else False
-        ok = c.positive(days, (*where, "invitation_days"), f"{what} invitation_days") and ok
+        ok = c.typed(name, (*where, "name"), str, _of("name", what)) if "name" in m else False
+        ok = c.positive(days, (*where, "invitation_days"), _of("invitation_days", what)) and ok
         if (
             contact is not None
-            and c.typed(contact, (*where, "contact"), str, f"{what} contact")
+            and c.typed(contact, (*where, "contact"), str, _of("contact", what))
             and not is_email(contact)
         ):
-                c.err((*where, "contact"), f"contact '{contact}' of {what} is not an e-mail address")
+                c.err((*where, "contact"), _("contact '{email}' of {what} is not an e-mail address").format(
+                    email=contact, what=what))
         location, hours = m.get("location"), m.get("meeting_hours", 2)
-        if location is not None and not c.typed(location, (*where, "location"), str, f"{what} location"):
+        if location is not None and not c.typed(location, (*where, "location"), str, _of("location", what)):
             ok = False
         if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 < hours <= 24:
-            c.err((*where, "meeting_hours"), f"meeting_hours of {what} must be a number of hours above 0 and at "
-                                             f"most 24, not {_describe(hours)}")
+            c.err((*where, "meeting_hours"), _("meeting_hours of {what} must be a number of hours above 0 and at "
+                                               "most 24, not {value}").format(what=what, value=_describe(hours)))
             ok = False
         if ok:
             bodies[bid] = Body(bid, name, days, contact if isinstance(contact, str) else None,
@@ -261,29 +296,30 @@ def _load_fields(c: _Checker, raw: Any) -> dict[str, FieldDef]:
         return fields
     for fname, spec in raw.items():
         where: Path = ("fields", fname)
-        what = f"field '{fname}'"
+        what = _("field '{name}'").format(name=fname)
         m = c.mapping(spec, where, what, lang.FIELD.required, lang.FIELD.optional)
-        if not c.name(fname, where, "field name") or m is None:
+        if not c.name(fname, where, _("field name")) or m is None:
             continue
         if fname in BUILTIN_FIELDS:
-            c.err(where, f"'{fname}' is a built-in field and cannot be declared", key=True)
+            c.err(where, _("'{name}' is a built-in field and cannot be declared").format(name=fname), key=True)
             continue
         ftype = m.get("type")
-        if "type" in m and c.typed(ftype, (*where, "type"), str, f"{what} type"):
+        if "type" in m and c.typed(ftype, (*where, "type"), str, _of("type", what)):
             if ftype not in _FIELD_TYPES:
                 c.err(
                     (*where, "type"),
-                    f"unknown type '{ftype}' of {what}{did_you_mean(ftype, _FIELD_TYPES)};"
-                    f" allowed: {', '.join(_FIELD_TYPES)}",
+                    _("unknown type '{type}' of {what}{hint}; allowed: {allowed}").format(
+                        type=ftype, what=what, hint=did_you_mean(ftype, _FIELD_TYPES), allowed=", ".join(_FIELD_TYPES)),
                 )
                 continue
         else:
             continue
         required = m.get("required", False)
-        c.typed(required, (*where, "required"), bool, f"{what} required")
+        c.typed(required, (*where, "required"), bool, _of("required", what))
         default = m.get("default")
         if default is not None and not _field_value_ok(ftype, default):
-            c.err((*where, "default"), f"default of {what} is not a valid {ftype}: {_describe(default)}")
+            c.err((*where, "default"), _("default of {what} is not a valid {type}: {value}").format(
+                what=what, type=ftype, value=_describe(default)))
             default = None
         fields[fname] = FieldDef(fname, ftype, required is True, default)
     return fields
@@ -296,30 +332,31 @@ def _load_states(c: _Checker, raw: Any, bodies: dict[str, Body]) -> dict[str, St
     pending_joins: list[tuple[Path, str]] = []
     for sid, spec in raw.items():
         where: Path = ("states", sid)
-        what = f"state '{sid}'"
+        what = _("state '{name}'").format(name=sid)
         m = c.mapping(spec, where, what, lang.STATE.required, lang.STATE.optional)
-        if not c.name(sid, where, "state id") or m is None:
+        if not c.name(sid, where, _("state id")) or m is None:
             continue
         label = m.get("label", sid)
-        c.typed(label, (*where, "label"), str, f"{what} label")
+        c.typed(label, (*where, "label"), str, _of("label", what))
         initial = m.get("initial", False)
         final = m.get("final", False)
-        c.typed(initial, (*where, "initial"), bool, f"{what} initial")
-        c.typed(final, (*where, "final"), bool, f"{what} final")
+        c.typed(initial, (*where, "initial"), bool, _of("initial", what))
+        c.typed(final, (*where, "final"), bool, _of("final", what))
         consultation = parallel = None
         if "consultation" in m:
-            cm = c.mapping(m["consultation"], (*where, "consultation"), f"consultation of {what}",
+            cm = c.mapping(m["consultation"], (*where, "consultation"), _of("consultation", what),
                            lang.CONSULTATION.required, lang.CONSULTATION.optional)
             if cm is not None and c.ref(cm.get("body"), (*where, "consultation", "body"), "body", bodies):
                 role = cm.get("role")
-                if c.typed(role, (*where, "consultation", "role"), str, f"consultation role of {what}"):
+                if c.typed(role, (*where, "consultation", "role"), str, _of("consultation.role", what)):
                     consultation = Consultation(cm["body"], role)
         if "parallel" in m:
             parallel = _load_parallel(c, m["parallel"], (*where, "parallel"), what, bodies, pending_joins)
         if consultation is not None and parallel is not None and not parallel.join.none:
-            c.err(where, f"{what} cannot be both a consultation and parallel, unless the parallel join is none")
+            c.err(where, _("{what} cannot be both a consultation and parallel, unless the parallel join is "
+                           "none").format(what=what))
         if final is True and (consultation or parallel):
-            c.err(where, f"final {what} cannot wait for a consultation")
+            c.err(where, _("{what} is final and cannot wait for a consultation").format(what=what))
         states[sid] = State(
             sid,
             label if isinstance(label, str) else sid,
@@ -332,41 +369,43 @@ def _load_states(c: _Checker, raw: Any, bodies: dict[str, Body]) -> dict[str, St
         c.ref(target, where, "state", states)
     initials = [s.id for s in states.values() if s.initial]
     if not raw:
-        c.err(("states",), "states is empty: a workflow needs an initial state and a final one", key=True)
+        c.err(("states",), _("states is empty: a workflow needs an initial state and a final one"), key=True)
     elif states and not initials:
-        c.err(("states",), "no initial state: mark exactly one state with 'initial: true'", key=True)
+        c.err(("states",), _("no initial state: mark exactly one state with 'initial: true'"), key=True)
     for extra in initials[1:]:
-        c.err(("states", extra, "initial"), f"several initial states: '{initials[0]}' and '{extra}'")
+        c.err(("states", extra, "initial"),
+              _("several initial states: '{first}' and '{other}'").format(first=initials[0], other=extra))
     return states
 
 
 def _load_parallel(
     c: _Checker, raw: Any, where: Path, what: str, bodies: dict[str, Body], pending: list[tuple[Path, str]]
 ) -> Parallel | None:
-    m = c.mapping(raw, where, f"parallel of {what}", lang.PARALLEL.required, lang.PARALLEL.optional)
+    m = c.mapping(raw, where, _of("parallel", what), lang.PARALLEL.required, lang.PARALLEL.optional)
     if m is None:
         return None
-    members = c.str_list(m.get("bodies"), (*where, "bodies"), f"bodies of {what}") if "bodies" in m else []
+    members = c.str_list(m.get("bodies"), (*where, "bodies"), _of("parallel.bodies", what)) if "bodies" in m else []
     ok = all(c.ref(b, (*where, "bodies", i), "body", bodies) for i, b in enumerate(members))
     if "bodies" in m and not members:
-        c.err((*where, "bodies"), f"parallel {what} needs at least one body")
+        c.err((*where, "bodies"), _("parallel of {what} needs at least one body").format(what=what))
         ok = False
     if len(set(members)) != len(members):
-        c.err((*where, "bodies"), f"parallel {what} lists a body twice")
+        c.err((*where, "bodies"), _("parallel of {what} lists a body twice").format(what=what))
         ok = False
     role = m.get("role")
-    ok = ("role" in m and c.typed(role, (*where, "role"), str, f"role of parallel {what}")) and ok
+    ok = ("role" in m and c.typed(role, (*where, "role"), str, _of("parallel.role", what))) and ok
     join = Join()
     raw_join = m.get("join")
     if isinstance(raw_join, dict):
-        jm = c.mapping(raw_join, (*where, "join"), f"join of {what}", lang.JOIN.required, lang.JOIN.optional)
+        jm = c.mapping(raw_join, (*where, "join"), _of("join", what), lang.JOIN.required, lang.JOIN.optional)
         q = jm.get("quorum") if jm else None
-        if jm is not None and c.positive(q, (*where, "join", "quorum"), f"quorum of {what}", 1):
+        if jm is not None and c.positive(q, (*where, "join", "quorum"), _of("quorum", what), 1):
             assert isinstance(q, int)
             if q > len(members) and members:
                 c.err(
                     (*where, "join", "quorum"),
-                    f"impossible quorum {q} in {what}: it has only {len(members)} bodies",
+                    _("impossible quorum {quorum} in {what}: it has only {count} bodies").format(
+                        quorum=q, what=what, count=len(members)),
                 )
                 ok = False
             join = Join(q)
@@ -376,16 +415,19 @@ def _load_parallel(
         join = Join(none=True)
         for key in ("on_success", "on_failure"):
             if key in m:
-                c.err((*where, key), f"{what} has join: none, which moves nowhere: remove {key}", key=True)
+                c.err((*where, key), _("{what} has join: none, which moves nowhere: remove {key}").format(
+                    what=what, key=key), key=True)
                 ok = False
     elif raw_join != "all":
         c.err((*where, "join"),
-              f"join of {what} must be 'all', {{quorum: N}} or 'none', not {_describe(raw_join)}")
+              _("join of {what} must be 'all', {{quorum: N}} or 'none', not {value}").format(
+                  what=what, value=_describe(raw_join)))
         ok = False
     if not join.none:
         for key in ("on_success", "on_failure"):
             if key not in m:
-                c.err(where, f"parallel of {what} is missing the required key '{key}'")
+                c.err(where, _("{what}: the required key '{key}' is missing").format(what=_of("parallel", what),
+                                                                                       key=key))
                 ok = False
     for key in ("on_success", "on_failure"):
         if key in m:
@@ -413,23 +455,24 @@ def _load_transitions(
     for i, spec in enumerate(raw):
         where: Path = ("transitions", i)
         trig: Any = spec.get("trigger") if isinstance(spec, dict) else None
-        what = f"transition '{trig}'" if isinstance(trig, str) else f"transition {i + 1}"
+        what = _("transition '{name}'").format(name=trig) if isinstance(trig, str) else \
+            _("transition {number}").format(number=i + 1)
         m = c.mapping(spec, where, what, lang.TRANSITION.required, lang.TRANSITION.optional)
         if m is None:
             continue
-        ok = "trigger" in m and c.name(trig, (*where, "trigger"), "trigger")
+        ok = "trigger" in m and c.name(trig, (*where, "trigger"), _("trigger name"))
         if ok and trig in _RESERVED_TRIGGERS:
-            c.err((*where, "trigger"), f"trigger name '{trig}' is reserved by the engine")
+            c.err((*where, "trigger"), _("trigger name '{name}' is reserved by the engine").format(name=trig))
             ok = False
         src = m.get("source")
         sources: list[str] = []
         if src == "*":
             sources = [s.id for s in states.values() if not s.final]
         elif isinstance(src, list):
-            sources = c.str_list(src, (*where, "source"), f"source of {what}")
+            sources = c.str_list(src, (*where, "source"), _of("source", what))
             ok = all(c.ref(s, (*where, "source", j), "state", states) for j, s in enumerate(sources)) and ok
             if not sources:
-                c.err((*where, "source"), f"source of {what} is an empty list")
+                c.err((*where, "source"), _("source of {what} is an empty list").format(what=what))
                 ok = False
         elif "source" in m:
             ok = c.ref(src, (*where, "source"), "state", states) and ok
@@ -440,88 +483,97 @@ def _load_transitions(
             if not (isinstance(branch, str) and branch in _OUTCOMES):
                 c.err(
                     (*where, "branch"),
-                    f"branch of {what} must be one of {', '.join(_OUTCOMES)}, not {_describe(branch)}"
-                    f"{did_you_mean(str(branch), _OUTCOMES)}",
+                    _("branch of {what} must be one of {allowed}, not {value}{hint}").format(
+                        what=what, allowed=", ".join(_OUTCOMES), value=_describe(branch),
+                        hint=did_you_mean(str(branch), _OUTCOMES)),
                 )
                 ok = False
             if "dest" in m:
-                c.err((*where, "dest"), f"branch {what} has no dest: the join decides where the paper goes")
+                c.err((*where, "dest"), _("branch {what} has no dest: the join decides where the paper goes").format(
+                    what=what))
                 ok = False
             for s in sources:
                 if s in states and states[s].parallel is None:
-                    c.err((*where, "source"), f"branch {what} needs a parallel source, but '{s}' is not parallel")
+                    c.err((*where, "source"), _("branch {what} needs a parallel source, but '{state}' is not "
+                                                "parallel").format(what=what, state=s))
                     ok = False
         elif m.get("internal") is True:
             if "dest" in m:
-                c.err((*where, "dest"), f"internal {what} has no dest: it records its trigger and stays in the state")
+                c.err((*where, "dest"), _("internal {what} has no dest: it records its trigger and stays in the "
+                                          "state").format(what=what))
                 ok = False
         elif "dest" not in m:
-            c.err(where, f"{what} is missing the required key 'dest' (or 'branch' in a parallel state, or "
-                         "'internal: true')")
+            c.err(where, _("{what}: the required key 'dest' is missing (or 'branch' in a parallel state, or "
+                           "'internal: true')").format(what=what))
             ok = False
         elif dest != SAME:
             ok = c.ref(dest, (*where, "dest"), "state", states) and ok
-        rlist = c.str_list(m.get("roles"), (*where, "roles"), f"roles of {what}") if "roles" in m else []
+        rlist = c.str_list(m.get("roles"), (*where, "roles"), _of("roles", what)) if "roles" in m else []
         ok = all(c.ref(r, (*where, "roles", j), "role", known_roles) for j, r in enumerate(rlist)) and ok
         if "roles" in m and not rlist:
-            c.err((*where, "roles"), f"roles of {what} is empty: nobody could fire it")
+            c.err((*where, "roles"), _("roles of {what} is empty: nobody could fire it").format(what=what))
             ok = False
-        requires = c.str_list(m.get("requires", []), (*where, "requires"), f"requires of {what}")
+        requires = c.str_list(m.get("requires", []), (*where, "requires"), _of("requires", what))
         ok = all(c.ref(r, (*where, "requires", j), "field", known_fields) for j, r in enumerate(requires)) and ok
         internal = m.get("internal", False)
         if not isinstance(internal, bool):
-            c.err((*where, "internal"), f"internal of {what} must be true or false, not {_describe(internal)}")
+            c.err((*where, "internal"), _("{what} must be {kind}, not {value}").format(
+                what=_of("internal", what), kind=_type_name(bool), value=_describe(internal)))
             ok = False
         elif internal and branch is not None:
-            c.err((*where, "internal"), f"{what} is a branch decision; it cannot also be internal")
+            c.err((*where, "internal"), _("{what} is a branch decision; it cannot also be internal").format(
+                what=what))
             ok = False
         not_before: tuple[str, Offset] | None = None
         if "not_before" in m:
             nb = m["not_before"]
             anchors = ["entered", *[f.name for f in fields.values() if f.type in ("date", "datetime")]]
-            offset = _load_offset(c, nb, (*where, "not_before"), f"not_before of {what}", False)
+            offset = _load_offset(c, nb, (*where, "not_before"), _of("not_before", what), False)
             anchor = nb.get("after") if isinstance(nb, dict) else None
             if isinstance(nb, dict) and anchor not in anchors:
-                c.err((*where, "not_before"), f"not_before of {what} needs 'after: entered' or 'after: FIELD' with a "
-                                              f"date or datetime field{did_you_mean(str(anchor), anchors)}; "
-                                              f"possible: {', '.join(anchors)}")
+                c.err((*where, "not_before"), _("not_before of {what} needs 'after: entered' or 'after: FIELD' with "
+                                                "a date or datetime field{hint}; possible: {possible}").format(
+                    what=what, hint=did_you_mean(str(anchor), anchors), possible=", ".join(anchors)))
                 ok = False
             elif offset is None:
                 ok = False
             else:
                 not_before = (str(anchor), offset)
         label: str | None = None
-        if "label" in m and c.typed(m["label"], (*where, "label"), str, f"label of {what}"):
+        if "label" in m and c.typed(m["label"], (*where, "label"), str, _of("label", what)):
             try:
-                label = clean_name(m["label"], f"label of {what}", lang.LABEL_MAX)
+                label = clean_name(m["label"], _of("label", what), lang.LABEL_MAX)
             except ValueError as exc:
                 c.err((*where, "label"), str(exc))
                 ok = False
         confirm = m.get("confirm", False)
-        if not c.typed(confirm, (*where, "confirm"), bool, f"confirm of {what}"):
+        if not c.typed(confirm, (*where, "confirm"), bool, _of("confirm", what)):
             ok = False
-        sets = c.str_list(m.get("sets", []), (*where, "sets"), f"sets of {what}")
+        sets = c.str_list(m.get("sets", []), (*where, "sets"), _of("sets", what))
         for j, name in enumerate(sets):
             if name in BUILTIN_FIELDS:
-                c.err((*where, "sets", j), f"'{name}' is built in: every trigger that records a decision may set it; "
-                                           "leave it out of sets")
+                c.err((*where, "sets", j), _("'{name}' is built in: every trigger that records a decision may set "
+                                             "it; leave it out of sets").format(name=name))
                 ok = False
             else:
                 ok = c.ref(name, (*where, "sets", j), "field", fields) and ok
         if ok and "meeting" in requires and internal:
-            c.err((*where, "requires"), f"internal {what} cannot require a meeting: it changes no consultation")
+            c.err((*where, "requires"), _("internal {what} cannot require a meeting: it changes no "
+                                          "consultation").format(what=what))
             ok = False
         if ok and "meeting" in requires:
             for s in sources:
                 target = s if (branch is not None or dest == SAME) else dest
                 if branch is not None and branch != "deferred":
                     c.err(
-                        (*where, "requires"), f"{what} requires a meeting, but a branch that is {branch} waits for none"
+                        (*where, "requires"), _("{what} requires a meeting, but a branch that is {outcome} waits for "
+                                                "none").format(what=what, outcome=branch)
                     )
                     ok = False
                     break
                 if not states[cast(str, target)].waits_for_meeting:
-                    c.err((*where, "requires"), f"{what} requires a meeting, but state '{target}' waits for no meeting")
+                    c.err((*where, "requires"), _("{what} requires a meeting, but state '{state}' waits for no "
+                                                  "meeting").format(what=what, state=target))
                     ok = False
                     break
         if ok:
@@ -529,7 +581,8 @@ def _load_transitions(
                 if (trig, s) in seen:
                     c.err(
                         (*where, "trigger"),
-                        f"trigger '{trig}' from state '{s}' is defined twice (also transition {seen[(trig, s)] + 1})",
+                        _("trigger '{trigger}' from state '{state}' is defined twice (also transition "
+                          "{number})").format(trigger=trig, state=s, number=seen[(trig, s)] + 1),
                     )
                     ok = False
                 seen[(trig, s)] = i
@@ -551,19 +604,20 @@ def _load_offset(c: _Checker, raw: Any, where: Path, what: str, allow_invitation
         if k not in units and k not in ("before", "after"):
             c.err(
                 (*where, k),
-                f"unknown key '{k}' in {what}{did_you_mean(k, units)}; allowed: {', '.join(units)}",
+                _("{what}: unknown key '{key}'{hint}; allowed: {allowed}").format(
+                    what=what, key=k, hint=did_you_mean(k, units), allowed=", ".join(units)),
                 key=True,
             )
     if len(given) != 1:
-        c.err(where, f"{what} needs exactly one of {', '.join(units)}")
+        c.err(where, _("{what} needs exactly one of {allowed}").format(what=what, allowed=", ".join(units)))
         return None
     unit = given[0]
     if unit == "invitation_period":
         if raw[unit] is not True:
-            c.err((*where, unit), f"invitation_period of {what} must be true")
+            c.err((*where, unit), _("invitation_period of {what} must be true").format(what=what))
             return None
         return Offset("invitation_period")
-    if not c.positive(raw[unit], (*where, unit), f"{unit} of {what}"):
+    if not c.positive(raw[unit], (*where, unit), _of(unit, what)):
         return None
     return Offset(cast(Any, unit), raw[unit])
 
@@ -580,44 +634,49 @@ def _load_deadlines(
     for i, spec in enumerate(raw):
         where: Path = ("deadlines", i)
         dname = spec.get("name") if isinstance(spec, dict) else None
-        what = f"deadline '{dname}'" if isinstance(dname, str) else f"deadline {i + 1}"
+        what = _("deadline '{name}'").format(name=dname) if isinstance(dname, str) else \
+            _("deadline {number}").format(number=i + 1)
         m = c.mapping(spec, where, what, lang.DEADLINE.required, lang.DEADLINE.optional)
         if m is None:
             continue
-        ok = "name" in m and c.name(dname, (*where, "name"), "deadline name")
+        ok = "name" in m and c.name(dname, (*where, "name"), _("deadline name"))
         if ok and dname in names:
-            c.err((*where, "name"), f"deadline name '{dname}' is used twice")
+            c.err((*where, "name"), _("deadline name '{name}' is used twice").format(name=dname))
             ok = False
         names.add(str(dname))
         label = m.get("label", dname)
-        c.typed(label, (*where, "label"), str, f"{what} label")
-        slist = c.str_list(m.get("states"), (*where, "states"), f"states of {what}") if "states" in m else []
+        c.typed(label, (*where, "label"), str, _of("label", what))
+        slist = c.str_list(m.get("states"), (*where, "states"), _of("states", what)) if "states" in m else []
         ok = all(c.ref(s, (*where, "states", j), "state", states) for j, s in enumerate(slist)) and ok
         due: Due | None = None
         dm = m.get("due")
-        if "due" in m and c.typed(dm, (*where, "due"), dict, f"due of {what}"):
+        if "due" in m and c.typed(dm, (*where, "due"), dict, _of("due", what)):
             date_fields = [f.name for f in fields.values() if f.type in ("date", "datetime")]
             direction = "before" if "before" in dm and "after" not in dm else \
                 "after" if "after" in dm and "before" not in dm else None
             anchor = dm.get(direction) if direction else None
             possible = {"before": ["meeting", *date_fields], "after": ["entered", *date_fields]}
             if direction is None:
-                c.err((*where, "due"), f"due of {what} needs one of 'before: meeting', 'after: entered', "
-                                       "'before: FIELD' or 'after: FIELD' (FIELD: a date or datetime field)")
+                c.err((*where, "due"), _("due of {what} needs one of 'before: meeting', 'after: entered', "
+                                         "'before: FIELD' or 'after: FIELD' (FIELD: a date or datetime field)").format(
+                    what=what))
             elif not isinstance(anchor, str) or anchor not in possible[direction]:
                 c.err((*where, "due", direction),
-                      f"'{direction}: {anchor}' in due of {what} names no anchor"
-                      f"{did_you_mean(str(anchor), possible[direction])}; possible: "
-                      f"{', '.join(possible[direction])} (fields must be of type date or datetime)")
+                      _("'{direction}: {anchor}' in due of {what} names no anchor{hint}; possible: {possible} "
+                        "(fields must be of type date or datetime)").format(
+                          direction=direction, anchor=anchor, what=what,
+                          hint=did_you_mean(str(anchor), possible[direction]),
+                          possible=", ".join(possible[direction])))
             else:
-                offset = _load_offset(c, dm, (*where, "due"), f"due of {what}", anchor == "meeting")
+                offset = _load_offset(c, dm, (*where, "due"), _of("due", what), anchor == "meeting")
                 due = Due(anchor, offset, direction == "before") if offset else None
                 if anchor == "meeting":
                     for j, s in enumerate(slist):
                         if s in states and not states[s].waits_for_meeting:
                             c.err(
                                 (*where, "states", j),
-                                f"{what} counts back from a meeting, but state '{s}' waits for no meeting",
+                                _("{what} counts back from a meeting, but state '{state}' waits for no "
+                                  "meeting").format(what=what, state=s),
                             )
                             ok = False
         ok = due is not None and ok
@@ -628,22 +687,24 @@ def _load_deadlines(
                     ok = False
         remind: list[Offset] = []
         for j, r in enumerate(m.get("remind", []) if isinstance(m.get("remind", []), list) else []):
-            off = _load_offset(c, r, (*where, "remind", j), f"reminder of {what}", False)
+            off = _load_offset(c, r, (*where, "remind", j), _("reminder {number} of {what}").format(
+                number=j + 1, what=what), False)
             ok = off is not None and ok
             if off:
                 remind.append(off)
         if not isinstance(m.get("remind", []), list):
-            c.typed(m.get("remind"), (*where, "remind"), list, f"remind of {what}")
+            c.typed(m.get("remind"), (*where, "remind"), list, _of("remind", what))
             ok = False
-        notify = c.str_list(m.get("notify", []), (*where, "notify"), f"notify of {what}")
+        notify = c.str_list(m.get("notify", []), (*where, "notify"), _of("notify", what))
         ok = all(c.ref(r, (*where, "notify", j), "role", known_roles) for j, r in enumerate(notify)) and ok
         escalation = None
         if "escalate" in m:
-            em = c.mapping(m["escalate"], (*where, "escalate"), f"escalate of {what}",
+            em = c.mapping(m["escalate"], (*where, "escalate"), _of("escalate", what),
                            lang.ESCALATE.required, lang.ESCALATE.optional)
             if em is not None and "after" in em and "notify" in em:
-                after = _load_offset(c, em["after"], (*where, "escalate", "after"), f"escalate.after of {what}", False)
-                en = c.str_list(em["notify"], (*where, "escalate", "notify"), f"escalate.notify of {what}")
+                after = _load_offset(c, em["after"], (*where, "escalate", "after"), _of("escalate.after", what),
+                                     False)
+                en = c.str_list(em["notify"], (*where, "escalate", "notify"), _of("escalate.notify", what))
                 eok = all(c.ref(r, (*where, "escalate", "notify", j), "role", known_roles) for j, r in enumerate(en))
                 if after and eok:
                     escalation = Escalation(after, tuple(en))
@@ -653,22 +714,24 @@ def _load_deadlines(
                 ok = False
         description = m.get("description")
         if description is not None and not c.typed(description, (*where, "description"), str,
-                                                   f"description of {what}"):
+                                                   _of("description", what)):
             ok = False
-        done_by = c.str_list(m.get("done_by", []), (*where, "done_by"), f"done_by of {what}")
+        done_by = c.str_list(m.get("done_by", []), (*where, "done_by"), _of("done_by", what))
         for j, name in enumerate(done_by):
             if name == "meeting":
                 for s in slist:
                     if s in states and not states[s].waits_for_meeting:
-                        c.err((*where, "done_by", j), f"{what} is done by the meeting, but state '{s}' waits for "
-                                                      "no meeting")
+                        c.err((*where, "done_by", j), _("{what} is done by the meeting, but state '{state}' waits "
+                                                        "for no meeting").format(what=what, state=s))
                         ok = False
                 continue
             fireable = [t for t in transitions if t.trigger == name and set(t.sources) & set(slist)]
             if not fireable:
                 known = sorted({t.trigger for t in transitions if set(t.sources) & set(slist)} | {"meeting"})
-                c.err((*where, "done_by", j), f"'{name}' is no trigger of the states of {what}"
-                                              f"{did_you_mean(name, known)}; possible: {', '.join(known)}")
+                c.err((*where, "done_by", j), _("'{name}' is no trigger of the states of {what}{hint}; possible: "
+                                                "{possible}").format(name=name, what=what,
+                                                                     hint=did_you_mean(name, known),
+                                                                     possible=", ".join(known)))
                 ok = False
         if ok and due is not None:
             result.append(Deadline(str(dname), str(label), tuple(slist), due, tuple(remind), tuple(notify), escalation,
@@ -687,12 +750,12 @@ def load_definition(text: str, path: str = "<definition>", *, expect_id: str | N
     except YamlProblems as exc:
         raise DefinitionError(exc.problems) from None
     c = _Checker(doc, path)
-    top = c.mapping(doc.value, (), "the definition", _TOP_REQUIRED, _TOP_OPTIONAL)
+    top = c.mapping(doc.value, (), _("the definition"), _TOP_REQUIRED, _TOP_OPTIONAL)
     if top is None:
         raise DefinitionError(c.problems)
     wid = top.get("workflow")
-    if "workflow" in top and c.name(wid, ("workflow",), "workflow id") and expect_id and wid != expect_id:
-        c.err(("workflow",), f"workflow id '{wid}' must equal the file name '{expect_id}'")
+    if "workflow" in top and c.name(wid, ("workflow",), _("workflow id")) and expect_id and wid != expect_id:
+        c.err(("workflow",), _("workflow id '{id}' must equal the file name '{name}'").format(id=wid, name=expect_id))
     version = top.get("version")
     if "version" in top:
         c.positive(version, ("version",), "version", 1)
@@ -706,7 +769,7 @@ def load_definition(text: str, path: str = "<definition>", *, expect_id: str | N
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
-            c.err(("timezone",), f"unknown time zone '{tz}' (an IANA name such as Europe/Berlin)")
+            c.err(("timezone",), _("unknown time zone '{name}' (an IANA name such as Europe/Berlin)").format(name=tz))
     calendar = _load_calendar(c, top.get("calendar"))
     roles = _load_roles(c, top.get("roles"))
     bodies = _load_bodies(c, top.get("bodies"))
@@ -744,9 +807,11 @@ def load_definition_file(path: FsPath | str) -> Definition:
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise DefinitionError([Problem(str(p), 1, 1, f"not UTF-8 text: {exc.reason}")]) from None
+        raise DefinitionError([Problem(str(p), 1, 1, _("not UTF-8 text: {reason}").format(reason=exc.reason))]) \
+            from None
     except OSError as exc:
-        raise DefinitionError([Problem(str(p), 1, 1, f"cannot read: {exc.strerror}")]) from None
+        raise DefinitionError([Problem(str(p), 1, 1, _("cannot read: {reason}").format(reason=exc.strerror))]) \
+            from None
     return load_definition(text, str(p), expect_id=p.stem)
 
 

@@ -12,7 +12,6 @@ or sent. The scenario format is described in German in docs/simulate.md.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
@@ -23,8 +22,9 @@ from .clock import FixedClock
 from .deadlines import explain_due
 from .definition import Definition
 from .engine import Engine
-from .errors import InputError, Problem, WorkflowError
+from .errors import InputError, Problem, WorkflowError, did_you_mean
 from .german import MAIL_KIND, format_local, outcome
+from .i18n import _, ngettext, pgettext
 from .library import DefinitionLibrary
 from .store import DeadlineRecord
 from .values import field_texts, parse_datetime
@@ -84,11 +84,6 @@ class Scenario:
     line: int = 1  # of `reference`: where the paper is created
 
 
-def _suggest(name: str, known: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return f" (gemeint: '{close[0]}'?)" if close else ""
-
-
 class _Reader:
     """Checks a parsed scenario strictly, collecting every problem with its line and column."""
 
@@ -103,13 +98,13 @@ class _Reader:
     def keys(self, value: Mapping[str, Any], where: tuple[str | int, ...], allowed: tuple[str, ...], what: str) -> None:
         for key in value:
             if key not in allowed:
-                self.problem((*where, key), f"unbekannter Schlüssel '{key}' {what}{_suggest(key, allowed)}; erlaubt: "
-                                            f"{', '.join(allowed)}", key=True)
+                self.problem((*where, key), _("unknown key '{key}' {where}{hint}; allowed: {allowed}").format(
+                    key=key, where=what, hint=did_you_mean(key, allowed), allowed=", ".join(allowed)), key=True)
 
     def text(self, value: Any, where: tuple[str | int, ...], what: str) -> str | None:
         if isinstance(value, str) and value.strip():
             return value.strip()
-        self.problem(where, f"{what} muss ein Text sein, nicht {_shown(value)}")
+        self.problem(where, _("{what} must be a text, not {value}").format(what=what, value=_shown(value)))
         return None
 
     def moment(self, value: Any, where: tuple[str | int, ...], what: str, *, end_of_day: bool = False
@@ -123,31 +118,32 @@ class _Reader:
                 return parse_datetime(text, self.zone)
             except ValueError:
                 pass
-        self.problem(where, f"{what} muss ein Zeitpunkt wie 2025-09-02T10:00 sein (Ortszeit {self.zone}), nicht "
-                            f"{_shown(value)}")
+        self.problem(where, _("{what} must be a moment such as 2025-09-02T10:00 (local time {zone}), not "
+                              "{value}").format(what=what, zone=self.zone, value=_shown(value)))
         return None
 
     def values(self, value: Any, where: tuple[str | int, ...], what: str) -> dict[str, str]:
         if not isinstance(value, dict):
-            self.problem(where, f"{what} muss eine Zuordnung FELD: WERT sein, nicht {_shown(value)}")
+            self.problem(where, _("{what} must be a mapping FIELD: VALUE, not {value}").format(
+                what=what, value=_shown(value)))
             return {}
         out: dict[str, str] = {}
         for key, item in value.items():
             try:
                 out.update(field_texts({key: item}, what))
             except InputError:
-                self.problem((*where, key), f"{what}: der Wert von '{key}' muss Text, eine Zahl, true/false oder "
-                                            "eine Liste von Texten sein")
+                self.problem((*where, key), _("{what}: the value of '{key}' must be text, a number, true/false or a "
+                                              "list of texts").format(what=what, key=key))
         return out
 
 
 def _shown(value: Any) -> str:
     if value is None:
-        return "nichts"
+        return _("nothing")
     if isinstance(value, dict):
-        return "eine Zuordnung"
+        return pgettext("value type", "a mapping")
     if isinstance(value, list):
-        return "eine Liste"
+        return pgettext("value type", "a list")
     return repr(value)
 
 
@@ -158,9 +154,10 @@ def load_scenario(path: str | Path, zone: str) -> Scenario:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ScenarioError([Problem(name, 1, 1, f"die Datei kann nicht gelesen werden: {exc.strerror}")]) from None
+        raise ScenarioError([Problem(name, 1, 1, _("the file cannot be read: {reason}").format(
+            reason=exc.strerror))]) from None
     except UnicodeDecodeError:
-        raise ScenarioError([Problem(name, 1, 1, "die Datei ist nicht in UTF-8 geschrieben")]) from None
+        raise ScenarioError([Problem(name, 1, 1, _("the file is not written in UTF-8"))]) from None
     try:
         doc = load_located(text, name)
     except YamlProblems as exc:
@@ -168,12 +165,12 @@ def load_scenario(path: str | Path, zone: str) -> Scenario:
     r = _Reader(doc, name, zone)
     top = doc.value
     if not isinstance(top, dict):
-        raise ScenarioError([Problem(name, 1, 1, "ein Szenario ist eine Zuordnung mit reference, start, actor, "
-                                                 "fields, steps und until")])
-    r.keys(top, (), TOP_KEYS, "im Szenario")
+        raise ScenarioError([Problem(name, 1, 1, _("a scenario is a mapping with reference, start, actor, fields, "
+                                                   "steps and until"))])
+    r.keys(top, (), TOP_KEYS, _("in the scenario"))
     for key in ("reference", "start", "actor"):
         if key not in top:
-            r.problem((), f"der Schlüssel '{key}' fehlt")
+            r.problem((), _("the key '{key}' is missing").format(key=key))
     reference = r.text(top.get("reference"), ("reference",), "reference") if "reference" in top else None
     actor = r.text(top.get("actor"), ("actor",), "actor") if "actor" in top else None
     start = r.moment(top.get("start"), ("start",), "start") if "start" in top else None
@@ -182,7 +179,7 @@ def load_scenario(path: str | Path, zone: str) -> Scenario:
     raw_steps = top.get("steps", [])
     steps: list[Step] = []
     if not isinstance(raw_steps, list):
-        r.problem(("steps",), f"steps muss eine Liste von Schritten sein, nicht {_shown(raw_steps)}")
+        r.problem(("steps",), _("steps must be a list of steps, not {value}").format(value=_shown(raw_steps)))
         raw_steps = []
     previous = start
     for n, raw in enumerate(raw_steps):
@@ -191,8 +188,9 @@ def load_scenario(path: str | Path, zone: str) -> Scenario:
             steps.append(step)
             previous = step.at
     if until is not None and previous is not None and until < previous:
-        r.problem(("until",), f"until liegt vor dem {'letzten Schritt' if steps else 'Start'} "
-                              f"({format_local(previous, zone)})")
+        shown = format_local(previous, zone)
+        r.problem(("until",), _("until lies before the last step ({moment})").format(moment=shown) if steps else
+                  _("until lies before the start ({moment})").format(moment=shown))
     if r.problems:
         raise ScenarioError(r.problems)
     assert reference is not None and actor is not None and start is not None
@@ -201,29 +199,36 @@ def load_scenario(path: str | Path, zone: str) -> Scenario:
 
 def _step(r: _Reader, raw: Any, n: int, previous: datetime | None) -> Step | None:
     where: tuple[str | int, ...] = ("steps", n)
-    label = f"Schritt {n + 1}"
+    label = _("step {number}").format(number=n + 1)
     if not isinstance(raw, dict):
-        r.problem(where, f"{label} muss eine Zuordnung sein (at und fire, meeting oder done), nicht {_shown(raw)}")
+        r.problem(where, _("{step} must be a mapping (at and fire, meeting or done), not {value}").format(
+            step=label, value=_shown(raw)))
         return None
     before = len(r.problems)
-    r.keys(raw, where, STEP_KEYS, f"in {label}")
+    r.keys(raw, where, STEP_KEYS, _("in step {number}").format(number=n + 1))
     actions = [a for a in ACTIONS if a in raw]
-    if len(actions) != 1:
-        r.problem(where, f"{label} braucht genau einen der Schlüssel fire, meeting oder done"
-                         + (f", nicht {' und '.join(actions)}" if actions else ""))
+    if len(actions) > 1:
+        r.problem(where, _("{step} needs exactly one of the keys fire, meeting or done, not {given}").format(
+            step=label, given=_("{first} and {second}").format(first=actions[0], second=actions[1])
+            if len(actions) == 2 else ", ".join(actions)))
+    elif not actions:
+        r.problem(where, _("{step} needs exactly one of the keys fire, meeting or done").format(step=label))
     if "at" not in raw:
-        r.problem(where, f"{label}: der Schlüssel 'at' (wann) fehlt")
+        r.problem(where, _("{step}: the key 'at' (when) is missing").format(step=label))
     at = r.moment(raw["at"], (*where, "at"), f"{label}: at") if "at" in raw else None
     if at is not None and previous is not None and at < previous:
-        r.problem((*where, "at"), f"{label} liegt vor dem vorigen Zeitpunkt ({format_local(previous, r.zone)}); "
-                                  "die Schritte stehen in zeitlicher Reihenfolge")
+        r.problem((*where, "at"), _("{step} lies before the moment before it ({moment}); the steps are in the "
+                                    "order of time").format(step=label, moment=format_local(previous, r.zone)))
     action = actions[0] if len(actions) == 1 else None
     if "set" in raw and action != "fire":
-        r.problem((*where, "set"), f"{label}: set gehört nur zu fire", key=True)
+        r.problem((*where, "set"), _("{step}: {key} belongs to {action} only").format(
+            step=label, key="set", action="fire"), key=True)
     if "note" in raw and action != "done":
-        r.problem((*where, "note"), f"{label}: note gehört nur zu done", key=True)
+        r.problem((*where, "note"), _("{step}: {key} belongs to {action} only").format(
+            step=label, key="note", action="done"), key=True)
     if "reason" in raw and action != "fire":
-        r.problem((*where, "reason"), f"{label}: reason gehört nur zu fire", key=True)
+        r.problem((*where, "reason"), _("{step}: {key} belongs to {action} only").format(
+            step=label, key="reason", action="fire"), key=True)
     target = r.text(raw[action], (*where, action), f"{label}: {action}") if action else None
     meeting = r.moment(raw["meeting"], (*where, "meeting"), f"{label}: meeting") if action == "meeting" else None
     branch = r.text(raw["branch"], (*where, "branch"), f"{label}: branch") if "branch" in raw else None
@@ -285,7 +290,7 @@ def simulate(library: DefinitionLibrary, workflow: str, scenario: Scenario, sett
 
     from .store.memory import MemoryStore
 
-    definition, _ = library.current(workflow)
+    definition, _text = library.current(workflow)
     clock = FixedClock(scenario.start)
     engine = Engine(MemoryStore("simulate"), library, clock, morning_hour=settings.morning_hour,
                     evening_hour=settings.evening_hour)
@@ -338,14 +343,16 @@ def simulate(library: DefinitionLibrary, workflow: str, scenario: Scenario, sett
             known[d.id] = d
             if before is None:
                 explanation = explain_due(definition, specs[d.name], d.anchor_at, d.body)
-                add(now, "deadline", f"{d.label}{where(d)}: fällig {format_local(d.due_at, zone)} ({explanation})",
+                add(now, "deadline", _("{deadline}: due {moment} ({why})").format(
+                    deadline=f"{d.label}{where(d)}", moment=format_local(d.due_at, zone), why=explanation),
                     name=d.name, label=d.label, branch=d.branch or None, due_at=d.due_at.isoformat(),
                     explanation=explanation)
                 result.started.append((definition, d, meeting_of(paper.state, d), paper.updated_at,
                                        str(paper.state.fields.get("title", ""))))
             elif before.status == "running" and d.status != "running":
                 done = (d.name, d.branch) in paper.state.done
-                add(d.ended_at or now, "deadline_end", f"{d.label}{where(d)}: {'erledigt' if done else 'beendet'}",
+                add(d.ended_at or now, "deadline_end",
+                    (_("{deadline}: done") if done else _("{deadline}: ended")).format(deadline=f"{d.label}{where(d)}"),
                     name=d.name, branch=d.branch or None, done=done)
 
     def act(number: int, line: int, what: str, at: datetime, run: Any) -> bool:
@@ -360,7 +367,8 @@ def simulate(library: DefinitionLibrary, workflow: str, scenario: Scenario, sett
         return True
 
     fields = ", ".join(f"{k}={v}" for k, v in scenario.fields.items())
-    created = act(0, scenario.line, f"angelegt von {scenario.actor}" + (f"; {fields}" if fields else ""),
+    created_text = _("created by {actor}").format(actor=scenario.actor) + (f"; {fields}" if fields else "")
+    created = act(0, scenario.line, created_text,
                   scenario.start, lambda: [r.to_change() for r in engine.store.history(
                       engine.create(workflow, ref, scenario.actor, scenario.fields).reference)])
     if created:
@@ -392,23 +400,28 @@ def _step_text(step: Step, actor: str, zone: str, body_name: Any) -> str:
     branch = f" – {body_name(step.branch)}" if step.branch else ""
     if step.action == "fire":
         values = ", ".join(f"{k}={v}" for k, v in step.values.items())
-        reason = f"; Begründung: {step.reason}" if step.reason else ""
-        return f"{step.target}{branch} von {actor}" + (f"; {values}" if values else "") + reason
+        reason = _("; reason: {reason}").format(reason=step.reason) if step.reason else ""
+        return _("{trigger} by {actor}").format(trigger=f"{step.target}{branch}", actor=actor) \
+            + (f"; {values}" if values else "") + reason
     if step.action == "meeting":
-        return f"Sitzung{branch} am {format_local(step.meeting, zone)} eingetragen von {actor}"
-    return f"Frist {step.target}{branch} erledigt gemeldet von {actor}" + (f"; {step.note}" if step.note else "")
+        return _("meeting{branch} on {moment} set by {actor}").format(
+            branch=branch, moment=format_local(step.meeting, zone), actor=actor)
+    return _("deadline {deadline} reported done by {actor}").format(deadline=f"{step.target}{branch}", actor=actor) \
+        + (f"; {step.note}" if step.note else "")
 
 
 # --- output --------------------------------------------------------------------------------------------
 
-_COLUMN = {"step": "Schritt", "state": "Status", "branch": "Gremium", "deadline": "Frist", "deadline_end": "Frist",
-           "mail_failed": "Fehler", "refused": "Abgewiesen"}
-
-
 def _column(event: Event) -> str:
-    if event.kind == "mail":
-        return MAIL_KIND.get(str(event.data["mail"]), str(event.data["mail"])).split(" ")[0]
-    return _COLUMN[event.kind]
+    """The first column of a line of the table: what kind of event it is."""
+    kind = str(event.data["mail"]) if event.kind == "mail" else event.kind
+    names = {"step": pgettext("simulate", "Step"), "state": pgettext("simulate", "State"),
+             "branch": pgettext("simulate", "Body"), "deadline": pgettext("simulate", "Deadline"),
+             "deadline_end": pgettext("simulate", "Deadline"), "mail_failed": pgettext("simulate", "Error"),
+             "refused": pgettext("simulate", "Refused"), "remind": pgettext("simulate", "Reminder"),
+             "escalate": pgettext("simulate", "Escalation"), "late": pgettext("simulate", "Notice"),
+             "digest": pgettext("simulate", "Overview")}
+    return names.get(kind, kind)
 
 
 def table_lines(sim: Simulation) -> list[str]:
@@ -416,8 +429,10 @@ def table_lines(sim: Simulation) -> list[str]:
     zone = sim.definition.timezone
     s = sim.scenario
     end = format_local(sim.end, zone)
-    lines = [f"Simulation {s.reference} ({sim.definition.workflow} v{sim.definition.version}) vom "
-             f"{format_local(s.start, zone)} bis {end}, Zeiten {zone} – nichts wird gespeichert oder versandt"]
+    lines = [_("Simulation {reference} ({workflow} v{version}) from {start} to {end}, times {zone} – nothing is "
+               "stored or sent").format(reference=s.reference, workflow=sim.definition.workflow,
+                                        version=sim.definition.version, start=format_local(s.start, zone), end=end,
+                                        zone=zone)]
     digests: list[Event] = []  # the digests of one moment, shown as one line
 
     def flush() -> None:
@@ -446,21 +461,30 @@ def counts(sim: Simulation) -> dict[str, int]:
             "mails": len(mails), **{k: mails.count(k) for k in MAIL_KIND}, "copies": len(sim.messages)}
 
 
-_PLURAL = {"remind": "Erinnerungen", "escalate": "Eskalationen", "late": "Hinweise", "digest": "Übersichten"}
+def _mail_count(kind: str, count: int) -> str:
+    """"2 reminders": how many mails of one kind."""
+    texts = {"remind": ngettext("{count} reminder", "{count} reminders", count),
+             "escalate": ngettext("{count} escalation", "{count} escalations", count),
+             "late": ngettext("{count} notice", "{count} notices", count),
+             "digest": ngettext("{count} overview", "{count} overviews", count)}
+    return texts[kind].format(count=count)
 
 
 def summary(sim: Simulation) -> str:
     c = counts(sim)
-    parts = ", ".join(f"{c[k]} {_PLURAL[k] if c[k] != 1 else MAIL_KIND[k].split(' ')[0]}" for k in MAIL_KIND if c[k])
-    def n(count: int, one: str, many: str) -> str:
-        return f"{count} {one if count == 1 else many}"
-
-    text = (f"Zusammenfassung: {n(c['steps'], 'Schritt', 'Schritte')}, {c['states']} Status betreten, "
-            f"{n(c['deadlines'], 'Frist', 'Fristen')} gestartet, {n(c['mails'], 'Nachricht', 'Nachrichten')}"
-            f"{f' ({parts})' if parts else ''}, {n(c['copies'], 'Mail', 'Mails')} (eine je Empfänger)")
+    parts = ", ".join(_mail_count(k, c[k]) for k in MAIL_KIND if c[k])
+    text = _("Summary: {steps}, {states} entered, {deadlines} started, {messages}{kinds}, {mails} (one per "
+             "recipient)").format(
+        steps=ngettext("{count} step", "{count} steps", c["steps"]).format(count=c["steps"]),
+        states=ngettext("{count} state", "{count} states", c["states"]).format(count=c["states"]),
+        deadlines=ngettext("{count} deadline", "{count} deadlines", c["deadlines"]).format(count=c["deadlines"]),
+        messages=ngettext("{count} message", "{count} messages", c["mails"]).format(count=c["mails"]),
+        kinds=f" ({parts})" if parts else "",
+        mails=ngettext("{count} mail", "{count} mails", c["copies"]).format(count=c["copies"]))
     if sim.refused is not None:
         step = sim.refused.step
-        text += f"; abgebrochen bei {'der Anlage' if step == 0 else f'Schritt {step}'} (Zeile {sim.refused.line})"
+        text += (_("; stopped at the creation (line {line})").format(line=sim.refused.line) if step == 0 else
+                 _("; stopped at step {number} (line {line})").format(number=step, line=sim.refused.line))
     return text
 
 
@@ -516,5 +540,8 @@ def refusal_line(sim: Simulation) -> str | None:
     refused = sim.refused
     if refused is None:
         return None
-    what = "die Anlage" if refused.step == 0 else f"Schritt {refused.step}"
-    return f"{sim.scenario.path}:{refused.line}: {what} wurde abgewiesen: {refused.error.message}"
+    if refused.step == 0:
+        return _("{path}:{line}: the creation was refused: {message}").format(
+            path=sim.scenario.path, line=refused.line, message=refused.error.message)
+    return _("{path}:{line}: step {number} was refused: {message}").format(
+        path=sim.scenario.path, line=refused.line, number=refused.step, message=refused.error.message)

@@ -29,6 +29,7 @@ from yaml.events import (
 )
 
 from .errors import Problem
+from .i18n import _
 
 __all__ = ["Located", "YamlProblems", "load_located"]
 
@@ -115,30 +116,30 @@ class _Builder:
     def _check_node_event(self, event: Event) -> None:
         anchor = getattr(event, "anchor", None)
         if anchor is not None:
-            self._problem(event, f"YAML anchors are not allowed (found '&{anchor}')")
+            self._problem(event, _("YAML anchors are not allowed (found '&{anchor}')").format(anchor=anchor))
         tag = getattr(event, "tag", None)
         if tag is not None and not isinstance(event, AliasEvent):
             # A quoted or plain scalar reports tag None; anything else was written explicitly.
-            self._problem(event, f"YAML tags are not allowed (found '{tag}')")
+            self._problem(event, _("YAML tags are not allowed (found '{tag}')").format(tag=tag))
 
     def node(self, event: Event, path: Path) -> Any:
         self.nodes += 1
         if len(path) > MAX_DEPTH or self.nodes > MAX_NODES:
             line, col = self._pos(event)
-            what = f"nested more than {MAX_DEPTH} levels deep" if len(path) > MAX_DEPTH else \
-                f"has more than {MAX_NODES:,} values".replace(",", ".")
-            raise YamlProblems([*self.problems, Problem(self.path, line, col, f"the file is {what}")])
+            message = _too_deep() if len(path) > MAX_DEPTH else \
+                _("the file has more than {count} values").format(count=f"{MAX_NODES:,}".replace(",", "."))
+            raise YamlProblems([*self.problems, Problem(self.path, line, col, message)])
         self.doc.positions[path] = self._pos(event)
         if isinstance(event, AliasEvent):
-            self._problem(event, f"YAML aliases are not allowed (found '*{event.anchor}')")
+            self._problem(event, _("YAML aliases are not allowed (found '*{anchor}')").format(anchor=event.anchor))
             return None
         self._check_node_event(event)
         if isinstance(event, ScalarEvent):
             if event.style is None and event.tag is None:
                 value = _resolve_plain(event.value)
                 if isinstance(value, _TooLong):
-                    self._problem(event, f"the number {value[:20]}… has {len(value)} digits; no value needs more "
-                                         "than 30")
+                    self._problem(event, _("the number {number}… has {count} digits; no value needs more than "
+                                           "30").format(number=value[:20], count=len(value)))
                     return None
                 return value
             return event.value
@@ -154,7 +155,7 @@ class _Builder:
                     self._check_node_event(key_event)
                     key = key_event.value
                 else:
-                    self._problem(key_event, "a mapping key must be a plain name")
+                    self._problem(key_event, _("a mapping key must be a plain name"))
                     self.node(key_event, (*path, "?"))
                     key = f"?{len(mapping)}"
                 value_event = next(self.events)
@@ -162,7 +163,7 @@ class _Builder:
                     first = self.doc.key_positions.get((*path, key), (0, 0))
                     self._problem(
                         key_event,
-                        f"duplicate key '{key}' (first defined at line {first[0]})",
+                        _("duplicate key '{key}' (first defined at line {line})").format(key=key, line=first[0]),
                     )
                     self.node(value_event, (*path, key, "#dup"))
                     continue
@@ -172,8 +173,13 @@ class _Builder:
         raise AssertionError(f"unexpected YAML event {event!r}")  # pragma: no cover
 
 
-_SAME_LEVEL = ("eine Ebene ist entweder eine Liste (jede Zeile beginnt mit '- ') oder eine Abbildung (jede Zeile "
-               "'schlüssel: wert'), nicht beides")
+def _too_deep() -> str:
+    return _("the file is nested more than {count} levels deep").format(count=MAX_DEPTH)
+
+
+def _unclosed_quote(quote: str) -> str:
+    return _("the quote {quote} is not closed; put a closing {quote} at the end of the value (on the same "
+             "line)").format(quote=quote)
 
 
 #: A block value that starts with a quote: ``key: "…`` (the quote and the rest of the line).
@@ -208,65 +214,69 @@ def plain_syntax_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, int, 
 
     if "'\\t'" in problem or "\t" in problem:
         line, col = where(at)
-        return line, col, ("ein Tabulator-Zeichen: YAML rückt nur mit Leerzeichen ein; ersetzen Sie den Tabulator "
-                           "durch Leerzeichen")
+        return line, col, _("a tab character: YAML indents with spaces only; replace the tab with spaces")
     end = at.line if at is not None else len(lines) - 1
     for number in range(0, min(end, len(lines) - 1) + 1):  # a quoted value left open runs into later lines
         found = _OPEN_QUOTE.search(lines[number])
         if found is not None:
             value, quote = found.group(2), found.group(1)
             if not value.rstrip().endswith(quote) or value.rstrip() == quote:
-                return number + 1, found.start(1) + 1, (
-                    f"das Anführungszeichen {quote} wird nicht geschlossen; setzen Sie ein schließendes {quote} ans "
-                    "Ende des Werts (in derselben Zeile)")
+                return number + 1, found.start(1) + 1, _unclosed_quote(quote)
     if "quoted scalar" in context and opened is not None:
         quote = lines[opened.line][opened.column] if opened.line < len(lines) and opened.column < len(
             lines[opened.line]) else '"'
         line, col = where(opened)
-        return line, col, (f"das Anführungszeichen {quote} wird nicht geschlossen; setzen Sie ein schließendes "
-                           f"{quote} ans Ende des Werts (in derselben Zeile)")
-    for kind, close, name in (("flow sequence", "]", "eckige Klammer ["),
-                              ("flow mapping", "}", "geschweifte Klammer {")):
-        if kind in context and opened is not None:
-            line, col = where(opened)
-            return line, col, (f"die {name} wird nicht geschlossen (oder zwischen zwei Einträgen fehlt ein Komma); "
-                               f"schließen Sie sie mit {close}")
+        return line, col, _unclosed_quote(quote)
+    if "flow sequence" in context and opened is not None:
+        line, col = where(opened)
+        return line, col, _("the square bracket [ is not closed (or a comma is missing between two entries); close it "
+                            "with ]")
+    if "flow mapping" in context and opened is not None:
+        line, col = where(opened)
+        return line, col, _("the curly bracket {{ is not closed (or a comma is missing between two entries); close it "
+                            "with }}").format()
     if "could not find expected ':'" in problem and opened is not None:
         line, col = where(opened)
         key = lines[opened.line].strip() if opened.line < len(lines) else ""
-        return line, col, (f"nach '{key[:40]}' fehlt der Doppelpunkt; schreiben Sie 'schlüssel: wert' (mit "
-                           "Leerzeichen nach dem Doppelpunkt)")
+        return line, col, _("the colon after '{key}' is missing; write 'key: value' (with a space after the "
+                            "colon)").format(key=key[:40])
     if at is not None and "expected <block end>" in problem:
         line, col = where(at)
         key, indent = _key_at(lines, at.line)
         if "'-'" in problem:
-            return line, col, f"ein Listeneintrag '- {key}' mitten in einer Abbildung; {_SAME_LEVEL}"
+            return line, col, _("a list entry '- {key}' in the middle of a mapping; a level is either a list (every "
+                                "line starts with '- ') or a mapping (every line 'key: value'), not both").format(key=key)
         if "'?'" in problem or "block collection" in context:
-            return line, col, f"'{key}' steht als Schlüssel in einer Liste; {_SAME_LEVEL}"
+            return line, col, _("'{key}' stands as a key in a list; a level is either a list (every line starts "
+                                "with '- ') or a mapping (every line 'key: value'), not both").format(key=key)
         above = _above(lines, at.line)
         if above is not None and indent != above[1]:
-            direction = "weniger" if indent < above[1] else "mehr"
-            return line, col, (f"'{key}' ist {direction} eingerückt als '{above[0]}' darüber; die Schlüssel einer "
-                               "Abbildung beginnen in derselben Spalte, eine Ebene tiefer um zwei Leerzeichen mehr")
-        return line, col, f"'{key}' passt hier nicht: die Einrückung stimmt nicht zu den Zeilen darüber"
+            if indent < above[1]:
+                return line, col, _("'{key}' is indented less than '{above}' above it; the keys of a mapping start in "
+                                    "the same column, a level deeper two spaces further in").format(key=key,
+                                                                                                 above=above[0])
+            return line, col, _("'{key}' is indented more than '{above}' above it; the keys of a mapping start in "
+                                "the same column, a level deeper two spaces further in").format(key=key, above=above[0])
+        return line, col, _("'{key}' does not fit here: the indentation does not match the lines above").format(
+            key=key)
     if at is not None and "mapping values are not allowed" in problem:
         line, col = where(at)
         key, indent = _key_at(lines, at.line)
         above = _above(lines, at.line)
         if above is not None and indent > above[1]:
-            return line, indent + 1, (f"'{key}' ist tiefer eingerückt als '{above[0]}' darüber, das schon einen Wert "
-                                      f"hat; rücken Sie '{key}' so weit ein wie '{above[0]}'")
-        return line, col, ("ein Doppelpunkt mit Leerzeichen (': ') mitten in einem Wert; setzen Sie den Wert in "
-                           "Anführungszeichen")
+            return line, indent + 1, _("'{key}' is indented deeper than '{above}' above it, which has a value "
+                                       "already; indent '{key}' as far as '{above}'").format(key=key, above=above[0])
+        return line, col, _("a colon with a space (': ') in the middle of a value; put the value in quotes")
     line, col = where(at or opened)
-    return line, col, f"YAML syntax error: {problem or context or 'invalid YAML'}"
+    return line, col, _("YAML syntax error: {detail}").format(detail=problem or context or _("invalid YAML"))
 
 
 def load_located(text: str, path: str) -> Located:
     """Parse one YAML document strictly; raise :class:`YamlProblems` listing what is wrong."""
     if len(text) > MAX_BYTES:
-        raise YamlProblems([Problem(path, 1, 1, f"the file has {len(text):,} characters; at most {MAX_BYTES:,} "
-                                                "are allowed".replace(",", "."))])
+        raise YamlProblems([Problem(path, 1, 1, _("the file has {count} characters; at most {limit} are "
+                                                  "allowed").format(count=f"{len(text):,}".replace(",", "."),
+                                                                    limit=f"{MAX_BYTES:,}".replace(",", ".")))])
     events = yaml.parse(text, Loader=yaml.SafeLoader)
     builder = _Builder(path, events)
     try:
@@ -274,26 +284,26 @@ def load_located(text: str, path: str) -> Located:
         assert isinstance(first, StreamStartEvent)
         nxt = next(events)
         if isinstance(nxt, StreamEndEvent):
-            raise YamlProblems([Problem(path, 1, 1, "the file is empty")])
+            raise YamlProblems([Problem(path, 1, 1, _("the file is empty"))])
         assert isinstance(nxt, DocumentStartEvent)
         builder.doc.value = builder.node(next(events), ())
         assert isinstance(next(events), DocumentEndEvent)
         extra = next(events)
         if not isinstance(extra, StreamEndEvent):
-            builder._problem(extra, "only one YAML document per file is allowed")
+            builder._problem(extra, _("only one YAML document per file is allowed"))
     except yaml.MarkedYAMLError as exc:
         line, col, message = plain_syntax_error(exc, text)
         raise YamlProblems([Problem(path, line, col, message)]) from None
     except yaml.reader.ReaderError as exc:
         before = text[: exc.position]
         line, col = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
-        raise YamlProblems([Problem(path, line, col, f"YAML error: character #x{exc.character:04x} is not "
-                                                     "allowed in YAML")]) from None
+        raise YamlProblems([Problem(path, line, col, _("YAML error: character #x{code} is not allowed in "
+                                                       "YAML").format(code=f"{exc.character:04x}"))]) from None
     except yaml.YAMLError as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid YAML"
-        raise YamlProblems([Problem(path, 1, 1, f"YAML error: {detail}")]) from None
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else _("invalid YAML")
+        raise YamlProblems([Problem(path, 1, 1, _("YAML error: {detail}").format(detail=detail))]) from None
     except RecursionError:
-        raise YamlProblems([Problem(path, 1, 1, f"the file is nested more than {MAX_DEPTH} levels deep")]) from None
+        raise YamlProblems([Problem(path, 1, 1, _too_deep())]) from None
     if builder.problems:
         raise YamlProblems(builder.problems)
     return builder.doc
