@@ -9,10 +9,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .definition import Calendar, Offset
+from .i18n import _
 
 __all__ = ["WEEKEND", "WorkingCalendar", "add_months", "mail_window", "shift", "working_calendar"]
 
-#: The reason :meth:`WorkingCalendar.closed_reason` gives for a Saturday or Sunday.
+#: The reason :meth:`WorkingCalendar.closed_reason` gives for a Saturday or Sunday (a marker: never shown).
 WEEKEND = "Wochenende"
 
 
@@ -25,7 +26,7 @@ class WorkingCalendar:
         if spec.holidays:
             import holidays
 
-            country, _, subdiv = spec.holidays.partition("-")
+            country, _sep, subdiv = spec.holidays.partition("-")
             # German names where the calendar has them, for mails and listings.
             try:
                 self._holidays = holidays.country_holidays(country, subdiv=subdiv or None, language="de")
@@ -40,7 +41,7 @@ class WorkingCalendar:
         if self._holidays is not None and day in self._holidays:
             return str(self._holidays.get(day))
         if f"{day:%m-%d}" in self._closed or day.isoformat() in self._closed:
-            return "Verwaltung geschlossen"
+            return _("administration closed")
         return None
 
     def on_or_before(self, day: date) -> date:

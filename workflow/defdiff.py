@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from .deadlines import due_label, offset_label
 from .definition import Deadline, Definition, State, Transition
 from .errors import DefinitionError, InputError, NotFoundError, Problem
-from .german import OUTCOME
+from .german import outcome
+from .i18n import _, ngettext, pgettext
 from .library import WORKFLOW_ID
 from .loader import load_definition
 
@@ -31,9 +32,8 @@ __all__ = ["DefinitionDiff", "Item", "diff_command", "diff_definitions", "render
 Kind = Literal["added", "removed", "changed", "renamed"]
 Section = Literal["state", "transition", "deadline", "role", "body", "field"]
 
-SECTION_DE: dict[str, str] = {"state": "Zustände", "transition": "Übergänge", "deadline": "Fristen",
-                              "role": "Rollen", "body": "Gremien", "field": "Felder"}
-KIND_DE: dict[str, str] = {"added": "neu", "removed": "entfällt", "changed": "geändert", "renamed": "umbenannt"}
+#: The sections of the report, in its order.
+SECTIONS: tuple[Section, ...] = ("state", "transition", "deadline", "role", "body", "field")
 _MARK = {"added": "+", "removed": "-", "changed": "~", "renamed": "~"}
 
 #: A label at least this similar (difflib's ratio) counts as "very similar" for guessing a rename.
@@ -78,12 +78,47 @@ class DefinitionDiff:
         return " ".join(["councilflow", "migrate", *self.migrate_args()])
 
 
+def _section_name(section: str) -> str:
+    names = {"state": pgettext("diff section", "States"), "transition": pgettext("diff section", "Transitions"),
+             "deadline": pgettext("diff section", "Deadlines"), "role": pgettext("diff section", "Roles"),
+             "body": pgettext("diff section", "Bodies"), "field": pgettext("diff section", "Fields")}
+    return names[section]
+
+
+def _kind_name(kind: str) -> str:
+    names = {"added": pgettext("diff", "new"), "removed": pgettext("diff", "dropped"),
+             "changed": pgettext("diff", "changed"), "renamed": pgettext("diff", "renamed")}
+    return names[kind]
+
+
+def _prop_name(key: str) -> str:
+    """What a compared property is called in the report (the keys of the ``_…_props`` mappings)."""
+    names = {
+        "label": pgettext("diff", "label"), "initial": pgettext("diff", "initial state"),
+        "final": pgettext("diff", "final state"), "consultation": pgettext("diff", "consultation"),
+        "parallel": pgettext("diff", "parallel in"), "parallel_role": pgettext("diff", "parallel as"),
+        "join": "join", "on_success": pgettext("diff", "on success"), "on_failure": pgettext("diff", "on failure"),
+        "dest": pgettext("diff", "destination"), "roles": pgettext("diff", "roles"),
+        "requires": pgettext("diff", "requires"), "sets": pgettext("diff", "sets"),
+        "not_before": pgettext("diff", "not before"), "states": pgettext("diff", "states"),
+        "due": pgettext("diff", "due"), "remind": pgettext("diff", "reminders"),
+        "notify": pgettext("diff", "notifies"), "escalate": pgettext("diff", "escalation"),
+        "done_by": pgettext("diff", "done by"), "description": pgettext("diff", "description"),
+        "members": pgettext("diff", "members"), "name": pgettext("diff", "name"),
+        "invitation_days": pgettext("diff", "invitation period"), "contact": "contact",
+        "location": pgettext("diff", "location"), "meeting_hours": pgettext("diff", "meeting length"),
+        "type": pgettext("diff", "type"), "required": pgettext("diff", "required"),
+        "default": pgettext("diff", "default"),
+    }
+    return names[key]
+
+
 def _names(items: Iterable[str]) -> str:
     return ", ".join(items) or NONE
 
 
 def _yes(flag: bool) -> str:
-    return "ja" if flag else "nein"
+    return _("yes") if flag else _("no")
 
 
 def _state_props(d: Definition, s: State, ren: Callable[[str], str]) -> dict[str, str]:
@@ -92,47 +127,49 @@ def _state_props(d: Definition, s: State, ren: Callable[[str], str]) -> dict[str
     if p is not None:
         join = "none" if p.join.none else "all" if p.join.quorum is None else f"quorum {p.join.quorum}"
     return {
-        "Bezeichnung": s.label,
-        "Anfangszustand": _yes(s.initial),
-        "Endzustand": _yes(s.final),
-        "Beratung": f"{s.consultation.body} ({s.consultation.role})" if s.consultation else NONE,
-        "parallel in": _names(p.bodies) if p else NONE,
-        "parallel als": p.role if p else NONE,
+        "label": s.label,
+        "initial": _yes(s.initial),
+        "final": _yes(s.final),
+        "consultation": f"{s.consultation.body} ({s.consultation.role})" if s.consultation else NONE,
+        "parallel": _names(p.bodies) if p else NONE,
+        "parallel_role": p.role if p else NONE,
         "join": join,
-        "bei Erfolg": ren(p.on_success) if p and p.on_success else NONE,
-        "bei Misserfolg": ren(p.on_failure) if p and p.on_failure else NONE,
+        "on_success": ren(p.on_success) if p and p.on_success else NONE,
+        "on_failure": ren(p.on_failure) if p and p.on_failure else NONE,
     }
 
 
 def _transition_props(t: Transition, source: str, ren: Callable[[str], str]) -> dict[str, str]:
     if t.branch is not None:
-        where = f"Zweig {OUTCOME[t.branch]}"
+        where = _("branch {outcome}").format(outcome=outcome(t.branch))
     elif t.internal:
-        where = "intern (bleibt im Zustand)"
+        where = _("internal (stays in the state)")
     else:
         dest = t.dest_for(source)
         where = ren(dest) if dest else NONE
     nb = NONE
     if t.not_before is not None:
         anchor, offset = t.not_before
-        nb = f"{offset_label(offset)} nach {'Eintritt' if anchor == 'entered' else f'Feld {anchor}'}"
-    return {"Ziel": where, "Rollen": _names(t.roles), "benötigt": _names(t.requires), "setzt": _names(t.sets),
-            "frühestens": nb}
+        nb = (_("{offset} after entry") if anchor == "entered" else _("{offset} after field {field}")).format(
+            offset=offset_label(offset), field=anchor)
+    return {"dest": where, "roles": _names(t.roles), "requires": _names(t.requires), "sets": _names(t.sets),
+            "not_before": nb}
 
 
 def _deadline_props(dl: Deadline, ren: Callable[[str], str]) -> dict[str, str]:
     esc = NONE
     if dl.escalate is not None:
-        esc = f"{offset_label(dl.escalate.after)} nach Fristablauf an {_names(dl.escalate.notify)}"
+        esc = _("{offset} after the deadline to {roles}").format(offset=offset_label(dl.escalate.after),
+                                                                  roles=_names(dl.escalate.notify))
     return {
-        "Bezeichnung": dl.label,
-        "Zustände": _names(ren(s) for s in dl.states),
-        "fällig": due_label(dl.due),
-        "Erinnerungen": _names(f"{offset_label(o)} vorher" for o in dl.remind),
-        "benachrichtigt": _names(dl.notify),
-        "Eskalation": esc,
-        "erledigt durch": _names(dl.done_by),
-        "Beschreibung": dl.description or NONE,
+        "label": dl.label,
+        "states": _names(ren(s) for s in dl.states),
+        "due": due_label(dl.due),
+        "remind": _names(_("{offset} before").format(offset=offset_label(o)) for o in dl.remind),
+        "notify": _names(dl.notify),
+        "escalate": esc,
+        "done_by": _names(dl.done_by),
+        "description": dl.description or NONE,
     }
 
 
@@ -141,16 +178,16 @@ def _changes(old: Mapping[str, str], new: Mapping[str, str]) -> tuple[str, ...]:
     for key, before in old.items():
         after = new[key]
         if before != after:
-            if key == "Beschreibung":  # a paragraph: say that it changed, not both texts
-                out.append("Beschreibung neu" if before == NONE else "Beschreibung entfällt" if after == NONE
-                           else "Beschreibung geändert")
+            if key == "description":  # a paragraph: say that it changed, not both texts
+                out.append(_("description new") if before == NONE else _("description dropped") if after == NONE
+                           else _("description changed"))
             else:
-                out.append(f"{key}: {before} → {after}")
+                out.append(f"{_prop_name(key)}: {before} → {after}")
     return tuple(out)
 
 
 def _summary(props: Mapping[str, str], keys: Iterable[str]) -> tuple[str, ...]:
-    return tuple(f"{k}: {props[k]}" for k in keys if props[k] != NONE)
+    return tuple(f"{_prop_name(k)}: {props[k]}" for k in keys if props[k] != NONE)
 
 
 def _signature(d: Definition, state: str) -> tuple[frozenset[str], frozenset[str]]:
@@ -171,14 +208,14 @@ def guess_renames(old: Definition, new: Definition) -> dict[str, tuple[str, str]
         for n in came:
             ln = " ".join(new.states[n].label.casefold().split())
             if lo == ln:
-                candidates.append((2.0, o, n, f"gleiche Bezeichnung „{new.states[n].label}“"))
+                candidates.append((2.0, o, n, _("same label “{label}”").format(label=new.states[n].label)))
                 continue
             ratio = difflib.SequenceMatcher(None, lo, ln).ratio()
             if ratio >= SIMILAR and _signature(old, o) == _signature(new, n):
-                candidates.append((ratio, o, n, "ähnliche Bezeichnung, gleiche Übergänge"))
+                candidates.append((ratio, o, n, _("similar label, same transitions")))
     renames: dict[str, tuple[str, str]] = {}
     taken: set[str] = set()
-    for _, o, n, why in sorted(candidates, key=lambda c: (-c[0], c[1], c[2])):
+    for _score, o, n, why in sorted(candidates, key=lambda c: (-c[0], c[1], c[2])):
         if o not in renames and n not in taken:
             renames[o] = (n, why)
             taken.add(n)
@@ -193,7 +230,7 @@ def _keyed(d: Definition, ren: Callable[[str], str]) -> dict[tuple[str, str], di
 def diff_definitions(old: Definition, new: Definition) -> DefinitionDiff:
     """Every difference from ``old`` to ``new`` (same workflow expected, not required)."""
     guessed = guess_renames(old, new)
-    renamed = {o: n for o, (n, _) in guessed.items()}
+    renamed = {o: n for o, (n, _why) in guessed.items()}
     back = {n: o for o, n in renamed.items()}
 
     def ren(state: str) -> str:
@@ -216,20 +253,20 @@ def diff_definitions(old: Definition, new: Definition) -> DefinitionDiff:
         before = back.get(sid, sid)
         props = _state_props(new, new.states[sid], same)
         if before not in old.states:
-            items.append(Item("state", "added", sid, _summary(props, ["Bezeichnung", "Beratung", "parallel in"])))
+            items.append(Item("state", "added", sid, _summary(props, ["label", "consultation", "parallel"])))
             continue
         changes = _changes(_state_props(old, old.states[before], ren), props)
         if before != sid:
             items.append(Item("state", "renamed", f"{before} → {sid}", (guessed[before][1], *changes)))
-            affect(before, f"umbenannt in {sid}")
+            affect(before, _("renamed to {state}").format(state=sid))
         elif changes:
             items.append(Item("state", "changed", sid, changes))
         if changes:
-            affect(before, "Zustand geändert")
+            affect(before, _("state changed"))
     removed = [s for s in old.states if s not in new.states and s not in renamed]
     for sid in removed:
-        items.append(Item("state", "removed", sid, (f"Bezeichnung: {old.states[sid].label}",)))
-        affect(sid, "entfällt")
+        items.append(Item("state", "removed", sid, (f"{_prop_name('label')}: {old.states[sid].label}",)))
+        affect(sid, _("dropped"))
     unmapped = [s for s in removed if not old.states[s].final]  # finished papers are never migrated
 
     # Transitions: per (trigger, source); equal outcomes for several sources are reported once.
@@ -239,7 +276,7 @@ def diff_definitions(old: Definition, new: Definition) -> DefinitionDiff:
         trigger, source = key
         if key not in before_t:
             kind: Kind = "added"
-            details = _summary(after_t[key], ["Ziel", "Rollen", "benötigt", "setzt", "frühestens"])
+            details = _summary(after_t[key], ["dest", "roles", "requires", "sets", "not_before"])
         elif key not in after_t:
             kind, details = "removed", ()
         else:
@@ -247,9 +284,10 @@ def diff_definitions(old: Definition, new: Definition) -> DefinitionDiff:
             if not details:
                 continue
         grouped.setdefault((kind, trigger, details), []).append(source)
-        affect(back.get(source, source), "Übergänge geändert")
+        affect(back.get(source, source), _("transitions changed"))
     for (kind, trigger, details), sources in grouped.items():
-        items.append(Item("transition", kind, f"{trigger} aus {', '.join(sources)}", details))
+        items.append(Item("transition", kind, _("{trigger} from {states}").format(trigger=trigger,
+                                                                                  states=", ".join(sources)), details))
 
     # Deadlines by name; their states are compared in the new naming.
     old_d = {dl.name: dl for dl in old.deadlines}
@@ -257,7 +295,7 @@ def diff_definitions(old: Definition, new: Definition) -> DefinitionDiff:
     for name, dl in new_d.items():
         props = _deadline_props(dl, same)
         if name not in old_d:
-            items.append(Item("deadline", "added", name, _summary(props, ["Bezeichnung", "Zustände", "fällig"])))
+            items.append(Item("deadline", "added", name, _summary(props, ["label", "states", "due"])))
             touched = [back.get(s, s) for s in dl.states]
         else:
             changes = _changes(_deadline_props(old_d[name], ren), props)
@@ -266,12 +304,12 @@ def diff_definitions(old: Definition, new: Definition) -> DefinitionDiff:
             items.append(Item("deadline", "changed", name, changes))
             touched = [*old_d[name].states, *(back.get(s, s) for s in dl.states)]
         for s in touched:
-            affect(s, "Fristen geändert")
+            affect(s, _("deadlines changed"))
     for name, dl in old_d.items():
         if name not in new_d:
-            items.append(Item("deadline", "removed", name, (f"Bezeichnung: {dl.label}",)))
+            items.append(Item("deadline", "removed", name, (f"{_prop_name('label')}: {dl.label}",)))
             for s in dl.states:
-                affect(s, "Fristen geändert")
+                affect(s, _("deadlines changed"))
 
     # Roles, bodies and fields: by id, compared by their properties.
     def simple(section: Section, before: Mapping[str, dict[str, str]], after: Mapping[str, dict[str, str]]) -> None:
@@ -283,21 +321,24 @@ def diff_definitions(old: Definition, new: Definition) -> DefinitionDiff:
         items.extend(Item(section, "removed", key) for key in before if key not in after)
 
     def roles(d: Definition) -> dict[str, dict[str, str]]:
-        return {r: {"Mitglieder": _names(m)} for r, m in d.roles.items()}
+        return {r: {"members": _names(m)} for r, m in d.roles.items()}
 
     def bodies(d: Definition) -> dict[str, dict[str, str]]:
-        return {b.id: {"Name": b.name, "Ladungsfrist": f"{b.invitation_days} Tage", "contact": b.contact or NONE,
-                       "Ort": b.location or NONE, "Sitzungsdauer": f"{b.meeting_hours:g} Stunden"}
+        return {b.id: {"name": b.name,
+                       "invitation_days": ngettext("{count} day", "{count} days", b.invitation_days).format(
+                           count=b.invitation_days),
+                       "contact": b.contact or NONE, "location": b.location or NONE,
+                       "meeting_hours": _("{hours} hours").format(hours=f"{b.meeting_hours:g}")}
                 for b in d.bodies.values()}
 
     def fields(d: Definition) -> dict[str, dict[str, str]]:
-        return {f.name: {"Typ": f.type, "Pflicht": _yes(f.required),
-                         "Voreinstellung": NONE if f.default is None else str(f.default)} for f in d.fields.values()}
+        return {f.name: {"type": f.type, "required": _yes(f.required),
+                         "default": NONE if f.default is None else str(f.default)} for f in d.fields.values()}
 
     simple("role", roles(old), roles(new))
     simple("body", bodies(old), bodies(new))
     simple("field", fields(old), fields(new))
-    order = list(SECTION_DE)
+    order = list(SECTIONS)
     items.sort(key=lambda i: order.index(i.section))  # stable: file order within a section
     reasons = {s: ", ".join(r) for s, r in affected.items()}
     return DefinitionDiff(new.workflow, old.version, new.version, items, renamed, unmapped,
@@ -312,16 +353,18 @@ def stored_newest(store: Store, workflow: str) -> tuple[Definition, str]:
     versions = [(v, text) for w, v, _, text in store.iter_definitions() if w == workflow]
     if not versions:
         known = sorted({w for w, *_ in store.iter_definitions()})
-        raise NotFoundError(f"workflow '{workflow}' has no stored version in {store.url}; stored: "
-                            f"{', '.join(known) or 'none'} (a version is stored when a paper starts on it)")
+        raise NotFoundError(_("workflow '{name}' has no stored version in {url}; stored: {known} (a version is "
+                              "stored when a paper starts on it)").format(name=workflow, url=store.url,
+                                                                          known=", ".join(known) or _("none")))
     version, text = max(versions)
-    return load_definition(text, f"<{workflow} version {version} in the database>"), text
+    return load_definition(text, _("<{workflow} version {version} in the database>").format(
+        workflow=workflow, version=version)), text
 
 
 def running_papers(store: Store, workflow: str) -> dict[str, int]:
     """Papers of ``workflow`` not in a final state (of the version each is on), counted by state."""
     finals: dict[str, frozenset[str]] = {}
-    for w, _, digest, text in store.iter_definitions():
+    for w, _version, digest, text in store.iter_definitions():
         if w == workflow:
             d = load_definition(text, "<stored definition>")
             finals[digest] = frozenset(s.id for s in d.states.values() if s.final)
@@ -336,39 +379,39 @@ def running_papers(store: Store, workflow: str) -> dict[str, int]:
 
 
 def _papers(n: int) -> str:
-    return f"{n} laufende Vorlage{'n' if n != 1 else ''}"
+    return ngettext("{count} running paper", "{count} running papers", n).format(count=n)
 
 
 def render_text(diff: DefinitionDiff, old_name: str, new_name: str) -> list[str]:
     """The German report, line by line."""
-    lines = [f"Workflow {diff.workflow}: Version {diff.old_version} ({old_name}) → Version {diff.new_version} "
-             f"({new_name})"]
+    lines = [_("Workflow {workflow}: version {old} ({old_name}) → version {new} ({new_name})").format(
+        workflow=diff.workflow, old=diff.old_version, old_name=old_name, new=diff.new_version, new_name=new_name)]
     if not diff.items:
-        lines.append("Keine Unterschiede.")
+        lines.append(_("No differences."))
     section = ""
     for item in diff.items:
         if item.section != section:
             section = item.section
-            lines += ["", f"{SECTION_DE[section]}:"]
-        lines.append(f"  {_MARK[item.kind]} {item.name}: {KIND_DE[item.kind]}")
+            lines += ["", f"{_section_name(section)}:"]
+        lines.append(f"  {_MARK[item.kind]} {item.name}: {_kind_name(item.kind)}")
         lines.extend(f"      {d}" for d in item.details)
     if diff.new_version > diff.old_version:
-        lines += ["", "Migration:", f"  {diff.command()}"]
+        lines += ["", _("Migration:"), f"  {diff.command()}"]
         for s in diff.unmapped:
-            lines.append(f"  Zustand '{s}' entfällt ohne Nachfolger: ergänzen Sie --map {s}=ZUSTAND, sonst bleiben "
-                         "Vorlagen dort auf der alten Version")
+            lines.append("  " + _("state '{state}' is dropped without a successor: add --map {state}=STATE, else "
+                                  "papers there stay on the old version").format(state=s))
     elif diff.items:
-        lines += ["", f"Achtung: die neue Fassung hat Version {diff.new_version}, nicht mehr als "
-                      f"{diff.old_version}: für councilflow migrate braucht sie eine höhere Versionsnummer."]
+        lines += ["", _("Attention: the new version is {new}, not more than {old}: councilflow migrate needs a "
+                        "higher version number.").format(new=diff.new_version, old=diff.old_version)]
     if diff.papers is not None:
-        lines += ["", "Laufende Vorlagen in betroffenen Zuständen:"]
+        lines += ["", _("Running papers in affected states:")]
         shown = [(s, why) for s, why in diff.affected.items()]
         for s, why in shown:
             lines.append(f"  {s} ({why}): {diff.papers.get(s, 0)}")
         if not shown:
-            lines.append("  keine Zustände betroffen")
-        total = sum(diff.papers.get(s, 0) for s, _ in shown)
-        lines.append(f"  zusammen {_papers(total)}")
+            lines.append("  " + _("no states affected"))
+        total = sum(diff.papers.get(s, 0) for s, _why in shown)
+        lines.append("  " + _("together {papers}").format(papers=_papers(total)))
     return lines
 
 
@@ -397,9 +440,11 @@ def _load_file(path: str) -> Definition:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
     except UnicodeDecodeError as exc:
-        raise DefinitionError([Problem(path, 1, 1, f"not UTF-8 text: {exc.reason}")]) from None
+        raise DefinitionError([Problem(path, 1, 1, _("not UTF-8 text: {reason}").format(reason=exc.reason))]) \
+            from None
     except OSError as exc:
-        raise DefinitionError([Problem(path, 1, 1, f"cannot read: {exc.strerror}")]) from None
+        raise DefinitionError([Problem(path, 1, 1, _("cannot read: {reason}").format(reason=exc.strerror))]) \
+            from None
     return load_definition(text, path)
 
 
@@ -411,7 +456,7 @@ def _open(url: str) -> Store:
     store = open_store(url)
     local = store.local_file
     if local is not None and not Path(local).exists():  # opening would create an empty database
-        raise NotFoundError(f"no database at {url}: give the one the papers are in with --db")
+        raise NotFoundError(_("no database at {url}: give the one the papers are in with --db").format(url=url))
     return store
 
 
@@ -426,16 +471,17 @@ def diff_command(first: str, second: str, *, fmt: str, db: str | None, default_d
     if is_file:
         old, old_name = _load_file(first), first
         if old.workflow != new.workflow:
-            raise InputError(f"{first} is workflow '{old.workflow}', {second} is '{new.workflow}': compare two "
-                             "versions of one workflow")
+            raise InputError(_("{first} is workflow '{old}', {second} is '{new}': compare two versions of one "
+                               "workflow").format(first=first, old=old.workflow, second=second, new=new.workflow))
         if db is not None:
             store = _open(db)
     else:
         if new.workflow != first:
-            raise InputError(f"{second} is workflow '{new.workflow}', not '{first}'")
+            raise InputError(_("{second} is workflow '{new}', not '{first}'").format(second=second, new=new.workflow,
+                                                                                      first=first))
         store = _open(db or default_db)
-        old, _ = stored_newest(store, first)
-        old_name = f"gespeichert in {store.url}"
+        old, _text = stored_newest(store, first)
+        old_name = _("stored in {url}").format(url=store.url)
     diff = diff_definitions(old, new)
     if store is not None:
         diff.papers = running_papers(store, new.workflow)

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from .definition import Definition
+from .i18n import _
 from .paper import PaperState
 from .replay import Resolver, steps
 from .store import AuditRecord, StoredPaper
@@ -182,7 +183,7 @@ class OParlExport:
     def _meeting(self, sitting: Sitting, org: str, zone: ZoneInfo) -> dict[str, Any]:
         meeting = sitting.meeting
         if meeting is None:
-            raise ValueError(f"the sitting of {sitting.body} has no meeting")
+            raise ValueError(_("the sitting of {body} has no meeting").format(body=sitting.body))
         local = meeting.astimezone(zone)
         key = f"{sitting.body}-{local:%Y%m%d%H%M}"
         url = self.url("meetings", key)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .chain import canonical_json
 from .definition import Definition
 from .errors import DefinitionError, NotFoundError, Problem, WorkflowError, did_you_mean
+from .i18n import _
 from .machine import compile_machine
 from .oparl_read import OParlData, parse_instant
 from .paper import IMPORT_ACTOR, Change, PaperState, apply, decide_create, decide_fire, decide_meeting
@@ -71,7 +72,8 @@ def load_mapping(path: Path, definition_for: Callable[[str], Definition]) -> Map
     except YamlProblems as exc:
         raise DefinitionError(exc.problems) from None
     except OSError as exc:
-        raise DefinitionError([Problem(name, 1, 1, f"cannot read: {exc.strerror}")]) from None
+        raise DefinitionError([Problem(name, 1, 1, _("cannot read: {reason}").format(reason=exc.strerror))]) \
+            from None
     problems: list[Problem] = []
 
     def err(where: tuple[str | int, ...], message: str) -> None:
@@ -80,51 +82,63 @@ def load_mapping(path: Path, definition_for: Callable[[str], Definition]) -> Map
 
     raw = doc.value if isinstance(doc.value, dict) else {}
     if not isinstance(doc.value, dict):
-        err((), "the mapping must be a mapping")
+        err((), _("the import mapping must be a mapping of keys (workflow, organizations, roles, results, "
+                  "paper_types)"))
     allowed = ("workflow", "organizations", "roles", "results", "paper_types")
     for key in raw:
         if key not in allowed:
-            err((key,), f"unknown key '{key}'{did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}")
+            err((key,), _("{what}: unknown key '{key}'{hint}; allowed: {allowed}").format(
+                what=_("the import mapping"), key=key, hint=did_you_mean(key, allowed), allowed=", ".join(allowed)))
     workflow = raw.get("workflow")
     if not isinstance(workflow, str):
-        err(("workflow",), "workflow must name the workflow to import into")
+        err(("workflow",), _("workflow must name the workflow to import into"))
         raise DefinitionError(problems)
     definition = definition_for(workflow)
     organizations: dict[str, str] = {}
-    for org, body in (raw.get("organizations") or {}).items():
-        if body not in definition.bodies:
-            err(("organizations", org), f"unknown body '{body}'{did_you_mean(str(body), definition.bodies)}")
-        organizations[org] = body
+    for section in ("organizations", "roles"):
+        if not isinstance(raw.get(section) or {}, dict):
+            err((section,), _("{key} must be a mapping NAME: ID").format(key=section))
+    for org, body in (raw.get("organizations") or {}).items() if isinstance(raw.get("organizations"), dict) else ():
+        if not isinstance(body, str) or body not in definition.bodies:
+            err(("organizations", org), _("unknown body '{name}'{hint}").format(
+                name=body, hint=did_you_mean(str(body), definition.bodies)))
+        organizations[str(org)] = str(body)
     roles: dict[str, str] = {}
-    for role, state in (raw.get("roles") or {}).items():
-        if state not in definition.states:
-            err(("roles", role), f"unknown state '{state}'{did_you_mean(str(state), definition.states)}")
-        roles[role] = state
+    for role, state in (raw.get("roles") or {}).items() if isinstance(raw.get("roles"), dict) else ():
+        if not isinstance(state, str) or state not in definition.states:
+            err(("roles", role), _("unknown state '{name}'{hint}").format(
+                name=state, hint=did_you_mean(str(state), definition.states)))
+        roles[str(role)] = str(state)
     results: list[Rule] = []
-    for n, rule in enumerate(raw.get("results") or []):
+    raw_results = raw.get("results") or []
+    if not isinstance(raw_results, list):
+        err(("results",), _("results must be a list of rules {{match: REGEX, trigger: TRIGGER}}").format())
+        raw_results = []
+    for n, rule in enumerate(raw_results):
         keys = set(rule) if isinstance(rule, dict) else set()
         if not isinstance(rule, dict) or "match" not in keys or not keys <= {"match", "trigger", "role", "move"} \
                 or not ({"trigger", "move"} & keys):
-            err(("results", n), "each result rule is {match: REGEX, trigger: TRIGGER} "
-                                "(optional role: ROLE; move: next, with trigger as the fallback)")
+            err(("results", n), _("each result rule is {{match: REGEX, trigger: TRIGGER}} (optional role: ROLE; move: "
+                                  "next, with trigger as the fallback)").format())
             continue
         trigger = rule.get("trigger")
         if trigger is not None and trigger not in definition.trigger_names:
             err(("results", n, "trigger"),
-                f"unknown trigger '{trigger}'{did_you_mean(str(trigger), definition.triggers())}")
+                _("unknown trigger '{name}'{hint}").format(name=trigger,
+                                                           hint=did_you_mean(str(trigger), definition.triggers())))
             continue
         if "move" in rule and rule["move"] != "next":
-            err(("results", n, "move"), "move can only be 'next' (where the next consultation happens)")
+            err(("results", n, "move"), _("move can only be 'next' (where the next consultation happens)"))
             continue
         try:
             pattern = re.compile(str(rule["match"]), re.IGNORECASE)
         except re.error as exc:
-            err(("results", n, "match"), f"not a regular expression: {exc}")
+            err(("results", n, "match"), _("not a regular expression: {reason}").format(reason=exc))
             continue
         results.append(Rule(pattern, trigger, rule.get("role"), "move" in rule))
     paper_types = raw.get("paper_types") or []
     if not isinstance(paper_types, list) or not all(isinstance(t, str) for t in paper_types):
-        err(("paper_types",), "paper_types must be a list of texts")
+        err(("paper_types",), _("paper_types must be a list of texts"))
         paper_types = []
     if problems:
         raise DefinitionError(problems)
@@ -139,8 +153,9 @@ class ImportReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{len(self.imported)} imported, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
-                f"{len(self.skipped)} skipped")
+        return _("{imported} imported, {updated} updated, {unchanged} unchanged, {skipped} skipped").format(
+            imported=len(self.imported), updated=len(self.updated), unchanged=len(self.unchanged),
+            skipped=len(self.skipped))
 
 
 class Mismatch(Exception):
@@ -175,8 +190,9 @@ class OParlImporter:
             reference = (paper.get("reference") or "").strip() or paper_id.rstrip("/").rsplit("/", 1)[-1]
             try:
                 if self.mapping.paper_types and paper.get("paperType") not in self.mapping.paper_types:
-                    raise Mismatch(f"paperType {paper.get('paperType')!r} is not one of this mapping's")
-                changes, _ = self.replay(reference, paper, data)
+                    raise Mismatch(_("paperType {type} is not one of this mapping's").format(
+                        type=repr(paper.get("paperType"))))
+                changes, _state = self.replay(reference, paper, data)
                 outcome = self._write(reference, changes)
             except (Mismatch, ValueError) as exc:
                 report.skipped.append((reference, str(exc)))
@@ -185,7 +201,8 @@ class OParlImporter:
                 report.skipped.append((reference, exc.message))
                 continue
             except (KeyError, TypeError, AttributeError) as exc:  # untrusted data of an unexpected shape
-                report.skipped.append((reference, f"unexpected data: {type(exc).__name__}: {exc}"))
+                report.skipped.append((reference, _("unexpected data: {kind}: {detail}").format(
+                    kind=type(exc).__name__, detail=exc)))
                 continue
             getattr(report, outcome).append(reference)
         return report
@@ -232,16 +249,17 @@ class OParlImporter:
             name = data.organizations.get(org, {}).get("name") if org else None
             body = self.mapping.organizations.get(org or "") or self.mapping.organizations.get(name or "")
             if body is None:
-                raise Mismatch(f"consultation {n + 1}: organization {name or org!r} is not mapped to a body")
+                raise Mismatch(_("consultation {number}: organization {name} is not mapped to a body").format(
+                    number=n + 1, name=repr(name or org)))
             meeting = data.meetings.get(c.get("meeting") or "")
             item = data.agenda_items.get(c.get("agendaItem") or "", {})
-            start = parse_instant(meeting["start"], "meeting start") if meeting and meeting.get("start") else None
-            decided = parse_instant(item["end"], "agenda item end") if item.get("end") else start
-            created = parse_instant(c["created"], "consultation created") if c.get("created") else None
+            start = parse_instant(meeting["start"], _("meeting start")) if meeting and meeting.get("start") else None
+            decided = parse_instant(item["end"], _("agenda item end")) if item.get("end") else start
+            created = parse_instant(c["created"], _("consultation created")) if c.get("created") else None
             raw_result = item.get("result")
             if raw_result is not None and not isinstance(raw_result, str):
-                raise Mismatch(f"consultation {n + 1}: the agenda item's result must be text, not "
-                               f"{type(raw_result).__name__}")
+                raise Mismatch(_("consultation {number}: the agenda item's result must be text, not {kind}").format(
+                    number=n + 1, kind=type(raw_result).__name__))
             result = raw_result if raw_result else None
             sittings.append(_Sitting(body, c.get("role"), created, start, decided, result, n))
         far = datetime.max.replace(tzinfo=UTC)
@@ -251,12 +269,12 @@ class OParlImporter:
 
     def replay(self, reference: str, paper: dict[str, Any], data: OParlData) -> tuple[list[Change], PaperState]:
         d = self.definition
-        created = parse_instant(paper["created"], "paper created") if paper.get("created") else None
+        created = parse_instant(paper["created"], _("paper created")) if paper.get("created") else None
         sittings = self._sittings(paper, data)
         if created is None:
             first = next((s.created or s.meeting for s in sittings if s.created or s.meeting), None)
             if first is None:
-                raise Mismatch("no creation date and no dated consultation")
+                raise Mismatch(_("no creation date and no dated consultation"))
             created = first
         values = self._fields(paper, data)
         changes = decide_create(d, reference, IMPORT_ACTOR, values, created)
@@ -277,7 +295,7 @@ class OParlImporter:
             here = d.states[state.state]
             branch = s.body if here.parallel and s.body in here.parallel.bodies else None
             if branch and state.branches[s.body].status != "open":
-                raise Mismatch(f"{s.body} decided already, but has another consultation")
+                raise Mismatch(_("{body} decided already, but has another consultation").format(body=s.body))
             if s.meeting is not None:
                 current = state.branches[s.body].meeting if branch else state.meeting
                 if current != s.meeting:
@@ -292,11 +310,13 @@ class OParlImporter:
             role = parallel.role if branch and parallel else s.role
             rule = self.mapping.rule_for(s.result or "", role)
             if rule is None:
-                raise Mismatch(f"result {s.result!r} of {s.body} matches no rule of the mapping")
+                raise Mismatch(_("result {result} of {body} matches no rule of the mapping").format(
+                    result=repr(s.result), body=s.body))
             trigger = self._trigger(rule, state, s, sittings)
             t = d.find(state.state, trigger)
             if t is None:
-                raise Mismatch(f"'{trigger}' ({s.result!r}) is not possible in state '{state.state}'")
+                raise Mismatch(_("'{trigger}' ({result}) is not possible in state '{state}'").format(
+                    trigger=trigger, result=repr(s.result), state=state.state))
             fire_values = {"result": s.result or ""}
             if t.dest == "=" or t.branch == "deferred":
                 # A deferral: the body's next recorded meeting is where the paper goes next.
@@ -305,7 +325,8 @@ class OParlImporter:
                 if later is not None:
                     fire_values["meeting"] = later.meeting.isoformat()  # type: ignore[union-attr]
                 elif "meeting" in t.requires:
-                    raise Mismatch(f"{s.result!r} of {s.body} needs a later meeting, and there is none")
+                    raise Mismatch(_("{result} of {body} needs a later meeting, and there is none").format(
+                        result=repr(s.result), body=s.body))
             when = max(s.decided or changes[-1].at, changes[-1].at)
             run(decide_fire(d, self.machine, reference, state, trigger, IMPORT_ACTOR, branch, fire_values, when))
         # Consultations still ahead: the paper waits for them if it stands where they happen.
@@ -346,8 +367,8 @@ class OParlImporter:
             places = self._waiting(later.body)
             if len(places) == 1 and places[0] in waiting:
                 return places[0]
-        raise Mismatch(f"body {s.body} is consulted in {len(waiting)} states and the recorded path does not say "
-                       f"which; map role {s.role!r} to one")
+        raise Mismatch(_("body {body} is consulted in {count} states and the recorded path does not say which; map "
+                         "role {role} to one").format(body=s.body, count=len(waiting), role=repr(s.role)))
 
     def _trigger(self, rule: Rule, state: PaperState, s: _Sitting, sittings: list[_Sitting]) -> str:
         """The trigger a rule fires here; ``move: next`` picks the transition to the next consultation."""
@@ -362,10 +383,11 @@ class OParlImporter:
             for t in d.transitions_from(state.state):
                 if t.branch is None and t.dest_for(state.state) == target:
                     return t.trigger
-            raise Mismatch(f"{s.result!r} of {s.body}: no transition from '{state.state}' to '{target}'")
+            raise Mismatch(_("{result} of {body}: no transition from '{state}' to '{target}'").format(
+                result=repr(s.result), body=s.body, state=state.state, target=target))
         if rule.trigger is None or d.find(state.state, rule.trigger) is None:
-            raise Mismatch(f"{s.result!r} of {s.body} refers the paper onwards, but the consultation it was "
-                           "referred to is not recorded")
+            raise Mismatch(_("{result} of {body} refers the paper onwards, but the consultation it was referred to "
+                             "is not recorded").format(result=repr(s.result), body=s.body))
         return rule.trigger
 
     def _move_to(self, reference: str, state: PaperState, target: str, s: _Sitting, at: datetime
@@ -378,10 +400,12 @@ class OParlImporter:
                 own = consultation is not None and consultation.body == s.body
                 values = {"meeting": s.meeting.isoformat()} if s.meeting and own else {}
                 if "meeting" in t.requires and not values:
-                    raise Mismatch(f"'{t.trigger}' needs the meeting of {s.body}, which is not recorded")
+                    raise Mismatch(_("'{trigger}' needs the meeting of {body}, which is not recorded").format(
+                        trigger=t.trigger, body=s.body))
                 return decide_fire(d, self.machine, reference, state, t.trigger, IMPORT_ACTOR, None, values, at)
-        raise Mismatch(f"consultation of {s.body} ({s.role}) in state '{target}' cannot follow state "
-                       f"'{state.state}': the path does not fit the workflow")
+        raise Mismatch(_("consultation of {body} ({role}) in state '{target}' cannot follow state '{state}': the "
+                         "path does not fit the workflow").format(body=s.body, role=s.role, target=target,
+                                                                  state=state.state))
 
     def _fields(self, paper: dict[str, Any], data: OParlData) -> dict[str, str]:
         d = self.definition
@@ -413,16 +437,16 @@ class OParlImporter:
             engine.record(reference, d, changes, past_mails="drop")
             return "imported"
         if existing.workflow != d.workflow:
-            raise Mismatch(f"exists already in workflow '{existing.workflow}'")
+            raise Mismatch(_("exists already in workflow '{workflow}'").format(workflow=existing.workflow))
         recorded = [r for r in engine.history(reference) if not r.is_note]  # its mails are no part of the RIS
         old = [_signature(r.to_change()) for r in recorded]
         new = [_signature(c) for c in changes]
         if new == old:
             return "unchanged"
         if new[: len(old)] != old or any(r.actor != IMPORT_ACTOR for r in recorded):
-            raise Mismatch("its recorded trail differs from the one stored (changed here or in the RIS)")
+            raise Mismatch(_("its recorded trail differs from the one stored (changed here or in the RIS)"))
         if existing.definition_hash != d.source_hash:
-            raise Mismatch("it runs on another version of the workflow")
+            raise Mismatch(_("it runs on another version of the workflow"))
         engine.record(reference, d, changes[len(old):], paper=existing, past_mails="drop")
         return "updated"
 

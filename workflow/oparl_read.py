@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .i18n import _
 from .values import to_utc
 
 __all__ = ["OParlData", "ReadProblem", "parse_instant", "read_oparl"]
@@ -42,13 +43,14 @@ class OParlData:
 def parse_instant(value: Any, where: str) -> datetime:
     """An OParl date-time; it must carry its offset (a bare local time is ambiguous)."""
     if not isinstance(value, str):
-        raise ValueError(f"{where} must be a date-time string, not {type(value).__name__}")
+        raise ValueError(_("{what} must be a date-time string, not {kind}").format(what=where,
+                                                                                   kind=type(value).__name__))
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"{where} '{value}' is not an ISO 8601 date-time") from None
+        raise ValueError(_("{what} '{value}' is not an ISO 8601 date-time").format(what=where, value=value)) from None
     if moment.tzinfo is None:
-        raise ValueError(f"{where} '{value}' has no time zone offset")
+        raise ValueError(_("{what} '{value}' has no time zone offset").format(what=where, value=value))
     try:
         return to_utc(moment, "UTC")
     except ValueError as exc:
@@ -61,7 +63,7 @@ def _objects(value: Any) -> Iterator[Any]:
     elif isinstance(value, dict) and "data" in value and "type" not in value:
         data = value["data"]
         if not isinstance(data, list):
-            raise ValueError("'data' of a list page must be a list")
+            raise ValueError(_("'data' of a list page must be a list"))
         yield from data
     else:
         yield value
@@ -70,15 +72,17 @@ def _objects(value: Any) -> Iterator[Any]:
 def _check_str(obj: dict[str, Any], key: str, required: bool = False) -> None:
     if key not in obj:
         if required:
-            raise ValueError(f"missing '{key}'")
+            raise ValueError(_("'{key}' is missing").format(key=key))
         return
     if not isinstance(obj[key], str) or not obj[key].strip():
-        raise ValueError(f"'{key}' must be a non-empty string, not {json.dumps(obj[key])[:40]}")
+        raise ValueError(_("'{key}' must be a non-empty string, not {value}").format(
+            key=key, value=json.dumps(obj[key])[:40]))
 
 
 def _check_list_of_str(obj: dict[str, Any], key: str) -> None:
     if key in obj and not (isinstance(obj[key], list) and all(isinstance(x, str) for x in obj[key])):
-        raise ValueError(f"'{key}' must be a list of ids, not {json.dumps(obj[key])[:40]}")
+        raise ValueError(_("'{key}' must be a list of ids, not {value}").format(key=key,
+                                                                                value=json.dumps(obj[key])[:40]))
 
 
 def _check(kind: str, obj: dict[str, Any]) -> None:
@@ -86,17 +90,19 @@ def _check(kind: str, obj: dict[str, Any]) -> None:
     if kind == "Paper":
         for key in ("reference", "name"):  # may be empty: the importer falls back to the id
             if key in obj and not isinstance(obj[key], str):
-                raise ValueError(f"'{key}' must be a string, not {json.dumps(obj[key])[:40]}")
+                raise ValueError(_("'{key}' must be a string, not {value}").format(key=key,
+                                                                                   value=json.dumps(obj[key])[:40]))
         consultations = obj.get("consultation", [])
         if not isinstance(consultations, list):
-            raise ValueError("'consultation' must be a list")
+            raise ValueError(_("'{key}' must be a list").format(key="consultation"))
         for n, c in enumerate(consultations):
             if not isinstance(c, dict):
-                raise ValueError(f"consultation {n + 1} must be an object")
+                raise ValueError(_("consultation {number} must be an object").format(number=n + 1))
             _check_list_of_str(c, "organization")
             for key in ("meeting", "agendaItem", "role"):
                 if key in c and c[key] is not None and not isinstance(c[key], str):
-                    raise ValueError(f"consultation {n + 1}: '{key}' must be a string")
+                    raise ValueError(_("consultation {number}: '{key}' must be a string").format(number=n + 1,
+                                                                                                 key=key))
     elif kind == "Meeting":
         if "start" in obj:
             parse_instant(obj["start"], "'start'")
@@ -104,7 +110,7 @@ def _check(kind: str, obj: dict[str, Any]) -> None:
         items = obj.get("agendaItem", [])
         if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("id"), str)
                                                    for i in items):
-            raise ValueError("'agendaItem' must be a list of objects with an id")
+            raise ValueError(_("'agendaItem' must be a list of objects with an id"))
     elif kind == "Organization":
         _check_str(obj, "name", required=True)
 
@@ -119,16 +125,18 @@ def read_oparl(paths: Iterable[Path]) -> OParlData:
         try:
             content = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
-            data.problems.append(ReadProblem(str(path), f"cannot read: {exc}"))
+            data.problems.append(ReadProblem(str(path), _("cannot read: {reason}").format(reason=exc)))
             continue
         except json.JSONDecodeError as exc:
-            data.problems.append(ReadProblem(f"{path}:{exc.lineno}:{exc.colno}", f"not JSON: {exc.msg}"))
+            data.problems.append(ReadProblem(f"{path}:{exc.lineno}:{exc.colno}",
+                                             _("not JSON: {reason}").format(reason=exc.msg)))
             continue
         except RecursionError:
-            data.problems.append(ReadProblem(str(path), "not usable: nested too deeply"))
+            data.problems.append(ReadProblem(str(path), _("not usable: nested too deeply")))
             continue
         except ValueError as exc:  # e.g. a number of more than 4,300 digits
-            data.problems.append(ReadProblem(str(path), f"not usable: {str(exc).splitlines()[0][:120]}"))
+            data.problems.append(ReadProblem(str(path), _("not usable: {reason}").format(
+                reason=str(exc).splitlines()[0][:120])))
             continue
         try:
             objects = list(_objects(content))
@@ -136,16 +144,18 @@ def read_oparl(paths: Iterable[Path]) -> OParlData:
             data.problems.append(ReadProblem(str(path), str(exc)))
             continue
         for n, obj in enumerate(objects):
-            where = f"{path} object {n + 1}"
+            where = _("{path} object {number}").format(path=path, number=n + 1)
             if not isinstance(obj, dict):
-                data.problems.append(ReadProblem(where, f"expected an object, found {type(obj).__name__}"))
+                data.problems.append(ReadProblem(where, _("expected an object, found {kind}").format(
+                    kind=type(obj).__name__)))
                 continue
             kind = str(obj.get("type", "")).rstrip("/").rsplit("/", 1)[-1]
             if kind not in _KINDS:
                 if kind in ("System", "Body", "AgendaItem", "Consultation", "File", "Person", "Membership",
                             "LegislativeTerm", "Location"):
                     continue  # not needed for the import
-                data.problems.append(ReadProblem(where, f"unknown or missing type {obj.get('type')!r}"))
+                data.problems.append(ReadProblem(where, _("unknown or missing type {type}").format(
+                    type=repr(obj.get("type")))))
                 continue
             if isinstance(obj.get("id"), str):
                 where = f"{path} {kind} {obj['id']}"
