@@ -23,13 +23,13 @@ def test_file_then_environment_then_options(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "env", "message"),
     [
-        ("morning_hur = 7\n", {}, r"unknown setting 'morning_hur' \(did you mean 'morning_hour'\?\)"),
-        ("morning_hour = 25\n", {}, "morning_hour must be between 0 and 23, not 25"),
-        ("tick_seconds = 'oft'\n", {}, "tick_seconds must be a whole number, not 'oft'"),
-        ("mail = [1]\n", {}, "mail must be text"),
-        ("[councilflow\n", {}, "config .*: "),
-        ("", {"COUNCILFLOW_DIGEST_HOUR": "sieben"}, "COUNCILFLOW_DIGEST_HOUR: digest_hour must be a whole number"),
-        ("", {"COUNCILFLOW_TIMEZONE": "Mars/Olympus"}, "timezone 'Mars/Olympus' is not an IANA time zone"),
+        ("morning_hur = 7\n", {}, r"unbekannte Einstellung 'morning_hur' \(gemeint: 'morning_hour'\?\)"),
+        ("morning_hour = 25\n", {}, "morning_hour muss zwischen 0 und 23 liegen, nicht 25"),
+        ("tick_seconds = 'oft'\n", {}, "tick_seconds muss eine ganze Zahl sein, nicht 'oft'"),
+        ("mail = [1]\n", {}, "mail muss Text sein"),
+        ("[councilflow\n", {}, "Konfiguration .*: kein gültiges TOML: "),
+        ("", {"COUNCILFLOW_DIGEST_HOUR": "sieben"}, "COUNCILFLOW_DIGEST_HOUR: digest_hour muss eine ganze Zahl sein"),
+        ("", {"COUNCILFLOW_TIMEZONE": "Mars/Olympus"}, "timezone 'Mars/Olympus' ist keine IANA-Zeitzone"),
     ],
     ids=["unknown-key", "out-of-range", "not-a-number", "not-text", "toml-syntax", "bad-env", "bad-zone"],
 )

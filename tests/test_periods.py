@@ -79,9 +79,9 @@ def test_due_in_months_and_not_before_a_date_field(store: Store, tmp_path: Path,
 
 @pytest.mark.parametrize(("old", "new", "message"), [
     ("not_before: {after: entered, days: 14}", "not_before: {after: eingng, days: 14}",
-     "not_before of transition 'kenntnis_nehmen' needs 'after: entered' or 'after: FIELD'"),
-    ("not_before: {after: entered, days: 14}", "not_before: {after: entered, weeks: 2}", "unknown key 'weeks'"),
-    ("not_before: {after: entered, days: 14}", "not_before: {after: title, days: 14}", "possible: entered, eingang"),
+     "not_before von Übergang 'kenntnis_nehmen' braucht 'after: entered' oder 'after: FELD'"),
+    ("not_before: {after: entered, days: 14}", "not_before: {after: entered, weeks: 2}", "unbekannter Schlüssel 'weeks'"),
+    ("not_before: {after: entered, days: 14}", "not_before: {after: title, days: 14}", "möglich: entered, eingang"),
 ])
 def test_not_before_is_checked_at_load(old: str, new: str, message: str) -> None:
     with pytest.raises(DefinitionError) as caught:
@@ -125,12 +125,12 @@ def test_due_before_a_date_field_starts_when_the_field_is_set(store: Store, tmp_
 
 @pytest.mark.parametrize(("old", "new", "message"), [
     ("due: {before: eingang, months: 1}", "due: {before: eingng, months: 1}",
-     "'before: eingng' in due of deadline 'vorbericht' names no anchor (did you mean 'eingang'?)"),
-    ("due: {before: eingang, months: 1}", "due: {after: title, months: 1}", "possible: entered, eingang"),
+     "'before: eingng' in due von Frist 'vorbericht' nennt keinen Bezugspunkt (gemeint: 'eingang'?)"),
+    ("due: {before: eingang, months: 1}", "due: {after: title, months: 1}", "möglich: entered, eingang"),
     ("due: {before: eingang, months: 1}", "due: {before: eingang, invitation_period: true}",
-     "unknown key 'invitation_period'"),
+     "unbekannter Schlüssel 'invitation_period'"),
     ("due: {before: eingang, months: 1}", "due: {before: eingang, after: entered, days: 1}",
-     "due of deadline 'vorbericht' needs one of"),
+     "due von Frist 'vorbericht' braucht eines von"),
 ])
 def test_due_anchor_is_checked_at_load(old: str, new: str, message: str) -> None:
     with pytest.raises(DefinitionError) as caught:

@@ -66,11 +66,11 @@ def test_each_mistake_is_one_plain_line_at_its_place(what: str, make: object, me
 
 @pytest.mark.parametrize(("old", "new", "message"), [
     ("  entwurf:    {label: Entwurf, initial: true}", "  entwurf: Entwurf",
-     "state 'entwurf' must be a mapping, not text 'Entwurf'"),
+     "Zustand 'entwurf' muss eine Abbildung sein, nicht der Text 'Entwurf'"),
     ("    consultation: {body: afwk, role: Kenntnisnahme}", "    consultation: afwk",
-     "consultation of state 'ausschuss' must be a mapping, not text 'afwk'"),
+     "consultation von Zustand 'ausschuss' muss eine Abbildung sein, nicht der Text 'afwk'"),
     ('  afwk: {name: "Ausschuss für Finanzen, Wirtschaftsförderung und Kreisentwicklung", invitation_days: 7}',
-     "  - afwk", "bodies must be a mapping, not a list"),
+     "  - afwk", "bodies muss eine Abbildung sein, nicht eine Liste"),
 ], ids=["state", "consultation", "bodies"])
 def test_a_wrong_type_is_one_problem_without_follow_ons(old: str, new: str, message: str) -> None:
     """Not also "unknown state 'entwurf'", "no initial state" or "waits for no meeting"."""
