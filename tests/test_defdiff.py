@@ -190,10 +190,10 @@ def test_two_files_json_and_errors(tmp_path: Path, capsys: Cli) -> None:
             "details": ["fällig: 10 Arbeitstage vor Sitzung → 8 Arbeitstage vor Sitzung"]} in report["changes"]
     assert report["affected"][0] == {"state": "entwurf", "why": "Übergänge geändert"}  # no database: no counts
     assert run(["definitions", "diff", "vorlage", str(new), "--db", f"sqlite:///{tmp_path / 'nope.db'}"]) == 8
-    assert "no database at sqlite:///" in capsys.readouterr().err
+    assert "keine Datenbank unter sqlite:///" in capsys.readouterr().err
     assert not (tmp_path / "nope.db").exists()
     assert run(["definitions", "diff", "andere", str(new)]) == 4
-    assert capsys.readouterr().err.strip() == f"councilflow: error: {new} is workflow 'vorlage', not 'andere'"
+    assert capsys.readouterr().err.strip() == f"councilflow: Fehler: {new} ist Ablauf 'vorlage', nicht 'andere'"
     new.write_text(V1.replace("{label: Entwurf,", "{label: Entwurf der Vorlage,"), encoding="utf-8")
     assert run(["definitions", "diff", str(old), str(new)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == ("Achtung: die neue Fassung hat Version 1, nicht mehr als 1: "
@@ -201,4 +201,4 @@ def test_two_files_json_and_errors(tmp_path: Path, capsys: Cli) -> None:
                                                         "Versionsnummer.")
     new.write_text(V2.replace("dest: anhoerung", "dest: anhorung"), encoding="utf-8")
     assert run(["definitions", "diff", str(old), str(new)]) == 3
-    assert "unknown state 'anhorung' (did you mean 'anhoerung'?)" in capsys.readouterr().err
+    assert "unbekannter Zustand 'anhorung' (gemeint: 'anhoerung'?)" in capsys.readouterr().err

@@ -151,7 +151,8 @@ def test_reimport_appends_what_the_ris_recorded_since(engine: Engine, clock: Fix
     _export(db_url, defs_dir, out)
     clash = _import(target_url, defs_dir, mappings[1], out)
     reasons = {s["reference"]: s["reason"] for s in clash["skipped"]}
-    assert reasons["KS-1"] == "its recorded trail differs from the one stored (changed here or in the RIS)"
+    assert reasons["KS-1"] == ("ihr aufgezeichneter Verlauf weicht vom gespeicherten ab (hier oder im "
+                               "Ratsinformationssystem geändert)")
 
 
 def test_malformed_oparl_is_reported_per_object(tmp_path: Path, db_url: str, defs_dir: Path,
@@ -178,17 +179,17 @@ def test_malformed_oparl_is_reported_per_object(tmp_path: Path, db_url: str, def
     report = _import(db_url, defs_dir, mappings[0], folder)
     assert report["imported"] == ["SV-1"]
     unreadable = "\n".join(report["unreadable"])
-    assert "papers.json object 2: missing 'id'" in unreadable
-    assert f"Paper {base}/papers/3: 'reference' must be a string, not 17" in unreadable
-    assert f"Paper {base}/papers/4: 'consultation' must be a list" in unreadable
-    assert "object 7: expected an object, found str" in unreadable
-    assert f"Meeting {base}/meetings/1: 'start' 'morgen' is not an ISO 8601 date-time" in unreadable
-    assert "broken.json:1:2: not JSON" in unreadable
+    assert "papers.json Objekt 2: 'id' fehlt" in unreadable
+    assert f"Paper {base}/papers/3: 'reference' muss ein Text sein, nicht 17" in unreadable
+    assert f"Paper {base}/papers/4: 'consultation' muss eine Liste sein" in unreadable
+    assert "Objekt 7: ein Objekt erwartet, str gefunden" in unreadable
+    assert f"Meeting {base}/meetings/1: 'start' 'morgen' ist kein Zeitpunkt nach ISO 8601" in unreadable
+    assert "broken.json:1:2: kein JSON" in unreadable
     skipped = {s["reference"]: s["reason"] for s in report["skipped"]}
     assert skipped == {
-        "SV-5": "consultation 1: organization 'https://ris.example/oparl/organizations/unbekannt' is not mapped "
-                "to a body",
-        "SV-6": "paper created '2020-08-04T09:00:00' has no time zone offset",
+        "SV-5": "Beratung 1: Organisation 'https://ris.example/oparl/organizations/unbekannt' ist keinem Gremium "
+                "zugeordnet",
+        "SV-6": "Anlage der Vorlage '2020-08-04T09:00:00' hat keinen Zeitzonen-Versatz",
     }
 
 
@@ -201,8 +202,8 @@ def test_bad_mapping_names_file_line_and_column(tmp_path: Path, db_url: str, def
     assert run(["import", "oparl", str(tmp_path), "--mapping", str(mapping), "--db", db_url,
                 "--definitions", str(defs_dir)]) == 3
     err = capsys.readouterr().err.splitlines()
-    assert err == [f"{mapping}:3:14: unknown body 'afwc' (did you mean 'afwk'?)",
-                   f"{mapping}:5:31: unknown trigger 'vertagn' (did you mean 'vertagen'?)"]
+    assert err == [f"{mapping}:3:14: unbekanntes Gremium 'afwc' (gemeint: 'afwk'?)",
+                   f"{mapping}:5:31: unbekannter Trigger 'vertagn' (gemeint: 'vertagen'?)"]
 
 
 def test_karlsruhe_files_are_read_completely() -> None:

@@ -280,7 +280,7 @@ def test_done_steps_mark_a_deadline_done(tmp_path: Path, capsys: Cli) -> None:
     (SHORT.replace("{title: Strategie}", "{title: {a: 1}}"),
      ["4:17: fields: der Wert von 'title' muss Text, eine Zahl, true/false oder eine Liste von Texten sein"]),
     (SHORT + "  - {at: 2025-09-03T10:00, fire: x\n", ["8:5: die geschweifte Klammer { wird nicht geschlossen"]),
-    (SHORT + "steps: []\n", ["8:1: duplicate key 'steps' (first defined at line 5)"]),
+    (SHORT + "steps: []\n", ["8:1: doppelter Schlüssel 'steps' (zuerst in Zeile 5)"]),
     (SHORT + "farbe: blau\nuntil: gestern\n", ["8:1: unbekannter Schlüssel 'farbe'",
                                                  "9:8: until muss ein Zeitpunkt wie 2025-09-02T10:00 sein"]),
 ])
@@ -301,7 +301,7 @@ def test_a_missing_scenario_file_and_an_unknown_workflow(tmp_path: Path, capsys:
     assert code == 4 and err == f"{tmp_path / 'fehlt.yaml'}:1:1: die Datei kann nicht gelesen werden: No such file " \
                                 "or directory\n"
     code, _, err = _simulate(capsys, "kreisstrategy", str(SCENARIO))
-    assert code == 8 and err.startswith("councilflow: error: ")
+    assert code == 8 and err.startswith("councilflow: Fehler: ")
 
 
 # --- the key check: the dry run sends what a real database sends ----------------------------------------------
@@ -373,5 +373,5 @@ def test_tick_until_refuses_to_go_back(tmp_path: Path, capsys: Cli) -> None:
     db = f"sqlite:///{tmp_path / 'x.db'}"
     capsys.readouterr()
     assert run(["tick", "--until", "2025-01-01T00:00", "--db", db, "--now", "2025-02-01T00:00"]) == 4
-    assert capsys.readouterr().err == ("councilflow: error: --until 2025-01-01T00:00 liegt vor dem Start "
+    assert capsys.readouterr().err == ("councilflow: Fehler: --until 2025-01-01T00:00 liegt vor dem Start "
                                        "01.02.2025 00:00 (--now)\n")
