@@ -88,7 +88,7 @@ def test_branch_option_and_human_status(env: dict[str, str], capsys: Cli) -> Non
         (["documents", "create", "sachstandsbericht", "SV-1", "--actor", LANDRAT, "--set", "title"], 4,
          "--set 'title' must have the form FIELD=VALUE"),
         (["status", "SV-1", "--now", "gestern"], 4, "--now: 'gestern' is not an ISO 8601 date-time"),
-        (["definitions", "show", "kreistrategie"], 8, "did you mean 'kreisstrategie'"),
+        (["definitions", "show", "kreistrategie"], 8, "gemeint: 'kreisstrategie'"),
         (["status", "SV-1", "--db", "mysql://x/y"], 4, "only sqlite:/// and postgresql+psycopg:// are supported"),
     ],
     ids=["not-found", "not-permitted", "bad-set", "bad-now", "unknown-workflow", "bad-db"],

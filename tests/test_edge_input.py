@@ -233,7 +233,7 @@ def test_hostile_papers_are_skipped_with_their_reason(db_url: str, defs_dir: Pat
     reasons = {s["reference"][:10]: s["reason"] for s in report["skipped"]}
     assert "1 to 120 characters" in reasons["X" * 10]
     assert "invisible or control character" in reasons["SV\x00NUL"]
-    assert "result must be text, not list" in reasons["SV-LIST"] and "not int" in reasons["SV-NUM"]
+    assert "muss Text sein, nicht list" in reasons["SV-LIST"] and "nicht int" in reasons["SV-NUM"]
 
 
 def test_templates_are_bounded(tmp_path: Path) -> None:
@@ -252,12 +252,12 @@ def test_templates_are_bounded(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("workflow: x\nversion: " + "9" * 5000 + "\n", "x.yaml:2:10: the number 99999999999999999999… has 5000 digits"),
-    ("workflow: x\ntitle: " + "[" * 1000 + "]" * 1000 + "\n", "the file is nested more than 32 levels deep"),
+    ("workflow: x\nversion: " + "9" * 5000 + "\n", "x.yaml:2:10: die Zahl 99999999999999999999… hat 5000 Ziffern"),
+    ("workflow: x\ntitle: " + "[" * 1000 + "]" * 1000 + "\n", "die Datei ist mehr als 32 Ebenen tief verschachtelt"),
     ("workflow: x\ntitle: '" + "x" * 1_000_001 + "'\n",
-     "x.yaml:1:1: the file has 1.000.023 characters; at most 1.000.000"),
+     "x.yaml:1:1: die Datei hat 1.000.023 Zeichen; erlaubt sind höchstens 1.000.000"),
     ("workflow: x\nversion: 1\ntitle: t\ntimezone: Europe/Berlin\nstates: {}\ntransitions: []\n",
-     "x.yaml:5:1: states is empty"),
+     "x.yaml:5:1: states ist leer"),
 ])
 def test_hostile_definitions_are_located_problems(text: str, message: str) -> None:
     from workflow import DefinitionError, load_definition

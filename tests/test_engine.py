@@ -64,7 +64,7 @@ def test_create_checks_role_and_duplicates(engine: Engine) -> None:
     create_sv(engine)
     with pytest.raises(ConflictError, match="a paper with reference 'SV-9-1809' exists already"):
         create_sv(engine)
-    with pytest.raises(NotFoundError, match=r"no workflow 'sachstandbericht'.*did you mean 'sachstandsbericht'"):
+    with pytest.raises(NotFoundError, match=r"kein Ablauf 'sachstandbericht'.*gemeint: 'sachstandsbericht'"):
         engine.create("sachstandbericht", "X-1", LANDRAT, {"title": "x"})
 
 

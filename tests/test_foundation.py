@@ -72,7 +72,7 @@ def test_one_email_rule_for_definitions_and_actors(tmp_path: Path) -> None:
     load_definition(text.replace(member, "landrat@intranet"), "sachstandsbericht.yaml")
     assert check_actor(" Landrat@Intranet ") == "landrat@intranet"
     for bad in ("landrat", "landrat@", "a@b@c", "land rat@kreis.example", "landrat@kreis..example"):
-        with pytest.raises(DefinitionError, match=f"'{bad}' in role 'verfasser' is not an e-mail address"):
+        with pytest.raises(DefinitionError, match=f"'{bad}' in Rolle 'verfasser' ist keine E-Mail-Adresse"):
             load_definition(text.replace(member, f'"{bad}"'), "sachstandsbericht.yaml")
         with pytest.raises(InputError, match=f"^actor '{bad}' is not an e-mail address$"):
             check_actor(bad)
@@ -95,7 +95,7 @@ def test_imported_reminders_go_out_at_the_configured_morning_hour(
     target = f"sqlite:///{tmp_path / 'imported.db'}"
     code, out = _cli("import", "oparl", str(tmp_path / "x"), "--mapping", str(mappings[1]), "--db", target,
                      "--definitions", str(defs_dir), "--now", "2020-09-17T12:00")
-    assert code == 0 and "1 imported" in out, out
+    assert code == 0 and "1 importiert" in out, out
     imported = Engine(SqlStore(target), DefinitionLibrary(defs_dir), clock)
     assert imported.status("KS-7").state == engine.status("KS-7").state
     reminders = [m for v in imported.deadlines("KS-7") for m in v.mails if m.kind == "remind"]

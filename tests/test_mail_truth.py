@@ -142,5 +142,5 @@ def test_meetings_in_the_calendar_have_their_place_and_length(store: object, tmp
     [_, meeting] = Calendar.from_ical(part.get_content()).walk("VEVENT")
     assert str(meeting["location"]) == "Kreishaus, Sitzungssaal"
     assert meeting.decoded("dtend") - meeting.decoded("dtstart") == timedelta(hours=3)
-    with pytest.raises(DefinitionError, match="meeting_hours of body 'afwk' must be a number of hours above 0"):
+    with pytest.raises(DefinitionError, match="meeting_hours von Gremium 'afwk' muss eine Stundenzahl über 0"):
         load_definition(text.replace("meeting_hours: 3", "meeting_hours: 0"), "sachstandsbericht.yaml")

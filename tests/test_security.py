@@ -60,12 +60,12 @@ def test_a_workflow_is_a_name_never_a_path(engine: Engine, tmp_path: Path, name:
     with _client(engine) as client:
         response = client.post("/api/papers", headers={"X-Remote-User": FEDER},
                                json={"workflow": workflow, "reference": "X-1", "fields": {"title": "x"}})
-        assert response.status_code == 404 and "unknown workflow" in response.json()["detail"]
+        assert response.status_code == 404 and "unbekannter Ablauf" in response.json()["detail"]
         assert "angreifer" not in response.text and "Fremde" not in response.text
         if workflow.strip("/"):
             assert client.get(f"/api/definitions/{workflow.lstrip('/')}",
                               headers={"X-Remote-User": FEDER}).status_code == 404
-    with pytest.raises(NotFoundError, match="unknown workflow"):
+    with pytest.raises(NotFoundError, match="unbekannter Ablauf"):
         engine.create(workflow, "X-2", FEDER, {"title": "x"})
 
 
@@ -142,7 +142,7 @@ def test_sets_declares_what_a_trigger_may_change(tmp_path: Path) -> None:
     with pytest.raises(DefinitionError) as caught:
         load_definition(text.replace("requires: [meeting]}", "requires: [meeting], sets: [publik, result]}"),
                         "sachstandsbericht.yaml")
-    assert "unknown field 'publik' (did you mean 'public'?)" in str(caught.value)
+    assert "unbekanntes Feld 'publik' (gemeint: 'public'?)" in str(caught.value)
     assert "'result' is built in" in str(caught.value)
     from datetime import UTC, datetime
 

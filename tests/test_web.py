@@ -70,7 +70,7 @@ def test_definitions_endpoints(client: TestClient) -> None:
     diagram = client.get("/api/definitions/kreisstrategie/diagram?current=bmk", headers=as_user(SITZ))
     assert diagram.text.startswith("stateDiagram-v2") and "class bmk current" in diagram.text
     missing = client.get("/api/definitions/kreistrategie", headers=as_user(SITZ))
-    assert missing.status_code == 404 and "did you mean 'kreisstrategie'" in missing.json()["detail"]
+    assert missing.status_code == 404 and "gemeint: 'kreisstrategie'" in missing.json()["detail"]
 
 
 def test_paper_lifecycle_over_the_api(client: TestClient) -> None:
