@@ -98,9 +98,9 @@ def test_the_trusted_header_counts_only_from_the_proxy(engine: Engine, caplog: p
 
 
 def test_identity_settings_are_checked_at_start() -> None:
-    with pytest.raises(InputError, match="needs trusted_proxies"):
+    with pytest.raises(InputError, match="braucht trusted_proxies"):
         load_settings(env={"COUNCILFLOW_TRUSTED_HEADER": "X-Remote-User"})
-    with pytest.raises(InputError, match=r"'proxy\.local' is not an IP address"):
+    with pytest.raises(InputError, match=r"'proxy\.local' ist keine IP-Adresse"):
         load_settings(env={"COUNCILFLOW_TRUSTED_HEADER": "X-Remote-User", "COUNCILFLOW_TRUSTED_PROXIES": "proxy.local"})
     from workflow.web.identity import Identity
 
@@ -143,7 +143,7 @@ def test_sets_declares_what_a_trigger_may_change(tmp_path: Path) -> None:
         load_definition(text.replace("requires: [meeting]}", "requires: [meeting], sets: [publik, result]}"),
                         "sachstandsbericht.yaml")
     assert "unbekanntes Feld 'publik' (gemeint: 'public'?)" in str(caught.value)
-    assert "'result' is built in" in str(caught.value)
+    assert "'result' ist eingebaut" in str(caught.value)
     from datetime import UTC, datetime
 
     from workflow.machine import compile_machine
@@ -267,7 +267,7 @@ def test_verify_covers_the_rules_the_papers_ran_on(engine: Engine, db_url: str, 
     if case == "edited-roles":
         from workflow import AuditIntegrityError
 
-        with pytest.raises(AuditIntegrityError, match="was edited in the database"):
+        with pytest.raises(AuditIntegrityError, match="wurde in der Datenbank geändert"):
             fresh.fire("SV-1", "zurueckziehen", "angreifer@evil.example")
 
 
