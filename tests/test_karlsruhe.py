@@ -25,14 +25,14 @@ MAPPING = DEFINITIONS / "mappings" / "karlsruhe.yaml"
 BERLIN = ZoneInfo("Europe/Berlin")
 # One paper per kind of reason for not importing (trim.py's SKIP_EXAMPLES), with the reason given.
 SKIP_EXAMPLES = {
-    "2020/0030": "'verwiesen in Fachausschuss' of gemeinderat refers the paper onwards, but the consultation it "
-                 "was referred to is not recorded",
-    "2019/0378": "consultation 1: organization None is not mapped to a body",
-    "2022/2424": "consultation of sozial (Kenntnisnahme) in state 'vorberatung_sozial' cannot follow state "
-                 "'erledigt': the path does not fit the workflow",
-    "2024/0042": "body or_wettersbach is consulted in 18 states and the recorded path does not say which; "
-                 "map role 'Anhörung' to one",
-    "2026/0061": "or_wettersbach decided already, but has another consultation",
+    "2020/0030": "'verwiesen in Fachausschuss' von gemeinderat verweist die Vorlage weiter, aber die Beratung, an "
+                 "die sie verwiesen wurde, ist nicht aufgezeichnet",
+    "2019/0378": "Beratung 1: Organisation None ist keinem Gremium zugeordnet",
+    "2022/2424": "die Beratung von sozial (Kenntnisnahme) in Zustand 'vorberatung_sozial' kann nicht auf Zustand "
+                 "'erledigt' folgen: der Weg passt nicht zum Ablauf",
+    "2024/0042": "Gremium or_wettersbach berät in 18 Zuständen, und der aufgezeichnete Weg sagt nicht, in welchem; "
+                 "ordnen Sie die Rolle 'Anhörung' einem zu",
+    "2026/0061": "or_wettersbach hat schon entschieden, hat aber eine weitere Beratung",
 }
 
 
@@ -91,7 +91,7 @@ def test_the_sample_mostly_fits_and_the_rest_is_reported(karlsruhe: tuple[Engine
     """Most papers fit; each that does not has a reason and left nothing behind; the trail verifies."""
     engine, report, _ = karlsruhe
     assert (len(report["imported"]), len(report["skipped"])) == (44, 15)  # of the sample's 59 papers
-    assert all(s["reason"] and not s["reason"].startswith("unexpected data") for s in report["skipped"])
+    assert all(s["reason"] and not s["reason"].startswith("unerwartete Daten") for s in report["skipped"])
     reasons = {s["reference"]: s["reason"] for s in report["skipped"]}
     assert {ref: reasons[ref] for ref in SKIP_EXAMPLES} == SKIP_EXAMPLES
     stored = set(engine.store.references())
