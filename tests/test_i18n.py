@@ -129,3 +129,21 @@ def test_the_cli_speaks_german_and_english_on_request(args: list[str], env: dict
                             capture_output=True, text=True, env={**os.environ, **env}, cwd=tmp_path, check=False)
     assert result.returncode == 4
     assert result.stderr.startswith(expected), result.stderr
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    ([], "unbekannter Zustand 'erledgt' (gemeint: 'erledigt'?)"),
+    (["--lang", "en"], "unknown state 'erledgt' (did you mean 'erledigt'?)"),
+])
+def test_a_broken_definition_is_reported_in_german_and_in_english_on_request(args: list[str], expected: str,
+                                                                             tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    path = tmp_path / "unknown_state.yaml"
+    shutil.copy(ROOT / "tests" / "bad_definitions" / "unknown_state.yaml", path)
+    env = {k: v for k, v in os.environ.items() if k not in ("COUNCILFLOW_LANG", "LANG", "LC_ALL", "LC_MESSAGES")}
+    result = subprocess.run([sys.executable, "-m", "workflow.cli", *args, "definitions", "validate", str(path)],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    assert result.returncode == 3
+    assert result.stderr == f"{path}:25:51: {expected}\n"
