@@ -80,7 +80,8 @@ def test_due_in_months_and_not_before_a_date_field(store: Store, tmp_path: Path,
 @pytest.mark.parametrize(("old", "new", "message"), [
     ("not_before: {after: entered, days: 14}", "not_before: {after: eingng, days: 14}",
      "not_before von Übergang 'kenntnis_nehmen' braucht 'after: entered' oder 'after: FELD'"),
-    ("not_before: {after: entered, days: 14}", "not_before: {after: entered, weeks: 2}", "unbekannter Schlüssel 'weeks'"),
+    ("not_before: {after: entered, days: 14}", "not_before: {after: entered, weeks: 2}",
+     "unbekannter Schlüssel 'weeks'"),
     ("not_before: {after: entered, days: 14}", "not_before: {after: title, days: 14}", "möglich: entered, eingang"),
 ])
 def test_not_before_is_checked_at_load(old: str, new: str, message: str) -> None:

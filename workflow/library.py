@@ -35,7 +35,8 @@ class DefinitionLibrary:
         if not isinstance(workflow, str) or not WORKFLOW_ID.fullmatch(workflow):
             known = self.workflows()
             raise NotFoundError(_("unknown workflow {name}: a workflow is named by its id ([a-z][a-z0-9_]*); known: "
-                                  "{known}").format(name=repr(str(workflow)[:100]), known=", ".join(known) or _("none")))
+                                  "{known}").format(name=repr(str(workflow)[:100]),
+                                                    known=", ".join(known) or _("none")))
         for suffix in (".yaml", ".yml"):
             candidate = self.folder / f"{workflow}{suffix}"
             if candidate.is_file():
@@ -43,7 +44,8 @@ class DefinitionLibrary:
         known = self.workflows()
         raise NotFoundError(
             _("no workflow '{name}' in {folder}{hint}; known: {known}").format(
-                name=workflow, folder=self.folder, hint=did_you_mean(workflow, known), known=", ".join(known) or _("none"))
+                name=workflow, folder=self.folder, hint=did_you_mean(workflow, known),
+                known=", ".join(known) or _("none"))
         )
 
     def workflows(self) -> list[str]:

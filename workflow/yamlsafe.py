@@ -245,7 +245,8 @@ def plain_syntax_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, int, 
         key, indent = _key_at(lines, at.line)
         if "'-'" in problem:
             return line, col, _("a list entry '- {key}' in the middle of a mapping; a level is either a list (every "
-                                "line starts with '- ') or a mapping (every line 'key: value'), not both").format(key=key)
+                                "line starts with '- ') or a mapping (every line 'key: value'), not both").format(
+                key=key)
         if "'?'" in problem or "block collection" in context:
             return line, col, _("'{key}' stands as a key in a list; a level is either a list (every line starts "
                                 "with '- ') or a mapping (every line 'key: value'), not both").format(key=key)
