@@ -215,7 +215,7 @@ class OParlImporter:
         for meeting in data.meetings.values():
             if not meeting.get("start") or meeting.get("cancelled") is True:
                 continue
-            start = parse_instant(meeting["start"], "meeting start")
+            start = parse_instant(meeting["start"], _("meeting start"))
             for org in meeting.get("organization") or []:
                 name = data.organizations.get(org, {}).get("name")
                 body = self.mapping.organizations.get(org) or self.mapping.organizations.get(name or "")
