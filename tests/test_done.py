@@ -167,9 +167,9 @@ def test_the_new_keys_are_checked_at_load(change: str, message: str) -> None:
     with pytest.raises(DefinitionError) as caught:
         load_definition(TEXT.replace(change, message), "sachstandsbericht.yaml")
     text = str(caught.value)
-    assert ("'freigeben' is no trigger of the states of deadline 'vorlage'" in text
-            or "internal transition 'vorlage_freigeben' has no dest" in text
-            or "internal of transition 'vorlage_freigeben' must be true or false" in text), text
+    assert ("'freigeben' ist kein Trigger der Zustände von Frist 'vorlage'" in text
+            or "interner Übergang 'vorlage_freigeben' hat kein dest" in text
+            or "internal von Übergang 'vorlage_freigeben' muss true oder false sein" in text), text
 
 
 def test_a_broken_trail_entry_of_the_new_kinds_is_found(engine: Engine) -> None:

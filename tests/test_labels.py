@@ -58,12 +58,12 @@ def test_a_label_is_trimmed_and_may_be_80_characters() -> None:
 
 
 @pytest.mark.parametrize(("value", "line_col", "message"), [
-    ('""', "14:12", "label of transition 'zurueckziehen' '' must be 1 to 80 characters"),
+    ('""', "14:12", "label von Übergang 'zurueckziehen' '' must be 1 to 80 characters"),
     ("'" + "x" * 81 + "'", "14:12", "must be 1 to 80 characters"),
     ('"Zurück\\nziehen"', "14:12", "contains an invisible or control character (at position 7)"),
     ('"Zurück\\u200bziehen"', "14:12", "contains an invisible or control character (at position 7)"),
-    ("[a, b]", "14:12", "label of transition 'zurueckziehen' must be text, not a list"),
-    ("12", "14:12", "label of transition 'zurueckziehen' must be text, not number 12"),
+    ("[a, b]", "14:12", "label von Übergang 'zurueckziehen' muss Text sein, nicht eine Liste"),
+    ("12", "14:12", "label von Übergang 'zurueckziehen' muss Text sein, nicht die Zahl 12"),
 ])
 def test_a_bad_label_is_refused_with_its_place(value: str, line_col: str, message: str) -> None:
     with pytest.raises(DefinitionError) as caught:
@@ -73,8 +73,8 @@ def test_a_bad_label_is_refused_with_its_place(value: str, line_col: str, messag
 
 @pytest.mark.parametrize("value", ["ja", "1", '"true"', "[true]"])
 def test_confirm_must_be_true_or_false(value: str) -> None:
-    with pytest.raises(DefinitionError, match=r"mini\.yaml:15:14: confirm of transition 'zurueckziehen' must be "
-                                              "true or false"):
+    with pytest.raises(DefinitionError, match=r"mini\.yaml:15:14: confirm von Übergang 'zurueckziehen' muss "
+                                              "true oder false sein"):
         load_definition(MINI.replace("confirm: true", f"confirm: {value}"), "mini.yaml")
 
 
