@@ -147,3 +147,17 @@ def test_a_broken_definition_is_reported_in_german_and_in_english_on_request(arg
                             capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
     assert result.returncode == 3
     assert result.stderr == f"{path}:25:51: {expected}\n"
+
+
+def test_the_diagram_is_drawn_in_the_language_asked_for() -> None:
+    """The embedded diagram is cached per language: an English page never gets the German drawing."""
+    from workflow.diagram import svg_inline
+    from workflow.loader import load_definition_file
+
+    definition = load_definition_file(ROOT / "definitions" / "kreisstrategie.yaml")
+    german = svg_inline(definition)
+    with i18n.use_language("en"):
+        english = svg_inline(definition)
+    assert "alle müssen zustimmen" in german and "all must agree" not in german
+    assert "all must agree" in english and "alle müssen zustimmen" not in english
+    assert 'aria-label="Workflow ' in english
