@@ -44,7 +44,8 @@ def test_hearings_record_outcomes_while_the_council_decides(hearing: Engine) -> 
 def test_join_none_rules() -> None:
     """join: none has no on_success; consultation and parallel together need join: none."""
     text = (HERE / "good_definitions" / "anhoerung.yaml").read_text()
-    with pytest.raises(DefinitionError, match=r"hat join: none, das nirgendwohin weiterführt: entfernen Sie on_success"):
+    with pytest.raises(DefinitionError,
+                       match=r"hat join: none, das nirgendwohin weiterführt: entfernen Sie on_success"):
         load_definition(text.replace("join: none}", "join: none, on_success: beschlossen}"), "a.yaml")
     with pytest.raises(DefinitionError, match=r"kann nicht zugleich consultation und parallel haben, außer der join "
                                               r"von parallel ist none"):
