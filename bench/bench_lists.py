@@ -128,7 +128,13 @@ def fill(engine: Engine, papers: int, entries: int) -> tuple[int, int]:
         deadlines = store.outbox.deadlines(ref, running_only=False)
         mails = {d.id: store.outbox.reminders(deadline_id=d.id, statuses=("pending", "claimed", "sent", "failed",
                                                                           "cancelled")) for d in deadlines}
-        shapes.append((paper, definition, changes, deadlines, mails))
+        listed = {}
+        with store._transaction() as cur:
+            for d in deadlines:
+                cur.execute(store._sql("SELECT email, since FROM deadline_audience WHERE deadline_id = :id"),
+                            {"id": d.id})
+                listed[d.id] = cur.fetchall()
+        shapes.append((paper, definition, changes, deadlines, mails, listed))
     per_paper = statistics.mean(len(s[2]) for s in shapes)
     movable = sum(1 for s in shapes if s[2][-1].kind == "meeting") / len(shapes)
     # meeting moves added to the papers whose last entry set a meeting, to reach the entries asked for
@@ -145,9 +151,9 @@ def fill(engine: Engine, papers: int, entries: int) -> tuple[int, int]:
     db = store._db_time
     written = 0
     for start in range(0, papers, BATCH):
-        paper_rows, audit_rows, deadline_rows, reminder_rows, body_rows = [], [], [], [], []
+        paper_rows, audit_rows, deadline_rows, reminder_rows, body_rows, audience_rows = [], [], [], [], [], []
         for n in range(start, min(start + BATCH, papers)):
-            paper, definition, changes, deadlines, mails = shapes[n % len(shapes)]
+            paper, definition, changes, deadlines, mails, listed = shapes[n % len(shapes)]
             pid += 1
             ref = f"B-{n:06d}"
             moves = changes
@@ -171,6 +177,7 @@ def fill(engine: Engine, papers: int, entries: int) -> tuple[int, int]:
                 did += 1
                 deadline_rows.append((did, pid, ref, d.name, d.label, d.state, d.branch, d.body, db(d.due_at),
                                       d.anchor, db(d.anchor_at), db(d.started_at), d.status, db(d.ended_at)))
+                audience_rows.extend((email, db(d.due_at), did, since) for email, since in listed[d.id])
                 for m in mails[d.id]:
                     rid += 1
                     reminder_rows.append((rid, did, pid, ref, m.kind, m.label, db(m.send_at),
@@ -184,6 +191,7 @@ def fill(engine: Engine, papers: int, entries: int) -> tuple[int, int]:
             copy(cur, "deadlines", DEADLINE_COLUMNS, deadline_rows)
             copy(cur, "reminders", REMINDER_COLUMNS, reminder_rows)
             copy(cur, "paper_bodies", ("body", "reference", "paper_id"), body_rows)
+            copy(cur, "deadline_audience", ("email", "due_at", "deadline_id", "since"), audience_rows)
         written += len(audit_rows)
     with store._transaction() as cur:
         if store.dialect == "postgresql":
@@ -267,13 +275,8 @@ def measure(url: str, n: int, label: str) -> list[tuple[str, float, float]]:
     deep = "B-090000"
     page_1000 = head - 50 * 999 + 1
     clerk = Person(SITZ)
+    now = datetime.now(UTC)
     sql = raw_sql(store)
-    names: dict[str, set[str]] = {}
-    for workflow, version, _, _ in store.iter_definitions():
-        definition = engine.definition_version(workflow, version)
-        names.setdefault(definition.source_hash, set()).update(
-            spec.name for spec in definition.deadlines if any(
-                any(engine._involvement(definition, spec, body, clerk)) for body in (None, *definition.bodies)))
     readable = engine.readable_definitions(clerk)
     pages = max(1, (store.oparl_page(0, 1)[0] + 99) // 100)
 
@@ -284,7 +287,7 @@ def measure(url: str, n: int, label: str) -> list[tuple[str, float, float]]:
     queries: dict[str, Callable[[int], Any]] = {
         "paper list, page 1": lambda i: sql(*store.page_papers_sql(51, readable=readable)),
         "paper list, deep page": lambda i: sql(*store.page_papers_sql(51, deep, readable=readable)),
-        "Meine Fristen (clerk)": lambda i: sql(*store.running_deadlines_sql(50, names=names)),
+        "Meine Fristen (clerk)": lambda i: sql(*store.running_deadlines_sql(50, audience=SITZ, now=now)),
         "audit page 1": lambda i: sql(*store.page_audit_sql(50)),
         "audit page 1,000": lambda i: sql(*store.page_audit_sql(50, page_1000)),
         "OParl papers page": lambda i: [sql(count, params) and sql(select, params) for count, select, params in
@@ -331,8 +334,11 @@ def measure(url: str, n: int, label: str) -> list[tuple[str, float, float]]:
 
 def run_backend(backend: str, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
+        keep = Path(args.keep).resolve() if args.keep else None
         if backend == "sqlite":
-            url = f"sqlite:///{tmp}/lists.db"
+            if keep is not None:
+                keep.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{keep or tmp}/lists.db"
             drop: Callable[[], None] = lambda: None  # noqa: E731
         else:
             import psycopg
@@ -343,6 +349,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
             url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 
             def drop() -> None:
+                if keep is not None:
+                    return
                 with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
                     admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         try:
@@ -360,6 +368,10 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
                 report = engine.verify()
                 print(f"{backend}: audit verify {'ok' if report.ok else 'FAILED'} in {time.perf_counter() - t:.0f} s")
             engine.store.dispose()
+            if keep is not None:
+                print(f"{backend}: kept as {url} (measure again with --measure-only)")
+            if args.fill_only:
+                return
             rows = measure(url, args.n, backend)
             print(f"{'list (' + backend + ', n=' + str(args.n) + ')':<50}{'HTTP p99 ms':>12}{'raw SQL p99 ms':>16}")
             for name, web_p99, sql_p99 in rows:
@@ -375,6 +387,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--verify", action="store_true")
+    parser.add_argument("--keep", metavar="DIR", help="keep the filled database (SQLite: DIR/lists.db; "
+                        "PostgreSQL: the scratch database is not dropped) to measure again with --measure-only")
+    parser.add_argument("--fill-only", action="store_true", help="fill (with --keep) and do not measure")
     parser.add_argument("--measure-only", metavar="URL", help="measure a database filled before (analyzed again)")
     args = parser.parse_args()
     if args.measure_only:

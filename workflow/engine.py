@@ -14,7 +14,15 @@ from typing import Any, Literal, NamedTuple
 from .access import Action, Person, actions, may_create, may_read, may_read_private
 from .audit import Period, VerifyReport, timeline, verify
 from .clock import Clock, SystemClock
-from .deadlines import WaitingDeadline, changed, decide_done, recipients, running_deadlines, waiting_deadlines
+from .deadlines import (
+    ESCALATING,
+    WaitingDeadline,
+    changed,
+    decide_done,
+    involved,
+    running_deadlines,
+    waiting_deadlines,
+)
 from .definition import Definition
 from .errors import ConflictError, InputError, NotFoundError, WorkflowError
 from .library import DefinitionLibrary
@@ -701,23 +709,16 @@ class Engine:
         """One page of "Meine Fristen" in due order (the overdue ones come first: they are due earliest) after
         the deadline ``after`` (due moment, id), and where the next page starts (None: the last page).
 
-        The store is asked for the running deadlines whose names can concern ``who`` in each stored definition
-        (the rule of :meth:`_involvement`, asked once per deadline and body), by the (status, due_at, id) index;
-        each row is then checked against the same rule exactly."""
-        names: dict[str, set[str]] = {}
-        for workflow, version, _, _ in self.store.iter_definitions():
-            definition = self.definition_version(workflow, version)
-            for spec in definition.deadlines:
-                for body in (None, *definition.bodies):
-                    notified, escalation = self._involvement(definition, spec, body, who)
-                    if notified or escalation or who.auditor:
-                        names.setdefault(definition.source_hash, set()).add(spec.name)
-                        break
+        The store is asked for the running deadlines kept with ``who``'s address (each running deadline is stored
+        with everybody it concerns, :func:`~workflow.deadlines.audience`, the rule of :meth:`_involvement`), by
+        the (email, due_at, deadline_id) index; auditors walk every running deadline by (status, due_at, id). Each
+        row is then checked against the rule exactly (and against reading the paper)."""
+        audience = None if who.auditor else who.email
         now = self.now()
         out: list[PersonalDeadline] = []
         cursor = after
         while len(out) < limit:
-            rows = self.store.page_running_deadlines(limit, cursor, names=names)
+            rows = self.store.page_running_deadlines(limit, cursor, audience=audience, now=now)
             for paper, record in rows:
                 cursor = (record.due_at, record.id)
                 row = self._personal(paper, record, who, now)
@@ -728,15 +729,16 @@ class Engine:
             if len(rows) < limit and (not rows or cursor == (rows[-1][1].due_at, rows[-1][1].id)):
                 return out, None
         last = out[-1].view.deadline
-        more = self.store.page_running_deadlines(1, (last.due_at, last.id), names=names)
+        more = self.store.page_running_deadlines(1, (last.due_at, last.id), audience=audience, now=now)
         return out, ((last.due_at, last.id) if more else None)
 
     @staticmethod
     def _involvement(definition: Definition, spec: Any, body: str | None, who: Person) -> tuple[bool, bool]:
         """Whether ``who`` is notified of a deadline (``spec``, for ``body``), and whether it escalates to them:
-        :func:`~workflow.deadlines.recipients` of its ``notify`` and ``escalate.notify``."""
-        notified = who.email in recipients(definition, spec.notify, body)
-        escalation = spec.escalate is not None and who.email in recipients(definition, spec.escalate.notify, body)
+        :func:`~workflow.deadlines.involved`."""
+        notify, escalate_to = involved(definition, spec, body)
+        notified = who.email in notify
+        escalation = who.email in escalate_to
         return notified, escalation
 
     def _personal(self, paper: StoredPaper, record: DeadlineRecord, who: Person, now: datetime
@@ -755,7 +757,7 @@ class Engine:
         body = definition.bodies.get(record.body) if record.body else None
         view = DeadlineView(record, mails, body.name if body else None, str(paper.state.fields.get("title", "")),
                             spec.description)
-        escalated = escalation and any(m.kind in ("escalate", "late") and m.send_at <= now for m in mails)
+        escalated = escalation and any(m.kind in ESCALATING and m.send_at <= now for m in mails)
         return PersonalDeadline(paper, view, notified, escalation, escalated)
 
     def involved_deadlines(self, who: Person, *, done: bool = False) -> list[PersonalDeadline]:
@@ -776,7 +778,7 @@ class Engine:
                 notified, escalation = self._involvement(definition, spec, view.deadline.body, who)
                 if not (notified or escalation or who.auditor):
                     continue
-                escalated = escalation and any(m.kind in ("escalate", "late") and m.send_at <= now
+                escalated = escalation and any(m.kind in ESCALATING and m.send_at <= now
                                                for m in view.mails)
                 out.append(PersonalDeadline(paper, view, notified, escalation, escalated))
         return out

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..access import is_public
 from ..chain import GENESIS
+from ..deadlines import audience as deadline_audience
 from ..definition import Definition
 from ..errors import ConflictError, NotFoundError
 from ..paper import Change, PaperState, bodies_at
@@ -75,6 +76,8 @@ class MemoryStore:
         self._message_ids: set[str] = set()
         self._tokens: list[_Token] = []
         self._beats: dict[str, datetime] = {}
+        # deadline id -> the addresses it is listed for and from when (workflow.deadlines.audience); running only
+        self._audience: dict[int, dict[str, datetime | None]] = {}
         self._bodies: dict[str, frozenset[str]] = {}  # reference -> the bodies it is at (bodies_at)
         self._oparl: dict[str, tuple[int, str]] = {}  # reference -> (version, OParl text)
         self._outbox = MemoryOutbox(self)
@@ -169,6 +172,8 @@ class MemoryStore:
         entries = chain_entries(seq, prev, new.reference, definition, changes)
         new = replace(new, last_seq=entries[-1].seq, last_hash=entries[-1].hash)
         deadline_rows, reminder_rows, ended = self._deadline_rows(new, deadlines, changes[-1].at)
+        listed = {row.id: dict(deadline_audience(definition, planned))
+                  for row, planned in zip(deadline_rows, deadlines[1], strict=True)}
         # nothing below can fail
         self._papers[new.reference] = new
         self._bodies[new.reference] = bodies_at(definition, state)
@@ -180,6 +185,7 @@ class MemoryStore:
         for n, d in enumerate(self._deadlines):
             if d.status == "running" and d.reference == new.reference and (d.name, d.branch) in ended:
                 self._deadlines[n] = replace(d, status="ended", ended_at=now)
+                self._audience.pop(d.id, None)
                 for m, r in enumerate(self._reminders):
                     if r.deadline_id == d.id and r.status in ("pending", "claimed"):
                         # a row being sent right now keeps its claim: its sender records what became of it
@@ -191,6 +197,7 @@ class MemoryStore:
                                                    attempts=r.attempts))
         self._note(new.reference, notes)
         self._deadlines.extend(deadline_rows)
+        self._audience.update(listed)
         self._reminders.extend(reminder_rows)
         self._message_ids.update(r.message_id for r in reminder_rows)
         return new
@@ -271,7 +278,7 @@ class MemoryStore:
             return out
 
     def page_running_deadlines(self, limit: int, after: tuple[datetime, int] | None = None, *,
-                               names: Mapping[str, Collection[str]] | None = None
+                               audience: str | None = None, now: datetime | None = None
                                ) -> list[tuple[StoredPaper, DeadlineRecord]]:
         with self._lock:
             found = []
@@ -279,8 +286,13 @@ class MemoryStore:
                 if d.status != "running" or (after is not None and (d.due_at, d.id) <= after):
                     continue
                 paper = self._papers[d.reference]
-                if names is not None and d.name not in names.get(paper.definition_hash, ()):
-                    continue
+                if audience is not None:
+                    listed = self._audience.get(d.id, {})
+                    if audience not in listed:
+                        continue
+                    since = listed[audience]
+                    if now is not None and since is not None and since > now:
+                        continue
                 found.append((paper, d))
                 if len(found) == limit:
                     break

@@ -143,10 +143,11 @@ class Store(Protocol):
         ...
 
     def page_running_deadlines(self, limit: int, after: tuple[datetime, int] | None = None, *,
-                               names: Mapping[str, Collection[str]] | None = None
+                               audience: str | None = None, now: datetime | None = None
                                ) -> list[tuple[StoredPaper, DeadlineRecord]]:
         """Up to ``limit`` running deadlines with their papers in (due_at, id) order after ``after``;
-        ``names``: per definition hash the deadline names to include (None: all)."""
+        ``audience``: only those listed for this address (:func:`~workflow.deadlines.audience`, kept with each
+        deadline as it starts), from their moment on if ``now`` is given (None: all)."""
         ...
 
     def oparl_page(self, offset: int, limit: int, *, modified_since: datetime | None = None

@@ -11,7 +11,7 @@ import json
 import re
 import threading
 import weakref
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from ..access import is_public
 from ..chain import GENESIS
+from ..deadlines import audience
 from ..definition import Definition
 from ..errors import ConflictError, InputError, NotFoundError, StorageError
 from ..paper import Change, PaperState, bodies_at, branches_from_json, branches_to_json
@@ -98,6 +99,9 @@ _INSERT_REMINDER = (
     "status, attempts, next_attempt_at) VALUES (:deadline_id, :paper_id, :reference, :kind, :label, :send_at, "
     ":recipients, '{}', :message_id, 'pending', 0, :send_at)"
 )
+_INSERT_AUDIENCE = ("INSERT INTO deadline_audience (email, due_at, deadline_id, since) VALUES (:email, :due_at, "
+                    ":deadline_id, :since)")
+_DROP_AUDIENCE = "DELETE FROM deadline_audience WHERE deadline_id = :deadline_id"
 _NEXT_DUE = ("UPDATE papers SET next_due = (SELECT MIN(due_at) FROM deadlines WHERE paper_id = :id "
              "AND status = 'running') WHERE id = :id")
 _DROP_BODIES = "DELETE FROM paper_bodies WHERE paper_id = :id"
@@ -155,8 +159,8 @@ class SqlStore:
         self._local = threading.local()
         self._q = {name: self._sql(globals()[name]) for name in
                    ("_SELECT_PAPER", "_PAPERS_AFTER", "_INSERT_PAPER", "_UPDATE_PAPER", "_INSERT_AUDIT",
-                    "_CANCEL_REMINDERS", "_END_DEADLINE", "_INSERT_DEADLINE", "_INSERT_REMINDER", "_NEXT_DUE",
-                    "_DROP_BODIES", "_INSERT_BODY")}
+                    "_CANCEL_REMINDERS", "_END_DEADLINE", "_INSERT_DEADLINE", "_INSERT_REMINDER", "_INSERT_AUDIENCE",
+                    "_DROP_AUDIENCE", "_NEXT_DUE", "_DROP_BODIES", "_INSERT_BODY")}
         self._kept: list[Any] = []
         self._kept_lock = threading.Lock()
         from .outbox import SqlOutbox, SqlTokens
@@ -516,6 +520,7 @@ class SqlStore:
         for name, branch in ended:
             cur.execute(self._q["_END_DEADLINE"], {"paper_id": paper_id, "name": name, "branch": branch, "now": at})
             for deadline in [_deadline(r) for r in cur.fetchall()]:
+                cur.execute(self._q["_DROP_AUDIENCE"], {"deadline_id": deadline.id})
                 cur.execute(self._q["_CANCEL_REMINDERS"], {"deadline_id": deadline.id, "now": at})
                 notes += [mail_note(r, deadline, definition.workflow, definition.version, "skipped", now,
                                     attempts=r.attempts) for r in map(_reminder, cur.fetchall())
@@ -527,6 +532,12 @@ class SqlStore:
                 "anchor_at": self._db_time(d.anchor_at), "started_at": at,
             })
             deadline_id = cur.fetchone()[0]
+            listed = audience(definition, d)
+            if listed:
+                due_at = self._db_time(d.due_at)
+                cur.executemany(self._q["_INSERT_AUDIENCE"], [
+                    {"email": email, "due_at": due_at, "deadline_id": deadline_id, "since": self._db_time(since)}
+                    for email, since in listed])
             for r in d.reminders:
                 send_at = self._db_time(r.send_at)
                 cur.execute(self._q["_INSERT_REMINDER"], {
@@ -719,14 +730,14 @@ class SqlStore:
         return self._sql(f"SELECT {columns} FROM {source}{where} ORDER BY {key} LIMIT :limit"), params
 
     def page_running_deadlines(self, limit: int, after: tuple[datetime, int] | None = None, *,
-                               names: Mapping[str, Collection[str]] | None = None
+                               audience: str | None = None, now: datetime | None = None
                                ) -> list[tuple[StoredPaper, DeadlineRecord]]:
-        """Running deadlines in (due_at, id) order through the (status, due_at, id) index."""
+        """Running deadlines in (due_at, id) order: those kept with the address ``audience`` through the
+        (email, due_at, deadline_id) key of ``deadline_audience``, or all through the (status, due_at, id)
+        index."""
         from .outbox import _DEADLINE_COLUMNS, _deadline
 
-        sql, params = self.running_deadlines_sql(limit, after, names=names)
-        if not sql:
-            return []
+        sql, params = self.running_deadlines_sql(limit, after, audience=audience, now=now)
         with self._transaction() as cur:
             cur.execute(sql, params)
             rows = cur.fetchall()
@@ -734,31 +745,31 @@ class SqlStore:
         return [(self._paper_from_row(r[width:]), _deadline(r[:width])) for r in rows]
 
     def running_deadlines_sql(self, limit: int, after: tuple[datetime, int] | None = None, *,
-                              names: Mapping[str, Collection[str]] | None = None) -> tuple[str, dict[str, Any]]:
-        """The statement and parameters of :meth:`page_running_deadlines` ("" if nothing can match)."""
+                              audience: str | None = None, now: datetime | None = None) -> tuple[str, dict[str, Any]]:
+        """The statement and parameters of :meth:`page_running_deadlines`."""
         from .outbox import _DEADLINE_COLUMNS
 
         params: dict[str, Any] = {"limit": limit}
-        clauses = ["d.status = 'running'"]
-        if after is not None:
-            clauses.append("(d.due_at > :due OR (d.due_at = :due AND d.id > :id))")
-            params.update(due=self._db_time(after[0]), id=after[1])
-        if names is not None:
-            alternatives = []
-            for n, (digest, wanted) in enumerate(sorted(names.items())):
-                if not wanted:
-                    continue
-                params[f"h{n}"] = digest
-                listed = []
-                for m, name in enumerate(sorted(wanted)):
-                    params[f"n{n}_{m}"] = name
-                    listed.append(f":n{n}_{m}")
-                alternatives.append(f"(p.definition_hash = :h{n} AND d.name IN ({', '.join(listed)}))")
-            if not alternatives:
-                return "", {}
-            clauses.append(f"({' OR '.join(alternatives)})")
         columns = ", ".join(f"p.{c.strip()}" for c in _PAPER_COLUMNS.split(","))
         deadline_columns = ", ".join(f"d.{c.strip()}" for c in _DEADLINE_COLUMNS.split(","))
+        if audience is not None:
+            # one index range of the primary key (email, due_at, deadline_id), from the cursor on (a row value:
+            # both databases seek to it), joined to its deadline and paper by their keys, stopping at LIMIT
+            clauses = ["a.email = :email", "d.status = 'running'"]
+            params["email"] = audience
+            if after is not None:
+                clauses.append("(a.due_at, a.deadline_id) > (:due, :id)")
+                params.update(due=self._db_time(after[0]), id=after[1])
+            if now is not None:
+                clauses.append("(a.since IS NULL OR a.since <= :now)")
+                params["now"] = self._db_time(now)
+            return (self._sql(f"SELECT {deadline_columns}, {columns} FROM deadline_audience a CROSS JOIN deadlines d "
+                              f"CROSS JOIN papers p WHERE d.id = a.deadline_id AND p.id = d.paper_id AND "
+                              f"{' AND '.join(clauses)} ORDER BY a.due_at, a.deadline_id LIMIT :limit"), params)
+        clauses = ["d.status = 'running'"]
+        if after is not None:
+            clauses.append("(d.due_at, d.id) > (:due, :id)")
+            params.update(due=self._db_time(after[0]), id=after[1])
         # SQLite: CROSS JOIN keeps the deadlines outer, so the page walks (status, due_at, id) and stops at LIMIT
         # (its planner would otherwise read the papers first and sort every running deadline); PostgreSQL plans
         # a CROSS JOIN with its condition in WHERE like any join.
