@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
-from .access import Action, Person, actions, may_create, may_read, may_read_private
+from .access import Action, Person, actions, is_public, may_create, may_read, may_read_private
 from .audit import Period, VerifyReport, timeline, verify
 from .clock import Clock, SystemClock
 from .deadlines import (
@@ -815,11 +815,14 @@ class Engine:
         total, rows = self.store.oparl_page(min(offset, 2**62), limit, modified_since=modified_since)
         out = []
         built = []
-        for paper, text in rows:
+        for reference, version, text in rows:
             kept = json.loads(text) if text else None
-            if isinstance(kept, dict) and kept.get("version") == paper.version and kept.get("base") == base_url:
+            if isinstance(kept, dict) and kept.get("version") == version and kept.get("base") == base_url:
                 out.append(kept["paper"])
                 continue
+            paper = self.store.load(reference)  # the paper as it is now (it may have changed since the page)
+            if not is_public(paper.state):
+                continue  # made private meanwhile
             item = self.oparl_paper(paper, base_url)
             built.append((paper, json.dumps({"version": paper.version, "base": base_url, "paper": item},
                                             ensure_ascii=False, separators=(",", ":"))))

@@ -299,13 +299,13 @@ class MemoryStore:
             return found
 
     def oparl_page(self, offset: int, limit: int, *, modified_since: datetime | None = None
-                   ) -> tuple[int, list[tuple[StoredPaper, str | None]]]:
+                   ) -> tuple[int, list[tuple[str, int, str | None]]]:
         with self._lock:
             papers = [p for p in sorted(self._papers.values(), key=lambda p: p.id)
                       if is_public(p.state) and (modified_since is None or p.updated_at >= modified_since)]
             kept = {ref: text for ref, (version, text) in self._oparl.items()
                     if self._papers[ref].version == version}
-        return len(papers), [(p, kept.get(p.reference)) for p in papers[offset:offset + limit]]
+        return len(papers), [(p.reference, p.version, kept.get(p.reference)) for p in papers[offset:offset + limit]]
 
     def keep_oparl(self, built: Sequence[tuple[StoredPaper, str]]) -> None:
         with self._lock:

@@ -151,9 +151,10 @@ class Store(Protocol):
         ...
 
     def oparl_page(self, offset: int, limit: int, *, modified_since: datetime | None = None
-                   ) -> tuple[int, list[tuple[StoredPaper, str | None]]]:
+                   ) -> tuple[int, list[tuple[str, int, str | None]]]:
         """The public papers (modified at or after ``modified_since``) in id order: how many there are, and
-        ``limit`` of them from ``offset``, each with its stored OParl text (None if none is stored)."""
+        ``limit`` of them from ``offset``, each as its reference, its version and its stored OParl text (None if
+        none is stored); the papers themselves are read only where the text must be built again."""
         ...
 
     def keep_oparl(self, built: Sequence[tuple[StoredPaper, str]]) -> None:

@@ -778,28 +778,31 @@ class SqlStore:
                           "LIMIT :limit"), params)
 
     def oparl_page(self, offset: int, limit: int, *, modified_since: datetime | None = None
-                   ) -> tuple[int, list[tuple[StoredPaper, str | None]]]:
-        """A slice of the public papers by id, through the (public, id) or (updated_at, id) index."""
+                   ) -> tuple[int, list[tuple[str, int, str | None]]]:
+        """A slice of the public papers by id (reference, version, stored OParl text), through the (public, id)
+        or (updated_at, id) index."""
         count, sql, params = self.oparl_page_sql(offset, limit, modified_since=modified_since)
         with self._transaction() as cur:
             cur.execute(count, params)
             total = int(cur.fetchone()[0])
             cur.execute(sql, params)
             rows = cur.fetchall()
-        return total, [(self._paper_from_row(r[:-1]), r[-1]) for r in rows]
+        return total, [(str(r[0]), int(r[1]), r[2]) for r in rows]
 
     def oparl_page_sql(self, offset: int, limit: int, *, modified_since: datetime | None = None
                        ) -> tuple[str, str, dict[str, Any]]:
-        """The count, the statement and the parameters of :meth:`oparl_page`."""
+        """The count, the statement and the parameters of :meth:`oparl_page`. The page's first id is found
+        by skipping ``offset`` entries of the index alone (no row read for them); the page then reads its
+        ``limit`` rows from there."""
         where = f"p.public = {self._true}"
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         if modified_since is not None:
             where += " AND p.updated_at >= :since"
             params["since"] = self._db_time(modified_since)
-        columns = ", ".join(f"p.{c.strip()}" for c in _PAPER_COLUMNS.split(","))
+        first = f"(SELECT p.id FROM papers p WHERE {where} ORDER BY p.id LIMIT 1 OFFSET :offset)"
         return (self._sql(f"SELECT COUNT(*) FROM papers p WHERE {where}"),
-                self._sql(f"SELECT {columns}, p.oparl FROM papers p WHERE {where} ORDER BY p.id LIMIT :limit "
-                          "OFFSET :offset"), params)
+                self._sql(f"SELECT p.reference, p.version, p.oparl FROM papers p WHERE {where} AND p.id >= {first} "
+                          "ORDER BY p.id LIMIT :limit"), params)
 
     def keep_oparl(self, built: Sequence[tuple[StoredPaper, str]]) -> None:
         if not built:
