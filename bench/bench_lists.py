@@ -278,7 +278,9 @@ def measure(url: str, n: int, label: str) -> list[tuple[str, float, float]]:
     now = datetime.now(UTC)
     sql = raw_sql(store)
     readable = engine.readable_definitions(clerk)
-    pages = max(1, (store.oparl_page(0, 1)[0] + 99) // 100)
+    oparl_index, oparl_select, oparl_params = store.oparl_page_sql(100)
+    starts = [row[0] for row in sql(oparl_index, oparl_params)[::100]]
+    pages = max(1, len(starts))
 
     def oparl_page(i: int) -> int:
         """From the middle of the OParl papers list on, a different page each time (the same 50 pages again and
@@ -290,8 +292,10 @@ def measure(url: str, n: int, label: str) -> list[tuple[str, float, float]]:
         "Meine Fristen (clerk)": lambda i: sql(*store.running_deadlines_sql(50, audience=SITZ, now=now)),
         "audit page 1": lambda i: sql(*store.page_audit_sql(50)),
         "audit page 1,000": lambda i: sql(*store.page_audit_sql(50, page_1000)),
-        "OParl papers page": lambda i: [sql(count, params) and sql(select, params) for count, select, params in
-                                        [store.oparl_page_sql((oparl_page(i) - 1) * 100, 100)]],
+        # a request's queries: the trail's head (the key of the kept page index), the page from its first id
+        "OParl papers page": lambda i: (sql("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", {}),
+                                        sql(oparl_select, {**oparl_params, "first": starts[oparl_page(i) - 1]})),
+        "OParl page index (once per trail head)": lambda i: sql(oparl_index, oparl_params),
     }
     raw_figures = {name: p99(timed(n, call)) for name, call in queries.items()}
     store.dispose()
@@ -328,6 +332,8 @@ def measure(url: str, n: int, label: str) -> list[tuple[str, float, float]]:
         second = timed(n, oparl, pause=0.021)
         rss = max(rss, peak_rss_mb(proc.pid))
     out.append(("OParl papers page, stored objects", p99(second), raw_figures["OParl papers page"]))
+    out.append(("OParl page index, once per trail head (SQL only)", math.nan,
+                raw_figures["OParl page index (once per trail head)"]))
     print(f"\n{label}: peak RSS of `councilflow web` {rss:.0f} MB")
     return out
 

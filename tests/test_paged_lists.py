@@ -291,6 +291,34 @@ def test_oparl_objects_are_kept_and_stay_equal_to_fresh_ones(tmp_path: Path, sto
         "https://anderswo.example/oparl/papers/")  # another base: built again
 
 
+def test_oparl_pages_are_exact_as_papers_come(store: Store, clock: FixedClock, tmp_path: Path) -> None:
+    """Every OParl page (from the pages' first ids kept per trail head) is the slice of the whole list at its
+    offset, for several page sizes, past the end and from an offset where no page starts; a paper created (public
+    or not) shows on the pages at once, the public one at the end."""
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    for name in ("kreisstrategie.yaml", "sachstandsbericht.yaml"):
+        (folder / name).write_bytes((SPEC / name).read_bytes())
+    engine = Engine(store, DefinitionLibrary(folder), clock)
+    corpus(engine, clock)
+
+    def whole() -> list[dict[str, Any]]:
+        items = oparl_now(engine)
+        assert items == engine.oparl(BASE, "Kreis", "Europe/Berlin", public_only=True)["papers"]
+        for size in (1, 3, 7):
+            for offset in range(0, len(items) + 2 * size, size):
+                assert engine.oparl_papers(BASE, offset, size) == (len(items), items[offset:offset + size])
+        assert engine.oparl_papers(BASE, 2, 3) == (len(items), items[2:5])
+        return items
+
+    before = whole()
+    engine.create("sachstandsbericht", "SV-90", LANDRAT, {"title": "Vertraulich", "public": "false"})
+    assert whole() == before
+    engine.create("sachstandsbericht", "SV-91", LANDRAT, {"title": "Neu"})
+    after = whole()
+    assert after[:-1] == before and after[-1]["reference"] == "SV-91"
+
+
 # --- query plans on a filled table ------------------------------------------------------------------------
 
 def _fill(store: SqlStore, engine: Engine, papers: int) -> None:
@@ -390,8 +418,9 @@ def test_list_queries_use_indexes(db_url: str, clock: FixedClock, tmp_path: Path
             sql, params = store.running_deadlines_sql(51, after_key, audience=audience, now=now)
             assert_indexed(store, sql, params)
     for since in (None, now):
-        _, sql, params = store.oparl_page_sql(0, 100, modified_since=since)
-        assert_indexed(store, sql, params)
+        index_sql, page_sql, params = store.oparl_page_sql(100, modified_since=since)
+        assert_indexed(store, index_sql, params)
+        assert_indexed(store, page_sql, {**params, "first": 5000})
     filters = {"reference": "X-000100", "workflow": "kreisstrategie", "actor": SITZ, "trigger": "einbringen",
                "body": "rat_olfen", "from_state": "entwurf", "to_state": "ausschuss", "since": now,
                "until": now + timedelta(days=1)}

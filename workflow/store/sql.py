@@ -11,6 +11,7 @@ import json
 import re
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -163,6 +164,8 @@ class SqlStore:
                     "_DROP_AUDIENCE", "_NEXT_DUE", "_DROP_BODIES", "_INSERT_BODY")}
         self._kept: list[Any] = []
         self._kept_lock = threading.Lock()
+        # (head seq, page size, modified_since) -> (public papers, first id of each page); see oparl_page
+        self._oparl_index: OrderedDict[tuple[int, int, Any], tuple[int, list[int]]] = OrderedDict()
         from .outbox import SqlOutbox, SqlTokens
 
         self._outbox = SqlOutbox(self)
@@ -779,29 +782,54 @@ class SqlStore:
 
     def oparl_page(self, offset: int, limit: int, *, modified_since: datetime | None = None
                    ) -> tuple[int, list[tuple[str, int, str | None]]]:
-        """A slice of the public papers by id (reference, version, stored OParl text), through the (public, id)
-        or (updated_at, id) index."""
-        count, sql, params = self.oparl_page_sql(offset, limit, modified_since=modified_since)
-        with self._transaction() as cur:
-            cur.execute(count, params)
-            total = int(cur.fetchone()[0])
-            cur.execute(sql, params)
-            rows = cur.fetchall()
-        return total, [(str(r[0]), int(r[1]), r[2]) for r in rows]
+        """A slice of the public papers by id (reference, version, stored OParl text).
 
-    def oparl_page_sql(self, offset: int, limit: int, *, modified_since: datetime | None = None
+        How many there are and the first id of every page are read once per state of the trail (its head: every
+        change that adds, hides or shows a paper appends an entry) in one walk of the (public, id) index, and
+        kept; a page is then one index range from its first id, however deep (no COUNT, no OFFSET per page)."""
+        index_sql, page_sql, params = self.oparl_page_sql(limit, modified_since=modified_since)
+        where = self._oparl_where(modified_since, {})
+        with self._transaction() as cur:
+            cur.execute(_LAST_ENTRY)
+            last = cur.fetchone()
+            key = (int(last[0]) if last else 0, limit, params.get("since"))
+            with self._kept_lock:
+                found = self._oparl_index.get(key)
+            if found is None:
+                cur.execute(index_sql, params)
+                ids = cur.fetchall()
+                found = (len(ids), [int(r[0]) for r in ids[::limit]])
+                with self._kept_lock:
+                    self._oparl_index[key] = found
+                    while len(self._oparl_index) > 8:
+                        self._oparl_index.popitem(last=False)
+            total, starts = found
+            number = offset // limit
+            if number >= len(starts):  # past the last page
+                return total, []
+            if offset % limit:  # not where a page starts (no caller of the OParl pages asks so): by OFFSET
+                cur.execute(f"SELECT p.reference, p.version, p.oparl FROM papers p WHERE {where} ORDER BY p.id "
+                            f"LIMIT {int(limit)} OFFSET {int(offset)}", params)
+            else:
+                cur.execute(page_sql, {**params, "first": starts[number]})
+            page = cur.fetchall()
+        return total, [(str(r[0]), int(r[1]), r[2]) for r in page]
+
+    def _oparl_where(self, modified_since: datetime | None, params: dict[str, Any]) -> str:
+        """The condition of the OParl papers (public, modified since), its parameter added to ``params``."""
+        if modified_since is None:
+            return f"p.public = {self._true}"
+        params["since"] = self._db_time(modified_since)
+        return self._sql(f"p.public = {self._true} AND p.updated_at >= :since")
+
+    def oparl_page_sql(self, limit: int, *, modified_since: datetime | None = None
                        ) -> tuple[str, str, dict[str, Any]]:
-        """The count, the statement and the parameters of :meth:`oparl_page`. The page's first id is found
-        by skipping ``offset`` entries of the index alone (no row read for them); the page then reads its
-        ``limit`` rows from there."""
-        where = f"p.public = {self._true}"
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        if modified_since is not None:
-            where += " AND p.updated_at >= :since"
-            params["since"] = self._db_time(modified_since)
-        first = f"(SELECT p.id FROM papers p WHERE {where} ORDER BY p.id LIMIT 1 OFFSET :offset)"
-        return (self._sql(f"SELECT COUNT(*) FROM papers p WHERE {where}"),
-                self._sql(f"SELECT p.reference, p.version, p.oparl FROM papers p WHERE {where} AND p.id >= {first} "
+        """The statements of :meth:`oparl_page` and their parameters: the ids of the papers in order (an
+        index-only walk; every ``limit``-th starts a page), and one page from its first id (``:first``)."""
+        params: dict[str, Any] = {"limit": limit}
+        where = self._oparl_where(modified_since, params)
+        return (self._sql(f"SELECT p.id FROM papers p WHERE {where} ORDER BY p.id"),
+                self._sql(f"SELECT p.reference, p.version, p.oparl FROM papers p WHERE {where} AND p.id >= :first "
                           "ORDER BY p.id LIMIT :limit"), params)
 
     def keep_oparl(self, built: Sequence[tuple[StoredPaper, str]]) -> None:
