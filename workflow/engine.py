@@ -717,20 +717,24 @@ class Engine:
         now = self.now()
         out: list[PersonalDeadline] = []
         cursor = after
-        while len(out) < limit:
-            rows = self.store.page_running_deadlines(limit, cursor, audience=audience, now=now)
+        while True:
+            # one more row than the page: whether there is a next page, without another query
+            rows = self.store.page_running_deadlines(limit + 1, cursor, audience=audience, now=now)
+            mails: dict[int, list[ReminderRecord]] = {record.id: [] for _, record in rows}
+            for mail in self.store.outbox.reminders(deadline_ids=list(mails), statuses=_MAIL_STATUSES):
+                if mail.deadline_id is not None:
+                    mails[mail.deadline_id].append(mail)
             for paper, record in rows:
-                cursor = (record.due_at, record.id)
-                row = self._personal(paper, record, who, now)
-                if row is not None and (who.auditor or row.notified or row.escalated):
-                    out.append(row)
-                    if len(out) == limit:
-                        break
-            if len(rows) < limit and (not rows or cursor == (rows[-1][1].due_at, rows[-1][1].id)):
+                row = self._personal(paper, record, who, now, tuple(mails[record.id]))
+                if row is None or not (who.auditor or row.notified or row.escalated):
+                    continue
+                if len(out) == limit:
+                    last = out[-1].view.deadline
+                    return out, (last.due_at, last.id)
+                out.append(row)
+            if len(rows) <= limit:
                 return out, None
-        last = out[-1].view.deadline
-        more = self.store.page_running_deadlines(1, (last.due_at, last.id), audience=audience, now=now)
-        return out, ((last.due_at, last.id) if more else None)
+            cursor = (rows[-1][1].due_at, rows[-1][1].id)
 
     @staticmethod
     def _involvement(definition: Definition, spec: Any, body: str | None, who: Person) -> tuple[bool, bool]:
@@ -741,9 +745,10 @@ class Engine:
         escalation = who.email in escalate_to
         return notified, escalation
 
-    def _personal(self, paper: StoredPaper, record: DeadlineRecord, who: Person, now: datetime
-                  ) -> PersonalDeadline | None:
-        """A running deadline on ``who``'s list (None if it is not theirs or they may not read its paper)."""
+    def _personal(self, paper: StoredPaper, record: DeadlineRecord, who: Person, now: datetime,
+                  mails: tuple[ReminderRecord, ...]) -> PersonalDeadline | None:
+        """A running deadline on ``who``'s list, with its ``mails`` (None if it is not theirs or they may not
+        read its paper)."""
         definition = self.definition_of(paper)
         if not may_read(definition, paper.state, who):
             return None
@@ -753,7 +758,6 @@ class Engine:
         notified, escalation = self._involvement(definition, spec, record.body, who)
         if not (notified or escalation or who.auditor):
             return None
-        mails = tuple(self.store.outbox.reminders(deadline_id=record.id, statuses=_MAIL_STATUSES))
         body = definition.bodies.get(record.body) if record.body else None
         view = DeadlineView(record, mails, body.name if body else None, str(paper.state.fields.get("title", "")),
                             spec.description)

@@ -347,11 +347,12 @@ class MemoryOutbox:
 
     def reminders(self, *, reference: str | None = None, deadline_id: int | None = None,
                   statuses: Sequence[str] = ("pending",), due_before: datetime | None = None,
-                  limit: int = 10_000) -> list[ReminderRecord]:
+                  limit: int = 10_000, deadline_ids: Collection[int] | None = None) -> list[ReminderRecord]:
         with self.store._lock:
             found = [r for r in self.store._reminders if r.status in statuses
                      and (reference is None or r.reference == reference)
                      and (deadline_id is None or r.deadline_id == deadline_id)
+                     and (deadline_ids is None or r.deadline_id in deadline_ids)
                      and (due_before is None or r.next_attempt_at <= due_before)]
         return sorted(found, key=lambda r: (r.next_attempt_at, r.id))[:limit]
 

@@ -36,7 +36,10 @@ class Outbox(Protocol):
 
     def reminders(self, *, reference: str | None = None, deadline_id: int | None = None,
                   statuses: Sequence[str] = ("pending",), due_before: datetime | None = None,
-                  limit: int = 10_000) -> list[ReminderRecord]: ...
+                  limit: int = 10_000, deadline_ids: Collection[int] | None = None) -> list[ReminderRecord]:
+        """The mails in the order they go out (next_attempt_at, id), filtered by paper, deadline (one, or any of
+        ``deadline_ids``: one query for a page of deadlines), status and due moment."""
+        ...
 
     def claim(self, now: datetime, *, worker: str, lease: timedelta, limit: int = 100) -> list[ReminderRecord]: ...
 
