@@ -210,6 +210,18 @@ def fill(engine: Engine, papers: int, entries: int) -> tuple[int, int]:
     return papers, written
 
 
+class Figure(tuple[float, float]):
+    """p99 and median of samples in ms (printed "p99 (median)": on a shared machine the distance between them
+    is the waiting for a core)."""
+
+    def __new__(cls, samples: list[float]) -> Figure:
+        return super().__new__(cls, (p99(samples), statistics.median(samples) * 1000))
+
+    def __format__(self, spec: str) -> str:
+        digits = 2 if self[0] < 10 else 1
+        return format(f"{self[0]:.{digits}f} ({self[1]:.{digits}f})", spec)
+
+
 def p99(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=100)[98] * 1000
 
@@ -268,7 +280,7 @@ def raw_sql(store: SqlStore) -> Callable[[str, dict[str, Any]], list[Any]]:
     return run
 
 
-def measure(url: str, n: int, label: str) -> list[tuple[str, float, float]]:
+def measure(url: str, n: int, label: str) -> list[tuple[str, Any, Figure]]:
     store = SqlStore(url)
     engine = Engine(store, DefinitionLibrary(ROOT / "definitions"))
     head, _ = store.head()
@@ -297,7 +309,7 @@ def measure(url: str, n: int, label: str) -> list[tuple[str, float, float]]:
                                         sql(oparl_select, {**oparl_params, "first": starts[oparl_page(i) - 1]})),
         "OParl page index (once per trail head)": lambda i: sql(oparl_index, oparl_params),
     }
-    raw_figures = {name: p99(timed(n, call)) for name, call in queries.items()}
+    raw_figures = {name: Figure(timed(n, call)) for name, call in queries.items()}
     store.dispose()
     port = 18500 + os.getpid() % 400
     out = []
@@ -317,7 +329,7 @@ def measure(url: str, n: int, label: str) -> list[tuple[str, float, float]]:
         }
         for name, call in web.items():
             call(0)  # warm
-            out.append((name, p99(timed(n, call)), raw_figures[name]))
+            out.append((name, Figure(timed(n, call)), raw_figures[name]))
 
         def oparl(i: int) -> None:
             response = client.get(f"/oparl/v1.1/bodies/1/papers?page={oparl_page(i)}")
@@ -326,16 +338,22 @@ def measure(url: str, n: int, label: str) -> list[tuple[str, float, float]]:
         # 1/50 s apart: the endpoint paces anonymous clients to 50 pages a second
         first = timed(min(n, 50), oparl, pause=0.021)
         rss = peak_rss_mb(proc.pid)
-    out.append((f"OParl papers page, objects built (first visit, n={min(n, 50)})", p99(first),
+    out.append((f"OParl papers page, objects built (first visit, n={min(n, 50)})", Figure(first),
                 raw_figures["OParl papers page"]))
     with server(url, port + 1) as (client, proc):  # a fresh process: no page cache, the objects read as stored
         second = timed(n, oparl, pause=0.021)
         rss = max(rss, peak_rss_mb(proc.pid))
-    out.append(("OParl papers page, stored objects", p99(second), raw_figures["OParl papers page"]))
-    out.append(("OParl page index, once per trail head (SQL only)", math.nan,
+    out.append(("OParl papers page, stored objects", Figure(second), raw_figures["OParl papers page"]))
+    out.append(("OParl page index, once per trail head (SQL only)", "–",
                 raw_figures["OParl page index (once per trail head)"]))
     print(f"\n{label}: peak RSS of `councilflow web` {rss:.0f} MB")
     return out
+
+
+def print_table(label: str, rows: list[tuple[str, Any, Figure]]) -> None:
+    print(f"{'list (' + label + '), ms: p99 (median)':<52}{'HTTP':>16}{'raw SQL':>16}")
+    for name, web, raw in rows:
+        print(f"{name:<52}{web:>16}{raw:>16}")
 
 
 def run_backend(backend: str, args: argparse.Namespace) -> None:
@@ -379,9 +397,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
             if args.fill_only:
                 return
             rows = measure(url, args.n, backend)
-            print(f"{'list (' + backend + ', n=' + str(args.n) + ')':<50}{'HTTP p99 ms':>12}{'raw SQL p99 ms':>16}")
-            for name, web_p99, sql_p99 in rows:
-                print(f"{name:<50}{web_p99:>12.1f}{sql_p99:>16.2f}")
+            print_table(f"{backend}, n={args.n}", rows)
         finally:
             drop()
 
@@ -406,8 +422,7 @@ def main() -> None:
         raw.cursor().execute("ANALYZE")
         raw.close()
         store.dispose()
-        for name, web_p99, sql_p99 in measure(args.measure_only, args.n, store.dialect):
-            print(f"{name:<50}{web_p99:>12.1f}{sql_p99:>16.2f}")
+        print_table(f"{store.dialect}, n={args.n}", measure(args.measure_only, args.n, store.dialect))
         return
     for backend in ("sqlite", "postgresql") if args.backend == "both" else (args.backend,):
         run_backend(backend, args)
