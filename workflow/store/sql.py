@@ -275,10 +275,11 @@ class SqlStore:
         return str(row.source_hash), str(row.source_text)
 
     def iter_definitions(self) -> Iterator[tuple[str, int, str, str]]:
-        self._ensure()
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(_defs.c.workflow, _defs.c.version, _defs.c.source_hash, _defs.c.source_text)
-                                .order_by(_defs.c.workflow, _defs.c.version)).all()
+        # on this thread's kept connection (the lists ask for it on every request): no pool checkout and ping
+        with self._transaction() as cur:
+            cur.execute("SELECT workflow, version, source_hash, source_text FROM definitions ORDER BY workflow, "
+                        "version")
+            rows = cur.fetchall()
         for row in rows:
             yield str(row[0]), int(row[1]), str(row[2]), str(row[3])
 
