@@ -801,12 +801,14 @@ class Engine:
             export.add(paper, self.definition_version, self.store.history(paper.reference))
         return export.objects()
 
-    def oparl_paper(self, paper: StoredPaper, base_url: str) -> dict[str, Any]:
-        """The OParl Paper object of one paper, built from its trail."""
+    def oparl_paper(self, paper: StoredPaper, base_url: str, history: Sequence[AuditRecord] | None = None
+                    ) -> dict[str, Any]:
+        """The OParl Paper object of one paper, built from its trail (``history``, if read already)."""
         from .oparl import OParlExport
 
         export = OParlExport(base_url)
-        export.add(paper, self.definition_version, self.store.history(paper.reference))
+        export.add(paper, self.definition_version,
+                   list(history) if history is not None else self.store.history(paper.reference))
         return export.papers[0]
 
     def oparl_papers(self, base_url: str, offset: int, limit: int, *, modified_since: datetime | None = None
@@ -819,15 +821,22 @@ class Engine:
         total, rows = self.store.oparl_page(min(offset, 2**62), limit, modified_since=modified_since)
         out = []
         built = []
+        kept_objects = {}
         for reference, version, text in rows:
             kept = json.loads(text) if text else None
             if isinstance(kept, dict) and kept.get("version") == version and kept.get("base") == base_url:
-                out.append(kept["paper"])
+                kept_objects[reference] = kept["paper"]
+        # the others as they are now (they may have changed since the page was read), with their trails, at once
+        stale = {p.reference: (p, h) for p, h in
+                 self.store.load_with_history([r for r, _, _ in rows if r not in kept_objects])}
+        for reference, _, _ in rows:
+            if reference in kept_objects:
+                out.append(kept_objects[reference])
                 continue
-            paper = self.store.load(reference)  # the paper as it is now (it may have changed since the page)
-            if not is_public(paper.state):
-                continue  # made private meanwhile
-            item = self.oparl_paper(paper, base_url)
+            if reference not in stale or not is_public(stale[reference][0].state):
+                continue  # gone or made private meanwhile
+            paper, history = stale[reference]
+            item = self.oparl_paper(paper, base_url, history)
             built.append((paper, json.dumps({"version": paper.version, "base": base_url, "paper": item},
                                             ensure_ascii=False, separators=(",", ":"))))
             out.append(item)

@@ -237,6 +237,11 @@ class MemoryStore:
             records = [self._audit[i] for i in self._by_paper.get(reference, [])]
         return [r for r in records if until is None or r.at <= until]
 
+    def load_with_history(self, references: Sequence[str]) -> list[tuple[StoredPaper, list[AuditRecord]]]:
+        with self._lock:
+            papers = [self._papers[r] for r in references if r in self._papers]
+        return [(p, self.history(p.reference)) for p in papers]
+
     def iter_audit(self, batch: int = 2000, **filters: Any) -> Iterator[AuditRecord]:
         with self._lock:
             records = list(self._audit)

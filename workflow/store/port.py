@@ -178,6 +178,11 @@ class Store(Protocol):
 
     def history(self, reference: str, until: datetime | None = None) -> list[AuditRecord]: ...
 
+    def load_with_history(self, references: Sequence[str]) -> list[tuple[StoredPaper, list[AuditRecord]]]:
+        """The papers of ``references`` that exist, each with its entries in order (read together, for the
+        OParl objects of a page built at once)."""
+        ...
+
     def iter_audit(self, batch: int = 2000, **filters: Any) -> Iterator[AuditRecord]: ...
 
     def page_audit(self, limit: int, before: int | None = None, **filters: Any) -> list[AuditRecord]:

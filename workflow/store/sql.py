@@ -581,6 +581,25 @@ class SqlStore:
                         {"reference": reference, "until": self._db_time(until)})
             return [_record(r) for r in cur.fetchall()]
 
+    def load_with_history(self, references: Sequence[str]) -> list[tuple[StoredPaper, list[AuditRecord]]]:
+        """The papers of ``references`` that exist, each with its entries in order: two queries for them all (the
+        entries through the (paper_id, seq) index)."""
+        if not references:
+            return []
+        params = {f"r{n}": reference for n, reference in enumerate(references)}
+        with self._transaction() as cur:
+            cur.execute(self._sql(f"SELECT {_PAPER_COLUMNS} FROM papers WHERE reference IN "
+                                  f"({', '.join(':' + name for name in params)})"), params)
+            papers = [self._paper_from_row(r) for r in cur.fetchall()]
+            if not papers:
+                return []
+            cur.execute(f"SELECT paper_id, {_AUDIT_COLUMNS} FROM audit WHERE paper_id IN "
+                        f"({', '.join(str(int(p.id)) for p in papers)}) ORDER BY paper_id, seq")
+            entries: dict[int, list[AuditRecord]] = {p.id: [] for p in papers}
+            for row in cur.fetchall():
+                entries[int(row[0])].append(_record(row[1:]))
+        return [(p, entries[p.id]) for p in papers]
+
     def _audit_where(self, filters: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
         """SQL conditions of the audit filters: reference, workflow, actor, trigger, body, from_state,
         to_state (equality), since, until (instants)."""
