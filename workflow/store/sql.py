@@ -164,8 +164,8 @@ class SqlStore:
                     "_DROP_AUDIENCE", "_NEXT_DUE", "_DROP_BODIES", "_INSERT_BODY")}
         self._kept: list[Any] = []
         self._kept_lock = threading.Lock()
-        # (head seq, page size, modified_since) -> (public papers, first id of each page); see oparl_page
-        self._oparl_index: OrderedDict[tuple[int, int, Any], tuple[int, list[int]]] = OrderedDict()
+        # (head seq, page size, modified_since) -> (public papers, first id of the pages found); see oparl_page
+        self._oparl_index: OrderedDict[tuple[int, int, Any], tuple[int, dict[int, int]]] = OrderedDict()
         from .outbox import SqlOutbox, SqlTokens
 
         self._outbox = SqlOutbox(self)
@@ -804,11 +804,13 @@ class SqlStore:
                    ) -> tuple[int, list[tuple[str, int, str | None]]]:
         """A slice of the public papers by id (reference, version, stored OParl text).
 
-        How many there are and the first id of every page are read once per state of the trail (its head: every
-        change that adds, hides or shows a paper appends an entry) in one walk of the (public, id) index, and
-        kept; a page is then one index range from its first id, however deep (no COUNT, no OFFSET per page)."""
-        index_sql, page_sql, params = self.oparl_page_sql(limit, modified_since=modified_since)
-        where = self._oparl_where(modified_since, {})
+        Per state of the trail (its head: every change that adds, hides or shows a paper appends an entry) the
+        number of public papers is counted once (an index-only count) and the first id of each page is kept as
+        it is found: a page reads one row more than it shows, which is where the next page starts (a client
+        following the links never skips), and a page jumped to is found by skipping entries of the (public, id)
+        index alone, once. A page is then one index range from its first id: no COUNT and no OFFSET per
+        request."""
+        count_sql, seek_sql, page_sql, params = self.oparl_page_sql(limit, modified_since=modified_since)
         with self._transaction() as cur:
             cur.execute(_LAST_ENTRY)
             last = cur.fetchone()
@@ -816,41 +818,45 @@ class SqlStore:
             with self._kept_lock:
                 found = self._oparl_index.get(key)
             if found is None:
-                cur.execute(index_sql, params)
-                ids = cur.fetchall()
-                found = (len(ids), [int(r[0]) for r in ids[::limit]])
+                cur.execute(count_sql, params)
+                found = (int(cur.fetchone()[0]), {})
                 with self._kept_lock:
-                    self._oparl_index[key] = found
+                    found = self._oparl_index.setdefault(key, found)
                     while len(self._oparl_index) > 8:
                         self._oparl_index.popitem(last=False)
             total, starts = found
-            number = offset // limit
-            if number >= len(starts):  # past the last page
+            if offset >= total:
                 return total, []
-            if offset % limit:  # not where a page starts (no caller of the OParl pages asks so): by OFFSET
-                cur.execute(f"SELECT p.reference, p.version, p.oparl FROM papers p WHERE {where} ORDER BY p.id "
-                            f"LIMIT {int(limit)} OFFSET {int(offset)}", params)
-            else:
-                cur.execute(page_sql, {**params, "first": starts[number]})
+            number, off_page = divmod(offset, limit)
+            first = None if off_page else starts.get(number)
+            if first is None:
+                cur.execute(seek_sql, {**params, "offset": offset})
+                row = cur.fetchone()
+                if row is None:
+                    return total, []
+                first = int(row[0])
+            cur.execute(page_sql, {**params, "first": first, "rows": limit + 1})
             page = cur.fetchall()
-        return total, [(str(r[0]), int(r[1]), r[2]) for r in page]
-
-    def _oparl_where(self, modified_since: datetime | None, params: dict[str, Any]) -> str:
-        """The condition of the OParl papers (public, modified since), its parameter added to ``params``."""
-        if modified_since is None:
-            return f"p.public = {self._true}"
-        params["since"] = self._db_time(modified_since)
-        return self._sql(f"p.public = {self._true} AND p.updated_at >= :since")
+        if not off_page:
+            with self._kept_lock:
+                starts[number] = first
+                if len(page) > limit:
+                    starts[number + 1] = int(page[limit][0])
+        return total, [(str(r[1]), int(r[2]), r[3]) for r in page[:limit]]
 
     def oparl_page_sql(self, limit: int, *, modified_since: datetime | None = None
-                       ) -> tuple[str, str, dict[str, Any]]:
-        """The statements of :meth:`oparl_page` and their parameters: the ids of the papers in order (an
-        index-only walk; every ``limit``-th starts a page), and one page from its first id (``:first``)."""
-        params: dict[str, Any] = {"limit": limit}
-        where = self._oparl_where(modified_since, params)
-        return (self._sql(f"SELECT p.id FROM papers p WHERE {where} ORDER BY p.id"),
-                self._sql(f"SELECT p.reference, p.version, p.oparl FROM papers p WHERE {where} AND p.id >= :first "
-                          "ORDER BY p.id LIMIT :limit"), params)
+                       ) -> tuple[str, str, str, dict[str, Any]]:
+        """The statements of :meth:`oparl_page` and their parameters: the number of the papers, the id at a
+        position (``:offset``, an index-only skip), and a page from its first id (``:first``; ``:rows``)."""
+        where = f"p.public = {self._true}"
+        params: dict[str, Any] = {}
+        if modified_since is not None:
+            where += " AND p.updated_at >= :since"
+            params["since"] = self._db_time(modified_since)
+        return (self._sql(f"SELECT COUNT(*) FROM papers p WHERE {where}"),
+                self._sql(f"SELECT p.id FROM papers p WHERE {where} ORDER BY p.id LIMIT 1 OFFSET :offset"),
+                self._sql(f"SELECT p.id, p.reference, p.version, p.oparl FROM papers p WHERE {where} "
+                          "AND p.id >= :first ORDER BY p.id LIMIT :rows"), params)
 
     def keep_oparl(self, built: Sequence[tuple[StoredPaper, str]]) -> None:
         if not built:
