@@ -8,9 +8,14 @@ references; each clone's entries are numbered and hashed after the trail's end w
 ``chain_entries`` (workflow/chain.py's hashing), so the trail is one valid chain (``--verify`` checks it).
 The rows go in with executemany (SQLite) or COPY (PostgreSQL).
 
+Each figure is the p99 and, in brackets, the median (on a shared machine the distance between them is the
+waiting for a core). The OParl page is measured twice: while its objects are built (first visit) and, in a
+fresh process, as stored; its raw SQL is a request's (the trail's head, the page from its first id), and the
+count and first-id skip done once per trail head are shown on a line of their own.
+
 Run: `.venv/bin/python bench/bench_lists.py [--papers 100000] [--entries 1000000] [--n 200]
-[--backend sqlite|postgresql|both] [--verify]` (PostgreSQL on 127.0.0.1:5432; a scratch database is made
-and dropped).
+[--backend sqlite|postgresql|both] [--verify] [--keep DIR [--fill-only]]` (PostgreSQL on 127.0.0.1:5432; a
+scratch database is made and dropped unless kept), and `--measure-only URL` for a database filled before.
 """
 
 from __future__ import annotations
