@@ -8,9 +8,14 @@ references; each clone's entries are numbered and hashed after the trail's end w
 ``chain_entries`` (workflow/chain.py's hashing), so the trail is one valid chain (``--verify`` checks it).
 The rows go in with executemany (SQLite) or COPY (PostgreSQL).
 
+Each figure is the p99 and, in brackets, the median (on a shared machine the distance between them is the
+waiting for a core). The OParl page is measured twice: while its objects are built (first visit) and, in a
+fresh process, as stored; its raw SQL is a request's (the trail's head, the page from its first id), and the
+count and first-id skip done once per trail head are shown on a line of their own.
+
 Run: `.venv/bin/python bench/bench_lists.py [--papers 100000] [--entries 1000000] [--n 200]
-[--backend sqlite|postgresql|both] [--verify]` (PostgreSQL on 127.0.0.1:5432; a scratch database is made
-and dropped).
+[--backend sqlite|postgresql|both] [--verify] [--keep DIR [--fill-only]]` (PostgreSQL on 127.0.0.1:5432; a
+scratch database is made and dropped unless kept), and `--measure-only URL` for a database filled before.
 """
 
 from __future__ import annotations
@@ -128,7 +133,13 @@ def fill(engine: Engine, papers: int, entries: int) -> tuple[int, int]:
         deadlines = store.outbox.deadlines(ref, running_only=False)
         mails = {d.id: store.outbox.reminders(deadline_id=d.id, statuses=("pending", "claimed", "sent", "failed",
                                                                           "cancelled")) for d in deadlines}
-        shapes.append((paper, definition, changes, deadlines, mails))
+        listed = {}
+        with store._transaction() as cur:
+            for d in deadlines:
+                cur.execute(store._sql("SELECT email, since FROM deadline_audience WHERE deadline_id = :id"),
+                            {"id": d.id})
+                listed[d.id] = cur.fetchall()
+        shapes.append((paper, definition, changes, deadlines, mails, listed))
     per_paper = statistics.mean(len(s[2]) for s in shapes)
     movable = sum(1 for s in shapes if s[2][-1].kind == "meeting") / len(shapes)
     # meeting moves added to the papers whose last entry set a meeting, to reach the entries asked for
@@ -145,9 +156,9 @@ def fill(engine: Engine, papers: int, entries: int) -> tuple[int, int]:
     db = store._db_time
     written = 0
     for start in range(0, papers, BATCH):
-        paper_rows, audit_rows, deadline_rows, reminder_rows, body_rows = [], [], [], [], []
+        paper_rows, audit_rows, deadline_rows, reminder_rows, body_rows, audience_rows = [], [], [], [], [], []
         for n in range(start, min(start + BATCH, papers)):
-            paper, definition, changes, deadlines, mails = shapes[n % len(shapes)]
+            paper, definition, changes, deadlines, mails, listed = shapes[n % len(shapes)]
             pid += 1
             ref = f"B-{n:06d}"
             moves = changes
@@ -171,6 +182,7 @@ def fill(engine: Engine, papers: int, entries: int) -> tuple[int, int]:
                 did += 1
                 deadline_rows.append((did, pid, ref, d.name, d.label, d.state, d.branch, d.body, db(d.due_at),
                                       d.anchor, db(d.anchor_at), db(d.started_at), d.status, db(d.ended_at)))
+                audience_rows.extend((email, db(d.due_at), did, since) for email, since in listed[d.id])
                 for m in mails[d.id]:
                     rid += 1
                     reminder_rows.append((rid, did, pid, ref, m.kind, m.label, db(m.send_at),
@@ -184,6 +196,7 @@ def fill(engine: Engine, papers: int, entries: int) -> tuple[int, int]:
             copy(cur, "deadlines", DEADLINE_COLUMNS, deadline_rows)
             copy(cur, "reminders", REMINDER_COLUMNS, reminder_rows)
             copy(cur, "paper_bodies", ("body", "reference", "paper_id"), body_rows)
+            copy(cur, "deadline_audience", ("email", "due_at", "deadline_id", "since"), audience_rows)
         written += len(audit_rows)
     with store._transaction() as cur:
         if store.dialect == "postgresql":
@@ -200,6 +213,18 @@ def fill(engine: Engine, papers: int, entries: int) -> tuple[int, int]:
     finally:
         raw.close()
     return papers, written
+
+
+class Figure(tuple[float, float]):
+    """p99 and median of samples in ms (printed "p99 (median)": on a shared machine the distance between them
+    is the waiting for a core)."""
+
+    def __new__(cls, samples: list[float]) -> Figure:
+        return super().__new__(cls, (p99(samples), statistics.median(samples) * 1000))
+
+    def __format__(self, spec: str) -> str:
+        digits = 2 if self[0] < 10 else 1
+        return format(f"{self[0]:.{digits}f} ({self[1]:.{digits}f})", spec)
 
 
 def p99(samples: list[float]) -> float:
@@ -260,37 +285,40 @@ def raw_sql(store: SqlStore) -> Callable[[str, dict[str, Any]], list[Any]]:
     return run
 
 
-def measure(url: str, n: int, label: str) -> list[tuple[str, float, float]]:
+def measure(url: str, n: int, label: str) -> list[tuple[str, Any, Figure]]:
     store = SqlStore(url)
     engine = Engine(store, DefinitionLibrary(ROOT / "definitions"))
     head, _ = store.head()
     deep = "B-090000"
     page_1000 = head - 50 * 999 + 1
     clerk = Person(SITZ)
+    now = datetime.now(UTC)
     sql = raw_sql(store)
-    names: dict[str, set[str]] = {}
-    for workflow, version, _, _ in store.iter_definitions():
-        definition = engine.definition_version(workflow, version)
-        names.setdefault(definition.source_hash, set()).update(
-            spec.name for spec in definition.deadlines if any(
-                any(engine._involvement(definition, spec, body, clerk)) for body in (None, *definition.bodies)))
     readable = engine.readable_definitions(clerk)
-    pages = max(1, (store.oparl_page(0, 1)[0] + 99) // 100)
+    oparl_count, oparl_seek, oparl_select, oparl_params = store.oparl_page_sql(100)
+    pages = max(1, (sql(oparl_count, oparl_params)[0][0] + 99) // 100)
 
     def oparl_page(i: int) -> int:
         """From the middle of the OParl papers list on, a different page each time (the same 50 pages again and
         again: the first visit builds their objects, the later ones read them)."""
         return 1 + (pages // 2 + i % 50) % pages
+    starts = {n: sql(oparl_seek, {**oparl_params, "offset": (n - 1) * 100})[0][0]
+              for n in {oparl_page(i) for i in range(50)}}
     queries: dict[str, Callable[[int], Any]] = {
         "paper list, page 1": lambda i: sql(*store.page_papers_sql(51, readable=readable)),
         "paper list, deep page": lambda i: sql(*store.page_papers_sql(51, deep, readable=readable)),
-        "Meine Fristen (clerk)": lambda i: sql(*store.running_deadlines_sql(50, names=names)),
+        "Meine Fristen (clerk)": lambda i: sql(*store.running_deadlines_sql(50, audience=SITZ, now=now)),
         "audit page 1": lambda i: sql(*store.page_audit_sql(50)),
         "audit page 1,000": lambda i: sql(*store.page_audit_sql(50, page_1000)),
-        "OParl papers page": lambda i: [sql(count, params) and sql(select, params) for count, select, params in
-                                        [store.oparl_page_sql((oparl_page(i) - 1) * 100, 100)]],
+        # a request's queries: the trail's head (the key of what is kept per head), the page from its first id
+        "OParl papers page": lambda i: (sql("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", {}),
+                                        sql(oparl_select, {**oparl_params, "first": starts[oparl_page(i)],
+                                                           "rows": 101})),
+        # what the first request after a change of the trail adds: the count, and the page's first id by a skip
+        "OParl count and seek": lambda i: (sql(oparl_count, oparl_params),
+                                           sql(oparl_seek, {**oparl_params, "offset": (oparl_page(i) - 1) * 100})),
     }
-    raw_figures = {name: p99(timed(n, call)) for name, call in queries.items()}
+    raw_figures = {name: Figure(timed(n, call)) for name, call in queries.items()}
     store.dispose()
     port = 18500 + os.getpid() % 400
     out = []
@@ -309,8 +337,9 @@ def measure(url: str, n: int, label: str) -> list[tuple[str, float, float]]:
             "audit page 1,000": get(f"/pruefpfad?vor={page_1000}", AUDITOR),
         }
         for name, call in web.items():
-            call(0)  # warm
-            out.append((name, p99(timed(n, call)), raw_figures[name]))
+            for i in range(5):  # warm
+                call(i)
+            out.append((name, Figure(timed(n, call)), raw_figures[name]))
 
         def oparl(i: int) -> None:
             response = client.get(f"/oparl/v1.1/bodies/1/papers?page={oparl_page(i)}")
@@ -319,20 +348,30 @@ def measure(url: str, n: int, label: str) -> list[tuple[str, float, float]]:
         # 1/50 s apart: the endpoint paces anonymous clients to 50 pages a second
         first = timed(min(n, 50), oparl, pause=0.021)
         rss = peak_rss_mb(proc.pid)
-    out.append((f"OParl papers page, objects built (first visit, n={min(n, 50)})", p99(first),
+    out.append((f"OParl papers page, objects built (first visit, n={min(n, 50)})", Figure(first),
                 raw_figures["OParl papers page"]))
     with server(url, port + 1) as (client, proc):  # a fresh process: no page cache, the objects read as stored
         second = timed(n, oparl, pause=0.021)
         rss = max(rss, peak_rss_mb(proc.pid))
-    out.append(("OParl papers page, stored objects", p99(second), raw_figures["OParl papers page"]))
+    out.append(("OParl papers page, stored objects", Figure(second), raw_figures["OParl papers page"]))
+    out.append(("OParl count + seek, once per trail head (SQL only)", "–", raw_figures["OParl count and seek"]))
     print(f"\n{label}: peak RSS of `councilflow web` {rss:.0f} MB")
     return out
 
 
+def print_table(label: str, rows: list[tuple[str, Any, Figure]]) -> None:
+    print(f"{'list (' + label + '), ms: p99 (median)':<52}{'HTTP':>16}{'raw SQL':>16}")
+    for name, web, raw in rows:
+        print(f"{name:<52}{web:>16}{raw:>16}")
+
+
 def run_backend(backend: str, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
+        keep = Path(args.keep).resolve() if args.keep else None
         if backend == "sqlite":
-            url = f"sqlite:///{tmp}/lists.db"
+            if keep is not None:
+                keep.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{keep or tmp}/lists.db"
             drop: Callable[[], None] = lambda: None  # noqa: E731
         else:
             import psycopg
@@ -343,6 +382,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
             url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 
             def drop() -> None:
+                if keep is not None:
+                    return
                 with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
                     admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         try:
@@ -360,10 +401,12 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
                 report = engine.verify()
                 print(f"{backend}: audit verify {'ok' if report.ok else 'FAILED'} in {time.perf_counter() - t:.0f} s")
             engine.store.dispose()
+            if keep is not None:
+                print(f"{backend}: kept as {url} (measure again with --measure-only)")
+            if args.fill_only:
+                return
             rows = measure(url, args.n, backend)
-            print(f"{'list (' + backend + ', n=' + str(args.n) + ')':<50}{'HTTP p99 ms':>12}{'raw SQL p99 ms':>16}")
-            for name, web_p99, sql_p99 in rows:
-                print(f"{name:<50}{web_p99:>12.1f}{sql_p99:>16.2f}")
+            print_table(f"{backend}, n={args.n}", rows)
         finally:
             drop()
 
@@ -375,6 +418,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--verify", action="store_true")
+    parser.add_argument("--keep", metavar="DIR", help="keep the filled database (SQLite: DIR/lists.db; "
+                        "PostgreSQL: the scratch database is not dropped) to measure again with --measure-only")
+    parser.add_argument("--fill-only", action="store_true", help="fill (with --keep) and do not measure")
     parser.add_argument("--measure-only", metavar="URL", help="measure a database filled before (analyzed again)")
     args = parser.parse_args()
     if args.measure_only:
@@ -385,8 +431,7 @@ def main() -> None:
         raw.cursor().execute("ANALYZE")
         raw.close()
         store.dispose()
-        for name, web_p99, sql_p99 in measure(args.measure_only, args.n, store.dialect):
-            print(f"{name:<50}{web_p99:>12.1f}{sql_p99:>16.2f}")
+        print_table(f"{store.dialect}, n={args.n}", measure(args.measure_only, args.n, store.dialect))
         return
     for backend in ("sqlite", "postgresql") if args.backend == "both" else (args.backend,):
         run_backend(backend, args)

@@ -175,17 +175,17 @@ def old_deadlines_for(engine: Engine, who: Person) -> list[Any]:
     return sorted(rows, key=lambda row: (row.view.deadline.due_at, row.view.deadline.id))
 
 
-def test_my_deadlines_pages_equal_the_old_list(engine: Engine, clock: FixedClock) -> None:
-    """"Meine Fristen" a page at a time holds the same rows (deadline, mails, why it is theirs) as the list
-    built from every paper, overdue ones first, for each kind of person."""
-    corpus(engine, clock)
+def my_deadlines_as_before(engine: Engine, limit: int = 2) -> int:
+    """"Meine Fristen" page after page equals the list built from every paper for each kind of person (the
+    deadline, its mails, why it is theirs), overdue ones first; how many rows were compared."""
     checked = 0
     for who in [*PEOPLE, Person(FEDER), Person(contact("rat_billerbeck"))]:
         expected = old_deadlines_for(engine, who)
         got = []
         after = None
         while True:
-            page, after = engine.deadlines_page(who, limit=2, after=after)
+            page, after = engine.deadlines_page(who, limit=limit, after=after)
+            assert len(page) <= limit
             got.extend(page)
             if after is None:
                 break
@@ -195,7 +195,56 @@ def test_my_deadlines_pages_equal_the_old_list(engine: Engine, clock: FixedClock
         overdue = [r.view.overdue(now) for r in got]
         assert overdue == sorted(overdue, reverse=True)  # overdue first
         checked += len(got)
-    assert checked > 10
+    return checked
+
+
+def test_my_deadlines_pages_equal_the_old_list(engine: Engine, clock: FixedClock) -> None:
+    """"Meine Fristen" a page at a time holds the same rows as the list built from every paper."""
+    corpus(engine, clock)
+    assert my_deadlines_as_before(engine) > 10
+
+
+def audience_rows(store: Store) -> set[tuple[str, int, Any]] | None:
+    """The (address, deadline id, since) rows kept for "Meine Fristen" (None for the memory store), checking
+    that each belongs to a running deadline and carries its due moment."""
+    if not isinstance(store, SqlStore):
+        return None
+    with store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT a.email, a.deadline_id, a.since, a.due_at = d.due_at, d.status FROM "
+                                 "deadline_audience a JOIN deadlines d ON d.id = a.deadline_id")).all()
+    assert all(same and status == "running" for *_, same, status in rows), rows
+    return {(email, deadline_id, since) for email, deadline_id, since, _, _ in rows}
+
+
+def test_my_deadlines_follow_fire_done_undo_meeting_and_escalation(engine: Engine, clock: FixedClock) -> None:
+    """The addresses kept with each running deadline follow every change: a deadline marked done leaves the
+    lists and comes back with undo, a decided branch's deadlines leave them, a moved meeting restarts a
+    deadline under its new due moment, and the one it escalates to sees it once its escalation is due (not
+    before); after each step the pages equal the list built from every paper."""
+    corpus(engine, clock)
+    olfen = contact("rat_olfen")
+    steps = [
+        lambda: engine.done("KS-2", "ratsbeschluss", olfen, branch="rat_olfen"),
+        lambda: engine.done("KS-2", "ratsbeschluss", olfen, branch="rat_olfen", undo=True),
+        lambda: engine.set_meeting("KS-3", "2020-12-01T18:00", olfen, branch="rat_olfen"),
+        lambda: engine.set_meeting("KS-3", "2020-12-08T18:00", olfen, branch="rat_olfen"),
+        lambda: engine.fire("KS-3", "beschliessen", olfen, branch="rat_olfen", values={"result": "einstimmig"}),
+        lambda: engine.fire("SV-01", "vertagen", SITZ, values={"result": "vertagt", "meeting": "2020-12-10T17:00"}),
+        lambda: clock.advance(timedelta(days=130)),  # past the councils' decision and its escalation
+        lambda: engine.done("KS-2", "ratsbeschluss", olfen, branch="rat_olfen"),
+    ]
+    before = audience_rows(engine.store)
+    landrat = Person(LANDRAT)
+    escalated = len([r for r in old_deadlines_for(engine, landrat) if r.escalated])
+    for n, step in enumerate(steps):
+        step()
+        assert my_deadlines_as_before(engine, limit=3) > 0, n
+        rows = audience_rows(engine.store)
+        if before is not None:
+            assert rows != before or n == 6, n  # the rows changed with the deadlines (not with the clock)
+        before = rows
+        if n == 6:  # the escalations became due: the Landrat's list has them now
+            assert len([r for r in old_deadlines_for(engine, landrat) if r.escalated]) > escalated
 
 
 def oparl_now(engine: Engine) -> list[dict[str, Any]]:
@@ -219,7 +268,7 @@ def test_oparl_objects_are_kept_and_stay_equal_to_fresh_ones(tmp_path: Path, sto
         return engine.oparl(BASE, "Kreis", "Europe/Berlin", public_only=True)["papers"]
 
     assert oparl_now(engine) == fresh()
-    kept = {p.reference: t for p, t in store.oparl_page(0, 100)[1]}
+    kept = {ref: t for ref, _, t in store.oparl_page(0, 100)[1]}
     assert all(kept.values()) and json.loads(kept["SV-01"])["version"] == engine.load("SV-01").version
     engine.fire("SV-01", "vertagen", SITZ, values={"result": "vertagt", "meeting": "2020-10-01T17:00"})
     engine.set_meeting("KS-2", "2020-11-03T18:00", contact("rat_olfen"), branch="rat_olfen")
@@ -240,6 +289,37 @@ def test_oparl_objects_are_kept_and_stay_equal_to_fresh_ones(tmp_path: Path, sto
     assert {"id": "gespeichert"} in oparl_now(engine)
     assert engine.oparl_papers("https://anderswo.example/oparl", 0, 100)[1][1]["id"].startswith(
         "https://anderswo.example/oparl/papers/")  # another base: built again
+
+
+def test_oparl_pages_are_exact_as_papers_come(store: Store, clock: FixedClock, tmp_path: Path) -> None:
+    """Every OParl page (from the pages' first ids kept per trail head) is the slice of the whole list at its
+    offset, for several page sizes, read in order and backwards, past the end and from an offset where no page
+    starts; a paper created (public
+    or not) shows on the pages at once, the public one at the end."""
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    for name in ("kreisstrategie.yaml", "sachstandsbericht.yaml"):
+        (folder / name).write_bytes((SPEC / name).read_bytes())
+    engine = Engine(store, DefinitionLibrary(folder), clock)
+    corpus(engine, clock)
+
+    def whole() -> list[dict[str, Any]]:
+        items = oparl_now(engine)
+        assert items == engine.oparl(BASE, "Kreis", "Europe/Berlin", public_only=True)["papers"]
+        for size in (1, 3, 7):  # page after page: each page's first id is known from the page before
+            for offset in range(0, len(items) + 2 * size, size):
+                assert engine.oparl_papers(BASE, offset, size) == (len(items), items[offset:offset + size])
+        for offset in sorted(range(0, len(items), 2), reverse=True):  # jumped to: found by an index skip
+            assert engine.oparl_papers(BASE, offset, 2) == (len(items), items[offset:offset + 2])
+        assert engine.oparl_papers(BASE, 2, 3) == (len(items), items[2:5])
+        return items
+
+    before = whole()
+    engine.create("sachstandsbericht", "SV-90", LANDRAT, {"title": "Vertraulich", "public": "false"})
+    assert whole() == before
+    engine.create("sachstandsbericht", "SV-91", LANDRAT, {"title": "Neu"})
+    after = whole()
+    assert after[:-1] == before and after[-1]["reference"] == "SV-91"
 
 
 # --- query plans on a filled table ------------------------------------------------------------------------
@@ -284,6 +364,8 @@ def _fill(store: SqlStore, engine: Engine, papers: int) -> None:
                           "anchor, anchor_at, started_at, status) VALUES (:paper_id, :reference, :name, :label, "
                           ":state, :branch, :body, :due_at, :anchor, :anchor_at, :started_at, :status)"),
                      deadline_rows)
+        conn.execute(text("INSERT INTO deadline_audience (email, due_at, deadline_id, since) SELECT :email, due_at, "
+                          "id, NULL FROM deadlines WHERE status = 'running' AND reference LIKE 'X-%'"), {"email": SITZ})
         conn.execute(text("INSERT INTO audit (seq, paper_id, reference, workflow, workflow_version, kind, trigger, "
                           "from_state, to_state, branch, body, actor, at, payload, prev_hash, hash) VALUES (:seq, "
                           ":paper_id, :reference, :workflow, :workflow_version, :kind, :trigger, :from_state, "
@@ -334,14 +416,15 @@ def test_list_queries_use_indexes(db_url: str, clock: FixedClock, tmp_path: Path
         sql, params = store.page_papers_sql(51, after, workflow=workflow, state=state, body=body,
                                             due_before=now if overdue else None, readable=readable)
         assert_indexed(store, sql, params)
-    names = {p.definition_hash: {"frist"} for p in store.iter_papers(batch=50) if p.reference.startswith("SV")}
     for after_key in (None, (now, 5000)):
-        for wanted in (None, names):
-            sql, params = store.running_deadlines_sql(51, after_key, names=wanted)
+        for audience in (None, SITZ):
+            sql, params = store.running_deadlines_sql(51, after_key, audience=audience, now=now)
             assert_indexed(store, sql, params)
     for since in (None, now):
-        _, sql, params = store.oparl_page_sql(0, 100, modified_since=since)
-        assert_indexed(store, sql, params)
+        # (the count, once per trail head, is the planner's choice: most papers are public)
+        _, seek_sql, page_sql, params = store.oparl_page_sql(100, modified_since=since)
+        assert_indexed(store, seek_sql, {**params, "offset": 5000})
+        assert_indexed(store, page_sql, {**params, "first": 5000, "rows": 101})
     filters = {"reference": "X-000100", "workflow": "kreisstrategie", "actor": SITZ, "trigger": "einbringen",
                "body": "rat_olfen", "from_state": "entwurf", "to_state": "ausschuss", "since": now,
                "until": now + timedelta(days=1)}
@@ -381,6 +464,44 @@ def test_upgrade_fills_the_list_columns_from_the_papers(db_url: str, clock: Fixe
         assert all_pages(engine, who, 5, body=body, overdue=overdue) == \
             old_papers_for(engine, who, None, None, body, overdue)
     assert engine.verify().ok
+    upgraded.dispose()
+
+
+def test_upgrade_keeps_the_addresses_of_the_running_deadlines(db_url: str, clock: FixedClock,
+                                                             tmp_path: Path) -> None:
+    """A database of revision 0006 (before the addresses kept with the deadlines) with running deadlines,
+    escalations due and not yet due: after the upgrade "Meine Fristen" gives what the list built from every
+    paper gives, and changes keep the rows right from there."""
+    from alembic import command
+
+    from workflow.store.schema import _config
+
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    for name in ("kreisstrategie.yaml", "sachstandsbericht.yaml"):
+        (folder / name).write_bytes((SPEC / name).read_bytes())
+    store = SqlStore(db_url)
+    engine = Engine(store, DefinitionLibrary(folder), clock)
+    corpus(engine, clock)
+    clock.advance(timedelta(days=100))
+    engine.create("kreisstrategie", "KS-4", FEDER, {"title": "Später"})
+    to_councils(engine, "KS-5")  # its escalations are not due when the first ones are
+    clock.advance(timedelta(days=30))
+    expected = audience_rows(store)
+    cfg = _config()
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006")
+    store.dispose()
+    upgraded = SqlStore(db_url)
+    assert upgraded.schema_revision() == "0006"
+    upgraded.init()
+    assert upgraded.schema_revision() == "0007"
+    engine = Engine(upgraded, DefinitionLibrary(folder), clock)
+    assert audience_rows(upgraded) == expected
+    assert my_deadlines_as_before(engine, limit=4) > 10
+    engine.fire("KS-5", "beschliessen", contact("rat_olfen"), branch="rat_olfen", values={"result": "einstimmig"})
+    assert my_deadlines_as_before(engine, limit=4) > 10
     upgraded.dispose()
 
 

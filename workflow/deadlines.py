@@ -23,14 +23,17 @@ from .paper import TRUSTED_ACTORS, Change, ChangeKind, PaperState, field_instant
 from .values import clean_text
 
 __all__ = [
+    "ESCALATING",
     "LATE_NOTE",
     "DeadlineKey",
     "PlannedDeadline",
     "PlannedReminder",
+    "audience",
     "due_day",
     "due_label",
     "due_note",
     "explain_due",
+    "involved",
     "offset_label",
     "plan_deadlines",
     "recipients",
@@ -137,6 +140,33 @@ def recipients(definition: Definition, roles: tuple[str, ...], body: str | None)
     """The addresses (lower case, each once, in order) holding ``roles``; ``body`` resolves the role
     ``body`` (the contact of the branch's or the state's body)."""
     return tuple(dict.fromkeys(m.lower() for r in roles for m in definition.members(r, body)))
+
+
+def involved(definition: Definition, deadline: Deadline, body: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Whom a deadline (for ``body``) concerns: the addresses it notifies, and those it escalates to."""
+    notify = recipients(definition, deadline.notify, body)
+    escalate_to = recipients(definition, deadline.escalate.notify, body) if deadline.escalate else ()
+    return notify, escalate_to
+
+
+#: The kinds of mail from whose send time on a deadline counts as escalated to those it escalates to.
+ESCALATING = ("escalate", "late")
+
+
+def audience(definition: Definition, planned: PlannedDeadline) -> list[tuple[str, datetime | None]]:
+    """The addresses whose "Meine Fristen" list a deadline as it starts, each with the moment from which on
+    (None: from its start): those it notifies, and those it only escalates to from its first :data:`ESCALATING`
+    mail's send time (none without such a mail). Kept with each running deadline; :func:`involved` is the
+    rule."""
+    spec = next((d for d in definition.deadlines if d.name == planned.name), None)
+    if spec is None:
+        return []
+    notify, escalate_to = involved(definition, spec, planned.body)
+    first = min((r.send_at for r in planned.reminders if r.kind in ESCALATING), default=None)
+    out: list[tuple[str, datetime | None]] = [(email, None) for email in notify]
+    if first is not None:
+        out += [(email, first) for email in escalate_to if email not in notify]
+    return out
 
 
 class RunningDeadline(NamedTuple):
@@ -263,8 +293,7 @@ def plan(definition: Definition, running: RunningDeadline, started_at: datetime,
 
     morning = time(morning_hour, 0)
     day = due_at.astimezone(zone).date()
-    notify = recipients(definition, deadline.notify, body)
-    escalate_to = recipients(definition, deadline.escalate.notify, body) if deadline.escalate else ()
+    notify, escalate_to = involved(definition, deadline, body)
     reminders: list[PlannedReminder] = []
     if due_at <= started_at:
         to = tuple(dict.fromkeys((*notify, *escalate_to)))

@@ -11,10 +11,18 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
-from .access import Action, Person, actions, may_create, may_read, may_read_private
+from .access import Action, Person, actions, is_public, may_create, may_read, may_read_private
 from .audit import Period, VerifyReport, timeline, verify
 from .clock import Clock, SystemClock
-from .deadlines import WaitingDeadline, changed, decide_done, recipients, running_deadlines, waiting_deadlines
+from .deadlines import (
+    ESCALATING,
+    WaitingDeadline,
+    changed,
+    decide_done,
+    involved,
+    running_deadlines,
+    waiting_deadlines,
+)
 from .definition import Definition
 from .errors import ConflictError, InputError, NotFoundError, WorkflowError
 from .library import DefinitionLibrary
@@ -701,47 +709,46 @@ class Engine:
         """One page of "Meine Fristen" in due order (the overdue ones come first: they are due earliest) after
         the deadline ``after`` (due moment, id), and where the next page starts (None: the last page).
 
-        The store is asked for the running deadlines whose names can concern ``who`` in each stored definition
-        (the rule of :meth:`_involvement`, asked once per deadline and body), by the (status, due_at, id) index;
-        each row is then checked against the same rule exactly."""
-        names: dict[str, set[str]] = {}
-        for workflow, version, _, _ in self.store.iter_definitions():
-            definition = self.definition_version(workflow, version)
-            for spec in definition.deadlines:
-                for body in (None, *definition.bodies):
-                    notified, escalation = self._involvement(definition, spec, body, who)
-                    if notified or escalation or who.auditor:
-                        names.setdefault(definition.source_hash, set()).add(spec.name)
-                        break
+        The store is asked for the running deadlines kept with ``who``'s address (each running deadline is stored
+        with everybody it concerns, :func:`~workflow.deadlines.audience`, the rule of :meth:`_involvement`), by
+        the (email, due_at, deadline_id) index; auditors walk every running deadline by (status, due_at, id). Each
+        row is then checked against the rule exactly (and against reading the paper)."""
+        audience = None if who.auditor else who.email
         now = self.now()
         out: list[PersonalDeadline] = []
         cursor = after
-        while len(out) < limit:
-            rows = self.store.page_running_deadlines(limit, cursor, names=names)
+        while True:
+            # one more row than the page: whether there is a next page, without another query
+            rows = self.store.page_running_deadlines(limit + 1, cursor, audience=audience, now=now)
+            mails: dict[int, list[ReminderRecord]] = {record.id: [] for _, record in rows}
+            for mail in self.store.outbox.reminders(deadline_ids=list(mails), statuses=_MAIL_STATUSES):
+                if mail.deadline_id is not None:
+                    mails[mail.deadline_id].append(mail)
             for paper, record in rows:
-                cursor = (record.due_at, record.id)
-                row = self._personal(paper, record, who, now)
-                if row is not None and (who.auditor or row.notified or row.escalated):
-                    out.append(row)
-                    if len(out) == limit:
-                        break
-            if len(rows) < limit and (not rows or cursor == (rows[-1][1].due_at, rows[-1][1].id)):
+                row = self._personal(paper, record, who, now, tuple(mails[record.id]))
+                if row is None or not (who.auditor or row.notified or row.escalated):
+                    continue
+                if len(out) == limit:
+                    last = out[-1].view.deadline
+                    return out, (last.due_at, last.id)
+                out.append(row)
+            if len(rows) <= limit:
                 return out, None
-        last = out[-1].view.deadline
-        more = self.store.page_running_deadlines(1, (last.due_at, last.id), names=names)
-        return out, ((last.due_at, last.id) if more else None)
+            cursor = (rows[-1][1].due_at, rows[-1][1].id)
 
     @staticmethod
     def _involvement(definition: Definition, spec: Any, body: str | None, who: Person) -> tuple[bool, bool]:
         """Whether ``who`` is notified of a deadline (``spec``, for ``body``), and whether it escalates to them:
-        :func:`~workflow.deadlines.recipients` of its ``notify`` and ``escalate.notify``."""
-        notified = who.email in recipients(definition, spec.notify, body)
-        escalation = spec.escalate is not None and who.email in recipients(definition, spec.escalate.notify, body)
+        :func:`~workflow.deadlines.involved`."""
+        notify, escalate_to = involved(definition, spec, body)
+        notified = who.email in notify
+        escalation = who.email in escalate_to
         return notified, escalation
 
-    def _personal(self, paper: StoredPaper, record: DeadlineRecord, who: Person, now: datetime
-                  ) -> PersonalDeadline | None:
-        """A running deadline on ``who``'s list (None if it is not theirs or they may not read its paper)."""
+    def _personal(self, paper: StoredPaper, record: DeadlineRecord, who: Person, now: datetime,
+                  mails: tuple[ReminderRecord, ...]) -> PersonalDeadline | None:
+        """A running deadline on ``who``'s list, with its ``mails`` (None if it is not theirs or they may not
+        read its paper)."""
         definition = self.definition_of(paper)
         if not may_read(definition, paper.state, who):
             return None
@@ -751,11 +758,10 @@ class Engine:
         notified, escalation = self._involvement(definition, spec, record.body, who)
         if not (notified or escalation or who.auditor):
             return None
-        mails = tuple(self.store.outbox.reminders(deadline_id=record.id, statuses=_MAIL_STATUSES))
         body = definition.bodies.get(record.body) if record.body else None
         view = DeadlineView(record, mails, body.name if body else None, str(paper.state.fields.get("title", "")),
                             spec.description)
-        escalated = escalation and any(m.kind in ("escalate", "late") and m.send_at <= now for m in mails)
+        escalated = escalation and any(m.kind in ESCALATING and m.send_at <= now for m in mails)
         return PersonalDeadline(paper, view, notified, escalation, escalated)
 
     def involved_deadlines(self, who: Person, *, done: bool = False) -> list[PersonalDeadline]:
@@ -776,7 +782,7 @@ class Engine:
                 notified, escalation = self._involvement(definition, spec, view.deadline.body, who)
                 if not (notified or escalation or who.auditor):
                     continue
-                escalated = escalation and any(m.kind in ("escalate", "late") and m.send_at <= now
+                escalated = escalation and any(m.kind in ESCALATING and m.send_at <= now
                                                for m in view.mails)
                 out.append(PersonalDeadline(paper, view, notified, escalation, escalated))
         return out
@@ -795,12 +801,14 @@ class Engine:
             export.add(paper, self.definition_version, self.store.history(paper.reference))
         return export.objects()
 
-    def oparl_paper(self, paper: StoredPaper, base_url: str) -> dict[str, Any]:
-        """The OParl Paper object of one paper, built from its trail."""
+    def oparl_paper(self, paper: StoredPaper, base_url: str, history: Sequence[AuditRecord] | None = None
+                    ) -> dict[str, Any]:
+        """The OParl Paper object of one paper, built from its trail (``history``, if read already)."""
         from .oparl import OParlExport
 
         export = OParlExport(base_url)
-        export.add(paper, self.definition_version, self.store.history(paper.reference))
+        export.add(paper, self.definition_version,
+                   list(history) if history is not None else self.store.history(paper.reference))
         return export.papers[0]
 
     def oparl_papers(self, base_url: str, offset: int, limit: int, *, modified_since: datetime | None = None
@@ -813,12 +821,22 @@ class Engine:
         total, rows = self.store.oparl_page(min(offset, 2**62), limit, modified_since=modified_since)
         out = []
         built = []
-        for paper, text in rows:
+        kept_objects = {}
+        for reference, version, text in rows:
             kept = json.loads(text) if text else None
-            if isinstance(kept, dict) and kept.get("version") == paper.version and kept.get("base") == base_url:
-                out.append(kept["paper"])
+            if isinstance(kept, dict) and kept.get("version") == version and kept.get("base") == base_url:
+                kept_objects[reference] = kept["paper"]
+        # the others as they are now (they may have changed since the page was read), with their trails, at once
+        stale = {p.reference: (p, h) for p, h in
+                 self.store.load_with_history([r for r, _, _ in rows if r not in kept_objects])}
+        for reference, _, _ in rows:
+            if reference in kept_objects:
+                out.append(kept_objects[reference])
                 continue
-            item = self.oparl_paper(paper, base_url)
+            if reference not in stale or not is_public(stale[reference][0].state):
+                continue  # gone or made private meanwhile
+            paper, history = stale[reference]
+            item = self.oparl_paper(paper, base_url, history)
             built.append((paper, json.dumps({"version": paper.version, "base": base_url, "paper": item},
                                             ensure_ascii=False, separators=(",", ":"))))
             out.append(item)

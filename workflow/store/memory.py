@@ -17,6 +17,7 @@ from typing import Any
 
 from ..access import is_public
 from ..chain import GENESIS
+from ..deadlines import audience as deadline_audience
 from ..definition import Definition
 from ..errors import ConflictError, NotFoundError
 from ..paper import Change, PaperState, bodies_at
@@ -75,6 +76,8 @@ class MemoryStore:
         self._message_ids: set[str] = set()
         self._tokens: list[_Token] = []
         self._beats: dict[str, datetime] = {}
+        # deadline id -> the addresses it is listed for and from when (workflow.deadlines.audience); running only
+        self._audience: dict[int, dict[str, datetime | None]] = {}
         self._bodies: dict[str, frozenset[str]] = {}  # reference -> the bodies it is at (bodies_at)
         self._oparl: dict[str, tuple[int, str]] = {}  # reference -> (version, OParl text)
         self._outbox = MemoryOutbox(self)
@@ -169,6 +172,8 @@ class MemoryStore:
         entries = chain_entries(seq, prev, new.reference, definition, changes)
         new = replace(new, last_seq=entries[-1].seq, last_hash=entries[-1].hash)
         deadline_rows, reminder_rows, ended = self._deadline_rows(new, deadlines, changes[-1].at)
+        listed = {row.id: dict(deadline_audience(definition, planned))
+                  for row, planned in zip(deadline_rows, deadlines[1], strict=True)}
         # nothing below can fail
         self._papers[new.reference] = new
         self._bodies[new.reference] = bodies_at(definition, state)
@@ -180,6 +185,7 @@ class MemoryStore:
         for n, d in enumerate(self._deadlines):
             if d.status == "running" and d.reference == new.reference and (d.name, d.branch) in ended:
                 self._deadlines[n] = replace(d, status="ended", ended_at=now)
+                self._audience.pop(d.id, None)
                 for m, r in enumerate(self._reminders):
                     if r.deadline_id == d.id and r.status in ("pending", "claimed"):
                         # a row being sent right now keeps its claim: its sender records what became of it
@@ -191,6 +197,7 @@ class MemoryStore:
                                                    attempts=r.attempts))
         self._note(new.reference, notes)
         self._deadlines.extend(deadline_rows)
+        self._audience.update(listed)
         self._reminders.extend(reminder_rows)
         self._message_ids.update(r.message_id for r in reminder_rows)
         return new
@@ -229,6 +236,11 @@ class MemoryStore:
         with self._lock:
             records = [self._audit[i] for i in self._by_paper.get(reference, [])]
         return [r for r in records if until is None or r.at <= until]
+
+    def load_with_history(self, references: Sequence[str]) -> list[tuple[StoredPaper, list[AuditRecord]]]:
+        with self._lock:
+            papers = [self._papers[r] for r in references if r in self._papers]
+        return [(p, self.history(p.reference)) for p in papers]
 
     def iter_audit(self, batch: int = 2000, **filters: Any) -> Iterator[AuditRecord]:
         with self._lock:
@@ -271,7 +283,7 @@ class MemoryStore:
             return out
 
     def page_running_deadlines(self, limit: int, after: tuple[datetime, int] | None = None, *,
-                               names: Mapping[str, Collection[str]] | None = None
+                               audience: str | None = None, now: datetime | None = None
                                ) -> list[tuple[StoredPaper, DeadlineRecord]]:
         with self._lock:
             found = []
@@ -279,21 +291,26 @@ class MemoryStore:
                 if d.status != "running" or (after is not None and (d.due_at, d.id) <= after):
                     continue
                 paper = self._papers[d.reference]
-                if names is not None and d.name not in names.get(paper.definition_hash, ()):
-                    continue
+                if audience is not None:
+                    listed = self._audience.get(d.id, {})
+                    if audience not in listed:
+                        continue
+                    since = listed[audience]
+                    if now is not None and since is not None and since > now:
+                        continue
                 found.append((paper, d))
                 if len(found) == limit:
                     break
             return found
 
     def oparl_page(self, offset: int, limit: int, *, modified_since: datetime | None = None
-                   ) -> tuple[int, list[tuple[StoredPaper, str | None]]]:
+                   ) -> tuple[int, list[tuple[str, int, str | None]]]:
         with self._lock:
             papers = [p for p in sorted(self._papers.values(), key=lambda p: p.id)
                       if is_public(p.state) and (modified_since is None or p.updated_at >= modified_since)]
             kept = {ref: text for ref, (version, text) in self._oparl.items()
                     if self._papers[ref].version == version}
-        return len(papers), [(p, kept.get(p.reference)) for p in papers[offset:offset + limit]]
+        return len(papers), [(p.reference, p.version, kept.get(p.reference)) for p in papers[offset:offset + limit]]
 
     def keep_oparl(self, built: Sequence[tuple[StoredPaper, str]]) -> None:
         with self._lock:
@@ -335,11 +352,12 @@ class MemoryOutbox:
 
     def reminders(self, *, reference: str | None = None, deadline_id: int | None = None,
                   statuses: Sequence[str] = ("pending",), due_before: datetime | None = None,
-                  limit: int = 10_000) -> list[ReminderRecord]:
+                  limit: int = 10_000, deadline_ids: Collection[int] | None = None) -> list[ReminderRecord]:
         with self.store._lock:
             found = [r for r in self.store._reminders if r.status in statuses
                      and (reference is None or r.reference == reference)
                      and (deadline_id is None or r.deadline_id == deadline_id)
+                     and (deadline_ids is None or r.deadline_id in deadline_ids)
                      and (due_before is None or r.next_attempt_at <= due_before)]
         return sorted(found, key=lambda r: (r.next_attempt_at, r.id))[:limit]
 

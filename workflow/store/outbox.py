@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -78,7 +78,7 @@ class SqlOutbox:
 
     def reminders(self, *, reference: str | None = None, deadline_id: int | None = None,
                   statuses: Sequence[str] = ("pending",), due_before: datetime | None = None,
-                  limit: int = 10_000) -> list[ReminderRecord]:
+                  limit: int = 10_000, deadline_ids: Collection[int] | None = None) -> list[ReminderRecord]:
         clauses = [f"status IN ({', '.join(repr(s) for s in statuses)})"]
         params: dict[str, Any] = {"limit": limit}
         if reference is not None:
@@ -87,6 +87,8 @@ class SqlOutbox:
         if deadline_id is not None:
             clauses.append("deadline_id = :deadline_id")
             params["deadline_id"] = deadline_id
+        if deadline_ids is not None:
+            clauses.append(f"deadline_id IN ({', '.join(str(int(i)) for i in deadline_ids) or 'NULL'})")
         if due_before is not None:
             clauses.append("next_attempt_at <= :due_before")
             params["due_before"] = self.store._db_time(due_before)

@@ -36,7 +36,10 @@ class Outbox(Protocol):
 
     def reminders(self, *, reference: str | None = None, deadline_id: int | None = None,
                   statuses: Sequence[str] = ("pending",), due_before: datetime | None = None,
-                  limit: int = 10_000) -> list[ReminderRecord]: ...
+                  limit: int = 10_000, deadline_ids: Collection[int] | None = None) -> list[ReminderRecord]:
+        """The mails in the order they go out (next_attempt_at, id), filtered by paper, deadline (one, or any of
+        ``deadline_ids``: one query for a page of deadlines), status and due moment."""
+        ...
 
     def claim(self, now: datetime, *, worker: str, lease: timedelta, limit: int = 100) -> list[ReminderRecord]: ...
 
@@ -143,16 +146,18 @@ class Store(Protocol):
         ...
 
     def page_running_deadlines(self, limit: int, after: tuple[datetime, int] | None = None, *,
-                               names: Mapping[str, Collection[str]] | None = None
+                               audience: str | None = None, now: datetime | None = None
                                ) -> list[tuple[StoredPaper, DeadlineRecord]]:
         """Up to ``limit`` running deadlines with their papers in (due_at, id) order after ``after``;
-        ``names``: per definition hash the deadline names to include (None: all)."""
+        ``audience``: only those listed for this address (:func:`~workflow.deadlines.audience`, kept with each
+        deadline as it starts), from their moment on if ``now`` is given (None: all)."""
         ...
 
     def oparl_page(self, offset: int, limit: int, *, modified_since: datetime | None = None
-                   ) -> tuple[int, list[tuple[StoredPaper, str | None]]]:
+                   ) -> tuple[int, list[tuple[str, int, str | None]]]:
         """The public papers (modified at or after ``modified_since``) in id order: how many there are, and
-        ``limit`` of them from ``offset``, each with its stored OParl text (None if none is stored)."""
+        ``limit`` of them from ``offset``, each as its reference, its version and its stored OParl text (None if
+        none is stored); the papers themselves are read only where the text must be built again."""
         ...
 
     def keep_oparl(self, built: Sequence[tuple[StoredPaper, str]]) -> None:
@@ -172,6 +177,11 @@ class Store(Protocol):
         ...
 
     def history(self, reference: str, until: datetime | None = None) -> list[AuditRecord]: ...
+
+    def load_with_history(self, references: Sequence[str]) -> list[tuple[StoredPaper, list[AuditRecord]]]:
+        """The papers of ``references`` that exist, each with its entries in order (read together, for the
+        OParl objects of a page built at once)."""
+        ...
 
     def iter_audit(self, batch: int = 2000, **filters: Any) -> Iterator[AuditRecord]: ...
 

@@ -11,7 +11,8 @@ import json
 import re
 import threading
 import weakref
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from ..access import is_public
 from ..chain import GENESIS
+from ..deadlines import audience
 from ..definition import Definition
 from ..errors import ConflictError, InputError, NotFoundError, StorageError
 from ..paper import Change, PaperState, bodies_at, branches_from_json, branches_to_json
@@ -98,6 +100,9 @@ _INSERT_REMINDER = (
     "status, attempts, next_attempt_at) VALUES (:deadline_id, :paper_id, :reference, :kind, :label, :send_at, "
     ":recipients, '{}', :message_id, 'pending', 0, :send_at)"
 )
+_INSERT_AUDIENCE = ("INSERT INTO deadline_audience (email, due_at, deadline_id, since) VALUES (:email, :due_at, "
+                    ":deadline_id, :since)")
+_DROP_AUDIENCE = "DELETE FROM deadline_audience WHERE deadline_id = :deadline_id"
 _NEXT_DUE = ("UPDATE papers SET next_due = (SELECT MIN(due_at) FROM deadlines WHERE paper_id = :id "
              "AND status = 'running') WHERE id = :id")
 _DROP_BODIES = "DELETE FROM paper_bodies WHERE paper_id = :id"
@@ -155,10 +160,12 @@ class SqlStore:
         self._local = threading.local()
         self._q = {name: self._sql(globals()[name]) for name in
                    ("_SELECT_PAPER", "_PAPERS_AFTER", "_INSERT_PAPER", "_UPDATE_PAPER", "_INSERT_AUDIT",
-                    "_CANCEL_REMINDERS", "_END_DEADLINE", "_INSERT_DEADLINE", "_INSERT_REMINDER", "_NEXT_DUE",
-                    "_DROP_BODIES", "_INSERT_BODY")}
+                    "_CANCEL_REMINDERS", "_END_DEADLINE", "_INSERT_DEADLINE", "_INSERT_REMINDER", "_INSERT_AUDIENCE",
+                    "_DROP_AUDIENCE", "_NEXT_DUE", "_DROP_BODIES", "_INSERT_BODY")}
         self._kept: list[Any] = []
         self._kept_lock = threading.Lock()
+        # (head seq, page size, modified_since) -> (public papers, first id of the pages found); see oparl_page
+        self._oparl_index: OrderedDict[tuple[int, int, Any], tuple[int, dict[int, int]]] = OrderedDict()
         from .outbox import SqlOutbox, SqlTokens
 
         self._outbox = SqlOutbox(self)
@@ -268,10 +275,11 @@ class SqlStore:
         return str(row.source_hash), str(row.source_text)
 
     def iter_definitions(self) -> Iterator[tuple[str, int, str, str]]:
-        self._ensure()
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(_defs.c.workflow, _defs.c.version, _defs.c.source_hash, _defs.c.source_text)
-                                .order_by(_defs.c.workflow, _defs.c.version)).all()
+        # on this thread's kept connection (the lists ask for it on every request): no pool checkout and ping
+        with self._transaction() as cur:
+            cur.execute("SELECT workflow, version, source_hash, source_text FROM definitions ORDER BY workflow, "
+                        "version")
+            rows = cur.fetchall()
         for row in rows:
             yield str(row[0]), int(row[1]), str(row[2]), str(row[3])
 
@@ -516,6 +524,7 @@ class SqlStore:
         for name, branch in ended:
             cur.execute(self._q["_END_DEADLINE"], {"paper_id": paper_id, "name": name, "branch": branch, "now": at})
             for deadline in [_deadline(r) for r in cur.fetchall()]:
+                cur.execute(self._q["_DROP_AUDIENCE"], {"deadline_id": deadline.id})
                 cur.execute(self._q["_CANCEL_REMINDERS"], {"deadline_id": deadline.id, "now": at})
                 notes += [mail_note(r, deadline, definition.workflow, definition.version, "skipped", now,
                                     attempts=r.attempts) for r in map(_reminder, cur.fetchall())
@@ -527,6 +536,12 @@ class SqlStore:
                 "anchor_at": self._db_time(d.anchor_at), "started_at": at,
             })
             deadline_id = cur.fetchone()[0]
+            listed = audience(definition, d)
+            if listed:
+                due_at = self._db_time(d.due_at)
+                cur.executemany(self._q["_INSERT_AUDIENCE"], [
+                    {"email": email, "due_at": due_at, "deadline_id": deadline_id, "since": self._db_time(since)}
+                    for email, since in listed])
             for r in d.reminders:
                 send_at = self._db_time(r.send_at)
                 cur.execute(self._q["_INSERT_REMINDER"], {
@@ -565,6 +580,25 @@ class SqlStore:
                                   f"WHERE reference = :reference){clause} ORDER BY seq"),
                         {"reference": reference, "until": self._db_time(until)})
             return [_record(r) for r in cur.fetchall()]
+
+    def load_with_history(self, references: Sequence[str]) -> list[tuple[StoredPaper, list[AuditRecord]]]:
+        """The papers of ``references`` that exist, each with its entries in order: two queries for them all (the
+        entries through the (paper_id, seq) index)."""
+        if not references:
+            return []
+        params = {f"r{n}": reference for n, reference in enumerate(references)}
+        with self._transaction() as cur:
+            cur.execute(self._sql(f"SELECT {_PAPER_COLUMNS} FROM papers WHERE reference IN "
+                                  f"({', '.join(':' + name for name in params)})"), params)
+            papers = [self._paper_from_row(r) for r in cur.fetchall()]
+            if not papers:
+                return []
+            cur.execute(f"SELECT paper_id, {_AUDIT_COLUMNS} FROM audit WHERE paper_id IN "
+                        f"({', '.join(str(int(p.id)) for p in papers)}) ORDER BY paper_id, seq")
+            entries: dict[int, list[AuditRecord]] = {p.id: [] for p in papers}
+            for row in cur.fetchall():
+                entries[int(row[0])].append(_record(row[1:]))
+        return [(p, entries[p.id]) for p in papers]
 
     def _audit_where(self, filters: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
         """SQL conditions of the audit filters: reference, workflow, actor, trigger, body, from_state,
@@ -719,14 +753,14 @@ class SqlStore:
         return self._sql(f"SELECT {columns} FROM {source}{where} ORDER BY {key} LIMIT :limit"), params
 
     def page_running_deadlines(self, limit: int, after: tuple[datetime, int] | None = None, *,
-                               names: Mapping[str, Collection[str]] | None = None
+                               audience: str | None = None, now: datetime | None = None
                                ) -> list[tuple[StoredPaper, DeadlineRecord]]:
-        """Running deadlines in (due_at, id) order through the (status, due_at, id) index."""
+        """Running deadlines in (due_at, id) order: those kept with the address ``audience`` through the
+        (email, due_at, deadline_id) key of ``deadline_audience``, or all through the (status, due_at, id)
+        index."""
         from .outbox import _DEADLINE_COLUMNS, _deadline
 
-        sql, params = self.running_deadlines_sql(limit, after, names=names)
-        if not sql:
-            return []
+        sql, params = self.running_deadlines_sql(limit, after, audience=audience, now=now)
         with self._transaction() as cur:
             cur.execute(sql, params)
             rows = cur.fetchall()
@@ -734,31 +768,31 @@ class SqlStore:
         return [(self._paper_from_row(r[width:]), _deadline(r[:width])) for r in rows]
 
     def running_deadlines_sql(self, limit: int, after: tuple[datetime, int] | None = None, *,
-                              names: Mapping[str, Collection[str]] | None = None) -> tuple[str, dict[str, Any]]:
-        """The statement and parameters of :meth:`page_running_deadlines` ("" if nothing can match)."""
+                              audience: str | None = None, now: datetime | None = None) -> tuple[str, dict[str, Any]]:
+        """The statement and parameters of :meth:`page_running_deadlines`."""
         from .outbox import _DEADLINE_COLUMNS
 
         params: dict[str, Any] = {"limit": limit}
-        clauses = ["d.status = 'running'"]
-        if after is not None:
-            clauses.append("(d.due_at > :due OR (d.due_at = :due AND d.id > :id))")
-            params.update(due=self._db_time(after[0]), id=after[1])
-        if names is not None:
-            alternatives = []
-            for n, (digest, wanted) in enumerate(sorted(names.items())):
-                if not wanted:
-                    continue
-                params[f"h{n}"] = digest
-                listed = []
-                for m, name in enumerate(sorted(wanted)):
-                    params[f"n{n}_{m}"] = name
-                    listed.append(f":n{n}_{m}")
-                alternatives.append(f"(p.definition_hash = :h{n} AND d.name IN ({', '.join(listed)}))")
-            if not alternatives:
-                return "", {}
-            clauses.append(f"({' OR '.join(alternatives)})")
         columns = ", ".join(f"p.{c.strip()}" for c in _PAPER_COLUMNS.split(","))
         deadline_columns = ", ".join(f"d.{c.strip()}" for c in _DEADLINE_COLUMNS.split(","))
+        if audience is not None:
+            # one index range of the primary key (email, due_at, deadline_id), from the cursor on (a row value:
+            # both databases seek to it), joined to its deadline and paper by their keys, stopping at LIMIT
+            clauses = ["a.email = :email", "d.status = 'running'"]
+            params["email"] = audience
+            if after is not None:
+                clauses.append("(a.due_at, a.deadline_id) > (:due, :id)")
+                params.update(due=self._db_time(after[0]), id=after[1])
+            if now is not None:
+                clauses.append("(a.since IS NULL OR a.since <= :now)")
+                params["now"] = self._db_time(now)
+            return (self._sql(f"SELECT {deadline_columns}, {columns} FROM deadline_audience a CROSS JOIN deadlines d "
+                              f"CROSS JOIN papers p WHERE d.id = a.deadline_id AND p.id = d.paper_id AND "
+                              f"{' AND '.join(clauses)} ORDER BY a.due_at, a.deadline_id LIMIT :limit"), params)
+        clauses = ["d.status = 'running'"]
+        if after is not None:
+            clauses.append("(d.due_at, d.id) > (:due, :id)")
+            params.update(due=self._db_time(after[0]), id=after[1])
         # SQLite: CROSS JOIN keeps the deadlines outer, so the page walks (status, due_at, id) and stops at LIMIT
         # (its planner would otherwise read the papers first and sort every running deadline); PostgreSQL plans
         # a CROSS JOIN with its condition in WHERE like any join.
@@ -767,28 +801,62 @@ class SqlStore:
                           "LIMIT :limit"), params)
 
     def oparl_page(self, offset: int, limit: int, *, modified_since: datetime | None = None
-                   ) -> tuple[int, list[tuple[StoredPaper, str | None]]]:
-        """A slice of the public papers by id, through the (public, id) or (updated_at, id) index."""
-        count, sql, params = self.oparl_page_sql(offset, limit, modified_since=modified_since)
-        with self._transaction() as cur:
-            cur.execute(count, params)
-            total = int(cur.fetchone()[0])
-            cur.execute(sql, params)
-            rows = cur.fetchall()
-        return total, [(self._paper_from_row(r[:-1]), r[-1]) for r in rows]
+                   ) -> tuple[int, list[tuple[str, int, str | None]]]:
+        """A slice of the public papers by id (reference, version, stored OParl text).
 
-    def oparl_page_sql(self, offset: int, limit: int, *, modified_since: datetime | None = None
-                       ) -> tuple[str, str, dict[str, Any]]:
-        """The count, the statement and the parameters of :meth:`oparl_page`."""
+        Per state of the trail (its head: every change that adds, hides or shows a paper appends an entry) the
+        number of public papers is counted once (an index-only count) and the first id of each page is kept as
+        it is found: a page reads one row more than it shows, which is where the next page starts (a client
+        following the links never skips), and a page jumped to is found by skipping entries of the (public, id)
+        index alone, once. A page is then one index range from its first id: no COUNT and no OFFSET per
+        request."""
+        count_sql, seek_sql, page_sql, params = self.oparl_page_sql(limit, modified_since=modified_since)
+        with self._transaction() as cur:
+            cur.execute(_LAST_ENTRY)
+            last = cur.fetchone()
+            key = (int(last[0]) if last else 0, limit, params.get("since"))
+            with self._kept_lock:
+                found = self._oparl_index.get(key)
+            if found is None:
+                cur.execute(count_sql, params)
+                found = (int(cur.fetchone()[0]), {})
+                with self._kept_lock:
+                    found = self._oparl_index.setdefault(key, found)
+                    while len(self._oparl_index) > 8:
+                        self._oparl_index.popitem(last=False)
+            total, starts = found
+            if offset >= total:
+                return total, []
+            number, off_page = divmod(offset, limit)
+            first = None if off_page else starts.get(number)
+            if first is None:
+                cur.execute(seek_sql, {**params, "offset": offset})
+                row = cur.fetchone()
+                if row is None:
+                    return total, []
+                first = int(row[0])
+            cur.execute(page_sql, {**params, "first": first, "rows": limit + 1})
+            page = cur.fetchall()
+        if not off_page:
+            with self._kept_lock:
+                starts[number] = first
+                if len(page) > limit:
+                    starts[number + 1] = int(page[limit][0])
+        return total, [(str(r[1]), int(r[2]), r[3]) for r in page[:limit]]
+
+    def oparl_page_sql(self, limit: int, *, modified_since: datetime | None = None
+                       ) -> tuple[str, str, str, dict[str, Any]]:
+        """The statements of :meth:`oparl_page` and their parameters: the number of the papers, the id at a
+        position (``:offset``, an index-only skip), and a page from its first id (``:first``; ``:rows``)."""
         where = f"p.public = {self._true}"
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        params: dict[str, Any] = {}
         if modified_since is not None:
             where += " AND p.updated_at >= :since"
             params["since"] = self._db_time(modified_since)
-        columns = ", ".join(f"p.{c.strip()}" for c in _PAPER_COLUMNS.split(","))
         return (self._sql(f"SELECT COUNT(*) FROM papers p WHERE {where}"),
-                self._sql(f"SELECT {columns}, p.oparl FROM papers p WHERE {where} ORDER BY p.id LIMIT :limit "
-                          "OFFSET :offset"), params)
+                self._sql(f"SELECT p.id FROM papers p WHERE {where} ORDER BY p.id LIMIT 1 OFFSET :offset"),
+                self._sql(f"SELECT p.id, p.reference, p.version, p.oparl FROM papers p WHERE {where} "
+                          "AND p.id >= :first ORDER BY p.id LIMIT :rows"), params)
 
     def keep_oparl(self, built: Sequence[tuple[StoredPaper, str]]) -> None:
         if not built:

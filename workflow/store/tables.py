@@ -25,8 +25,8 @@ from sqlmodel import Field, SQLModel
 
 from .timecodec import from_db_or_none
 
-__all__ = ["AuditRow", "DeadlineRow", "DefinitionRow", "HeartbeatRow", "PaperBodyRow", "PaperRow", "ReminderRow",
-           "TokenRow", "UTCDateTime"]
+__all__ = ["AuditRow", "DeadlineAudienceRow", "DeadlineRow", "DefinitionRow", "HeartbeatRow", "PaperBodyRow",
+           "PaperRow", "ReminderRow", "TokenRow", "UTCDateTime"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -176,6 +176,21 @@ class DeadlineRow(SQLModel, table=True):
     started_at: datetime = _utc()
     status: str = Field(default="running", max_length=20)
     ended_at: datetime | None = _utc(nullable=True)
+
+
+class DeadlineAudienceRow(SQLModel, table=True):
+    """Who a running deadline concerns (workflow.deadlines.audience), one row per address, for "Meine Fristen"
+    by the address in due order; written with the deadline and dropped when it ends (revision 0007).
+    ``since``: from when the deadline is on the address's list: NULL for those it notifies, the first
+    escalating mail's send time for those it only escalates to (workflow.deadlines.ESCALATING)."""
+
+    __tablename__ = "deadline_audience"
+    __table_args__ = (Index("ix_deadline_audience_deadline", "deadline_id"),)
+
+    email: str = Field(sa_column=Column(String(320), primary_key=True))
+    due_at: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+    deadline_id: int = Field(sa_column=Column(Integer, ForeignKey("deadlines.id"), primary_key=True))
+    since: datetime | None = _utc(nullable=True)
 
 
 class ReminderRow(SQLModel, table=True):
