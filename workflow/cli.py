@@ -203,6 +203,7 @@ def validate(paths: tuple[str, ...], ctx: Context) -> None:
     """
     from notifier.dispatch import check_templates
 
+    from .library import check_follow_ups
     from .loader import definition_files, load_definition_file
 
     files = definition_files(paths)
@@ -216,6 +217,7 @@ def validate(paths: tuple[str, ...], ctx: Context) -> None:
             continue
         try:
             definition = load_definition_file(f)
+            check_follow_ups(definition, f.parent)
             check_templates(definition, f.parent)
         except DefinitionError as exc:
             failed += 1
