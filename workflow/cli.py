@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from notifier.dispatch import Dispatcher
 
     from .definition import Definition
-    from .engine import Engine, Status
+    from .engine import ChildView, Engine, Status
     from .store import AuditRecord
+    from .store.records import FollowUpRecord
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -436,9 +437,37 @@ def done(reference: str, deadline: str, actor: str, branch: str | None, note: st
 def status(
     reference: str, as_json: bool, as_of: str | None, ctx: Context
 ) -> None:
-    """Show where a paper stands and what it accepts now."""
+    """Show where a paper stands and what it accepts now (with its follow-up papers and the paper it follows)."""
     engine = ctx.engine()
-    _print_status(engine.status(reference, as_of=as_of), as_json)
+    st = engine.status(reference, as_of=as_of)
+    if as_of is not None:
+        _print_status(st, as_json)
+        return
+    parent = engine.parent_of(st.reference)
+    children = engine.follow_ups(st.reference)
+    if as_json:
+        _dump({**st.to_json(), "parent": None if parent is None else {
+            "reference": parent.reference, "follow_up": parent.name, "n": parent.n},
+            "follow_ups": [c.to_json() for c in children]})
+        return
+    _print_status(st, False)
+    _print_follow_ups(st.timezone, parent, children)
+
+
+def _print_follow_ups(zone: str, parent: FollowUpRecord | None, children: list[ChildView]) -> None:
+    """The paper a follow-up paper belongs to, and a paper's follow-up papers with their states."""
+    if parent is not None:
+        click.echo(_("  Follows:    {parent} (follow-up '{name}', no. {n})").format(
+            parent=parent.reference, name=parent.name, n=parent.n))
+    if not children:
+        return
+    click.echo(_("  Follow-up papers:"))
+    shown = {"planned": _("due {moment}"), "ended": _("not created: the series ended"),
+             "failed": _("not created: {error}")}
+    for c in children:
+        what = c.state_label if c.status == "created" and c.state_label else \
+            shown.get(c.status, c.status).format(moment=_local(c.due_at, zone), error=c.error or "")
+        click.echo(f"    {c.reference:<24} {c.workflow:<20} {what}")
 
 
 def _print_status(st: Status, as_json: bool) -> None:
