@@ -201,6 +201,7 @@ class MemoryStore:
                             child.definition.source_hash, child.state, 1, changes[0].at, changes[-1].at)
         self._write(paper, paper, child.definition, child.state, changes, child.deadlines)
         self._note(parent, [child.note])
+        self._oparl.pop(parent, None)  # the parent's OParl object lists its follow-up papers: build it again
 
     def _add_follow_up(self, reference: str, owed: Owed, status: str, done: datetime | None,
                        error: str | None = None) -> None:

@@ -495,6 +495,8 @@ class SqlStore:
         cur.execute(_LAST_ENTRY)
         last = cur.fetchone()
         self._append_notes(cur, parent_id, int(last[0]), str(last[1]), [child.note])
+        # the parent's OParl object lists its follow-up papers: build it again
+        cur.execute(self._sql("UPDATE papers SET oparl = NULL WHERE id = :id"), {"id": parent_id})
 
     def _insert_follow_up(self, cur: Any, paper_id: int, reference: str, owed: Owed, status: str,
                           done: datetime | None, error: str | None = None) -> None:
