@@ -11,7 +11,7 @@ exactly once.
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any
@@ -22,8 +22,8 @@ from .definition import Definition, FollowUp, Offset
 from .i18n import _
 from .paper import PaperState, field_instant
 
-__all__ = ["FIXED_PLACEHOLDERS", "Owed", "child_values", "due_at", "entered", "owed_at_entry", "placeholders",
-           "render", "still_owed"]
+__all__ = ["FIXED_PLACEHOLDERS", "Owed", "by_name", "child_values", "due_at", "entered", "next_owed", "owed_at_entry",
+           "placeholders", "render", "still_owed"]
 
 #: Placeholders every template may use besides the parent's fields; ``item`` only with ``for_each``.
 FIXED_PLACEHOLDERS = ("reference", "n", "item", "result")
@@ -46,12 +46,17 @@ def placeholders(template: str) -> list[str]:
     """The names a template uses ("{reference}-SB{n}" → reference, n); ValueError for a malformed one (an
     unclosed brace, a format spec, an index or attribute)."""
     names: list[str] = []
-    for _literal, name, spec, conversion in string.Formatter().parse(template):
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError:
+        raise ValueError(_("a brace is not closed: write {{NAME}}, and a literal brace twice ({{{{ or }}}})")) from None
+    for _literal, name, spec, conversion in parsed:
         if name is None:
             continue
         if spec or conversion or not name.isidentifier():
-            raise ValueError(_("'{{{name}}}' is no placeholder: write {{NAME}} with a field name, reference, n or "
-                               "item; a literal brace is written twice ({{{{ or }}}})").format(name=name))
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ValueError(_("'{placeholder}' is no placeholder: write {{NAME}} with a field name, reference, n "
+                               "or item; a literal brace twice ({{{{ or }}}})").format(placeholder=shown))
         names.append(name)
     return names
 
@@ -175,8 +180,5 @@ def child_values(follow_up: FollowUp, child: Definition, reference: str, paper: 
 
 
 def by_name(definition: Definition) -> dict[str, FollowUp]:
+    """The definition's follow-ups by name."""
     return {f.name: f for f in definition.follow_ups}
-
-
-def names(follow_ups: Iterable[FollowUp]) -> list[str]:
-    return [f.name for f in follow_ups]

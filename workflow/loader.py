@@ -714,13 +714,13 @@ def _load_follow_ups(c: _Checker, raw: Any, states: dict[str, State], roles: dic
         m = c.mapping(spec, where, what, lang.FOLLOW_UP.required, lang.FOLLOW_UP.optional)
         if m is None:
             continue
-        ok = "name" in m and c.name(fname, (*where, "name"), _("follow-up name"))
+        ok = "name" in m and c.name(fname, (*where, "name"), "follow-up name")
         if ok and fname in seen:
             c.err((*where, "name"), _("follow-up name '{name}' is used twice").format(name=fname))
             ok = False
         seen.add(str(fname))
-        ok = "when" in m and c.ref(m.get("when"), (*where, "when"), _("state"), states) and ok
-        ok = "workflow" in m and c.name(m.get("workflow"), (*where, "workflow"), _("workflow id")) and ok
+        ok = "when" in m and c.ref(m.get("when"), (*where, "when"), "state", states) and ok
+        ok = "workflow" in m and c.name(m.get("workflow"), (*where, "workflow"), "workflow id") and ok
         every = count = until = for_each = actor = None
         if "every" in m:
             every = _load_offset(c, m["every"], (*where, "every"), _("every of {what}").format(what=what), False)
@@ -734,14 +734,14 @@ def _load_follow_ups(c: _Checker, raw: Any, states: dict[str, State], roles: dic
         if "until" in m:
             dates = [f.name for f in fields.values() if f.type in ("date", "datetime")]
             until = m["until"]
-            ok = c.ref(until, (*where, "until"), _("date field"), dates) and ok
+            ok = c.ref(until, (*where, "until"), "date field", dates) and ok
         if "for_each" in m:
             lists = [f.name for f in fields.values() if f.type == "list"]
             for_each = m["for_each"]
-            ok = c.ref(for_each, (*where, "for_each"), _("list field"), lists) and ok
+            ok = c.ref(for_each, (*where, "for_each"), "list field", lists) and ok
         if "actor" in m:
             actor = m["actor"]
-            ok = c.ref(actor, (*where, "actor"), _("role"), roles) and ok
+            ok = c.ref(actor, (*where, "actor"), "role", roles) and ok
         if "every" in m and "for_each" in m:
             c.err((*where, "for_each"), _("{what} is recurring (every) and per list item (for_each): choose one")
                   .format(what=what), key=True)
@@ -779,7 +779,7 @@ def _load_follow_ups(c: _Checker, raw: Any, states: dict[str, State], roles: dic
             for key, value in raw_fields.items():
                 at: Path = (*where, "fields", key)
                 label = _("field '{key}' of {what}").format(key=key, what=what)
-                if not c.name(key, at, _("field name")) or not c.typed(value, at, str, label):
+                if not c.name(key, at, "field name") or not c.typed(value, at, str, label):
                     ok = False
                     continue
                 ok = _templates_ok(c, value, at, label, known) is not None and ok
