@@ -689,7 +689,11 @@ def _templates_ok(c: _Checker, template: str, where: Path, what: str, known: lis
         return None
     ok = True
     for name in used:
-        if name not in known:
+        if name == "item" and name not in known:
+            c.err(where, _("{what}: the placeholder '{{item}}' needs for_each: it is the list entry of each follow-up "
+                           "paper").format(what=what))
+            ok = False
+        elif name not in known:
             c.err(where, _("{what}: unknown placeholder '{{{name}}}'{hint}; possible: {known}").format(
                 what=what, name=name, hint=did_you_mean(name, known), known=", ".join(known)))
             ok = False
@@ -750,7 +754,7 @@ def _load_follow_ups(c: _Checker, raw: Any, states: dict[str, State], roles: dic
             c.err((*where, "until"), _("{what} has count and until: a series ends after count papers or at the "
                                        "date in until, not both").format(what=what), key=True)
             ok = False
-        if "every" in m and "count" not in m and "until" not in m:
+        if "every" in m and "count" not in m and "until" not in m and "for_each" not in m:
             c.err(where, _("recurring {what} needs count or until: a series must end").format(what=what))
             ok = False
         for key in ("count", "until"):
