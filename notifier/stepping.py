@@ -1,5 +1,5 @@
-"""The simulated clock stepping through every moment a mail (or a recurring follow-up paper) falls due: one loop for the demo, the dry run
-(`definitions simulate`) and the rehearsal on a real database (`tick --until`).
+"""The simulated clock stepping through every moment a mail (or a recurring follow-up paper) falls due: one loop
+for the demo, the dry run (`definitions simulate`) and the rehearsal on a real database (`tick --until`).
 
 At each moment, in order, the clock is set to it, the day's digests are queued if it is the digest hour
 (as `serve`'s daily job does) and :meth:`Dispatcher.tick` delivers what is due then, with that moment in

@@ -168,7 +168,7 @@ def test_oparl_names_the_follow_up_papers_and_the_paper_they_follow(strategy: En
     # the kept OParl object of the parent is built again once a recurring report joins its children
     strategy.oparl_papers(base, 0, 100)
     strategy.create_due_follow_ups(datetime(2026, 3, 2, tzinfo=UTC))
-    total, papers = strategy.oparl_papers(base, 0, 100)
+    _total, papers = strategy.oparl_papers(base, 0, 100)
     kept = next(p for p in papers if p["reference"] == REF)
     assert kept["subordinatedPaper"][-1] == f"{base}/papers/{REF}-SB1"
 

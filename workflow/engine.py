@@ -349,7 +349,7 @@ class Engine:
                 return attempt(remembered)
             except WorkflowError:
                 self._forget(reference)
-        for _ in range(self.BRANCH_ATTEMPTS - 1 if per_branch else 0):
+        for _attempt in range(self.BRANCH_ATTEMPTS - 1 if per_branch else 0):
             paper = self.store.load(reference)
             try:
                 return attempt(paper)
@@ -767,7 +767,7 @@ class Engine:
         """The stored definitions (by hash) whose papers marked ``public: false`` ``who`` may read: the rule of
         :func:`~workflow.access.may_read` asked once per definition, for the lists' query."""
         out = []
-        for _, _, digest, text in self.store.iter_definitions():
+        for _workflow, _version, digest, text in self.store.iter_definitions():
             if may_read_private(self.library.pinned(digest, lambda text=text: text), who):  # type: ignore[misc]
                 out.append(digest)
         return out
@@ -848,7 +848,7 @@ class Engine:
         (the rule of :meth:`_involvement`, asked once per deadline and body), by the (status, due_at, id) index;
         each row is then checked against the same rule exactly."""
         names: dict[str, set[str]] = {}
-        for workflow, version, _, _ in self.store.iter_definitions():
+        for workflow, version, _digest, _text in self.store.iter_definitions():
             definition = self.definition_version(workflow, version)
             for spec in definition.deadlines:
                 for body in (None, *definition.bodies):

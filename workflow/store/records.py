@@ -19,10 +19,9 @@ if TYPE_CHECKING:
     from ..deadlines import PlannedDeadline
     from ..follow_up import Owed
 
-__all__ = ["NOTE_KINDS", "AuditRecord", "DeadlineDiff", "DeadlineRecord", "FollowUpDiff", "FollowUpRecord", "NewChild",
-           "Note", "ReminderRecord", "StoredPaper",
-           "body_of", "chain_entries", "chain_notes", "definition_note", "follow_up_note", "mail_note", "reminder_message_id",
-           "token_note"]
+__all__ = ["NOTE_KINDS", "AuditRecord", "DeadlineDiff", "DeadlineRecord", "FollowUpDiff", "FollowUpRecord",
+           "NewChild", "Note", "ReminderRecord", "StoredPaper", "body_of", "chain_entries", "chain_notes",
+           "definition_note", "follow_up_note", "mail_note", "reminder_message_id", "token_note"]
 
 # NOTE_KINDS (workflow/paper.py): replay passes over these entries, and a paper's pointer to its newest entry
 # never points at one.

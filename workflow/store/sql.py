@@ -29,10 +29,10 @@ from ..paper import Change, PaperState, bodies_at, branches_from_json, branches_
 from . import SCHEMA_HEAD, default_url
 from .outbox import _DEADLINE_COLUMNS, _REMINDER_COLUMNS, _deadline, _reminder
 from .records import (
+    NO_FOLLOW_UPS,
     SYSTEM,
     AuditRecord,
     DeadlineDiff,
-    NO_FOLLOW_UPS,
     DeadlineRecord,
     FollowUpDiff,
     FollowUpRecord,

@@ -25,8 +25,8 @@ from sqlmodel import Field, SQLModel
 
 from .timecodec import from_db_or_none
 
-__all__ = ["AuditRow", "DeadlineRow", "DefinitionRow", "FollowUpRow", "HeartbeatRow", "PaperBodyRow", "PaperRow", "ReminderRow",
-           "TokenRow", "UTCDateTime"]
+__all__ = ["AuditRow", "DeadlineRow", "DefinitionRow", "FollowUpRow", "HeartbeatRow", "PaperBodyRow", "PaperRow",
+           "ReminderRow", "TokenRow", "UTCDateTime"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
