@@ -40,7 +40,7 @@ EXPECTED = {
     "unknown_role": "25:69: unknown role 'sitzungdienst' (did you mean 'sitzungsdienst'?)",
     "unknown_state": "25:51: unknown state 'erledgt' (did you mean 'erledigt'?)",
     "unknown_timezone": "4:11: unknown time zone 'Europe/Berlim' (an IANA name such as Europe/Berlin)",
-    "unknown_top_key": "4:1: unknown key 'beschreibung' in the definition; allowed: workflow, version, title, timezone, states, transitions, calendar, roles, bodies, fields, deadlines",
+    "unknown_top_key": "4:1: unknown key 'beschreibung' in the definition; allowed: workflow, version, title, timezone, states, transitions, calendar, roles, bodies, fields, deadlines, follow_up",
     "unreachable": "23:3: state 'archiv' is unreachable from 'entwurf'",
     "workflow_id_mismatch": "1:11: workflow id 'anderer_name' must equal the file name 'workflow_id_mismatch'",
     "wrong_type": "2:10: version must be an integer, not text 'eins'",
