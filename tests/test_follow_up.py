@@ -173,6 +173,41 @@ def test_oparl_names_the_follow_up_papers_and_the_paper_they_follow(strategy: En
     assert kept["subordinatedPaper"][-1] == f"{base}/papers/{REF}-SB1"
 
 
+def test_the_paper_page_and_status_list_the_follow_up_papers(strategy: Engine, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from workflow.web import create_app
+
+    adopt(strategy, massnahmen="E-Akte, Portal")
+    strategy.fire(f"{REF}-M1", "beginnen", FEDER, values={"zieltermin": "2026-03-31"})
+    app = create_app(strategy, Settings(secret="test-secret", trusted_header="X-Remote-User",
+                                        trusted_proxies="127.0.0.1"))
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        page = client.get(f"/vorlagen/{REF}", headers={"X-Remote-User": FEDER}).text
+        child = client.get(f"/vorlagen/{REF}-M2", headers={"X-Remote-User": FEDER}).text
+    assert '<h2 id="folgevorlagen">Folgevorlagen</h2>' in page
+    assert f'<a href="/vorlagen/{REF}-M1">{REF}-M1</a>' in page and "In Arbeit" in page
+    assert f"{REF}-SB1</td>" in page and "wird am 01.03.2026 09:00 angelegt" in page
+    assert f'Folgevorlage von</dt><dd><a href="/vorlagen/{REF}">{REF}</a>' in child
+
+    from click.testing import CliRunner
+
+    from workflow.cli import main
+
+    db = strategy.store.url if strategy.store.dialect != "memory" else None
+    if db is None:
+        return  # the command line opens its database by URL
+    result = CliRunner().invoke(main, ["status", REF, "--db", db, "--definitions", str(strategy.library.folder),
+                                       "--now", "2025-09-02T10:00"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-4:] == [
+        "  Folgevorlagen:",
+        f"    {REF + '-M1':<24} {'umsetzung':<20} In Arbeit",
+        f"    {REF + '-M2':<24} {'umsetzung':<20} Offen",
+        f"    {REF + '-SB1':<24} {'sachstandsbericht':<20} wird am 01.03.2026 09:00 angelegt",
+    ]
+
+
 def test_a_series_until_a_date_field_ends_when_the_paper_leaves_the_state(store: Store, tmp_path: Path,
                                                                          clock: FixedClock) -> None:
     folder = shipped(tmp_path / "definitions")
