@@ -185,6 +185,11 @@ def test_the_paper_page_and_status_list_the_follow_up_papers(strategy: Engine, t
     with TestClient(app, client=("127.0.0.1", 50000)) as client:
         page = client.get(f"/vorlagen/{REF}", headers={"X-Remote-User": FEDER}).text
         child = client.get(f"/vorlagen/{REF}-M2", headers={"X-Remote-User": FEDER}).text
+        api = client.get(f"/api/papers/{REF}-M2", headers={"X-Remote-User": FEDER}).json()
+        parent_api = client.get(f"/api/papers/{REF}", headers={"X-Remote-User": FEDER}).json()
+    assert api["parent"] == {"reference": REF, "follow_up": "massnahme", "n": 2} and api["follow_ups"] == []
+    assert [(c["reference"], c["status"], c["state"]) for c in parent_api["follow_ups"]] == [
+        (f"{REF}-M1", "created", "in_arbeit"), (f"{REF}-M2", "created", "offen"), (f"{REF}-SB1", "planned", None)]
     assert '<h2 id="folgevorlagen">Folgevorlagen</h2>' in page
     assert f'<a href="/vorlagen/{REF}-M1">{REF}-M1</a>' in page and "In Arbeit" in page
     assert f"{REF}-SB1</td>" in page and "wird am 01.03.2026 09:00 angelegt" in page

@@ -443,15 +443,11 @@ def status(
     if as_of is not None:
         _print_status(st, as_json)
         return
-    parent = engine.parent_of(st.reference)
-    children = engine.follow_ups(st.reference)
     if as_json:
-        _dump({**st.to_json(), "parent": None if parent is None else {
-            "reference": parent.reference, "follow_up": parent.name, "n": parent.n},
-            "follow_ups": [c.to_json() for c in children]})
+        _dump({**st.to_json(), **engine.follow_up_json(st.reference)})
         return
     _print_status(st, False)
-    _print_follow_ups(st.timezone, parent, children)
+    _print_follow_ups(st.timezone, engine.parent_of(st.reference), engine.follow_ups(st.reference))
 
 
 def _print_follow_ups(zone: str, parent: FollowUpRecord | None, children: list[ChildView]) -> None:

@@ -529,6 +529,15 @@ class Engine:
         paper = reference if isinstance(reference, StoredPaper) else self.load(reference)
         return self.store.parent_of(paper.reference)
 
+    def follow_up_json(self, reference: str | StoredPaper) -> dict[str, Any]:
+        """A paper's ``parent`` (the paper it follows: reference, follow-up name and number, or None) and its
+        ``follow_ups`` as JSON: the one shape of `status --json` and the API."""
+        paper = reference if isinstance(reference, StoredPaper) else self.load(reference)
+        parent = self.parent_of(paper)
+        return {"parent": None if parent is None else {"reference": parent.reference, "follow_up": parent.name,
+                                                       "n": parent.n},
+                "follow_ups": [c.to_json() for c in self.follow_ups(paper)]}
+
     def _remember(self, paper: StoredPaper) -> None:
         with self._papers_lock:
             self._papers[paper.reference] = paper
