@@ -24,7 +24,7 @@ from workflow.config import Settings
 from workflow.deadlines import due_note, recipients
 from workflow.definition import Calendar, Definition
 from workflow.engine import Engine
-from workflow.errors import DefinitionError, InputError, NotFoundError
+from workflow.errors import DefinitionError, InputError, NotFoundError, WorkflowError
 from workflow.store import DeadlineRecord, ReminderRecord
 
 from .render import KINDS, Renderer, build_message, deadline_entries, header_message_id, make_ics, meeting_of
@@ -238,7 +238,10 @@ class Dispatcher:
         lease = timedelta(seconds=self.settings.lease_seconds)
         self.engine.store.beat(self.worker, moment)
         # Follow-up papers due now first: their deadlines may already owe a mail in this pass.
-        report.follow_ups = sum(1 for _row in self.engine.create_due_follow_ups(moment))
+        try:
+            report.follow_ups = len(self.engine.create_due_follow_ups(moment))
+        except WorkflowError as exc:  # e.g. the database went away: the mails are still tried, the rest next pass
+            report.errors.append(f"follow-up papers: {exc}")
         # One transport session for the whole tick: over SMTP one connection (opened for the first mail
         # only), each mail still delivered, retried or failed on its own.
         with self.transport.session() as send:

@@ -16,7 +16,7 @@ from .audit import Period, VerifyReport, timeline, verify
 from .clock import Clock, SystemClock
 from .deadlines import WaitingDeadline, changed, decide_done, recipients, running_deadlines, waiting_deadlines
 from .definition import Definition
-from .errors import ConflictError, InputError, NotFoundError, WorkflowError
+from .errors import ConflictError, InputError, NotFoundError, StorageError, WorkflowError
 from .follow_up import Owed, child_values, next_owed, owed_at_entry, still_owed
 from .follow_up import by_name as follow_up_by_name
 from .i18n import _
@@ -374,7 +374,7 @@ class Engine:
             state = fold(definition, None, changes)
             started = self._deadline_diff(definition, None, state,
                                           changes[-1].at if past_mails == "send" else self.now(), past_mails)
-            follow_ups = self._follow_up_diff(reference, definition, None, state, changes[-1].at, past_mails)
+            follow_ups = self._follow_up_diff(reference, definition, None, state, changes, past_mails)
             stored = self.store.create(reference, definition, state, changes, started, follow_ups)
             self._remember(stored)
             return stored
@@ -406,7 +406,7 @@ class Engine:
         state = fold(definition, paper.state, changes)
         diff = self._deadline_diff(definition, paper.state, state, changes[-1].at if past_mails == "send"
                                    else self.now(), past_mails, old)
-        follow_ups = self._follow_up_diff(paper.reference, definition, paper.state, state, changes[-1].at, past_mails)
+        follow_ups = self._follow_up_diff(paper.reference, definition, paper.state, state, changes, past_mails)
         try:
             version = self.store.save(paper, definition, state, changes, diff, follow_ups)
         except WorkflowError:
@@ -419,14 +419,15 @@ class Engine:
     # --- follow-ups (the rules: workflow/follow_up.py) ----------------------------------------
 
     def _follow_up_diff(self, reference: str, definition: Definition, before: PaperState | None, after: PaperState,
-                        now: datetime, past_mails: PastMails) -> FollowUpDiff:
+                        changes: Sequence[Change], past_mails: PastMails) -> FollowUpDiff:
         """What a change does to the paper's follow-ups: the series it ends (it leaves their state), the children
         it creates now, those it plans, and those it cannot create (why). History recorded after the fact (an
         import) starts none: its council information system has the follow-ups already."""
-        if not definition.follow_ups or past_mails == "drop":
-            return NO_FOLLOW_UPS
+        if not definition.follow_ups or past_mails == "drop" or any(c.kind == "migrate" for c in changes):
+            return NO_FOLLOW_UPS  # a migration enters no state (a planned child checks the paper when it is due)
         ended = [f.name for f in definition.follow_ups if f.recurring and before is not None
                  and before.state == f.when and (after.state != f.when or after.entered_at != before.entered_at)]
+        now = changes[-1].at
         owed = owed_at_entry(definition, reference, before, after)
         if owed and before is not None:  # a paper owes each follow-up once, however often it enters the state
             started = {row.name for row in self.store.follow_ups(reference)}
@@ -501,6 +502,8 @@ class Engine:
             owed = Owed(row.name, row.n, row.child, row.workflow, row.due_at)
             child = self._new_child(parent.reference, definition, parent.state, owed, now)
             return self.store.complete_follow_up(row, now, child, following)
+        except StorageError:
+            raise  # the database, not the child: the row stays planned and the next pass tries again
         except WorkflowError as exc:
             return self.store.complete_follow_up(row, now, None, following, error=exc.message)
 

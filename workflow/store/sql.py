@@ -513,6 +513,8 @@ class SqlStore:
         why not (``error``; neither: the series ended), and plan the ``following`` one. False, and nothing
         written, if the row is not planned any more (another scheduler finished it first)."""
         status = "created" if child is not None else ("failed" if error else "ended")
+        dbapi = self.engine.dialect.dbapi
+        assert dbapi is not None
         try:
             with self._transaction() as cur:
                 self._append_lock(cur)  # first: on SQLite it begins the write transaction
@@ -529,6 +531,8 @@ class SqlStore:
                     self._insert_follow_up(cur, paper_id, row.reference, following, "planned", None)
         except _Taken:
             return False
+        except dbapi.IntegrityError:
+            raise ConflictError(f"a paper with reference '{row.child}' exists already") from None
         return True
 
     def due_follow_ups(self, until: datetime, limit: int = 100) -> list[FollowUpRecord]:
@@ -567,6 +571,15 @@ class SqlStore:
 
         The paper runs on ``definition`` afterwards (a migration moves it to another version)."""
         new_version = paper.version + 1
+        dbapi = self.engine.dialect.dbapi
+        assert dbapi is not None
+        try:
+            return self._save(paper, definition, state, changes, deadlines, follow_ups, new_version)
+        except dbapi.IntegrityError:  # a follow-up paper's reference was taken meanwhile
+            raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry") from None
+
+    def _save(self, paper: StoredPaper, definition: Definition, state: PaperState, changes: Sequence[Change],
+              deadlines: DeadlineDiff, follow_ups: FollowUpDiff, new_version: int) -> int:
         with self._transaction() as cur:
             rows, last_seq, last_hash = self._chain(cur, paper.reference, definition, changes)
             params = {**self._state_params(state), "updated_at": self._db_time(changes[-1].at),
