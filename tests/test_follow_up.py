@@ -236,6 +236,26 @@ def test_a_series_until_a_date_field_ends_when_the_paper_leaves_the_state(store:
     assert engine.verify().ok
 
 
+def test_entering_the_state_again_continues_the_series_from_its_start(store: Store, tmp_path: Path,
+                                                                      clock: FixedClock) -> None:
+    folder = shipped(tmp_path / "definitions")
+    (folder / "projekt.yaml").write_text(PROJEKT, encoding="utf-8")
+    engine = Engine(store, DefinitionLibrary(folder), clock)
+    engine.create("projekt", "P-3", FEDER, {"title": "Schulbau", "laufzeit_bis": "2025-12-31"})
+    engine.fire("P-3", "starten", FEDER)
+    engine.create_due_follow_ups(datetime(2025, 11, 2, tzinfo=UTC))
+    clock.set(datetime(2025, 11, 10, 12, 0, tzinfo=UTC))
+    engine.fire("P-3", "verlaengern", FEDER, values={"laufzeit_bis": "2026-02-28"})  # re-enters "laufend"
+    assert [(c.reference, c.status) for c in engine.follow_ups("P-3")] == [
+        ("P-3-B1", "created"), ("P-3-B2", "created"), ("P-3-B3", "planned")]
+    engine.create_due_follow_ups(datetime(2026, 6, 1, tzinfo=UTC))
+    # still monthly from 1 September, 09:00, and now until the end of February
+    assert [(c.reference, c.status, local(c.due_at)) for c in engine.follow_ups("P-3")] == [
+        ("P-3-B1", "created", "01.10.2025 09:00"), ("P-3-B2", "created", "01.11.2025 09:00"),
+        ("P-3-B3", "created", "01.12.2025 09:00"), ("P-3-B4", "created", "01.01.2026 09:00"),
+        ("P-3-B5", "created", "01.02.2026 09:00")]
+
+
 PROJEKT = """\
 workflow: projekt
 version: 1
@@ -253,6 +273,7 @@ states:
 transitions:
   - {trigger: starten, source: geplant, dest: laufend, roles: [leitung]}
   - {trigger: beenden, source: laufend, dest: beendet, roles: [leitung]}
+  - {trigger: verlaengern, source: laufend, dest: "=", roles: [leitung], requires: [laufzeit_bis]}
 follow_up:
   - name: bericht
     when: laufend

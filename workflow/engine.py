@@ -426,7 +426,7 @@ class Engine:
         if not definition.follow_ups or past_mails == "drop" or any(c.kind == "migrate" for c in changes):
             return NO_FOLLOW_UPS  # a migration enters no state (a planned child checks the paper when it is due)
         ended = [f.name for f in definition.follow_ups if f.recurring and before is not None
-                 and before.state == f.when and (after.state != f.when or after.entered_at != before.entered_at)]
+                 and before.state == f.when and after.state != f.when]
         now = changes[-1].at
         owed = owed_at_entry(definition, reference, before, after)
         if owed and before is not None:  # a paper owes each follow-up once, however often it enters the state
@@ -441,7 +441,9 @@ class Engine:
                 continue
             try:
                 children.append(self._new_child(reference, definition, after, o, now))
-            except WorkflowError as exc:
+            except StorageError:
+                raise
+            except WorkflowError as exc:  # the change itself stands; the child is recorded as not created
                 failed.append((o, exc.message))
         if not (ended or children or planned or failed):
             return NO_FOLLOW_UPS
@@ -498,8 +500,8 @@ class Engine:
             spec = follow_up_by_name(definition).get(row.name)
             if spec is None or not still_owed(definition, spec, parent.state, row.n, row.due_at):
                 return self.store.complete_follow_up(row, now, None)  # the series ended (state left, count, until)
-            following = next_owed(definition, spec, parent.reference, parent.state, row.n)
-            owed = Owed(row.name, row.n, row.child, row.workflow, row.due_at)
+            following = next_owed(definition, spec, parent.reference, parent.state, row.n, row.anchor_at)
+            owed = Owed(row.name, row.n, row.child, row.workflow, row.due_at, row.anchor_at)
             child = self._new_child(parent.reference, definition, parent.state, owed, now)
             return self.store.complete_follow_up(row, now, child, following)
         except StorageError:

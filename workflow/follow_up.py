@@ -32,13 +32,15 @@ FIXED_PLACEHOLDERS = ("reference", "n", "item", "result")
 @dataclass(frozen=True)
 class Owed:
     """A child a paper owes: follow-up ``name``, its number ``n`` (1, 2, …), its reference, workflow and the
-    moment it is due; ``item`` is the list entry of a ``for_each`` child."""
+    moment it is due; ``anchor_at``: when the paper entered ``when`` (a series counts from it); ``item`` is the
+    list entry of a ``for_each`` child."""
 
     name: str
     n: int
     reference: str
     workflow: str
     due_at: datetime
+    anchor_at: datetime
     item: str | None = None
 
 
@@ -130,11 +132,11 @@ def still_owed(definition: Definition, follow_up: FollowUp, paper: PaperState, n
     return n == 1
 
 
-def _owed(definition: Definition, follow_up: FollowUp, reference: str, paper: PaperState, n: int,
+def _owed(definition: Definition, follow_up: FollowUp, reference: str, paper: PaperState, n: int, anchor: datetime,
           item: str | None = None) -> Owed:
-    due = due_at(definition, follow_up, paper.entered_at, n)
+    due = due_at(definition, follow_up, anchor, n)
     child = render(follow_up.reference, _values(reference, paper, n, item))
-    return Owed(follow_up.name, n, child, follow_up.workflow, due, item)
+    return Owed(follow_up.name, n, child, follow_up.workflow, due, anchor, item)
 
 
 def owed_at_entry(definition: Definition, reference: str, before: PaperState | None, after: PaperState
@@ -147,22 +149,23 @@ def owed_at_entry(definition: Definition, reference: str, before: PaperState | N
             continue
         if f.for_each is not None:
             items = after.fields.get(f.for_each) or []
-            out += [_owed(definition, f, reference, after, n, str(item)) for n, item in enumerate(items, 1)]
+            out += [_owed(definition, f, reference, after, n, after.entered_at, str(item))
+                    for n, item in enumerate(items, 1)]
         elif f.every is None:
-            out.append(_owed(definition, f, reference, after, 1))
+            out.append(_owed(definition, f, reference, after, 1, after.entered_at))
         else:
-            first = _owed(definition, f, reference, after, 1)
+            first = _owed(definition, f, reference, after, 1, after.entered_at)
             if still_owed(definition, f, after, 1, first.due_at):
                 out.append(first)
     return out
 
 
-def next_owed(definition: Definition, follow_up: FollowUp, reference: str, paper: PaperState, n: int
-              ) -> Owed | None:
-    """The child after child ``n`` of a recurring series, if the paper still owes it."""
+def next_owed(definition: Definition, follow_up: FollowUp, reference: str, paper: PaperState, n: int,
+              anchor: datetime) -> Owed | None:
+    """The child after child ``n`` of a recurring series counted from ``anchor``, if the paper still owes it."""
     if follow_up.every is None:
         return None
-    following = _owed(definition, follow_up, reference, paper, n + 1)
+    following = _owed(definition, follow_up, reference, paper, n + 1, anchor)
     return following if still_owed(definition, follow_up, paper, n + 1, following.due_at) else None
 
 

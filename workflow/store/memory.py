@@ -206,7 +206,7 @@ class MemoryStore:
     def _add_follow_up(self, reference: str, owed: Owed, status: str, done: datetime | None,
                        error: str | None = None) -> None:
         self._follow_ups.append(FollowUpRecord(len(self._follow_ups) + 1, reference, owed.name, owed.n, owed.reference,
-                                               owed.workflow, owed.due_at, status, done, error))
+                                               owed.workflow, owed.due_at, status, done, error, owed.anchor_at))
 
     def complete_follow_up(self, row: FollowUpRecord, now: datetime, child: NewChild | None,
                            following: Owed | None = None, error: str | None = None) -> bool:

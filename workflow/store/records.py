@@ -280,8 +280,10 @@ class FollowUpRecord:
     workflow: str
     due_at: datetime
     status: str
-    done_at: datetime | None = None
-    error: str | None = None
+    done_at: datetime | None
+    error: str | None
+    #: When the parent entered the follow-up's state: a series counts from it.
+    anchor_at: datetime
 
 
 @dataclass(frozen=True)

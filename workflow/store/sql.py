@@ -118,7 +118,7 @@ _AUDIT_COLUMNS = ("seq, reference, workflow, workflow_version, kind, trigger, fr
                   "actor, at, payload, prev_hash, hash")
 
 
-_FOLLOW_UP_COLUMNS = "id, reference, name, n, child, workflow, due_at, status, done_at, error"
+_FOLLOW_UP_COLUMNS = "id, reference, name, n, child, workflow, due_at, status, done_at, error, anchor_at"
 
 
 class _Taken(Exception):
@@ -127,7 +127,7 @@ class _Taken(Exception):
 
 def _follow_up(r: Sequence[Any]) -> FollowUpRecord:
     return FollowUpRecord(int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], from_db(r[6]), r[7], from_db_or_none(r[8]),
-                          r[9])
+                          r[9], from_db(r[10]))
 
 
 def _record(r: Sequence[Any]) -> AuditRecord:
@@ -501,11 +501,12 @@ class SqlStore:
     def _insert_follow_up(self, cur: Any, paper_id: int, reference: str, owed: Owed, status: str,
                           done: datetime | None, error: str | None = None) -> None:
         cur.execute(self._sql("INSERT INTO follow_ups (paper_id, reference, name, n, child, workflow, due_at, status, "
-                              "done_at, error) VALUES (:paper_id, :reference, :name, :n, :child, :workflow, :due_at, "
-                              ":status, :done_at, :error)"),
+                              "done_at, error, anchor_at) VALUES (:paper_id, :reference, :name, :n, :child, :workflow, "
+                              ":due_at, :status, :done_at, :error, :anchor_at)"),
                     {"paper_id": paper_id, "reference": reference, "name": owed.name, "n": owed.n,
                      "child": owed.reference, "workflow": owed.workflow, "due_at": self._db_time(owed.due_at),
-                     "status": status, "done_at": self._db_time(done), "error": error})
+                     "status": status, "done_at": self._db_time(done), "error": error,
+                     "anchor_at": self._db_time(owed.anchor_at)})
 
     def complete_follow_up(self, row: FollowUpRecord, now: datetime, child: NewChild | None,
                            following: Owed | None = None, error: str | None = None) -> bool:

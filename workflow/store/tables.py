@@ -230,6 +230,8 @@ class FollowUpRow(SQLModel, table=True):
     status: str = Field(max_length=20)
     done_at: datetime | None = _utc(nullable=True)
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # When the parent entered the follow-up's state: a recurring series counts from it.
+    anchor_at: datetime = _utc()
 
 
 class TokenRow(SQLModel, table=True):

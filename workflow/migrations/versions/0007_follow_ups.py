@@ -35,6 +35,7 @@ def upgrade() -> None:
                     sa.Column("status", sa.String(length=20), nullable=False),
                     sa.Column("done_at", UTCDateTime(), nullable=True),
                     sa.Column("error", sa.Text(), nullable=True),
+                    sa.Column("anchor_at", UTCDateTime(), nullable=False),
                     sa.ForeignKeyConstraint(["paper_id"], ["papers.id"]),
                     sa.PrimaryKeyConstraint("id"),
                     sa.UniqueConstraint("paper_id", "name", "n"))
