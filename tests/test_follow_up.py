@@ -429,3 +429,16 @@ def test_several_schedulers_on_postgresql_create_each_report_exactly_once(pg_dat
         assert engine.verify().ok
     finally:
         store.dispose()
+
+
+def test_definitions_diff_lists_the_follow_ups_of_a_new_version() -> None:
+    from workflow.defdiff import diff_definitions
+    from workflow.loader import load_definition_file
+
+    from .conftest import SPEC
+
+    diff = diff_definitions(load_definition_file(SPEC / "kreisstrategie.yaml"),
+                            load_definition_file(ROOT / "definitions" / "kreisstrategie.yaml"))
+    assert [(i.kind, i.name, i.details[3]) for i in diff.items if i.section == "follow_up"] == [
+        ("added", "massnahme", "wann: je Eintrag von massnahmen"),
+        ("added", "sachstand", "wann: alle 6 Monate, 4-mal")]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from .deadlines import due_label, offset_label
-from .definition import Deadline, Definition, State, Transition
+from .definition import Deadline, Definition, FollowUp, State, Transition
 from .errors import DefinitionError, InputError, NotFoundError, Problem
 from .german import OUTCOME
 from .library import WORKFLOW_ID
@@ -29,10 +29,10 @@ __all__ = ["DefinitionDiff", "Item", "diff_command", "diff_definitions", "render
            "stored_newest", "to_json"]
 
 Kind = Literal["added", "removed", "changed", "renamed"]
-Section = Literal["state", "transition", "deadline", "role", "body", "field"]
+Section = Literal["state", "transition", "deadline", "role", "body", "field", "follow_up"]
 
 SECTION_DE: dict[str, str] = {"state": "Zustände", "transition": "Übergänge", "deadline": "Fristen",
-                              "role": "Rollen", "body": "Gremien", "field": "Felder"}
+                              "role": "Rollen", "body": "Gremien", "field": "Felder", "follow_up": "Folgevorlagen"}
 KIND_DE: dict[str, str] = {"added": "neu", "removed": "entfällt", "changed": "geändert", "renamed": "umbenannt"}
 _MARK = {"added": "+", "removed": "-", "changed": "~", "renamed": "~"}
 
@@ -294,9 +294,22 @@ def diff_definitions(old: Definition, new: Definition) -> DefinitionDiff:
         return {f.name: {"Typ": f.type, "Pflicht": _yes(f.required),
                          "Voreinstellung": NONE if f.default is None else str(f.default)} for f in d.fields.values()}
 
+    def follow_ups(d: Definition) -> dict[str, dict[str, str]]:
+        def how(f: FollowUp) -> str:
+            if f.for_each:
+                return f"je Eintrag von {f.for_each}"
+            if f.every is None:
+                return "einmal"
+            return f"alle {offset_label(f.every)}, " + (f"{f.count}-mal" if f.count else f"bis {f.until}")
+        return {f.name: {"beim Betreten von": ren(f.when) if d is old else f.when, "Ablauf": f.workflow,
+                         "Aktenzeichen": f.reference, "wann": how(f),
+                         "Felder": _names(f"{k}: {v}" for k, v in f.fields.items()), "im Auftrag": f.actor or NONE}
+                for f in d.follow_ups}
+
     simple("role", roles(old), roles(new))
     simple("body", bodies(old), bodies(new))
     simple("field", fields(old), fields(new))
+    simple("follow_up", follow_ups(old), follow_ups(new))
     order = list(SECTION_DE)
     items.sort(key=lambda i: order.index(i.section))  # stable: file order within a section
     reasons = {s: ", ".join(r) for s, r in affected.items()}
