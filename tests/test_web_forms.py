@@ -59,7 +59,7 @@ def engine(store: Store, tmp_path: Path) -> Engine:
     """The shipped definitions (labels on every step, ``confirm: true`` on withdrawals) and one of every field."""
     folder = tmp_path / "shipped"
     folder.mkdir()
-    for name in ("kreisstrategie.yaml", "sachstandsbericht.yaml", "councilflow.schema.json"):
+    for name in ("kreisstrategie.yaml", "sachstandsbericht.yaml", "umsetzung.yaml", "councilflow.schema.json"):
         shutil.copy(DEFINITIONS / name, folder / name)
     (folder / "alle_typen.yaml").write_text(ALL_TYPES, encoding="utf-8")
     return Engine(store, DefinitionLibrary(folder), FixedClock(datetime(2020, 8, 4, 7, tzinfo=UTC)))
