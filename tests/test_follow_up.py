@@ -387,11 +387,13 @@ def test_a_child_whose_reference_is_taken_is_recorded_as_failed_and_the_parent_m
 
 
 def _scheduler(url: str, defs: str, moment: str, barrier: Any, out: Any) -> None:
-    """One `serve` process's pass at the same moment as the others'."""
+    """One `serve` process's tick at the same moment as the others' (its mails go nowhere)."""
     engine = Engine(SqlStore(url), DefinitionLibrary(defs), FixedClock(datetime.fromisoformat(moment)))
+    dispatcher = Dispatcher(engine, MemoryTransport(), Settings(), f"serve-{mp.current_process().pid}")
     try:
         barrier.wait(timeout=60)
-        out.put(("ok", [row.child for row in engine.create_due_follow_ups()]))
+        report = dispatcher.tick()
+        out.put(("ok", report.follow_ups) if not report.errors else ("error", report.errors))
     except Exception as exc:  # reported to the parent, which fails the test with it
         out.put(("error", repr(exc)))
 
@@ -419,9 +421,8 @@ def test_several_schedulers_on_postgresql_create_each_report_exactly_once(pg_dat
         for p in procs:
             p.join(timeout=60)
         assert all(kind == "ok" for kind, _ in results), results
-        created = sorted(child for _, children in results for child in children)
+        assert sum(count for _, count in results) == 8  # each report by exactly one process
         expected = sorted(f"{ref}-SB{n}" for ref in (REF, "SV-9-2000") for n in range(1, 5))
-        assert created == expected  # each by exactly one process
         for ref in (REF, "SV-9-2000"):
             assert [c.status for c in engine.follow_ups(ref)] == ["created"] * 4
             assert len([r for r in engine.history(ref) if r.kind == "follow_up"]) == 4
