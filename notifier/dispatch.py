@@ -24,7 +24,7 @@ from workflow.config import Settings
 from workflow.deadlines import due_note, recipients
 from workflow.definition import Calendar, Definition
 from workflow.engine import Engine
-from workflow.errors import DefinitionError, InputError, NotFoundError
+from workflow.errors import DefinitionError, InputError, NotFoundError, WorkflowError
 from workflow.store import DeadlineRecord, ReminderRecord
 
 from .render import KINDS, Renderer, build_message, deadline_entries, header_message_id, make_ics, meeting_of
@@ -208,13 +208,16 @@ class TickReport:
     fenced: int = 0
     digests: int = 0
     deferred: int = 0
+    #: Follow-up papers created in this pass (recurring ones at their due moment).
+    follow_ups: int = 0
     errors: list[str] = field(default_factory=list)
     #: The rows sent in this pass, as claimed (for `tick --until` and the simulation to list).
     delivered: list[ReminderRecord] = field(default_factory=list)
 
     def line(self) -> str:
         return (f"tick: {self.claimed} claimed, {self.sent} sent, {self.retried} to retry, {self.failed} failed, "
-                f"{self.fenced} taken over, {self.digests} digests queued, {self.deferred} wait for the mail window")
+                f"{self.fenced} taken over, {self.digests} digests queued, {self.deferred} wait for the mail window"
+                + (f", {self.follow_ups} follow-up papers created" if self.follow_ups else ""))
 
 
 class Dispatcher:
@@ -234,6 +237,11 @@ class Dispatcher:
         report = TickReport()
         lease = timedelta(seconds=self.settings.lease_seconds)
         self.engine.store.beat(self.worker, moment)
+        # Follow-up papers due now first: their deadlines may already owe a mail in this pass.
+        try:
+            report.follow_ups = len(self.engine.create_due_follow_ups(moment))
+        except WorkflowError as exc:  # e.g. the database went away: the mails are still tried, the rest next pass
+            report.errors.append(f"follow-up papers: {exc}")
         # One transport session for the whole tick: over SMTP one connection (opened for the first mail
         # only), each mail still delivered, retried or failed on its own.
         with self.transport.session() as send:

@@ -1,5 +1,5 @@
-"""The simulated clock stepping through every moment a mail falls due: one loop for the demo, the dry run
-(`definitions simulate`) and the rehearsal on a real database (`tick --until`).
+"""The simulated clock stepping through every moment a mail (or a recurring follow-up paper) falls due: one loop
+for the demo, the dry run (`definitions simulate`) and the rehearsal on a real database (`tick --until`).
 
 At each moment, in order, the clock is set to it, the day's digests are queued if it is the digest hour
 (as `serve`'s daily job does) and :meth:`Dispatcher.tick` delivers what is due then, with that moment in
@@ -51,19 +51,27 @@ def deliver_until(dispatcher: Dispatcher, clock: FixedClock, until: datetime, *,
     total = TickReport()
     pending_digests = digest_moments(clock.now(), until, settings.digest_hour, settings.timezone) if digests else []
     stuck: tuple[int, datetime] | None = None
+    stuck_follow_up: int | None = None
     while True:
         due = outbox.reminders(statuses=("pending", "claimed"), due_before=until, limit=1)
         mail_at = max(due[0].next_attempt_at, clock.now()) if due else None
         digest_at = pending_digests[0] if pending_digests else None
-        if mail_at is None and digest_at is None:
+        owed = dispatcher.engine.store.due_follow_ups(until, limit=1)  # a recurring follow-up paper falls due
+        follow_up_at = max(owed[0].due_at, clock.now()) if owed else None
+        if mail_at is None and digest_at is None and follow_up_at is None:
             break
-        moment = min(m for m in (mail_at, digest_at) if m is not None)
-        if due and digest_at != moment:
+        moment = min(m for m in (mail_at, digest_at, follow_up_at) if m is not None)
+        if due and moment == mail_at and digest_at != moment and follow_up_at != moment:
             # A row that one pass at its moment neither sent nor put back would be asked for forever.
             marker = (due[0].id, due[0].next_attempt_at)
             if marker == stuck:
                 raise StorageError(f"mail {due[0].id} stays due at {moment.isoformat()} after a pass; stopped")
             stuck = marker
+        if owed and moment == follow_up_at:
+            if owed[0].id == stuck_follow_up:
+                raise StorageError(f"follow-up {owed[0].child} stays due at {moment.isoformat()} after a pass; "
+                                   "stopped")
+            stuck_follow_up = owed[0].id
         clock.set(max(moment, clock.now()))
         queued = 0
         if digest_at == moment:
@@ -87,6 +95,7 @@ def _add(total: TickReport, report: TickReport) -> None:
     total.fenced += report.fenced
     total.digests += report.digests
     total.deferred += report.deferred
+    total.follow_ups += report.follow_ups
     total.errors.extend(report.errors)
     total.delivered.extend(report.delivered)
 

@@ -40,7 +40,7 @@ def corpus(store: Store, db_url: str, tmp_path: Path, clock: FixedClock, monkeyp
     (Nottuln after a deferral), and a Sachstandsbericht (SV-1) taken note of."""
     folder = tmp_path / "shipped"
     folder.mkdir()
-    for name in ("kreisstrategie.yaml", "sachstandsbericht.yaml"):
+    for name in ("kreisstrategie.yaml", "sachstandsbericht.yaml", "umsetzung.yaml"):
         shutil.copy(DEFINITIONS / name, folder / name)
     monkeypatch.setenv("COUNCILFLOW_DB", db_url)
     monkeypatch.setenv("COUNCILFLOW_DEFINITIONS", str(folder))

@@ -62,7 +62,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     KS-1 with the councils, nine of them decided."""
     folder = tmp_path / "definitions"
     folder.mkdir()
-    for name in ("kreisstrategie.yaml", "sachstandsbericht.yaml", "councilflow.schema.json"):
+    for name in ("kreisstrategie.yaml", "sachstandsbericht.yaml", "umsetzung.yaml", "councilflow.schema.json"):
         shutil.copy(DEFINITIONS / name, folder / name)
     db = f"sqlite:///{tmp_path / 'web.db'}"
     store = SqlStore(db)

@@ -174,7 +174,8 @@ def test_cli_exit_codes(tmp_path: Path, capsys: Cli) -> None:
 
 def test_shipped_definitions(capsys: Cli) -> None:
     """The shipped definitions' current warnings: Karlsruhe (imported from OParl) asks nobody to set the
-    meeting of its consultation states; the Kreis Coesfeld definitions and the Haushaltssatzung are clean."""
+    meeting of its consultation states; the Kreis Coesfeld definitions (with the Umsetzungsauftrag) and the
+    Haushaltssatzung are clean."""
     capsys.readouterr()
     assert run(["definitions", "lint", str(DEFINITIONS)]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -187,5 +188,6 @@ def test_shipped_definitions(capsys: Cli) -> None:
     others = [line for line in out if line not in karlsruhe]
     assert others == [f"{DEFINITIONS / 'haushaltssatzung.yaml'}: ok, keine Warnungen",
                       f"{DEFINITIONS / 'kreisstrategie.yaml'}: ok, keine Warnungen",
-                      f"{DEFINITIONS / 'sachstandsbericht.yaml'}: ok, keine Warnungen", "24 Warnungen"]
+                      f"{DEFINITIONS / 'sachstandsbericht.yaml'}: ok, keine Warnungen",
+                      f"{DEFINITIONS / 'umsetzung.yaml'}: ok, keine Warnungen", "24 Warnungen"]
     assert run(["definitions", "lint", "--strict", str(DEFINITIONS)]) == 1

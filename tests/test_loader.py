@@ -39,7 +39,7 @@ EXPECTED = {
     "unknown_role": "25:69: unbekannte Rolle 'sitzungdienst' (gemeint: 'sitzungsdienst'?)",
     "unknown_state": "25:51: unbekannter Zustand 'erledgt' (gemeint: 'erledigt'?)",
     "unknown_timezone": "4:11: unbekannte Zeitzone 'Europe/Berlim' (ein IANA-Name wie Europe/Berlin)",
-    "unknown_top_key": "4:1: die Ablaufdefinition: unbekannter Schlüssel 'beschreibung'; erlaubt: workflow, version, title, timezone, states, transitions, calendar, roles, bodies, fields, deadlines",
+    "unknown_top_key": "4:1: die Ablaufdefinition: unbekannter Schlüssel 'beschreibung'; erlaubt: workflow, version, title, timezone, states, transitions, calendar, roles, bodies, fields, deadlines, follow_up",
     "unreachable": "23:3: Zustand 'archiv' ist von 'entwurf' aus nicht erreichbar",
     "workflow_id_mismatch": "1:11: die Ablauf-ID 'anderer_name' muss dem Dateinamen 'workflow_id_mismatch' entsprechen",
     "wrong_type": "2:10: version muss eine ganze Zahl sein, nicht der Text 'eins'",

@@ -68,6 +68,10 @@ BASE: dict[str, Any] = {
          "due": {"before": "meeting", "working_days": 3}, "remind": [{"days": 1}], "notify": ["amt"],
          "escalate": {"after": {"days": 1}, "notify": ["amt"]}, "done_by": ["weiter"]},
     ],
+    "follow_up": [
+        {"name": "bericht", "when": "fertig", "workflow": "probe", "every": {"months": 6}, "count": 2,
+         "reference": "{reference}-B{n}", "fields": {"titel": "Bericht {n}: {titel}"}, "actor": "amt"},
+    ],
 }
 
 #: Where each mapping of language.py occurs in BASE.
@@ -87,6 +91,7 @@ WHERE: dict[str, tuple[str | int, ...]] = {
     "due": ("deadlines", 0, "due"),
     "offset": ("deadlines", 0, "remind", 0),
     "escalate": ("deadlines", 0, "escalate"),
+    "follow_up": ("follow_up", 0),
 }
 MAPPING = {m.id: m for m in MAPPINGS}
 OFFSETS = {"offset", "due", "not_before"}
@@ -150,9 +155,9 @@ def test_every_definition_the_loader_accepts_validates() -> None:
         accepted.append(f.relative_to(ROOT).as_posix())
         errors = [f"{list(e.absolute_path)}: {e.message}" for e in VALIDATOR.iter_errors(load_located(text, "").value)]
         assert errors == [], f.relative_to(ROOT)
-    # the 4 shipped, tests/good_definitions (2), tests/data/process-owner (2), workflow_id_mismatch (the file
+    # the 5 shipped, tests/good_definitions (2), tests/data/process-owner (2), workflow_id_mismatch (the file
     # name is not checked here)
-    assert len(accepted) == 9, accepted
+    assert len(accepted) == 10, accepted
 
 
 @pytest.mark.parametrize("mapping", sorted(WHERE))

@@ -27,16 +27,20 @@ def _kinds(engine: Engine, reference: str, name: str, branch: str = "") -> dict[
 
 
 def test_the_shipped_files_extend_the_process_owners_text() -> None:
-    """Version 3 keeps every state, body and transition of the process owner's version 1; each transition got
-    a label, and a withdrawal needs a confirmation with a reason."""
+    """Version 4 keeps every state, body and transition of the process owner's version 1; each transition got
+    a label (version 3), a withdrawal needs a confirmation with a reason, and the follow-up papers after the
+    decision came with version 4."""
     for name in ("kreisstrategie", "sachstandsbericht"):
         old, new = load_definition_file(SPEC / f"{name}.yaml"), load_definition_file(DEFINITIONS / f"{name}.yaml")
-        assert (old.version, new.version) == (1, 3)
+        assert (old.version, new.version) == (1, 4)
         assert all(t.label for t in new.transitions) and not any(t.label for t in old.transitions)
         assert {t.trigger for t in new.transitions if t.confirm} == {"zurueckziehen"}
         assert old.states == new.states and old.bodies == new.bodies and old.roles == new.roles
         assert {t.trigger for t in new.transitions} - {t.trigger for t in old.transitions} == {"vorlage_freigeben"}
         assert all(d.description for d in new.deadlines)
+    strategy = load_definition_file(DEFINITIONS / "kreisstrategie.yaml")
+    assert [(f.name, f.workflow, f.when) for f in strategy.follow_ups] == [
+        ("massnahme", "umsetzung", "beschlossen"), ("sachstand", "sachstandsbericht", "beschlossen")]
 
 
 def test_releasing_the_vorlage_ends_its_reminders_and_escalation(shipped: Engine, clock: FixedClock) -> None:

@@ -59,7 +59,7 @@ def engine(store: Store, tmp_path: Path) -> Engine:
     """The shipped definitions (labels on every step, ``confirm: true`` on withdrawals) and one of every field."""
     folder = tmp_path / "shipped"
     folder.mkdir()
-    for name in ("kreisstrategie.yaml", "sachstandsbericht.yaml", "councilflow.schema.json"):
+    for name in ("kreisstrategie.yaml", "sachstandsbericht.yaml", "umsetzung.yaml", "councilflow.schema.json"):
         shutil.copy(DEFINITIONS / name, folder / name)
     (folder / "alle_typen.yaml").write_text(ALL_TYPES, encoding="utf-8")
     return Engine(store, DefinitionLibrary(folder), FixedClock(datetime(2020, 8, 4, 7, tzinfo=UTC)))
@@ -113,7 +113,8 @@ def test_create_form_chooses_the_workflow_then_shows_its_fields(client: TestClie
     landrat = client.get("/vorlagen/neu", headers=as_user(LANDRAT)).text
     options = re.findall(r'<option value="([a-z_]+)">([^<]+)</option>', landrat)
     assert options == [("kreisstrategie", "Kreisweite Strategie (Beschluss durch Kreis und Kommunen)"),
-                       ("sachstandsbericht", "Sachstandsbericht zur Kenntnisnahme")]
+                       ("sachstandsbericht", "Sachstandsbericht zur Kenntnisnahme"),
+                       ("umsetzung", "Umsetzungsauftrag aus einem Beschluss")]
     form = form_of(client.get("/vorlagen/neu", params={"workflow": "sachstandsbericht"},
                               headers=as_user(LANDRAT)).text)
     assert "Ablauf: <strong>Sachstandsbericht zur Kenntnisnahme</strong>" in form
@@ -206,8 +207,8 @@ def test_create_rule_is_the_engines(engine: Engine) -> None:
     from workflow.access import Person
 
     names = lambda who: [d.workflow for d in engine.creatable(Person(who))]  # noqa: E731
-    assert names(LANDRAT) == ["kreisstrategie", "sachstandsbericht"]
-    assert names(FEDER) == ["kreisstrategie"] and names(SITZ) == [] and names(WRITER) == ["alle_typen"]
+    assert names(LANDRAT) == ["kreisstrategie", "sachstandsbericht", "umsetzung"]
+    assert names(FEDER) == ["kreisstrategie", "umsetzung"] and names(SITZ) == [] and names(WRITER) == ["alle_typen"]
     assert names(AUDITOR) == [] and engine.creatable(Person(LANDRAT, auditor=True)) == []
 
 

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from notifier.dispatch import Dispatcher
 
     from .definition import Definition
-    from .engine import Engine, Status
+    from .engine import ChildView, Engine, Status
     from .store import AuditRecord
+    from .store.records import FollowUpRecord
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -203,6 +204,7 @@ def validate(paths: tuple[str, ...], ctx: Context) -> None:
     """
     from notifier.dispatch import check_templates
 
+    from .library import check_follow_ups
     from .loader import definition_files, load_definition_file
 
     files = definition_files(paths)
@@ -216,6 +218,7 @@ def validate(paths: tuple[str, ...], ctx: Context) -> None:
             continue
         try:
             definition = load_definition_file(f)
+            check_follow_ups(definition, f.parent)
             check_templates(definition, f.parent)
         except DefinitionError as exc:
             failed += 1
@@ -434,9 +437,33 @@ def done(reference: str, deadline: str, actor: str, branch: str | None, note: st
 def status(
     reference: str, as_json: bool, as_of: str | None, ctx: Context
 ) -> None:
-    """Show where a paper stands and what it accepts now."""
+    """Show where a paper stands and what it accepts now (with its follow-up papers and the paper it follows)."""
     engine = ctx.engine()
-    _print_status(engine.status(reference, as_of=as_of), as_json)
+    st = engine.status(reference, as_of=as_of)
+    if as_of is not None:
+        _print_status(st, as_json)
+        return
+    if as_json:
+        _dump({**st.to_json(), **engine.follow_up_json(st.reference)})
+        return
+    _print_status(st, False)
+    _print_follow_ups(st.timezone, engine.parent_of(st.reference), engine.follow_ups(st.reference))
+
+
+def _print_follow_ups(zone: str, parent: FollowUpRecord | None, children: list[ChildView]) -> None:
+    """The paper a follow-up paper belongs to, and a paper's follow-up papers with their states."""
+    if parent is not None:
+        click.echo(_("  Follows:    {parent} (follow-up '{name}', no. {n})").format(
+            parent=parent.reference, name=parent.name, n=parent.n))
+    if not children:
+        return
+    click.echo(_("  Follow-up papers:"))
+    shown = {"planned": _("due {moment}"), "ended": _("not created: the series ended"),
+             "failed": _("not created: {error}")}
+    for c in children:
+        what = c.state_label if c.status == "created" and c.state_label else \
+            shown.get(c.status, c.status).format(moment=_local(c.due_at, zone), error=c.error or "")
+        click.echo(f"    {c.reference:<24} {c.workflow:<20} {what}")
 
 
 def _print_status(st: Status, as_json: bool) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from .deadlines import due_label, offset_label
-from .definition import Deadline, Definition, State, Transition
+from .definition import Deadline, Definition, FollowUp, State, Transition
 from .errors import DefinitionError, InputError, NotFoundError, Problem
 from .german import outcome
 from .i18n import _, ngettext, pgettext
@@ -30,10 +30,10 @@ __all__ = ["DefinitionDiff", "Item", "diff_command", "diff_definitions", "render
            "stored_newest", "to_json"]
 
 Kind = Literal["added", "removed", "changed", "renamed"]
-Section = Literal["state", "transition", "deadline", "role", "body", "field"]
+Section = Literal["state", "transition", "deadline", "role", "body", "field", "follow_up"]
 
 #: The sections of the report, in its order.
-SECTIONS: tuple[Section, ...] = ("state", "transition", "deadline", "role", "body", "field")
+SECTIONS: tuple[Section, ...] = ("state", "transition", "deadline", "role", "body", "field", "follow_up")
 _MARK = {"added": "+", "removed": "-", "changed": "~", "renamed": "~"}
 
 #: A label at least this similar (difflib's ratio) counts as "very similar" for guessing a rename.
@@ -81,7 +81,8 @@ class DefinitionDiff:
 def _section_name(section: str) -> str:
     names = {"state": pgettext("diff section", "States"), "transition": pgettext("diff section", "Transitions"),
              "deadline": pgettext("diff section", "Deadlines"), "role": pgettext("diff section", "Roles"),
-             "body": pgettext("diff section", "Bodies"), "field": pgettext("diff section", "Fields")}
+             "body": pgettext("diff section", "Bodies"), "field": pgettext("diff section", "Fields"),
+             "follow_up": pgettext("diff section", "Follow-up papers")}
     return names[section]
 
 
@@ -108,7 +109,10 @@ def _prop_name(key: str) -> str:
         "invitation_days": pgettext("diff", "invitation period"), "contact": "contact",
         "location": pgettext("diff", "location"), "meeting_hours": pgettext("diff", "meeting length"),
         "type": pgettext("diff", "type"), "required": pgettext("diff", "required"),
-        "default": pgettext("diff", "default"),
+        "default": pgettext("diff", "default"), "when": pgettext("diff", "on entering"),
+        "workflow": pgettext("diff", "workflow"), "reference": pgettext("diff", "reference"),
+        "schedule": pgettext("diff", "when"), "fields": pgettext("diff", "fields"),
+        "actor": pgettext("diff", "on behalf of"),
     }
     return names[key]
 
@@ -335,9 +339,24 @@ def diff_definitions(old: Definition, new: Definition) -> DefinitionDiff:
         return {f.name: {"type": f.type, "required": _yes(f.required),
                          "default": NONE if f.default is None else str(f.default)} for f in d.fields.values()}
 
+    def follow_ups(d: Definition) -> dict[str, dict[str, str]]:
+        def how(f: FollowUp) -> str:
+            if f.for_each:
+                return _("one per entry of {field}").format(field=f.for_each)
+            if f.every is None:
+                return _("once")
+            if f.count:
+                return _("every {period}, {count} times").format(period=offset_label(f.every), count=f.count)
+            return _("every {period}, until {field}").format(period=offset_label(f.every), field=f.until)
+        return {f.name: {"when": ren(f.when) if d is old else f.when, "workflow": f.workflow,
+                         "reference": f.reference, "schedule": how(f),
+                         "fields": _names(f"{k}: {v}" for k, v in f.fields.items()), "actor": f.actor or NONE}
+                for f in d.follow_ups}
+
     simple("role", roles(old), roles(new))
     simple("body", bodies(old), bodies(new))
     simple("field", fields(old), fields(new))
+    simple("follow_up", follow_ups(old), follow_ups(new))
     order = list(SECTIONS)
     items.sort(key=lambda i: order.index(i.section))  # stable: file order within a section
     reasons = {s: ", ".join(r) for s, r in affected.items()}

@@ -21,6 +21,7 @@ __all__ = [
     "Due",
     "Escalation",
     "FieldDef",
+    "FollowUp",
     "Join",
     "Offset",
     "Parallel",
@@ -182,6 +183,31 @@ class Deadline:
 
 
 @dataclass(frozen=True)
+class FollowUp:
+    """Papers a paper creates in another workflow (``follow_up``): once, one per item of a list field
+    (``for_each``), or recurring every ``every`` (``count`` times, or while the due day is not after the date
+    field ``until``). Templates hold placeholders such as ``{reference}`` and ``{n}``."""
+
+    name: str
+    when: str
+    workflow: str
+    reference: str
+    fields: Mapping[str, str] = field(default_factory=dict)
+    #: A role of the parent: the child's creator of record (the engine creates it as ``system`` on its behalf).
+    actor: str | None = None
+    every: Offset | None = None
+    count: int | None = None
+    until: str | None = None
+    for_each: str | None = None
+    #: (line, column) of the keys the folder check reports on: ``workflow`` and ``fields.NAME``.
+    where: Mapping[str, tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def recurring(self) -> bool:
+        return self.every is not None
+
+
+@dataclass(frozen=True)
 class Calendar:
     holidays: str | None = None
     closed: tuple[str, ...] = ()
@@ -202,6 +228,7 @@ class Definition:
     states: Mapping[str, State]
     transitions: tuple[Transition, ...]
     deadlines: tuple[Deadline, ...] = ()
+    follow_ups: tuple[FollowUp, ...] = ()
     source_hash: str = ""
     source_path: str = ""
     _by_source: Mapping[str, tuple[Transition, ...]] = field(default_factory=dict, repr=False, compare=False)

@@ -24,10 +24,14 @@ from .deadlines import (
     waiting_deadlines,
 )
 from .definition import Definition
-from .errors import ConflictError, InputError, NotFoundError, WorkflowError
+from .errors import ConflictError, InputError, NotFoundError, StorageError, WorkflowError
+from .follow_up import Owed, child_values, next_owed, owed_at_entry, still_owed
+from .follow_up import by_name as follow_up_by_name
+from .i18n import _
 from .library import DefinitionLibrary
 from .machine import compile_machine
 from .paper import (
+    SYSTEM_ACTOR,
     Change,
     PaperState,
     branch_version,
@@ -42,9 +46,10 @@ from .paper import (
 )
 from .replay import replay_records, steps
 from .store import AuditRecord, DeadlineRecord, ReminderRecord, Store, StoredPaper
+from .store.records import NO_FOLLOW_UPS, FollowUpDiff, FollowUpRecord, NewChild, follow_up_note
 from .values import user_instant
 
-__all__ = ["BranchView", "DeadlineView", "Engine", "PastMails", "PersonalDeadline", "Status"]
+__all__ = ["BranchView", "ChildView", "DeadlineView", "Engine", "PastMails", "PersonalDeadline", "Status"]
 
 #: What happens to mails whose moment has passed when a deadline starts: ``send`` them at once (a
 #: change made now), or ``drop`` them (history recorded after the fact, e.g. an OParl import).
@@ -152,6 +157,29 @@ class DeadlineView:
                 "done": None if self.done is None else {"at": self.done[0].isoformat(), "by": self.done[1],
                                                         "note": self.done[2]},
                 "reminders": [m.to_json() for m in self.mails]}
+
+
+@dataclass(frozen=True)
+class ChildView:
+    """A follow-up paper of a paper (or one it still owes): the one shape for the CLI, the web and JSON.
+    ``status``: planned, created, ended (the series stopped before it) or failed (``error`` says why); ``state``
+    and ``state_label`` are the created child's."""
+
+    name: str
+    n: int
+    reference: str
+    workflow: str
+    due_at: datetime
+    status: str
+    state: str | None = None
+    state_label: str | None = None
+    final: bool = False
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "n": self.n, "reference": self.reference, "workflow": self.workflow,
+                "due_at": self.due_at.isoformat(), "status": self.status, "state": self.state,
+                "state_label": self.state_label, "final": self.final, "error": self.error}
 
 
 class PersonalDeadline(NamedTuple):
@@ -329,7 +357,7 @@ class Engine:
                 return attempt(remembered)
             except WorkflowError:
                 self._forget(reference)
-        for _ in range(self.BRANCH_ATTEMPTS - 1 if per_branch else 0):
+        for _attempt in range(self.BRANCH_ATTEMPTS - 1 if per_branch else 0):
             paper = self.store.load(reference)
             try:
                 return attempt(paper)
@@ -354,7 +382,8 @@ class Engine:
             state = fold(definition, None, changes)
             started = self._deadline_diff(definition, None, state,
                                           changes[-1].at if past_mails == "send" else self.now(), past_mails)
-            stored = self.store.create(reference, definition, state, changes, started)
+            follow_ups = self._follow_up_diff(reference, definition, None, state, changes, past_mails)
+            stored = self.store.create(reference, definition, state, changes, started, follow_ups)
             self._remember(stored)
             return stored
         self._commit(paper, definition, list(changes), past_mails)
@@ -385,14 +414,142 @@ class Engine:
         state = fold(definition, paper.state, changes)
         diff = self._deadline_diff(definition, paper.state, state, changes[-1].at if past_mails == "send"
                                    else self.now(), past_mails, old)
+        follow_ups = self._follow_up_diff(paper.reference, definition, paper.state, state, changes, past_mails)
         try:
-            version = self.store.save(paper, definition, state, changes, diff)
+            version = self.store.save(paper, definition, state, changes, diff, follow_ups)
         except WorkflowError:
             self._forget(paper.reference)
             raise
         self._remember(replace(paper, state=state, version=version, updated_at=changes[-1].at,
                                workflow_version=definition.version, definition_hash=definition.source_hash))
         return state
+
+    # --- follow-ups (the rules: workflow/follow_up.py) ----------------------------------------
+
+    def _follow_up_diff(self, reference: str, definition: Definition, before: PaperState | None, after: PaperState,
+                        changes: Sequence[Change], past_mails: PastMails) -> FollowUpDiff:
+        """What a change does to the paper's follow-ups: the series it ends (it leaves their state), the children
+        it creates now, those it plans, and those it cannot create (why). History recorded after the fact (an
+        import) starts none: its council information system has the follow-ups already."""
+        if not definition.follow_ups or past_mails == "drop" or any(c.kind == "migrate" for c in changes):
+            return NO_FOLLOW_UPS  # a migration enters no state (a planned child checks the paper when it is due)
+        ended = [f.name for f in definition.follow_ups if f.recurring and before is not None
+                 and before.state == f.when and after.state != f.when]
+        now = changes[-1].at
+        owed = owed_at_entry(definition, reference, before, after)
+        if owed and before is not None:  # a paper owes each follow-up once, however often it enters the state
+            started = {row.name for row in self.store.follow_ups(reference)}
+            owed = [o for o in owed if o.name not in started]
+        children: list[NewChild] = []
+        planned: list[Owed] = []
+        failed: list[tuple[Owed, str]] = []
+        for o in owed:
+            if o.due_at > now:
+                planned.append(o)
+                continue
+            try:
+                children.append(self._new_child(reference, definition, after, o, now))
+            except StorageError:
+                raise
+            except WorkflowError as exc:  # the change itself stands; the child is recorded as not created
+                failed.append((o, exc.message))
+        if not (ended or children or planned or failed):
+            return NO_FOLLOW_UPS
+        return ended, children, planned, failed
+
+    def _new_child(self, parent: str, definition: Definition, state: PaperState, owed: Owed, now: datetime
+                   ) -> NewChild:
+        """The child ``owed`` as decided by the pure core: created by ``system`` on behalf of the follow-up's
+        role, its fields rendered from the parent's, naming its parent; with the parent's entry."""
+        spec = follow_up_by_name(definition)[owed.name]
+        child_definition = self.current_definition(spec.workflow)
+        reference = check_reference(owed.reference)
+        try:
+            self.store.load(reference)
+        except NotFoundError:
+            pass
+        else:
+            raise ConflictError(_("{reference}: a paper with this reference exists already; follow-up '{name}' of "
+                                  "{parent} cannot create it").format(reference=reference, name=owed.name,
+                                                                      parent=parent))
+        values = child_values(spec, child_definition, parent, state, owed)
+        created = decide_create(child_definition, reference, SYSTEM_ACTOR, values, now)[0]
+        origin: dict[str, Any] = {"parent": parent, "name": owed.name, "n": owed.n}
+        if spec.actor:
+            origin["on_behalf_of"] = spec.actor
+        changes = [replace(created, payload={**created.payload, "follow_up": origin})]
+        child_state = fold(child_definition, None, changes)
+        deadlines = self._deadline_diff(child_definition, None, child_state, now, "send")
+        note = follow_up_note(parent, definition.workflow, definition.version, owed, spec.actor, now)
+        return NewChild(owed, child_definition, child_state, changes, deadlines, note)
+
+    def create_due_follow_ups(self, now: datetime | None = None, *, batch: int = 100) -> list[FollowUpRecord]:
+        """Create every planned child due at ``now`` (the scheduler's pass; catching up what fell due while
+        nobody ran), each in one transaction with its parent's entry and the plan of the next one. Several
+        processes may run this at once: each child is created exactly once. Returns the rows this call
+        finished (created, ended or failed)."""
+        moment = now or self.now()
+        finished: list[FollowUpRecord] = []
+        seen: set[int] = set()
+        while True:
+            rows = [r for r in self.store.due_follow_ups(moment, batch) if r.id not in seen]
+            if not rows:
+                return finished
+            for row in rows:
+                seen.add(row.id)
+                if self._complete_follow_up(row, moment):
+                    finished.append(row)
+
+    def _complete_follow_up(self, row: FollowUpRecord, now: datetime) -> bool:
+        following = None
+        try:
+            parent = self.store.load(row.reference)
+            definition = self.definition_of(parent)
+            spec = follow_up_by_name(definition).get(row.name)
+            if spec is None or not still_owed(definition, spec, parent.state, row.n, row.due_at):
+                return self.store.complete_follow_up(row, now, None)  # the series ended (state left, count, until)
+            following = next_owed(definition, spec, parent.reference, parent.state, row.n, row.anchor_at)
+            owed = Owed(row.name, row.n, row.child, row.workflow, row.due_at, row.anchor_at)
+            child = self._new_child(parent.reference, definition, parent.state, owed, now)
+            return self.store.complete_follow_up(row, now, child, following)
+        except StorageError:
+            raise  # the database, not the child: the row stays planned and the next pass tries again
+        except WorkflowError as exc:
+            return self.store.complete_follow_up(row, now, None, following, error=exc.message)
+
+    def follow_ups(self, reference: str | StoredPaper) -> list[ChildView]:
+        """The follow-up papers of a paper (created, planned, ended, failed) with each created child's state."""
+        paper = reference if isinstance(reference, StoredPaper) else self.load(reference)
+        out = []
+        for row in self.store.follow_ups(paper.reference):
+            state = label = None
+            final = False
+            if row.status == "created":
+                try:
+                    child = self.store.load(row.child)
+                except NotFoundError:
+                    child = None
+                if child is not None:
+                    spec = self.definition_of(child).states[child.state.state]
+                    state, label, final = spec.id, spec.label, spec.final
+            out.append(ChildView(row.name, row.n, row.child, row.workflow, row.due_at, row.status, state, label,
+                                 final, row.error))
+        return out
+
+    def parent_of(self, reference: str | StoredPaper) -> FollowUpRecord | None:
+        """The follow-up row that created the paper (its parent's reference, follow-up name and number); None
+        for a paper created otherwise."""
+        paper = reference if isinstance(reference, StoredPaper) else self.load(reference)
+        return self.store.parent_of(paper.reference)
+
+    def follow_up_json(self, reference: str | StoredPaper) -> dict[str, Any]:
+        """A paper's ``parent`` (the paper it follows: reference, follow-up name and number, or None) and its
+        ``follow_ups`` as JSON: the one shape of `status --json` and the API."""
+        paper = reference if isinstance(reference, StoredPaper) else self.load(reference)
+        parent = self.parent_of(paper)
+        return {"parent": None if parent is None else {"reference": parent.reference, "follow_up": parent.name,
+                                                       "n": parent.n},
+                "follow_ups": [c.to_json() for c in self.follow_ups(paper)]}
 
     def _remember(self, paper: StoredPaper) -> None:
         with self._papers_lock:
@@ -632,7 +789,7 @@ class Engine:
         """The stored definitions (by hash) whose papers marked ``public: false`` ``who`` may read: the rule of
         :func:`~workflow.access.may_read` asked once per definition, for the lists' query."""
         out = []
-        for _, _, digest, text in self.store.iter_definitions():
+        for _workflow, _version, digest, text in self.store.iter_definitions():
             if may_read_private(self.library.pinned(digest, lambda text=text: text), who):  # type: ignore[misc]
                 out.append(digest)
         return out
@@ -828,8 +985,8 @@ class Engine:
                 kept_objects[reference] = kept["paper"]
         # the others as they are now (they may have changed since the page was read), with their trails, at once
         stale = {p.reference: (p, h) for p, h in
-                 self.store.load_with_history([r for r, _, _ in rows if r not in kept_objects])}
-        for reference, _, _ in rows:
+                 self.store.load_with_history([r for r, _version, _obj in rows if r not in kept_objects])}
+        for reference, _version, _obj in rows:
             if reference in kept_objects:
                 out.append(kept_objects[reference])
                 continue

@@ -67,6 +67,14 @@ def note_text(kind: str, trigger: str, payload: Mapping[str, Any]) -> str:
         if payload.get("reason"):
             text += f": {MAIL_REASON.get(str(payload['reason']), payload['reason'])}"
         return text
+    if kind == "follow_up":
+        from .i18n import _
+
+        text = _("Follow-up paper {child} created ({workflow}, no. {n})").format(
+            child=payload.get("child"), workflow=payload.get("workflow"), n=payload.get("n"))
+        if payload.get("on_behalf_of"):
+            text += _(" on behalf of the role {role}").format(role=payload["on_behalf_of"])
+        return text
     if trigger == "definition":
         return (f"Ablauf {payload.get('workflow')} Version {payload.get('version')} erstmals verwendet "
                 f"(Hash {str(payload.get('definition_hash', ''))[:12]}…)")
@@ -144,7 +152,7 @@ def entry_label(definition: Definition | None, kind: str, trigger: str, payload:
         return JOIN_LABEL.get(str(payload.get("join", trigger.removeprefix("join_"))), humanise(trigger))
     if kind == "meeting":
         return "Sitzungstermin verschoben" if payload.get("previous") else "Sitzungstermin festgelegt"
-    if kind in ("mail", "admin"):
+    if kind in ("mail", "admin", "follow_up"):
         return note_text(kind, trigger, payload)
     return ENTRY_LABEL.get(kind) or humanise(trigger)
 
@@ -209,7 +217,7 @@ def entry_text(record: AuditRecord, definition: Definition | None, zone: str) ->
         details.append(f"Vermerk: {p['note']}")
     if p.get("reason"):
         details.append(f"Begründung: {p['reason']}")
-    if record.kind in ("mail", "admin"):  # a note: what it says is its label; it moves no paper
+    if record.kind in ("mail", "admin", "follow_up"):  # a note: what it says is its label; it moves no paper
         return EntryText(entry_label(definition, record.kind, record.trigger, p), None,
                          state_label(definition, record.to_state) if record.to_state else "",
                          body_label(definition, record.branch or record.body), ())

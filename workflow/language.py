@@ -336,6 +336,36 @@ DEADLINE = Mapping(
     ),
 )
 
+FOLLOW_UP = Mapping(
+    "follow_up",
+    "Vorlagen, die diese Vorlage in einem anderen Ablauf anlegt: einmal, je Eintrag eines Listenfelds "
+    "(for_each) oder wiederkehrend (every mit count oder until).",
+    (
+        Key("name", True, _NAME, "Kennung der Folgevorlage, im Ablauf eindeutig."),
+        Key("when", True, _NAME, "Zustand dieses Ablaufs, mit dessen Betreten die Folgevorlagen beginnen."),
+        Key("workflow", True, _NAME, "Ablauf der Folgevorlagen (eine Ablaufdefinition im selben Ordner)."),
+        Key("reference", True, {"type": "string", "pattern": r"\{n\}"},
+            "Aktenzeichen jeder Folgevorlage; muss {n} enthalten (1, 2, …), z. B. \"{reference}-SB{n}\"."),
+        Key("fields", False, _nullable({"type": "object", "propertyNames": {"pattern": NAME_PATTERN},
+                                        "additionalProperties": _TEXT}),
+            "Felder der Folgevorlage: Feldname → Text mit Platzhaltern ({reference}, {n}, {item}, Felder "
+            "dieser Vorlage wie {title})."),
+        Key("actor", False, _NAME,
+            "Rolle dieses Ablaufs, für die das System die Folgevorlage anlegt (im Prüfpfad vermerkt)."),
+        Key("every", False, _ref("offset"),
+            "Wiederkehrend: Abstand ab dem Betreten, z. B. {months: 6}; dazu count oder until."),
+        Key("count", False, {"type": "integer", "minimum": 1}, "Wie viele wiederkehrende Folgevorlagen (≥ 1)."),
+        Key("until", False, _NAME,
+            "Wiederkehrend bis zu diesem Datumsfeld dieser Vorlage (Feld vom Typ date oder datetime)."),
+        Key("for_each", False, _NAME, "Je eine Folgevorlage für jeden Eintrag dieses Listenfelds ({item})."),
+    ),
+    (
+        {"if": {"required": ["every"]}, "then": {"not": {"required": ["for_each"]},
+                                                 "oneOf": [{"required": ["count"]}, {"required": ["until"]}]},
+         "else": {"not": {"anyOf": [{"required": ["count"]}, {"required": ["until"]}]}}},
+    ),
+)
+
 TOP = Mapping(
     "definition",
     "Eine Workflow-Definition von councilflow (docs/definition-language.md).",
@@ -353,13 +383,15 @@ TOP = Mapping(
         Key("fields", False, _nullable(_named(_ref("field"), reserved=BUILTIN_FIELDS)),
             "Felder der Vorlage, nach ihrem Namen (nicht result/meeting)."),
         Key("deadlines", False, _nullable({"type": "array", "items": _ref("deadline")}), "Fristen."),
+        Key("follow_up", False, _nullable({"type": "array", "items": _ref("follow_up")}),
+            "Folgevorlagen in anderen Abläufen, z. B. wiederkehrende Sachstandsberichte oder Umsetzungsaufträge."),
     ),
 )
 
 #: Every mapping of the language, the top level first.
 MAPPINGS: tuple[Mapping, ...] = (
     TOP, CALENDAR, ROLES, BODY, FIELD, STATE, CONSULTATION, PARALLEL, JOIN, TRANSITION, NOT_BEFORE,
-    DEADLINE, DUE, OFFSET, ESCALATE,
+    DEADLINE, DUE, OFFSET, ESCALATE, FOLLOW_UP,
 )
 
 

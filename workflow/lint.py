@@ -236,7 +236,10 @@ def label_missing(d: Definition, doc: Located) -> Iterator[_Hit]:
 
 
 def unused_fields(d: Definition) -> Iterator[_Hit]:
-    """A field that is never required, set by a transition, counted from, nor one of the special names."""
+    """A field that is never required, set by a transition, counted from, used by a follow-up, nor one of the
+    special names."""
+    from .follow_up import placeholders
+
     used = set(SPECIAL_FIELDS)
     for t in d.transitions:
         used.update(t.requires)
@@ -244,6 +247,10 @@ def unused_fields(d: Definition) -> Iterator[_Hit]:
         if t.not_before is not None:
             used.add(t.not_before[0])
     used.update(dl.due.anchor for dl in d.deadlines)
+    for follow in d.follow_ups:  # a list the follow-ups go through, a date they end at, a field they copy
+        used.update(name for name in (follow.for_each, follow.until) if name)
+        for template in (follow.reference, *follow.fields.values()):
+            used.update(placeholders(template))
     for f in d.fields.values():
         if not f.required and f.name not in used:
             yield _Hit(("fields", f.name),

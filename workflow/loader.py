@@ -22,6 +22,7 @@ from .definition import (
     Due,
     Escalation,
     FieldDef,
+    FollowUp,
     Join,
     Offset,
     Parallel,
@@ -739,6 +740,123 @@ def _load_deadlines(
     return result
 
 
+def _templates_ok(c: _Checker, template: str, where: Path, what: str, known: list[str]) -> list[str] | None:
+    """The placeholders of ``template``, each checked to be known; None (reported) if one is not."""
+    from .follow_up import placeholders
+
+    try:
+        used = placeholders(template)
+    except ValueError as exc:
+        c.err(where, _("{what}: {problem}").format(what=what, problem=exc))
+        return None
+    ok = True
+    for name in used:
+        if name == "item" and name not in known:
+            c.err(where, _("{what}: the placeholder '{{item}}' needs for_each: it is the list entry of each follow-up "
+                           "paper").format(what=what))
+            ok = False
+        elif name not in known:
+            c.err(where, _("{what}: unknown placeholder '{{{name}}}'{hint}; possible: {known}").format(
+                what=what, name=name, hint=did_you_mean(name, known), known=", ".join(known)))
+            ok = False
+    return used if ok else None
+
+
+def _load_follow_ups(c: _Checker, raw: Any, states: dict[str, State], roles: dict[str, tuple[str, ...]],
+                     fields: dict[str, FieldDef]) -> list[FollowUp]:
+    """``follow_up``: each entry checked against this file (the child's workflow and its fields are checked
+    against the definitions folder by :func:`workflow.library.follow_up_problems`)."""
+    from .follow_up import FIXED_PLACEHOLDERS
+
+    result: list[FollowUp] = []
+    if raw is None or not c.typed(raw, ("follow_up",), list, "follow_up"):
+        return result
+    seen: set[str] = set()
+    for i, spec in enumerate(raw):
+        where: Path = ("follow_up", i)
+        fname = spec.get("name") if isinstance(spec, dict) else None
+        what = _("follow-up '{name}'").format(name=fname) if isinstance(fname, str) else \
+            _("follow-up {number}").format(number=i + 1)
+        m = c.mapping(spec, where, what, lang.FOLLOW_UP.required, lang.FOLLOW_UP.optional)
+        if m is None:
+            continue
+        ok = "name" in m and c.name(fname, (*where, "name"), "follow-up name")
+        if ok and fname in seen:
+            c.err((*where, "name"), _("follow-up name '{name}' is used twice").format(name=fname))
+            ok = False
+        seen.add(str(fname))
+        ok = "when" in m and c.ref(m.get("when"), (*where, "when"), "state", states) and ok
+        ok = "workflow" in m and c.name(m.get("workflow"), (*where, "workflow"), "workflow id") and ok
+        every = count = until = for_each = actor = None
+        if "every" in m:
+            every = _load_offset(c, m["every"], (*where, "every"), _("every of {what}").format(what=what), False)
+            ok = every is not None and ok
+            if every is not None and every.amount < 1:
+                c.err((*where, "every"), _("every of {what} must be at least 1").format(what=what))
+                ok = False
+        if "count" in m:
+            count = m["count"]
+            ok = c.positive(count, (*where, "count"), _("count of {what}").format(what=what), 1) and ok
+        if "until" in m:
+            dates = [f.name for f in fields.values() if f.type in ("date", "datetime")]
+            until = m["until"]
+            ok = c.ref(until, (*where, "until"), "date field", dates) and ok
+        if "for_each" in m:
+            lists = [f.name for f in fields.values() if f.type == "list"]
+            for_each = m["for_each"]
+            ok = c.ref(for_each, (*where, "for_each"), "list field", lists) and ok
+        if "actor" in m:
+            actor = m["actor"]
+            ok = c.ref(actor, (*where, "actor"), "role", roles) and ok
+        if "every" in m and "for_each" in m:
+            c.err((*where, "for_each"), _("{what} is recurring (every) and per list item (for_each): choose one")
+                  .format(what=what), key=True)
+            ok = False
+        if "count" in m and "until" in m:
+            c.err((*where, "until"), _("{what} has count and until: a series ends after count papers or at the "
+                                       "date in until, not both").format(what=what), key=True)
+            ok = False
+        if "every" in m and "count" not in m and "until" not in m and "for_each" not in m:
+            c.err(where, _("recurring {what} needs count or until: a series must end").format(what=what))
+            ok = False
+        for key in ("count", "until"):
+            if key in m and "every" not in m:
+                c.err((*where, key), _("{key} of {what} needs every: only a recurring series has an end")
+                      .format(key=key, what=what), key=True)
+                ok = False
+        known = [*(p for p in FIXED_PLACEHOLDERS if p != "item" or "for_each" in m), *fields]
+        template = m.get("reference")
+        if "reference" in m and c.typed(template, (*where, "reference"), str, _("reference of {what}")
+                                        .format(what=what)):
+            used = _templates_ok(c, template, (*where, "reference"), _("reference of {what}").format(what=what),
+                                 known)
+            if used is not None and "n" not in used:
+                c.err((*where, "reference"), _("reference of {what} must contain {{n}} (1, 2, …): each follow-up "
+                                               "paper needs a reference of its own").format(what=what))
+                ok = False
+            ok = used is not None and ok
+        else:
+            ok = False
+        child_fields: dict[str, str] = {}
+        located: dict[str, tuple[int, int]] = {"workflow": c.doc.where((*where, "workflow"))}
+        raw_fields = m.get("fields")
+        if raw_fields is not None and c.typed(raw_fields, (*where, "fields"), dict, _("fields of {what}")
+                                              .format(what=what)):
+            for key, value in raw_fields.items():
+                at: Path = (*where, "fields", key)
+                label = _("field '{key}' of {what}").format(key=key, what=what)
+                if not c.name(key, at, "field name") or not c.typed(value, at, str, label):
+                    ok = False
+                    continue
+                ok = _templates_ok(c, value, at, label, known) is not None and ok
+                child_fields[key] = value
+                located[f"fields.{key}"] = c.doc.where(at, key=True)
+        if ok:
+            result.append(FollowUp(str(fname), str(m["when"]), str(m["workflow"]), str(template), child_fields,
+                                   actor, every, count, until, for_each, located))
+    return result
+
+
 _TOP_REQUIRED = lang.TOP.required
 _TOP_OPTIONAL = lang.TOP.optional
 
@@ -777,6 +895,7 @@ def load_definition(text: str, path: str = "<definition>", *, expect_id: str | N
     states = _load_states(c, top.get("states"), bodies)
     transitions = _load_transitions(c, top.get("transitions"), states, roles, fields)
     deadlines = _load_deadlines(c, top.get("deadlines"), states, roles, bodies, transitions, fields)
+    follow_ups = _load_follow_ups(c, top.get("follow_up"), states, roles, fields)
     if c.problems:
         raise DefinitionError(c.reported())
     definition = Definition(
@@ -791,6 +910,7 @@ def load_definition(text: str, path: str = "<definition>", *, expect_id: str | N
         states=states,
         transitions=tuple(transitions),
         deadlines=tuple(deadlines),
+        follow_ups=tuple(follow_ups),
         source_hash=source_hash(text),
         source_path=path,
     )

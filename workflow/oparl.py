@@ -148,6 +148,14 @@ class OParlExport:
         related = [r for r in fields.get("references", []) or [] if isinstance(r, str)]
         if related:
             item["relatedPaper"] = [self.url("papers", r) for r in related]
+        # A follow-up paper names the paper it follows (the engine's create entry), a paper its follow-up papers
+        # (its follow_up entries): OParl's superordinated and subordinated papers.
+        origin = records[0].payload.get("follow_up") if records and records[0].kind == "create" else None
+        if isinstance(origin, dict) and isinstance(origin.get("parent"), str):
+            item["superordinatedPaper"] = [self.url("papers", origin["parent"])]
+        children = [str(r.payload["child"]) for r in records if r.kind == "follow_up" and r.payload.get("child")]
+        if children:
+            item["subordinatedPaper"] = [self.url("papers", c) for c in children]
         if fields.get("department"):
             dept = str(fields["department"])
             item["underDirectionOf"] = [self._organization(f"dept-{_slug(dept)}", dept, "Verwaltungsbereich")]

@@ -52,8 +52,8 @@ BranchStatus = Literal["open", "adopted", "rejected", "not_needed"]
 SYSTEM_ACTOR = "system"
 #: Entries that record what happened around the papers without changing one: a mail sent, finally failed or
 #: skipped (``mail``), a token created or revoked and a definition version used for the first time
-#: (``admin``). Folding one leaves the paper as it is.
-NOTE_KINDS = frozenset({"mail", "admin"})
+#: (``admin``), a follow-up paper created by the engine (``follow_up``). Folding one leaves the paper as it is.
+NOTE_KINDS = frozenset({"mail", "admin", "follow_up"})
 #: The actor of entries replayed from a council information system (OParl import).
 IMPORT_ACTOR = "import"
 _TRUSTED = TRUSTED_ACTORS = (SYSTEM_ACTOR, IMPORT_ACTOR)

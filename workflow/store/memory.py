@@ -13,7 +13,7 @@ import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..access import is_public
 from ..chain import GENESIS
@@ -24,10 +24,14 @@ from ..paper import Change, PaperState, bodies_at
 from . import SCHEMA_HEAD
 from .port import TokenRow
 from .records import (
+    NO_FOLLOW_UPS,
     SYSTEM,
     AuditRecord,
     DeadlineDiff,
     DeadlineRecord,
+    FollowUpDiff,
+    FollowUpRecord,
+    NewChild,
     Note,
     ReminderRecord,
     StoredPaper,
@@ -39,6 +43,9 @@ from .records import (
     reminder_message_id,
     token_note,
 )
+
+if TYPE_CHECKING:
+    from ..follow_up import Owed
 
 __all__ = ["MemoryStore"]
 
@@ -80,6 +87,7 @@ class MemoryStore:
         self._audience: dict[int, dict[str, datetime | None]] = {}
         self._bodies: dict[str, frozenset[str]] = {}  # reference -> the bodies it is at (bodies_at)
         self._oparl: dict[str, tuple[int, str]] = {}  # reference -> (version, OParl text)
+        self._follow_ups: list[FollowUpRecord] = []  # by id - 1
         self._outbox = MemoryOutbox(self)
         self._token_port = MemoryTokens(self)
 
@@ -146,24 +154,91 @@ class MemoryStore:
         yield from papers
 
     def create(self, reference: str, definition: Definition, state: PaperState, changes: Sequence[Change],
-               deadlines: DeadlineDiff = ((), ())) -> StoredPaper:
+               deadlines: DeadlineDiff = ((), ()), follow_ups: FollowUpDiff = NO_FOLLOW_UPS) -> StoredPaper:
         with self._lock:
-            if reference in self._papers:
-                raise ConflictError(f"a paper with reference '{reference}' exists already")
+            for ref in (reference, *(c.owed.reference for c in follow_ups[1])):
+                if ref in self._papers:
+                    raise ConflictError(f"a paper with reference '{ref}' exists already")
             paper_id = max((p.id for p in self._papers.values()), default=0) + 1
             paper = StoredPaper(paper_id, reference, definition.workflow, definition.version, definition.source_hash,
                                 state, 1, changes[0].at, changes[-1].at)
-            return self._write(paper, paper, definition, state, changes, deadlines)
+            created = self._write(paper, paper, definition, state, changes, deadlines)
+            self._write_follow_ups(reference, follow_ups, changes[-1].at)
+            return created
 
     def save(self, paper: StoredPaper, definition: Definition, state: PaperState, changes: Sequence[Change],
-             deadlines: DeadlineDiff = ((), ())) -> int:
+             deadlines: DeadlineDiff = ((), ()), follow_ups: FollowUpDiff = NO_FOLLOW_UPS) -> int:
         with self._lock:
             current = self._papers.get(paper.reference)
             if current is None or current.version != paper.version or current.id != paper.id:
                 raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry")
+            for child in follow_ups[1]:
+                if child.owed.reference in self._papers:
+                    raise ConflictError(f"a paper with reference '{child.owed.reference}' exists already")
             new = replace(current, workflow_version=definition.version, definition_hash=definition.source_hash,
                           state=state, version=current.version + 1, updated_at=changes[-1].at)
-            return self._write(current, new, definition, state, changes, deadlines).version
+            version = self._write(current, new, definition, state, changes, deadlines).version
+            self._write_follow_ups(paper.reference, follow_ups, changes[-1].at)
+            return version
+
+    # --- follow-ups --------------------------------------------------------------------------
+
+    def _write_follow_ups(self, reference: str, diff: FollowUpDiff, now: datetime) -> None:
+        """As the SQL store's: end, create (each child with its parent's entry), plan, record failures."""
+        ended, children, planned, failed = diff
+        for i, row in enumerate(self._follow_ups):
+            if row.reference == reference and row.name in ended and row.status == "planned":
+                self._follow_ups[i] = replace(row, status="ended", done_at=now)
+        for child in children:
+            self._create_child(reference, child)
+            self._add_follow_up(reference, child.owed, "created", now)
+        for owed in planned:
+            self._add_follow_up(reference, owed, "planned", None)
+        for owed, error in failed:
+            self._add_follow_up(reference, owed, "failed", now, error)
+
+    def _create_child(self, parent: str, child: NewChild) -> None:
+        paper_id = max((p.id for p in self._papers.values()), default=0) + 1
+        owed, changes = child.owed, child.changes
+        paper = StoredPaper(paper_id, owed.reference, child.definition.workflow, child.definition.version,
+                            child.definition.source_hash, child.state, 1, changes[0].at, changes[-1].at)
+        self._write(paper, paper, child.definition, child.state, changes, child.deadlines)
+        self._note(parent, [child.note])
+        self._oparl.pop(parent, None)  # the parent's OParl object lists its follow-up papers: build it again
+
+    def _add_follow_up(self, reference: str, owed: Owed, status: str, done: datetime | None,
+                       error: str | None = None) -> None:
+        self._follow_ups.append(FollowUpRecord(len(self._follow_ups) + 1, reference, owed.name, owed.n, owed.reference,
+                                               owed.workflow, owed.due_at, status, done, error, owed.anchor_at))
+
+    def complete_follow_up(self, row: FollowUpRecord, now: datetime, child: NewChild | None,
+                           following: Owed | None = None, error: str | None = None) -> bool:
+        with self._lock:
+            index = row.id - 1
+            if self._follow_ups[index].status != "planned":
+                return False
+            if child is not None and child.owed.reference in self._papers:
+                raise ConflictError(f"a paper with reference '{child.owed.reference}' exists already")
+            status = "created" if child is not None else ("failed" if error else "ended")
+            self._follow_ups[index] = replace(self._follow_ups[index], status=status, done_at=now, error=error)
+            if child is not None:
+                self._create_child(row.reference, child)
+            if following is not None:
+                self._add_follow_up(row.reference, following, "planned", None)
+            return True
+
+    def due_follow_ups(self, until: datetime, limit: int = 100) -> list[FollowUpRecord]:
+        with self._lock:
+            due = [r for r in self._follow_ups if r.status == "planned" and r.due_at <= until]
+        return sorted(due, key=lambda r: (r.due_at, r.id))[:limit]
+
+    def follow_ups(self, reference: str) -> list[FollowUpRecord]:
+        with self._lock:
+            return sorted((r for r in self._follow_ups if r.reference == reference), key=lambda r: (r.name, r.n))
+
+    def parent_of(self, reference: str) -> FollowUpRecord | None:
+        with self._lock:
+            return next((r for r in self._follow_ups if r.child == reference and r.status == "created"), None)
 
     def _write(self, old: StoredPaper, new: StoredPaper, definition: Definition, state: PaperState,
                changes: Sequence[Change], deadlines: DeadlineDiff) -> StoredPaper:

@@ -10,11 +10,24 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..definition import Definition
 from ..paper import SYSTEM_ACTOR, Change, PaperState
-from .records import AuditRecord, DeadlineDiff, DeadlineRecord, ReminderRecord, StoredPaper
+from .records import (
+    NO_FOLLOW_UPS,
+    AuditRecord,
+    DeadlineDiff,
+    DeadlineRecord,
+    FollowUpDiff,
+    FollowUpRecord,
+    NewChild,
+    ReminderRecord,
+    StoredPaper,
+)
+
+if TYPE_CHECKING:
+    from ..follow_up import Owed
 
 __all__ = ["AuditFilters", "Outbox", "Store", "TokenRow", "Tokens"]
 
@@ -166,14 +179,35 @@ class Store(Protocol):
         ...
 
     def create(self, reference: str, definition: Definition, state: PaperState, changes: Sequence[Change],
-               deadlines: DeadlineDiff = ((), ())) -> StoredPaper:
-        """Insert the paper, its entries and deadlines in one transaction (ConflictError if it exists)."""
+               deadlines: DeadlineDiff = ((), ()), follow_ups: FollowUpDiff = NO_FOLLOW_UPS) -> StoredPaper:
+        """Insert the paper, its entries and deadlines (and the follow-ups it starts) in one transaction
+        (ConflictError if it or a child exists)."""
         ...
 
     def save(self, paper: StoredPaper, definition: Definition, state: PaperState, changes: Sequence[Change],
-             deadlines: DeadlineDiff = ((), ())) -> int:
+             deadlines: DeadlineDiff = ((), ()), follow_ups: FollowUpDiff = NO_FOLLOW_UPS) -> int:
         """Write ``state`` (on ``definition``'s version) ``WHERE version = paper.version``, append the
-        entries, sync the deadlines, all in one transaction; the new version (ConflictError if stale)."""
+        entries, sync the deadlines and the follow-ups (children created with their parent's entries), all in
+        one transaction; the new version (ConflictError if stale)."""
+        ...
+
+    def complete_follow_up(self, row: FollowUpRecord, now: datetime, child: NewChild | None,
+                           following: Owed | None = None, error: str | None = None) -> bool:
+        """Finish a planned child in one transaction: create it with its parent's entry (or record ``error``, or,
+        with neither, that the series ended) and plan the ``following`` one; False, with nothing written, if the
+        row is no longer planned (exactly once, whichever process comes first)."""
+        ...
+
+    def due_follow_ups(self, until: datetime, limit: int = 100) -> list[FollowUpRecord]:
+        """Planned children due at or before ``until``, earliest first."""
+        ...
+
+    def follow_ups(self, reference: str) -> list[FollowUpRecord]:
+        """The children a paper owes or owed, by follow-up name and number."""
+        ...
+
+    def parent_of(self, reference: str) -> FollowUpRecord | None:
+        """The follow-up row that created paper ``reference`` (None: the paper is no follow-up)."""
         ...
 
     def history(self, reference: str, until: datetime | None = None) -> list[AuditRecord]: ...

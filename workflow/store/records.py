@@ -17,10 +17,11 @@ from ..paper import NOTE_KINDS, SYSTEM_ACTOR, Change, ChangeKind, PaperState
 
 if TYPE_CHECKING:
     from ..deadlines import PlannedDeadline
+    from ..follow_up import Owed
 
-__all__ = ["NOTE_KINDS", "AuditRecord", "DeadlineDiff", "DeadlineRecord", "Note", "ReminderRecord", "StoredPaper",
-           "body_of", "chain_entries", "chain_notes", "definition_note", "mail_note", "reminder_message_id",
-           "token_note"]
+__all__ = ["NOTE_KINDS", "AuditRecord", "DeadlineDiff", "DeadlineRecord", "FollowUpDiff", "FollowUpRecord",
+           "NewChild", "Note", "ReminderRecord", "StoredPaper", "body_of", "chain_entries", "chain_notes",
+           "definition_note", "follow_up_note", "mail_note", "reminder_message_id", "token_note"]
 
 # NOTE_KINDS (workflow/paper.py): replay passes over these entries, and a paper's pointer to its newest entry
 # never points at one.
@@ -265,3 +266,51 @@ def definition_note(workflow: str, version: int, source_hash: str, actor: str, a
     return Note("admin", "definition", actor, at,
                 {"workflow": workflow, "version": version, "definition_hash": source_hash},
                 workflow=workflow, workflow_version=version)
+
+
+@dataclass(frozen=True)
+class FollowUpRecord:
+    """A stored child a paper owes (table ``follow_ups``): planned, created, ended or failed."""
+
+    id: int
+    reference: str
+    name: str
+    n: int
+    child: str
+    workflow: str
+    due_at: datetime
+    status: str
+    done_at: datetime | None
+    error: str | None
+    #: When the parent entered the follow-up's state: a series counts from it.
+    anchor_at: datetime
+
+
+@dataclass(frozen=True)
+class NewChild:
+    """A follow-up paper to create in the same transaction as its parent's ``follow_up`` entry (``note``);
+    ``definition`` is stored already."""
+
+    owed: Owed
+    definition: Definition
+    state: PaperState
+    changes: Sequence[Change]
+    deadlines: DeadlineDiff
+    note: Note
+
+
+#: What a change does to a paper's follow-ups: the names whose planned children end, the children it creates
+#: now, the children it plans (due later), and those it cannot create (owed, why).
+FollowUpDiff = tuple[Sequence[str], Sequence[NewChild], Sequence["Owed"], Sequence[tuple["Owed", str]]]
+NO_FOLLOW_UPS: FollowUpDiff = ((), (), (), ())
+
+
+def follow_up_note(parent: str, workflow: str, workflow_version: int, owed: Owed, actor_role: str | None,
+                   at: datetime) -> Note:
+    """The parent's entry of a child created by the engine: which follow-up, its number, the child's reference
+    and workflow, and the role on whose behalf the system created it."""
+    payload: dict[str, Any] = {"follow_up": owed.name, "n": owed.n, "child": owed.reference,
+                               "workflow": owed.workflow, "due": owed.due_at.isoformat()}
+    if actor_role:
+        payload["on_behalf_of"] = actor_role
+    return Note("follow_up", owed.name, SYSTEM, at, payload, parent, workflow, workflow_version)

@@ -31,10 +31,14 @@ from ..paper import Change, PaperState, bodies_at, branches_from_json, branches_
 from . import SCHEMA_HEAD, default_url
 from .outbox import _DEADLINE_COLUMNS, _REMINDER_COLUMNS, _deadline, _reminder
 from .records import (
+    NO_FOLLOW_UPS,
     SYSTEM,
     AuditRecord,
     DeadlineDiff,
     DeadlineRecord,
+    FollowUpDiff,
+    FollowUpRecord,
+    NewChild,
     Note,
     StoredPaper,
     chain_entries,
@@ -47,6 +51,7 @@ from .tables import AuditRow, DefinitionRow, PaperRow
 from .timecodec import from_db, from_db_or_none, to_db
 
 if TYPE_CHECKING:
+    from ..follow_up import Owed
     from .outbox import SqlOutbox, SqlTokens
 
 __all__ = ["SCHEMA_HEAD", "SqlStore"]
@@ -116,6 +121,18 @@ _APPEND_LOCK = "SELECT pg_advisory_xact_lock(7243051)"
 
 _AUDIT_COLUMNS = ("seq, reference, workflow, workflow_version, kind, trigger, from_state, to_state, branch, body, "
                   "actor, at, payload, prev_hash, hash")
+
+
+_FOLLOW_UP_COLUMNS = "id, reference, name, n, child, workflow, due_at, status, done_at, error, anchor_at"
+
+
+class _Taken(Exception):
+    """A planned child was finished by another scheduler first (rolls the transaction back)."""
+
+
+def _follow_up(r: Sequence[Any]) -> FollowUpRecord:
+    return FollowUpRecord(int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], from_db(r[6]), r[7], from_db_or_none(r[8]),
+                          r[9], from_db(r[10]))
 
 
 def _record(r: Sequence[Any]) -> AuditRecord:
@@ -425,26 +442,130 @@ class SqlStore:
         state: PaperState,
         changes: Sequence[Change],
         deadlines: DeadlineDiff = ((), ()),
+        follow_ups: FollowUpDiff = NO_FOLLOW_UPS,
     ) -> StoredPaper:
-        """Insert the paper and its creation entries in one transaction."""
-        created, now = self._db_time(changes[0].at), self._db_time(changes[-1].at)
+        """Insert the paper and its creation entries in one transaction (with the follow-ups it starts)."""
         dbapi = self.engine.dialect.dbapi
         assert dbapi is not None
         try:
             with self._transaction() as cur:
-                rows, last_seq, last_hash = self._chain(cur, reference, definition, changes)
-                params = {**self._state_params(state), "reference": reference, "workflow": definition.workflow,
-                          "workflow_version": definition.version, "definition_hash": definition.source_hash,
-                          "created_at": created, "updated_at": now, "last_seq": last_seq, "last_hash": last_hash}
-                cur.execute(self._q["_INSERT_PAPER"], params)
-                paper_id = cur.fetchone()[0]
-                self._insert_entries(cur, paper_id, rows)
-                notes = self._sync_deadlines(cur, paper_id, reference, definition, deadlines, changes[-1].at)
-                self._append_notes(cur, paper_id, last_seq, last_hash, notes)
-                self._sync_bodies(cur, paper_id, reference, None, bodies_at(definition, state))
+                seq, prev = self._append_lock(cur)
+                paper_id = self._insert_paper(cur, seq, prev, reference, definition, state, changes, deadlines)
+                self._write_follow_ups(cur, paper_id, reference, follow_ups, changes[-1].at)
         except dbapi.IntegrityError:
             raise ConflictError(f"a paper with reference '{reference}' exists already") from None
         return self.load(reference)
+
+    def _insert_paper(self, cur: Any, seq: int, prev: str, reference: str, definition: Definition, state: PaperState,
+                      changes: Sequence[Change], deadlines: DeadlineDiff) -> int:
+        """Insert a paper with its entries (after entry ``seq``, the caller holds the append lock) and deadlines;
+        its id."""
+        entries = chain_entries(seq, prev, reference, definition, changes)
+        rows = [self._entry_params(e) for e in entries]
+        last_seq, last_hash = entries[-1].seq, entries[-1].hash
+        params = {**self._state_params(state), "reference": reference, "workflow": definition.workflow,
+                  "workflow_version": definition.version, "definition_hash": definition.source_hash,
+                  "created_at": self._db_time(changes[0].at), "updated_at": self._db_time(changes[-1].at),
+                  "last_seq": last_seq, "last_hash": last_hash}
+        cur.execute(self._q["_INSERT_PAPER"], params)
+        paper_id = int(cur.fetchone()[0])
+        self._insert_entries(cur, paper_id, rows)
+        notes = self._sync_deadlines(cur, paper_id, reference, definition, deadlines, changes[-1].at)
+        self._append_notes(cur, paper_id, last_seq, last_hash, notes)
+        self._sync_bodies(cur, paper_id, reference, None, bodies_at(definition, state))
+        return paper_id
+
+    # --- follow-ups --------------------------------------------------------------------------
+
+    def _write_follow_ups(self, cur: Any, paper_id: int, reference: str, diff: FollowUpDiff, now: datetime) -> None:
+        """End planned children, create the children due now (each with its parent's entry), plan the later
+        ones and record those that cannot be created; in the caller's transaction (it holds the append lock)."""
+        ended, children, planned, failed = diff
+        at = self._db_time(now)
+        for name in ended:
+            cur.execute(self._sql("UPDATE follow_ups SET status = 'ended', done_at = :now WHERE paper_id = :paper_id "
+                                  "AND name = :name AND status = 'planned'"),
+                        {"now": at, "paper_id": paper_id, "name": name})
+        for child in children:
+            self._create_child(cur, paper_id, child)
+            self._insert_follow_up(cur, paper_id, reference, child.owed, "created", now)
+        for owed in planned:
+            self._insert_follow_up(cur, paper_id, reference, owed, "planned", None)
+        for owed, error in failed:
+            self._insert_follow_up(cur, paper_id, reference, owed, "failed", now, error)
+
+    def _create_child(self, cur: Any, parent_id: int, child: NewChild) -> None:
+        cur.execute(_LAST_ENTRY)
+        last = cur.fetchone()
+        seq, prev = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+        self._insert_paper(cur, seq, prev, child.owed.reference, child.definition, child.state, child.changes,
+                           child.deadlines)
+        cur.execute(_LAST_ENTRY)
+        last = cur.fetchone()
+        self._append_notes(cur, parent_id, int(last[0]), str(last[1]), [child.note])
+        # the parent's OParl object lists its follow-up papers: build it again
+        cur.execute(self._sql("UPDATE papers SET oparl = NULL WHERE id = :id"), {"id": parent_id})
+
+    def _insert_follow_up(self, cur: Any, paper_id: int, reference: str, owed: Owed, status: str,
+                          done: datetime | None, error: str | None = None) -> None:
+        cur.execute(self._sql("INSERT INTO follow_ups (paper_id, reference, name, n, child, workflow, due_at, status, "
+                              "done_at, error, anchor_at) VALUES (:paper_id, :reference, :name, :n, :child, :workflow, "
+                              ":due_at, :status, :done_at, :error, :anchor_at)"),
+                    {"paper_id": paper_id, "reference": reference, "name": owed.name, "n": owed.n,
+                     "child": owed.reference, "workflow": owed.workflow, "due_at": self._db_time(owed.due_at),
+                     "status": status, "done_at": self._db_time(done), "error": error,
+                     "anchor_at": self._db_time(owed.anchor_at)})
+
+    def complete_follow_up(self, row: FollowUpRecord, now: datetime, child: NewChild | None,
+                           following: Owed | None = None, error: str | None = None) -> bool:
+        """Finish a planned child in one transaction: create it (``child``, with its parent's entry) or record
+        why not (``error``; neither: the series ended), and plan the ``following`` one. False, and nothing
+        written, if the row is not planned any more (another scheduler finished it first)."""
+        status = "created" if child is not None else ("failed" if error else "ended")
+        dbapi = self.engine.dialect.dbapi
+        assert dbapi is not None
+        try:
+            with self._transaction() as cur:
+                self._append_lock(cur)  # first: on SQLite it begins the write transaction
+                cur.execute(self._sql("UPDATE follow_ups SET status = :status, done_at = :now, error = :error "
+                                      "WHERE id = :id AND status = 'planned'"),
+                            {"status": status, "now": self._db_time(now), "error": error, "id": row.id})
+                if cur.rowcount != 1:
+                    raise _Taken
+                cur.execute(self._sql("SELECT paper_id FROM follow_ups WHERE id = :id"), {"id": row.id})
+                paper_id = int(cur.fetchone()[0])
+                if child is not None:
+                    self._create_child(cur, paper_id, child)
+                if following is not None:
+                    self._insert_follow_up(cur, paper_id, row.reference, following, "planned", None)
+        except _Taken:
+            return False
+        except dbapi.IntegrityError:
+            raise ConflictError(f"a paper with reference '{row.child}' exists already") from None
+        return True
+
+    def due_follow_ups(self, until: datetime, limit: int = 100) -> list[FollowUpRecord]:
+        """Planned children due at or before ``until``, earliest first (the (status, due_at, id) index)."""
+        with self._transaction() as cur:
+            cur.execute(self._sql(f"SELECT {_FOLLOW_UP_COLUMNS} FROM follow_ups WHERE status = 'planned' AND "
+                                  "due_at <= :until ORDER BY due_at, id LIMIT :limit"),
+                        {"until": self._db_time(until), "limit": limit})
+            return [_follow_up(r) for r in cur.fetchall()]
+
+    def follow_ups(self, reference: str) -> list[FollowUpRecord]:
+        """The children a paper owes or owed, by follow-up and number."""
+        with self._transaction() as cur:
+            cur.execute(self._sql(f"SELECT {_FOLLOW_UP_COLUMNS} FROM follow_ups WHERE paper_id = (SELECT id FROM "
+                                  "papers WHERE reference = :reference) ORDER BY name, n"), {"reference": reference})
+            return [_follow_up(r) for r in cur.fetchall()]
+
+    def parent_of(self, reference: str) -> FollowUpRecord | None:
+        """The row of the follow-up that created the paper ``reference`` (None: it is no follow-up)."""
+        with self._transaction() as cur:
+            cur.execute(self._sql(f"SELECT {_FOLLOW_UP_COLUMNS} FROM follow_ups WHERE child = :child AND status = "
+                                  "'created'"), {"child": reference})
+            row = cur.fetchone()
+        return _follow_up(row) if row else None
 
     def save(
         self,
@@ -453,11 +574,21 @@ class SqlStore:
         state: PaperState,
         changes: Sequence[Change],
         deadlines: DeadlineDiff = ((), ()),
+        follow_ups: FollowUpDiff = NO_FOLLOW_UPS,
     ) -> int:
         """Write the new state ``WHERE version = paper.version`` and append ``changes``; new version.
 
         The paper runs on ``definition`` afterwards (a migration moves it to another version)."""
         new_version = paper.version + 1
+        dbapi = self.engine.dialect.dbapi
+        assert dbapi is not None
+        try:
+            return self._save(paper, definition, state, changes, deadlines, follow_ups, new_version)
+        except dbapi.IntegrityError:  # a follow-up paper's reference was taken meanwhile
+            raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry") from None
+
+    def _save(self, paper: StoredPaper, definition: Definition, state: PaperState, changes: Sequence[Change],
+              deadlines: DeadlineDiff, follow_ups: FollowUpDiff, new_version: int) -> int:
         with self._transaction() as cur:
             rows, last_seq, last_hash = self._chain(cur, paper.reference, definition, changes)
             params = {**self._state_params(state), "updated_at": self._db_time(changes[-1].at),
@@ -472,6 +603,8 @@ class SqlStore:
             self._append_notes(cur, paper.id, last_seq, last_hash, notes)
             before = bodies_at(definition, paper.state) if definition.source_hash == paper.definition_hash else None
             self._sync_bodies(cur, paper.id, paper.reference, before, bodies_at(definition, state))
+            if any(follow_ups):
+                self._write_follow_ups(cur, paper.id, paper.reference, follow_ups, changes[-1].at)
         return new_version
 
     def _chain(self, cur: Any, reference: str, definition: Definition, changes: Sequence[Change]

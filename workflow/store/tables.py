@@ -25,8 +25,8 @@ from sqlmodel import Field, SQLModel
 
 from .timecodec import from_db_or_none
 
-__all__ = ["AuditRow", "DeadlineAudienceRow", "DeadlineRow", "DefinitionRow", "HeartbeatRow", "PaperBodyRow",
-           "PaperRow", "ReminderRow", "TokenRow", "UTCDateTime"]
+__all__ = ["AuditRow", "DeadlineAudienceRow", "DeadlineRow", "DefinitionRow", "FollowUpRow", "HeartbeatRow",
+           "PaperBodyRow", "PaperRow", "ReminderRow", "TokenRow", "UTCDateTime"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -222,6 +222,31 @@ class ReminderRow(SQLModel, table=True):
     claimed_by: str | None = Field(default=None, max_length=200)
     sent_at: datetime | None = _utc(nullable=True)
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class FollowUpRow(SQLModel, table=True):
+    """A child a paper owes in another workflow (``follow_up``): ``planned`` until its due moment, then
+    ``created`` (or ``ended``: the series stopped; ``failed``: it could not be created, see ``error``) in the
+    transaction that creates it (revision 0008)."""
+
+    __tablename__ = "follow_ups"
+    __table_args__ = (UniqueConstraint("paper_id", "name", "n"),
+                      Index("ix_follow_ups_status_due", "status", "due_at", "id"),
+                      Index("ix_follow_ups_child", "child"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    paper_id: int = Field(foreign_key="papers.id")
+    reference: str = Field(max_length=120)
+    name: str = Field(max_length=100)
+    n: int
+    child: str = Field(max_length=120)
+    workflow: str = Field(max_length=100)
+    due_at: datetime = _utc()
+    status: str = Field(max_length=20)
+    done_at: datetime | None = _utc(nullable=True)
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # When the parent entered the follow-up's state: a recurring series counts from it.
+    anchor_at: datetime = _utc()
 
 
 class TokenRow(SQLModel, table=True):

@@ -106,7 +106,9 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
             return [record_json(r) for r in engine.history(paper.reference)]
         if action == "deadlines":
             return [v.to_json() for v in engine.deadlines(paper)]
-        return engine.status(paper.reference, as_of=as_of).to_json()
+        if as_of is not None:
+            return engine.status(paper.reference, as_of=as_of).to_json()
+        return {**engine.view(paper).to_json(), **engine.follow_up_json(paper)}
 
     @router.post("/papers/{reference:path}", tags=["papers"],
                  summary="…/fire: fire a trigger; …/meeting: set or move a meeting; …/deadlines/NAME/done: mark a "

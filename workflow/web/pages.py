@@ -343,7 +343,8 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                     diagram=diagram, diagram_missing=diagram_missing, zone=definition.timezone,
                     quote=lambda r: quote(r, safe=""),
                     branch_version=lambda body: branch_version(paper.state, body),
-                    past=engine.past_branches(paper))
+                    past=engine.past_branches(paper), follow_ups=engine.follow_ups(paper),
+                    parent=engine.parent_of(paper))
 
     def meeting_targets(paper: StoredPaper, status: Status, who: Person) -> list[tuple[str, str]]:
         """The consultations whose meeting ``who`` may set now: ("", the state's body) and (body, name) of
