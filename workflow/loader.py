@@ -47,7 +47,9 @@ _RESERVED_TRIGGERS = set(lang.RESERVED_TRIGGERS)
 
 #: What ``_Checker.ref`` reports when a name is not one of the known ones, by the kind of name.
 _UNKNOWN = {"body": N_("unknown body '{name}'{hint}"), "state": N_("unknown state '{name}'{hint}"),
-            "field": N_("unknown field '{name}'{hint}"), "role": N_("unknown role '{name}'{hint}")}
+            "field": N_("unknown field '{name}'{hint}"), "role": N_("unknown role '{name}'{hint}"),
+            "date field": N_("unknown date field '{name}'{hint}"),
+            "list field": N_("unknown list field '{name}'{hint}")}
 
 
 def source_hash(text: str) -> str:
@@ -66,7 +68,9 @@ def _type_name(kind: type) -> str:
 def _kind_name(kind: str) -> str:
     """A kind of name (body, state, field, role), for "… must be text"."""
     names = {"body": pgettext("kind of name", "body"), "state": pgettext("kind of name", "state"),
-             "field": pgettext("kind of name", "field"), "role": pgettext("kind of name", "role")}
+             "field": pgettext("kind of name", "field"), "role": pgettext("kind of name", "role"),
+             "date field": pgettext("kind of name", "date field"),
+             "list field": pgettext("kind of name", "list field")}
     return names[kind]
 
 
