@@ -11,6 +11,7 @@ from typing import Any, Literal
 __all__ = [
     "BODY_ROLE",
     "BUILTIN_FIELDS",
+    "SIGNOFFS",
     "Body",
     "Calendar",
     "Consultation",
@@ -22,6 +23,7 @@ __all__ = [
     "Join",
     "Offset",
     "Parallel",
+    "Signoff",
     "State",
     "Transition",
     "graph_problems",
@@ -38,6 +40,10 @@ BODY_ROLE = "body"
 BUILTIN_FIELDS = ("result", "meeting")
 #: ``dest`` value meaning "stay in the source state and re-enter it".
 SAME = "="
+#: In ``requires``: the transition needs every sign-off of its source state (``signoff``).
+SIGNOFFS = "signoffs"
+#: The orders a state's sign-offs may come in.
+SIGNOFF_ORDERS = ("any", "sequence")
 
 Path = tuple[str | int, ...]
 
@@ -89,6 +95,15 @@ class Parallel:
 
 
 @dataclass(frozen=True)
+class Signoff:
+    """The Mitzeichnung of a state: the roles that must sign the paper off before a transition that
+    ``requires: [signoffs]`` may fire; ``order`` "sequence": in the order of ``roles``."""
+
+    roles: tuple[str, ...]
+    order: Literal["any", "sequence"] = "any"
+
+
+@dataclass(frozen=True)
 class State:
     id: str
     label: str
@@ -96,6 +111,7 @@ class State:
     final: bool = False
     consultation: Consultation | None = None
     parallel: Parallel | None = None
+    signoff: Signoff | None = None
 
     @property
     def waits_for_meeting(self) -> bool:
@@ -126,7 +142,13 @@ class Transition:
 
     def settable(self) -> tuple[str, ...]:
         """The document fields a firing of this trigger may carry: the required ones and ``sets``."""
-        return tuple(dict.fromkeys(f for f in (*self.requires, *self.sets) if f not in ("result", "meeting")))
+        return tuple(dict.fromkeys(f for f in (*self.requires, *self.sets)
+                                   if f not in ("result", "meeting", SIGNOFFS)))
+
+    @property
+    def needs_signoffs(self) -> bool:
+        """It fires only once every sign-off of its source state is given (``requires: [signoffs]``)."""
+        return SIGNOFFS in self.requires
 
     def dest_for(self, source: str) -> str | None:
         return source if self.dest == SAME else self.dest

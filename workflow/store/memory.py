@@ -28,6 +28,7 @@ from .records import (
     DeadlineDiff,
     DeadlineRecord,
     Note,
+    PaperMail,
     ReminderRecord,
     StoredPaper,
     chain_entries,
@@ -35,6 +36,7 @@ from .records import (
     definition_note,
     digest_message_id,
     mail_note,
+    paper_mail_message_id,
     reminder_message_id,
     token_note,
 )
@@ -153,22 +155,27 @@ class MemoryStore:
             return self._write(paper, paper, definition, state, changes, deadlines)
 
     def save(self, paper: StoredPaper, definition: Definition, state: PaperState, changes: Sequence[Change],
-             deadlines: DeadlineDiff = ((), ())) -> int:
+             deadlines: DeadlineDiff = ((), ()), mails: Sequence[PaperMail] = ()) -> int:
         with self._lock:
             current = self._papers.get(paper.reference)
             if current is None or current.version != paper.version or current.id != paper.id:
                 raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry")
             new = replace(current, workflow_version=definition.version, definition_hash=definition.source_hash,
                           state=state, version=current.version + 1, updated_at=changes[-1].at)
-            return self._write(current, new, definition, state, changes, deadlines).version
+            return self._write(current, new, definition, state, changes, deadlines, mails).version
 
     def _write(self, old: StoredPaper, new: StoredPaper, definition: Definition, state: PaperState,
-               changes: Sequence[Change], deadlines: DeadlineDiff) -> StoredPaper:
+               changes: Sequence[Change], deadlines: DeadlineDiff, mails: Sequence[PaperMail] = ()) -> StoredPaper:
         """Everything of one change, computed first and then applied, so a failure leaves nothing."""
         seq, prev = self.head()
         entries = chain_entries(seq, prev, new.reference, definition, changes)
         new = replace(new, last_seq=entries[-1].seq, last_hash=entries[-1].hash)
         deadline_rows, reminder_rows, ended = self._deadline_rows(new, deadlines, changes[-1].at)
+        for mail in mails:
+            reminder_rows.append(ReminderRecord(len(self._reminders) + len(reminder_rows) + 1, None, new.id,
+                                                new.reference, mail.kind, mail.label, mail.send_at, mail.recipients,
+                                                dict(mail.payload), paper_mail_message_id(new.reference, mail),
+                                                "pending", 0, mail.send_at, None, None, None, None))
         # nothing below can fail
         self._papers[new.reference] = new
         self._bodies[new.reference] = bodies_at(definition, state)

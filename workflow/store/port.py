@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from ..definition import Definition
 from ..paper import SYSTEM_ACTOR, Change, PaperState
-from .records import AuditRecord, DeadlineDiff, DeadlineRecord, ReminderRecord, StoredPaper
+from .records import AuditRecord, DeadlineDiff, DeadlineRecord, PaperMail, ReminderRecord, StoredPaper
 
 __all__ = ["AuditFilters", "Outbox", "Store", "TokenRow", "Tokens"]
 
@@ -166,9 +166,10 @@ class Store(Protocol):
         ...
 
     def save(self, paper: StoredPaper, definition: Definition, state: PaperState, changes: Sequence[Change],
-             deadlines: DeadlineDiff = ((), ())) -> int:
+             deadlines: DeadlineDiff = ((), ()), mails: Sequence[PaperMail] = ()) -> int:
         """Write ``state`` (on ``definition``'s version) ``WHERE version = paper.version``, append the
-        entries, sync the deadlines, all in one transaction; the new version (ConflictError if stale)."""
+        entries, sync the deadlines, queue ``mails``, all in one transaction; the new version (ConflictError if
+        stale)."""
         ...
 
     def history(self, reference: str, until: datetime | None = None) -> list[AuditRecord]: ...

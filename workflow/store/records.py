@@ -18,9 +18,24 @@ from ..paper import NOTE_KINDS, SYSTEM_ACTOR, Change, ChangeKind, PaperState
 if TYPE_CHECKING:
     from ..deadlines import PlannedDeadline
 
-__all__ = ["NOTE_KINDS", "AuditRecord", "DeadlineDiff", "DeadlineRecord", "Note", "ReminderRecord", "StoredPaper",
-           "body_of", "chain_entries", "chain_notes", "definition_note", "mail_note", "reminder_message_id",
-           "token_note"]
+__all__ = [
+    "NOTE_KINDS",
+    "AuditRecord",
+    "DeadlineDiff",
+    "DeadlineRecord",
+    "Note",
+    "PaperMail",
+    "ReminderRecord",
+    "StoredPaper",
+    "body_of",
+    "chain_entries",
+    "chain_notes",
+    "definition_note",
+    "mail_note",
+    "paper_mail_message_id",
+    "reminder_message_id",
+    "token_note",
+]
 
 # NOTE_KINDS (workflow/paper.py): replay passes over these entries, and a paper's pointer to its newest entry
 # never points at one.
@@ -146,6 +161,25 @@ def reminder_message_id(reference: str, name: str, branch: str, kind: str, label
     basis = "\x1f".join([reference, name, branch, kind, label, started.isoformat(), due.isoformat()])
     digest = hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
     return f"<{digest}.{kind}@councilflow>"
+
+
+@dataclass(frozen=True)
+class PaperMail:
+    """A mail about a paper that belongs to no deadline (the sign-offs of a paper were voided), queued in the
+    transaction of the change that causes it; ``payload`` is what its template needs besides the paper."""
+
+    kind: str
+    label: str
+    recipients: tuple[str, ...]
+    send_at: datetime
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+def paper_mail_message_id(reference: str, mail: PaperMail) -> str:
+    """A stable, unique Message-ID for a paper's mail without a deadline."""
+    basis = "\x1f".join([reference, mail.kind, mail.label, mail.send_at.isoformat(), *mail.recipients])
+    digest = hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
+    return f"<{digest}.{mail.kind}@councilflow>"
 
 
 def digest_message_id(day: str, recipient: str) -> str:

@@ -1,0 +1,25 @@
+"""Papers remember the sign-offs (Mitzeichnungen) standing in the current visit of their state.
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-28
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("papers", sa.Column("signoffs", sa.JSON(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("papers") as batch:
+        batch.drop_column("signoffs")
