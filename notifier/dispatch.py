@@ -24,8 +24,8 @@ from workflow.config import Settings
 from workflow.deadlines import due_note, recipients
 from workflow.definition import Calendar, Definition
 from workflow.engine import SIGNOFF_VOID_MAIL, Engine
-from workflow.german import field_label
 from workflow.errors import DefinitionError, InputError, NotFoundError
+from workflow.german import field_label
 from workflow.store import DeadlineRecord, ReminderRecord
 
 from .render import KINDS, Renderer, build_message, deadline_entries, header_message_id, make_ics, meeting_of
