@@ -165,7 +165,7 @@ class Composer:
                       "modified": paper.updated_at},
             "workflow": {"id": definition.workflow, "version": definition.version, "title": definition.title},
             "roles": [str(r) for r in payload.get("roles", ())],
-            "changed": [field_label(str(f)) for f in payload.get("fields", ())],
+            "changed": [field_label(str(f)) for f in payload.get("changed", ())],
             "voided_at": reminder.send_at,
             "body": None,
             "meeting": None,

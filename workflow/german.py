@@ -208,8 +208,8 @@ def _signoff_details(trigger: str, p: Mapping[str, Any]) -> list[str]:
         out.append(_("{what} of {actor}").format(what=what, actor=p["of"]))
     if trigger == "void":
         out.append(_("roles {roles}").format(roles=", ".join(str(r) for r in p.get("roles", ()))))
-        if p.get("fields"):
-            out.append(_("changed: {fields}").format(fields=", ".join(field_label(str(f)) for f in p["fields"])))
+        if p.get("changed"):
+            out.append(_("changed: {fields}").format(fields=", ".join(field_label(str(f)) for f in p["changed"])))
         if p.get("signers"):
             out.append(_("asked again: {signers}").format(signers=", ".join(str(s) for s in p["signers"])))
     return out

@@ -793,6 +793,6 @@ def void_signoffs(before: PaperState, after: PaperState, now: datetime) -> list[
     if not stale:
         return []
     changed = sorted(k for k in {*before.fields, *after.fields} if before.fields.get(k) != after.fields.get(k))
-    payload = {"roles": [m.role for m in stale], "signers": sorted({m.actor for m in stale}), "fields": changed,
+    payload = {"roles": [m.role for m in stale], "signers": sorted({m.actor for m in stale}), "changed": changed,
                "fields_hash": current}
     return [Change("signoff", "void", after.state, after.state, SYSTEM_ACTOR, now, payload=payload)]
