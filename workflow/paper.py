@@ -51,6 +51,7 @@ __all__ = [
     "may_create",
     "migrate_state",
     "missing_signoffs",
+    "signoff_request",
     "signoffs_from_json",
     "signoffs_to_json",
     "void_signoffs",
@@ -718,6 +719,23 @@ def _check_signoffs(definition: Definition, reference: str, paper: PaperState, t
              if mark is not None else _("{role} (open)").format(role=role) for role, mark in missing]
     raise NotAllowedNowError(_("{reference}: '{trigger}' needs every sign-off first; missing: {missing}").format(
         reference=reference, trigger=t.trigger, missing=", ".join(parts)))
+
+
+def signoff_request(reference: str, *, refuse: bool = False, withdraw: bool = False, note: str | None = None,
+                    reason: str | None = None) -> tuple[SignoffAct, str]:
+    """What a person asked for, as the CLI's options and the API's body give it (``--refuse --reason``,
+    ``--withdraw``, ``--note``): the act and its text, or an InputError for a combination that makes no sense."""
+    if refuse and withdraw:
+        raise InputError(_("{reference}: refuse and withdraw exclude each other").format(reference=reference))
+    if reason is not None and not refuse:
+        raise InputError(_("{reference}: a reason goes with a refusal; a sign-off takes a note").format(
+            reference=reference))
+    if note is not None and refuse:
+        raise InputError(_("{reference}: a refusal gives its reason as reason, not as note").format(
+            reference=reference))
+    if withdraw:
+        return "withdraw", note or ""
+    return ("refuse", reason or "") if refuse else ("sign", note or "")
 
 
 def decide_signoff(definition: Definition, reference: str, paper: PaperState, actor: str, act: SignoffAct,
