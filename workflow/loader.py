@@ -375,7 +375,7 @@ def _load_signoff(c: _Checker, raw: Any, where: Path, what: str, roles: dict[str
     order = m.get("order", "any")
     if order not in SIGNOFF_ORDERS:
         c.err((*where, "order"), _("order of the signoff of {state} must be {choices}, not {value}{hint}").format(
-            state=what, choices=" or ".join(SIGNOFF_ORDERS), value=_describe(order),
+            state=what, choices=" | ".join(SIGNOFF_ORDERS), value=_describe(order),
             hint=did_you_mean(str(order), SIGNOFF_ORDERS)))
         ok = False
     return Signoff(tuple(members), order) if ok else None
