@@ -357,28 +357,23 @@ def _load_signoff(c: _Checker, raw: Any, where: Path, what: str, roles: dict[str
     if m is None or "roles" not in m:
         return None
     members = c.str_list(m["roles"], (*where, "roles"), _("roles of the signoff of {state}").format(state=what))
-    ok = isinstance(m["roles"], list) and len(members) == len(m["roles"])
     if isinstance(m["roles"], list) and not m["roles"]:
         c.err((*where, "roles"), _("signoff of {state} names no role: who is to sign it off?").format(state=what))
-        ok = False
     for j, role in enumerate(members):
         if role == BODY_ROLE:
             c.err((*where, "roles", j), _("'{body}' cannot sign off (the contact of a body); name a role defined "
                                           "under roles").format(body=BODY_ROLE))
-            ok = False
-        elif not c.ref(role, (*where, "roles", j), "role", roles):
-            ok = False
-        elif role in members[:j]:
+        elif c.ref(role, (*where, "roles", j), "role", roles) and role in members[:j]:
             c.err((*where, "roles", j), _("signoff of {state} names role '{role}' twice").format(state=what,
                                                                                                   role=role))
-            ok = False
     order = m.get("order", "any")
     if order not in SIGNOFF_ORDERS:
         c.err((*where, "order"), _("order of the signoff of {state} must be {choices}, not {value}{hint}").format(
             state=what, choices=" | ".join(SIGNOFF_ORDERS), value=_describe(order),
             hint=did_you_mean(str(order), SIGNOFF_ORDERS)))
-        ok = False
-    return Signoff(tuple(members), order) if ok else None
+    # also when a problem was found (the load fails anyway): the transitions that require it see a signoff and
+    # report nothing that only follows from this problem
+    return Signoff(tuple(members), order if order in SIGNOFF_ORDERS else "any")
 
 
 def _load_parallel(
@@ -606,7 +601,8 @@ def _check_requires_signoffs(c: _Checker, requires: list[str], sources: list[str
 def _check_signoffs_used(c: _Checker, states: dict[str, State], transitions: list[Transition]) -> None:
     """A state's sign-offs hold back at least one transition out of it (else nobody would wait for them)."""
     for state in states.values():
-        if state.signoff is not None and not any(t.needs_signoffs for t in transitions if state.id in t.sources):
+        held = [t for t in transitions if t.needs_signoffs and state.id in t.sources]
+        if state.signoff is not None and not state.final and not held:
             c.err(("states", state.id, "signoff"), _("the sign-offs of state '{state}' hold back no transition: add "
                                                      "'requires: [{signoffs}]' to the transition they must precede")
                   .format(state=state.id, signoffs=SIGNOFFS), key=True)
