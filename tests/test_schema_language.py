@@ -59,7 +59,8 @@ BASE: dict[str, Any] = {
     },
     "transitions": [
         {"trigger": "einbringen", "source": "entwurf", "dest": "beratung", "roles": ["amt"],
-         "requires": ["titel", "signoffs"], "sets": ["frist"], "internal": False, "not_before": {"after": "entered", "days": 1}},
+         "requires": ["titel", "signoffs"], "sets": ["frist"], "internal": False,
+         "not_before": {"after": "entered", "days": 1}},
         {"trigger": "weiter", "source": ["beratung"], "dest": "raete", "roles": ["amt", "body"]},
         {"trigger": "annehmen", "source": "raete", "branch": "adopted", "roles": ["body"]},
         {"trigger": "ablehnen", "source": "raete", "branch": "rejected", "roles": ["body"]},
