@@ -14,9 +14,7 @@ from workflow import DefinitionLibrary, Engine, FixedClock, NotAllowedNowError, 
 from workflow.demo import run_demo
 from workflow.store import Store
 
-from .conftest import DEFINITIONS, FEDER, LANDRAT, SITZ, SPEC, contact
-
-KAEMMEREI = "kaemmerei@kreis-coesfeld.example"
+from .conftest import DEFINITIONS, FEDER, KAEMMEREI, LANDRAT, SITZ, SPEC, contact
 
 
 @pytest.fixture
