@@ -99,15 +99,15 @@ class PaperRow(SQLModel, table=True):
     last_hash: str = Field(max_length=64)
     # Deadlines marked done in the current visit of the state: [[name, branch], …] (NULL: none; revision 0003).
     done: list[Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-    # The sign-offs standing in the current visit of the state: {role: {decision, actor, at, fields_hash, text}}
-    # (NULL: none; revision 0007).
-    signoffs: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # Denormalised for the paged lists, written in the transaction of each change (revision 0006): whether
     # the paper is public (workflow.access.is_public), the earliest due moment of its running deadlines,
     # and its OParl object as last built ({"version", "base", "paper"}; stale when "version" differs).
     public: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=text("true")))
     next_due: datetime | None = _utc(nullable=True)
     oparl: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The sign-offs standing in the current visit of the state: {role: {decision, actor, at, fields_hash, text}}
+    # (NULL: none; revision 0007).
+    signoffs: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class PaperBodyRow(SQLModel, table=True):
