@@ -21,5 +21,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("papers") as batch:
-        batch.drop_column("signoffs")
+    # ALTER TABLE … DROP COLUMN (SQLite 3.35+): no table rebuild, which the audit's foreign key to papers would
+    # refuse
+    op.drop_column("papers", "signoffs")
