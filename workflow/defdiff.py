@@ -86,6 +86,12 @@ def _yes(flag: bool) -> str:
     return "ja" if flag else "nein"
 
 
+def _signoff_text(s: State) -> str:
+    if s.signoff is None:
+        return NONE
+    return f"{_names(s.signoff.roles)} ({'in Reihenfolge' if s.signoff.order == 'sequence' else 'beliebig'})"
+
+
 def _state_props(d: Definition, s: State, ren: Callable[[str], str]) -> dict[str, str]:
     p = s.parallel
     join = NONE
@@ -101,6 +107,7 @@ def _state_props(d: Definition, s: State, ren: Callable[[str], str]) -> dict[str
         "join": join,
         "bei Erfolg": ren(p.on_success) if p and p.on_success else NONE,
         "bei Misserfolg": ren(p.on_failure) if p and p.on_failure else NONE,
+        "Mitzeichnung": _signoff_text(s),
     }
 
 
