@@ -151,6 +151,10 @@ def test_the_signers_receive_the_void_mail(store: Store, tmp_path: Path, clock: 
     assert "wurde geändert, nachdem Sie sie mitgezeichnet" in text and "Geändert:    Titel" in text
     assert "councilflow sign V-3" in text
     assert engine.reminders(reference="V-3") == []  # sent
+    [entry] = [r for r in engine.history("V-3") if r.kind == "mail"]  # and recorded in the trail
+    assert entry.payload["message_ids"] == {KAEMMEREI: message["Message-ID"]}
+    assert entry_text(entry, None, "Europe/Berlin").label == f"Mitzeichnung ungültig gesendet an {KAEMMEREI}"
+    assert engine.verify().ok
 
 
 def test_refusal_blocks_until_withdrawn(vorlage: Engine) -> None:

@@ -60,7 +60,8 @@ def note_text(kind: str, trigger: str, payload: Mapping[str, Any]) -> str:
     Nr. 3 für … erstellt", "Ablauf … Version 2 erstmals verwendet"."""
     if kind == "mail":
         to = ", ".join(str(r) for r in payload.get("recipients", ()))
-        text = f"{MAIL_KIND.get(trigger, trigger)} {MAIL_OUTCOME.get(str(payload.get('outcome')), '?')} {to}"
+        kind_text = MAIL_KIND.get(trigger) or str(payload.get("label") or trigger)  # a paper's mail: its label
+        text = f"{kind_text} {MAIL_OUTCOME.get(str(payload.get('outcome')), '?')} {to}"
         if payload.get("deadline_label"):
             text += f" (Frist „{payload['deadline_label']}“)"
         if payload.get("outcome") == "failed" and payload.get("error"):

@@ -37,6 +37,7 @@ from .records import (
     digest_message_id,
     mail_note,
     paper_mail_message_id,
+    paper_mail_note,
     reminder_message_id,
     token_note,
 )
@@ -362,7 +363,13 @@ class MemoryOutbox:
             if current.status not in statuses or current.claim_token != reminder.claim_token:
                 return False
             rows[reminder.id - 1] = replace(current, attempts=current.attempts + count, **values)
-            if outcome is not None and current.deadline_id is not None:
+            if outcome is not None and current.deadline_id is None and current.reference is not None:
+                paper = store._papers[current.reference]  # a paper's mail of no deadline (PaperMail)
+                kind, now, message_ids, error = outcome
+                store._note(paper.reference, [paper_mail_note(reminder, paper.workflow, paper.workflow_version, kind,
+                                                              now, attempts=reminder.attempts + count,
+                                                              message_ids=message_ids, error=error)])
+            elif outcome is not None and current.deadline_id is not None:
                 deadline = store._deadlines[current.deadline_id - 1]
                 paper = store._papers[deadline.reference]
                 kind, now, message_ids, error = outcome

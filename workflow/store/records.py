@@ -286,6 +286,20 @@ def mail_note(reminder: ReminderRecord, deadline: DeadlineRecord, workflow: str,
                 deadline.branch or None, deadline.body)
 
 
+def paper_mail_note(reminder: ReminderRecord, workflow: str, workflow_version: int, outcome: str, at: datetime, *,
+                    attempts: int, message_ids: Mapping[str, str] | None = None, error: str | None = None) -> Note:
+    """The entry of a paper's mail without a deadline (:class:`PaperMail`) that was sent or finally failed: its
+    kind, label, recipients, the Message-ID of each copy, the outcome with the error, and the attempts made."""
+    assert outcome in MAIL_OUTCOMES, outcome
+    payload: dict[str, Any] = {"mail": reminder.kind, "mail_id": reminder.id, "label": reminder.label,
+                               "outcome": outcome, "recipients": list(reminder.recipients), "attempts": attempts}
+    if message_ids:
+        payload["message_ids"] = dict(message_ids)
+    if error:
+        payload["error"] = error[:2000]
+    return Note("mail", reminder.kind, SYSTEM, at, payload, reminder.reference or "", workflow, workflow_version)
+
+
 def token_note(action: str, token_id: int, email: str, scope: str, label: str, actor: str, at: datetime) -> Note:
     """The entry of a token created (``token_create``) or revoked (``token_revoke``): for whom, its scope,
     id and label; never the token or its hash."""
