@@ -806,6 +806,8 @@ def void_signoffs(before: PaperState, after: PaperState, now: datetime) -> list[
     """The entry that voids the sign-offs given on other field values than the paper has after a change
     (``before`` → ``after``: a field was changed after they were given); they are asked for again, and the
     entry names the fields changed and the people who signed. Refusals stand until withdrawn."""
+    if not any(m.decision == "signed" for m in after.signoffs.values()):
+        return []  # nothing to void (and no hash to compute on every change of every paper)
     current = fields_hash(after.fields)
     stale = [m for m in after.signoffs.values() if m.decision == "signed" and m.fields_hash != current]
     if not stale:
