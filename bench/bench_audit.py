@@ -23,6 +23,7 @@ from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
 
 ROOT = Path(__file__).resolve().parent.parent
 LANDRAT = "buero.landrat@kreis-coesfeld.example"
+KAEMMEREI = "kaemmerei@kreis-coesfeld.example"
 SITZ = "sitzungsdienst@kreis-coesfeld.example"
 
 
@@ -63,6 +64,7 @@ def build(path: Path, rows: int) -> Engine:
     con.close()
     # The real paper moves on after the filler, so its entries are spread over the whole table.
     clock.advance(timedelta(hours=1))
+    engine.sign("SV-9-1809", KAEMMEREI)  # the Mitzeichnung (sachstandsbericht version 4)
     engine.fire("SV-9-1809", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
     for week in range(1, 9):
         clock.advance(timedelta(days=7))

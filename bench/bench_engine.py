@@ -54,6 +54,7 @@ def flat_rate(path: Path, synchronous: str, n: int) -> float:
     """`vertagen` (dest '=') on a paper in the Ausschuss: role check, required fields, state, audit."""
     engine = _engine(path, synchronous)
     engine.create("sachstandsbericht", "B-1", "buero.landrat@kreis-coesfeld.example", {"title": "Bench"})
+    engine.sign("B-1", "kaemmerei@kreis-coesfeld.example")  # the Mitzeichnung (sachstandsbericht version 4)
     engine.fire("B-1", "einbringen", "buero.landrat@kreis-coesfeld.example", values={"meeting": "2020-08-27T17:00"})
     values = {"result": "vertagt", "meeting": "2020-09-24T17:00"}
     clock = engine.clock

@@ -48,6 +48,7 @@ from workflow.store.records import chain_entries, reminder_message_id
 ROOT = Path(__file__).resolve().parent.parent
 EXE = str(Path(sys.executable).parent / "councilflow")
 LANDRAT = "buero.landrat@kreis-coesfeld.example"
+KAEMMEREI = "kaemmerei@kreis-coesfeld.example"
 SITZ = "sitzungsdienst@kreis-coesfeld.example"
 FEDER = "digitalisierung@kreis-coesfeld.example"
 AUDITOR = "pruefung@kreis-coesfeld.example"
@@ -64,6 +65,7 @@ def templates(engine: Engine) -> list[str]:
         ref = f"T-SV-{n}"
         fields = {"title": f"Sachstandsbericht {n}"} | ({"public": "false"} if private else {})
         engine.create("sachstandsbericht", ref, LANDRAT, fields)
+        engine.sign(ref, KAEMMEREI)  # the Mitzeichnung (sachstandsbericht version 4)
         engine.fire(ref, "einbringen", LANDRAT, values={"meeting": meeting})
         for k in range(moves):
             engine.set_meeting(ref, f"{meeting[:8]}{int(meeting[8:10]) + k + 1:02d}{meeting[10:]}", SITZ)
@@ -82,6 +84,7 @@ def templates(engine: Engine) -> list[str]:
     made.append(ref)
     ref = "T-SV-fertig"
     engine.create("sachstandsbericht", ref, LANDRAT, {"title": "Erledigt"})
+    engine.sign(ref, KAEMMEREI)  # the Mitzeichnung (sachstandsbericht version 4)
     engine.fire(ref, "einbringen", LANDRAT, values={"meeting": "2025-11-20T17:00"})
     engine.fire(ref, "kenntnis_nehmen", SITZ, values={"result": "zur Kenntnis genommen"})
     made.append(ref)

@@ -40,6 +40,7 @@ from workflow.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 LANDRAT = "buero.landrat@kreis-coesfeld.example"
+KAEMMEREI = "kaemmerei@kreis-coesfeld.example"
 SENDER = "Fristen Kreis Coesfeld <fristen@kreis-coesfeld.example>"
 SEND_AT = datetime(2020, 8, 20, 6, tzinfo=UTC)  # 08:00 in Coesfeld: every paper's Ladungsfrist reminder is due
 TARGET = 0.75
@@ -81,6 +82,7 @@ def _papers(folder: Path, mails: int) -> tuple[Engine, SqlStore]:
     engine = Engine(store, DefinitionLibrary(ROOT / "definitions"), FixedClock(datetime(2020, 8, 4, 7, tzinfo=UTC)))
     for i in range(mails):
         engine.create("sachstandsbericht", f"SV-{i}", LANDRAT, {"title": f"Vorlage {i}"})
+        engine.sign(f"SV-{i}", KAEMMEREI)  # the Mitzeichnung (sachstandsbericht version 4)
         engine.fire(f"SV-{i}", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
     return engine, store
 

@@ -32,6 +32,7 @@ from workflow.store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 LANDRAT = "buero.landrat@kreis-coesfeld.example"
+KAEMMEREI = "kaemmerei@kreis-coesfeld.example"
 SITZ = "sitzungsdienst@kreis-coesfeld.example"
 EXE = str(Path(sys.executable).parent / "councilflow")
 
@@ -81,6 +82,7 @@ def main() -> None:
                         FixedClock(datetime(2020, 8, 4, 7, tzinfo=UTC)))
         for i in range(args.papers):
             engine.create("sachstandsbericht", f"SV-{i}", LANDRAT, {"title": f"Vorlage {i}"})
+            engine.sign(f"SV-{i}", KAEMMEREI)  # the Mitzeichnung (sachstandsbericht version 4)
             engine.fire(f"SV-{i}", "einbringen", LANDRAT, values={"meeting": "2030-08-27T17:00"})
         engine.store.dispose()
         port = 19000 + os.getpid() % 1000

@@ -25,6 +25,7 @@ from workflow.report import MAX_ENTRIES, build_report, render, render_html
 
 ROOT = Path(__file__).resolve().parent.parent
 LANDRAT = "buero.landrat@kreis-coesfeld.example"
+KAEMMEREI = "kaemmerei@kreis-coesfeld.example"
 SITZ = "sitzungsdienst@kreis-coesfeld.example"
 AUDITOR = "pruefung@kreis-coesfeld.example"
 
@@ -36,9 +37,10 @@ def fill(engine: Engine, clock: FixedClock, entries: int) -> None:
     while made < entries:
         ref = f"SV-{paper}"
         engine.create("sachstandsbericht", ref, LANDRAT, {"title": f"Sachstandsbericht {paper}"})
+        engine.sign(ref, KAEMMEREI)  # the Mitzeichnung (sachstandsbericht version 4)
         engine.fire(ref, "einbringen", LANDRAT, values={"meeting": "2030-01-10T17:00"})
-        made += 2
-        for i in range(min(48, entries - made)):
+        made += 3  # create, sign-off, einbringen
+        for i in range(min(47, entries - made)):
             clock.advance(timedelta(minutes=1))
             engine.fire(ref, "vertagen", SITZ, values={"result": f"vertagt ({i + 1})",
                                                          "meeting": f"2030-{1 + i % 12:02d}-{10 + i % 15}T17:00"})

@@ -27,6 +27,7 @@ from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
 ROOT = Path(__file__).resolve().parent.parent
 EXE = str(Path(sys.executable).parent / "councilflow")
 LANDRAT = "buero.landrat@kreis-coesfeld.example"
+KAEMMEREI = "kaemmerei@kreis-coesfeld.example"
 SITZ = "sitzungsdienst@kreis-coesfeld.example"
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 
@@ -51,6 +52,7 @@ def writers(url: str, processes: int, n: int) -> float:
     refs = [f"W-{uuid.uuid4().hex[:8]}" for _ in range(processes)]
     for ref in refs:
         engine.create("sachstandsbericht", ref, LANDRAT, {"title": "Bench"})
+        engine.sign(ref, KAEMMEREI)  # the Mitzeichnung (sachstandsbericht version 4)
         engine.fire(ref, "einbringen", LANDRAT, values={"meeting": "2030-08-27T17:00"})
     engine.store.dispose()
     ctx = mp.get_context("spawn")

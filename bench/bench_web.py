@@ -24,6 +24,7 @@ from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
 
 ROOT = Path(__file__).resolve().parent.parent
 LANDRAT = "buero.landrat@kreis-coesfeld.example"
+KAEMMEREI = "kaemmerei@kreis-coesfeld.example"
 SITZ = "sitzungsdienst@kreis-coesfeld.example"
 EXE = str(Path(sys.executable).parent / "councilflow")
 
@@ -43,6 +44,7 @@ def main() -> None:
                         FixedClock(datetime(2020, 8, 4, 7, tzinfo=UTC)))
         for ref in ("SV-WEB", "SV-API"):
             engine.create("sachstandsbericht", ref, LANDRAT, {"title": "Bench"})
+            engine.sign(ref, KAEMMEREI)  # the Mitzeichnung (sachstandsbericht version 4)
             engine.fire(ref, "einbringen", LANDRAT, values={"meeting": "2030-08-27T17:00"})
         values = {"result": "vertagt", "meeting": "2030-09-24T17:00"}
         api_page, api_fire = [], []

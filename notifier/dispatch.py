@@ -23,8 +23,9 @@ from workflow.calendar import mail_window, working_calendar
 from workflow.config import Settings
 from workflow.deadlines import due_note, recipients
 from workflow.definition import Calendar, Definition
-from workflow.engine import Engine
+from workflow.engine import SIGNOFF_VOID_MAIL, Engine
 from workflow.errors import DefinitionError, InputError, NotFoundError, WorkflowError
+from workflow.german import field_label
 from workflow.store import DeadlineRecord, ReminderRecord
 
 from .render import KINDS, Renderer, build_message, deadline_entries, header_message_id, make_ics, meeting_of
@@ -69,8 +70,10 @@ def sample_contexts(definition: Definition) -> dict[str, dict[str, Any]]:
     digest = {"kind": "digest", "today": now, "until": now + timedelta(days=DIGEST_DAYS),
               "recipient": "person@example.org", "items": items,
               "overdue": [i for i in items if i["overdue"]], "upcoming": [i for i in items if not i["overdue"]]}
+    void = {**base, "kind": SIGNOFF_VOID_MAIL, "roles": [next(iter(definition.roles), "rolle")],
+            "changed": ["Titel"], "voided_at": now}
     return {"remind": base, "escalate": {**base, "kind": "escalate"}, "late": {**base, "kind": "late"},
-            "digest": digest}
+            "digest": digest, SIGNOFF_VOID_MAIL: void}
 
 
 def check_templates(definition: Definition, definitions_folder: Path) -> None:
@@ -111,6 +114,8 @@ class Composer:
                      "until": datetime.fromisoformat(payload["until"]), "recipient": reminder.recipients[0],
                      "items": items, "overdue": [i for i in items if i["overdue"]],
                      "upcoming": [i for i in items if not i["overdue"]]}, None, None)
+        if reminder.kind == SIGNOFF_VOID_MAIL:
+            return self._signoff_context(reminder)
         assert reminder.reference is not None and reminder.deadline_id is not None
         paper = self.engine.store.load(reminder.reference)
         definition = self.engine.definition_of(paper)
@@ -144,6 +149,31 @@ class Composer:
             "links": self._links(paper.reference),
         }
         return context, definition, deadline
+
+    def _signoff_context(self, reminder: ReminderRecord) -> tuple[dict[str, Any], Definition, None]:
+        """The mail that tells the signers that a change of the paper voided their sign-offs (its payload is
+        that of the ``signoff`` entry ``void``)."""
+        assert reminder.reference is not None
+        paper = self.engine.store.load(reminder.reference)
+        definition = self.engine.definition_of(paper)
+        state = definition.states[paper.state.state]
+        payload = reminder.payload
+        return {
+            "kind": reminder.kind,
+            "paper": {"reference": paper.reference, "title": str(paper.state.fields.get("title", "")),
+                      "state": state.id, "state_label": state.label, "fields": dict(paper.state.fields),
+                      "modified": paper.updated_at},
+            "workflow": {"id": definition.workflow, "version": definition.version, "title": definition.title},
+            "roles": [str(r) for r in payload.get("roles", ())],
+            "changed": [field_label(str(f)) for f in payload.get("changed", ())],
+            "voided_at": reminder.send_at,
+            "body": None,
+            "meeting": None,
+            "recipients": list(reminder.recipients),
+            "also_told": [],
+            "responsible": [],
+            "links": self._links(paper.reference),
+        }, definition, None
 
     def _links(self, reference: str) -> dict[str, str] | None:
         """Links to the paper page and to "Meine Fristen" (none without the setting base_url)."""

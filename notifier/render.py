@@ -61,7 +61,8 @@ __all__ = [
 ]
 
 #: Mail kind -> template base name; each has ``.subject.txt``, ``.txt`` and ``.html``.
-KINDS = {"remind": "reminder", "escalate": "escalation", "late": "late", "digest": "digest"}
+KINDS = {"remind": "reminder", "escalate": "escalation", "late": "late", "digest": "digest",
+         "signoff_void": "signoff_void"}
 PARTS = ("subject.txt", "txt", "html")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 

@@ -22,6 +22,8 @@ PG_ADMIN_URL = os.environ.get("COUNCILFLOW_TEST_PG", "postgresql+psycopg://postg
 FEDER = "digitalisierung@kreis-coesfeld.example"
 SITZ = "sitzungsdienst@kreis-coesfeld.example"
 LANDRAT = "buero.landrat@kreis-coesfeld.example"
+#: Signs the shipped Sachstandsbericht off (Mitzeichnung, version 4) before it goes to the committee.
+KAEMMEREI = "kaemmerei@kreis-coesfeld.example"
 
 # The suite reads what users read: German, whatever the machine's LANG says (subprocesses inherit this).
 os.environ["COUNCILFLOW_LANG"] = "de"

@@ -26,7 +26,7 @@ from workflow.report import Report, Row, _Labels, build_report, render_html
 from workflow.store import AuditRecord, Store
 from workflow.web import create_app
 
-from .conftest import COUNCILS, DEFINITIONS, FEDER, LANDRAT, SITZ, contact, to_councils
+from .conftest import COUNCILS, DEFINITIONS, FEDER, KAEMMEREI, LANDRAT, SITZ, contact, to_councils
 
 AUDITOR = "pruefung@kreis-coesfeld.example"
 AUDITED = Settings(secret="s", trusted_header="X-Remote-User", trusted_proxies="127.0.0.1", auditors=AUDITOR)
@@ -47,6 +47,7 @@ def corpus(store: Store, db_url: str, tmp_path: Path, clock: FixedClock, monkeyp
     monkeypatch.delenv("COUNCILFLOW_NOW", raising=False)
     engine = Engine(store, DefinitionLibrary(folder), clock)
     engine.create("sachstandsbericht", "SV-1", LANDRAT, {"title": "Sachstandsbericht"})
+    engine.sign("SV-1", KAEMMEREI)
     engine.fire("SV-1", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
     to_councils(engine)
     clock.advance(timedelta(days=30))

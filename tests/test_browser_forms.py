@@ -18,7 +18,7 @@ import pytest
 
 from workflow import DefinitionLibrary, Engine, SqlStore
 
-from .conftest import COUNCILS, DEFINITIONS, LANDRAT, SITZ, contact, to_councils
+from .conftest import COUNCILS, DEFINITIONS, KAEMMEREI, LANDRAT, SITZ, contact, to_councils
 from .smtp import free_port
 from .test_browser import AUDITOR, CHROMIUM, EXE
 
@@ -70,6 +70,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     engine = Engine(store, DefinitionLibrary(folder))
     engine.create("sachstandsbericht", "SV-9-1809", LANDRAT, {
         "title": "Digitalisierungsstrategie für den Kreis Coesfeld, Sachstandsbericht", "references": "SV-9-1334"})
+    engine.sign("SV-9-1809", KAEMMEREI)
     engine.fire("SV-9-1809", "einbringen", LANDRAT, values={"meeting": "2040-08-27T17:00"})
     to_councils(engine)
     for body in DECIDED_BEFORE:

@@ -147,8 +147,10 @@ def test_demo_runs_the_seed(tmp_path: Path, capsys: Cli) -> None:
     # the one stage whose meeting came too late for the deadline gets the truthful notice instead.
     assert "Eskalation an" not in out
     assert "Hinweis (Frist bei Eintritt verstrichen) an digitalisierung@kreis-coesfeld.example" in out
-    # 39 changes, the first use of both definitions, 20 mails sent and one skipped (its deadline ended first)
-    assert "Prüfpfad: intakt, 62 Einträge" in out
+    # 40 changes (the Kämmerei's sign-off among them), the first use of both definitions, 20 mails sent and
+    # one skipped (its deadline ended first)
+    assert "Kämmerei zeichnet SV-9-1809 mit" in out
+    assert "Prüfpfad: intakt, 63 Einträge" in out
     assert "Erinnerung gesendet an sitzungsdienst@kreis-coesfeld.example (Frist „Einladung mit Vorlage" in out
     mails = list((tmp_path / "councilflow-mail" / "new").iterdir())
     assert len(mails) == int(out.split("Post: ")[1].split(" ")[0]) > 10

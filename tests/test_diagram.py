@@ -20,7 +20,7 @@ from workflow.loader import load_definition
 from workflow.store import MemoryStore
 from workflow.web import create_app
 
-from .conftest import LANDRAT, SITZ
+from .conftest import KAEMMEREI, LANDRAT, SITZ
 
 SHIPPED = Path(__file__).parent.parent / "definitions"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -170,6 +170,7 @@ def test_paper_page_embeds_the_diagram(web: tuple[TestClient, Engine], monkeypat
     """The page shows the same SVG with the paper's state filled, in a box that scrolls, never scaled down."""
     client, engine = web
     engine.create("sachstandsbericht", "SV-9-1809", LANDRAT, {"title": "Digitalisierungsstrategie"})
+    engine.sign("SV-9-1809", KAEMMEREI)
     engine.fire("SV-9-1809", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
     response = client.get("/vorlagen/SV-9-1809", headers={"X-Remote-User": SITZ})
     assert response.status_code == 200 and "style-src 'self'" in response.headers["content-security-policy"]

@@ -20,7 +20,7 @@ from workflow.config import Settings
 from workflow.german import BRANCH_STATUS, ENTRY_LABEL, OUTCOME
 from workflow.web.app import create_app
 
-from .conftest import COUNCILS, DEFINITIONS, FEDER, LANDRAT, SITZ, contact
+from .conftest import COUNCILS, DEFINITIONS, FEDER, KAEMMEREI, LANDRAT, SITZ, contact
 
 AUDITOR = "pruefung@kreis-coesfeld.example"
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -174,6 +174,7 @@ def corpus(tmp_path: Path) -> Iterator[tuple[TestClient, Engine, FixedClock]]:
     engine.create("sachstandsbericht", "SV-1", LANDRAT, {"title": "Sachstand Breitband"})
     engine.fire("SV-1", "zurueckziehen", LANDRAT, reason="Thema hat sich erledigt")
     engine.create("sachstandsbericht", "SV-2", LANDRAT, {"title": "Sachstand Digitalisierung"})
+    engine.sign("SV-2", KAEMMEREI)
     engine.fire("SV-2", "einbringen", LANDRAT, values={"meeting": (clock.now() + timedelta(days=20)).isoformat()})
     with TestClient(app, client=("127.0.0.1", 50000)) as client:
         yield client, engine, clock
@@ -257,6 +258,7 @@ def test_the_papers_filters_take_labels_and_ids(corpus: tuple[TestClient, Engine
 def test_the_history_is_paged_newest_first(corpus: tuple[TestClient, Engine, FixedClock]) -> None:
     client, engine, clock = corpus
     engine.create("sachstandsbericht", "SV-3", LANDRAT, {"title": "Viele Vertagungen"})
+    engine.sign("SV-3", KAEMMEREI)
     engine.fire("SV-3", "einbringen", LANDRAT, values={"meeting": (clock.now() + timedelta(days=1)).isoformat()})
     for i in range(60):
         clock.set(clock.now() + timedelta(days=2))

@@ -50,7 +50,8 @@ BASE: dict[str, Any] = {
     },
     "fields": {"frist": {"type": "date"}, "titel": {"type": "text", "required": False, "default": "ohne"}},
     "states": {
-        "entwurf": {"label": "Entwurf", "initial": True},
+        "entwurf": {"label": "Entwurf", "initial": True,
+                    "signoff": {"roles": ["amt"], "order": "sequence"}},
         "beratung": {"consultation": {"body": "rat", "role": "Entscheidung"}},
         "raete": {"parallel": {"bodies": ["rat", "ausschuss"], "role": "Anhörung", "join": {"quorum": 1},
                                "on_success": "fertig", "on_failure": "fertig"}},
@@ -58,7 +59,8 @@ BASE: dict[str, Any] = {
     },
     "transitions": [
         {"trigger": "einbringen", "source": "entwurf", "dest": "beratung", "roles": ["amt"],
-         "requires": ["titel"], "sets": ["frist"], "internal": False, "not_before": {"after": "entered", "days": 1}},
+         "requires": ["titel", "signoffs"], "sets": ["frist"], "internal": False,
+         "not_before": {"after": "entered", "days": 1}},
         {"trigger": "weiter", "source": ["beratung"], "dest": "raete", "roles": ["amt", "body"]},
         {"trigger": "annehmen", "source": "raete", "branch": "adopted", "roles": ["body"]},
         {"trigger": "ablehnen", "source": "raete", "branch": "rejected", "roles": ["body"]},
@@ -85,6 +87,7 @@ WHERE: dict[str, tuple[str | int, ...]] = {
     "consultation": ("states", "beratung", "consultation"),
     "parallel": ("states", "raete", "parallel"),
     "join": ("states", "raete", "parallel", "join"),
+    "signoff": ("states", "entwurf", "signoff"),
     "transition": ("transitions", 0),
     "not_before": ("transitions", 0, "not_before"),
     "deadline": ("deadlines", 0),

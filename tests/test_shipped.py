@@ -4,15 +4,17 @@ internal trigger `vorlage_freigeben`, and a consultation without a meeting remin
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from workflow import DefinitionLibrary, Engine, FixedClock, load_definition_file
+from workflow import DefinitionLibrary, Engine, FixedClock, NotAllowedNowError, load_definition_file
 from workflow.demo import run_demo
 from workflow.store import Store
 
-from .conftest import DEFINITIONS, FEDER, LANDRAT, SITZ, SPEC, contact
+from .conftest import DEFINITIONS, FEDER, KAEMMEREI, LANDRAT, SITZ, SPEC, contact
 
 
 @pytest.fixture
@@ -28,19 +30,58 @@ def _kinds(engine: Engine, reference: str, name: str, branch: str = "") -> dict[
 
 def test_the_shipped_files_extend_the_process_owners_text() -> None:
     """Version 4 keeps every state, body and transition of the process owner's version 1; each transition got
-    a label (version 3), a withdrawal needs a confirmation with a reason, and the follow-up papers after the
-    decision came with version 4."""
-    for name in ("kreisstrategie", "sachstandsbericht"):
+    a label (version 3), a withdrawal needs a confirmation with a reason; version 4 brought the follow-up papers
+    after the decision and, for the Sachstandsbericht, the Mitzeichnung of the Kämmerei (a role, a signoff on
+    the draft, an edit of the draft)."""
+    for name, version, added, roles in (("kreisstrategie", 4, set(), set()),
+                                        ("sachstandsbericht", 4, {"bearbeiten"}, {"kaemmerei"})):
         old, new = load_definition_file(SPEC / f"{name}.yaml"), load_definition_file(DEFINITIONS / f"{name}.yaml")
-        assert (old.version, new.version) == (1, 4)
+        assert (old.version, new.version) == (1, version)
         assert all(t.label for t in new.transitions) and not any(t.label for t in old.transitions)
         assert {t.trigger for t in new.transitions if t.confirm} == {"zurueckziehen"}
-        assert old.states == new.states and old.bodies == new.bodies and old.roles == new.roles
-        assert {t.trigger for t in new.transitions} - {t.trigger for t in old.transitions} == {"vorlage_freigeben"}
+        assert old.states == {k: replace(s, signoff=None) for k, s in new.states.items()}
+        assert old.bodies == new.bodies and set(new.roles) - set(old.roles) == roles
+        assert {k: v for k, v in new.roles.items() if k in old.roles} == old.roles
+        assert {t.trigger for t in new.transitions} - {t.trigger for t in old.transitions} == \
+            {"vorlage_freigeben", *added}
         assert all(d.description for d in new.deadlines)
     strategy = load_definition_file(DEFINITIONS / "kreisstrategie.yaml")
     assert [(f.name, f.workflow, f.when) for f in strategy.follow_ups] == [
         ("massnahme", "umsetzung", "beschlossen"), ("sachstand", "sachstandsbericht", "beschlossen")]
+
+
+def test_the_kaemmerei_signs_the_sachstandsbericht_off_before_it_goes_to_the_committee(shipped: Engine) -> None:
+    """Version 4: `einbringen` waits for the Kämmerei's sign-off; an edit of the draft voids it."""
+    shipped.create("sachstandsbericht", "SV-1", LANDRAT, {"title": "Sachstandsbericht"})
+    with pytest.raises(NotAllowedNowError, match=r"es fehlt: kaemmerei \(offen\)"):
+        shipped.fire("SV-1", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
+    shipped.sign("SV-1", KAEMMEREI)
+    assert [c.trigger for c in shipped.fire("SV-1", "bearbeiten", LANDRAT, values={"department": "01"})] == \
+        ["bearbeiten", "void"]
+    shipped.sign("SV-1", KAEMMEREI, text="keine finanziellen Auswirkungen")
+    shipped.fire("SV-1", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
+    assert shipped.status("SV-1").state == "ausschuss" and shipped.verify().ok
+
+
+def test_papers_of_an_older_version_run_on_without_a_signoff(store: Store, clock: FixedClock,
+                                                             tmp_path: Path) -> None:
+    """A paper keeps the definition version it started on: one of version 1 goes to the committee without a
+    sign-off after the folder got version 4, a new one needs it, and the trail of both verifies and replays."""
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    (folder / "sachstandsbericht.yaml").write_bytes((SPEC / "sachstandsbericht.yaml").read_bytes())
+    Engine(store, DefinitionLibrary(folder), clock).create("sachstandsbericht", "SV-ALT", LANDRAT, {"title": "Alt"})
+    (folder / "sachstandsbericht.yaml").write_bytes((DEFINITIONS / "sachstandsbericht.yaml").read_bytes())
+    engine = Engine(store, DefinitionLibrary(folder), clock)
+    clock.set(datetime(2020, 8, 4, 8, tzinfo=UTC))
+    engine.create("sachstandsbericht", "SV-NEU", LANDRAT, {"title": "Neu"})
+    engine.fire("SV-ALT", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
+    with pytest.raises(NotAllowedNowError):
+        engine.fire("SV-NEU", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
+    assert [engine.status(r).workflow_version for r in ("SV-ALT", "SV-NEU")] == [1, 4]
+    assert engine.status("SV-ALT").signoffs == () and engine.status("SV-ALT", as_of="2020-08-04T09:30").state == \
+        "entwurf"
+    assert engine.verify().ok
 
 
 def test_releasing_the_vorlage_ends_its_reminders_and_escalation(shipped: Engine, clock: FixedClock) -> None:

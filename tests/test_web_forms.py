@@ -17,7 +17,7 @@ from workflow.config import Settings
 from workflow.store import Store
 from workflow.web import create_app
 
-from .conftest import COUNCILS, DEFINITIONS, FEDER, LANDRAT, SITZ, contact, to_councils
+from .conftest import COUNCILS, DEFINITIONS, FEDER, KAEMMEREI, LANDRAT, SITZ, contact, to_councils
 
 AUDITOR = "pruefung@kreis-coesfeld.example"
 OLFEN = contact("rat_olfen")
@@ -217,6 +217,7 @@ def test_create_rule_is_the_engines(engine: Engine) -> None:
 
 def sachstand_in_committee(engine: Engine) -> None:
     engine.create("sachstandsbericht", "SV-9-1809", LANDRAT, {"title": "Digitalisierungsstrategie"})
+    engine.sign("SV-9-1809", KAEMMEREI)
     engine.fire("SV-9-1809", "einbringen", LANDRAT, values={"meeting": "2030-08-27T17:00"})
 
 
@@ -252,7 +253,7 @@ def test_the_message_is_not_client_text(client: TestClient, engine: Engine) -> N
     sachstand_in_committee(engine)
     page = client.get("/vorlagen/SV-9-1809", headers=as_user(SITZ)).text
     client.post("/vorlagen/SV-9-1809/fire", headers=as_user(SITZ), follow_redirects=False, data={
-        "csrf": csrf_of(page), "trigger": "kenntnis_nehmen", "result": "ok", "version": 2})
+        "csrf": csrf_of(page), "trigger": "kenntnis_nehmen", "result": "ok", "version": 3})
     cookie = client.cookies["cf_notice"]
     assert notice(client.get("/vorlagen/SV-9-1809", headers=as_user(LANDRAT)).text) is None  # another person
     client.cookies.set("cf_notice", cookie)

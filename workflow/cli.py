@@ -431,6 +431,30 @@ def done(reference: str, deadline: str, actor: str, branch: str | None, note: st
 
 @main.command()
 @click.argument("reference")
+@click.option("--actor", required=True, metavar="EMAIL")
+@click.option("--note", default=None, help="A note with the sign-off (recorded in the trail).")
+@click.option("--refuse", is_flag=True, help="Refuse to sign off (needs --reason); it blocks until withdrawn.")
+@click.option("--reason", default=None, help="Why the sign-off is refused (with --refuse).")
+@click.option("--withdraw", is_flag=True, help="Withdraw your role's sign-off or refusal (also recorded).")
+@common
+def sign(reference: str, actor: str, note: str | None, refuse: bool, reason: str | None, withdraw: bool,
+         ctx: Context) -> None:
+    """Sign a paper off for your role (Mitzeichnung), refuse to, or withdraw that."""
+    from .paper import signoff_request
+
+    act, text = signoff_request(reference, refuse=refuse, withdraw=withdraw, note=note, reason=reason)
+    engine = ctx.engine()
+    [change] = engine.sign(reference, actor, act=act, text=text)
+    from .german import entry_label
+
+    zone = engine.definition_of(engine.load(reference)).timezone
+    click.echo(_("{reference}: {what} (role {role}) on {when} by {actor}").format(
+        reference=reference, what=entry_label(None, change.kind, change.trigger, change.payload),
+        role=change.payload["role"], when=_local(change.at, zone), actor=change.actor))
+
+
+@main.command()
+@click.argument("reference")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--as-of", "as_of", default=None, metavar="DATETIME", help="Where the paper stood then.")
 @common
@@ -491,6 +515,13 @@ def _print_status(st: Status, as_json: bool) -> None:
                 f"    {b.name:<34} {branch_status(b.status, st.hearings):<16} Sitzung {_local(b.meeting, zone)}"
                 f"{'  – ' + b.result if b.result else ''}{extra}"
             )
+    if st.signoffs:
+        from .german import signoff_status
+
+        click.echo(_("  Sign-off (in order):") if st.signoff_order == "sequence" else _("  Sign-off:"))
+        for so in st.signoffs:
+            by = _(" by {actor} on {when}").format(actor=so.actor, when=_local(so.at, zone)) if so.actor else ""
+            click.echo(f"    {so.role:<34} {signoff_status(so.status)}{by}{'  – ' + so.text if so.text else ''}")
     click.echo(f"  Mögliche Schritte: {', '.join(st.triggers) if st.triggers else '– (Endzustand)'}")
 
 

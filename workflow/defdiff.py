@@ -125,6 +125,12 @@ def _yes(flag: bool) -> str:
     return _("yes") if flag else _("no")
 
 
+def _signoff_text(s: State) -> str:
+    if s.signoff is None:
+        return NONE
+    return f"{_names(s.signoff.roles)} ({'in Reihenfolge' if s.signoff.order == 'sequence' else 'beliebig'})"
+
+
 def _state_props(d: Definition, s: State, ren: Callable[[str], str]) -> dict[str, str]:
     p = s.parallel
     join = NONE
@@ -140,6 +146,7 @@ def _state_props(d: Definition, s: State, ren: Callable[[str], str]) -> dict[str
         "join": join,
         "on_success": ren(p.on_success) if p and p.on_success else NONE,
         "on_failure": ren(p.on_failure) if p and p.on_failure else NONE,
+        "signoff": _signoff_text(s),
     }
 
 

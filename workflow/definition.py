@@ -13,6 +13,7 @@ from .i18n import _
 __all__ = [
     "BODY_ROLE",
     "BUILTIN_FIELDS",
+    "SIGNOFFS",
     "Body",
     "Calendar",
     "Consultation",
@@ -25,6 +26,7 @@ __all__ = [
     "Join",
     "Offset",
     "Parallel",
+    "Signoff",
     "State",
     "Transition",
     "graph_problems",
@@ -41,6 +43,10 @@ BODY_ROLE = "body"
 BUILTIN_FIELDS = ("result", "meeting")
 #: ``dest`` value meaning "stay in the source state and re-enter it".
 SAME = "="
+#: In ``requires``: the transition needs every sign-off of its source state (``signoff``).
+SIGNOFFS = "signoffs"
+#: The orders a state's sign-offs may come in.
+SIGNOFF_ORDERS = ("any", "sequence")
 
 Path = tuple[str | int, ...]
 
@@ -92,6 +98,15 @@ class Parallel:
 
 
 @dataclass(frozen=True)
+class Signoff:
+    """The Mitzeichnung of a state: the roles that must sign the paper off before a transition that
+    ``requires: [signoffs]`` may fire; ``order`` "sequence": in the order of ``roles``."""
+
+    roles: tuple[str, ...]
+    order: Literal["any", "sequence"] = "any"
+
+
+@dataclass(frozen=True)
 class State:
     id: str
     label: str
@@ -99,6 +114,7 @@ class State:
     final: bool = False
     consultation: Consultation | None = None
     parallel: Parallel | None = None
+    signoff: Signoff | None = None
 
     @property
     def waits_for_meeting(self) -> bool:
@@ -129,7 +145,13 @@ class Transition:
 
     def settable(self) -> tuple[str, ...]:
         """The document fields a firing of this trigger may carry: the required ones and ``sets``."""
-        return tuple(dict.fromkeys(f for f in (*self.requires, *self.sets) if f not in ("result", "meeting")))
+        return tuple(dict.fromkeys(f for f in (*self.requires, *self.sets)
+                                   if f not in ("result", "meeting", SIGNOFFS)))
+
+    @property
+    def needs_signoffs(self) -> bool:
+        """It fires only once every sign-off of its source state is given (``requires: [signoffs]``)."""
+        return SIGNOFFS in self.requires
 
     def dest_for(self, source: str) -> str | None:
         return source if self.dest == SAME else self.dest

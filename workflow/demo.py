@@ -25,6 +25,7 @@ ZONE = ZoneInfo("Europe/Berlin")
 LANDRAT = "buero.landrat@kreis-coesfeld.example"
 SITZUNGSDIENST = "sitzungsdienst@kreis-coesfeld.example"
 FEDERFUEHRUNG = "digitalisierung@kreis-coesfeld.example"
+KAEMMEREI = "kaemmerei@kreis-coesfeld.example"
 #: The 11 councils of the Kreis Coesfeld: body id and the town part of its contact address.
 COUNCILS = [
     ("rat_ascheberg", "ascheberg"),
@@ -105,6 +106,9 @@ def run_demo(
             "references": "SV-9-1334, SV-9-1390, SV-9-1577, SV-9-1728",
         },
     )
+    if engine.definition_of(engine.load("SV-9-1809")).states["entwurf"].signoff:  # from version 4
+        step("2020-08-04T10:00", "Kämmerei zeichnet SV-9-1809 mit")
+        engine.sign("SV-9-1809", KAEMMEREI, text="Keine finanziellen Auswirkungen")
     step("2020-08-04T10:30", "SV-9-1809 wird in den Ausschuss eingebracht (Sitzung 27.08.2020)")
     engine.fire("SV-9-1809", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
     status(engine.status("SV-9-1809"), False)

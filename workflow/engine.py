@@ -27,13 +27,14 @@ from .definition import Definition
 from .errors import ConflictError, InputError, NotFoundError, StorageError, WorkflowError
 from .follow_up import Owed, child_values, next_owed, owed_at_entry, still_owed
 from .follow_up import by_name as follow_up_by_name
-from .i18n import _
+from .i18n import _, gettext
 from .library import DefinitionLibrary
 from .machine import compile_machine
 from .paper import (
     SYSTEM_ACTOR,
     Change,
     PaperState,
+    SignoffAct,
     branch_version,
     check_actor,
     check_reference,
@@ -41,15 +42,21 @@ from .paper import (
     decide_create,
     decide_fire,
     decide_meeting,
+    decide_signoff,
     fold,
     migrate_state,
+    void_signoffs,
 )
 from .replay import replay_records, steps
 from .store import AuditRecord, DeadlineRecord, ReminderRecord, Store, StoredPaper
-from .store.records import NO_FOLLOW_UPS, FollowUpDiff, FollowUpRecord, NewChild, follow_up_note
+from .store.records import NO_FOLLOW_UPS, FollowUpDiff, FollowUpRecord, NewChild, PaperMail, follow_up_note
 from .values import user_instant
 
-__all__ = ["BranchView", "ChildView", "DeadlineView", "Engine", "PastMails", "PersonalDeadline", "Status"]
+__all__ = ["SIGNOFF_VOID_MAIL", "BranchView", "ChildView", "DeadlineView", "Engine", "PastMails", "PersonalDeadline",
+           "SignoffView", "Status"]
+
+#: The mail kind that tells the signers that their sign-offs were voided by a change of the paper.
+SIGNOFF_VOID_MAIL = "signoff_void"
 
 #: What happens to mails whose moment has passed when a deadline starts: ``send`` them at once (a
 #: change made now), or ``drop`` them (history recorded after the fact, e.g. an OParl import).
@@ -89,6 +96,21 @@ class BranchView:
 
 
 @dataclass(frozen=True)
+class SignoffView:
+    """One role of a state's Mitzeichnung: ``open``, ``signed`` or ``refused`` (by whom, when, note or reason)."""
+
+    role: str
+    status: str
+    actor: str | None = None
+    at: datetime | None = None
+    text: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"role": self.role, "status": self.status, "actor": self.actor, "at": _iso(self.at),
+                "text": self.text}
+
+
+@dataclass(frozen=True)
 class Status:
     """Where a paper stands (now, or as of an instant), and what it accepts next."""
 
@@ -110,6 +132,9 @@ class Status:
     as_of: datetime | None = None
     timezone: str = "Europe/Berlin"
     hearings: bool = False  # the branches only record hearings (join: none)
+    #: The state's Mitzeichnung, role by role (empty: the state asks for none), and its order.
+    signoffs: tuple[SignoffView, ...] = ()
+    signoff_order: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -130,6 +155,8 @@ class Status:
             "version": self.version,
             "as_of": _iso(self.as_of),
             "hearings": self.hearings,
+            "signoffs": [s.to_json() for s in self.signoffs],
+            "signoff_order": self.signoff_order,
         }
 
 
@@ -409,14 +436,22 @@ class Engine:
 
     def _commit(self, paper: StoredPaper, definition: Definition, changes: list[Change],
                 past_mails: PastMails = "send") -> PaperState:
+        """Write ``changes``; a change of a field that voids sign-offs appends the entry that says so to
+        ``changes`` (:func:`void_signoffs`) and queues the mail to the signers in the same transaction."""
         check_time_order(paper.reference, paper.updated_at, changes[0].at)
         old = self.definition_of(paper) if definition.source_hash != paper.definition_hash else None
         state = fold(definition, paper.state, changes)
+        void = void_signoffs(paper.state, state, changes[-1].at)
+        if void:
+            changes.extend(void)
+            state = fold(definition, state, void)
         diff = self._deadline_diff(definition, paper.state, state, changes[-1].at if past_mails == "send"
                                    else self.now(), past_mails, old)
         follow_ups = self._follow_up_diff(paper.reference, definition, paper.state, state, changes, past_mails)
+        mails = [PaperMail(SIGNOFF_VOID_MAIL, gettext("Sign-off voided"), tuple(v.payload["signers"]), v.at,
+                           dict(v.payload)) for v in void]
         try:
-            version = self.store.save(paper, definition, state, changes, diff, follow_ups)
+            version = self.store.save(paper, definition, state, changes, diff, follow_ups, mails)
         except WorkflowError:
             self._forget(paper.reference)
             raise
@@ -746,6 +781,29 @@ class Engine:
         view = self._view(paper.reference, definition, last, None, None)
         return definition.states[last.state].label, view.branches
 
+    def sign(self, reference: str, actor: str, *, act: SignoffAct = "sign", text: str = "",
+             expected_version: int | None = None) -> list[Change]:
+        """Sign the paper off for a role of its state's Mitzeichnung (``act`` "sign", with an optional note),
+        refuse to ("refuse", with a reason) or withdraw the role's sign-off or refusal ("withdraw"): the rule of
+        :func:`decide_signoff`; recorded in the trail with the hash of the paper's fields."""
+        actor = check_actor(actor)
+
+        def decide(paper: StoredPaper, definition: Definition, now: datetime) -> list[Change]:
+            return decide_signoff(definition, paper.reference, paper.state, actor, act, text, now)
+
+        return self._change(check_reference(reference), decide, expected_version)
+
+    def may_sign(self, paper: StoredPaper, who: Person, act: SignoffAct = "sign") -> bool:
+        """Whether ``who`` may sign the paper off (or refuse, or withdraw) now: the rule of :func:`decide_signoff`
+        (asked with a reason, which a refusal needs)."""
+        if who.auditor:
+            return False
+        try:
+            decide_signoff(self.definition_of(paper), paper.reference, paper.state, who.email, act, "-", self.now())
+        except WorkflowError:
+            return False
+        return True
+
     def may_mark_done(self, paper: StoredPaper, who: Person, deadline: str, branch: str | None, *,
                       undo: bool = False) -> bool:
         """Whether ``who`` may mark the deadline done (or undo that) now: the rule of :func:`decide_done`."""
@@ -1030,4 +1088,13 @@ class Engine:
             as_of,
             definition.timezone,
             bool(spec.parallel and spec.parallel.join.none),
+            tuple(self._signoff_view(role, state) for role in spec.signoff.roles) if spec.signoff else (),
+            spec.signoff.order if spec.signoff else None,
         )
+
+    @staticmethod
+    def _signoff_view(role: str, state: PaperState) -> SignoffView:
+        mark = state.signoffs.get(role)
+        if mark is None:
+            return SignoffView(role, "open")
+        return SignoffView(role, mark.decision, mark.actor, mark.at, mark.text)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from .definition import Definition, humanise
+from .i18n import N_, _
 
 if TYPE_CHECKING:
     from .store import AuditRecord
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["BRANCH_STATUS", "ENTRY_LABEL", "FIELD_LABEL", "MAIL_KIND", "OUTCOME", "EntryText", "body_label",
            "branch_status", "date_de", "date_short", "entry_label", "entry_text", "field_label", "format_local",
            "note_text",
-           "outcome", "state_label"]
+           "outcome", "signoff_status", "state_label"]
 
 #: A branch's status in a parallel state.
 BRANCH_STATUS = {"open": "offen", "adopted": "angenommen", "rejected": "abgelehnt", "not_needed": "nicht mehr nötig"}
@@ -59,7 +60,8 @@ def note_text(kind: str, trigger: str, payload: Mapping[str, Any]) -> str:
     Nr. 3 für … erstellt", "Ablauf … Version 2 erstmals verwendet"."""
     if kind == "mail":
         to = ", ".join(str(r) for r in payload.get("recipients", ()))
-        text = f"{MAIL_KIND.get(trigger, trigger)} {MAIL_OUTCOME.get(str(payload.get('outcome')), '?')} {to}"
+        kind_text = MAIL_KIND.get(trigger) or str(payload.get("label") or trigger)  # a paper's mail: its label
+        text = f"{kind_text} {MAIL_OUTCOME.get(str(payload.get('outcome')), '?')} {to}"
         if payload.get("deadline_label"):
             text += f" (Frist „{payload['deadline_label']}“)"
         if payload.get("outcome") == "failed" and payload.get("error"):
@@ -137,6 +139,19 @@ ENTRY_LABEL = {
     "done": "Frist als erledigt markiert",
     "undone": "Erledigt-Vermerk zurückgenommen",
 }
+#: The labels of the Mitzeichnung's entries (kind ``signoff``), by what they did (their trigger).
+SIGNOFF_LABEL = {"sign": N_("Signed off"), "refuse": N_("Sign-off refused"),
+                 "withdraw": N_("Sign-off decision withdrawn"),
+                 "void": N_("Sign-offs void: the paper was changed after they were given")}
+#: A role's status in a state's Mitzeichnung (engine.SignoffView.status).
+SIGNOFF_STATUS = {"open": N_("open"), "signed": N_("signed off"), "refused": N_("refused")}
+
+
+def signoff_status(status: str) -> str:
+    """A role's sign-off status as people read it ("mitgezeichnet", "abgelehnt", "offen")."""
+    return _(SIGNOFF_STATUS[status]) if status in SIGNOFF_STATUS else status
+
+
 #: The automatic move out of a parallel state: its join met, or no longer possible.
 JOIN_LABEL = {"success": "Alle nötigen Gremien haben zugestimmt",
               "failure": "Die nötige Zustimmung der Gremien ist nicht mehr erreichbar"}
@@ -154,6 +169,8 @@ def entry_label(definition: Definition | None, kind: str, trigger: str, payload:
         return "Sitzungstermin verschoben" if payload.get("previous") else "Sitzungstermin festgelegt"
     if kind in ("mail", "admin", "follow_up"):
         return note_text(kind, trigger, payload)
+    if kind == "signoff":
+        return _(SIGNOFF_LABEL[trigger]) if trigger in SIGNOFF_LABEL else humanise(trigger)
     return ENTRY_LABEL.get(kind) or humanise(trigger)
 
 
@@ -189,6 +206,24 @@ class EntryText:
     meeting: str = ""
 
 
+def _signoff_details(trigger: str, p: Mapping[str, Any]) -> list[str]:
+    """What a sign-off entry adds: the role (and whose decision was withdrawn), the fields whose change voided
+    sign-offs and the people asked again."""
+    out = []
+    if p.get("role"):
+        out.append(_("role {role}").format(role=p["role"]))
+    if trigger == "withdraw" and p.get("of"):
+        what = _("refusal") if p.get("decision") == "refused" else _("sign-off")
+        out.append(_("{what} of {actor}").format(what=what, actor=p["of"]))
+    if trigger == "void":
+        out.append(_("roles {roles}").format(roles=", ".join(str(r) for r in p.get("roles", ()))))
+        if p.get("changed"):
+            out.append(_("changed: {fields}").format(fields=", ".join(field_label(str(f)) for f in p["changed"])))
+        if p.get("signers"):
+            out.append(_("asked again: {signers}").format(signers=", ".join(str(s) for s in p["signers"])))
+    return out
+
+
 def entry_text(record: AuditRecord, definition: Definition | None, zone: str) -> EntryText:
     """The labels and details of one entry; ``definition`` is the version the entry names."""
     from .values import stored_instant
@@ -213,6 +248,8 @@ def entry_text(record: AuditRecord, definition: Definition | None, zone: str) ->
     if record.kind in ("done", "undone") and p.get("deadline"):
         spec = next((d for d in definition.deadlines if d.name == p["deadline"]), None) if definition else None
         details.append(f"Frist „{spec.label if spec else p['deadline']}“")
+    if record.kind == "signoff":
+        details.extend(_signoff_details(record.trigger, p))
     if p.get("note"):
         details.append(f"Vermerk: {p['note']}")
     if p.get("reason"):

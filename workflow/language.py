@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .definition import BODY_ROLE, BUILTIN_FIELDS, SAME
+from .definition import BODY_ROLE, BUILTIN_FIELDS, SAME, SIGNOFF_ORDERS, SIGNOFFS
 
 __all__ = ["MAPPINGS", "Key", "Mapping", "definition_schema", "schema_text"]
 
@@ -257,6 +257,18 @@ PARALLEL = Mapping(
     ),
 )
 
+SIGNOFF = Mapping(
+    "signoff",
+    "Mitzeichnung: Rollen, die die Vorlage in diesem Zustand mitzeichnen, bevor ein Übergang mit "
+    f"requires: [{SIGNOFFS}] möglich ist. Eine spätere Änderung eines Felds macht die Mitzeichnungen ungültig.",
+    (
+        Key("roles", True, {"type": "array", "items": _NAME, "minItems": 1, "uniqueItems": True},
+            f"Die mitzeichnenden Rollen (nicht {BODY_ROLE}), mindestens eine, keine doppelt."),
+        Key("order", False, {"enum": list(SIGNOFF_ORDERS)},
+            "any (Voreinstellung): in beliebiger Reihenfolge; sequence: in der Reihenfolge von roles."),
+    ),
+)
+
 STATE = Mapping(
     "state",
     "Ein Zustand (die Abbildung darf leer sein: {}).",
@@ -266,10 +278,13 @@ STATE = Mapping(
         Key("final", False, _BOOL, "Endzustand: die Vorlage ist abgeschlossen."),
         Key("consultation", False, _ref("consultation"), "Die Vorlage wartet auf die Sitzung eines Gremiums."),
         Key("parallel", False, _ref("parallel"), "Mehrere Gremien beraten gleichzeitig."),
+        Key("signoff", False, _ref("signoff"),
+            "Mitzeichnung: {roles: [ROLLE, …], order: any | sequence}; nicht in Endzuständen."),
     ),
     (
         {"if": {"properties": {"final": {"const": True}}, "required": ["final"]},
-         "then": {"not": {"anyOf": [{"required": ["consultation"]}, {"required": ["parallel"]}]}}},
+         "then": {"not": {"anyOf": [{"required": ["consultation"]}, {"required": ["parallel"]},
+                                    {"required": ["signoff"]}]}}},
         {"if": {"required": ["consultation", "parallel"]},
          "then": {"properties": {"parallel": {"properties": {"join": {"const": "none"}}}}}},
     ),
@@ -294,7 +309,8 @@ TRANSITION = Mapping(
             'Zielzustand; "=" heißt: im Quellzustand bleiben und ihn neu betreten. Pflicht, außer bei branch '
             "oder internal: true."),
         Key("requires", False, _NAMES, "Werte, die mit diesem Trigger angegeben werden müssen: Felder, result, "
-                                       "meeting."),
+                                       f"meeting; oder {SIGNOFFS}: erst möglich, wenn alle Mitzeichnungen des "
+                                       "Quellzustands vorliegen."),
         Key("branch", False, {"enum": list(OUTCOMES)},
             "Macht den Eintrag zum Zweig-Übergang: adopted, rejected oder deferred. Dann ist dest verboten."),
         Key("sets", False, {"type": "array", "items": {**_NAME, "not": {"enum": list(BUILTIN_FIELDS)}}},
@@ -390,7 +406,7 @@ TOP = Mapping(
 
 #: Every mapping of the language, the top level first.
 MAPPINGS: tuple[Mapping, ...] = (
-    TOP, CALENDAR, ROLES, BODY, FIELD, STATE, CONSULTATION, PARALLEL, JOIN, TRANSITION, NOT_BEFORE,
+    TOP, CALENDAR, ROLES, BODY, FIELD, STATE, CONSULTATION, PARALLEL, JOIN, SIGNOFF, TRANSITION, NOT_BEFORE,
     DEADLINE, DUE, OFFSET, ESCALATE, FOLLOW_UP,
 )
 

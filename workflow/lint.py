@@ -60,8 +60,9 @@ def _q(names: Iterable[str]) -> str:
 
 
 def unused_roles(d: Definition) -> Iterator[_Hit]:
-    """A role that no transition may fire and no deadline reminds or escalates to."""
+    """A role that no transition may fire, no deadline reminds or escalates to and no state asks to sign off."""
     used = {r for t in d.transitions for r in t.roles}
+    used.update(r for s in d.states.values() if s.signoff for r in s.signoff.roles)
     for dl in d.deadlines:
         used.update(dl.notify)
         if dl.escalate:

@@ -14,6 +14,8 @@ from .definition import (
     BODY_ROLE,
     BUILTIN_FIELDS,
     SAME,
+    SIGNOFF_ORDERS,
+    SIGNOFFS,
     Body,
     Calendar,
     Consultation,
@@ -26,6 +28,7 @@ from .definition import (
     Join,
     Offset,
     Parallel,
+    Signoff,
     State,
     Transition,
     graph_problems,
@@ -330,7 +333,8 @@ def _load_fields(c: _Checker, raw: Any) -> dict[str, FieldDef]:
     return fields
 
 
-def _load_states(c: _Checker, raw: Any, bodies: dict[str, Body]) -> dict[str, State]:
+def _load_states(c: _Checker, raw: Any, bodies: dict[str, Body],
+                 roles: dict[str, tuple[str, ...]] | None = None) -> dict[str, State]:
     states: dict[str, State] = {}
     if not c.typed(raw, ("states",), dict, "states"):
         return states
@@ -362,6 +366,10 @@ def _load_states(c: _Checker, raw: Any, bodies: dict[str, Body]) -> dict[str, St
                            "none").format(what=what))
         if final is True and (consultation or parallel):
             c.err(where, _("{what} is final and cannot wait for a consultation").format(what=what))
+        signoff = _load_signoff(c, m["signoff"], (*where, "signoff"), what, roles or {}) if "signoff" in m else None
+        if signoff is not None and final is True:
+            c.err((*where, "signoff"), _("final {state} cannot ask for sign-offs: nothing follows it").format(
+                state=what), key=True)
         states[sid] = State(
             sid,
             label if isinstance(label, str) else sid,
@@ -369,6 +377,7 @@ def _load_states(c: _Checker, raw: Any, bodies: dict[str, Body]) -> dict[str, St
             final is True,
             consultation,
             parallel,
+            signoff,
         )
     for where, target in pending_joins:
         c.ref(target, where, "state", states)
@@ -381,6 +390,32 @@ def _load_states(c: _Checker, raw: Any, bodies: dict[str, Body]) -> dict[str, St
         c.err(("states", extra, "initial"),
               _("several initial states: '{first}' and '{other}'").format(first=initials[0], other=extra))
     return states
+
+
+def _load_signoff(c: _Checker, raw: Any, where: Path, what: str, roles: dict[str, tuple[str, ...]]) -> Signoff | None:
+    """A state's ``signoff``: the defined roles that must sign the paper off, and in which order."""
+    m = c.mapping(raw, where, _("signoff of {state}").format(state=what), lang.SIGNOFF.required,
+                  lang.SIGNOFF.optional)
+    if m is None or "roles" not in m:
+        return None
+    members = c.str_list(m["roles"], (*where, "roles"), _("roles of the signoff of {state}").format(state=what))
+    if isinstance(m["roles"], list) and not m["roles"]:
+        c.err((*where, "roles"), _("signoff of {state} names no role: who is to sign it off?").format(state=what))
+    for j, role in enumerate(members):
+        if role == BODY_ROLE:
+            c.err((*where, "roles", j), _("'{body}' cannot sign off (the contact of a body); name a role defined "
+                                          "under roles").format(body=BODY_ROLE))
+        elif c.ref(role, (*where, "roles", j), "role", roles) and role in members[:j]:
+            c.err((*where, "roles", j), _("signoff of {state} names role '{role}' twice").format(state=what,
+                                                                                                  role=role))
+    order = m.get("order", "any")
+    if order not in SIGNOFF_ORDERS:
+        c.err((*where, "order"), _("order of the signoff of {state} must be {choices}, not {value}{hint}").format(
+            state=what, choices=" | ".join(SIGNOFF_ORDERS), value=_describe(order),
+            hint=did_you_mean(str(order), SIGNOFF_ORDERS)))
+    # also when a problem was found (the load fails anyway): the transitions that require it see a signoff and
+    # report nothing that only follows from this problem
+    return Signoff(tuple(members), order if order in SIGNOFF_ORDERS else "any")
 
 
 def _load_parallel(
@@ -519,7 +554,9 @@ def _load_transitions(
             c.err((*where, "roles"), _("roles of {what} is empty: nobody could fire it").format(what=what))
             ok = False
         requires = c.str_list(m.get("requires", []), (*where, "requires"), _of("requires", what))
-        ok = all(c.ref(r, (*where, "requires", j), "field", known_fields) for j, r in enumerate(requires)) and ok
+        ok = all(r == SIGNOFFS or c.ref(r, (*where, "requires", j), "field", known_fields)
+                 for j, r in enumerate(requires)) and ok
+        ok = _check_requires_signoffs(c, requires, sources, states, where, what, branch) and ok
         internal = m.get("internal", False)
         if not isinstance(internal, bool):
             c.err((*where, "internal"), _("{what} must be {kind}, not {value}").format(
@@ -598,6 +635,34 @@ def _load_transitions(
                            confirm is True)
             )
     return result
+
+
+def _check_requires_signoffs(c: _Checker, requires: list[str], sources: list[str], states: dict[str, State],
+                             where: Path, what: str, branch: Any) -> bool:
+    """``requires: [signoffs]`` needs a ``signoff`` on every source state, and no branch decision."""
+    if SIGNOFFS not in requires:
+        return True
+    at = (*where, "requires", requires.index(SIGNOFFS))
+    if branch is not None:
+        c.err(at, _("{transition} is a branch decision: the bodies decide, sign-offs cannot hold it back").format(
+            transition=what))
+        return False
+    missing = [s for s in sources if s in states and states[s].signoff is None]
+    if missing:
+        c.err(at, _("{transition} requires {signoffs}, but state '{state}' has no signoff: add "
+                    "'signoff: {{roles: [...]}}' to it").format(transition=what, signoffs=SIGNOFFS, state=missing[0]))
+        return False
+    return True
+
+
+def _check_signoffs_used(c: _Checker, states: dict[str, State], transitions: list[Transition]) -> None:
+    """A state's sign-offs hold back at least one transition out of it (else nobody would wait for them)."""
+    for state in states.values():
+        held = [t for t in transitions if t.needs_signoffs and state.id in t.sources]
+        if state.signoff is not None and not state.final and not held:
+            c.err(("states", state.id, "signoff"), _("the sign-offs of state '{state}' hold back no transition: add "
+                                                     "'requires: [{signoffs}]' to the transition they must precede")
+                  .format(state=state.id, signoffs=SIGNOFFS), key=True)
 
 
 def _load_offset(c: _Checker, raw: Any, where: Path, what: str, allow_invitation: bool) -> Offset | None:
@@ -896,10 +961,11 @@ def load_definition(text: str, path: str = "<definition>", *, expect_id: str | N
     roles = _load_roles(c, top.get("roles"))
     bodies = _load_bodies(c, top.get("bodies"))
     fields = _load_fields(c, top.get("fields"))
-    states = _load_states(c, top.get("states"), bodies)
+    states = _load_states(c, top.get("states"), bodies, roles)
     transitions = _load_transitions(c, top.get("transitions"), states, roles, fields)
     deadlines = _load_deadlines(c, top.get("deadlines"), states, roles, bodies, transitions, fields)
     follow_ups = _load_follow_ups(c, top.get("follow_up"), states, roles, fields)
+    _check_signoffs_used(c, states, transitions)
     if c.problems:
         raise DefinitionError(c.reported())
     definition = Definition(

@@ -16,8 +16,10 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from .calendar import shift, working_calendar
-from .definition import Definition, Offset, State, Transition
+from .chain import canonical_json
+from .definition import SIGNOFFS, Definition, Offset, State, Transition
 from .errors import AuditIntegrityError, InputError, NotAllowedNowError, NotPermittedError, did_you_mean
+from .i18n import _
 from .machine import JOIN_FAILURE, JOIN_SUCCESS, CompiledMachine
 from .values import clean_name, clean_text, is_email, parse_datetime, parse_field_value, stored_instant
 
@@ -30,6 +32,8 @@ __all__ = [
     "Change",
     "ChangeKind",
     "PaperState",
+    "SignoffAct",
+    "SignoffMark",
     "apply",
     "bodies_at",
     "branches_from_json",
@@ -41,13 +45,23 @@ __all__ = [
     "decide_create",
     "decide_fire",
     "decide_meeting",
+    "decide_signoff",
+    "fields_hash",
     "fold",
     "may_create",
     "migrate_state",
+    "missing_signoffs",
+    "signoff_request",
+    "signoffs_from_json",
+    "signoffs_to_json",
+    "void_signoffs",
 ]
 
 ChangeKind = Literal["create", "transition", "branch", "meeting", "close", "join", "migrate", "internal", "done",
-                     "undone"]
+                     "undone", "signoff"]
+#: What a ``signoff`` entry does (its trigger): a role signs the paper off or refuses to, a role's decision is
+#: withdrawn, or a field change voids the sign-offs given (``void``, by the system).
+SignoffAct = Literal["sign", "refuse", "withdraw", "void"]
 BranchStatus = Literal["open", "adopted", "rejected", "not_needed"]
 SYSTEM_ACTOR = "system"
 #: Entries that record what happened around the papers without changing one: a mail sent, finally failed or
@@ -74,6 +88,20 @@ class Branch:
 
 
 @dataclass(frozen=True)
+class SignoffMark:
+    """A role's standing decision on the paper in this visit of a state with ``signoff``: signed off
+    (``signed``) or refused, by whom and when, with the hash of the paper's fields at that moment and the
+    note (or the refusal's reason)."""
+
+    role: str
+    decision: Literal["signed", "refused"]
+    actor: str
+    at: datetime
+    fields_hash: str
+    text: str | None = None
+
+
+@dataclass(frozen=True)
 class PaperState:
     """Where a paper stands: the source of truth is the database row that stores this."""
 
@@ -85,6 +113,8 @@ class PaperState:
     result: str | None = None
     #: Deadlines marked done in this visit of the state: (deadline name, branch body or "").
     done: frozenset[tuple[str, str]] = frozenset()
+    #: The sign-offs (and refusals) standing in this visit of the state, by role.
+    signoffs: Mapping[str, SignoffMark] = field(default_factory=dict)
 
     def open_branches(self) -> list[Branch]:
         return [b for b in self.branches.values() if b.status == "open"]
@@ -190,6 +220,8 @@ def _apply(definition: Definition, paper: PaperState | None, change: Change) -> 
             branches[change.branch] = replace(branches[change.branch], meeting=_meeting_of(p))
             return replace(paper, branches=branches, done=done)
         return replace(paper, meeting=_meeting_of(p), done=done)
+    if change.kind == "signoff":
+        return replace(paper, signoffs=_fold_signoff(paper, change))
     if change.kind == "migrate":
         # The entry carries the whole state on the new workflow version (see migrate_state).
         moved = branches_from_json(p["branches"])
@@ -430,6 +462,7 @@ def decide_fire(
         raise InputError(f"{context}: '{trigger}' does not act on a branch; leave out --branch")
     body = state.consultation.body if state.consultation else None
     _check_permission(definition, actor, t.roles, body, f"fire '{trigger}' on {reference} in state '{state.id}'")
+    _check_signoffs(definition, reference, paper, t, actor)
     why = _reason(definition, t, reference, actor, reason)
     if t.internal:
         fields, result, _ = _parse_values(definition, values, (), context, t.settable())
@@ -504,6 +537,8 @@ def _require(
 ) -> None:
     given = {**fields, "result": result, "meeting": meeting}
     for name in t.requires:
+        if name == SIGNOFFS:
+            continue  # not a value: checked by _check_signoffs
         if given.get(name) in (None, "", []):
             raise InputError(f"{context}: '{t.trigger}' requires {name}: add --set {name}=…")
 
@@ -618,3 +653,166 @@ def decide_meeting(
     if previous is not None:
         payload["previous"] = previous.isoformat()
     return [Change("meeting", "meeting", paper.state, paper.state, actor, now, branch, payload)]
+
+
+# --- Mitzeichnung (sign-off) -----------------------------------------------------------------
+
+
+def fields_hash(fields: Mapping[str, Any]) -> str:
+    """The SHA-256 of a paper's fields (canonical JSON): a sign-off records it, a later change of a field
+    changes it and voids the sign-off."""
+    return hashlib.sha256(canonical_json(dict(fields)).encode("utf-8")).hexdigest()
+
+
+def signoffs_to_json(marks: Mapping[str, SignoffMark]) -> dict[str, dict[str, Any]]:
+    """Standing sign-offs as stored in the paper's row: the one JSON form."""
+    return {role: {"decision": m.decision, "actor": m.actor, "at": m.at.isoformat(), "fields_hash": m.fields_hash,
+                   "text": m.text} for role, m in marks.items()}
+
+
+def signoffs_from_json(raw: Mapping[str, Any] | None) -> dict[str, SignoffMark]:
+    """The inverse of :func:`signoffs_to_json`."""
+    return {role: SignoffMark(role, v["decision"], v["actor"], stored_instant(v["at"]), v["fields_hash"],
+                              v.get("text")) for role, v in (raw or {}).items()}
+
+
+def _fold_signoff(paper: PaperState, change: Change) -> dict[str, SignoffMark]:
+    p = change.payload
+    marks = dict(paper.signoffs)
+    if change.trigger in ("sign", "refuse"):
+        role = str(p["role"])
+        marks[role] = SignoffMark(role, "signed" if change.trigger == "sign" else "refused", change.actor, change.at,
+                                  str(p["fields_hash"]), p.get("note") or p.get("reason"))
+    elif change.trigger == "withdraw":
+        del marks[str(p["role"])]
+    elif change.trigger == "void":
+        for role in p["roles"]:
+            marks.pop(str(role), None)
+    else:
+        raise ValueError(f"unknown sign-off entry '{change.trigger}'")
+    return marks
+
+
+def missing_signoffs(definition: Definition, paper: PaperState) -> list[tuple[str, SignoffMark | None]]:
+    """The roles of the state's ``signoff`` that have not signed the paper off (in the order of ``roles``),
+    each with its refusal if it refused; empty when every sign-off is given (or the state asks for none)."""
+    spec = definition.states[paper.state].signoff
+    if spec is None:
+        return []
+    out: list[tuple[str, SignoffMark | None]] = []
+    for role in spec.roles:
+        mark = paper.signoffs.get(role)
+        if mark is None or mark.decision != "signed":
+            out.append((role, mark))
+    return out
+
+
+def _check_signoffs(definition: Definition, reference: str, paper: PaperState, t: Transition, actor: str) -> None:
+    """A transition that ``requires: [signoffs]`` fires only once every role signed the paper off and no
+    refusal stands (history recorded by the system or an import is not held back)."""
+    if not t.needs_signoffs or actor in _TRUSTED:
+        return
+    missing = missing_signoffs(definition, paper)
+    if not missing:
+        return
+    parts = [_("{role} (refused by {actor}: {reason})").format(role=role, actor=mark.actor, reason=mark.text or "–")
+             if mark is not None else _("{role} (open)").format(role=role) for role, mark in missing]
+    raise NotAllowedNowError(_("{reference}: '{trigger}' needs every sign-off first; missing: {missing}").format(
+        reference=reference, trigger=t.trigger, missing=", ".join(parts)))
+
+
+def signoff_request(reference: str, *, refuse: bool = False, withdraw: bool = False, note: str | None = None,
+                    reason: str | None = None) -> tuple[SignoffAct, str]:
+    """What a person asked for, as the CLI's options and the API's body give it (``--refuse --reason``,
+    ``--withdraw``, ``--note``): the act and its text, or an InputError for a combination that makes no sense."""
+    if refuse and withdraw:
+        raise InputError(_("{reference}: refuse and withdraw exclude each other").format(reference=reference))
+    if reason is not None and not refuse:
+        raise InputError(_("{reference}: a reason goes with a refusal; a sign-off takes a note").format(
+            reference=reference))
+    if note is not None and refuse:
+        raise InputError(_("{reference}: a refusal gives its reason as reason, not as note").format(
+            reference=reference))
+    if withdraw:
+        return "withdraw", note or ""
+    return ("refuse", reason or "") if refuse else ("sign", note or "")
+
+
+def decide_signoff(definition: Definition, reference: str, paper: PaperState, actor: str, act: SignoffAct,
+                   text: str, now: datetime) -> list[Change]:
+    """A person signs the paper off (``sign``, with an optional note), refuses to (``refuse``, with a required
+    reason) or withdraws their role's sign-off or refusal (``withdraw``): the one rule of the Mitzeichnung.
+
+    The person signs for a role of the state's ``signoff`` they hold that has not decided yet (the first in
+    the order of ``roles``); with ``order: sequence`` only the first role that has not signed may decide. A
+    sign-off records the hash of the paper's fields (:func:`fields_hash`)."""
+    state = definition.states[paper.state]
+    spec = state.signoff
+    if spec is None:
+        raise NotAllowedNowError(_("{reference} is in state '{state}' ({label}), which asks for no sign-off").format(
+            reference=reference, state=state.id, label=state.label))
+    held = [r for r in spec.roles if definition.holds_any(actor, (r,), None)]
+    if not held:
+        raise NotPermittedError(_("{actor} may not sign off {reference}: the sign-off is for the roles {roles}")
+                                .format(actor=actor, reference=reference, roles=", ".join(spec.roles)))
+    try:
+        note = clean_text(text, _("note")).strip()
+    except ValueError as exc:
+        raise InputError(f"{reference}: {exc}") from None
+    if act == "withdraw":
+        decided = sorted((r for r in held if r in paper.signoffs),
+                         key=lambda r: paper.signoffs[r].decision != "refused")  # a refusal first
+        if not decided:
+            raise NotAllowedNowError(_("{reference}: no sign-off or refusal of the roles {roles} stands; there is "
+                                       "nothing to withdraw").format(reference=reference, roles=", ".join(held)))
+        mark = paper.signoffs[decided[0]]
+        payload: dict[str, Any] = {"role": mark.role, "decision": mark.decision, "of": mark.actor}
+        if note:
+            payload["note"] = note
+        return [Change("signoff", "withdraw", paper.state, paper.state, actor, now, payload=payload)]
+    if act not in ("sign", "refuse"):
+        raise InputError(f"{reference}: unknown sign-off act '{act}'")
+    undecided = [r for r in held if r not in paper.signoffs]
+    if not undecided:
+        mark = paper.signoffs[held[0]]
+        if mark.decision == "refused":
+            raise NotAllowedNowError(_("{reference}: role '{role}' has refused already ({actor}); withdraw the refusal "
+                                       "first (--withdraw)").format(reference=reference, role=mark.role,
+                                                                    actor=mark.actor))
+        raise NotAllowedNowError(_("{reference}: role '{role}' has signed off already ({actor}); a sign-off is given "
+                                   "once").format(reference=reference, role=mark.role, actor=mark.actor))
+    role = undecided[0]
+    if spec.order == "sequence":
+        turn = next(r for r in spec.roles if r not in paper.signoffs or paper.signoffs[r].decision != "signed")
+        if turn not in undecided:
+            blocked = paper.signoffs.get(turn)
+            if blocked is not None:
+                raise NotAllowedNowError(_("{reference}: the sign-offs come in order, and role '{role}' has refused "
+                                           "({actor}); it must withdraw its refusal first").format(
+                    reference=reference, role=turn, actor=blocked.actor))
+            raise NotAllowedNowError(_("{reference}: the sign-offs come in order; it is the turn of role '{role}' "
+                                       "first").format(reference=reference, role=turn))
+        role = turn
+    if act == "refuse" and not note:
+        raise InputError(_("{reference}: a refusal needs a reason; please give one (--reason)").format(
+            reference=reference))
+    payload = {"role": role, "fields_hash": fields_hash(paper.fields)}
+    if note:
+        payload["reason" if act == "refuse" else "note"] = note
+    return [Change("signoff", act, paper.state, paper.state, actor, now, payload=payload)]
+
+
+def void_signoffs(before: PaperState, after: PaperState, now: datetime) -> list[Change]:
+    """The entry that voids the sign-offs given on other field values than the paper has after a change
+    (``before`` → ``after``: a field was changed after they were given); they are asked for again, and the
+    entry names the fields changed and the people who signed. Refusals stand until withdrawn."""
+    if not any(m.decision == "signed" for m in after.signoffs.values()):
+        return []  # nothing to void (and no hash to compute on every change of every paper)
+    current = fields_hash(after.fields)
+    stale = [m for m in after.signoffs.values() if m.decision == "signed" and m.fields_hash != current]
+    if not stale:
+        return []
+    changed = sorted(k for k in {*before.fields, *after.fields} if before.fields.get(k) != after.fields.get(k))
+    payload = {"roles": [m.role for m in stale], "signers": sorted({m.actor for m in stale}), "changed": changed,
+               "fields_hash": current}
+    return [Change("signoff", "void", after.state, after.state, SYSTEM_ACTOR, now, payload=payload)]

@@ -33,6 +33,7 @@ from .records import (
     FollowUpRecord,
     NewChild,
     Note,
+    PaperMail,
     ReminderRecord,
     StoredPaper,
     chain_entries,
@@ -40,6 +41,8 @@ from .records import (
     definition_note,
     digest_message_id,
     mail_note,
+    paper_mail_message_id,
+    paper_mail_note,
     reminder_message_id,
     token_note,
 )
@@ -167,7 +170,8 @@ class MemoryStore:
             return created
 
     def save(self, paper: StoredPaper, definition: Definition, state: PaperState, changes: Sequence[Change],
-             deadlines: DeadlineDiff = ((), ()), follow_ups: FollowUpDiff = NO_FOLLOW_UPS) -> int:
+             deadlines: DeadlineDiff = ((), ()), follow_ups: FollowUpDiff = NO_FOLLOW_UPS,
+             mails: Sequence[PaperMail] = ()) -> int:
         with self._lock:
             current = self._papers.get(paper.reference)
             if current is None or current.version != paper.version or current.id != paper.id:
@@ -177,7 +181,7 @@ class MemoryStore:
                     raise ConflictError(f"a paper with reference '{child.owed.reference}' exists already")
             new = replace(current, workflow_version=definition.version, definition_hash=definition.source_hash,
                           state=state, version=current.version + 1, updated_at=changes[-1].at)
-            version = self._write(current, new, definition, state, changes, deadlines).version
+            version = self._write(current, new, definition, state, changes, deadlines, mails).version
             self._write_follow_ups(paper.reference, follow_ups, changes[-1].at)
             return version
 
@@ -241,7 +245,7 @@ class MemoryStore:
             return next((r for r in self._follow_ups if r.child == reference and r.status == "created"), None)
 
     def _write(self, old: StoredPaper, new: StoredPaper, definition: Definition, state: PaperState,
-               changes: Sequence[Change], deadlines: DeadlineDiff) -> StoredPaper:
+               changes: Sequence[Change], deadlines: DeadlineDiff, mails: Sequence[PaperMail] = ()) -> StoredPaper:
         """Everything of one change, computed first and then applied, so a failure leaves nothing."""
         seq, prev = self.head()
         entries = chain_entries(seq, prev, new.reference, definition, changes)
@@ -249,6 +253,11 @@ class MemoryStore:
         deadline_rows, reminder_rows, ended = self._deadline_rows(new, deadlines, changes[-1].at)
         listed = {row.id: dict(deadline_audience(definition, planned))
                   for row, planned in zip(deadline_rows, deadlines[1], strict=True)}
+        for mail in mails:
+            reminder_rows.append(ReminderRecord(len(self._reminders) + len(reminder_rows) + 1, None, new.id,
+                                                new.reference, mail.kind, mail.label, mail.send_at, mail.recipients,
+                                                dict(mail.payload), paper_mail_message_id(new.reference, mail),
+                                                "pending", 0, mail.send_at, None, None, None, None))
         # nothing below can fail
         self._papers[new.reference] = new
         self._bodies[new.reference] = bodies_at(definition, state)
@@ -448,7 +457,13 @@ class MemoryOutbox:
             if current.status not in statuses or current.claim_token != reminder.claim_token:
                 return False
             rows[reminder.id - 1] = replace(current, attempts=current.attempts + count, **values)
-            if outcome is not None and current.deadline_id is not None:
+            if outcome is not None and current.deadline_id is None and current.reference is not None:
+                paper = store._papers[current.reference]  # a paper's mail of no deadline (PaperMail)
+                kind, now, message_ids, error = outcome
+                store._note(paper.reference, [paper_mail_note(reminder, paper.workflow, paper.workflow_version, kind,
+                                                              now, attempts=reminder.attempts + count,
+                                                              message_ids=message_ids, error=error)])
+            elif outcome is not None and current.deadline_id is not None:
                 deadline = store._deadlines[current.deadline_id - 1]
                 paper = store._papers[deadline.reference]
                 kind, now, message_ids, error = outcome

@@ -15,7 +15,15 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .records import SYSTEM, DeadlineRecord, ReminderRecord, digest_message_id, mail_note, token_note
+from .records import (
+    SYSTEM,
+    DeadlineRecord,
+    ReminderRecord,
+    digest_message_id,
+    mail_note,
+    paper_mail_note,
+    token_note,
+)
 from .timecodec import from_db, from_db_or_none
 
 if TYPE_CHECKING:
@@ -165,7 +173,7 @@ class SqlOutbox:
         """Finish the row if it is still this claim's; with ``outcome`` (outcome, now, Message-IDs, error) also
         append its ``mail`` entry, under the trail's append lock, in the same transaction."""
         store = self.store
-        noted = outcome is not None and reminder.deadline_id is not None  # a digest belongs to no paper
+        noted = outcome is not None and reminder.paper_id is not None  # a digest belongs to no paper
         with store._transaction() as cur:
             if noted:
                 seq, prev = store._append_lock(cur)
@@ -174,7 +182,16 @@ class SqlOutbox:
                         {**params, "id": reminder.id, "token": reminder.claim_token})
             if cur.rowcount != 1:
                 return False
-            if noted:
+            if noted and reminder.deadline_id is None:  # a paper's mail of no deadline (PaperMail)
+                assert outcome is not None
+                cur.execute(self._sql("SELECT workflow, workflow_version FROM papers WHERE id = :id"),
+                            {"id": reminder.paper_id})
+                workflow, version = cur.fetchone()
+                kind, now, message_ids, error = outcome
+                store._append_notes(cur, reminder.paper_id, seq, prev, [paper_mail_note(
+                    reminder, workflow, int(version), kind, now, attempts=reminder.attempts + count,
+                    message_ids=message_ids, error=error)])
+            elif noted:
                 assert outcome is not None
                 cur.execute(self._sql(f"SELECT {_DEADLINE_COLUMNS_OF_D}, p.workflow, p.workflow_version, p.id "
                                       "FROM deadlines d JOIN papers p ON p.id = d.paper_id WHERE d.id = :id"),

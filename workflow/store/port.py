@@ -22,6 +22,7 @@ from .records import (
     FollowUpDiff,
     FollowUpRecord,
     NewChild,
+    PaperMail,
     ReminderRecord,
     StoredPaper,
 )
@@ -185,10 +186,11 @@ class Store(Protocol):
         ...
 
     def save(self, paper: StoredPaper, definition: Definition, state: PaperState, changes: Sequence[Change],
-             deadlines: DeadlineDiff = ((), ()), follow_ups: FollowUpDiff = NO_FOLLOW_UPS) -> int:
+             deadlines: DeadlineDiff = ((), ()), follow_ups: FollowUpDiff = NO_FOLLOW_UPS,
+             mails: Sequence[PaperMail] = ()) -> int:
         """Write ``state`` (on ``definition``'s version) ``WHERE version = paper.version``, append the
-        entries, sync the deadlines and the follow-ups (children created with their parent's entries), all in
-        one transaction; the new version (ConflictError if stale)."""
+        entries, sync the deadlines and the follow-ups (children created with their parent's entries), queue
+        ``mails``, all in one transaction; the new version (ConflictError if stale)."""
         ...
 
     def complete_follow_up(self, row: FollowUpRecord, now: datetime, child: NewChild | None,

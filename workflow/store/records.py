@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from ..follow_up import Owed
 
 __all__ = ["NOTE_KINDS", "AuditRecord", "DeadlineDiff", "DeadlineRecord", "FollowUpDiff", "FollowUpRecord",
-           "NewChild", "Note", "ReminderRecord", "StoredPaper", "body_of", "chain_entries", "chain_notes",
-           "definition_note", "follow_up_note", "mail_note", "reminder_message_id", "token_note"]
+           "NewChild", "Note", "PaperMail", "ReminderRecord", "StoredPaper", "body_of", "chain_entries", "chain_notes",
+           "definition_note", "follow_up_note", "mail_note", "paper_mail_message_id", "reminder_message_id",
+           "token_note"]
 
 # NOTE_KINDS (workflow/paper.py): replay passes over these entries, and a paper's pointer to its newest entry
 # never points at one.
@@ -149,6 +150,25 @@ def reminder_message_id(reference: str, name: str, branch: str, kind: str, label
     return f"<{digest}.{kind}@councilflow>"
 
 
+@dataclass(frozen=True)
+class PaperMail:
+    """A mail about a paper that belongs to no deadline (the sign-offs of a paper were voided), queued in the
+    transaction of the change that causes it; ``payload`` is what its template needs besides the paper."""
+
+    kind: str
+    label: str
+    recipients: tuple[str, ...]
+    send_at: datetime
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+def paper_mail_message_id(reference: str, mail: PaperMail) -> str:
+    """A stable, unique Message-ID for a paper's mail without a deadline."""
+    basis = "\x1f".join([reference, mail.kind, mail.label, mail.send_at.isoformat(), *mail.recipients])
+    digest = hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
+    return f"<{digest}.{mail.kind}@councilflow>"
+
+
 def digest_message_id(day: str, recipient: str) -> str:
     """The Message-ID of one person's deadline overview of one day (queued once)."""
     key = hashlib.sha256(recipient.lower().encode("utf-8")).hexdigest()[:16]
@@ -251,6 +271,20 @@ def mail_note(reminder: ReminderRecord, deadline: DeadlineRecord, workflow: str,
         payload["reason"] = DEADLINE_ENDED
     return Note("mail", reminder.kind, SYSTEM, at, payload, deadline.reference, workflow, workflow_version,
                 deadline.branch or None, deadline.body)
+
+
+def paper_mail_note(reminder: ReminderRecord, workflow: str, workflow_version: int, outcome: str, at: datetime, *,
+                    attempts: int, message_ids: Mapping[str, str] | None = None, error: str | None = None) -> Note:
+    """The entry of a paper's mail without a deadline (:class:`PaperMail`) that was sent or finally failed: its
+    kind, label, recipients, the Message-ID of each copy, the outcome with the error, and the attempts made."""
+    assert outcome in MAIL_OUTCOMES, outcome
+    payload: dict[str, Any] = {"mail": reminder.kind, "mail_id": reminder.id, "label": reminder.label,
+                               "outcome": outcome, "recipients": list(reminder.recipients), "attempts": attempts}
+    if message_ids:
+        payload["message_ids"] = dict(message_ids)
+    if error:
+        payload["error"] = error[:2000]
+    return Note("mail", reminder.kind, SYSTEM, at, payload, reminder.reference or "", workflow, workflow_version)
 
 
 def token_note(action: str, token_id: int, email: str, scope: str, label: str, actor: str, at: datetime) -> Note:

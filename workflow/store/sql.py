@@ -27,7 +27,15 @@ from ..chain import GENESIS
 from ..deadlines import audience
 from ..definition import Definition
 from ..errors import ConflictError, InputError, NotFoundError, StorageError
-from ..paper import Change, PaperState, bodies_at, branches_from_json, branches_to_json
+from ..paper import (
+    Change,
+    PaperState,
+    bodies_at,
+    branches_from_json,
+    branches_to_json,
+    signoffs_from_json,
+    signoffs_to_json,
+)
 from . import SCHEMA_HEAD, default_url
 from .outbox import _DEADLINE_COLUMNS, _REMINDER_COLUMNS, _deadline, _reminder
 from .records import (
@@ -40,11 +48,13 @@ from .records import (
     FollowUpRecord,
     NewChild,
     Note,
+    PaperMail,
     StoredPaper,
     chain_entries,
     chain_notes,
     definition_note,
     mail_note,
+    paper_mail_message_id,
     reminder_message_id,
 )
 from .tables import AuditRow, DefinitionRow, PaperRow
@@ -63,20 +73,20 @@ _defs = DefinitionRow.__table__  # type: ignore[attr-defined]
 
 _NAMED = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 _PAPER_COLUMNS = ("id, reference, workflow, workflow_version, definition_hash, state, entered_at, meeting, branches, "
-                  "fields, result, created_at, updated_at, version, last_seq, last_hash, done")
+                  "fields, result, created_at, updated_at, version, last_seq, last_hash, done, signoffs")
 _SELECT_PAPER = f"SELECT {_PAPER_COLUMNS} FROM papers WHERE reference = :reference"
 _PAPERS_AFTER = f"SELECT {_PAPER_COLUMNS} FROM papers WHERE id > :after ORDER BY id LIMIT :limit"
 _INSERT_PAPER = (
     "INSERT INTO papers (reference, workflow, workflow_version, definition_hash, state, entered_at, meeting, "
-    "branches, fields, result, created_at, updated_at, version, last_seq, last_hash, done, public) VALUES (:reference, "
-    ":workflow, :workflow_version, :definition_hash, :state, :entered_at, :meeting, :branches, :fields, :result, "
-    ":created_at, :updated_at, 1, :last_seq, :last_hash, :done, :public) RETURNING id"
+    "branches, fields, result, created_at, updated_at, version, last_seq, last_hash, done, signoffs, public) VALUES "
+    "(:reference, :workflow, :workflow_version, :definition_hash, :state, :entered_at, :meeting, :branches, :fields, "
+    ":result, :created_at, :updated_at, 1, :last_seq, :last_hash, :done, :signoffs, :public) RETURNING id"
 )
 _UPDATE_PAPER = (
     "UPDATE papers SET state = :state, entered_at = :entered_at, meeting = :meeting, branches = :branches, "
     "fields = :fields, result = :result, updated_at = :updated_at, version = :new_version, last_seq = :last_seq, "
     "last_hash = :last_hash, workflow_version = :workflow_version, definition_hash = :definition_hash, done = :done, "
-    "public = :public WHERE id = :id AND version = :version"
+    "signoffs = :signoffs, public = :public WHERE id = :id AND version = :version"
 )
 _INSERT_AUDIT = (
     "INSERT INTO audit (seq, paper_id, reference, workflow, workflow_version, kind, trigger, from_state, to_state, "
@@ -108,6 +118,11 @@ _INSERT_REMINDER = (
 _INSERT_AUDIENCE = ("INSERT INTO deadline_audience (email, due_at, deadline_id, since) VALUES (:email, :due_at, "
                     ":deadline_id, :since)")
 _DROP_AUDIENCE = "DELETE FROM deadline_audience WHERE deadline_id = :deadline_id"
+_INSERT_PAPER_MAIL = (
+    "INSERT INTO reminders (deadline_id, paper_id, reference, kind, label, send_at, recipients, payload, message_id, "
+    "status, attempts, next_attempt_at) VALUES (NULL, :paper_id, :reference, :kind, :label, :send_at, :recipients, "
+    ":payload, :message_id, 'pending', 0, :send_at)"
+)
 _NEXT_DUE = ("UPDATE papers SET next_due = (SELECT MIN(due_at) FROM deadlines WHERE paper_id = :id "
              "AND status = 'running') WHERE id = :id")
 _DROP_BODIES = "DELETE FROM paper_bodies WHERE paper_id = :id"
@@ -178,7 +193,7 @@ class SqlStore:
         self._q = {name: self._sql(globals()[name]) for name in
                    ("_SELECT_PAPER", "_PAPERS_AFTER", "_INSERT_PAPER", "_UPDATE_PAPER", "_INSERT_AUDIT",
                     "_CANCEL_REMINDERS", "_END_DEADLINE", "_INSERT_DEADLINE", "_INSERT_REMINDER", "_INSERT_AUDIENCE",
-                    "_DROP_AUDIENCE", "_NEXT_DUE", "_DROP_BODIES", "_INSERT_BODY")}
+                    "_DROP_AUDIENCE", "_NEXT_DUE", "_DROP_BODIES", "_INSERT_BODY", "_INSERT_PAPER_MAIL")}
         self._kept: list[Any] = []
         self._kept_lock = threading.Lock()
         # (head seq, page size, modified_since) -> (public papers, first id of the pages found); see oparl_page
@@ -397,7 +412,7 @@ class SqlStore:
 
     def _paper_from_row(self, row: Sequence[Any]) -> StoredPaper:
         (pid, reference, workflow, wf_version, def_hash, state_id, entered_at, meeting, branches_raw, fields_raw,
-         result, created_at, updated_at, version, last_seq, last_hash, done_raw) = row
+         result, created_at, updated_at, version, last_seq, last_hash, done_raw, signoffs_raw) = row
         branches_json = json.loads(branches_raw) if isinstance(branches_raw, str) else branches_raw
         fields = json.loads(fields_raw) if isinstance(fields_raw, str) else fields_raw
         branches = branches_from_json(branches_json or {})
@@ -406,7 +421,9 @@ class SqlStore:
             self._local.fields_text = (fields_dict, fields_raw)  # reused by save() if the fields stay as read
         done_list = json.loads(done_raw) if isinstance(done_raw, str) else done_raw
         done = frozenset((str(n), str(b)) for n, b in done_list or ())
-        state = PaperState(state_id, from_db(entered_at), from_db_or_none(meeting), branches, fields_dict, result, done)
+        signoffs = signoffs_from_json(json.loads(signoffs_raw) if isinstance(signoffs_raw, str) else signoffs_raw)
+        state = PaperState(state_id, from_db(entered_at), from_db_or_none(meeting), branches, fields_dict, result, done,
+                           signoffs)
         return StoredPaper(pid, reference, workflow, wf_version, def_hash, state, version, from_db(created_at),
                            from_db(updated_at), int(last_seq), str(last_hash))
 
@@ -424,6 +441,7 @@ class SqlStore:
             "fields": fields,
             "result": state.result,
             "done": json.dumps(sorted(state.done)) if state.done else None,
+            "signoffs": json.dumps(signoffs_to_json(state.signoffs), ensure_ascii=False) if state.signoffs else None,
             "public": is_public(state),
         }
 
@@ -575,20 +593,23 @@ class SqlStore:
         changes: Sequence[Change],
         deadlines: DeadlineDiff = ((), ()),
         follow_ups: FollowUpDiff = NO_FOLLOW_UPS,
+        mails: Sequence[PaperMail] = (),
     ) -> int:
-        """Write the new state ``WHERE version = paper.version`` and append ``changes``; new version.
+        """Write the new state ``WHERE version = paper.version`` and append ``changes``, queue ``mails``; new
+        version.
 
         The paper runs on ``definition`` afterwards (a migration moves it to another version)."""
         new_version = paper.version + 1
         dbapi = self.engine.dialect.dbapi
         assert dbapi is not None
         try:
-            return self._save(paper, definition, state, changes, deadlines, follow_ups, new_version)
+            return self._save(paper, definition, state, changes, deadlines, follow_ups, mails, new_version)
         except dbapi.IntegrityError:  # a follow-up paper's reference was taken meanwhile
             raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry") from None
 
     def _save(self, paper: StoredPaper, definition: Definition, state: PaperState, changes: Sequence[Change],
-              deadlines: DeadlineDiff, follow_ups: FollowUpDiff, new_version: int) -> int:
+              deadlines: DeadlineDiff, follow_ups: FollowUpDiff, mails: Sequence[PaperMail],
+              new_version: int) -> int:
         with self._transaction() as cur:
             rows, last_seq, last_hash = self._chain(cur, paper.reference, definition, changes)
             params = {**self._state_params(state), "updated_at": self._db_time(changes[-1].at),
@@ -601,6 +622,12 @@ class SqlStore:
             self._insert_entries(cur, paper.id, rows)
             notes = self._sync_deadlines(cur, paper.id, paper.reference, definition, deadlines, changes[-1].at)
             self._append_notes(cur, paper.id, last_seq, last_hash, notes)
+            for mail in mails:
+                cur.execute(self._q["_INSERT_PAPER_MAIL"], {
+                    "paper_id": paper.id, "reference": paper.reference, "kind": mail.kind, "label": mail.label,
+                    "send_at": self._db_time(mail.send_at), "recipients": json.dumps(list(mail.recipients)),
+                    "payload": json.dumps(dict(mail.payload), ensure_ascii=False),
+                    "message_id": paper_mail_message_id(paper.reference, mail)})
             before = bodies_at(definition, paper.state) if definition.source_hash == paper.definition_hash else None
             self._sync_bodies(cur, paper.id, paper.reference, before, bodies_at(definition, state))
             if any(follow_ups):

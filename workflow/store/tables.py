@@ -105,6 +105,9 @@ class PaperRow(SQLModel, table=True):
     public: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=text("true")))
     next_due: datetime | None = _utc(nullable=True)
     oparl: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The sign-offs standing in the current visit of the state: {role: {decision, actor, at, fields_hash, text}}
+    # (NULL: none; revision 0009).
+    signoffs: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class PaperBodyRow(SQLModel, table=True):

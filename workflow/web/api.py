@@ -14,6 +14,8 @@ from ..config import Settings
 from ..diagram import to_json, to_mermaid
 from ..engine import Engine
 from ..errors import InputError, NotFoundError
+from ..i18n import gettext as _
+from ..paper import signoff_request
 from ..store import StoredPaper
 from ..values import field_texts, user_instant
 from .identity import Identity
@@ -112,10 +114,11 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
 
     @router.post("/papers/{reference:path}", tags=["papers"],
                  summary="…/fire: fire a trigger; …/meeting: set or move a meeting; …/deadlines/NAME/done: mark a "
-                         "deadline done")
+                         "deadline done; …/sign: sign off (note), refuse (refuse: true, reason) or withdraw "
+                         "(withdraw: true)")
     def change_paper(request: Request, reference: str, payload: dict[str, Any] = Body(...),
                      who: Person = Depends(user)) -> dict[str, Any]:
-        paper, action = target(request, who, ("fire", "meeting", "done"))
+        paper, action = target(request, who, ("fire", "meeting", "done", "sign"))
         branch = payload.get("branch")
         if branch is not None and not isinstance(branch, str):
             raise InputError("'branch' must be the id of a body")
@@ -144,8 +147,16 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
                 raise InputError("'note' must be text and 'undo' true or false")
             engine.done(paper.reference, action.removeprefix("done:"), writer(who), branch=branch, note=note,
                         undo=undo, expected_version=_version(payload))
+        elif action == "sign":
+            flags, texts = (payload.get("refuse", False), payload.get("withdraw", False)), \
+                (payload.get("note"), payload.get("reason"))
+            if not all(isinstance(f, bool) for f in flags) or not all(t is None or isinstance(t, str) for t in texts):
+                raise InputError(_("'refuse' and 'withdraw' must be true or false, 'note' and 'reason' text"))
+            act, text = signoff_request(paper.reference, refuse=flags[0], withdraw=flags[1], note=texts[0],
+                                        reason=texts[1])
+            engine.sign(paper.reference, writer(who), act=act, text=text, expected_version=_version(payload))
         else:
-            raise NotFoundError(f"POST {paper.reference}/fire, …/meeting or …/deadlines/NAME/done")
+            raise NotFoundError(f"POST {paper.reference}/fire, …/meeting, …/sign or …/deadlines/NAME/done")
         return engine.status(paper.reference).to_json()
 
     @router.get("/reminders", tags=["deadlines"])

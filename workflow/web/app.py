@@ -23,7 +23,8 @@ from fastapi.templating import Jinja2Templates
 from ..config import Settings
 from ..engine import Engine
 from ..errors import WorkflowError
-from ..german import branch_status, format_local
+from ..german import branch_status, format_local, signoff_status
+from ..i18n import gettext
 from .api import api_router
 from .audit_api import audit_router
 from .feed import feed_router
@@ -103,6 +104,8 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["local"] = lambda m, zone="Europe/Berlin": format_local(m, zone)
     templates.env.filters["branch_status"] = branch_status
+    templates.env.filters["signoff_status"] = signoff_status
+    templates.env.globals.setdefault("_", gettext)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     identity = Identity(engine, settings)
     secret = (settings.secret or secrets.token_hex(32)).encode("utf-8")

@@ -22,8 +22,9 @@ from ..definition import Definition
 from ..diagram import svg_inline
 from ..engine import Engine, Status
 from ..errors import InputError, NotPermittedError, ToolMissingError, WorkflowError
-from ..german import EntryText, entry_text, field_label
-from ..paper import branch_version
+from ..german import EntryText, entry_label, entry_text, field_label
+from ..i18n import gettext as _
+from ..paper import branch_version, signoff_request
 from ..report import WEB_MAX_ENTRIES, ReportFormat, build_report, render, report_filename
 from ..store import AuditRecord, StoredPaper
 from ..tokens import CALENDAR, calendar_path, create_token, list_tokens, revoke_calendar
@@ -144,6 +145,8 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
             out["label"] = definition.trigger_label(str(data["trigger"]))
         if data.get("deadline"):
             out["label"] = next(d.label for d in definition.deadlines if d.name == data["deadline"])
+        if out["kind"] == "signoff":
+            out["label"] = entry_label(definition, "signoff", str(data.get("act")), {})
         if out["kind"] == "meeting":
             status = engine.view(paper)
             out["when"] = next((b.meeting for b in status.branches if b.body == branch), None) if branch \
@@ -314,6 +317,41 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                                                            "reason": reason})
         return back_to(request, paper.reference, who, "fire", trigger=trigger, branch=branch or None)
 
+    def signoff_form(request: Request, who: Person, paper: StoredPaper, status_code: int = 200, error: str = "",
+                     values: dict[str, str] | None = None) -> HTMLResponse:
+        status = engine.view(paper)
+        return page(request, "signoff.html", who, status_code, paper=paper, status=status, error=error,
+                    values=values or {}, can_sign=engine.may_sign(paper, who),
+                    can_refuse=engine.may_sign(paper, who, "refuse"), zone=engine.definition_of(paper).timezone,
+                    quote=lambda r: quote(r, safe=""))
+
+    @router.get("/vorlagen/{reference:path}/mitzeichnen", response_class=HTMLResponse)
+    def signoff_page(request: Request, reference: str, who: Person = Depends(user)) -> HTMLResponse:
+        """The Mitzeichnung of a paper on a page of its own: sign it off with an optional note, or refuse to
+        with a reason (no script needed)."""
+        return signoff_form(request, who, engine.paper_for(reference, who))
+
+    @router.post("/vorlagen/{reference:path}/mitzeichnen", response_class=HTMLResponse)
+    def signoff_submit(request: Request, reference: str, act: str = Form(...), csrf: str = Form(""),
+                       note: str = Form(""), reason: str = Form(""), version: int | None = Form(None),
+                       who: Person = Depends(user)) -> Response:
+        """Sign off, refuse (with its reason) or withdraw; an error is shown on the sign-off page with what was
+        entered."""
+        paper = engine.paper_for(reference, who)
+        try:
+            check_csrf(request, who, csrf)
+            if act not in ("sign", "refuse", "withdraw"):
+                raise InputError(_("{reference}: unknown sign-off action '{act}'").format(reference=paper.reference,
+                                                                                          act=act[:40]))
+            chosen, text = signoff_request(paper.reference, refuse=act == "refuse", withdraw=act == "withdraw",
+                                           note=None if act == "refuse" else note,
+                                           reason=reason if act == "refuse" else None)
+            engine.sign(paper.reference, writer(who), act=chosen, text=text, expected_version=version)
+        except WorkflowError as exc:
+            return signoff_form(request, who, engine.paper_for(reference, who), http_status(exc), exc.message,
+                                {"note": note, "reason": reason})
+        return back_to(request, paper.reference, who, "signoff", act=chosen)
+
     @router.get("/vorlagen/{reference:path}", response_class=HTMLResponse)
     def paper_page(request: Request, reference: str, vor: int | None = None,
                    who: Person = Depends(user)) -> HTMLResponse:
@@ -338,6 +376,8 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                     actions=engine.actions(paper, who), references=references,
                     meeting_targets=meeting_targets(paper, status, who),
                     trigger_label=definition.trigger_label,
+                    can_sign=engine.may_sign(paper, who) or engine.may_sign(paper, who, "refuse"),
+                    can_withdraw=engine.may_sign(paper, who, "withdraw"),
                     can_mark=lambda v: engine.may_mark_done(paper, who, v.deadline.name, v.deadline.branch or None,
                                                             undo=v.done is not None),
                     diagram=diagram, diagram_missing=diagram_missing, zone=definition.timezone,
