@@ -244,10 +244,10 @@ def test_a_tampered_signoff_breaks_the_chain(tmp_path: Path, clock: FixedClock) 
 
 @pytest.mark.parametrize(("old", "new", "where", "message"), [
     ("roles: [kaemmerei, rechtsamt], order", "roles: [kaemmerei, finanzamt], order", "16:34",
-     "unknown role 'finanzamt'"),
+     "unbekannte Rolle 'finanzamt'"),
     ("roles: [kaemmerei, rechtsamt], order", "roles: [], order", "16:22",
-     "signoff von state 'entwurf' nennt keine Rolle"),
-    ("order: sequence", "order: reihe", "16:53", "order des signoff von state 'entwurf' muss any | sequence sein"),
+     "signoff von Zustand 'entwurf' nennt keine Rolle"),
+    ("order: sequence", "order: reihe", "16:53", "order des signoff von Zustand 'entwurf' muss any | sequence sein"),
     ("roles: [kaemmerei, rechtsamt], order", "roles: [kaemmerei, kaemmerei], order", "16:34",
      "nennt die Rolle 'kaemmerei' zweimal"),
     ("roles: [kaemmerei, rechtsamt], order", "roles: [body], order", "16:23", "'body' kann nicht mitzeichnen"),
