@@ -94,7 +94,7 @@ def test_sandbox_escapes_are_load_errors(tmp_path: Path, payload: str) -> None:
         check_templates(definition, folder)
     [problem] = caught.value.problems
     assert (problem.path, problem.line) == (str(template), 2)
-    assert problem.message.startswith("template: ")
+    assert problem.message.startswith("Mailvorlage: ")
 
 
 def test_override_templates_are_used(tmp_path: Path) -> None:
@@ -124,6 +124,6 @@ def test_broken_template_fails_validate(tmp_path: Path, capsys: pytest.CaptureFi
     broken = folder / "templates" / "sachstandsbericht" / "escalation.html"
     broken.write_text("<p>\n{{ paper.titel }}\n</p>\n", encoding="utf-8")
     assert run(["definitions", "validate", str(folder)]) == 3
-    assert capsys.readouterr().err.startswith(f"{broken}:2:1: template: UndefinedError:")
+    assert capsys.readouterr().err.startswith(f"{broken}:2:1: Mailvorlage: UndefinedError:")
 
 

@@ -217,7 +217,7 @@ def test_a_login_never_goes_over_plain_smtp(engine: Engine) -> None:
     message["From"], message["To"], message["Subject"] = LANDRAT, SITZ, "x"
     with smtp_server() as (sink, port):
         plain = transport_from_url(f"smtp://fristen:geheim@127.0.0.1:{port}", default_folder=Path("."))
-        with pytest.raises(SendError, match="offers no STARTTLS") as caught:
+        with pytest.raises(SendError, match="bietet kein STARTTLS an") as caught:
             plain.send(message)
         assert caught.value.temporary is False
         insecure = transport_from_url(f"smtp+insecure://fristen:geheim@127.0.0.1:{port}", default_folder=Path("."))
