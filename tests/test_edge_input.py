@@ -247,7 +247,7 @@ def test_templates_are_bounded(tmp_path: Path) -> None:
                                               r"Mailvorlage braucht mehr als 100\.000 Schleifenschritte"):
         Renderer(override=tmp_path).render("remind", {})
     (tmp_path / "reminder.subject.txt").write_text("{{ 'x' * 100000000 }}", encoding="utf-8")
-    with pytest.raises(DefinitionError, match="builds a value of more than"):
+    with pytest.raises(DefinitionError, match="baut einen Wert aus mehr als"):
         Renderer(override=tmp_path).render("remind", {})
 
 

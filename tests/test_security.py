@@ -87,7 +87,7 @@ def test_the_trusted_header_counts_only_from_the_proxy(engine: Engine, caplog: p
     """From any other address (or sent twice) it is refused and logged; from the proxy it signs in."""
     with _client(engine, client=("10.1.2.3", 5000)) as client:
         response = client.get("/api/papers", headers={"X-Remote-User": "pruefung@kreis.example"})
-    assert response.status_code == 401 and "trusted proxies" in response.json()["detail"]
+    assert response.status_code == 401 and "vertrauenswürdigen Proxys" in response.json()["detail"]
     assert any("10.1.2.3" in r.getMessage() for r in caplog.records)
     with _client(engine) as client:
         assert client.get("/api/papers", headers={"X-Remote-User": LANDRAT}).status_code == 200
