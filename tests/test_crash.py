@@ -123,6 +123,6 @@ def test_serve_catches_up_and_stops_on_sigterm(engine: Engine, clock: FixedClock
     if opens <= now + timedelta(minutes=1):
         assert expected <= received | {m["Message-ID"] for m in sink.messages}
     else:
-        assert sink.messages == [] and re.search(r"\b[1-9]\d* wait for the mail window", out), out
+        assert sink.messages == [] and re.search(r"\b[1-9]\d* warten auf das Versandfenster", out), out
     assert child.returncode == 0, err
     assert "serve: SIGTERM erhalten" in out and out.rstrip().endswith("serve: beendet")

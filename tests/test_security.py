@@ -93,7 +93,7 @@ def test_the_trusted_header_counts_only_from_the_proxy(engine: Engine, caplog: p
         assert client.get("/api/papers", headers={"X-Remote-User": LANDRAT}).status_code == 200
         twice = client.get("/api/papers", headers=[("X-Remote-User", "a@kreis.example"),
                                                    ("X-Remote-User", LANDRAT)])
-        assert twice.status_code == 401 and "more than once" in twice.json()["detail"]
+        assert twice.status_code == 401 and "mehr als einmal" in twice.json()["detail"]
         assert client.get("/api/papers", headers={"X-Remote-User": "kein-mensch"}).status_code == 401
 
 
