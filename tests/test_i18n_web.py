@@ -24,13 +24,14 @@ from .conftest import LANDRAT, SPEC
 
 PROXY = ("127.0.0.1", 50000)
 USER = {"X-Remote-User": LANDRAT}
+AUDITOR = "pruefung@kreis-coesfeld.example"
 
 
 @pytest.fixture
 def client(defs_dir: Path, clock: FixedClock) -> Iterator[TestClient]:
     """The pages over the in-memory store: the language is the web's, not the backend's."""
     engine = Engine(MemoryStore(), DefinitionLibrary(defs_dir), clock)
-    app = create_app(engine, Settings(secret="test-secret", trusted_header="X-Remote-User",
+    app = create_app(engine, Settings(auditors=AUDITOR, secret="test-secret", trusted_header="X-Remote-User",
                                       trusted_proxies="127.0.0.1"))
 
     @app.get("/_language")
@@ -101,6 +102,32 @@ def test_an_api_problem_speaks_the_request_language(client: TestClient) -> None:
     assert refused.json() | {"instance": None} == {
         "type": "about:blank", "title": "Invalid input", "status": 400, "instance": None,
         "detail": "body needs 'workflow' and 'reference' (and 'fields')"}
+
+
+def test_every_page_has_its_english_texts(client: TestClient) -> None:
+    english = {**USER, "Accept-Language": "en"}
+    created = client.post("/api/papers", headers=english, json={
+        "workflow": "sachstandsbericht", "reference": "SV-9-1809", "fields": {"title": "Digitalisierungsstrategie"}})
+    assert created.status_code == 201, created.text
+    for path, heading, text in (("/", "My deadlines", "Subscribe to the calendar"),
+                                ("/vorlagen/neu?workflow=sachstandsbericht", "New paper", "Create paper"),
+                                ("/vorlagen/SV-9-1809", "SV-9-1809", "Next step")):
+        page = client.get(path, headers=english)
+        assert page.status_code == 200 and _h1(page.text).startswith(heading) and text in page.text, path
+        for german in ("Meine Fristen", "Vorlage anlegen", "Nächster Schritt", "Verlauf", "Abbrechen"):
+            assert german not in page.text, (path, german)
+
+
+def test_the_audit_page_and_the_pruefbericht_speak_the_request_language(client: TestClient) -> None:
+    auditor = {"X-Remote-User": AUDITOR}
+    assert _h1(client.get("/pruefpfad", headers=auditor).text) == "Prüfpfad"
+    assert _h1(client.get("/pruefpfad", headers={**auditor, "Accept-Language": "en"}).text) == "Audit trail"
+    german = client.get("/pruefpfad/bericht?format=html", headers=auditor)
+    english = client.get("/pruefpfad/bericht?format=html", headers={**auditor, "Accept-Language": "en"})
+    assert german.status_code == english.status_code == 200
+    assert _h1(german.text) == "Prüfbericht" and "Prüfung der gesamten Kette" in german.text
+    assert _h1(english.text) == "Audit report" and "Verification of the whole chain" in english.text
+    assert '<html lang="en">' in english.text and "Prüfsumme" not in english.text
 
 
 def _mails(tmp_path: Path, override: Path | None = None) -> dict[str, tuple[str, str, str]]:
