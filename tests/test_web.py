@@ -58,7 +58,7 @@ def test_identity_is_required(client: TestClient, engine: Engine) -> None:
     assert client.get("/api/definitions", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     revoke_token(engine.store, token_id, engine.clock.now())
     response = client.get("/api/definitions", headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 401 and "revoked" in response.json()["detail"]
+    assert response.status_code == 401 and "widerrufen" in response.json()["detail"]
 
 
 def test_definitions_endpoints(client: TestClient) -> None:
