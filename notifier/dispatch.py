@@ -26,6 +26,7 @@ from workflow.definition import Calendar, Definition
 from workflow.engine import SIGNOFF_VOID_MAIL, Engine
 from workflow.errors import DefinitionError, InputError, NotFoundError, WorkflowError
 from workflow.german import field_label
+from workflow.i18n import _
 from workflow.store import DeadlineRecord, ReminderRecord
 
 from .render import KINDS, Renderer, build_message, deadline_entries, header_message_id, make_ics, meeting_of
@@ -122,7 +123,7 @@ class Composer:
         deadline = next((d for d in self.outbox.deadlines(reminder.reference, running_only=False)
                          if d.id == reminder.deadline_id), None)
         if deadline is None:
-            raise NotFoundError(f"reminder {reminder.id}: its deadline is gone")
+            raise NotFoundError(_("reminder {id}: its deadline is gone").format(id=reminder.id))
         state = definition.states[paper.state.state]
         meeting = meeting_of(paper.state, deadline)
         body = definition.bodies.get(deadline.body) if deadline.body else None
@@ -245,9 +246,11 @@ class TickReport:
     delivered: list[ReminderRecord] = field(default_factory=list)
 
     def line(self) -> str:
-        return (f"tick: {self.claimed} claimed, {self.sent} sent, {self.retried} to retry, {self.failed} failed, "
-                f"{self.fenced} taken over, {self.digests} digests queued, {self.deferred} wait for the mail window"
-                + (f", {self.follow_ups} follow-up papers created" if self.follow_ups else ""))
+        return _("tick: {claimed} claimed, {sent} sent, {retried} to retry, {failed} failed, {fenced} taken over, "
+                 "{digests} digests queued, {deferred} wait for the mail window").format(
+            claimed=self.claimed, sent=self.sent, retried=self.retried, failed=self.failed, fenced=self.fenced,
+            digests=self.digests, deferred=self.deferred) + (
+            _(", {count} follow-up papers created").format(count=self.follow_ups) if self.follow_ups else "")
 
 
 class Dispatcher:
@@ -299,8 +302,8 @@ class Dispatcher:
             messages = self.composer.compose_each(reminder, now, prepared)
         except (DefinitionError, InputError, NotFoundError) as exc:
             report.failed += 1
-            report.errors.append(f"reminder {reminder.id}: {exc}")
-            self.outbox.mark_failed(reminder, f"cannot compose: {exc}", now)
+            report.errors.append(_("reminder {id}: {reason}").format(id=reminder.id, reason=exc))
+            self.outbox.mark_failed(reminder, _("cannot compose: {reason}").format(reason=exc), now)
             return
         lease = timedelta(seconds=self.settings.lease_seconds)
         if not self.outbox.renew(reminder, max(now, self.engine.clock.now()) + lease):
@@ -320,9 +323,10 @@ class Dispatcher:
                     self.outbox.skip(reminder, now)  # its deadline ended meanwhile: no retry
             else:
                 report.failed += 1
-                report.errors.append(f"reminder {reminder.id}: {exc}")
+                report.errors.append(_("reminder {id}: {reason}").format(id=reminder.id, reason=exc))
                 self.outbox.mark_failed(reminder, str(exc) if not exc.temporary else
-                                        f"gave up after {reminder.attempts + 1} attempts: {exc}", now, message_ids)
+                                        _("gave up after {attempts} attempts: {reason}").format(
+                                            attempts=reminder.attempts + 1, reason=exc), now, message_ids)
             return
         if self.outbox.mark_sent(reminder, now, message_ids):
             report.sent += 1

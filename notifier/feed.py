@@ -8,6 +8,7 @@ from typing import Any
 
 from workflow.access import Person
 from workflow.engine import Engine
+from workflow.i18n import _
 
 from .render import deadline_entries, make_ics, meeting_of
 
@@ -29,4 +30,4 @@ def personal_calendar(engine: Engine, email: str) -> bytes:
             entries[str(event["uid"])] = event
         if meeting is not None:
             entries.setdefault(str(meeting["uid"]), meeting)
-    return make_ics(entries.values(), name="councilflow: Fristen und Sitzungen")
+    return make_ics(entries.values(), name=_("councilflow: deadlines and meetings"))

@@ -42,6 +42,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from workflow.definition import Definition
 from workflow.errors import DefinitionError, InputError, Problem
 from workflow.german import date_de, date_short, format_local
+from workflow.i18n import _, install_jinja
 from workflow.paper import PaperState
 from workflow.store.records import DeadlineRecord
 from workflow.values import hidden_break, is_email
@@ -77,9 +78,10 @@ class RenderedMail:
 def check_header(value: str, field: str) -> str:
     """Refuse a header value with a line break, literally or inside an encoded word."""
     if "\r" in value or "\n" in value:
-        raise InputError(f"mail header {field}: line break in value {value[:60]!r}")
+        raise InputError(_("mail header {field}: line break in value {value}").format(field=field,
+                                                                                      value=repr(value[:60])))
     try:
-        return hidden_break(value, f"mail header {field}")
+        return hidden_break(value, _("mail header {field}").format(field=field))
     except ValueError as exc:
         raise InputError(str(exc)) from None
 
@@ -87,16 +89,18 @@ def check_header(value: str, field: str) -> str:
 def parse_address(raw: str, field: str = "To") -> Address:
     """One e-mail address (optionally ``Name <addr>``) as a checked ``Address``."""
     check_header(raw, field)
-    name, _, rest = raw.rpartition("<")
+    name, _sep, rest = raw.rpartition("<")
     addr = rest.rstrip(">").strip() if rest.endswith(">") else raw.strip()
     display = name.strip().strip('"') if rest.endswith(">") else ""
-    local, _, domain = addr.rpartition("@")
+    local, _at, domain = addr.rpartition("@")
     if not is_email(addr) or any(c in addr for c in ' ,;<>"()'):
-        raise InputError(f"mail header {field}: {raw!r} is not an e-mail address")
+        raise InputError(_("mail header {field}: {value} is not an e-mail address").format(field=field,
+                                                                                           value=repr(raw)))
     try:
         return Address(display_name=display, username=local, domain=domain)
     except (ValueError, IndexError) as exc:
-        raise InputError(f"mail header {field}: {raw!r} is not an e-mail address ({exc})") from None
+        raise InputError(_("mail header {field}: {value} is not an e-mail address ({reason})")
+                         .format(field=field, value=repr(raw), reason=exc)) from None
 
 
 #: The longest subject (RFC 5322 recommends lines of at most 78 characters).
@@ -126,9 +130,11 @@ class _Budget:
     def step(self, count: int = 1) -> None:
         self.steps += count
         if self.steps > MAX_STEPS:
-            raise SecurityError(f"the template takes more than {MAX_STEPS:,} loop steps".replace(",", "."))
+            raise SecurityError(_("the template takes more than {limit} loop steps")
+                                .format(limit=f"{MAX_STEPS:,}".replace(",", ".")))
         if time.monotonic() > self.deadline:
-            raise SecurityError(f"the template takes longer than {MAX_SECONDS:g} s to render")
+            raise SecurityError(_("the template takes longer than {limit} s to render")
+                                .format(limit=f"{MAX_SECONDS:g}"))
 
 
 _budget: ContextVar[_Budget | None] = ContextVar("councilflow_template_budget", default=None)
@@ -141,12 +147,13 @@ class _BoundedSandbox(SandboxedEnvironment):
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and isinstance(right, int) and abs(right) > 64:
-            raise SecurityError("the template raises a number to a power above 64")
+            raise SecurityError(_("the template raises a number to a power above 64"))
         if operator == "*":
             size = (len(left) * right if isinstance(left, str | list | tuple) and isinstance(right, int) else
                     len(right) * left if isinstance(right, str | list | tuple) and isinstance(left, int) else 0)
             if size > MAX_SIZE:
-                raise SecurityError(f"the template builds a value of more than {MAX_SIZE:,} items".replace(",", "."))
+                raise SecurityError(_("the template builds a value of more than {limit} items")
+                                    .format(limit=f"{MAX_SIZE:,}".replace(",", ".")))
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
@@ -166,7 +173,10 @@ def _bounded_range(*args: int) -> Any:
 
 
 class Renderer:
-    """Renders the mails of one workflow: its own templates first, then the shipped German ones."""
+    """Renders the mails of one workflow: its own templates first, then the shipped ones. The shipped ones
+    speak the language in effect when a mail is rendered (German unless ``--lang``/``LANG`` ask for English):
+    their texts are marked ``{{ _("…") }}`` (Jinja2's i18n extension, domain "mail"); a process owner's own
+    templates may use ``_`` too, or be written in one language as before."""
 
     def __init__(self, zone: str = "Europe/Berlin", override: Path | None = None) -> None:
         self.zone = ZoneInfo(zone)
@@ -188,6 +198,8 @@ class Renderer:
         self.env.filters["date_short"] = self._date_short
         self.env.globals["subject_line"] = subject_line
         self.env.filters["datetime_de"] = self._datetime_de
+        self.env.filters["ljust"] = _ljust
+        install_jinja(self.env)
 
     def _date_de(self, moment: datetime, style: str = "full") -> str:
         return date_de(moment, self.zone.key, style)
@@ -214,18 +226,22 @@ class Renderer:
             if template is None:
                 template = self._templates[name] = self.env.get_template(name)
         except TemplateSyntaxError as exc:
-            raise DefinitionError([Problem(self._path(name), exc.lineno or 1, 1, f"template: {exc.message}")]) from None
+            raise DefinitionError([Problem(self._path(name), exc.lineno or 1, 1,
+                                           _("template: {reason}").format(reason=exc.message))]) from None
         except TemplateError as exc:
-            raise DefinitionError([Problem(self._path(name), 1, 1, f"template: {exc}")]) from None
+            raise DefinitionError([Problem(self._path(name), 1, 1, _("template: {reason}").format(reason=exc))]) \
+                from None
         token = _budget.set(_Budget())
         try:
             text = template.render(**context)
             if len(text) > MAX_SIZE:
-                raise SecurityError(f"the template writes more than {MAX_SIZE:,} characters".replace(",", "."))
+                raise SecurityError(_("the template writes more than {limit} characters")
+                                    .format(limit=f"{MAX_SIZE:,}".replace(",", ".")))
             return text
         except Exception as exc:  # untrusted template code can raise anything (1/0, range overflow, …)
             raise DefinitionError([Problem(self._path(name), _template_line(exc, template.filename), 1,
-                                           f"template: {type(exc).__name__}: {exc}")]) from None
+                                           _("template: {reason}").format(reason=f"{type(exc).__name__}: {exc}"))]) \
+                from None
         finally:
             _budget.reset(token)
 
@@ -245,6 +261,11 @@ class Renderer:
                     problems.extend(exc.problems)
         if problems:
             raise DefinitionError(problems)
+
+
+def _ljust(text: Any, width: int) -> str:
+    """``text`` padded to ``width`` characters: the aligned labels of the plain-text mails ("Fällig:    …")."""
+    return str(text).ljust(width)
 
 
 def _template_line(exc: BaseException, filename: str | None) -> int:
@@ -290,7 +311,7 @@ def deadline_entries(definition: Definition, deadline: DeadlineRecord, *, title:
     reference = deadline.reference
     spec = next((d for d in definition.deadlines if d.name == deadline.name), None)
     body = definition.bodies.get(deadline.body) if deadline.body else None
-    summary = f"Frist: {deadline.label} – {reference}"
+    summary = _("Deadline: {deadline} – {reference}").format(deadline=deadline.label, reference=reference)
     event = Event()
     event.add("uid", calendar_uid("frist", reference, deadline.name, deadline.branch))
     # Raised whenever the deadline started anew (it moved); the same in every mail of one run.
@@ -301,7 +322,8 @@ def deadline_entries(definition: Definition, deadline: DeadlineRecord, *, title:
     event.add("dtend", due_day + timedelta(days=1))
     event.add("transp", "TRANSPARENT")
     event.add("summary", summary)
-    event.add("description", f"{reference} „{title}“: {deadline.label}"
+    event.add("description", _("{reference} “{title}”: {deadline}").format(reference=reference, title=title,
+                                                                              deadline=deadline.label)
                              + (f"\n{spec.description}" if spec is not None and spec.description else ""))
     alarm = Alarm()
     alarm.add("action", "DISPLAY")
@@ -316,7 +338,8 @@ def deadline_entries(definition: Definition, deadline: DeadlineRecord, *, title:
     session.add("dtstamp", stamp.astimezone(UTC))
     session.add("dtstart", meeting.astimezone(UTC))
     session.add("dtend", meeting.astimezone(UTC) + timedelta(hours=body.meeting_hours if body else 2.0))
-    session.add("summary", f"Sitzung {body.name} – {reference}" if body else "Sitzung")
+    session.add("summary", _("Meeting {body} – {reference}").format(body=body.name, reference=reference) if body
+                else _("Meeting"))
     if body is not None and body.location:
         session.add("location", body.location)
     return event, session

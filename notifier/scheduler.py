@@ -23,6 +23,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from workflow.config import Settings
+from workflow.i18n import _
 
 from .dispatch import Dispatcher
 
@@ -50,7 +51,7 @@ def serve(dispatcher: Dispatcher, settings: Settings, *, echo: Callable[[str], N
         with lock:
             queued = dispatcher.queue_digests()
         if queued:
-            echo(f"digest: {queued} queued")
+            echo(_("digest: {count} queued").format(count=queued))
         tick()
 
     now = datetime.now(zone)
@@ -64,18 +65,18 @@ def serve(dispatcher: Dispatcher, settings: Settings, *, echo: Callable[[str], N
         scheduler.add_job(digest, "date", run_date=now + timedelta(seconds=1), id="digest-catch-up")
 
     def stop(signum: int, _frame: FrameType | None) -> None:
-        echo(f"serve: {signal.Signals(signum).name} received, stopping after the running tick")
+        echo(_("serve: {signal} received, stopping after the running tick").format(signal=signal.Signals(signum).name))
         # wait=True: the executor finishes the running tick (its row is completed or left claimed
         # under its lease) before start() returns.
         scheduler.shutdown(wait=True)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    echo(f"serve: ticking every {settings.tick_seconds} s, digest daily at {settings.digest_hour:02d}:00, "
-         f"mail via {dispatcher.transport.name}")
+    echo(_("serve: ticking every {seconds} s, digest daily at {hour}:00, mail via {transport}").format(
+        seconds=settings.tick_seconds, hour=f"{settings.digest_hour:02d}", transport=dispatcher.transport.name))
     if ready is not None:
         ready.set()
     scheduler.start()
     with lock:  # a digest or tick that is still finishing its output
         pass
-    echo("serve: stopped")
+    echo(_("serve: stopped"))

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from workflow.clock import FixedClock
 from workflow.errors import StorageError
 from workflow.german import MAIL_KIND, format_local
+from workflow.i18n import _
 from workflow.store import ReminderRecord
 
 from .dispatch import Dispatcher, TickReport
@@ -65,7 +66,8 @@ def deliver_until(dispatcher: Dispatcher, clock: FixedClock, until: datetime, *,
             # A row that one pass at its moment neither sent nor put back would be asked for forever.
             marker = (due[0].id, due[0].next_attempt_at)
             if marker == stuck:
-                raise StorageError(f"mail {due[0].id} stays due at {moment.isoformat()} after a pass; stopped")
+                raise StorageError(_("mail {id} stays due at {moment} after a pass; stopped")
+                                   .format(id=due[0].id, moment=moment.isoformat()))
             stuck = marker
         if owed and moment == follow_up_at:
             if owed[0].id == stuck_follow_up:
@@ -104,4 +106,5 @@ def mail_line(moment: datetime, mail: ReminderRecord, zone: str) -> str:
     """One delivered mail as the demo and `tick --until` print it."""
     kind = MAIL_KIND.get(mail.kind, mail.kind)
     what = f"{mail.reference} – {mail.label}" if mail.reference else mail.label
-    return f"   ✉ {format_local(moment, zone)}  {kind} an {', '.join(mail.recipients)}: {what}"
+    return "   ✉ " + _("{when}  {kind} to {recipients}: {what}").format(
+        when=format_local(moment, zone), kind=kind, recipients=", ".join(mail.recipients), what=what)

@@ -17,6 +17,7 @@ from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from workflow.errors import InputError
+from workflow.i18n import _
 
 __all__ = ["MaildirTransport", "MemoryTransport", "Send", "SendError", "SmtpTransport", "Transport",
            "transport_from_url"]
@@ -83,8 +84,9 @@ class MaildirTransport:
             probe.write_text("ok", encoding="utf-8")
             probe.unlink()
         except OSError as exc:
-            raise SendError(f"{self.name} not writable: {exc.strerror}", temporary=True) from None
-        return f"{self.name} writable"
+            raise SendError(_("{transport} not writable: {reason}").format(transport=self.name, reason=exc.strerror),
+                            temporary=True) from None
+        return _("{transport} writable").format(transport=self.name)
 
     def send(self, message: EmailMessage) -> None:
         with self.session() as send:
@@ -103,7 +105,8 @@ class MaildirTransport:
                         folder = mailbox.Maildir(str(self.path), create=True)
                     folder.add(message.as_bytes())
             except OSError as exc:
-                raise SendError(f"mail folder {self.path}: {exc.strerror or exc}", temporary=True) from None
+                raise SendError(_("mail folder {path}: {reason}").format(path=self.path, reason=exc.strerror or exc),
+                                temporary=True) from None
 
         yield send
 
@@ -133,10 +136,11 @@ class SmtpTransport:
             client = (smtplib.SMTP_SSL if self.implicit_tls else smtplib.SMTP)(
                 self.host, self.port, local_hostname=self.local_hostname, timeout=10)
             with client:
-                code, _ = client.noop()
+                code, _reply = client.noop()
         except (OSError, smtplib.SMTPException) as exc:
-            raise SendError(f"{self.name} not reachable: {exc}", temporary=True) from None
-        return f"{self.name} answers ({code})"
+            raise SendError(_("{transport} not reachable: {reason}").format(transport=self.name, reason=exc),
+                            temporary=True) from None
+        return _("{transport} answers ({code})").format(transport=self.name, code=code)
 
     def send(self, message: EmailMessage) -> None:
         """One mail over a connection of its own."""
@@ -171,8 +175,9 @@ class SmtpTransport:
                 client.ehlo()
                 encrypted = True
             if self.user and not encrypted and not self.insecure:
-                raise SendError(f"{self.name} offers no STARTTLS: the login of {self.user} is not sent over an "
-                                "unencrypted connection (smtp+insecure:// allows it explicitly)", temporary=False)
+                raise SendError(_("{transport} offers no STARTTLS: the login of {user} is not sent over an "
+                                  "unencrypted connection (smtp+insecure:// allows it explicitly)")
+                                .format(transport=self.name, user=self.user), temporary=False)
             if self.user:
                 client.login(self.user, self.password or "")
         except BaseException:
@@ -185,8 +190,9 @@ class SmtpTransport:
         if isinstance(exc, SendError):
             return exc
         if isinstance(exc, smtplib.SMTPRecipientsRefused):
-            codes = {code for code, _ in exc.recipients.values()}
-            return SendError(f"{self.name} refused all recipients: {exc.recipients}",
+            codes = {code for code, _text in exc.recipients.values()}
+            return SendError(_("{transport} refused all recipients: {refused}").format(transport=self.name,
+                                                                                        refused=exc.recipients),
                              temporary=all(400 <= c < 500 for c in codes))
         if isinstance(exc, smtplib.SMTPResponseException):
             text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
@@ -222,10 +228,11 @@ class _SmtpSession:
                 self.client = None
             raise error from None
         if refused:
-            codes = {code for code, _ in refused.values()}
+            codes = {code for code, _text in refused.values()}
             detail = "; ".join(f"{rcpt}: {code} {text.decode(errors='replace')}"
                                for rcpt, (code, text) in refused.items())
-            raise SendError(f"{transport.name} refused recipients: {detail}",
+            raise SendError(_("{transport} refused recipients: {refused}").format(transport=transport.name,
+                                                                                   refused=detail),
                             temporary=all(400 <= c < 500 for c in codes))
 
     def close(self) -> None:
@@ -274,11 +281,12 @@ def transport_from_url(url: str, *, default_folder: Path, password: str | None =
         return MemoryTransport()
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps", "smtp+insecure") or not parts.hostname:
-        raise InputError(f"mail transport '{_redact(url)}': use smtp://host:port, smtps://host:port or maildir:PATH")
+        raise InputError(_("mail transport '{url}': use smtp://host:port, smtps://host:port or maildir:PATH")
+                         .format(url=_redact(url)))
     try:
         port = parts.port or (465 if parts.scheme == "smtps" else 25)
     except ValueError:
-        raise InputError(f"mail transport '{_redact(url)}': the port is not a number") from None
+        raise InputError(_("mail transport '{url}': the port is not a number").format(url=_redact(url))) from None
     return SmtpTransport(parts.hostname, port, implicit_tls=parts.scheme == "smtps",
                          user=unquote(parts.username) if parts.username else None,
                          password=unquote(parts.password) if parts.password else password,

@@ -85,7 +85,7 @@ def test_staff_and_auditor_in_the_browser(browser: object, server: str, tmp_path
     """Sign in, see Meine Fristen, open SV-9-1809, fire through the form, watch the trail, download the CSV."""
     shots = Path(os.environ.get("COUNCILFLOW_SCREENSHOTS", str(tmp_path / "screenshots")))
     shots.mkdir(parents=True, exist_ok=True)
-    staff = browser.new_context(extra_http_headers={"X-Remote-User": SITZ})  # type: ignore[attr-defined]
+    staff = browser.new_context(locale="de-DE", extra_http_headers={"X-Remote-User": SITZ})  # type: ignore[attr-defined]
     page = staff.new_page()
     page.goto(f"{server}/")
     assert page.locator("h1").inner_text() == "Meine Fristen"
@@ -115,7 +115,7 @@ def test_staff_and_auditor_in_the_browser(browser: object, server: str, tmp_path
     assert "„zur Kenntnis genommen“" in page.locator("ol.timeline li").first.inner_text()  # newest first
     staff.close()
 
-    audit = browser.new_context(extra_http_headers={"X-Remote-User": AUDITOR},  # type: ignore[attr-defined]
+    audit = browser.new_context(locale="de-DE", extra_http_headers={"X-Remote-User": AUDITOR},  # type: ignore[attr-defined]
                                 accept_downloads=True)
     page = audit.new_page()
     page.goto(f"{server}/pruefpfad?verify=true")

@@ -105,7 +105,7 @@ def shots(tmp_path: Path) -> Path:
 
 
 def signed_in(browser: Any, email: str, **options: Any) -> Any:
-    return browser.new_context(extra_http_headers={"X-Remote-User": email}, **options)
+    return browser.new_context(locale="de-DE", extra_http_headers={"X-Remote-User": email}, **options)
 
 
 def test_create_a_vorlage(browser: Any, server: Server, shots: Path) -> None:

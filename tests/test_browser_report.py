@@ -19,7 +19,7 @@ __all__ = ["browser", "server"]  # the fixtures, shared with test_browser.py
 def test_auditor_downloads_the_pruefbericht(browser: object, server: str, tmp_path: Path) -> None:
     shots = Path(os.environ.get("COUNCILFLOW_SCREENSHOTS", str(tmp_path / "screenshots")))
     shots.mkdir(parents=True, exist_ok=True)
-    audit = browser.new_context(extra_http_headers={"X-Remote-User": AUDITOR},  # type: ignore[attr-defined]
+    audit = browser.new_context(locale="de-DE", extra_http_headers={"X-Remote-User": AUDITOR},  # type: ignore[attr-defined]
                                 accept_downloads=True)
     page = audit.new_page()
     page.goto(f"{server}/pruefpfad")

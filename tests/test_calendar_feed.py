@@ -122,7 +122,7 @@ def test_secrets_are_revocable_and_never_api_tokens(engine: Engine, client: Test
         assert response.status_code == 404 and "keinen Kalender" in response.text
     assert client.get("/api/definitions", headers={"Authorization": f"Bearer {api_token}"}).status_code == 200
     response = client.get("/api/definitions", headers={"Authorization": f"Bearer {secret}"})
-    assert response.status_code == 401 and "unknown or revoked" in response.json()["detail"]
+    assert response.status_code == 401 and "unbekannt oder widerrufen" in response.json()["detail"]
     revoke_token(engine.store, feed_id, engine.now())
     assert client.get(calendar_path(secret)).status_code == 404
     assert [(t.id, t.scope, t.revoked_at is not None) for t in list_tokens(engine.store)] == [

@@ -71,10 +71,10 @@ def test_kill_9_at_each_step_loses_nothing(engine: Engine, clock: FixedClock, db
         before = len(sink.messages)
         calm = subprocess.run([EXE, "tick", "--now", "2020-08-18T09:00:30"], capture_output=True, text=True,
                               env=_env(db_url, defs_dir, port), check=True)
-        assert "0 claimed" in calm.stdout  # the dead worker's lease still holds
+        assert "0 beansprucht" in calm.stdout  # the dead worker's lease still holds
         after = subprocess.run([EXE, "tick", "--now", "2020-08-18T09:01:01"], capture_output=True, text=True,
                                env=_env(db_url, defs_dir, port), check=True)
-        assert "3 claimed, 3 sent" in after.stdout
+        assert "3 beansprucht, 3 gesendet" in after.stdout
         received = Counter(m["Message-ID"] for m in sink.wait_for(3 + before))
     assert set(received) == expected
     assert before == (1 if step == "after-send" else 0)
@@ -123,6 +123,6 @@ def test_serve_catches_up_and_stops_on_sigterm(engine: Engine, clock: FixedClock
     if opens <= now + timedelta(minutes=1):
         assert expected <= received | {m["Message-ID"] for m in sink.messages}
     else:
-        assert sink.messages == [] and re.search(r"\b[1-9]\d* wait for the mail window", out), out
+        assert sink.messages == [] and re.search(r"\b[1-9]\d* warten auf das Versandfenster", out), out
     assert child.returncode == 0, err
-    assert "serve: SIGTERM received" in out and out.rstrip().endswith("serve: stopped")
+    assert "serve: SIGTERM erhalten" in out and out.rstrip().endswith("serve: beendet")

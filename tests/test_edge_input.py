@@ -243,11 +243,11 @@ def test_templates_are_bounded(tmp_path: Path) -> None:
 
     (tmp_path / "reminder.subject.txt").write_text(
         "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}x", encoding="utf-8")
-    with pytest.raises(DefinitionError, match=r"reminder\.subject\.txt:1:1: template: SecurityError: the template "
-                                              r"takes more than 100\.000 loop steps"):
+    with pytest.raises(DefinitionError, match=r"reminder\.subject\.txt:1:1: Mailvorlage: SecurityError: die "
+                                              r"Mailvorlage braucht mehr als 100\.000 Schleifenschritte"):
         Renderer(override=tmp_path).render("remind", {})
     (tmp_path / "reminder.subject.txt").write_text("{{ 'x' * 100000000 }}", encoding="utf-8")
-    with pytest.raises(DefinitionError, match="builds a value of more than"):
+    with pytest.raises(DefinitionError, match="baut einen Wert aus mehr als"):
         Renderer(override=tmp_path).render("remind", {})
 
 

@@ -186,7 +186,7 @@ def test_retries_are_bounded(engine: Engine, clock: FixedClock) -> None:
         moment += timedelta(hours=3)  # past the backoff, within the day's mail window
     assert outcomes == [(1, 0), (1, 0), (0, 1)]
     [failed] = engine.store.outbox.reminders(statuses=("failed",))
-    assert failed.last_error is not None and failed.last_error.startswith("gave up after 3 attempts")
+    assert failed.last_error is not None and failed.last_error.startswith("nach 3 Versuchen aufgegeben")
 
 
 def test_cancelled_deadline_sends_nothing(engine: Engine, clock: FixedClock, smtp: tuple[Sink, int]) -> None:
@@ -275,5 +275,5 @@ def test_transport_password_from_environment_and_bad_urls() -> None:
 
     smtp = transport_from_url("smtp://fristen@relay.kreis.example:587", default_folder=Path("."), password="geheim")
     assert isinstance(smtp, SmtpTransport) and (smtp.user, smtp.password) == ("fristen", "geheim")
-    with pytest.raises(InputError, match=r"mail transport 'http://x:\*\*\*@relay': use smtp://host:port"):
+    with pytest.raises(InputError, match=r"Mailversand 'http://x:\*\*\*@relay': bitte smtp://host:port"):
         transport_from_url("http://x:secret@relay", default_folder=Path("."))

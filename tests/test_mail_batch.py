@@ -149,10 +149,10 @@ def test_a_login_is_refused_per_mail_without_starttls(engine: Engine, clock: Fix
     worker = Dispatcher(engine, transport, Settings(mail_from=SENDER), "test")
     report = worker.tick(DUE)
     assert (report.sent, report.failed) == (0, 2)
-    assert all("offers no STARTTLS" in (r.last_error or "")
+    assert all("bietet kein STARTTLS an" in (r.last_error or "")
                for r in engine.store.outbox.reminders(statuses=("failed",)))
     assert sink.messages == []
-    with pytest.raises(SendError, match="offers no STARTTLS"):
+    with pytest.raises(SendError, match="bietet kein STARTTLS an"):
         transport.send(_mail(1))
 
 

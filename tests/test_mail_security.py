@@ -28,7 +28,7 @@ HEADER_ATTACKS = {
 @pytest.mark.parametrize("value", list(HEADER_ATTACKS.values()), ids=list(HEADER_ATTACKS))
 def test_header_injection_is_refused(value: str) -> None:
     """A line break in a header value, literal or hidden in an encoded word, is refused."""
-    with pytest.raises(InputError, match=r"^mail header Subject: (line break|encoded word .* hides a line break)"):
+    with pytest.raises(InputError, match=r"^Mail-Kopfzeile Subject: .*(Zeilenumbruch|hides a line break)"):
         check_header(value, "Subject")
 
 
@@ -46,7 +46,7 @@ def test_harmless_headers_pass(value: str) -> None:
 )
 def test_bad_recipients_are_refused(recipient: str) -> None:
     """Recipients are built with email.headerregistry.Address; anything else is refused."""
-    with pytest.raises(InputError, match=r"^mail header To: "):
+    with pytest.raises(InputError, match=r"^Mail-Kopfzeile To: "):
         build_message(RenderedMail("s", "t", "<p>h</p>"), sender="a@example.org", recipients=[recipient],
                       message_id="<x@councilflow>", date=datetime(2020, 1, 1, tzinfo=UTC), ics=None)
 
@@ -61,7 +61,7 @@ def test_title_with_hidden_bcc_is_refused_at_input_and_at_sending(engine: Engine
     with pytest.raises(InputError, match="hides a line break"):
         engine.create("sachstandsbericht", "SV-X", LANDRAT, {"title": "=?UTF-8?Q?=0A?=Bcc: evil@example.org"})
     assert engine.store.references() == []
-    with pytest.raises(InputError, match=r"mail header Subject: encoded word .* hides a line break"):
+    with pytest.raises(InputError, match=r"Mail-Kopfzeile Subject: .*(hides a line break|Zeilenumbruch)"):
         check_header("SV-X: =?UTF-8?Q?=0A?=Bcc: evil@example.org", "Subject")
 
 
@@ -94,7 +94,7 @@ def test_sandbox_escapes_are_load_errors(tmp_path: Path, payload: str) -> None:
         check_templates(definition, folder)
     [problem] = caught.value.problems
     assert (problem.path, problem.line) == (str(template), 2)
-    assert problem.message.startswith("template: ")
+    assert problem.message.startswith("Mailvorlage: ")
 
 
 def test_override_templates_are_used(tmp_path: Path) -> None:
@@ -124,6 +124,6 @@ def test_broken_template_fails_validate(tmp_path: Path, capsys: pytest.CaptureFi
     broken = folder / "templates" / "sachstandsbericht" / "escalation.html"
     broken.write_text("<p>\n{{ paper.titel }}\n</p>\n", encoding="utf-8")
     assert run(["definitions", "validate", str(folder)]) == 3
-    assert capsys.readouterr().err.startswith(f"{broken}:2:1: template: UndefinedError:")
+    assert capsys.readouterr().err.startswith(f"{broken}:2:1: Mailvorlage: UndefinedError:")
 
 

@@ -53,7 +53,7 @@ def test_doctor_reports_each_check(engine: Engine, db_url: str, defs_dir: Path) 
         "ok   database", "ok   definitions", "ok   mail", "ok   scheduler"]
     down = subprocess.run([EXE, "doctor"], env=_env(db_url, defs_dir, COUNCILFLOW_MAIL=f"smtp://127.0.0.1:{free_port()}"),
                           capture_output=True, text=True)
-    assert down.returncode == 1 and "FAIL mail: smtp://127.0.0.1:" in down.stdout and "not reachable" in down.stdout
+    assert down.returncode == 1 and "FAIL mail: smtp://127.0.0.1:" in down.stdout and "nicht erreichbar" in down.stdout
 
 
 def test_second_serve_on_sqlite_refuses(tmp_path: Path, defs_dir: Path) -> None:
@@ -61,7 +61,7 @@ def test_second_serve_on_sqlite_refuses(tmp_path: Path, defs_dir: Path) -> None:
     env = _env(f"sqlite:///{tmp_path / 'one.db'}", defs_dir, COUNCILFLOW_MAIL="memory:")
     first = subprocess.Popen([EXE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_line(first, "serve: ticking every")
+        _wait_line(first, "serve: Durchgang alle")
         second = subprocess.run([EXE, "serve"], env=env, capture_output=True, text=True, timeout=30)
         assert second.returncode == 7
         assert second.stderr.strip() == (f"councilflow: error: another councilflow serve (pid {first.pid}) runs on "
@@ -148,7 +148,7 @@ def test_database_restart_under_load(engine: Engine, db_url: str, defs_dir: Path
     version = Path("/etc/postgresql").iterdir().__next__().name
     successes, errors = 0, []
     try:
-        _wait_line(serve, "serve: ticking every")
+        _wait_line(serve, "serve: Durchgang alle")
         restarted = False
         for n in range(400):  # bounded stream of changes
             if n == 100:
@@ -165,7 +165,7 @@ def test_database_restart_under_load(engine: Engine, db_url: str, defs_dir: Path
     finally:
         serve.send_signal(signal.SIGTERM)
         out, err = serve.communicate(timeout=60)
-    assert serve.returncode == 0 and out.rstrip().endswith("serve: stopped"), err[-500:]
+    assert serve.returncode == 0 and out.rstrip().endswith("serve: beendet"), err[-500:]
     entries = [r for r in engine.history("SV-R") if r.trigger == "vertagen"]
     assert successes <= len(entries) <= successes + len(errors)  # an interrupted commit may or may not land
     assert len({r.payload["result"] for r in entries}) == len(entries)  # no change written twice

@@ -53,12 +53,12 @@ def test_identity_is_required(client: TestClient, engine: Engine) -> None:
     """No identity is 401; a bearer token works until it is revoked."""
     response = client.get("/api/definitions")
     assert response.status_code == 401 and response.headers["content-type"] == "application/problem+json"
-    assert response.json()["detail"].startswith("sign in first")
+    assert response.json()["detail"].startswith("Bitte zuerst anmelden")
     token_id, token = create_token(engine.store, SITZ, "RIS", engine.clock.now())
     assert client.get("/api/definitions", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     revoke_token(engine.store, token_id, engine.clock.now())
     response = client.get("/api/definitions", headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 401 and "revoked" in response.json()["detail"]
+    assert response.status_code == 401 and "widerrufen" in response.json()["detail"]
 
 
 def test_definitions_endpoints(client: TestClient) -> None:
@@ -102,7 +102,7 @@ def test_paper_lifecycle_over_the_api(client: TestClient) -> None:
         ({"trigger": "kenntnis_nehmen", "values": {"result": "x"}}, 409, "is in state 'entwurf'"),
         ({"trigger": "einbringen", "values": {"meeting": "2020-08-27T17:00"}, "version": 7}, 409,
          "SV-9-1809 was changed by someone else meanwhile; retry"),
-        ({}, 400, "body needs 'trigger'"),
+        ({}, 400, "der Inhalt braucht 'trigger'"),
     ],
     ids=["unknown-trigger", "missing-field", "bad-date", "not-now", "stale-version", "no-trigger"],
 )

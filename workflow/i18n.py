@@ -30,9 +30,11 @@ import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 __all__ = ["DEFAULT_LANGUAGE", "DOMAINS", "LANGUAGES", "LOCALE_DIR", "N_", "_", "current_language", "gettext",
-           "language_from_environment", "negotiate", "ngettext", "set_language", "translations", "use_language"]
+           "install_jinja", "language_from_environment", "negotiate", "ngettext", "set_language", "translations",
+           "use_language"]
 
 #: Where the catalogs live: ``<LOCALE_DIR>/<language>/LC_MESSAGES/<domain>.po``.
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -191,3 +193,13 @@ _ = gettext
 def N_(message: str) -> str:
     """Mark ``message`` for the catalog without translating it now (module-level tables)."""
     return message
+
+
+def install_jinja(env: Any) -> None:
+    """Jinja2's i18n extension on ``env`` (pages, Prüfbericht, mails), speaking the language in effect when a
+    template is rendered: ``{{ _("Deadlines") }}``, ``{{ _("Signed in as %(email)s", email=e) }}``,
+    ``{% trans trimmed %}…{% endtrans %}``. New-style gettext: placeholders are ``%(name)s`` and escaped in
+    HTML like any value; ``current_language()`` gives the page its ``lang``."""
+    env.add_extension("jinja2.ext.i18n")
+    env.install_gettext_callables(gettext, ngettext, newstyle=True, pgettext=pgettext)
+    env.globals["current_language"] = current_language

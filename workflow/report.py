@@ -223,9 +223,12 @@ def render_html(report: Report) -> str:
     footer, "Seite X von Y", the table header repeated on every page)."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+    from .i18n import install_jinja
+
     env = Environment(loader=FileSystemLoader(str(_TEMPLATES)), autoescape=select_autoescape(["html"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["local"] = lambda m: format_local(m, report.zone)
+    install_jinja(env)
     return env.get_template("pruefbericht.html").render(
         r=report, attachment=base64.b64encode(report.content).decode("ascii"),
         count=f"{len(report.rows):,}".replace(",", "."))

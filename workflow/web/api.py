@@ -14,7 +14,7 @@ from ..config import Settings
 from ..diagram import to_json, to_mermaid
 from ..engine import Engine
 from ..errors import InputError, NotFoundError
-from ..i18n import gettext as _
+from ..i18n import _
 from ..paper import signoff_request
 from ..store import StoredPaper
 from ..values import field_texts, user_instant
@@ -29,7 +29,7 @@ def _version(payload: dict[str, Any]) -> int | None:
     if version is None:
         return None
     if isinstance(version, bool) or not isinstance(version, int):
-        raise InputError("'version' must be the paper's version number the client saw")
+        raise InputError(_("'version' must be the paper's version number the client saw"))
     return version
 
 
@@ -46,7 +46,7 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
     def list_definitions(who: Person = Depends(user)) -> list[dict[str, Any]]:
         out = []
         for wid in engine.library.workflows():
-            d, _ = engine.library.current(wid)
+            d, _version = engine.library.current(wid)
             out.append({"workflow": d.workflow, "version": d.version, "title": d.title})
         return out
 
@@ -76,7 +76,7 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
     def create_paper(payload: dict[str, Any] = Body(...), who: Person = Depends(user)) -> dict[str, Any]:
         workflow, reference = payload.get("workflow"), payload.get("reference")
         if not isinstance(workflow, str) or not isinstance(reference, str):
-            raise InputError("body needs 'workflow' and 'reference' (and 'fields')")
+            raise InputError(_("body needs 'workflow' and 'reference' (and 'fields')"))
         paper = engine.create(workflow, reference, writer(who), field_texts(payload.get("fields"), "'fields'"))
         return engine.view(paper).to_json()
 
@@ -121,30 +121,30 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
         paper, action = target(request, who, ("fire", "meeting", "done", "sign"))
         branch = payload.get("branch")
         if branch is not None and not isinstance(branch, str):
-            raise InputError("'branch' must be the id of a body")
+            raise InputError(_("'branch' must be the id of a body"))
         if action == "fire":
             trigger = payload.get("trigger")
             if not isinstance(trigger, str):
-                raise InputError("body needs 'trigger'")
+                raise InputError(_("body needs 'trigger'"))
             seen = payload.get("branch_version")
             if seen is not None and (not isinstance(seen, str) or branch is None):
-                raise InputError("'branch_version' must be the text the paper's JSON gives for the branch named in "
-                                 "'branch'")
+                raise InputError(_("'branch_version' must be the text the paper's JSON gives for the branch named "
+                                   "in 'branch'"))
             reason = payload.get("reason")
             if reason is not None and not isinstance(reason, str):
-                raise InputError("'reason' muss ein Text sein (die Begründung)")
+                raise InputError(_("'reason' must be text (the reason)"))
             engine.fire(paper.reference, trigger, writer(who), branch=branch,
                         values=field_texts(payload.get("values"), "'values'"), expected_version=_version(payload),
                         expected_branch_version=seen, reason=reason)
         elif action == "meeting":
             when = payload.get("when")
             if not isinstance(when, str):
-                raise InputError("body needs 'when' (ISO 8601 date-time)")
+                raise InputError(_("body needs 'when' (ISO 8601 date-time)"))
             engine.set_meeting(paper.reference, when, writer(who), branch=branch, expected_version=_version(payload))
         elif action is not None and action.startswith("done:"):
             note, undo = payload.get("note", ""), payload.get("undo", False)
             if not isinstance(note, str) or not isinstance(undo, bool):
-                raise InputError("'note' must be text and 'undo' true or false")
+                raise InputError(_("'note' must be text and 'undo' true or false"))
             engine.done(paper.reference, action.removeprefix("done:"), writer(who), branch=branch, note=note,
                         undo=undo, expected_version=_version(payload))
         elif action == "sign":
@@ -156,7 +156,8 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
                                         reason=texts[1])
             engine.sign(paper.reference, writer(who), act=act, text=text, expected_version=_version(payload))
         else:
-            raise NotFoundError(f"POST {paper.reference}/fire, …/meeting, …/sign or …/deadlines/NAME/done")
+            raise NotFoundError(_("POST {reference}/fire, …/meeting, …/sign or …/deadlines/NAME/done")
+                                .format(reference=paper.reference))
         return engine.status(paper.reference).to_json()
 
     @router.get("/reminders", tags=["deadlines"])

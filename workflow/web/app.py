@@ -24,14 +24,14 @@ from ..config import Settings
 from ..engine import Engine
 from ..errors import WorkflowError
 from ..german import branch_status, format_local, signoff_status
-from ..i18n import gettext
+from ..i18n import LANGUAGES, _, install_jinja, negotiate, use_language
 from .api import api_router
 from .audit_api import audit_router
 from .feed import feed_router
 from .identity import Identity, Unauthenticated
 from .oparl_api import mount_oparl
 from .pages import pages_router
-from .status import http_status
+from .status import http_status, status_title
 
 __all__ = ["create_app"]
 
@@ -87,9 +87,55 @@ class _TooLarge(Exception):
 
 
 async def _too_large(scope: Any, receive: Any, send: Any) -> None:
-    response = _problem(413, "Payload Too Large", f"the request body is larger than {MAX_BODY:,} bytes"
-                        .replace(",", "."))
+    response = _problem(413, status_title(413), _("the request body is larger than {limit} bytes")
+                        .format(limit=f"{MAX_BODY:,}".replace(",", ".")))
     await response(scope, receive, send)
+
+
+#: The cookie that keeps a language chosen with ``?lang=`` for the next pages (a year).
+LANGUAGE_COOKIE = "cf_lang"
+LANGUAGE_COOKIE_SECONDS = 365 * 24 * 3600
+
+
+def request_language(request: Request) -> str:
+    """The language of a request: ``?lang=de|en``, else the ``cf_lang`` cookie, else ``Accept-Language``
+    (German when none of them names a language councilflow speaks)."""
+    for chosen in (request.query_params.get("lang"), request.cookies.get(LANGUAGE_COOKIE)):
+        if chosen in LANGUAGES:
+            return chosen
+    return negotiate(request.headers.get("accept-language"))
+
+
+class _Language:
+    """Runs each request in its language (:func:`request_language`, :func:`use_language`): the pages, the
+    problem details and the mails' previews speak it; the response says which (``Content-Language``), and a
+    language chosen with ``?lang=`` is kept in a cookie. Sync endpoints run in the thread pool with a copy of
+    this context, so they see it too."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        language = request_language(request)
+        chosen = request.query_params.get("lang")
+
+        async def tagged(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                headers.append((b"content-language", language.encode()))
+                headers.append((b"vary", b"Accept-Language, Cookie"))
+                if chosen in LANGUAGES and request.cookies.get(LANGUAGE_COOKIE) != chosen:
+                    headers.append((b"set-cookie", f"{LANGUAGE_COOKIE}={chosen}; Max-Age={LANGUAGE_COOKIE_SECONDS}; "
+                                                   "Path=/; SameSite=Lax".encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        with use_language(language):
+            await self.app(scope, receive, tagged)
 
 
 def _problem(status: int, title: str, detail: str) -> JSONResponse:
@@ -105,7 +151,7 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     templates.env.filters["local"] = lambda m, zone="Europe/Berlin": format_local(m, zone)
     templates.env.filters["branch_status"] = branch_status
     templates.env.filters["signoff_status"] = signoff_status
-    templates.env.globals.setdefault("_", gettext)
+    install_jinja(templates.env)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     identity = Identity(engine, settings)
     secret = (settings.secret or secrets.token_hex(32)).encode("utf-8")
@@ -113,27 +159,30 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     @app.exception_handler(WorkflowError)
     async def workflow_error(request: Request, exc: WorkflowError) -> Response:
         if isinstance(exc, Unauthenticated):
-            return _problem(401, "Nicht angemeldet", exc.message)
+            return _problem(401, status_title(401), exc.message)
         status = http_status(exc)
         if request.url.path.startswith(("/api/", "/oparl/")):
-            return _problem(status, type(exc).__name__, exc.message)
+            return _problem(status, status_title(status), exc.message)
         path = request.url.path
         back = path.rsplit("/", 1)[0] if request.method == "POST" and path.startswith("/vorlagen/") else None
         return templates.TemplateResponse(request, "error.html", {"status": status, "message": exc.message,
-                                                                   "user": None, "back": back}, status_code=status)
+                                                                   "user": None, "back": back,
+                                                                   "title": status_title(status)}, status_code=status)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:
         # A bug, not bad input: logged with its traceback for the operators, one line for the client.
         log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
-        return _problem(500, "Interner Fehler", f"internal error ({type(exc).__name__}); the operators find the "
-                                                "details in the log")
+        with use_language(request_language(request)):  # outside the middleware: the language is chosen again
+            return _problem(500, _("Internal error"),
+                            _("internal error ({kind}); the operators find the details in the log")
+                            .format(kind=type(exc).__name__))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return _problem(422, "RequestValidationError", f"{where}: {first.get('msg', 'invalid request')}")
+        return _problem(422, _("Invalid request"), f"{where}: {first.get('msg') or _('invalid request')}")
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
@@ -143,6 +192,7 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
         return response
 
     app.add_middleware(_BodyLimit)
+    app.add_middleware(_Language)  # outermost of ours: the body limit's refusal speaks the language too
     app.include_router(api_router(engine, settings, identity))
     app.include_router(audit_router(engine, settings, identity))
     mount_oparl(app, engine, settings)

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from ..engine import Engine
 from ..errors import NotFoundError
+from ..i18n import _
 from ..tokens import CALENDAR, resolve_token
 
 __all__ = ["feed_router"]
@@ -27,7 +28,7 @@ def feed_router(engine: Engine) -> APIRouter:
 
         email = resolve_token(engine.store, secret, CALENDAR)
         if email is None:
-            raise NotFoundError("Unter dieser Adresse gibt es keinen Kalender.")
+            raise NotFoundError(_("There is no calendar at this address."))
         return Response(personal_calendar(engine, email), media_type="text/calendar; charset=utf-8",
                         headers=FEED_HEADERS)
 

@@ -16,6 +16,7 @@ from ..access import Person
 from ..config import Settings
 from ..engine import Engine
 from ..errors import NotPermittedError, WorkflowError
+from ..i18n import _
 from ..tokens import resolve_token
 from ..values import is_email
 
@@ -39,9 +40,10 @@ class Identity:
 
     def modes(self) -> str:
         """The identity modes that are on, for `councilflow web` to say at start."""
-        modes = ["Bearer-Token (Authorization: Bearer)"]
+        modes = [_("bearer token (Authorization: Bearer)")]
         if self.header:
-            modes.append(f"Kopfzeile {self.settings.trusted_header} von {self.settings.trusted_proxies}")
+            modes.append(_("header {header} from {proxies}").format(header=self.settings.trusted_header,
+                                                                        proxies=self.settings.trusted_proxies))
         return ", ".join(modes)
 
     def _from_proxy(self, request: Request) -> bool:
@@ -57,28 +59,31 @@ class Identity:
         values = request.headers.getlist(self.header) if self.header else []
         if len(auth) > 1 or len(values) > 1:
             log.warning("refused: identity header sent twice by %s", request.client.host if request.client else "?")
-            raise Unauthenticated("the identity header is sent more than once")
+            raise Unauthenticated(_("the identity header is sent more than once"))
         if values and not self._from_proxy(request):
             log.warning("refused: %s sent by %s, which is not a trusted proxy", self.settings.trusted_header,
                         request.client.host if request.client else "?")
-            raise Unauthenticated(f"{self.settings.trusted_header} is accepted only from the trusted proxies")
+            raise Unauthenticated(_("{header} is accepted only from the trusted proxies")
+                                  .format(header=self.settings.trusted_header))
         email: str | None = None
         if auth and auth[0].lower().startswith("bearer "):
             email = resolve_token(self.engine.store, auth[0][7:].strip())
             if email is None:
-                raise Unauthenticated("the bearer token is unknown or revoked")
+                raise Unauthenticated(_("the bearer token is unknown or revoked"))
         elif values:
             email = values[0].strip().lower()
             if not is_email(email):
-                raise Unauthenticated(f"{self.settings.trusted_header} does not carry an e-mail address")
+                raise Unauthenticated(_("{header} does not carry an e-mail address")
+                                      .format(header=self.settings.trusted_header))
         if not email:
-            raise Unauthenticated("sign in first (through the administration's proxy or Authorization: Bearer)")
+            raise Unauthenticated(_("sign in first (through the administration's proxy or Authorization: Bearer)"))
         return Person(email, email in self.auditors)
 
     def auditor_dependency(self) -> object:
         def auditor(who: Person = Depends(self.user)) -> Person:
             if not who.auditor:
-                raise NotPermittedError(f"{who.email} is no auditor: the whole trail is for auditors")
+                raise NotPermittedError(_("{email} is no auditor: the whole trail is for auditors")
+                                        .format(email=who.email))
             return who
 
         return auditor

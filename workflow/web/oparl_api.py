@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from ..config import Settings
 from ..engine import Engine
 from ..errors import InputError, NotFoundError
+from ..i18n import _
 from ..oparl import OParlExport
 from ..oparl_read import parse_instant
 
@@ -71,7 +72,7 @@ def mount_oparl(app: FastAPI, engine: Engine, settings: Settings) -> None:
         total = len(items) if total is None else total
         last = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
         if number > last:
-            raise NotFoundError(f"page {number} does not exist (last page: {last})")
+            raise NotFoundError(_("page {number} does not exist (last page: {last})").format(number=number, last=last))
         # Links name the configured base, never the Host header the client sent.
         rest = request.url.path.removeprefix(prefix)
         query = request.url.remove_query_params("page").query

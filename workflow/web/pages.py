@@ -23,7 +23,7 @@ from ..diagram import svg_inline
 from ..engine import Engine, Status
 from ..errors import InputError, NotPermittedError, ToolMissingError, WorkflowError
 from ..german import EntryText, entry_label, entry_text, field_label
-from ..i18n import gettext as _
+from ..i18n import _
 from ..paper import branch_version, signoff_request
 from ..report import WEB_MAX_ENTRIES, ReportFormat, build_report, render, report_filename
 from ..store import AuditRecord, StoredPaper
@@ -57,7 +57,7 @@ LIST_PAGE = 50
 
 def _deadline_cursor(text: str) -> tuple[datetime, int] | None:
     """The "Nächste Seite" cursor of "Meine Fristen" ("due~id", as the page links it); anything else: page 1."""
-    due, _, ident = text.partition("~")
+    due, _tilde, ident = text.partition("~")
     try:
         moment = datetime.fromisoformat(due)
     except ValueError:
@@ -80,12 +80,12 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
     def check_csrf(request: Request, who: Person, token: str) -> None:
         """The form's token must be one issued to this person in this browser session, not expired."""
         session = request.cookies.get(SESSION_COOKIE, "")
-        issued_text, _, _ = token.partition(".")
+        issued_text, _dot, _rest = token.partition(".")
         issued = int(issued_text) if issued_text.isascii() and issued_text.isdigit() and len(issued_text) < 12 else -1
         fresh = 0 <= int(time.time()) - issued <= CSRF_SECONDS
         expected = sign(who, session, issued).encode()
         if not (session and fresh and hmac.compare_digest(token.encode("utf-8", "replace"), expected)):
-            raise NotPermittedError("the form is outdated or forged (CSRF token); reload the page")
+            raise NotPermittedError(_("the form is outdated or forged (CSRF token); reload the page"))
 
     def page(request: Request, name: str, who: Person, status_code: int = 200, **context: Any) -> HTMLResponse:
         session = request.cookies.get(SESSION_COOKIE) or secrets.token_urlsafe(32)
@@ -188,7 +188,7 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
     def calendar_create(request: Request, csrf: str = Form(...), who: Person = Depends(user)) -> HTMLResponse:
         """A new calendar link for the signed-in person, shown this once (only its hash is kept)."""
         check_csrf(request, who, csrf)
-        _, token = create_token(engine.store, who.email, "Kalender (Web)", engine.now(), CALENDAR, who.email)
+        _made, token = create_token(engine.store, who.email, "Kalender (Web)", engine.now(), CALENDAR, who.email)
         base = settings.base_url.rstrip("/") or str(request.base_url).rstrip("/")
         response = page(request, "calendar.html", who, url=base + calendar_path(token),
                         calendar_links=calendar_links(who))
@@ -277,7 +277,7 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
             raw["meeting"] = shown["meeting"] = text["meeting"]
         try:
             check_csrf(request, who, text.get("csrf", ""))
-            paper = engine.create(chosen.workflow, reference, writer(who), field_texts(raw, "Vorlage"))
+            paper = engine.create(chosen.workflow, reference, writer(who), field_texts(raw, _("Paper")))
         except WorkflowError as exc:
             return create_form(request, who, choices, chosen, http_status(exc), error=exc.message, values=shown,
                                reference=reference)
