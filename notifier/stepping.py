@@ -71,8 +71,8 @@ def deliver_until(dispatcher: Dispatcher, clock: FixedClock, until: datetime, *,
             stuck = marker
         if owed and moment == follow_up_at:
             if owed[0].id == stuck_follow_up:
-                raise StorageError(f"follow-up {owed[0].child} stays due at {moment.isoformat()} after a pass; "
-                                   "stopped")
+                raise StorageError(_("follow-up paper {reference} stays due at {moment} after a pass; stopped")
+                                   .format(reference=owed[0].child, moment=moment.isoformat()))
             stuck_follow_up = owed[0].id
         clock.set(max(moment, clock.now()))
         queued = 0
