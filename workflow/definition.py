@@ -97,6 +97,8 @@ class State:
     final: bool = False
     consultation: Consultation | None = None
     parallel: Parallel | None = None
+    #: A paper in this state is behind its plan (``delayed: true``): red in the Beschlusskontrolle.
+    delayed: bool = False
 
     @property
     def waits_for_meeting(self) -> bool:

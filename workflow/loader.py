@@ -308,6 +308,10 @@ def _load_states(c: _Checker, raw: Any, bodies: dict[str, Body]) -> dict[str, St
         final = m.get("final", False)
         c.typed(initial, (*where, "initial"), bool, f"{what} initial")
         c.typed(final, (*where, "final"), bool, f"{what} final")
+        delayed = m.get("delayed", False)
+        c.typed(delayed, (*where, "delayed"), bool, f"{what} delayed")
+        if final is True and delayed is True:
+            c.err(where, f"final {what} cannot be delayed")
         consultation = parallel = None
         if "consultation" in m:
             cm = c.mapping(m["consultation"], (*where, "consultation"), f"consultation of {what}",
@@ -329,6 +333,7 @@ def _load_states(c: _Checker, raw: Any, bodies: dict[str, Body]) -> dict[str, St
             final is True,
             consultation,
             parallel,
+            delayed is True,
         )
     for where, target in pending_joins:
         c.ref(target, where, "state", states)

@@ -70,6 +70,21 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
             response.headers["Link"] = f'<{request.url.include_query_params(cursor=following)}>; rel="next"'
         return [s.to_json() for s in papers]
 
+    @router.get("/decisions", tags=["papers"],
+                summary="The Beschlusskontrolle of a body: its decisions' follow-up papers with a traffic light, red "
+                        "first, a page at a time (the next: the Link header's rel=next, or `offset` = X-Next-Offset)")
+    def list_decisions(request: Request, response: Response, body: str = "", status: str | None = None,
+                       warn_days: int = Query(10, ge=0, le=250), limit: int = Query(PAGE, ge=1, le=MAX_PAGE),
+                       offset: int = Query(0, ge=0, le=10_000_000), who: Person = Depends(user)
+                       ) -> list[dict[str, Any]]:
+        views, more = engine.decisions_page(who, body, status=status, warn_days=warn_days, limit=limit,
+                                            offset=offset)
+        if more:
+            following = offset + limit
+            response.headers["X-Next-Offset"] = str(following)
+            response.headers["Link"] = f'<{request.url.include_query_params(offset=following)}>; rel="next"'
+        return [v.to_json() for v in views]
+
     @router.post("/papers", tags=["papers"], status_code=201)
     def create_paper(payload: dict[str, Any] = Body(...), who: Person = Depends(user)) -> dict[str, Any]:
         workflow, reference = payload.get("workflow"), payload.get("reference")
