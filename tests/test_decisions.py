@@ -5,7 +5,11 @@ German line."""
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -165,3 +169,126 @@ def test_private_papers_only_for_their_roles(strategy: Engine) -> None:
     assert [v.child for v in strategy.decisions_for(Person(FEDER), "kreistag")] == [f"{REF}-M1"]
     assert [v.child for v in strategy.decisions_for(Person("pruefer@example", auditor=True), "kreistag")] == [
         f"{REF}-M1"]
+
+
+# --- the report: table, csv, html, pdf; the command's bad input ----------------------------------------------
+
+NOW = "2026-04-02T09:00"
+Cli = pytest.CaptureFixture[str]
+
+
+@pytest.fixture
+def measures(store: Store, db_url: str, tmp_path: Path, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+             ) -> Engine:
+    """The strategy adopted on 1 September 2025 with three measures; on 2 April 2026 the first is due on 10 April
+    (yellow), the second delayed to 30 September (red), the third due at the end of the year (green)."""
+    folder = shipped(tmp_path / "definitions")
+    monkeypatch.setenv("COUNCILFLOW_DB", db_url)
+    monkeypatch.setenv("COUNCILFLOW_DEFINITIONS", str(folder))
+    monkeypatch.delenv("COUNCILFLOW_NOW", raising=False)
+    engine = Engine(store, DefinitionLibrary(folder), clock)
+    adopt(engine, massnahmen=MASSNAHMEN)
+    begin(engine, f"{REF}-M1", "2026-04-10")
+    begin(engine, f"{REF}-M2", "2026-03-31")
+    begin(engine, f"{REF}-M3", "2026-12-31")
+    clock.set(at("01.04.2026"))
+    engine.fire(f"{REF}-M2", "verzoegern", VERANTWORTLICH, values={"sachstand": "Ausschreibung verzögert",
+                                                                    "zieltermin": "2026-09-30"})
+    return engine
+
+
+HEADER = ["Ampel", "Vorlage", "Titel", "Beschlossen am", "Ergebnis", "Folgevorlage", "Auftrag", "Zustand",
+          "Zuständig", "Termin"]
+ROWS = [
+    ["rot", REF, "Digitalisierungsstrategie", "01.09.2025", "beschlossen", f"{REF}-M2", "Bürgerportal ausbauen",
+     "Verzögert", VERANTWORTLICH, "30.09.2026"],
+    ["gelb", REF, "Digitalisierungsstrategie", "01.09.2025", "beschlossen", f"{REF}-M1", "E-Akte einführen",
+     "In Arbeit", VERANTWORTLICH, "10.04.2026"],
+    ["grün", REF, "Digitalisierungsstrategie", "01.09.2025", "beschlossen", f"{REF}-M3", "WLAN in allen Schulen",
+     "In Arbeit", VERANTWORTLICH, "31.12.2026"],
+]
+
+
+def test_the_report_as_table_and_csv(measures: Engine, capsys: Cli) -> None:
+    from workflow.cli import run
+
+    capsys.readouterr()
+    assert run(["decisions", "--body", "Kreistag", "--now", NOW]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines[1:4]] == [["rot", REF], ["gelb", REF], ["grün", REF]]
+    assert [re.split(r"\s{2,}", line) for line in lines[:4]] == [HEADER, *ROWS]
+    assert lines[4:] == ["Kreistag: 3 offene Folgevorlagen (rot 1, gelb 1, grün 1)"]
+    assert run(["decisions", "--body", "kreistag", "--format", "csv", "--now", NOW]) == 0
+    assert list(csv.reader(io.StringIO(capsys.readouterr().out))) == [HEADER, *ROWS]
+    assert run(["decisions", "--body", "kreistag", "--status", "verzoegert", "--format", "csv", "--now", NOW]) == 0
+    assert list(csv.reader(io.StringIO(capsys.readouterr().out))) == [HEADER, ROWS[0]]
+    # a Vorberatung's body sees the same follow-ups; yellow from 20 working days on, the third too
+    assert run(["decisions", "--body", "bmk", "--warn-days", "200", "--format", "csv", "--now", NOW]) == 0
+    assert [row[0] for row in csv.reader(io.StringIO(capsys.readouterr().out))] == ["Ampel", "rot", "gelb", "gelb"]
+
+
+class _Cells(HTMLParser):
+    """The text of each table row's cells."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_the_report_as_html_and_pdf(measures: Engine, tmp_path: Path, capsys: Cli) -> None:
+    from pypdf import PdfReader
+
+    from workflow.cli import run
+
+    out = tmp_path / "bericht.html"
+    capsys.readouterr()
+    assert run(["decisions", "--body", "kreistag", "--format", "html", "--out", str(out), "--now", NOW]) == 0
+    assert capsys.readouterr().out == f"{out}: 3 Folgevorlagen von Kreistag\n"
+    html = out.read_text(encoding="utf-8")
+    assert "<h1>Bericht über offene Beschlüsse</h1>" in html and "@page" in html
+    parsed = _Cells()
+    parsed.feed(html)
+    assert parsed.rows == [HEADER, *ROWS]
+    assert "3 offene Folgevorlagen: 1 rot, 1 gelb, 1 grün" in " ".join(html.split())
+
+    pdf = tmp_path / "bericht.pdf"
+    assert run(["decisions", "--body", "kreistag", "--format", "pdf", "--out", str(pdf), "--now", NOW]) == 0
+    text = "\n".join(page.extract_text() for page in PdfReader(pdf).pages)
+    flat = re.sub(r"\s+", "", text)
+    assert text.lstrip().startswith("Bericht über offene Beschlüsse") and "Seite 1 von 1" in text
+    for row in ROWS:
+        assert re.sub(r"\s+", "", "".join(row[5:7])) in flat, row
+    assert flat.index(f"{REF}-M2") < flat.index(f"{REF}-M1") < flat.index(f"{REF}-M3")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--body", "Kreistg"], "kein Gremium 'Kreistg' – gemeint: Kreistag (kreistag)?"),
+    (["--body", "kreistag", "--status", "offfen"], "unbekannter Status 'offfen' (gemeint: 'offen'?); erlaubt: "
+                                                   "offen, verzoegert, erledigt"),
+    (["--body", "kreistag", "--format", "pdf"], "--format pdf braucht --out DATEI.pdf"),
+    (["--body", "kreistag", "--warn-days", "-1"], "--warn-days -1: bitte eine Zahl von Arbeitstagen von 0 bis 250"),
+])
+def test_bad_input_is_one_german_line_exit_4(measures: Engine, capsys: Cli, args: list[str], message: str) -> None:
+    from workflow.cli import run
+
+    capsys.readouterr()
+    assert run(["decisions", *args, "--now", NOW]) == 4
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert captured.out == ""
