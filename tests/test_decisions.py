@@ -6,11 +6,13 @@ German line."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -260,12 +262,12 @@ def test_the_report_as_html_and_pdf(measures: Engine, tmp_path: Path, capsys: Cl
     capsys.readouterr()
     assert run(["decisions", "--body", "kreistag", "--format", "html", "--out", str(out), "--now", NOW]) == 0
     assert capsys.readouterr().out == f"{out}: 3 Folgevorlagen von Kreistag\n"
-    html = out.read_text(encoding="utf-8")
-    assert "<h1>Bericht über offene Beschlüsse</h1>" in html and "@page" in html
+    document = out.read_text(encoding="utf-8")
+    assert "<h1>Bericht über offene Beschlüsse</h1>" in document and "@page" in document
     parsed = _Cells()
-    parsed.feed(html)
+    parsed.feed(document)
     assert parsed.rows == [HEADER, *ROWS]
-    assert "3 offene Folgevorlagen: 1 rot, 1 gelb, 1 grün" in " ".join(html.split())
+    assert "3 offene Folgevorlagen: 1 rot, 1 gelb, 1 grün" in " ".join(document.split())
 
     pdf = tmp_path / "bericht.pdf"
     assert run(["decisions", "--body", "kreistag", "--format", "pdf", "--out", str(pdf), "--now", NOW]) == 0
@@ -292,3 +294,95 @@ def test_bad_input_is_one_german_line_exit_4(measures: Engine, capsys: Cli, args
     captured = capsys.readouterr()
     assert message in captured.err and captured.err.count("\n") == 1 and "Traceback" not in captured.err
     assert captured.out == ""
+
+
+# --- the API and the page ------------------------------------------------------------------------------------
+
+AUDITOR = "pruefung@kreis-coesfeld.example"
+OUTSIDER = "buerger@example.org"
+
+
+def web(engine: Engine) -> Any:
+    from fastapi.testclient import TestClient
+
+    from workflow.config import Settings
+    from workflow.web import create_app
+
+    app = create_app(engine, Settings(auditors=AUDITOR, secret="test-secret", trusted_header="X-Remote-User",
+                                      trusted_proxies="127.0.0.1"))
+    return TestClient(app, client=("127.0.0.1", 50000))
+
+
+def as_user(email: str) -> dict[str, str]:
+    return {"X-Remote-User": email}
+
+
+def adopt_private(engine: Engine) -> None:
+    """A second strategy, marked not public, adopted with one measure."""
+    engine.create("kreisstrategie", "SV-9-2000", FEDER, {"title": "Vertraulich", "massnahmen": "Geheime Maßnahme",
+                                                         "public": "nein"})
+    engine.fire("SV-9-2000", "einbringen", FEDER)
+    for _ in range(2):
+        engine.fire("SV-9-2000", "beraten", SITZ, values={"result": "empfohlen"})
+    engine.fire("SV-9-2000", "beschliessen", SITZ, values={"result": "beschlossen"})
+    for body in COUNCILS:
+        engine.fire("SV-9-2000", "beschliessen", SITZ, branch=body, values={"result": "beschlossen"})
+
+
+def test_the_api_pages_and_shows_what_one_may_read(strategy: Engine) -> None:
+    adopt(strategy, massnahmen=MASSNAHMEN)
+    adopt_private(strategy)
+    with web(strategy) as client:
+        response = client.get("/api/decisions?body=kreistag&limit=2", headers=as_user(OUTSIDER))
+        assert response.status_code == 200 and response.headers["X-Next-Offset"] == "2"
+        first = response.json()[0]
+        assert {k: first[k] for k in ("body", "body_name", "reference", "child", "child_title", "state",
+                                      "state_label", "light", "responsible", "result")} == {
+            "body": "kreistag", "body_name": "Kreistag", "reference": REF, "child": f"{REF}-M1",
+            "child_title": "E-Akte einführen", "state": "offen", "state_label": "Offen", "light": "gelb",
+            "responsible": [VERANTWORTLICH], "result": "beschlossen"}
+        following = client.get(response.headers["Link"].split(">")[0].lstrip("<"), headers=as_user(OUTSIDER))
+        assert [r["child"] for r in following.json()] == [f"{REF}-M3"] and "X-Next-Offset" not in following.headers
+        # the private strategy's measure: for its roles and the auditors, not for others
+        children = {who: [r["child"] for r in client.get("/api/decisions?body=Kreistag&limit=50",
+                                                         headers=as_user(who)).json()]
+                    for who in (OUTSIDER, FEDER, AUDITOR)}
+        assert children[OUTSIDER] == [f"{REF}-M{n}" for n in (1, 2, 3)]
+        assert children[FEDER] == children[AUDITOR] == [*children[OUTSIDER], "SV-9-2000-M1"]
+        # bad input: one German line, HTTP 400
+        for query, message in (("body=Kreistg", "kein Gremium 'Kreistg' – gemeint: Kreistag (kreistag)?"),
+                               ("body=kreistag&status=zu", "unbekannter Status 'zu'"),
+                               ("status=offen", "die Beschlusskontrolle braucht ein Gremium (--body)")):
+            bad = client.get(f"/api/decisions?{query}", headers=as_user(OUTSIDER))
+            assert bad.status_code == 400 and message in bad.json()["detail"], query
+        assert client.get("/api/decisions?body=kreistag").status_code == 401
+
+
+def test_the_page_with_labels_links_and_filters(strategy: Engine) -> None:
+    adopt(strategy, massnahmen=MASSNAHMEN)
+    adopt_private(strategy)
+    strategy.fire(f"{REF}-M2", "beginnen", VERANTWORTLICH, values={"zieltermin": "2026-06-30", "sachstand": "x"})
+    strategy.fire(f"{REF}-M2", "verzoegern", VERANTWORTLICH, values={"zieltermin": "2026-09-30", "sachstand": "y"})
+    with web(strategy) as client:
+        empty = client.get("/beschlusskontrolle", headers=as_user(OUTSIDER))
+        assert empty.status_code == 200 and "Bitte ein Gremium wählen" in empty.text
+        assert '<option value="kreistag">Kreistag</option>' in empty.text
+        page = client.get("/beschlusskontrolle?body=Kreistag", headers=as_user(OUTSIDER))
+        assert page.status_code == 200
+        rows = _Cells()
+        rows.feed(page.text)
+        assert [r[0] for r in rows.rows[1:]] == ["rot", "gelb", "gelb"]
+        assert rows.rows[1][3] == f"{REF}-M2 Bürgerportal ausbauen" and rows.rows[1][4] == "Verzögert"
+        assert f'href="/vorlagen/{REF}-M2"' in page.text and f'href="/vorlagen/{REF}"' in page.text
+        assert "SV-9-2000" not in page.text
+        assert "SV-9-2000-M1" in client.get("/beschlusskontrolle?body=kreistag", headers=as_user(FEDER)).text
+        delayed = client.get("/beschlusskontrolle?body=kreistag&status=verzoegert", headers=as_user(OUTSIDER))
+        assert f"{REF}-M2" in delayed.text and f"{REF}-M1" not in delayed.text
+        bad = client.get("/beschlusskontrolle?body=Kreistg", headers=as_user(OUTSIDER))
+        assert bad.status_code == 400
+        assert "kein Gremium 'Kreistg' – gemeint: Kreistag (kreistag)?" in html.unescape(bad.text)
+        assert client.get("/beschlusskontrolle?body=kreistag&status=zu",
+                          headers=as_user(OUTSIDER)).status_code == 400
+        report = client.get("/beschlusskontrolle/bericht?body=kreistag&format=html", headers=as_user(OUTSIDER))
+        assert report.status_code == 200 and "attachment" in report.headers["Content-Disposition"]
+        assert "Bericht über offene Beschlüsse" in report.text and "SV-9-2000" not in report.text
