@@ -145,10 +145,13 @@ def test_three_measures_one_delayed_red_then_yellow_then_green(strategy: Engine,
 
 def test_paging_and_bad_input(strategy: Engine) -> None:
     adopt(strategy, massnahmen=MASSNAHMEN)
-    page, more = strategy.decisions_page(ANYONE, "kreistag", limit=2)
-    assert ([v.child for v in page], more) == ([f"{REF}-M1", f"{REF}-M2"], True)
-    page, more = strategy.decisions_page(ANYONE, "kreistag", limit=2, offset=2)
-    assert ([v.child for v in page], more) == ([f"{REF}-M3"], False)
+    page, following = strategy.decisions_page(ANYONE, "kreistag", limit=2)
+    assert [v.child for v in page] == [f"{REF}-M1", f"{REF}-M2"] and following is not None
+    page, following = strategy.decisions_page(ANYONE, "kreistag", limit=2, after=following)
+    assert ([v.child for v in page], following) == ([f"{REF}-M3"], None)
+    with pytest.raises(InputError) as cursor:
+        strategy.decisions_page(ANYONE, "kreistag", after="gestern~1")
+    assert str(cursor.value) == "'gestern~1' ist kein Seitenzeiger der Beschlusskontrolle; bitte ohne ihn beginnen"
     with pytest.raises(InputError) as unknown:
         strategy.decisions_for(ANYONE, "Kreistg")
     assert str(unknown.value) == "kein Gremium 'Kreistg' – gemeint: Kreistag (kreistag)?"
@@ -334,7 +337,7 @@ def test_the_api_pages_and_shows_what_one_may_read(strategy: Engine) -> None:
     adopt_private(strategy)
     with web(strategy) as client:
         response = client.get("/api/decisions?body=kreistag&limit=2", headers=as_user(OUTSIDER))
-        assert response.status_code == 200 and response.headers["X-Next-Offset"] == "2"
+        assert response.status_code == 200 and "X-Next-Cursor" in response.headers
         first = response.json()[0]
         assert {k: first[k] for k in ("body", "body_name", "reference", "child", "child_title", "state",
                                       "state_label", "light", "responsible", "result")} == {
@@ -342,7 +345,7 @@ def test_the_api_pages_and_shows_what_one_may_read(strategy: Engine) -> None:
             "child_title": "E-Akte einführen", "state": "offen", "state_label": "Offen", "light": "gelb",
             "responsible": [VERANTWORTLICH], "result": "beschlossen"}
         following = client.get(response.headers["Link"].split(">")[0].lstrip("<"), headers=as_user(OUTSIDER))
-        assert [r["child"] for r in following.json()] == [f"{REF}-M3"] and "X-Next-Offset" not in following.headers
+        assert [r["child"] for r in following.json()] == [f"{REF}-M3"] and "X-Next-Cursor" not in following.headers
         # the private strategy's measure: for its roles and the auditors, not for others
         children = {who: [r["child"] for r in client.get("/api/decisions?body=Kreistag&limit=50",
                                                          headers=as_user(who)).json()]
@@ -352,7 +355,8 @@ def test_the_api_pages_and_shows_what_one_may_read(strategy: Engine) -> None:
         # bad input: one German line, HTTP 400
         for query, message in (("body=Kreistg", "kein Gremium 'Kreistg' – gemeint: Kreistag (kreistag)?"),
                                ("body=kreistag&status=zu", "unbekannter Status 'zu'"),
-                               ("status=offen", "die Beschlusskontrolle braucht ein Gremium (--body)")):
+                               ("status=offen", "die Beschlusskontrolle braucht ein Gremium (--body)"),
+                               ("body=kreistag&cursor=x", "'x' ist kein Seitenzeiger")):
             bad = client.get(f"/api/decisions?{query}", headers=as_user(OUTSIDER))
             assert bad.status_code == 400 and message in bad.json()["detail"], query
         assert client.get("/api/decisions?body=kreistag").status_code == 401

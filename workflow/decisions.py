@@ -34,8 +34,23 @@ from .calendar import shift, working_calendar
 from .definition import Definition, Offset
 from .i18n import N_
 
-__all__ = ["DEFAULT_WARN_DAYS", "DELAYED_SORT", "LIGHTS", "NO_TARGET_SORT", "STATUSES", "Decided", "DecisionItem",
-           "Light", "Status", "deciding", "light", "sort_moment", "warn_until"]
+__all__ = [
+    "DEFAULT_WARN_DAYS",
+    "DELAYED_SORT",
+    "LIGHTS",
+    "NO_TARGET_SORT",
+    "STATUSES",
+    "Decided",
+    "DecisionItem",
+    "Light",
+    "Status",
+    "cursor_text",
+    "deciding",
+    "light",
+    "parse_cursor",
+    "sort_moment",
+    "warn_until",
+]
 
 Status = Literal["offen", "verzoegert", "erledigt"]
 #: The status filter's values: offen (every unfinished child, delayed ones included), verzoegert, erledigt.
@@ -129,3 +144,19 @@ class DecisionItem:
     final: bool
     target_at: datetime | None
     deadline: str | None
+    #: The row's place in the order (its sort moment and id): the next page starts after it.
+    key: tuple[datetime, int]
+
+
+def cursor_text(key: tuple[datetime, int]) -> str:
+    """A page cursor as it goes into a link: the sort moment and id of the last row shown ("ISO~id")."""
+    return f"{key[0].isoformat()}~{key[1]}"
+
+
+def parse_cursor(text: str) -> tuple[datetime, int]:
+    """The inverse of :func:`cursor_text`; ValueError for anything else."""
+    moment_text, _, ident = text.partition("~")
+    moment = datetime.fromisoformat(moment_text)
+    if moment.tzinfo is None or not (ident.isascii() and ident.isdigit() and len(ident) < 19):
+        raise ValueError(text)
+    return moment.astimezone(UTC), int(ident)

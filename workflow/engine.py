@@ -15,7 +15,7 @@ from .access import Action, Person, actions, may_create, may_read, may_read_priv
 from .audit import Period, VerifyReport, timeline, verify
 from .clock import Clock, SystemClock
 from .deadlines import WaitingDeadline, changed, decide_done, recipients, running_deadlines, waiting_deadlines
-from .decisions import DEFAULT_WARN_DAYS, light, warn_until
+from .decisions import DEFAULT_WARN_DAYS, cursor_text, light, parse_cursor, warn_until
 from .decisions import STATUSES as DECISION_STATUSES
 from .definition import Definition
 from .errors import ConflictError, InputError, NotFoundError, StorageError, WorkflowError, did_you_mean
@@ -849,8 +849,8 @@ class Engine:
                 return out
 
     def decisions_page(self, who: Person, body: str, *, status: str | None = None,
-                       warn_days: int = DEFAULT_WARN_DAYS, limit: int = 50, offset: int = 0
-                       ) -> tuple[list[DecisionView], bool]:
+                       warn_days: int = DEFAULT_WARN_DAYS, limit: int = 50, after: str | None = None
+                       ) -> tuple[list[DecisionView], str | None]:
         """One page of the Beschlusskontrolle of ``body`` (its id or name) as ``who`` may read it: the follow-up
         papers of the body's decisions, red first, then by target date (workflow/decisions.py); and whether
         another page follows. ``status``: offen (default), verzoegert, erledigt; an unknown body or status is
@@ -862,7 +862,12 @@ class Engine:
         body_id = self.resolve_filters({"body": body}).get("body")
         if body_id is None:
             raise InputError(_("the Beschlusskontrolle needs a body (--body)"))
-        items = self.store.page_decisions(body_id, limit + 1, max(offset, 0), status=wanted,
+        try:
+            key = parse_cursor(after) if after else None
+        except ValueError:
+            raise InputError(_("'{cursor}' is no page cursor of the Beschlusskontrolle; start without one").format(
+                cursor=after[:80] if after else "")) from None
+        items = self.store.page_decisions(body_id, limit + 1, key, status=wanted,
                                           readable=self.readable_definitions(who))
         now = self.now()
         names = self.filter_choices()["body"]
@@ -881,17 +886,17 @@ class Engine:
                 recipients(definition, spec.notify, None) if spec else (),
                 light(item.target_at, item.delayed, item.final, now, yellow[item.definition_hash]),
                 definition.timezone))
-        return out, len(items) > limit
+        return out, (cursor_text(items[limit - 1].key) if len(items) > limit and limit > 0 else None)
 
     def decisions_for(self, who: Person, body: str, *, status: str | None = None,
                       warn_days: int = DEFAULT_WARN_DAYS) -> list[DecisionView]:
         """The whole Beschlusskontrolle of ``body`` (page after page of :meth:`decisions_page`)."""
         out: list[DecisionView] = []
+        after: str | None = None
         while True:
-            page, more = self.decisions_page(who, body, status=status, warn_days=warn_days, limit=500,
-                                             offset=len(out))
+            page, after = self.decisions_page(who, body, status=status, warn_days=warn_days, limit=500, after=after)
             out.extend(page)
-            if not more:
+            if after is None:
                 return out
 
     @staticmethod

@@ -356,8 +356,8 @@ class MemoryStore:
                     break
             return out
 
-    def page_decisions(self, body: str, limit: int, offset: int = 0, *, status: str = "offen",
-                       readable: Collection[str] | None = None) -> list[DecisionItem]:
+    def page_decisions(self, body: str, limit: int, after: tuple[datetime, int] | None = None, *,
+                       status: str = "offen", readable: Collection[str] | None = None) -> list[DecisionItem]:
         with self._lock:
             found = []
             for id_, (b, parent, decided, name, n, ref) in enumerate(self._decisions):
@@ -370,13 +370,16 @@ class MemoryStore:
                 running = sorted((d.due_at, d.id, d.name) for d in self._deadlines
                                  if d.reference == ref and d.status == "running")
                 target = running[0][0] if running else None
-                found.append(((sort_moment(target, delayed), id_), DecisionItem(
+                key = (sort_moment(target, delayed), id_ + 1)
+                if after is not None and key <= after:
+                    continue
+                found.append((key, DecisionItem(
                     b, parent, str(paper.state.fields.get("title") or ""), decided.at, decided.result, name, n, ref,
                     str(child.state.fields.get("title") or ""), child.workflow, child.workflow_version,
                     child.definition_hash, child.state.state, delayed, final, target,
-                    running[0][2] if running else None)))
+                    running[0][2] if running else None, key)))
             found.sort(key=lambda pair: pair[0])
-            return [item for _key, item in found[offset:offset + limit]]
+            return [item for _key, item in found[:limit]]
 
     def page_running_deadlines(self, limit: int, after: tuple[datetime, int] | None = None, *,
                                names: Mapping[str, Collection[str]] | None = None

@@ -156,10 +156,11 @@ class Store(Protocol):
         the definition hashes whose papers marked ``public: false`` are included (None: all papers)."""
         ...
 
-    def page_decisions(self, body: str, limit: int, offset: int = 0, *, status: str = "offen",
-                       readable: Collection[str] | None = None) -> list[DecisionItem]:
-        """Up to ``limit`` follow-up papers (from ``offset``) of the decisions of ``body`` (workflow/decisions.py):
-        delayed first, then by target date (none last), then as created; ``status`` "offen" (unfinished),
+    def page_decisions(self, body: str, limit: int, after: tuple[datetime, int] | None = None, *,
+                       status: str = "offen", readable: Collection[str] | None = None) -> list[DecisionItem]:
+        """Up to ``limit`` follow-up papers of the decisions of ``body`` (workflow/decisions.py) after the row
+        whose key is ``after`` (keyset: the next page starts after the last key of this one): delayed first,
+        then by target date (none last), then as created; ``status`` "offen" (unfinished),
         "verzoegert" (delayed) or "erledigt" (final); only rows whose paper and follow-up paper are readable
         (``readable`` as in :meth:`page_papers`)."""
         ...

@@ -855,25 +855,30 @@ class SqlStore:
         return [f"({plus}{alias}.public = {self._true} OR {plus}{alias}.definition_hash IN ({', '.join(names)}))"
                 if names else f"{plus}{alias}.public = {self._true}"]
 
-    def page_decisions(self, body: str, limit: int, offset: int = 0, *, status: str = "offen",
-                       readable: Collection[str] | None = None) -> list[DecisionItem]:
+    def page_decisions(self, body: str, limit: int, after: tuple[datetime, int] | None = None, *,
+                       status: str = "offen", readable: Collection[str] | None = None) -> list[DecisionItem]:
         """One page of a body's Beschlusskontrolle: delayed first, then by target date (the (body, final,
-        sort_at, id) index range), ``status`` offen (unfinished), verzoegert or erledigt; a row only if its
-        paper and its follow-up paper are readable (``readable`` as in :meth:`page_papers`)."""
-        sql, params = self.page_decisions_sql(body, limit, offset, status=status, readable=readable)
+        sort_at, id) index range, after the row ``after``), ``status`` offen (unfinished), verzoegert or
+        erledigt; a row only if its paper and its follow-up paper are readable (``readable`` as in
+        :meth:`page_papers`)."""
+        sql, params = self.page_decisions_sql(body, limit, after, status=status, readable=readable)
         with self._transaction() as cur:
             cur.execute(sql, params)
             rows = cur.fetchall()
         return [DecisionItem(r[0], r[1], _title(r[2]), from_db(r[3]), r[4], r[5], int(r[6]), r[7], _title(r[8]),
                              r[9], int(r[10]), r[11], r[12], bool(r[13]), bool(r[14]), from_db_or_none(r[15]),
-                             r[16])
+                             r[16], (from_db(r[17]), int(r[18])))
                 for r in rows]
 
-    def page_decisions_sql(self, body: str, limit: int, offset: int = 0, *, status: str = "offen",
-                           readable: Collection[str] | None = None) -> tuple[str, dict[str, Any]]:
+    def page_decisions_sql(self, body: str, limit: int, after: tuple[datetime, int] | None = None, *,
+                           status: str = "offen", readable: Collection[str] | None = None
+                           ) -> tuple[str, dict[str, Any]]:
         """The statement and parameters of :meth:`page_decisions`."""
-        params: dict[str, Any] = {"body": body, "limit": limit, "offset": offset, "final": status == "erledigt"}
+        params: dict[str, Any] = {"body": body, "limit": limit, "final": status == "erledigt"}
         clauses = ["d.body = :body", "d.final = :final"]
+        if after is not None:
+            clauses.append("(d.sort_at > :sort_at OR (d.sort_at = :sort_at AND d.id > :id))")
+            params.update(sort_at=self._db_time(after[0]), id=after[1])
         if status == "verzoegert":
             clauses.append(f"d.delayed = {self._true}")
         clauses += self._readable_clause(readable, params, "p") + self._readable_clause(readable, params, "c")
@@ -881,9 +886,9 @@ class SqlStore:
             "SELECT d.body, d.reference, p.fields, d.decided_at, d.result, d.follow_up, d.n, d.child, c.fields, "
             "c.workflow, c.workflow_version, c.definition_hash, c.state, d.delayed, d.final, d.target_at, "
             "(SELECT g.name FROM deadlines g WHERE g.paper_id = d.child_id AND g.status = 'running' "
-            "ORDER BY g.due_at, g.id LIMIT 1) "
+            "ORDER BY g.due_at, g.id LIMIT 1), d.sort_at, d.id "
             "FROM decisions d JOIN papers p ON p.id = d.paper_id JOIN papers c ON c.id = d.child_id "
-            f"WHERE {' AND '.join(clauses)} ORDER BY d.sort_at, d.id LIMIT :limit OFFSET :offset"), params
+            f"WHERE {' AND '.join(clauses)} ORDER BY d.sort_at, d.id LIMIT :limit"), params
 
     @property
     def _true(self) -> str:

@@ -72,17 +72,15 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
 
     @router.get("/decisions", tags=["papers"],
                 summary="The Beschlusskontrolle of a body: its decisions' follow-up papers with a traffic light, red "
-                        "first, a page at a time (the next: the Link header's rel=next, or `offset` = X-Next-Offset)")
+                        "first, a page at a time (the next: the Link header's rel=next, or `cursor` = X-Next-Cursor)")
     def list_decisions(request: Request, response: Response, body: str = "", status: str | None = None,
                        warn_days: int = Query(10, ge=0, le=250), limit: int = Query(PAGE, ge=1, le=MAX_PAGE),
-                       offset: int = Query(0, ge=0, le=10_000_000), who: Person = Depends(user)
-                       ) -> list[dict[str, Any]]:
-        views, more = engine.decisions_page(who, body, status=status, warn_days=warn_days, limit=limit,
-                                            offset=offset)
-        if more:
-            following = offset + limit
-            response.headers["X-Next-Offset"] = str(following)
-            response.headers["Link"] = f'<{request.url.include_query_params(offset=following)}>; rel="next"'
+                       cursor: str | None = None, who: Person = Depends(user)) -> list[dict[str, Any]]:
+        views, following = engine.decisions_page(who, body, status=status, warn_days=warn_days, limit=limit,
+                                                 after=cursor or None)
+        if following is not None:
+            response.headers["X-Next-Cursor"] = quote(following, safe="")
+            response.headers["Link"] = f'<{request.url.include_query_params(cursor=following)}>; rel="next"'
         return [v.to_json() for v in views]
 
     @router.post("/papers", tags=["papers"], status_code=201)

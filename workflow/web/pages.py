@@ -402,11 +402,11 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
         return back_to(request, paper.reference, who, "meeting", branch=body)
 
     @router.get("/beschlusskontrolle", response_class=HTMLResponse)
-    def decisions_page(request: Request, body: str = "", status: str = "", seite: int = Query(1, ge=1, le=10_000),
+    def decisions_page(request: Request, body: str = "", status: str = "", ab: str = "",
                        who: Person = Depends(user)) -> HTMLResponse:
         """The Beschlusskontrolle of a body: its decisions' follow-up papers, red first, 50 a page; the
         Bericht über offene Beschlüsse to print (HTML, PDF). Without a body: the choice of bodies."""
-        error, more = None, False
+        error, following = None, None
         views: list[DecisionView] = []
         chosen = body.strip()
         wanted = "offen"
@@ -414,8 +414,8 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
             try:
                 wanted = engine.decision_status(status)
                 chosen = engine.resolve_filters({"body": chosen})["body"]
-                views, more = engine.decisions_page(who, chosen, status=wanted, limit=LIST_PAGE,
-                                                    offset=(seite - 1) * LIST_PAGE)
+                views, following = engine.decisions_page(who, chosen, status=wanted, limit=LIST_PAGE,
+                                                         after=ab or None)
             except InputError as exc:
                 error = exc.message
         bodies = sorted(engine.filter_choices()["body"].items(), key=lambda item: (item[1].casefold(), item[0]))
@@ -424,9 +424,9 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                         filters=query, body_name=dict(bodies).get(chosen, chosen),
                         statuses=(("offen", "offen"), ("verzoegert", "verzögert"), ("erledigt", "erledigt")),
                         report_query=urlencode(query),
-                        previous_page=f"/beschlusskontrolle?{urlencode({**query, 'seite': seite - 1})}"
-                        if seite > 1 and chosen else None,
-                        next_page=f"/beschlusskontrolle?{urlencode({**query, 'seite': seite + 1})}" if more else None)
+                        first_page=f"/beschlusskontrolle?{urlencode(query)}" if ab and chosen else None,
+                        next_page=f"/beschlusskontrolle?{urlencode({**query, 'ab': following})}" if following
+                        else None)
         if error is not None:
             response.status_code = 400
         return response
