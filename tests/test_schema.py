@@ -35,7 +35,7 @@ from .conftest import LANDRAT, SITZ
 
 EXE = str(Path(sys.executable).parent / "councilflow")
 TABLES = {"definitions", "papers", "audit", "deadlines", "reminders", "tokens", "heartbeats", "paper_bodies",
-          "follow_ups",
+          "follow_ups", "decisions",
           "alembic_version"}
 
 

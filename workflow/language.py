@@ -264,9 +264,9 @@ STATE = Mapping(
         Key("label", False, _TEXT, "Anzeigename des Zustands (Status, Web, Diagramm, Mails)."),
         Key("initial", False, _BOOL, "Anfangszustand: jede neue Vorlage beginnt hier; genau einer."),
         Key("final", False, _BOOL, "Endzustand: die Vorlage ist abgeschlossen."),
-        Key("delayed", False, _BOOL, "Verzögert: die Beschlusskontrolle zeigt eine Vorlage in diesem Zustand rot."),
         Key("consultation", False, _ref("consultation"), "Die Vorlage wartet auf die Sitzung eines Gremiums."),
         Key("parallel", False, _ref("parallel"), "Mehrere Gremien beraten gleichzeitig."),
+        Key("delayed", False, _BOOL, "Verzögert: die Beschlusskontrolle zeigt eine Vorlage in diesem Zustand rot."),
     ),
     (
         {"if": {"properties": {"final": {"const": True}}, "required": ["final"]},
