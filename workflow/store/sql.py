@@ -641,7 +641,9 @@ class SqlStore:
             self._append_notes(cur, paper.id, last_seq, last_hash, notes)
             before = bodies_at(definition, paper.state) if definition.source_hash == paper.definition_hash else None
             self._sync_bodies(cur, paper.id, paper.reference, before, bodies_at(definition, state))
-            self._update_decisions(cur, paper.id, definition, state)
+            # the light's inputs (delayed, final, the running deadlines) change only with these
+            if state.state != paper.state.state or any(deadlines) or definition.source_hash != paper.definition_hash:
+                self._update_decisions(cur, paper.id, definition, state)
             if any(follow_ups):
                 self._write_follow_ups(cur, paper.id, paper.reference, follow_ups, changes[-1].at)
         return new_version
