@@ -18,6 +18,7 @@ import pytest
 
 from workflow import DefinitionLibrary, Engine, FixedClock
 from workflow.access import Person
+from workflow.decision_report import build
 from workflow.decisions import deciding, light, sort_moment, warn_until
 from workflow.errors import InputError
 from workflow.loader import load_definition
@@ -149,6 +150,12 @@ def test_paging_and_bad_input(strategy: Engine) -> None:
     assert [v.child for v in page] == [f"{REF}-M1", f"{REF}-M2"] and following is not None
     page, following = strategy.decisions_page(ANYONE, "kreistag", limit=2, after=following)
     assert ([v.child for v in page], following) == ([f"{REF}-M3"], None)
+    assert rows(strategy, status="Verzögert") == []  # as the page shows it
+    with pytest.raises(InputError) as too_many:
+        build(strategy, ANYONE, "kreistag", most=2)
+    assert str(too_many.value) == ("kreistag: mehr als 2 Folgevorlagen für einen Bericht; bitte einen Status wählen "
+                                   "(--status verzoegert) oder die CSV-Form nehmen")
+    assert len(build(strategy, ANYONE, "kreistag", most=3).rows) == 3
     with pytest.raises(InputError) as cursor:
         strategy.decisions_page(ANYONE, "kreistag", after="gestern~1")
     assert str(cursor.value) == "'gestern~1' ist kein Seitenzeiger der Beschlusskontrolle; bitte ohne ihn beginnen"

@@ -707,7 +707,7 @@ def decisions(body: str, status: str | None, fmt: str, warn_days: int | None, ou
     """The Beschlusskontrolle of a body: its decisions' follow-up papers with a traffic light, red first; html and
     pdf give the Bericht über offene Beschlüsse."""
     from .access import Person
-    from .decision_report import build, render
+    from .decision_report import MAX_ROWS, build, render
     from .report import check_out, write_report
 
     if fmt == "pdf" and not out:
@@ -715,7 +715,7 @@ def decisions(body: str, status: str | None, fmt: str, warn_days: int | None, ou
     if out:
         check_out(out)
     report = build(ctx.engine(), Person("", auditor=True), body, status=status, warn_days=warn_days,
-                   zone=ctx.settings.timezone)
+                   zone=ctx.settings.timezone, most=MAX_ROWS if fmt in ("html", "pdf") else sys.maxsize)
     data = render(report, cast(Any, fmt))
     if out:
         path = write_report(data, out)

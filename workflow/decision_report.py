@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 from .access import Person
 from .decisions import LIGHTS
+from .errors import InputError
 from .german import date_de
 from .i18n import N_, _
 from .report import render_template, to_pdf
@@ -21,11 +22,14 @@ from .report import render_template, to_pdf
 if TYPE_CHECKING:
     from .engine import DecisionView, Engine
 
-__all__ = ["COLUMNS", "FORMATS", "DecisionReport", "DecisionsFormat", "build", "cells", "csv_text", "render",
-           "render_html", "table_text"]
+__all__ = ["COLUMNS", "FORMATS", "MAX_ROWS", "WEB_MAX_ROWS", "DecisionReport", "DecisionsFormat", "build", "cells",
+           "csv_text", "light_word", "render", "render_html", "table_text"]
 
 DecisionsFormat = Literal["table", "csv", "html", "pdf"]
 FORMATS: tuple[DecisionsFormat, ...] = ("table", "csv", "html", "pdf")
+#: The most rows of one report (a printable PDF; the CSV of the CLI has no limit), and of one made on the web.
+MAX_ROWS = 5_000
+WEB_MAX_ROWS = 1_000
 #: The columns of every form of the report (translated where shown).
 COLUMNS = (N_("Light"), N_("Paper"), N_("Title"), N_("Decided on"), N_("Result"), N_("Follow-up paper"),
            N_("Task"), N_("State"), N_("Responsible"), N_("Target date"))
@@ -56,14 +60,18 @@ class DecisionReport:
 
 
 def build(engine: Engine, who: Person, body: str, *, status: str | None = None, warn_days: int | None = None,
-          zone: str = "Europe/Berlin") -> DecisionReport:
-    """The report of ``body`` (id or name) as ``who`` may read it."""
+          zone: str = "Europe/Berlin", most: int = MAX_ROWS) -> DecisionReport:
+    """The report of ``body`` (id or name) as ``who`` may read it; more than ``most`` rows are refused (an
+    InputError saying how to narrow it)."""
     from .decisions import DEFAULT_WARN_DAYS
 
     days = DEFAULT_WARN_DAYS if warn_days is None else warn_days
     wanted = engine.decision_status(status)
-    rows = tuple(engine.decisions_for(who, body, status=wanted, warn_days=days))
+    rows = tuple(engine.decisions_for(who, body, status=wanted, warn_days=days, most=most))
     body_id = engine.resolve_filters({"body": body})["body"]
+    if len(rows) > most:
+        raise InputError(_("{body}: more than {most} follow-up papers for one report; choose a status "
+                           "(--status verzoegert) or take the csv form").format(body=body_id, most=most))
     return DecisionReport(body_id, engine.filter_choices()["body"].get(body_id, body_id), wanted, days, engine.now(),
                           zone, rows)
 

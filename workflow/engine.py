@@ -889,14 +889,16 @@ class Engine:
         return out, (cursor_text(items[limit - 1].key) if len(items) > limit and limit > 0 else None)
 
     def decisions_for(self, who: Person, body: str, *, status: str | None = None,
-                      warn_days: int = DEFAULT_WARN_DAYS) -> list[DecisionView]:
-        """The whole Beschlusskontrolle of ``body`` (page after page of :meth:`decisions_page`)."""
+                      warn_days: int = DEFAULT_WARN_DAYS, most: int | None = None) -> list[DecisionView]:
+        """The whole Beschlusskontrolle of ``body`` (page after page of :meth:`decisions_page`); with ``most``,
+        at most that many rows and one more (so the caller sees there are more)."""
         out: list[DecisionView] = []
         after: str | None = None
         while True:
-            page, after = self.decisions_page(who, body, status=status, warn_days=warn_days, limit=500, after=after)
+            size = 500 if most is None else max(1, min(500, most + 1 - len(out)))
+            page, after = self.decisions_page(who, body, status=status, warn_days=warn_days, limit=size, after=after)
             out.extend(page)
-            if after is None:
+            if after is None or (most is not None and len(out) > most):
                 return out
 
     @staticmethod
@@ -904,7 +906,7 @@ class Engine:
         """The Beschlusskontrolle's status filter checked: offen (also for none), verzoegert or erledigt."""
         if status is None or not status.strip():
             return "offen"
-        wanted = status.strip().casefold()
+        wanted = status.strip().casefold().replace("ö", "oe")  # verzögert as the page shows it
         if wanted not in DECISION_STATUSES:
             raise InputError(_("unknown status '{status}'{hint}; allowed: {allowed}").format(
                 status=status.strip()[:80], hint=did_you_mean(wanted, DECISION_STATUSES),

@@ -74,7 +74,7 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
                 summary="The Beschlusskontrolle of a body: its decisions' follow-up papers with a traffic light, red "
                         "first, a page at a time (the next: the Link header's rel=next, or `cursor` = X-Next-Cursor)")
     def list_decisions(request: Request, response: Response, body: str = "", status: str | None = None,
-                       warn_days: int = Query(10, ge=0, le=250), limit: int = Query(PAGE, ge=1, le=MAX_PAGE),
+                       warn_days: int = 10, limit: int = Query(PAGE, ge=1, le=MAX_PAGE),
                        cursor: str | None = None, who: Person = Depends(user)) -> list[dict[str, Any]]:
         views, following = engine.decisions_page(who, body, status=status, warn_days=warn_days, limit=limit,
                                                  after=cursor or None)

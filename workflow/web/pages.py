@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 
 from ..access import Person, writer
 from ..config import Settings
-from ..decision_report import DecisionsFormat
+from ..decision_report import WEB_MAX_ROWS, DecisionsFormat
 from ..decision_report import build as build_decisions
 from ..decision_report import render as render_decisions
 from ..definition import Definition
@@ -435,7 +435,8 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
     def decisions_report(body: str = "", status: str = "", format: str = Query("pdf", pattern="^(pdf|html)$"),
                          who: Person = Depends(user)) -> Response:
         """The Bericht über offene Beschlüsse of the page's body and status, as ``who`` may read it."""
-        report = build_decisions(engine, who, body, status=status or None, zone=settings.timezone)
+        report = build_decisions(engine, who, body, status=status or None, zone=settings.timezone,
+                                 most=WEB_MAX_ROWS)
         kind: DecisionsFormat = "pdf" if format == "pdf" else "html"
         name = f"beschluesse-{report.body}-{report.produced_at:%Y-%m-%d}.{kind}"
         headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "private, no-store"}
