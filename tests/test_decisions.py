@@ -397,3 +397,17 @@ def test_the_page_with_labels_links_and_filters(strategy: Engine) -> None:
         report = client.get("/beschlusskontrolle/bericht?body=kreistag&format=html", headers=as_user(OUTSIDER))
         assert report.status_code == 200 and "attachment" in report.headers["Content-Disposition"]
         assert "Bericht über offene Beschlüsse" in report.text and "SV-9-2000" not in report.text
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("{label: Erledigt, final: true, delayed: true}", "final state 'erledigt' cannot be delayed"),
+    ("{label: Erledigt, final: true, delayed: ja}", "state 'erledigt' delayed must be true or false"),
+])
+def test_delayed_is_checked_at_load(spec: str, message: str) -> None:
+    from workflow.errors import DefinitionError
+
+    text = (ROOT / "definitions" / "umsetzung.yaml").read_text(encoding="utf-8")
+    text = text.replace("erledigt:   {label: Erledigt, final: true}", f"erledigt:   {spec}")
+    with pytest.raises(DefinitionError) as problem:
+        load_definition(text)
+    assert message in str(problem.value)
