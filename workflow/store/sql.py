@@ -884,10 +884,13 @@ class SqlStore:
         if status == "verzoegert":
             clauses.append(f"d.delayed = {self._true}")
         clauses += self._readable_clause(readable, params, "p") + self._readable_clause(readable, params, "c")
+        # SQLite: the unary + keeps the (status, due_at) index from driving the deadline's lookup, so it reads the
+        # child's own deadlines by (paper_id, status) instead of every running deadline in due order.
+        plus = "+" if self.dialect == "sqlite" else ""
         return self._sql(
             "SELECT d.body, d.reference, p.fields, d.decided_at, d.result, d.follow_up, d.n, d.child, c.fields, "
             "c.workflow, c.workflow_version, c.definition_hash, c.state, d.delayed, d.final, d.target_at, "
-            "(SELECT g.name FROM deadlines g WHERE g.paper_id = d.child_id AND g.status = 'running' "
+            f"(SELECT g.name FROM deadlines g WHERE g.paper_id = d.child_id AND {plus}g.status = 'running' "
             "ORDER BY g.due_at, g.id LIMIT 1), d.sort_at, d.id "
             "FROM decisions d JOIN papers p ON p.id = d.paper_id JOIN papers c ON c.id = d.child_id "
             f"WHERE {' AND '.join(clauses)} ORDER BY d.sort_at, d.id LIMIT :limit"), params
