@@ -291,6 +291,7 @@ def test_the_report_as_html_and_pdf(measures: Engine, tmp_path: Path, capsys: Cl
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--body", "Kreistg"], "kein Gremium 'Kreistg' – gemeint: Kreistag (kreistag)?"),
+    ([], "die Beschlusskontrolle braucht ein Gremium (--body)"),
     (["--body", "kreistag", "--status", "offfen"], "unbekannter Status 'offfen' (gemeint: 'offen'?); erlaubt: "
                                                    "offen, verzoegert, erledigt"),
     (["--body", "kreistag", "--format", "pdf"], "--format pdf braucht --out DATEI.pdf"),

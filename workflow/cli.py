@@ -694,7 +694,7 @@ def audit_report(references: tuple[str, ...], workflow: str | None, person: str 
 
 
 @main.command()
-@click.option("--body", required=True, help="Gremium: Kennung oder Name")
+@click.option("--body", default=None, help="Gremium: Kennung oder Name")
 @click.option("--status", default=None, metavar="offen|verzoegert|erledigt",
               help="offen (Vorgabe; auch verzögerte), verzoegert oder erledigt")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "html", "pdf"]), default="table",
@@ -703,7 +703,8 @@ def audit_report(references: tuple[str, ...], workflow: str | None, person: str 
               help="Gelb ab N Arbeitstagen vor dem Termin (Vorgabe 10)")
 @click.option("--out", default=None, metavar="FILE", help="In diese Datei schreiben (pdf: nötig)")
 @common
-def decisions(body: str, status: str | None, fmt: str, warn_days: int | None, out: str | None, ctx: Context) -> None:
+def decisions(body: str | None, status: str | None, fmt: str, warn_days: int | None, out: str | None,
+              ctx: Context) -> None:
     """The Beschlusskontrolle of a body: its decisions' follow-up papers with a traffic light, red first; html and
     pdf give the Bericht über offene Beschlüsse."""
     from .access import Person
@@ -714,7 +715,7 @@ def decisions(body: str, status: str | None, fmt: str, warn_days: int | None, ou
         raise InputError(_("--format pdf needs --out FILE.pdf"))
     if out:
         check_out(out)
-    report = build(ctx.engine(), Person("", auditor=True), body, status=status, warn_days=warn_days,
+    report = build(ctx.engine(), Person("", auditor=True), body or "", status=status, warn_days=warn_days,
                    zone=ctx.settings.timezone, most=MAX_ROWS if fmt in ("html", "pdf") else sys.maxsize)
     data = render(report, cast(Any, fmt))
     if out:
