@@ -229,7 +229,8 @@ def test_no_sideways_scrolling_at_390_px(browser: Any, server: Server, shots: Pa
     for name, path in (("fristen", "/"), ("vorlagen", "/vorlagen"), ("vorlage", "/vorlagen/SV-9-1809"),
                        ("raete", "/vorlagen/KS-1"), ("anlegen", "/vorlagen/neu?workflow=kreisstrategie"),
                        ("bestaetigen", "/vorlagen/SV-9-1809/bestaetigen?schritt=zurueckziehen"),
-                       ("fehler", "/vorlagen/GIBT-ES-NICHT")):
+                       ("fehler", "/vorlagen/GIBT-ES-NICHT"),
+                       ("beschlusskontrolle", "/beschlusskontrolle?body=kreistag&status=erledigt")):
         page.goto(server.url + path)
         seen[name] = page.evaluate(WIDTH)
         page.screenshot(path=str(shots / f"390-{name}.png"), full_page=True)

@@ -725,6 +725,39 @@ def audit_report(references: tuple[str, ...], workflow: str | None, person: str 
 
 
 @main.command()
+@click.option("--body", default=None, help="Gremium: Kennung oder Name")
+@click.option("--status", default=None, metavar="offen|verzoegert|erledigt",
+              help="offen (Vorgabe; auch verzögerte), verzoegert oder erledigt")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "html", "pdf"]), default="table",
+              show_default=True)
+@click.option("--warn-days", type=int, default=None, metavar="N",
+              help="Gelb ab N Arbeitstagen vor dem Termin (Vorgabe 10)")
+@click.option("--out", default=None, metavar="FILE", help="In diese Datei schreiben (pdf: nötig)")
+@common
+def decisions(body: str | None, status: str | None, fmt: str, warn_days: int | None, out: str | None,
+              ctx: Context) -> None:
+    """The Beschlusskontrolle of a body: its decisions' follow-up papers with a traffic light, red first; html and
+    pdf give the Bericht über offene Beschlüsse."""
+    from .access import Person
+    from .decision_report import MAX_ROWS, build, render
+    from .report import check_out, write_report
+
+    if fmt == "pdf" and not out:
+        raise InputError(_("--format pdf needs --out FILE.pdf"))
+    if out:
+        check_out(out)
+    report = build(ctx.engine(), Person("", auditor=True), body or "", status=status, warn_days=warn_days,
+                   zone=ctx.settings.timezone, most=MAX_ROWS if fmt in ("html", "pdf") else sys.maxsize)
+    data = render(report, cast(Any, fmt))
+    if out:
+        path = write_report(data, out)
+        click.echo(_("{path}: {count} follow-up papers of {body}").format(path=path, count=len(report.rows),
+                                                                          body=report.body_name))
+    else:
+        click.echo(data.decode("utf-8"), nl=False)
+
+
+@main.command()
 @click.argument("reference")
 @click.option("--json", "as_json", is_flag=True)
 @common

@@ -115,6 +115,8 @@ class State:
     consultation: Consultation | None = None
     parallel: Parallel | None = None
     signoff: Signoff | None = None
+    #: A paper in this state is behind its plan (``delayed: true``): red in the Beschlusskontrolle.
+    delayed: bool = False
 
     @property
     def waits_for_meeting(self) -> bool:

@@ -20,11 +20,14 @@ from .deadlines import (
     changed,
     decide_done,
     involved,
+    recipients,
     running_deadlines,
     waiting_deadlines,
 )
+from .decisions import DEFAULT_WARN_DAYS, cursor_text, light, parse_cursor, warn_until
+from .decisions import STATUSES as DECISION_STATUSES
 from .definition import Definition
-from .errors import ConflictError, InputError, NotFoundError, StorageError, WorkflowError
+from .errors import ConflictError, InputError, NotFoundError, StorageError, WorkflowError, did_you_mean
 from .follow_up import Owed, child_values, next_owed, owed_at_entry, still_owed
 from .follow_up import by_name as follow_up_by_name
 from .i18n import _, gettext
@@ -207,6 +210,41 @@ class ChildView:
         return {"name": self.name, "n": self.n, "reference": self.reference, "workflow": self.workflow,
                 "due_at": self.due_at.isoformat(), "status": self.status, "state": self.state,
                 "state_label": self.state_label, "final": self.final, "error": self.error}
+
+
+@dataclass(frozen=True)
+class DecisionView:
+    """One follow-up paper of a body's decision in the Beschlusskontrolle (workflow/decisions.py): the one shape
+    of the CLI, the report, the page and the API. ``light``: rot, gelb, gruen, or None for a finished child."""
+
+    body: str
+    body_name: str
+    reference: str
+    title: str
+    decided_at: datetime
+    result: str | None
+    follow_up: str
+    n: int
+    child: str
+    child_title: str
+    workflow: str
+    state: str
+    state_label: str
+    delayed: bool
+    final: bool
+    target_at: datetime | None
+    target_label: str | None
+    responsible: tuple[str, ...]
+    light: str | None
+    timezone: str = "Europe/Berlin"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"body": self.body, "body_name": self.body_name, "reference": self.reference, "title": self.title,
+                "decided_at": self.decided_at.isoformat(), "result": self.result, "follow_up": self.follow_up,
+                "n": self.n, "child": self.child, "child_title": self.child_title, "workflow": self.workflow,
+                "state": self.state, "state_label": self.state_label, "delayed": self.delayed, "final": self.final,
+                "target_at": _iso(self.target_at), "target_label": self.target_label,
+                "responsible": list(self.responsible), "light": self.light}
 
 
 class PersonalDeadline(NamedTuple):
@@ -876,6 +914,71 @@ class Engine:
             out.extend(page)
             if after is None:
                 return out
+
+    def decisions_page(self, who: Person, body: str, *, status: str | None = None,
+                       warn_days: int = DEFAULT_WARN_DAYS, limit: int = 50, after: str | None = None
+                       ) -> tuple[list[DecisionView], str | None]:
+        """One page of the Beschlusskontrolle of ``body`` (its id or name) as ``who`` may read it: the follow-up
+        papers of the body's decisions, red first, then by target date (workflow/decisions.py); and whether
+        another page follows. ``status``: offen (default), verzoegert, erledigt; an unknown body or status is
+        an InputError (one German line)."""
+        wanted = self.decision_status(status)
+        if warn_days < 0 or warn_days > 250:
+            raise InputError(_("--warn-days {value}: give a number of working days from 0 to 250").format(
+                value=warn_days))
+        body_id = self.resolve_filters({"body": body}).get("body")
+        if body_id is None:
+            raise InputError(_("the Beschlusskontrolle needs a body (--body)"))
+        try:
+            key = parse_cursor(after) if after else None
+        except ValueError:
+            raise InputError(_("'{cursor}' is no page cursor of the Beschlusskontrolle; start without one").format(
+                cursor=after[:80] if after else "")) from None
+        items = self.store.page_decisions(body_id, limit + 1, key, status=wanted,
+                                          readable=self.readable_definitions(who))
+        now = self.now()
+        names = self.filter_choices()["body"]
+        yellow: dict[str, datetime] = {}
+        out = []
+        for item in items[:limit]:
+            definition = self.definition_version(item.workflow, item.version)
+            if item.definition_hash not in yellow:
+                yellow[item.definition_hash] = warn_until(definition, now, warn_days)
+            spec = next((d for d in definition.deadlines if d.name == item.deadline), None)
+            out.append(DecisionView(
+                item.body, names.get(item.body, item.body), item.reference, item.title, item.decided_at, item.result,
+                item.follow_up, item.n, item.child, item.child_title, item.workflow, item.state,
+                definition.states[item.state].label if item.state in definition.states else item.state,
+                item.delayed, item.final, item.target_at, spec.label if spec else None,
+                recipients(definition, spec.notify, None) if spec else (),
+                light(item.target_at, item.delayed, item.final, now, yellow[item.definition_hash]),
+                definition.timezone))
+        return out, (cursor_text(items[limit - 1].key) if len(items) > limit and limit > 0 else None)
+
+    def decisions_for(self, who: Person, body: str, *, status: str | None = None,
+                      warn_days: int = DEFAULT_WARN_DAYS, most: int | None = None) -> list[DecisionView]:
+        """The whole Beschlusskontrolle of ``body`` (page after page of :meth:`decisions_page`); with ``most``,
+        at most that many rows and one more (so the caller sees there are more)."""
+        out: list[DecisionView] = []
+        after: str | None = None
+        while True:
+            size = 500 if most is None else max(1, min(500, most + 1 - len(out)))
+            page, after = self.decisions_page(who, body, status=status, warn_days=warn_days, limit=size, after=after)
+            out.extend(page)
+            if after is None or (most is not None and len(out) > most):
+                return out
+
+    @staticmethod
+    def decision_status(status: str | None) -> str:
+        """The Beschlusskontrolle's status filter checked: offen (also for none), verzoegert or erledigt."""
+        if status is None or not status.strip():
+            return "offen"
+        wanted = status.strip().casefold().replace("ö", "oe")  # verzögert as the page shows it
+        if wanted not in DECISION_STATUSES:
+            raise InputError(_("unknown status '{status}'{hint}; allowed: {allowed}").format(
+                status=status.strip()[:80], hint=did_you_mean(wanted, DECISION_STATUSES),
+                allowed=", ".join(DECISION_STATUSES)))
+        return wanted
 
     def actions(self, paper: StoredPaper, who: Person) -> list[Action]:
         """The triggers ``who`` may fire on ``paper`` now (and for which branches)."""

@@ -280,6 +280,7 @@ STATE = Mapping(
         Key("parallel", False, _ref("parallel"), "Mehrere Gremien beraten gleichzeitig."),
         Key("signoff", False, _ref("signoff"),
             "Mitzeichnung: {roles: [ROLLE, …], order: any | sequence}; nicht in Endzuständen."),
+        Key("delayed", False, _BOOL, "Verzögert: die Beschlusskontrolle zeigt eine Vorlage in diesem Zustand rot."),
     ),
     (
         {"if": {"properties": {"final": {"const": True}}, "required": ["final"]},

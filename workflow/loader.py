@@ -351,6 +351,10 @@ def _load_states(c: _Checker, raw: Any, bodies: dict[str, Body],
         final = m.get("final", False)
         c.typed(initial, (*where, "initial"), bool, _of("initial", what))
         c.typed(final, (*where, "final"), bool, _of("final", what))
+        delayed = m.get("delayed", False)
+        c.typed(delayed, (*where, "delayed"), bool, _of("delayed", what))
+        if final is True and delayed is True:
+            c.err(where, _("{what} is final and cannot be delayed").format(what=what))
         consultation = parallel = None
         if "consultation" in m:
             cm = c.mapping(m["consultation"], (*where, "consultation"), _of("consultation", what),
@@ -378,6 +382,7 @@ def _load_states(c: _Checker, raw: Any, bodies: dict[str, Body],
             consultation,
             parallel,
             signoff,
+            delayed is True,
         )
     for where, target in pending_joins:
         c.ref(target, where, "state", states)

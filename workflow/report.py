@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 __all__ = ["FORMATS", "MAX_ENTRIES", "WEB_MAX_ENTRIES", "Report", "ReportFormat", "build_report", "canonical",
-           "check_out", "format_of", "render", "render_html", "report_filename", "write_report"]
+           "check_out", "format_of", "render", "render_html", "render_template", "report_filename", "to_pdf",
+           "write_report"]
 
 #: The most entries one report holds (bench/bench_report.py: the PDF of 10,000 entries has 910 pages and takes
 #: WeasyPrint about ten minutes and 2 GB on a busy 2-core machine). A larger scope is refused: narrow it by
@@ -218,20 +219,41 @@ def _period(start: datetime | None, end: datetime | None, rows: list[Row], zone:
             f"{format_local(rows[-1].record.at, zone)}")
 
 
-def render_html(report: Report) -> str:
-    """The report as one self-contained HTML document with a print stylesheet (A4, running header and
-    footer, "Seite X von Y", the table header repeated on every page)."""
+def render_template(name: str, zone: str, **context: Any) -> str:
+    """A printable report's template (workflow/templates) rendered to one self-contained HTML document; the
+    filter ``local`` shows an instant in ``zone``. The Prüfbericht and the Bericht über offene Beschlüsse
+    (workflow/decision_report.py) are made with it."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     from .i18n import install_jinja
 
     env = Environment(loader=FileSystemLoader(str(_TEMPLATES)), autoescape=select_autoescape(["html"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["local"] = lambda m: format_local(m, report.zone)
+    env.filters["local"] = lambda m: format_local(m, zone)
     install_jinja(env)
-    return env.get_template("pruefbericht.html").render(
-        r=report, attachment=base64.b64encode(report.content).decode("ascii"),
-        count=f"{len(report.rows):,}".replace(",", "."))
+    return env.get_template(name).render(**context)
+
+
+def render_html(report: Report) -> str:
+    """The report as one self-contained HTML document with a print stylesheet (A4, running header and
+    footer, "Seite X von Y", the table header repeated on every page)."""
+    return render_template("pruefbericht.html", report.zone, r=report,
+                           attachment=base64.b64encode(report.content).decode("ascii"),
+                           count=f"{len(report.rows):,}".replace(",", "."))
+
+
+def to_pdf(html: str, attachments: tuple[tuple[str, bytes, str], ...] = ()) -> bytes:
+    """An HTML document of :func:`render_template` as PDF through WeasyPrint, with ``attachments`` (file name,
+    bytes, description)."""
+    try:
+        from weasyprint import HTML, Attachment
+    except (ImportError, OSError) as exc:  # OSError: Debian's pango is missing
+        raise ToolMissingError(f"PDF nicht möglich: WeasyPrint oder Debians pango fehlt ({exc}); "
+                               "`make system` installiert sie") from None
+    pdf: bytes = HTML(string=html, base_url=str(_TEMPLATES)).write_pdf(
+        attachments=[Attachment(string=data, base_url=None, name=name, description=description)
+                     for name, data, description in attachments])
+    return pdf
 
 
 def render(report: Report, fmt: ReportFormat) -> bytes:
@@ -241,15 +263,7 @@ def render(report: Report, fmt: ReportFormat) -> bytes:
     html = render_html(report)
     if fmt == "html":
         return html.encode("utf-8")
-    try:
-        from weasyprint import HTML, Attachment
-    except (ImportError, OSError) as exc:  # OSError: Debian's pango is missing
-        raise ToolMissingError(f"PDF nicht möglich: WeasyPrint oder Debians pango fehlt ({exc}); "
-                               "`make system` installiert sie") from None
-    pdf: bytes = HTML(string=html, base_url=str(_TEMPLATES)).write_pdf(
-        attachments=[Attachment(string=report.content, base_url=None, name="pruefbericht.json",
-                                description="Inhalt des Prüfberichts (SHA-256 wie abgedruckt)")])
-    return pdf
+    return to_pdf(html, (("pruefbericht.json", report.content, "Inhalt des Prüfberichts (SHA-256 wie abgedruckt)"),))
 
 
 def report_filename(report: Report, reference: str, fmt: ReportFormat) -> str:

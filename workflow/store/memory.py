@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..access import is_public
 from ..chain import GENESIS
 from ..deadlines import audience as deadline_audience
+from ..decisions import Decided, DecisionItem, deciding, sort_moment
 from ..definition import Definition
 from ..errors import ConflictError, NotFoundError
 from ..paper import Change, PaperState, bodies_at
@@ -91,6 +92,10 @@ class MemoryStore:
         self._bodies: dict[str, frozenset[str]] = {}  # reference -> the bodies it is at (bodies_at)
         self._oparl: dict[str, tuple[int, str]] = {}  # reference -> (version, OParl text)
         self._follow_ups: list[FollowUpRecord] = []  # by id - 1
+        # The Beschlusskontrolle: per body and follow-up paper its decision; per paper whether its state is
+        # delayed or final (the SQL store's decisions table, whose child columns are read here when asked).
+        self._decisions: list[tuple[str, str, Decided, str, int, str]] = []  # body, parent, decided, name, n, child
+        self._flags: dict[str, tuple[bool, bool]] = {}
         self._outbox = MemoryOutbox(self)
         self._token_port = MemoryTokens(self)
 
@@ -208,6 +213,10 @@ class MemoryStore:
                             child.definition.source_hash, child.state, 1, changes[0].at, changes[-1].at)
         self._write(paper, paper, child.definition, child.state, changes, child.deadlines)
         self._note(parent, [child.note])
+        entries = [self._audit[i] for i in self._by_paper.get(parent, [])]
+        for d in deciding((e.kind, e.from_state, e.to_state, e.body, e.at, e.payload) for e in entries
+                          if e.kind in ("transition", "branch") and e.at <= owed.anchor_at):
+            self._decisions.append((d.body, parent, d, owed.name, owed.n, owed.reference))
         self._oparl.pop(parent, None)  # the parent's OParl object lists its follow-up papers: build it again
 
     def _add_follow_up(self, reference: str, owed: Owed, status: str, done: datetime | None,
@@ -261,6 +270,8 @@ class MemoryStore:
         # nothing below can fail
         self._papers[new.reference] = new
         self._bodies[new.reference] = bodies_at(definition, state)
+        spec = definition.states[state.state]
+        self._flags[new.reference] = (spec.delayed, spec.final)
         indexes = self._by_paper.setdefault(new.reference, [])
         for e in entries:
             indexes.append(len(self._audit))
@@ -365,6 +376,31 @@ class MemoryStore:
                 if len(out) == limit:
                     break
             return out
+
+    def page_decisions(self, body: str, limit: int, after: tuple[datetime, int] | None = None, *,
+                       status: str = "offen", readable: Collection[str] | None = None) -> list[DecisionItem]:
+        with self._lock:
+            found = []
+            for id_, (b, parent, decided, name, n, ref) in enumerate(self._decisions):
+                paper, child = self._papers[parent], self._papers[ref]
+                delayed, final = self._flags[ref]
+                if b != body or final != (status == "erledigt") or (status == "verzoegert" and not delayed) \
+                        or (readable is not None and any(not is_public(p.state) and p.definition_hash not in readable
+                                                         for p in (paper, child))):
+                    continue
+                running = sorted((d.due_at, d.id, d.name) for d in self._deadlines
+                                 if d.reference == ref and d.status == "running")
+                target = running[0][0] if running else None
+                key = (sort_moment(target, delayed), id_ + 1)
+                if after is not None and key <= after:
+                    continue
+                found.append((key, DecisionItem(
+                    b, parent, str(paper.state.fields.get("title") or ""), decided.at, decided.result, name, n, ref,
+                    str(child.state.fields.get("title") or ""), child.workflow, child.workflow_version,
+                    child.definition_hash, child.state.state, delayed, final, target,
+                    running[0][2] if running else None, key)))
+            found.sort(key=lambda pair: pair[0])
+            return [item for _key, item in found[:limit]]
 
     def page_running_deadlines(self, limit: int, after: tuple[datetime, int] | None = None, *,
                                audience: str | None = None, now: datetime | None = None

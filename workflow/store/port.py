@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..decisions import DecisionItem
 from ..definition import Definition
 from ..paper import SYSTEM_ACTOR, Change, PaperState
 from .records import (
@@ -157,6 +158,15 @@ class Store(Protocol):
         after the last reference of this one), filtered by workflow, state, body (the bodies the paper is at,
         :func:`~workflow.paper.bodies_at`), a running deadline due before ``due_before``, and ``readable``:
         the definition hashes whose papers marked ``public: false`` are included (None: all papers)."""
+        ...
+
+    def page_decisions(self, body: str, limit: int, after: tuple[datetime, int] | None = None, *,
+                       status: str = "offen", readable: Collection[str] | None = None) -> list[DecisionItem]:
+        """Up to ``limit`` follow-up papers of the decisions of ``body`` (workflow/decisions.py) after the row
+        whose key is ``after`` (keyset: the next page starts after the last key of this one): delayed first,
+        then by target date (none last), then as created; ``status`` "offen" (unfinished),
+        "verzoegert" (delayed) or "erledigt" (final); only rows whose paper and follow-up paper are readable
+        (``readable`` as in :meth:`page_papers`)."""
         ...
 
     def page_running_deadlines(self, limit: int, after: tuple[datetime, int] | None = None, *,

@@ -25,6 +25,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from ..access import is_public
 from ..chain import GENESIS
 from ..deadlines import audience
+from ..decisions import DELAYED_SORT, NO_TARGET_SORT, DecisionItem, deciding, sort_moment
 from ..definition import Definition
 from ..errors import ConflictError, InputError, NotFoundError, StorageError
 from ..paper import (
@@ -125,6 +126,10 @@ _INSERT_PAPER_MAIL = (
 )
 _NEXT_DUE = ("UPDATE papers SET next_due = (SELECT MIN(due_at) FROM deadlines WHERE paper_id = :id "
              "AND status = 'running') WHERE id = :id")
+#: A follow-up paper's rows of the Beschlusskontrolle after a change: delay, finish, target date, sort moment.
+_UPDATE_DECISIONS = ("UPDATE decisions SET delayed = :delayed, final = :final, target_at = (SELECT next_due FROM "
+                     "papers WHERE id = :id), sort_at = COALESCE(:fixed, (SELECT next_due FROM papers WHERE id = "
+                     ":id), :none) WHERE child_id = :id")
 _DROP_BODIES = "DELETE FROM paper_bodies WHERE paper_id = :id"
 _INSERT_BODY = "INSERT INTO paper_bodies (body, reference, paper_id) VALUES (:body, :reference, :id)"
 #: How many threads keep a connection of their own (see SqlStore._acquire).
@@ -148,6 +153,13 @@ class _Taken(Exception):
 def _follow_up(r: Sequence[Any]) -> FollowUpRecord:
     return FollowUpRecord(int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], from_db(r[6]), r[7], from_db_or_none(r[8]),
                           r[9], from_db(r[10]))
+
+
+def _title(fields: Any) -> str:
+    """A paper's title from its stored fields (JSON text on SQLite, a dict on PostgreSQL)."""
+    loaded = json.loads(fields) if isinstance(fields, str) else fields
+    title = (loaded or {}).get("title")
+    return "" if title is None else str(title)
 
 
 def _record(r: Sequence[Any]) -> AuditRecord:
@@ -193,7 +205,8 @@ class SqlStore:
         self._q = {name: self._sql(globals()[name]) for name in
                    ("_SELECT_PAPER", "_PAPERS_AFTER", "_INSERT_PAPER", "_UPDATE_PAPER", "_INSERT_AUDIT",
                     "_CANCEL_REMINDERS", "_END_DEADLINE", "_INSERT_DEADLINE", "_INSERT_REMINDER", "_INSERT_AUDIENCE",
-                    "_DROP_AUDIENCE", "_NEXT_DUE", "_DROP_BODIES", "_INSERT_BODY", "_INSERT_PAPER_MAIL")}
+                    "_DROP_AUDIENCE", "_NEXT_DUE", "_DROP_BODIES", "_INSERT_BODY", "_INSERT_PAPER_MAIL",
+                    "_UPDATE_DECISIONS")}
         self._kept: list[Any] = []
         self._kept_lock = threading.Lock()
         # (head seq, page size, modified_since) -> (public papers, first id of the pages found); see oparl_page
@@ -516,13 +529,47 @@ class SqlStore:
         cur.execute(_LAST_ENTRY)
         last = cur.fetchone()
         seq, prev = (int(last[0]), str(last[1])) if last else (0, GENESIS)
-        self._insert_paper(cur, seq, prev, child.owed.reference, child.definition, child.state, child.changes,
-                           child.deadlines)
+        child_id = self._insert_paper(cur, seq, prev, child.owed.reference, child.definition, child.state,
+                                      child.changes, child.deadlines)
         cur.execute(_LAST_ENTRY)
         last = cur.fetchone()
         self._append_notes(cur, parent_id, int(last[0]), str(last[1]), [child.note])
+        self._insert_decisions(cur, parent_id, child_id, child)
         # the parent's OParl object lists its follow-up papers: build it again
         cur.execute(self._sql("UPDATE papers SET oparl = NULL WHERE id = :id"), {"id": parent_id})
+
+    def _insert_decisions(self, cur: Any, parent_id: int, child_id: int, child: NewChild) -> None:
+        """The Beschlusskontrolle's rows of a new child: one per body that decided its parent up to the entering
+        that started the follow-up (workflow.decisions.deciding, from the parent's entries)."""
+        cur.execute(self._sql("SELECT kind, from_state, to_state, body, at, payload FROM audit WHERE paper_id = :id "
+                              "AND kind IN ('transition', 'branch') AND body IS NOT NULL AND at <= :anchor "
+                              "ORDER BY seq"), {"id": parent_id, "anchor": self._db_time(child.owed.anchor_at)})
+        decided = deciding((r[0], r[1], r[2], r[3], from_db(r[4]), json.loads(r[5])) for r in cur.fetchall())
+        if not decided:
+            return
+        spec = child.definition.states[child.state.state]
+        cur.execute(self._sql("SELECT reference, next_due FROM papers WHERE id IN (:parent, :child)"),
+                    {"parent": parent_id, "child": child_id})
+        found = {str(r[0]): from_db_or_none(r[1]) for r in cur.fetchall()}
+        target = found.get(child.owed.reference)
+        parent = next(ref for ref in found if ref != child.owed.reference)
+        cur.executemany(self._sql(
+            "INSERT INTO decisions (body, paper_id, reference, decided_at, result, follow_up, n, child_id, child, "
+            "delayed, final, target_at, sort_at) VALUES (:body, :paper_id, :reference, :decided_at, :result, "
+            ":follow_up, :n, :child_id, :child, :delayed, :final, :target_at, :sort_at)"),
+            [{"body": d.body, "paper_id": parent_id, "reference": parent, "decided_at": self._db_time(d.at),
+              "result": d.result, "follow_up": child.owed.name, "n": child.owed.n, "child_id": child_id,
+              "child": child.owed.reference, "delayed": spec.delayed, "final": spec.final,
+              "target_at": self._db_time(target), "sort_at": self._db_time(sort_moment(target, spec.delayed))}
+             for d in decided])
+
+    def _update_decisions(self, cur: Any, paper_id: int, definition: Definition, state: PaperState) -> None:
+        """Rewrite the Beschlusskontrolle's rows of a follow-up paper after a change (after its deadlines)."""
+        spec = definition.states[state.state]
+        cur.execute(self._q["_UPDATE_DECISIONS"],
+                    {"id": paper_id, "delayed": spec.delayed, "final": spec.final,
+                     "fixed": self._db_time(DELAYED_SORT) if spec.delayed else None,
+                     "none": self._db_time(NO_TARGET_SORT)})
 
     def _insert_follow_up(self, cur: Any, paper_id: int, reference: str, owed: Owed, status: str,
                           done: datetime | None, error: str | None = None) -> None:
@@ -630,6 +677,9 @@ class SqlStore:
                     "message_id": paper_mail_message_id(paper.reference, mail)})
             before = bodies_at(definition, paper.state) if definition.source_hash == paper.definition_hash else None
             self._sync_bodies(cur, paper.id, paper.reference, before, bodies_at(definition, state))
+            # the light's inputs (delayed, final, the running deadlines) change only with these
+            if state.state != paper.state.state or any(deadlines) or definition.source_hash != paper.definition_hash:
+                self._update_decisions(cur, paper.id, definition, state)
             if any(follow_ups):
                 self._write_follow_ups(cur, paper.id, paper.reference, follow_ups, changes[-1].at)
         return new_version
@@ -855,7 +905,8 @@ class SqlStore:
 
     # --- paged lists -------------------------------------------------------------------------
 
-    def _readable_clause(self, readable: Collection[str] | None, params: dict[str, Any]) -> list[str]:
+    def _readable_clause(self, readable: Collection[str] | None, params: dict[str, Any], alias: str = "p"
+                         ) -> list[str]:
         if readable is None:
             return []
         names = []
@@ -865,8 +916,46 @@ class SqlStore:
         # SQLite: the unary + keeps these columns from driving the plan, so the page walks the reference index
         # in order and stops at LIMIT (instead of reading every public paper and sorting).
         plus = "+" if self.dialect == "sqlite" else ""
-        return [f"({plus}p.public = {self._true} OR {plus}p.definition_hash IN ({', '.join(names)}))" if names
-                else f"{plus}p.public = {self._true}"]
+        return [f"({plus}{alias}.public = {self._true} OR {plus}{alias}.definition_hash IN ({', '.join(names)}))"
+                if names else f"{plus}{alias}.public = {self._true}"]
+
+    def page_decisions(self, body: str, limit: int, after: tuple[datetime, int] | None = None, *,
+                       status: str = "offen", readable: Collection[str] | None = None) -> list[DecisionItem]:
+        """One page of a body's Beschlusskontrolle: delayed first, then by target date (the (body, final,
+        sort_at, id) index range, after the row ``after``), ``status`` offen (unfinished), verzoegert or
+        erledigt; a row only if its paper and its follow-up paper are readable (``readable`` as in
+        :meth:`page_papers`)."""
+        sql, params = self.page_decisions_sql(body, limit, after, status=status, readable=readable)
+        with self._transaction() as cur:
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+        return [DecisionItem(r[0], r[1], _title(r[2]), from_db(r[3]), r[4], r[5], int(r[6]), r[7], _title(r[8]),
+                             r[9], int(r[10]), r[11], r[12], bool(r[13]), bool(r[14]), from_db_or_none(r[15]),
+                             r[16], (from_db(r[17]), int(r[18])))
+                for r in rows]
+
+    def page_decisions_sql(self, body: str, limit: int, after: tuple[datetime, int] | None = None, *,
+                           status: str = "offen", readable: Collection[str] | None = None
+                           ) -> tuple[str, dict[str, Any]]:
+        """The statement and parameters of :meth:`page_decisions`."""
+        params: dict[str, Any] = {"body": body, "limit": limit, "final": status == "erledigt"}
+        clauses = ["d.body = :body", "d.final = :final"]
+        if after is not None:
+            clauses.append("(d.sort_at > :sort_at OR (d.sort_at = :sort_at AND d.id > :id))")
+            params.update(sort_at=self._db_time(after[0]), id=after[1])
+        if status == "verzoegert":
+            clauses.append(f"d.delayed = {self._true}")
+        clauses += self._readable_clause(readable, params, "p") + self._readable_clause(readable, params, "c")
+        # SQLite: the unary + keeps the (status, due_at) index from driving the deadline's lookup, so it reads the
+        # child's own deadlines by (paper_id, status) instead of every running deadline in due order.
+        plus = "+" if self.dialect == "sqlite" else ""
+        return self._sql(
+            "SELECT d.body, d.reference, p.fields, d.decided_at, d.result, d.follow_up, d.n, d.child, c.fields, "
+            "c.workflow, c.workflow_version, c.definition_hash, c.state, d.delayed, d.final, d.target_at, "
+            f"(SELECT g.name FROM deadlines g WHERE g.paper_id = d.child_id AND {plus}g.status = 'running' "
+            "ORDER BY g.due_at, g.id LIMIT 1), d.sort_at, d.id "
+            "FROM decisions d JOIN papers p ON p.id = d.paper_id JOIN papers c ON c.id = d.child_id "
+            f"WHERE {' AND '.join(clauses)} ORDER BY d.sort_at, d.id LIMIT :limit"), params
 
     @property
     def _true(self) -> str:

@@ -25,8 +25,8 @@ from sqlmodel import Field, SQLModel
 
 from .timecodec import from_db_or_none
 
-__all__ = ["AuditRow", "DeadlineAudienceRow", "DeadlineRow", "DefinitionRow", "FollowUpRow", "HeartbeatRow",
-           "PaperBodyRow", "PaperRow", "ReminderRow", "TokenRow", "UTCDateTime"]
+__all__ = ["AuditRow", "DeadlineAudienceRow", "DeadlineRow", "DecisionRow", "DefinitionRow", "FollowUpRow",
+           "HeartbeatRow", "PaperBodyRow", "PaperRow", "ReminderRow", "TokenRow", "UTCDateTime"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -250,6 +250,34 @@ class FollowUpRow(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # When the parent entered the follow-up's state: a recurring series counts from it.
     anchor_at: datetime = _utc()
+
+
+class DecisionRow(SQLModel, table=True):
+    """The Beschlusskontrolle (workflow/decisions.py): one row per body that decided a paper and follow-up paper
+    the decision created, written in the transaction that creates the child; the child's delay, finish and
+    target date (its ``next_due``) are rewritten in the transaction of each change of the child, and
+    ``sort_at`` (delayed first, then by target date, none last) makes a body's list one index range
+    (revision 0010)."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (UniqueConstraint("body", "child_id"),
+                      Index("ix_decisions_body_final_sort", "body", "final", "sort_at", "id"),
+                      Index("ix_decisions_child", "child_id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    body: str = Field(max_length=100)
+    paper_id: int = Field(foreign_key="papers.id")
+    reference: str = Field(max_length=120)
+    decided_at: datetime = _utc()
+    result: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    follow_up: str = Field(max_length=100)
+    n: int
+    child_id: int = Field(foreign_key="papers.id")
+    child: str = Field(max_length=120)
+    delayed: bool = Field(sa_column=Column(Boolean, nullable=False))
+    final: bool = Field(sa_column=Column(Boolean, nullable=False))
+    target_at: datetime | None = _utc(nullable=True)
+    sort_at: datetime = _utc()
 
 
 class TokenRow(SQLModel, table=True):

@@ -72,6 +72,19 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
             response.headers["Link"] = f'<{request.url.include_query_params(cursor=following)}>; rel="next"'
         return [s.to_json() for s in papers]
 
+    @router.get("/decisions", tags=["papers"],
+                summary="The Beschlusskontrolle of a body: its decisions' follow-up papers with a traffic light, red "
+                        "first, a page at a time (the next: the Link header's rel=next, or `cursor` = X-Next-Cursor)")
+    def list_decisions(request: Request, response: Response, body: str = "", status: str | None = None,
+                       warn_days: int = 10, limit: int = Query(PAGE, ge=1, le=MAX_PAGE),
+                       cursor: str | None = None, who: Person = Depends(user)) -> list[dict[str, Any]]:
+        views, following = engine.decisions_page(who, body, status=status, warn_days=warn_days, limit=limit,
+                                                 after=cursor or None)
+        if following is not None:
+            response.headers["X-Next-Cursor"] = quote(following, safe="")
+            response.headers["Link"] = f'<{request.url.include_query_params(cursor=following)}>; rel="next"'
+        return [v.to_json() for v in views]
+
     @router.post("/papers", tags=["papers"], status_code=201)
     def create_paper(payload: dict[str, Any] = Body(...), who: Person = Depends(user)) -> dict[str, Any]:
         workflow, reference = payload.get("workflow"), payload.get("reference")

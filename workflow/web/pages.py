@@ -18,9 +18,12 @@ from fastapi.templating import Jinja2Templates
 
 from ..access import Person, writer
 from ..config import Settings
+from ..decision_report import WEB_MAX_ROWS, DecisionsFormat
+from ..decision_report import build as build_decisions
+from ..decision_report import render as render_decisions
 from ..definition import Definition
 from ..diagram import svg_inline
-from ..engine import Engine, Status
+from ..engine import DecisionView, Engine, Status
 from ..errors import InputError, NotPermittedError, ToolMissingError, WorkflowError
 from ..german import EntryText, entry_label, entry_text, field_label
 from ..i18n import _
@@ -437,6 +440,50 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
         body = branch if branch not in ("", "-") else None  # "-": the state's own consultation, chosen in a list
         engine.set_meeting(paper.reference, when, writer(who), branch=body, expected_version=version)
         return back_to(request, paper.reference, who, "meeting", branch=body)
+
+    @router.get("/beschlusskontrolle", response_class=HTMLResponse)
+    def decisions_page(request: Request, body: str = "", status: str = "", ab: str = "",
+                       who: Person = Depends(user)) -> HTMLResponse:
+        """The Beschlusskontrolle of a body: its decisions' follow-up papers, red first, 50 a page; the
+        Bericht über offene Beschlüsse to print (HTML, PDF). Without a body: the choice of bodies."""
+        error, following = None, None
+        views: list[DecisionView] = []
+        chosen = body.strip()
+        wanted = "offen"
+        if chosen:
+            try:
+                wanted = engine.decision_status(status)
+                chosen = engine.resolve_filters({"body": chosen})["body"]
+                views, following = engine.decisions_page(who, chosen, status=wanted, limit=LIST_PAGE,
+                                                         after=ab or None)
+            except InputError as exc:
+                error = exc.message
+        bodies = sorted(engine.filter_choices()["body"].items(), key=lambda item: (item[1].casefold(), item[0]))
+        query = {"body": chosen, "status": wanted}
+        response = page(request, "decisions.html", who, rows=views, bodies=bodies, error=error, zone=settings.timezone,
+                        filters=query, body_name=dict(bodies).get(chosen, chosen),
+                        statuses=(("offen", "offen"), ("verzoegert", "verzögert"), ("erledigt", "erledigt")),
+                        report_query=urlencode(query),
+                        first_page=f"/beschlusskontrolle?{urlencode(query)}" if ab and chosen else None,
+                        next_page=f"/beschlusskontrolle?{urlencode({**query, 'ab': following})}" if following
+                        else None)
+        if error is not None:
+            response.status_code = 400
+        return response
+
+    @router.get("/beschlusskontrolle/bericht")
+    def decisions_report(body: str = "", status: str = "", format: str = Query("pdf", pattern="^(pdf|html)$"),
+                         who: Person = Depends(user)) -> Response:
+        """The Bericht über offene Beschlüsse of the page's body and status, as ``who`` may read it."""
+        report = build_decisions(engine, who, body, status=status or None, zone=settings.timezone,
+                                 most=WEB_MAX_ROWS)
+        kind: DecisionsFormat = "pdf" if format == "pdf" else "html"
+        name = f"beschluesse-{report.body}-{report.produced_at:%Y-%m-%d}.{kind}"
+        headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "private, no-store"}
+        if kind == "html":
+            headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+        return Response(render_decisions(report, kind), media_type="application/pdf" if kind == "pdf" else
+                        "text/html; charset=utf-8", headers=headers)
 
     @router.get("/pruefpfad", response_class=HTMLResponse)
     def audit_page(request: Request, reference: str = "", workflow: str = "", actor: str = "", trigger: str = "",

@@ -1,0 +1,132 @@
+"""The Bericht über offene Beschlüsse: a body's Beschlusskontrolle (workflow/decisions.py, Engine.decisions_for)
+as a table for the terminal, CSV, and a printable HTML document or PDF made with the Prüfbericht's machinery
+(workflow/report.py: one template folder, one WeasyPrint call). A Sitzungsdienst puts it on the agenda of the
+body's next meeting."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+from .access import Person
+from .decisions import LIGHTS
+from .errors import InputError
+from .german import date_de
+from .i18n import N_, _
+from .report import render_template, to_pdf
+
+if TYPE_CHECKING:
+    from .engine import DecisionView, Engine
+
+__all__ = ["COLUMNS", "FORMATS", "MAX_ROWS", "WEB_MAX_ROWS", "DecisionReport", "DecisionsFormat", "build", "cells",
+           "csv_text", "light_word", "render", "render_html", "table_text"]
+
+DecisionsFormat = Literal["table", "csv", "html", "pdf"]
+FORMATS: tuple[DecisionsFormat, ...] = ("table", "csv", "html", "pdf")
+#: The most rows of one report (a printable PDF; the CSV of the CLI has no limit), and of one made on the web.
+MAX_ROWS = 5_000
+WEB_MAX_ROWS = 1_000
+#: The columns of every form of the report (translated where shown).
+COLUMNS = (N_("Light"), N_("Paper"), N_("Title"), N_("Decided on"), N_("Result"), N_("Follow-up paper"),
+           N_("Task"), N_("State"), N_("Responsible"), N_("Target date"))
+#: What the status filter shows, for the report's heading.
+_SHOWN = {"offen": N_("open follow-ups"), "verzoegert": N_("delayed follow-ups"), "erledigt": N_("finished follow-ups")}
+
+
+@dataclass(frozen=True)
+class DecisionReport:
+    """The Beschlusskontrolle of one body as of ``produced_at``."""
+
+    body: str
+    body_name: str
+    status: str
+    warn_days: int
+    produced_at: datetime
+    zone: str
+    rows: tuple[DecisionView, ...]
+
+    @property
+    def shown(self) -> str:
+        return _(_SHOWN[self.status])
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many rows have each light (rot, gelb, gruen)."""
+        return {key: sum(1 for r in self.rows if r.light == key) for key in LIGHTS}
+
+
+def build(engine: Engine, who: Person, body: str, *, status: str | None = None, warn_days: int | None = None,
+          zone: str = "Europe/Berlin", most: int = MAX_ROWS) -> DecisionReport:
+    """The report of ``body`` (id or name) as ``who`` may read it; more than ``most`` rows are refused (an
+    InputError saying how to narrow it)."""
+    from .decisions import DEFAULT_WARN_DAYS
+
+    days = DEFAULT_WARN_DAYS if warn_days is None else warn_days
+    wanted = engine.decision_status(status)
+    rows = tuple(engine.decisions_for(who, body, status=wanted, warn_days=days, most=most))
+    body_id = engine.resolve_filters({"body": body})["body"]
+    if len(rows) > most:
+        raise InputError(_("{body}: more than {most} follow-up papers for one report; choose a status "
+                           "(--status verzoegert) or take the csv form").format(body=body_id, most=most))
+    return DecisionReport(body_id, engine.filter_choices()["body"].get(body_id, body_id), wanted, days, engine.now(),
+                          zone, rows)
+
+
+def _day(moment: datetime | None, zone: str) -> str:
+    return "–" if moment is None else date_de(moment, zone, "medium")
+
+
+def light_word(view: DecisionView) -> str:
+    """The light in words: rot, gelb, grün, or erledigt for a finished follow-up."""
+    return _(LIGHTS[view.light]) if view.light else _("done")
+
+
+def cells(view: DecisionView, zone: str) -> list[str]:
+    """A row's cells in the order of :data:`COLUMNS`."""
+    return [light_word(view), view.reference, view.title, _day(view.decided_at, zone), view.result or "–",
+            view.child, view.child_title, view.state_label, ", ".join(view.responsible) or "–",
+            _day(view.target_at, zone)]
+
+
+def table_text(report: DecisionReport) -> str:
+    """The rows as an aligned table with a header line and a summary line."""
+    header = [_(c) for c in COLUMNS]
+    body = [cells(r, report.zone) for r in report.rows]
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+             for line in [header, *body]]
+    counts = report.counts
+    lines.append(_("{body}: {count} {shown} (red {red}, yellow {yellow}, green {green})").format(
+        body=report.body_name, count=len(report.rows), shown=report.shown, red=counts["rot"],
+        yellow=counts["gelb"], green=counts["gruen"]))
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(report: DecisionReport) -> str:
+    """The rows as CSV (comma, a header line, dates TT.MM.JJJJ)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([_(c) for c in COLUMNS])
+    writer.writerows(cells(r, report.zone) for r in report.rows)
+    return out.getvalue()
+
+
+def render_html(report: DecisionReport) -> str:
+    """The Bericht über offene Beschlüsse as one HTML document with a print stylesheet."""
+    rows: Sequence[tuple[str | None, list[str]]] = [(r.light, cells(r, report.zone)) for r in report.rows]
+    return render_template("beschluesse.html", report.zone, r=report, rows=rows, columns=[_(c) for c in COLUMNS],
+                           produced=_day(report.produced_at, report.zone))
+
+
+def render(report: DecisionReport, fmt: DecisionsFormat) -> bytes:
+    """The report's bytes in ``fmt``."""
+    if fmt == "table":
+        return table_text(report).encode("utf-8")
+    if fmt == "csv":
+        return csv_text(report).encode("utf-8")
+    html = render_html(report)
+    return html.encode("utf-8") if fmt == "html" else to_pdf(html)
