@@ -274,7 +274,7 @@ def definitions_list(ctx: Context) -> None:
     """List the workflows of the definitions folder."""
     lib = ctx.engine().library
     for wid in lib.workflows():
-        d, _ = lib.current(wid)
+        d, _text = lib.current(wid)
         click.echo(f"{d.workflow}\tv{d.version}\t{d.title}")
 
 
@@ -289,7 +289,7 @@ def definitions_show(workflow: str, fmt: str, out: Path | None, ctx: Context) ->
     """Print a workflow as a Graphviz diagram (SVG, PNG), a Mermaid state diagram or normalised JSON."""
     from .diagram import show
 
-    d, _ = ctx.engine().library.current(workflow)
+    d, _text = ctx.engine().library.current(workflow)
     show(d, fmt, out)
 
 
@@ -912,7 +912,7 @@ def doctor(ctx: Context) -> None:
         check(name, fn)
     for ok, name, detail in results:
         click.echo(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}")
-    if not all(ok for ok, _, _ in results):
+    if not all(ok for ok, _name, _detail in results):
         raise SystemExit(1)
 
 
