@@ -270,7 +270,8 @@ def format_of(out: str, fmt: str | None) -> ReportFormat:
     suffix = Path(out).suffix.lower().lstrip(".")
     suffix = "html" if suffix == "htm" else suffix
     if suffix not in FORMATS:
-        raise InputError(_("--out {out}: the extension must be .pdf, .html or .json (or give --format)").format(out=out))
+        raise InputError(_("--out {out}: the extension must be .pdf, .html or .json (or give --format)").format(
+            out=out))
     return suffix
 
 

@@ -149,7 +149,8 @@ class MemoryStore:
                deadlines: DeadlineDiff = ((), ())) -> StoredPaper:
         with self._lock:
             if reference in self._papers:
-                raise ConflictError(_("a paper with reference '{reference}' exists already").format(reference=reference))
+                raise ConflictError(_("a paper with reference '{reference}' exists already").format(
+                    reference=reference))
             paper_id = max((p.id for p in self._papers.values()), default=0) + 1
             paper = StoredPaper(paper_id, reference, definition.workflow, definition.version, definition.source_hash,
                                 state, 1, changes[0].at, changes[-1].at)
