@@ -53,10 +53,10 @@ def _click_speaks_our_language() -> None:
     import click.types
 
     for module in (click.core, click.decorators, click.exceptions, click.formatting, click.parser, click.types):
-        if hasattr(module, "_"):
-            module._ = _
-        if hasattr(module, "ngettext"):
-            module.ngettext = ngettext
+        names = vars(module)
+        for name, ours in (("_", _), ("ngettext", ngettext)):
+            if name in names:
+                names[name] = ours
 
 
 _click_speaks_our_language()
