@@ -200,7 +200,7 @@ def _apply(definition: Definition, paper: PaperState | None, change: Change) -> 
         if change.to_state not in definition.states:
             raise KeyError(change.to_state)
         return PaperState(change.to_state, paper.entered_at, _meeting_of(p), moved, dict(p["fields"]), paper.result)
-    raise ValueError(f"unknown kind of entry '{change.kind}'")
+    raise ValueError(_("unknown kind of entry '{kind}'").format(kind=change.kind))
 
 
 def _done_by(definition: Definition, paper: PaperState, trigger: str, branch: str | None) -> frozenset[tuple[str, str]]:

@@ -421,7 +421,8 @@ class MemoryOutbox:
             if message_id in self.store._message_ids:
                 return False
             rows = self.store._reminders
-            rows.append(ReminderRecord(len(rows) + 1, None, None, None, "digest", f"Fristenübersicht {day}", send_at,
+            label = _("Deadline overview {day}").format(day=day)
+            rows.append(ReminderRecord(len(rows) + 1, None, None, None, "digest", label, send_at,
                                        (recipient,), dict(payload), message_id, "pending", 0, send_at, None, None,
                                        None, None))
             self.store._message_ids.add(message_id)
