@@ -138,7 +138,7 @@ def test_broken_chain_is_stated_and_exits_10(corpus: Engine, tmp_path: Path, cap
     capsys.readouterr()
     assert run(["audit", "report", "--actor", AUDITOR, "--out", str(out)]) == 10
     err = capsys.readouterr().err
-    assert err.startswith("councilflow: error: Prüfpfad gebrochen:") and err.count("\n") == 1
+    assert err.startswith("councilflow: Fehler: Prüfpfad gebrochen:") and err.count("\n") == 1
     raw, attachment, _ = _pdf(out)
     assert f"Prüfpfad GEBROCHEN bei Eintrag {victim}" in raw and "jemand@example.org" in _squeezed(raw)
     assert json.loads(attachment)["verify"]["broken_seq"] == victim

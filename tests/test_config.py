@@ -23,7 +23,7 @@ def test_file_then_environment_then_options(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "env", "message"),
     [
-        ("morning_hur = 7\n", {}, r"unknown setting 'morning_hur' \(did you mean 'morning_hour'\?\)"),
+        ("morning_hur = 7\n", {}, r"unknown setting 'morning_hur' \(gemeint: 'morning_hour'\?\)"),
         ("morning_hour = 25\n", {}, "morning_hour must be between 0 and 23, not 25"),
         ("tick_seconds = 'oft'\n", {}, "tick_seconds must be a whole number, not 'oft'"),
         ("mail = [1]\n", {}, "mail must be text"),

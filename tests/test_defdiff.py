@@ -193,7 +193,7 @@ def test_two_files_json_and_errors(tmp_path: Path, capsys: Cli) -> None:
     assert "no database at sqlite:///" in capsys.readouterr().err
     assert not (tmp_path / "nope.db").exists()
     assert run(["definitions", "diff", "andere", str(new)]) == 4
-    assert capsys.readouterr().err.strip() == f"councilflow: error: {new} is workflow 'vorlage', not 'andere'"
+    assert capsys.readouterr().err.strip() == f"councilflow: Fehler: {new} is workflow 'vorlage', not 'andere'"
     new.write_text(V1.replace("{label: Entwurf,", "{label: Entwurf der Vorlage,"), encoding="utf-8")
     assert run(["definitions", "diff", str(old), str(new)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == ("Achtung: die neue Fassung hat Version 1, nicht mehr als 1: "
@@ -201,4 +201,4 @@ def test_two_files_json_and_errors(tmp_path: Path, capsys: Cli) -> None:
                                                         "Versionsnummer.")
     new.write_text(V2.replace("dest: anhoerung", "dest: anhorung"), encoding="utf-8")
     assert run(["definitions", "diff", str(old), str(new)]) == 3
-    assert "unknown state 'anhorung' (did you mean 'anhoerung'?)" in capsys.readouterr().err
+    assert "unknown state 'anhorung' (gemeint: 'anhoerung'?)" in capsys.readouterr().err

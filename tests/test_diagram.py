@@ -149,7 +149,7 @@ def test_cli_svg_png_and_missing_dot(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert (tmp_path / "k.png").read_bytes().startswith(PNG_SIGNATURE)
     assert run(["definitions", "show", "kreisstrategie", "--format", "svg", "--out",
                 str(tmp_path / "missing" / "k.svg")]) == 4
-    assert capsysbinary.readouterr().err.decode().startswith("councilflow: error: --out ")
+    assert capsysbinary.readouterr().err.decode().startswith("councilflow: Fehler: --out ")
     monkeypatch.setenv("PATH", str(tmp_path))  # no dot on the path
     assert run(["definitions", "show", "kreisstrategie", "--format", "svg"]) == 11
     err = capsysbinary.readouterr().err.decode()

@@ -168,7 +168,7 @@ def test_cli_exit_codes(tmp_path: Path, capsys: Cli) -> None:
     (tmp_path / "w.yaml").write_text(edit("dest: erledigt", "dest: erledgt"), encoding="utf-8")
     assert run(["definitions", "lint", str(tmp_path)]) == 3
     captured = capsys.readouterr()
-    assert captured.err == f"{tmp_path / 'w.yaml'}:22:49: unknown state 'erledgt' (did you mean 'erledigt'?)\n"
+    assert captured.err == f"{tmp_path / 'w.yaml'}:22:49: unknown state 'erledgt' (gemeint: 'erledigt'?)\n"
     assert captured.out == ""
 
 

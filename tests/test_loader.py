@@ -32,13 +32,13 @@ EXPECTED = {
     "syntax_error": "9:14: die eckige Klammer [ wird nicht geschlossen (oder zwischen zwei Einträgen fehlt ein Komma); "
                     "schließen Sie sie mit ]",
     "tag": "2:10: YAML tags are not allowed (found 'tag:yaml.org,2002:int')",
-    "unknown_body": "21:26: unknown body 'afwc' (did you mean 'afwk'?)",
-    "unknown_branch_outcome": "29:48: branch of transition 'annehmen' must be one of adopted, rejected, deferred, not text 'adoptd' (did you mean 'adopted'?)",
-    "unknown_field": "25:97: unknown field 'reslt' (did you mean 'result'?)",
+    "unknown_body": "21:26: unknown body 'afwc' (gemeint: 'afwk'?)",
+    "unknown_branch_outcome": "29:48: branch of transition 'annehmen' must be one of adopted, rejected, deferred, not text 'adoptd' (gemeint: 'adopted'?)",
+    "unknown_field": "25:97: unknown field 'reslt' (gemeint: 'result'?)",
     "unknown_holidays": "6:13: unknown holiday calendar 'DE-XX' (e.g. DE-NW, DE-BY, DE)",
-    "unknown_key": "18:13: unknown key 'lable' in state 'entwurf' (did you mean 'label'?); allowed: label, initial, final, consultation, parallel",
-    "unknown_role": "25:69: unknown role 'sitzungdienst' (did you mean 'sitzungsdienst'?)",
-    "unknown_state": "25:51: unknown state 'erledgt' (did you mean 'erledigt'?)",
+    "unknown_key": "18:13: unknown key 'lable' in state 'entwurf' (gemeint: 'label'?); allowed: label, initial, final, consultation, parallel",
+    "unknown_role": "25:69: unknown role 'sitzungdienst' (gemeint: 'sitzungsdienst'?)",
+    "unknown_state": "25:51: unknown state 'erledgt' (gemeint: 'erledigt'?)",
     "unknown_timezone": "4:11: unknown time zone 'Europe/Berlim' (an IANA name such as Europe/Berlin)",
     "unknown_top_key": "4:1: unknown key 'beschreibung' in the definition; allowed: workflow, version, title, timezone, states, transitions, calendar, roles, bodies, fields, deadlines",
     "unreachable": "23:3: state 'archiv' is unreachable from 'entwurf'",
@@ -103,7 +103,7 @@ def test_all_problems_are_reported_at_once() -> None:
     lines = [str(p) for p in caught.value.problems]
     assert lines == [
         "x.yaml:2:10: version must be an integer, not text 'eins'",
-        "x.yaml:18:13: unknown key 'lable' in state 'entwurf' (did you mean 'label'?);"
+        "x.yaml:18:13: unknown key 'lable' in state 'entwurf' (gemeint: 'label'?);"
         " allowed: label, initial, final, consultation, parallel",
     ]
 

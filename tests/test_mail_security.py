@@ -28,7 +28,7 @@ HEADER_ATTACKS = {
 @pytest.mark.parametrize("value", list(HEADER_ATTACKS.values()), ids=list(HEADER_ATTACKS))
 def test_header_injection_is_refused(value: str) -> None:
     """A line break in a header value, literal or hidden in an encoded word, is refused."""
-    with pytest.raises(InputError, match=r"^mail header Subject: (line break|encoded word .* hides a line break)"):
+    with pytest.raises(InputError, match=r"^mail header Subject: (line break|Encoded Word .* verbirgt einen Zeilenumbruch)"):
         check_header(value, "Subject")
 
 
@@ -58,10 +58,10 @@ def test_title_with_hidden_bcc_is_refused_at_input_and_at_sending(engine: Engine
     from workflow import InputError
 
     clock.set(datetime(2020, 8, 4, 7, tzinfo=UTC))
-    with pytest.raises(InputError, match="hides a line break"):
+    with pytest.raises(InputError, match="verbirgt einen Zeilenumbruch"):
         engine.create("sachstandsbericht", "SV-X", LANDRAT, {"title": "=?UTF-8?Q?=0A?=Bcc: evil@example.org"})
     assert engine.store.references() == []
-    with pytest.raises(InputError, match=r"mail header Subject: encoded word .* hides a line break"):
+    with pytest.raises(InputError, match=r"mail header Subject: Encoded Word .* verbirgt einen Zeilenumbruch"):
         check_header("SV-X: =?UTF-8?Q?=0A?=Bcc: evil@example.org", "Subject")
 
 

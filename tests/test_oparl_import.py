@@ -201,8 +201,8 @@ def test_bad_mapping_names_file_line_and_column(tmp_path: Path, db_url: str, def
     assert run(["import", "oparl", str(tmp_path), "--mapping", str(mapping), "--db", db_url,
                 "--definitions", str(defs_dir)]) == 3
     err = capsys.readouterr().err.splitlines()
-    assert err == [f"{mapping}:3:14: unknown body 'afwc' (did you mean 'afwk'?)",
-                   f"{mapping}:5:31: unknown trigger 'vertagn' (did you mean 'vertagen'?)"]
+    assert err == [f"{mapping}:3:14: unknown body 'afwc' (gemeint: 'afwk'?)",
+                   f"{mapping}:5:31: unknown trigger 'vertagn' (gemeint: 'vertagen'?)"]
 
 
 def test_karlsruhe_files_are_read_completely() -> None:

@@ -48,7 +48,7 @@ def test_upgrade_from_empty_and_current(tmp_path: Path, defs_dir: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
     args = ["--db", url, "--definitions", str(defs_dir)]
     empty = subprocess.run([EXE, "db", "current", *args], capture_output=True, text=True, check=True)
-    assert empty.stdout.startswith(f"empty (head {SCHEMA_HEAD}, behind")
+    assert empty.stdout.startswith(f"leer (neuester {SCHEMA_HEAD}, veraltet")
     up = subprocess.run([EXE, "db", "upgrade", *args], capture_output=True, text=True, check=True)
     assert up.stdout.strip().endswith(f"empty → {SCHEMA_HEAD}")
     store = SqlStore(url)

@@ -210,7 +210,7 @@ def test_a_refused_step_stops_the_run(tmp_path: Path, capsys: Cli) -> None:
     assert lines[-2].startswith("07.10.2025 12:00  Abgewiesen  digitalisierung@kreis-coesfeld.example may not ")
     assert "zurueckziehen" not in out and "Zurückgezogen" not in out
     assert lines[-1].endswith("; abgebrochen bei Schritt 3 (Zeile 8)")
-    assert err.startswith(f"councilflow: error: {path}:8: Schritt 3 wurde abgewiesen: "
+    assert err.startswith(f"councilflow: Fehler: {path}:8: Schritt 3 wurde abgewiesen: "
                           "digitalisierung@kreis-coesfeld.example may not ")
     assert err.count("\n") == 1
     code, out, _ = _simulate(capsys, "kreisstrategie", str(path), "--format", "json")
@@ -301,7 +301,7 @@ def test_a_missing_scenario_file_and_an_unknown_workflow(tmp_path: Path, capsys:
     assert code == 4 and err == f"{tmp_path / 'fehlt.yaml'}:1:1: die Datei kann nicht gelesen werden: No such file " \
                                 "or directory\n"
     code, _, err = _simulate(capsys, "kreisstrategy", str(SCENARIO))
-    assert code == 8 and err.startswith("councilflow: error: ")
+    assert code == 8 and err.startswith("councilflow: Fehler: ")
 
 
 # --- the key check: the dry run sends what a real database sends ----------------------------------------------
@@ -373,5 +373,5 @@ def test_tick_until_refuses_to_go_back(tmp_path: Path, capsys: Cli) -> None:
     db = f"sqlite:///{tmp_path / 'x.db'}"
     capsys.readouterr()
     assert run(["tick", "--until", "2025-01-01T00:00", "--db", db, "--now", "2025-02-01T00:00"]) == 4
-    assert capsys.readouterr().err == ("councilflow: error: --until 2025-01-01T00:00 liegt vor dem Start "
+    assert capsys.readouterr().err == ("councilflow: Fehler: --until 2025-01-01T00:00 liegt vor dem Start "
                                        "01.02.2025 00:00 (--now)\n")
