@@ -86,7 +86,7 @@ def test_done_and_undo_by_command(engine: Engine, clock: FixedClock) -> None:
         engine.done("SV-1", "vorlage", "jemand@kreis-coesfeld.example")
     clock.advance(timedelta(hours=1))
     engine.done("SV-1", "vorlage", LANDRAT, note="im DMS freigegeben")
-    with pytest.raises(NotAllowedNowError, match="done already"):
+    with pytest.raises(NotAllowedNowError, match="bereits erledigt"):
         engine.done("SV-1", "vorlage", LANDRAT)
     [view] = [v for v in engine.deadlines("SV-1") if v.deadline.name == "vorlage"]
     assert view.done == (clock.now(), LANDRAT, "im DMS freigegeben")
@@ -98,7 +98,7 @@ def test_done_and_undo_by_command(engine: Engine, clock: FixedClock) -> None:
     engine.fire("SV-1", "kenntnis_nehmen", SITZ, values={"result": "zur Kenntnis genommen"})
     assert engine.status("SV-1", as_of=(clock.now() - timedelta(minutes=90)).isoformat()).state == "ausschuss"
     assert engine.verify().ok
-    with pytest.raises(NotAllowedNowError, match="does not run now"):
+    with pytest.raises(NotAllowedNowError, match="läuft jetzt nicht"):
         engine.done("SV-1", "vorlage", LANDRAT)
 
 
