@@ -50,7 +50,7 @@ def test_upgrade_from_empty_and_current(tmp_path: Path, defs_dir: Path) -> None:
     empty = subprocess.run([EXE, "db", "current", *args], capture_output=True, text=True, check=True)
     assert empty.stdout.startswith(f"leer (neuester {SCHEMA_HEAD}, veraltet")
     up = subprocess.run([EXE, "db", "upgrade", *args], capture_output=True, text=True, check=True)
-    assert up.stdout.strip().endswith(f"empty → {SCHEMA_HEAD}")
+    assert up.stdout.strip().endswith(f"leer → {SCHEMA_HEAD}")
     store = SqlStore(url)
     with store.engine.connect() as conn:
         assert set(inspect(conn).get_table_names()) == TABLES

@@ -260,7 +260,7 @@ def test_verify_covers_the_rules_the_papers_ran_on(engine: Engine, db_url: str, 
     fresh = Engine(engine.store, DefinitionLibrary(engine.library.folder), engine.clock)  # another process
     report = fresh.verify()
     assert not report.ok
-    expected = {"edited-roles": "the stored text of workflow 'sachstandsbericht' version 1 was edited",
+    expected = {"edited-roles": "der gespeicherte Text des Ablaufs 'sachstandsbericht' Version 1 wurde verändert",
                 "swapped-version": "nennt den Ablauf 'sachstandsbericht' Version 2, ihre Einträge aber",
                 "created": "Anlage- und Änderungszeitpunkt weichen", "modified": "Anlage- und Änderungszeitpunkt weichen"}
     assert expected[case] in (report.problem or "")

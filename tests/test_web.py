@@ -95,11 +95,12 @@ def test_paper_lifecycle_over_the_api(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("payload", "status", "detail"),
     [
-        ({"trigger": "einbrigen"}, 400, "unknown trigger 'einbrigen' in workflow 'sachstandsbericht' (did you mean "
-                                        "'einbringen'?)"),
-        ({"trigger": "einbringen"}, 400, "SV-9-1809 einbringen: 'einbringen' braucht meeting: bitte --set meeting=… angeben"),
-        ({"trigger": "einbringen", "values": {"meeting": "bald"}}, 400, "'bald' is not an ISO 8601 date-time"),
-        ({"trigger": "kenntnis_nehmen", "values": {"result": "x"}}, 409, "is in state 'entwurf'"),
+        ({"trigger": "einbrigen"}, 400, "unbekannter Übergang 'einbrigen' im Ablauf 'sachstandsbericht' "
+                                        "(gemeint: 'einbringen'?)"),
+        ({"trigger": "einbringen"}, 400, "SV-9-1809 einbringen: 'einbringen' braucht meeting: bitte --set meeting=… "
+                                         "angeben"),
+        ({"trigger": "einbringen", "values": {"meeting": "bald"}}, 400, "'bald' ist kein Zeitpunkt nach ISO 8601"),
+        ({"trigger": "kenntnis_nehmen", "values": {"result": "x"}}, 409, "ist im Zustand 'entwurf'"),
         ({"trigger": "einbringen", "values": {"meeting": "2020-08-27T17:00"}, "version": 7}, 409,
          "SV-9-1809 wurde inzwischen von jemand anderem geändert; bitte wiederholen"),
         ({}, 400, "body needs 'trigger'"),
