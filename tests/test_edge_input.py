@@ -87,7 +87,7 @@ def test_values_that_cannot_be_mailed_are_refused_at_input(engine: Engine) -> No
     """A title hiding a line break in an encoded word would fail every reminder of its paper later."""
     with pytest.raises(InputError, match="verbirgt einen Zeilenumbruch"):
         engine.create("sachstandsbericht", "SV-X", LANDRAT, {"title": "=?UTF-8?Q?=0A?=Bcc: evil@example.org"})
-    with pytest.raises(InputError, match=r"at most 10\.000"):
+    with pytest.raises(InputError, match=r"höchstens 10\.000"):
         engine.create("sachstandsbericht", "SV-X", LANDRAT, {"title": "x" * 20_000})
 
 

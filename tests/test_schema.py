@@ -57,7 +57,7 @@ def test_upgrade_from_empty_and_current(tmp_path: Path, defs_dir: Path) -> None:
     again = subprocess.run([EXE, "db", "upgrade", *args], capture_output=True, text=True, check=True)
     assert again.stdout.strip().endswith(f"{SCHEMA_HEAD} → {SCHEMA_HEAD}")
     now = subprocess.run([EXE, "db", "current", *args], capture_output=True, text=True, check=True)
-    assert now.stdout.strip() == f"{SCHEMA_HEAD} (head {SCHEMA_HEAD}, at head)"
+    assert now.stdout.strip() == f"{SCHEMA_HEAD} (neuester {SCHEMA_HEAD}, aktuell)"
 
 
 def test_database_made_before_migrations_is_stamped_with_its_data(new_database: Callable[[], str]) -> None:
