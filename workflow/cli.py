@@ -95,6 +95,14 @@ class _TranslatedHelp(click.Command):
         with _translated(self, "help"):
             super().format_help_text(ctx, formatter)
 
+    def get_help_option(self, ctx: click.Context) -> click.Option | None:
+        """Click's -h/--help, its help looked up when shown (it is made before --lang took effect)."""
+        option = super().get_help_option(ctx)
+        if option is not None and not isinstance(option, _Option):
+            option.__class__ = _Option
+            option.help = N_("Show this message and exit.")
+        return option
+
 
 class _Command(_TranslatedHelp):
     pass
