@@ -69,7 +69,8 @@ TAMPER: dict[str, tuple[Callable[[Engine], None], str]] = {
     ),
     "insert-forged": (
         lambda e: _insert_forged(e),
-        r"Eintrag 5 \(SV-1, einbringen\) verweist nicht auf Eintrag 4: Einträge wurden eingefügt, gelöscht oder umgestellt",
+        r"Eintrag 5 \(SV-1, einbringen\) verweist nicht auf Eintrag 4: Einträge wurden eingefügt, gelöscht oder "
+        r"umgestellt",
     ),
     "edit-paper-state": (
         lambda e: _sql(e, "UPDATE papers SET state = 'zur_kenntnis_genommen' WHERE reference = 'SV-2'"),

@@ -97,7 +97,8 @@ def test_sachstandsbericht_path_records_meeting_and_result(engine: Engine, clock
 def test_wrong_state_wrong_role_unknown_trigger(engine: Engine) -> None:
     """Errors name the paper, the state, what is possible now and the roles needed."""
     create_sv(engine)
-    with pytest.raises(NotAllowedNowError, match=r"SV-9-1809 ist im Zustand 'entwurf' \(Entwurf\); 'kenntnis_nehmen' ist "
+    with pytest.raises(NotAllowedNowError, match=r"SV-9-1809 ist im Zustand 'entwurf' \(Entwurf\); 'kenntnis_nehmen' "
+                                                 r"ist "
                                                  r"dort nicht möglich; jetzt möglich: einbringen, zurueckziehen"):
         engine.fire(SV, "kenntnis_nehmen", SITZ, values={"result": "x"})
     with pytest.raises(NotPermittedError, match=r"sitzungsdienst@kreis-coesfeld.example darf 'einbringen'"
@@ -252,7 +253,8 @@ def test_stale_version_loses_cleanly(engine: Engine) -> None:
 
     change = Change("transition", "zurueckziehen", "entwurf", "zurueckgezogen", LANDRAT, stale.updated_at)
     definition = engine.definition_of(stale)
-    with pytest.raises(ConflictError, match="SV-9-1809 wurde inzwischen von jemand anderem geändert; bitte wiederholen"):
+    with pytest.raises(ConflictError,
+                       match="SV-9-1809 wurde inzwischen von jemand anderem geändert; bitte wiederholen"):
         engine.store.save(stale, definition, stale.state, [change])
     assert engine.store.count_audit() == before
     assert engine.status(SV).state == "ausschuss"
@@ -273,7 +275,8 @@ def test_paper_keeps_its_definition_version(tmp_path: Path, db_url: str, clock: 
     changed = original.replace("label: Beratung im Ausschuss", "label: Beratung im Fachausschuss")
     (folder / "sachstandsbericht.yaml").write_text(changed)
     fresh = Engine(store, DefinitionLibrary(folder), clock)
-    with pytest.raises(ConflictError, match=r"der Ablauf 'sachstandsbericht' Version 1 ist bereits mit anderem Inhalt in "
+    with pytest.raises(ConflictError, match=r"der Ablauf 'sachstandsbericht' Version 1 ist bereits mit anderem "
+                                            r"Inhalt in "
                                             r"Gebrauch; für eine Änderung 'version' erhöhen"):
         fresh.create("sachstandsbericht", "A-2", LANDRAT, {"title": "neu"})
 

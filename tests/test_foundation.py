@@ -150,7 +150,7 @@ def test_a_broken_trail_is_an_error_not_a_crash() -> None:
     with pytest.raises(AuditIntegrityError, match="ein Prüfpfad beginnt mit 'create'"):
         apply(definition, None, Change("transition", "einbringen", "entwurf", "ausschuss", LANDRAT, at))
     created = apply(definition, None, Change("create", "create", None, "entwurf", LANDRAT, at))
-    with pytest.raises(AuditIntegrityError, match="lässt sich .* nicht nachspielen"):
+    with pytest.raises(AuditIntegrityError, match=r"lässt sich .* nicht nachspielen"):
         apply(definition, created, Change("transition", "x", "entwurf", "nirgendwo", LANDRAT, at))
 
 

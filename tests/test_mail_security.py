@@ -28,7 +28,8 @@ HEADER_ATTACKS = {
 @pytest.mark.parametrize("value", list(HEADER_ATTACKS.values()), ids=list(HEADER_ATTACKS))
 def test_header_injection_is_refused(value: str) -> None:
     """A line break in a header value, literal or hidden in an encoded word, is refused."""
-    with pytest.raises(InputError, match=r"^mail header Subject: (line break|Encoded Word .* verbirgt einen Zeilenumbruch)"):
+    with pytest.raises(InputError,
+                       match=r"^mail header Subject: (line break|Encoded Word .* verbirgt einen Zeilenumbruch)"):
         check_header(value, "Subject")
 
 

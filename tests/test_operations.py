@@ -45,7 +45,8 @@ def test_doctor_reports_each_check(engine: Engine, db_url: str, defs_dir: Path) 
     with smtp_server() as (_, port):
         env = _env(db_url, defs_dir, COUNCILFLOW_MAIL=f"smtp://127.0.0.1:{port}")
         before = subprocess.run([EXE, "doctor"], env=env, capture_output=True, text=True)
-        assert before.returncode == 1 and "FAIL Zeitplaner: noch kein serve-Prozess hat einen Durchlauf gemacht" in before.stdout
+        assert before.returncode == 1
+        assert "FAIL Zeitplaner: noch kein serve-Prozess hat einen Durchlauf gemacht" in before.stdout
         subprocess.run([EXE, "tick"], env=env, check=True, capture_output=True)
         after = subprocess.run([EXE, "doctor"], env=env, capture_output=True, text=True)
     assert after.returncode == 0, after.stdout

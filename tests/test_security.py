@@ -262,7 +262,8 @@ def test_verify_covers_the_rules_the_papers_ran_on(engine: Engine, db_url: str, 
     assert not report.ok
     expected = {"edited-roles": "der gespeicherte Text des Ablaufs 'sachstandsbericht' Version 1 wurde verändert",
                 "swapped-version": "nennt den Ablauf 'sachstandsbericht' Version 2, ihre Einträge aber",
-                "created": "Anlage- und Änderungszeitpunkt weichen", "modified": "Anlage- und Änderungszeitpunkt weichen"}
+                "created": "Anlage- und Änderungszeitpunkt weichen",
+                "modified": "Anlage- und Änderungszeitpunkt weichen"}
     assert expected[case] in (report.problem or "")
     if case == "edited-roles":
         from workflow import AuditIntegrityError
