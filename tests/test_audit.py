@@ -53,39 +53,41 @@ def _insert_forged(engine: Engine) -> None:
 TAMPER: dict[str, tuple[Callable[[Engine], None], str]] = {
     "edit-actor": (
         lambda e: _sql(e, "UPDATE audit SET actor = 'someone@else.example' WHERE seq = 4"),
-        r"entry 4 \(SV-1, einbringen\) was edited: its content does not match its hash",
+        r"Eintrag 4 \(SV-1, einbringen\) wurde verändert: sein Inhalt passt nicht zu seinem Hash",
     ),
     "edit-payload": (
         lambda e: _sql(e, "UPDATE audit SET payload = '{\"result\":\"beschlossen\"}' WHERE seq = 6"),
-        r"entry 6 \(SV-1, kenntnis_nehmen\) was edited",
+        r"Eintrag 6 \(SV-1, kenntnis_nehmen\) wurde verändert",
     ),
     "delete-middle": (
         lambda e: _sql(e, "DELETE FROM audit WHERE seq = 3"),
-        r"entry 3 is missing \(deleted\): found entry 4 after entry 2",
+        r"Eintrag 3 fehlt \(gelöscht\): nach Eintrag 2 folgt Eintrag 4",
     ),
     "delete-last": (
         lambda e: _sql(e, "DELETE FROM audit WHERE seq = 6"),
-        r"entry 6, the newest of SV-1, is missing: entries were cut off the trail",
+        r"Eintrag 6, der neueste von SV-1, fehlt: Einträge wurden vom Prüfpfad abgeschnitten",
     ),
     "insert-forged": (
         lambda e: _insert_forged(e),
-        r"entry 5 \(SV-1, einbringen\) does not link to entry 4: entries were inserted, deleted or reordered",
+        r"Eintrag 5 \(SV-1, einbringen\) verweist nicht auf Eintrag 4: Einträge wurden eingefügt, gelöscht oder "
+        r"umgestellt",
     ),
     "edit-paper-state": (
         lambda e: _sql(e, "UPDATE papers SET state = 'zur_kenntnis_genommen' WHERE reference = 'SV-2'"),
-        r"SV-2: its stored state differs from what its trail replays to: the papers table was edited",
+        r"SV-2: der gespeicherte Zustand weicht von dem ab, zu dem ihr Prüfpfad führt: die Tabelle der Vorlagen wurde "
+        r"verändert",
     ),
     "delete-paper": (
         lambda e: _sql(e, "PRAGMA foreign_keys = OFF" if e.store.dialect == "sqlite" else "SELECT 1",
                        "ALTER TABLE audit DROP CONSTRAINT audit_paper_id_fkey" if e.store.dialect != "sqlite"
                        else "SELECT 1", "DELETE FROM reminders WHERE reference = 'SV-2'",
                        "DELETE FROM deadlines WHERE reference = 'SV-2'", "DELETE FROM papers WHERE reference = 'SV-2'"),
-        r"entries of SV-2 exist, but the paper itself was deleted",
+        r"es gibt Einträge zu SV-2, die Vorlage selbst wurde aber gelöscht",
     ),
     "swap-order": (
         lambda e: _sql(e, "UPDATE audit SET seq = 100 WHERE seq = 4", "UPDATE audit SET seq = 4 WHERE seq = 5",
                        "UPDATE audit SET seq = 5 WHERE seq = 100"),
-        r"entry 4 \(SV-2, einbringen\) does not link to entry 3",
+        r"Eintrag 4 \(SV-2, einbringen\) verweist nicht auf Eintrag 3",
     ),
 }
 

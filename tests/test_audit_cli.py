@@ -83,7 +83,7 @@ def test_export_csv_is_the_whole_trail(trail: Engine, capsys: Cli) -> None:
 def test_cut_tail_is_found_with_the_kept_head(trail: Engine, capsys: Cli) -> None:
     """Entries cut off the end, with the paper row patched to match, are found only with --head."""
     seq, head = _out(capsys, "audit", "head").split()
-    assert _out(capsys, "audit", "verify", "--head", head).startswith(f"ok: {seq} entries")
+    assert _out(capsys, "audit", "verify", "--head", head).startswith(f"ok: {seq} Einträge")
     # A thorough forger: cut the last entry, then make the paper row agree with the shortened trail.
     kept = trail.history("KS-1")[:-1]
     definition = trail.definition_of(trail.store.load("KS-1"))
@@ -101,7 +101,7 @@ def test_cut_tail_is_found_with_the_kept_head(trail: Engine, capsys: Cli) -> Non
     assert trail.verify().ok  # without the kept head the cut is invisible
     capsys.readouterr()
     assert run(["audit", "verify", "--head", head]) == 10
-    assert f"the kept head hash {head} is not in the chain" in capsys.readouterr().err
+    assert f"der aufbewahrte Kopf-Hash {head} ist nicht in der Kette" in capsys.readouterr().err
 
 
 def test_timeline_lists_every_period(trail: Engine, capsys: Cli) -> None:

@@ -139,7 +139,7 @@ def test_broken_chain_is_stated_and_exits_10(corpus: Engine, tmp_path: Path, cap
     capsys.readouterr()
     assert run(["audit", "report", "--actor", AUDITOR, "--out", str(out)]) == 10
     err = capsys.readouterr().err
-    assert err.startswith("councilflow: error: Prüfpfad gebrochen:") and err.count("\n") == 1
+    assert err.startswith("councilflow: Fehler: Prüfpfad gebrochen:") and err.count("\n") == 1
     raw, attachment, _ = _pdf(out)
     assert f"Prüfpfad GEBROCHEN bei Eintrag {victim}" in raw and "jemand@example.org" in _squeezed(raw)
     assert json.loads(attachment)["verify"]["broken_seq"] == victim
@@ -151,7 +151,7 @@ def test_broken_chain_is_stated_and_exits_10(corpus: Engine, tmp_path: Path, cap
     (["--since", "2020-13-01"], 4, "--since"),
     (["--since", "2020-10-01", "--until", "2020-09-01"], 4, "Zeitraum: der Beginn 01.10.2020 00:00 liegt nach"),
     (["--reference", "KS-404"], 8, "KS-404"),
-    (["--actor", "nicht-erkennbar"], 4, "not an e-mail address"),
+    (["--actor", "nicht-erkennbar"], 4, "ist keine E-Mail-Adresse"),
 ])
 def test_bad_input_is_one_line_and_no_file(corpus: Engine, tmp_path: Path, capsys: Cli, args: list[str], code: int,
                                            message: str) -> None:

@@ -144,7 +144,7 @@ def test_tokens_create_calendar_on_the_command_line(engine: Engine, client: Test
     assert url is not None, out
     assert set(entries(client, url.group(1))) == {VORLAGE, SITZUNG}
     assert run(["tokens", "list", *base]) == 0
-    assert capsys.readouterr().out == f"1\t{LANDRAT}\tcalendar\tactive\tKalender\n"
+    assert capsys.readouterr().out == f"1\t{LANDRAT}\tcalendar\taktiv\tKalender\n"
     assert run(["tokens", "revoke", "1", *base]) == 0
     assert client.get(url.group(1)).status_code == 404
 

@@ -59,7 +59,7 @@ def test_documented_path_through_the_cli(env: dict[str, str], capsys: Cli) -> No
     assert isinstance(then, dict) and then["state"] == "ausschuss" and then["as_of"] == "2020-08-04T10:00:00+00:00"
     capsys.readouterr()
     assert run(["audit", "verify"]) == 0
-    assert capsys.readouterr().out.startswith("ok: 6 entries, head ")  # with the definition and the skipped mail
+    assert capsys.readouterr().out.startswith("ok: 6 Einträge, Kopf ")  # with the definition and the skipped mail
 
 
 def test_branch_option_and_human_status(env: dict[str, str], capsys: Cli) -> None:
@@ -82,23 +82,23 @@ def test_branch_option_and_human_status(env: dict[str, str], capsys: Cli) -> Non
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["fire", "SV-X", "einbringen", "--actor", LANDRAT], 8, "no paper with reference 'SV-X'"),
+        (["fire", "SV-X", "einbringen", "--actor", LANDRAT], 8, "keine Vorlage mit der Nummer 'SV-X'"),
         (["documents", "create", "sachstandsbericht", "SV-1", "--actor", SITZ, "--set", "title=x"], 6,
-         "may not create papers"),
+         "darf keine Vorlagen des Ablaufs 'sachstandsbericht' anlegen"),
         (["documents", "create", "sachstandsbericht", "SV-1", "--actor", LANDRAT, "--set", "title"], 4,
-         "--set 'title' must have the form FIELD=VALUE"),
-        (["status", "SV-1", "--now", "gestern"], 4, "--now: 'gestern' is not an ISO 8601 date-time"),
-        (["definitions", "show", "kreistrategie"], 8, "gemeint: 'kreisstrategie'"),
-        (["status", "SV-1", "--db", "mysql://x/y"], 4, "only sqlite:/// and postgresql+psycopg:// are supported"),
+         "--set 'title' muss die Form FELD=WERT haben"),
+        (["status", "SV-1", "--now", "gestern"], 4, "--now: 'gestern' ist kein Zeitpunkt nach ISO 8601"),
+        (["definitions", "show", "kreistrategie"], 8, "(gemeint: 'kreisstrategie'?)"),
+        (["status", "SV-1", "--db", "mysql://x/y"], 4, "nur sqlite:/// und postgresql+psycopg:// werden unterstützt"),
     ],
     ids=["not-found", "not-permitted", "bad-set", "bad-now", "unknown-workflow", "bad-db"],
 )
 def test_user_errors_are_one_line_with_exit_code(env: dict[str, str], capsys: Cli, args: list[str], code: int,
                                                  message: str) -> None:
-    """A user error is one line on stderr starting with `councilflow: error:` and its documented code."""
+    """A user error is one line on stderr starting with `councilflow: Fehler:` and its documented code."""
     assert run(args) == code
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("councilflow: error: ") and message in err
+    assert err.count("\n") == 1 and err.startswith("councilflow: Fehler: ") and message in err
 
 
 def test_not_allowed_now_exit_code(env: dict[str, str], capsys: Cli) -> None:
@@ -106,7 +106,7 @@ def test_not_allowed_now_exit_code(env: dict[str, str], capsys: Cli) -> None:
     run(["documents", "create", "sachstandsbericht", "SV-1", "--actor", LANDRAT, "--set", "title=x"])
     capsys.readouterr()
     assert run(["fire", "SV-1", "kenntnis_nehmen", "--actor", SITZ, "--set", "result=x"]) == 5
-    assert "possible now: einbringen, zurueckziehen" in capsys.readouterr().err
+    assert "jetzt möglich: einbringen, zurueckziehen" in capsys.readouterr().err
 
 
 def test_definitions_show_formats(env: dict[str, str], capsys: Cli) -> None:
@@ -132,7 +132,7 @@ def test_console_script_runs_without_traceback(tmp_path: Path, defs_dir: Path) -
     done = subprocess.run([str(exe), "status", "SV-1"], capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 9, done.stderr
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
-    assert done.stderr.startswith("councilflow: error: ")
+    assert done.stderr.startswith("councilflow: Fehler: ")
 
 
 def test_demo_runs_the_seed(tmp_path: Path, capsys: Cli) -> None:

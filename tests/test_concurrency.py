@@ -33,7 +33,7 @@ def _contender(url: str, defs: str, trigger: str, values: dict[str, str], barrie
 
 
 def test_barrier_exactly_one_wins(engine: Engine, db_url: str, defs_dir: Path) -> None:
-    """Both contenders read version N; one commits, the other gets 'changed by someone else, retry'."""
+    """Both contenders read version N; one commits, the other gets 'von jemand anderem geändert, retry'."""
     engine.create("sachstandsbericht", "SV-1", LANDRAT, {"title": "Wettlauf"})
     engine.fire("SV-1", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
     before = engine.store.count_audit()
@@ -52,7 +52,7 @@ def test_barrier_exactly_one_wins(engine: Engine, db_url: str, defs_dir: Path) -
     outcomes = sorted(r[0] for r in results)
     assert outcomes == ["conflict", "won"], results
     conflict = next(r[1] for r in results if r[0] == "conflict")
-    assert conflict == "SV-1 was changed by someone else meanwhile; retry"
+    assert conflict == "SV-1 wurde inzwischen von jemand anderem geändert; bitte wiederholen"
     winner = next(r[1] for r in results if r[0] == "won")
     assert engine.store.count_audit() == before + 1
     assert engine.history("SV-1")[-1].trigger == winner

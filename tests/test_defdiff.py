@@ -163,10 +163,11 @@ def test_running_papers_counted_and_the_suggested_map_migrates(deployed: tuple[s
     args = shlex.split(command)[1:]
     assert run([*args, "--db", url, "--definitions", str(folder), "--now", "2020-08-05T10:00"]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "moved V-1: entwurf → entwurf", "moved V-3: ausschuss → fachausschuss", "moved V-4: rat → rat",
-        "moved V-6: ausschuss → fachausschuss",
-        "left V-2: state 'pruefung' does not exist in version 2; map it with --map pruefung=NEW_STATE",
-        "4 moved, 1 left untouched"]
+        "umgestellt V-1: entwurf → entwurf", "umgestellt V-3: ausschuss → fachausschuss", "umgestellt V-4: rat → rat",
+        "umgestellt V-6: ausschuss → fachausschuss",
+        "belassen V-2: den Zustand 'pruefung' gibt es in Version 2 nicht; bitte mit --map pruefung=NEUER_ZUSTAND "
+        "zuordnen",
+        "4 umgestellt, 1 belassen"]
     assert engine.status("V-3").state == "fachausschuss" and engine.status("V-3").workflow_version == 2
     assert run(["definitions", "diff", "vorlage", str(folder / "vorlage.yaml"), "--db", url, "--format",
                 "json"]) == 0

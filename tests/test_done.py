@@ -82,11 +82,11 @@ def test_an_internal_trigger_marks_its_deadline_done(engine: Engine, clock: Fixe
 def test_done_and_undo_by_command(engine: Engine, clock: FixedClock) -> None:
     """`done` is for those the deadline reminds and those who may act in the state; undo restarts it."""
     _in_committee(engine)
-    with pytest.raises(NotPermittedError, match="may not mark 'vorlage' of SV-1 done"):
+    with pytest.raises(NotPermittedError, match="darf 'vorlage' von SV-1 nicht als erledigt markieren"):
         engine.done("SV-1", "vorlage", "jemand@kreis-coesfeld.example")
     clock.advance(timedelta(hours=1))
     engine.done("SV-1", "vorlage", LANDRAT, note="im DMS freigegeben")
-    with pytest.raises(NotAllowedNowError, match="done already"):
+    with pytest.raises(NotAllowedNowError, match="bereits erledigt"):
         engine.done("SV-1", "vorlage", LANDRAT)
     [view] = [v for v in engine.deadlines("SV-1") if v.deadline.name == "vorlage"]
     assert view.done == (clock.now(), LANDRAT, "im DMS freigegeben")
@@ -98,7 +98,7 @@ def test_done_and_undo_by_command(engine: Engine, clock: FixedClock) -> None:
     engine.fire("SV-1", "kenntnis_nehmen", SITZ, values={"result": "zur Kenntnis genommen"})
     assert engine.status("SV-1", as_of=(clock.now() - timedelta(minutes=90)).isoformat()).state == "ausschuss"
     assert engine.verify().ok
-    with pytest.raises(NotAllowedNowError, match="does not run now"):
+    with pytest.raises(NotAllowedNowError, match="läuft jetzt nicht"):
         engine.done("SV-1", "vorlage", LANDRAT)
 
 
@@ -119,7 +119,7 @@ def test_the_cli_and_the_web_mark_done(engine: Engine, db_url: str, tmp_path: Pa
     assert run(["deadlines", "SV-1", *base]) == 0
     assert "erledigt am 05.08.2020 10:00 von buero.landrat@kreis-coesfeld.example: fertig" in capsys.readouterr().out
     assert run(["done", "SV-1", "vorlag", "--actor", LANDRAT, *base]) == 4
-    assert "unknown deadline 'vorlag' (did you mean 'vorlage'?)" in capsys.readouterr().err
+    assert "unbekannte Frist 'vorlag' (gemeint: 'vorlage'?)" in capsys.readouterr().err
     _in_committee(engine, "SV-2")
     with TestClient(create_app(engine, PROXIED), client=("127.0.0.1", 1)) as client:
         who = {"X-Remote-User": LANDRAT}

@@ -61,7 +61,7 @@ def test_instants_at_the_edges_are_bad_input(base: list[str], instant: str) -> N
 def test_references_with_hidden_characters_are_refused(base: list[str], value: str) -> None:
     """`PUB-1` and `PUB-1<zero-width space>` cannot both exist; nothing is written."""
     code, err = _cli("documents", "create", "sachstandsbericht", value, "--actor", LANDRAT, "--set", "title=x", *base)
-    assert code == 4 and "reference" in err and err.count("\n") == 1
+    assert code == 4 and "Vorlagennummer" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("args", [
@@ -85,9 +85,9 @@ def test_bad_cli_input_is_one_line(base: list[str], args: list[str]) -> None:
 
 def test_values_that_cannot_be_mailed_are_refused_at_input(engine: Engine) -> None:
     """A title hiding a line break in an encoded word would fail every reminder of its paper later."""
-    with pytest.raises(InputError, match="hides a line break"):
+    with pytest.raises(InputError, match="verbirgt einen Zeilenumbruch"):
         engine.create("sachstandsbericht", "SV-X", LANDRAT, {"title": "=?UTF-8?Q?=0A?=Bcc: evil@example.org"})
-    with pytest.raises(InputError, match=r"at most 10\.000"):
+    with pytest.raises(InputError, match=r"höchstens 10\.000"):
         engine.create("sachstandsbericht", "SV-X", LANDRAT, {"title": "x" * 20_000})
 
 
@@ -196,7 +196,7 @@ def test_oparl_instants_at_the_edges_are_reported(tmp_path: Path, start: str) ->
     (tmp_path / "meetings.json").write_text(json.dumps([{"id": "m", "type": "https://schema.oparl.org/1.1/Meeting",
                                                          "start": start}]), encoding="utf-8")
     data = read_oparl([tmp_path])
-    assert len(data.problems) == 1 and "outside the years" in str(data.problems[0])
+    assert len(data.problems) == 1 and "außerhalb der Jahre" in str(data.problems[0])
 
 
 def test_hostile_papers_are_skipped_with_their_reason(db_url: str, defs_dir: Path, tmp_path: Path) -> None:
@@ -231,8 +231,8 @@ def test_hostile_papers_are_skipped_with_their_reason(db_url: str, defs_dir: Pat
     report = json.loads(out.getvalue())
     assert report["imported"] == ["SV-OK"]
     reasons = {s["reference"][:10]: s["reason"] for s in report["skipped"]}
-    assert "1 to 120 characters" in reasons["X" * 10]
-    assert "invisible or control character" in reasons["SV\x00NUL"]
+    assert "1 bis 120 Zeichen" in reasons["X" * 10]
+    assert "unsichtbares Zeichen oder Steuerzeichen" in reasons["SV\x00NUL"]
     assert "muss Text sein, nicht list" in reasons["SV-LIST"] and "nicht int" in reasons["SV-NUM"]
 
 

@@ -46,11 +46,11 @@ def test_create_applies_defaults_and_parses_lists(engine: Engine) -> None:
 
 def test_create_needs_required_field_and_known_fields(engine: Engine) -> None:
     """A missing required field or an unknown one is refused and nothing is stored."""
-    with pytest.raises(InputError, match=r"field 'title' is required: add --set title=…"):
+    with pytest.raises(InputError, match=r"das Feld 'title' ist Pflicht: bitte --set title=… angeben"):
         engine.create("sachstandsbericht", SV, LANDRAT, {})
-    with pytest.raises(InputError, match=r"unknown field 'titel' \(did you mean 'title'\?\)"):
+    with pytest.raises(InputError, match=r"unbekanntes Feld 'titel' \(gemeint: 'title'\?\)"):
         engine.create("sachstandsbericht", SV, LANDRAT, {"titel": "x"})
-    with pytest.raises(InputError, match=r"field 'public': 'vielleicht' is not a yes/no value"):
+    with pytest.raises(InputError, match=r"Feld 'public': 'vielleicht' ist kein Ja/Nein-Wert"):
         engine.create("sachstandsbericht", SV, LANDRAT, {"title": "x", "public": "vielleicht"})
     assert engine.store.references() == []
     assert engine.store.count_audit() == 0
@@ -58,11 +58,11 @@ def test_create_needs_required_field_and_known_fields(engine: Engine) -> None:
 
 def test_create_checks_role_and_duplicates(engine: Engine) -> None:
     """Only a role of a transition out of the initial state may create; a reference exists once."""
-    with pytest.raises(NotPermittedError, match=r"may not create papers of workflow 'sachstandsbericht': "
-                                                r"needs one of the roles verfasser"):
+    with pytest.raises(NotPermittedError, match=r"darf keine Vorlagen des Ablaufs 'sachstandsbericht' anlegen: "
+                                                r"nötig ist eine der Rollen verfasser"):
         engine.create("sachstandsbericht", SV, SITZ, {"title": "x"})
     create_sv(engine)
-    with pytest.raises(ConflictError, match="a paper with reference 'SV-9-1809' exists already"):
+    with pytest.raises(ConflictError, match="eine Vorlage mit der Nummer 'SV-9-1809' gibt es bereits"):
         create_sv(engine)
     with pytest.raises(NotFoundError, match=r"kein Ablauf 'sachstandbericht'.*gemeint: 'sachstandsbericht'"):
         engine.create("sachstandbericht", "X-1", LANDRAT, {"title": "x"})
@@ -71,13 +71,13 @@ def test_create_checks_role_and_duplicates(engine: Engine) -> None:
 def test_sachstandsbericht_path_records_meeting_and_result(engine: Engine, clock: FixedClock) -> None:
     """einbringen requires the meeting and sets it; kenntnis_nehmen requires a result."""
     create_sv(engine)
-    with pytest.raises(InputError, match=r"'einbringen' requires meeting: add --set meeting=…"):
+    with pytest.raises(InputError, match=r"'einbringen' braucht meeting: bitte --set meeting=… angeben"):
         engine.fire(SV, "einbringen", LANDRAT)
     engine.fire(SV, "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
     st = engine.status(SV)
     assert st.state == "ausschuss" and st.body == "afwk"
     assert st.meeting == datetime(2020, 8, 27, 15, 0, tzinfo=UTC)  # 17:00 CEST
-    with pytest.raises(InputError, match=r"'kenntnis_nehmen' requires result"):
+    with pytest.raises(InputError, match=r"'kenntnis_nehmen' braucht result"):
         engine.fire(SV, "kenntnis_nehmen", SITZ, values={"result": "  "})
     clock.advance(timedelta(days=23))
     engine.fire(SV, "kenntnis_nehmen", SITZ, values={"result": "zur Kenntnis genommen"})
@@ -97,17 +97,18 @@ def test_sachstandsbericht_path_records_meeting_and_result(engine: Engine, clock
 def test_wrong_state_wrong_role_unknown_trigger(engine: Engine) -> None:
     """Errors name the paper, the state, what is possible now and the roles needed."""
     create_sv(engine)
-    with pytest.raises(NotAllowedNowError, match=r"SV-9-1809 is in state 'entwurf' \(Entwurf\); 'kenntnis_nehmen' is "
-                                                 r"not possible there; possible now: einbringen, zurueckziehen"):
+    with pytest.raises(NotAllowedNowError, match=r"SV-9-1809 ist im Zustand 'entwurf' \(Entwurf\); 'kenntnis_nehmen' "
+                                                 r"ist "
+                                                 r"dort nicht möglich; jetzt möglich: einbringen, zurueckziehen"):
         engine.fire(SV, "kenntnis_nehmen", SITZ, values={"result": "x"})
-    with pytest.raises(NotPermittedError, match=r"sitzungsdienst@kreis-coesfeld.example may not fire 'einbringen'"
-                                                r".*needs one of the roles verfasser"):
+    with pytest.raises(NotPermittedError, match=r"sitzungsdienst@kreis-coesfeld.example darf 'einbringen'"
+                                                r".*nötig ist eine der Rollen verfasser"):
         engine.fire(SV, "einbringen", SITZ, values={"meeting": "2020-08-27T17:00"})
-    with pytest.raises(InputError, match=r"unknown trigger 'einbrigen'.*did you mean 'einbringen'"):
+    with pytest.raises(InputError, match=r"unbekannter Übergang 'einbrigen'.*gemeint: 'einbringen'"):
         engine.fire(SV, "einbrigen", LANDRAT)
-    with pytest.raises(NotFoundError, match="no paper with reference 'SV-0'"):
+    with pytest.raises(NotFoundError, match="keine Vorlage mit der Nummer 'SV-0'"):
         engine.fire("SV-0", "einbringen", LANDRAT)
-    with pytest.raises(InputError, match=r"'2020-13-01' is not an ISO 8601 date-time"):
+    with pytest.raises(InputError, match=r"'2020-13-01' ist kein Zeitpunkt nach ISO 8601"):
         engine.fire(SV, "einbringen", LANDRAT, values={"meeting": "2020-13-01"})
     assert [r.kind for r in engine.history(SV)] == ["create"]
 
@@ -126,17 +127,17 @@ def test_vertagen_stays_and_moves_the_meeting(engine: Engine) -> None:
 def test_meeting_command_sets_and_moves(engine: Engine) -> None:
     """Meetings are set and moved by roles of the state's transitions, and audited with the old value."""
     engine.create("kreisstrategie", "KS-1", FEDER, {"title": "Strategie"})
-    with pytest.raises(NotAllowedNowError, match="waits for no meeting"):
+    with pytest.raises(NotAllowedNowError, match="wartet auf keine Sitzung"):
         engine.set_meeting("KS-1", "2020-09-15T10:00", SITZ)
     engine.fire("KS-1", "einbringen", FEDER)
-    with pytest.raises(NotPermittedError, match=r"may not set the meeting of KS-1 in state 'bmk'"):
+    with pytest.raises(NotPermittedError, match=r"darf die Sitzung von KS-1 im Zustand 'bmk' nicht festlegen"):
         engine.set_meeting("KS-1", "2020-09-15T10:00", FEDER)
     engine.set_meeting("KS-1", "2020-09-15T10:00", SITZ)
     engine.set_meeting("KS-1", "2020-09-16T10:00+02:00", SITZ)
     assert engine.status("KS-1").meeting == datetime(2020, 9, 16, 8, 0, tzinfo=UTC)
     last = engine.history("KS-1")[-1]
     assert last.kind == "meeting" and last.payload["previous"] == "2020-09-15T08:00:00+00:00"
-    with pytest.raises(InputError, match="has no branches; leave out --branch"):
+    with pytest.raises(InputError, match="hat keine Zweige; --branch bitte weglassen"):
         engine.set_meeting("KS-1", "2020-09-15T10:00", SITZ, branch="rat_olfen")
 
 
@@ -155,19 +156,19 @@ def test_branch_triggers_and_join_all(engine: Engine) -> None:
     to_councils(engine)
     st = engine.status("KS-1")
     assert st.state == "kommunale_raete" and [b.status for b in st.branches] == ["open"] * 11
-    with pytest.raises(InputError, match=r"acts on one branch; name it with --branch, one of rat_ascheberg"):
+    with pytest.raises(InputError, match=r"wirkt auf einen Zweig; bitte mit --branch nennen, einer von rat_ascheberg"):
         engine.fire("KS-1", "beschliessen", SITZ, values={"result": "beschlossen"})
-    with pytest.raises(InputError, match=r"'rat_olfn' is no branch of state 'kommunale_raete' \(did you mean "
+    with pytest.raises(InputError, match=r"'rat_olfn' ist kein Zweig des Zustands 'kommunale_raete' \(gemeint: "
                                          r"'rat_olfen'\?\)"):
         engine.fire("KS-1", "beschliessen", SITZ, branch="rat_olfn", values={"result": "beschlossen"})
-    with pytest.raises(NotPermittedError, match=r"hauptamt@olfen.example may not fire 'beschliessen' on KS-1 for "
-                                                r"branch 'rat_senden': needs one of the roles body "
+    with pytest.raises(NotPermittedError, match=r"hauptamt@olfen.example darf 'beschliessen' an KS-1 für den "
+                                                r"Zweig 'rat_senden' nicht auslösen: nötig ist eine der Rollen body "
                                                 r"\(hauptamt@senden.example\), sitzungsdienst"):
         engine.fire("KS-1", "beschliessen", contact("rat_olfen"), branch="rat_senden", values={"result": "ja"})
     for body in COUNCILS[:-1]:
         changes = engine.fire("KS-1", "beschliessen", contact(body), branch=body, values={"result": "beschlossen"})
         assert [c.kind for c in changes] == ["branch"]
-    with pytest.raises(NotAllowedNowError, match="branch 'rat_olfen' is closed already"):
+    with pytest.raises(NotAllowedNowError, match="der Zweig 'rat_olfen' ist bereits abgeschlossen"):
         engine.fire("KS-1", "beschliessen", SITZ, branch="rat_olfen", values={"result": "nochmal"})
     changes = engine.fire("KS-1", "beschliessen", SITZ, branch=COUNCILS[-1], values={"result": "beschlossen"})
     assert [(c.kind, c.actor, c.to_state) for c in changes] == [
@@ -191,14 +192,14 @@ def test_branch_deferral_moves_the_branch_meeting(engine: Engine) -> None:
     """`vertagen` on a branch keeps it open, needs a new meeting and counts the deferral."""
     to_councils(engine)
     engine.set_meeting("KS-1", "2020-11-16T18:00", contact("rat_nottuln"), branch="rat_nottuln")
-    with pytest.raises(InputError, match="requires meeting"):
+    with pytest.raises(InputError, match="braucht meeting"):
         engine.fire("KS-1", "vertagen", contact("rat_nottuln"), branch="rat_nottuln", values={"result": "vertagt"})
     engine.fire("KS-1", "vertagen", contact("rat_nottuln"), branch="rat_nottuln",
                 values={"result": "vertagt", "meeting": "2020-12-10T18:00"})
     b = {x.body: x for x in engine.status("KS-1").branches}["rat_nottuln"]
     assert (b.status, b.deferrals, b.result) == ("open", 1, "vertagt")
     assert b.meeting == datetime(2020, 12, 10, 17, 0, tzinfo=UTC)
-    with pytest.raises(InputError, match="one meeting per branch; name it with --branch"):
+    with pytest.raises(InputError, match="eine Sitzung je Zweig; bitte mit --branch nennen"):
         engine.set_meeting("KS-1", "2020-12-11T18:00", SITZ)
 
 
@@ -238,7 +239,7 @@ def test_status_as_of_replays_the_trail(engine: Engine, clock: FixedClock) -> No
     mid = engine.status(SV, as_of="2020-08-20T12:00")
     assert (mid.state, mid.meeting, mid.version) == ("ausschuss", datetime(2020, 8, 27, 15, tzinfo=UTC), None)
     assert engine.status(SV, as_of="2020-08-28").state == "zur_kenntnis_genommen"
-    with pytest.raises(InputError, match="did not exist yet"):
+    with pytest.raises(InputError, match="noch nicht"):
         engine.status(SV, as_of="2020-08-01T00:00")
 
 
@@ -252,7 +253,8 @@ def test_stale_version_loses_cleanly(engine: Engine) -> None:
 
     change = Change("transition", "zurueckziehen", "entwurf", "zurueckgezogen", LANDRAT, stale.updated_at)
     definition = engine.definition_of(stale)
-    with pytest.raises(ConflictError, match="SV-9-1809 was changed by someone else meanwhile; retry"):
+    with pytest.raises(ConflictError,
+                       match="SV-9-1809 wurde inzwischen von jemand anderem geändert; bitte wiederholen"):
         engine.store.save(stale, definition, stale.state, [change])
     assert engine.store.count_audit() == before
     assert engine.status(SV).state == "ausschuss"
@@ -273,8 +275,9 @@ def test_paper_keeps_its_definition_version(tmp_path: Path, db_url: str, clock: 
     changed = original.replace("label: Beratung im Ausschuss", "label: Beratung im Fachausschuss")
     (folder / "sachstandsbericht.yaml").write_text(changed)
     fresh = Engine(store, DefinitionLibrary(folder), clock)
-    with pytest.raises(ConflictError, match=r"workflow 'sachstandsbericht' version 1 is already in use with "
-                                            r"different content; raise 'version' to change it"):
+    with pytest.raises(ConflictError, match=r"der Ablauf 'sachstandsbericht' Version 1 ist bereits mit anderem "
+                                            r"Inhalt in "
+                                            r"Gebrauch; für eine Änderung 'version' erhöhen"):
         fresh.create("sachstandsbericht", "A-2", LANDRAT, {"title": "neu"})
 
     (folder / "sachstandsbericht.yaml").write_text(changed.replace("version: 1", "version: 2"))
@@ -302,11 +305,11 @@ def test_history_and_verify_after_a_full_path(engine: Engine) -> None:
 
 def test_bad_actor_and_reference_are_input_errors(engine: Engine) -> None:
     """Actors must be e-mail addresses; references must be printable."""
-    with pytest.raises(InputError, match="is not an e-mail address"):
+    with pytest.raises(InputError, match="ist keine E-Mail-Adresse"):
         engine.create("sachstandsbericht", SV, "landrat", {"title": "x"})
-    with pytest.raises(InputError, match="contains an invisible or control character"):
+    with pytest.raises(InputError, match="enthält ein unsichtbares Zeichen oder Steuerzeichen"):
         engine.create("sachstandsbericht", "SV\n1", LANDRAT, {"title": "x"})
-    with pytest.raises(InputError, match="must be 1 to 120 characters"):
+    with pytest.raises(InputError, match="muss 1 bis 120 Zeichen lang sein"):
         engine.create("sachstandsbericht", "S" * 121, LANDRAT, {"title": "x"})
 
 
@@ -318,7 +321,7 @@ def test_remembered_rows_never_act_on_stale_state(engine: Engine, db_url: str, d
     engine.fire(SV, "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})  # engine remembers SV
     other.fire(SV, "vertagen", SITZ, values={"result": "vertagt", "meeting": "2020-09-24T17:00"})
     other.fire(SV, "kenntnis_nehmen", SITZ, values={"result": "zur Kenntnis genommen"})
-    with pytest.raises(NotAllowedNowError, match="is in state 'zur_kenntnis_genommen'"):
+    with pytest.raises(NotAllowedNowError, match="ist im Zustand 'zur_kenntnis_genommen'"):
         engine.fire(SV, "vertagen", SITZ, values={"result": "vertagt", "meeting": "2020-10-01T17:00"})
     assert [r.trigger for r in engine.history(SV)] == ["create", "einbringen", "vertagen", "kenntnis_nehmen"]
     assert engine.verify().ok

@@ -58,10 +58,10 @@ def test_a_label_is_trimmed_and_may_be_80_characters() -> None:
 
 
 @pytest.mark.parametrize(("value", "line_col", "message"), [
-    ('""', "14:12", "label von Übergang 'zurueckziehen' '' must be 1 to 80 characters"),
-    ("'" + "x" * 81 + "'", "14:12", "must be 1 to 80 characters"),
-    ('"Zurück\\nziehen"', "14:12", "contains an invisible or control character (at position 7)"),
-    ('"Zurück\\u200bziehen"', "14:12", "contains an invisible or control character (at position 7)"),
+    ('""', "14:12", "label von Übergang 'zurueckziehen' '' muss 1 bis 80 Zeichen lang sein"),
+    ("'" + "x" * 81 + "'", "14:12", "muss 1 bis 80 Zeichen lang sein"),
+    ('"Zurück\\nziehen"', "14:12", "enthält ein unsichtbares Zeichen oder Steuerzeichen (an Stelle 7)"),
+    ('"Zurück\\u200bziehen"', "14:12", "enthält ein unsichtbares Zeichen oder Steuerzeichen (an Stelle 7)"),
     ("[a, b]", "14:12", "label von Übergang 'zurueckziehen' muss Text sein, nicht eine Liste"),
     ("12", "14:12", "label von Übergang 'zurueckziehen' muss Text sein, nicht die Zahl 12"),
 ])
@@ -102,9 +102,9 @@ def test_a_confirmed_trigger_needs_a_reason(shipped: Engine) -> None:
                                              "bestätigt werden"):
             shipped.fire("KS-1", "zurueckziehen", LANDRAT, reason=reason)
     assert shipped.status("KS-1").state == "entwurf" and len(shipped.history("KS-1")) == 1  # nothing written
-    with pytest.raises(InputError, match="invisible or control character"):
+    with pytest.raises(InputError, match="unsichtbares Zeichen oder Steuerzeichen"):
         shipped.fire("KS-1", "zurueckziehen", LANDRAT, reason="Grund\u202e")
-    with pytest.raises(InputError, match=r"at most 10\.000 are allowed"):
+    with pytest.raises(InputError, match=r"höchstens 10\.000 sind erlaubt"):
         shipped.fire("KS-1", "zurueckziehen", LANDRAT, reason="x" * 10_001)
     shipped.fire("KS-1", "zurueckziehen", LANDRAT, reason="  Die Strategie wird neu gefasst.  ")
     last = shipped.history("KS-1")[-1]

@@ -35,7 +35,7 @@ EXPECTED = {
     "unknown_branch_outcome": "29:48: branch von Übergang 'annehmen' muss eines von adopted, rejected, deferred sein, nicht der Text 'adoptd' (gemeint: 'adopted'?)",
     "unknown_field": "25:97: unbekanntes Feld 'reslt' (gemeint: 'result'?)",
     "unknown_holidays": "6:13: unbekannter Feiertagskalender 'DE-XX' (z. B. DE-NW, DE-BY, DE)",
-    "unknown_key": "18:13: Zustand 'entwurf': unbekannter Schlüssel 'lable' (gemeint: 'label'?); erlaubt: label, initial, final, consultation, parallel, signoff",
+    "unknown_key": "18:13: Zustand 'entwurf': unbekannter Schlüssel 'lable' (gemeint: 'label'?); erlaubt: label, initial, final, consultation, parallel, signoff, delayed",
     "unknown_role": "25:69: unbekannte Rolle 'sitzungdienst' (gemeint: 'sitzungsdienst'?)",
     "unknown_state": "25:51: unbekannter Zustand 'erledgt' (gemeint: 'erledigt'?)",
     "unknown_timezone": "4:11: unbekannte Zeitzone 'Europe/Berlim' (ein IANA-Name wie Europe/Berlin)",
@@ -103,7 +103,7 @@ def test_all_problems_are_reported_at_once() -> None:
     assert lines == [
         "x.yaml:2:10: version muss eine ganze Zahl sein, nicht der Text 'eins'",
         "x.yaml:18:13: Zustand 'entwurf': unbekannter Schlüssel 'lable' (gemeint: 'label'?);"
-        " erlaubt: label, initial, final, consultation, parallel, signoff",
+        " erlaubt: label, initial, final, consultation, parallel, signoff, delayed",
     ]
 
 

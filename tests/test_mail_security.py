@@ -58,7 +58,7 @@ def test_title_with_hidden_bcc_is_refused_at_input_and_at_sending(engine: Engine
     from workflow import InputError
 
     clock.set(datetime(2020, 8, 4, 7, tzinfo=UTC))
-    with pytest.raises(InputError, match="hides a line break"):
+    with pytest.raises(InputError, match="verbirgt einen Zeilenumbruch"):
         engine.create("sachstandsbericht", "SV-X", LANDRAT, {"title": "=?UTF-8?Q?=0A?=Bcc: evil@example.org"})
     assert engine.store.references() == []
     with pytest.raises(InputError, match=r"Mail-Kopfzeile Subject: .*(hides a line break|Zeilenumbruch)"):

@@ -111,11 +111,11 @@ def test_a_meeting_before_the_change_is_refused(engine: Engine, clock: FixedCloc
 
     clock.set(datetime(2020, 8, 4, 7, tzinfo=UTC))
     engine.create("sachstandsbericht", "SV-1", LANDRAT, {"title": "Bericht"})
-    with pytest.raises(NotAllowedNowError, match="lies before this change") as caught:
+    with pytest.raises(NotAllowedNowError, match="liegt vor dieser Änderung") as caught:
         engine.fire("SV-1", "einbringen", LANDRAT, values={"meeting": "2020-08-03T17:00"})
     assert caught.value.exit_code == 5
     engine.fire("SV-1", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
-    with pytest.raises(NotAllowedNowError, match="lies before this change"):
+    with pytest.raises(NotAllowedNowError, match="liegt vor dieser Änderung"):
         engine.set_meeting("SV-1", "2020-07-01T17:00", SITZ)
     engine.set_meeting("SV-1", "2020-07-01T17:00", IMPORT_ACTOR, trusted=True)
     assert engine.status("SV-1").meeting == local("2020-07-01T17:00")

@@ -44,12 +44,13 @@ def test_dry_run_then_mapped_migration(versions: tuple[Engine, Path], db_url: st
             "--definitions", str(folder), "--now", "2020-08-06T09:00"]
     assert run([*args, "--dry-run"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == ["would move SV-1: entwurf → entwurf",
-                   "left SV-2: state 'ausschuss' does not exist in version 2; map it with --map ausschuss=NEW_STATE",
-                   "1 would move, 1 left untouched"]
+    assert out == ["würde umstellen SV-1: entwurf → entwurf",
+                   "belassen SV-2: den Zustand 'ausschuss' gibt es in Version 2 nicht; bitte mit --map "
+                   "ausschuss=NEUER_ZUSTAND zuordnen",
+                   "1 würden umgestellt, 1 belassen"]
     assert engine.status("SV-1").workflow_version == 1
     assert run([*args, "--map", "ausschuss=fachausschuss"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "2 moved, 0 left untouched"
+    assert capsys.readouterr().out.splitlines()[-1] == "2 umgestellt, 0 belassen"
     moved = engine.status("SV-2")
     assert (moved.workflow_version, moved.state, moved.fields["eilig"]) == (2, "fachausschuss", False)
     assert moved.meeting is not None and engine.status("SV-3").workflow_version == 1  # final papers stay
@@ -70,5 +71,5 @@ def test_wrong_target_version_is_refused(versions: tuple[Engine, Path]) -> None:
     engine, _ = versions
     from workflow import InputError
 
-    with pytest.raises(InputError, match="the definitions folder has sachstandsbericht version 2, not 3"):
+    with pytest.raises(InputError, match="der Ordner der Ablaufdefinitionen hat sachstandsbericht Version 2, nicht 3"):
         engine.migrate("sachstandsbericht", 3, {})

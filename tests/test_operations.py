@@ -45,15 +45,16 @@ def test_doctor_reports_each_check(engine: Engine, db_url: str, defs_dir: Path) 
     with smtp_server() as (_, port):
         env = _env(db_url, defs_dir, COUNCILFLOW_MAIL=f"smtp://127.0.0.1:{port}")
         before = subprocess.run([EXE, "doctor"], env=env, capture_output=True, text=True)
-        assert before.returncode == 1 and "FAIL scheduler: no serve process has ticked yet" in before.stdout
+        assert before.returncode == 1
+        assert "FAIL Zeitplaner: noch kein serve-Prozess hat einen Durchlauf gemacht" in before.stdout
         subprocess.run([EXE, "tick"], env=env, check=True, capture_output=True)
         after = subprocess.run([EXE, "doctor"], env=env, capture_output=True, text=True)
     assert after.returncode == 0, after.stdout
     assert [line.split(":")[0] for line in after.stdout.splitlines()] == [
-        "ok   database", "ok   definitions", "ok   mail", "ok   scheduler"]
+        "ok   Datenbank", "ok   Ablaufdefinitionen", "ok   Mail", "ok   Zeitplaner"]
     down = subprocess.run([EXE, "doctor"], env=_env(db_url, defs_dir, COUNCILFLOW_MAIL=f"smtp://127.0.0.1:{free_port()}"),
                           capture_output=True, text=True)
-    assert down.returncode == 1 and "FAIL mail: smtp://127.0.0.1:" in down.stdout and "nicht erreichbar" in down.stdout
+    assert down.returncode == 1 and "FAIL Mail: smtp://127.0.0.1:" in down.stdout and "nicht erreichbar" in down.stdout
 
 
 def test_second_serve_on_sqlite_refuses(tmp_path: Path, defs_dir: Path) -> None:
@@ -64,9 +65,9 @@ def test_second_serve_on_sqlite_refuses(tmp_path: Path, defs_dir: Path) -> None:
         _wait_line(first, "serve: Durchgang alle")
         second = subprocess.run([EXE, "serve"], env=env, capture_output=True, text=True, timeout=30)
         assert second.returncode == 7
-        assert second.stderr.strip() == (f"councilflow: error: another councilflow serve (pid {first.pid}) runs on "
-                                         f"sqlite:///{tmp_path / 'one.db'}; SQLite is for one process — use "
-                                         "PostgreSQL for several")
+        assert second.stderr.strip() == (f"councilflow: Fehler: ein anderes councilflow serve (PID {first.pid}) läuft "
+                                         f"auf sqlite:///{tmp_path / 'one.db'}; SQLite ist für einen Prozess — für "
+                                         "mehrere PostgreSQL verwenden")
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=30)

@@ -39,12 +39,12 @@ def test_a_change_of_the_branch_itself_is_a_conflict(engine: Engine) -> None:
     version, branches = _seen(engine)
     engine.fire("KS-1", "vertagen", SITZ, branch="rat_olfen",
                 values={"result": "vertagt", "meeting": "2021-03-01T18:00"})
-    with pytest.raises(ConflictError, match="branch 'rat_olfen' was changed"):
+    with pytest.raises(ConflictError, match="Zweig 'rat_olfen' wurde inzwischen"):
         engine.fire("KS-1", "beschliessen", contact("rat_olfen"), branch="rat_olfen",
                     values={"result": "beschlossen"}, expected_version=version,
                     expected_branch_version=branches["rat_olfen"])
     # without a branch version, the paper's version decides, as before
-    with pytest.raises(ConflictError, match="changed by someone else"):
+    with pytest.raises(ConflictError, match="von jemand anderem geändert"):
         engine.fire("KS-1", "beschliessen", contact("rat_senden"), branch="rat_senden",
                     values={"result": "beschlossen"}, expected_version=version)
 

@@ -46,7 +46,7 @@ def test_not_before_refuses_a_day_early_and_accepts_on_the_day(engine: Engine, c
     engine.create("sachstandsbericht", "SV-1", LANDRAT, {"title": "Einwendungen"})
     engine.fire("SV-1", "einbringen", LANDRAT, values={"meeting": "2026-04-30T17:00"})
     clock.set(local("2026-03-15T23:59"))
-    with pytest.raises(NotAllowedNowError, match=r"not before 16\.03\.2026 \(a minimum period\)") as caught:
+    with pytest.raises(NotAllowedNowError, match=r"nicht vor dem 16\.03\.2026 \(eine Mindestfrist\)") as caught:
         engine.fire("SV-1", "kenntnis_nehmen", SITZ, values={"result": "zur Kenntnis genommen"})
     assert caught.value.exit_code == 5 and engine.status("SV-1").state == "ausschuss"
     clock.set(local("2026-03-16T00:00"))
@@ -71,7 +71,7 @@ def test_due_in_months_and_not_before_a_date_field(store: Store, tmp_path: Path,
     [view] = [v for v in engine.deadlines("SV-1") if v.deadline.name == "stellungnahme"]
     assert view.deadline.due_at == local("2026-02-26T23:59:59")
     clock.set(local("2026-02-27T12:00"))
-    with pytest.raises(NotAllowedNowError, match=r"not before 28\.02\.2026"):
+    with pytest.raises(NotAllowedNowError, match=r"nicht vor dem 28\.02\.2026"):
         engine.fire("SV-1", "kenntnis_nehmen", SITZ, values={"result": "zur Kenntnis genommen"})
     clock.advance(timedelta(days=1))
     engine.fire("SV-1", "kenntnis_nehmen", SITZ, values={"result": "zur Kenntnis genommen"})

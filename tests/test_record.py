@@ -276,7 +276,8 @@ def test_tampering_with_a_mail_entry_is_found(engine: Engine, db_url: str, clock
         conn.execute(text("UPDATE audit SET payload = :p WHERE seq = :seq"), {"p": forged, "seq": entry.seq})
     report = engine.verify()
     assert not report.ok and report.broken_seq == entry.seq
-    assert report.problem == f"entry {entry.seq} ({REF}, remind) was edited: its content does not match its hash"
+    assert report.problem == (f"Eintrag {entry.seq} ({REF}, remind) wurde verändert: sein Inhalt passt nicht zu "
+                              "seinem Hash")
 
 
 def test_history_and_audit_query_say_who_was_reminded(engine: Engine, db_url: str, clock: FixedClock,

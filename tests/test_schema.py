@@ -48,16 +48,16 @@ def test_upgrade_from_empty_and_current(tmp_path: Path, defs_dir: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
     args = ["--db", url, "--definitions", str(defs_dir)]
     empty = subprocess.run([EXE, "db", "current", *args], capture_output=True, text=True, check=True)
-    assert empty.stdout.startswith(f"empty (head {SCHEMA_HEAD}, behind")
+    assert empty.stdout.startswith(f"leer (neuester {SCHEMA_HEAD}, veraltet")
     up = subprocess.run([EXE, "db", "upgrade", *args], capture_output=True, text=True, check=True)
-    assert up.stdout.strip().endswith(f"empty → {SCHEMA_HEAD}")
+    assert up.stdout.strip().endswith(f"leer → {SCHEMA_HEAD}")
     store = SqlStore(url)
     with store.engine.connect() as conn:
         assert set(inspect(conn).get_table_names()) == TABLES
     again = subprocess.run([EXE, "db", "upgrade", *args], capture_output=True, text=True, check=True)
     assert again.stdout.strip().endswith(f"{SCHEMA_HEAD} → {SCHEMA_HEAD}")
     now = subprocess.run([EXE, "db", "current", *args], capture_output=True, text=True, check=True)
-    assert now.stdout.strip() == f"{SCHEMA_HEAD} (head {SCHEMA_HEAD}, at head)"
+    assert now.stdout.strip() == f"{SCHEMA_HEAD} (neuester {SCHEMA_HEAD}, aktuell)"
 
 
 def test_database_made_before_migrations_is_stamped_with_its_data(new_database: Callable[[], str]) -> None:

@@ -120,7 +120,7 @@ def test_a_trigger_sets_only_its_fields(engine: Engine) -> None:
             "trigger": "beschliessen", "branch": COUNCILS[0],
             "values": {"result": "beschlossen", "public": "true", "title": "Öffentlich"}})
         assert response.status_code == 400
-        assert "does not set field 'public'; it sets: result" in response.json()["detail"]
+        assert "setzt das Feld 'public' nicht; er setzt: result" in response.json()["detail"]
         assert client.get("/oparl/v1.1/bodies/1/papers").json()["data"] == []
     status = engine.status("KS-1")
     assert status.fields["public"] is False and status.fields["title"] == "Vertraulich"
@@ -260,9 +260,10 @@ def test_verify_covers_the_rules_the_papers_ran_on(engine: Engine, db_url: str, 
     fresh = Engine(engine.store, DefinitionLibrary(engine.library.folder), engine.clock)  # another process
     report = fresh.verify()
     assert not report.ok
-    expected = {"edited-roles": "the stored text of workflow 'sachstandsbericht' version 1 was edited",
-                "swapped-version": "names workflow 'sachstandsbericht' version 2, but its entries",
-                "created": "created/modified instants differ", "modified": "created/modified instants differ"}
+    expected = {"edited-roles": "der gespeicherte Text des Ablaufs 'sachstandsbericht' Version 1 wurde verändert",
+                "swapped-version": "nennt den Ablauf 'sachstandsbericht' Version 2, ihre Einträge aber",
+                "created": "Anlage- und Änderungszeitpunkt weichen",
+                "modified": "Anlage- und Änderungszeitpunkt weichen"}
     assert expected[case] in (report.problem or "")
     if case == "edited-roles":
         from workflow import AuditIntegrityError

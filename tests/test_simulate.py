@@ -207,11 +207,11 @@ def test_a_refused_step_stops_the_run(tmp_path: Path, capsys: Cli) -> None:
     assert code == 6
     lines = out.splitlines()
     assert lines[-3].startswith("07.10.2025 12:00  Schritt     beraten von digitalisierung@kreis-coesfeld.example")
-    assert lines[-2].startswith("07.10.2025 12:00  Abgewiesen  digitalisierung@kreis-coesfeld.example may not ")
+    assert lines[-2].startswith("07.10.2025 12:00  Abgewiesen  digitalisierung@kreis-coesfeld.example darf ")
     assert "zurueckziehen" not in out and "Zurückgezogen" not in out
     assert lines[-1].endswith("; abgebrochen bei Schritt 3 (Zeile 8)")
-    assert err.startswith(f"councilflow: error: {path}:8: Schritt 3 wurde abgewiesen: "
-                          "digitalisierung@kreis-coesfeld.example may not ")
+    assert err.startswith(f"councilflow: Fehler: {path}:8: Schritt 3 wurde abgewiesen: "
+                          "digitalisierung@kreis-coesfeld.example darf ")
     assert err.count("\n") == 1
     code, out, _ = _simulate(capsys, "kreisstrategie", str(path), "--format", "json")
     refused = json.loads(out)["refused"]

@@ -42,12 +42,12 @@ def test_papers_are_created_once_and_saved_against_their_version(store: Store) -
     _make(store, "SV-1")
     paper = store.load("SV-1")
     assert (paper.reference, paper.version, paper.state.state, store.references()) == ("SV-1", 1, "entwurf", ["SV-1"])
-    with pytest.raises(ConflictError, match="exists already"):
+    with pytest.raises(ConflictError, match="gibt es bereits"):
         _make(store, "SV-1")
     move = [Change("transition", "zurueckziehen", "entwurf", "zurueckgezogen", LANDRAT, T0 + timedelta(hours=1))]
     assert store.save(paper, SB, fold(SB, paper.state, move), move) == 2
     head = store.head()
-    with pytest.raises(ConflictError, match="changed by someone else"):
+    with pytest.raises(ConflictError, match="von jemand anderem geändert"):
         store.save(paper, SB, fold(SB, paper.state, move), move)  # paper still says version 1
     assert store.head() == head and len(store.history("SV-1")) == 2
     assert store.load("SV-1").state.state == "zurueckgezogen"
@@ -76,7 +76,7 @@ def test_a_definition_version_keeps_its_text(store: Store) -> None:
     assert store.stored_definition("sachstandsbericht", 1) == (SB.source_hash, SB_TEXT)
     assert [d[:3] for d in store.iter_definitions()] == [("sachstandsbericht", 1, SB.source_hash)]
     changed = load_definition(SB_TEXT.replace("Sachstandsbericht", "Bericht", 1), "sachstandsbericht.yaml")
-    with pytest.raises(ConflictError, match="raise 'version'"):
+    with pytest.raises(ConflictError, match="'version' erhöhen"):
         store.remember_definition(changed, SB_TEXT + "#", T0)
     with pytest.raises(NotFoundError):
         store.stored_definition("sachstandsbericht", 2)

@@ -87,7 +87,7 @@ def test_paper_lifecycle_over_the_api(client: TestClient) -> None:
     history = client.get("/api/papers/SV-9-1809/history", headers=as_user(SITZ)).json()
     assert [h["trigger"] for h in history] == ["create", "einbringen", "meeting"]
     then = client.get("/api/papers/SV-9-1809", params={"as_of": "2020-08-01"}, headers=as_user(SITZ))
-    assert then.status_code == 400 and "did not exist yet" in then.json()["detail"]
+    assert then.status_code == 400 and "noch nicht" in then.json()["detail"]
     reminders = client.get("/api/reminders", headers=as_user(SITZ)).json()
     assert [r["reference"] for r in reminders] == ["SV-9-1809"]
 
@@ -95,13 +95,14 @@ def test_paper_lifecycle_over_the_api(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("payload", "status", "detail"),
     [
-        ({"trigger": "einbrigen"}, 400, "unknown trigger 'einbrigen' in workflow 'sachstandsbericht' (did you mean "
-                                        "'einbringen'?)"),
-        ({"trigger": "einbringen"}, 400, "SV-9-1809 einbringen: 'einbringen' requires meeting: add --set meeting=…"),
-        ({"trigger": "einbringen", "values": {"meeting": "bald"}}, 400, "'bald' is not an ISO 8601 date-time"),
-        ({"trigger": "kenntnis_nehmen", "values": {"result": "x"}}, 409, "is in state 'entwurf'"),
+        ({"trigger": "einbrigen"}, 400, "unbekannter Übergang 'einbrigen' im Ablauf 'sachstandsbericht' "
+                                        "(gemeint: 'einbringen'?)"),
+        ({"trigger": "einbringen"}, 400, "SV-9-1809 einbringen: 'einbringen' braucht meeting: bitte --set meeting=… "
+                                         "angeben"),
+        ({"trigger": "einbringen", "values": {"meeting": "bald"}}, 400, "'bald' ist kein Zeitpunkt nach ISO 8601"),
+        ({"trigger": "kenntnis_nehmen", "values": {"result": "x"}}, 409, "ist im Zustand 'entwurf'"),
         ({"trigger": "einbringen", "values": {"meeting": "2020-08-27T17:00"}, "version": 7}, 409,
-         "SV-9-1809 was changed by someone else meanwhile; retry"),
+         "SV-9-1809 wurde inzwischen von jemand anderem geändert; bitte wiederholen"),
         ({}, 400, "der Inhalt braucht 'trigger'"),
     ],
     ids=["unknown-trigger", "missing-field", "bad-date", "not-now", "stale-version", "no-trigger"],

@@ -173,9 +173,9 @@ def test_create_with_every_field_type(client: TestClient, engine: Engine) -> Non
 @pytest.mark.parametrize(
     ("who", "data", "status", "message"),
     [
-        (LANDRAT, {"reference": "SV-1"}, 409, "SV-1"),  # exists already
+        (LANDRAT, {"reference": "SV-1"}, 409, "SV-1"),  # gibt es bereits
         (LANDRAT, {"field.title": ""}, 400, "title"),
-        (LANDRAT, {"reference": ""}, 400, "reference"),
+        (LANDRAT, {"reference": ""}, 400, "Vorlagennummer"),
         (SITZ, {}, 403, SITZ),
         (AUDITOR, {}, 403, AUDITOR),
         (LANDRAT, {"csrf": "1.00"}, 403, "CSRF"),

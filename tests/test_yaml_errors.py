@@ -73,7 +73,7 @@ def test_each_mistake_is_one_plain_line_at_its_place(what: str, make: object, me
      "  - afwk", "bodies muss eine Abbildung sein, nicht eine Liste"),
 ], ids=["state", "consultation", "bodies"])
 def test_a_wrong_type_is_one_problem_without_follow_ons(old: str, new: str, message: str) -> None:
-    """Not also "unknown state 'entwurf'", "no initial state" or "waits for no meeting"."""
+    """Not also "unknown state 'entwurf'", "no initial state" or "wartet auf keine Sitzung"."""
     assert old in TEXT
     with pytest.raises(DefinitionError) as caught:
         load_definition(TEXT.replace(old, new), "sachstandsbericht.yaml")

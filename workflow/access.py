@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from .definition import Definition, Transition
 from .errors import NotPermittedError
+from .i18n import _
 from .paper import PaperState
 from .paper import may_create as _may_create
 
@@ -85,5 +86,6 @@ def may_create(definition: Definition, who: Person) -> bool:
 def writer(who: Person) -> str:
     """The actor for a change made by ``who``: auditors read everything and fire nothing."""
     if who.auditor:
-        raise NotPermittedError(f"{who.email} is an auditor: auditors read everything and fire nothing")
+        raise NotPermittedError(_("{email} is an auditor: auditors read everything and fire nothing").format(
+            email=who.email))
     return who.email

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from .chain import GENESIS
 from .definition import Definition
 from .errors import WorkflowError
+from .i18n import _
 from .loader import source_hash
 from .paper import PaperState
 from .replay import Replay, Resolver, steps
@@ -68,28 +69,30 @@ def verify(store: Store, *, head: str | None = None, definitions: Resolver | Non
     stored: dict[tuple[str, int], str] = {}
     for workflow, version, digest, text in store.iter_definitions():
         if source_hash(text) != digest:
-            return broken(None, f"the stored text of workflow '{workflow}' version {version} was edited: it no "
-                                "longer matches its hash")
+            return broken(None, _("the stored text of workflow '{workflow}' version {version} was edited: it no "
+                                  "longer matches its hash").format(workflow=workflow, version=version))
         stored[(workflow, version)] = digest
 
     for entry in store.iter_audit():
-        label = f"entry {entry.seq} ({entry.reference}, {entry.trigger})"
+        label = _("entry {seq} ({reference}, {trigger})").format(seq=entry.seq, reference=entry.reference,
+                                                                  trigger=entry.trigger)
         if entry.seq != expected_seq:
-            what = "deleted" if entry.seq > expected_seq else "out of order"
-            return broken(
-                expected_seq,
-                f"entry {expected_seq} is missing ({what}): found entry {entry.seq} after entry {expected_seq - 1}",
-            )
+            missing = (_("entry {seq} is missing (deleted): found entry {found} after entry {before}")
+                       if entry.seq > expected_seq else
+                       _("entry {seq} is missing (out of order): found entry {found} after entry {before}"))
+            return broken(expected_seq, missing.format(seq=expected_seq, found=entry.seq, before=expected_seq - 1))
         if entry.prev_hash != prev:
             return broken(
                 entry.seq,
-                f"{label} does not link to entry {entry.seq - 1}: entries were inserted, deleted or reordered",
+                _("{entry} does not link to entry {seq}: entries were inserted, deleted or reordered").format(
+                    entry=label, seq=entry.seq - 1),
             )
         if entry.expected_hash() != entry.hash:
-            return broken(entry.seq, f"{label} was edited: its content does not match its hash")
+            return broken(entry.seq, _("{entry} was edited: its content does not match its hash").format(entry=label))
         if (entry.workflow, entry.workflow_version) not in stored and (entry.workflow or not entry.is_note):
-            return broken(entry.seq, f"{label} names workflow '{entry.workflow}' version {entry.workflow_version}, "
-                                     "whose text is not stored: the definitions table was edited")
+            return broken(entry.seq, _("{entry} names workflow '{workflow}' version {version}, whose text is not "
+                                       "stored: the definitions table was edited").format(
+                                           entry=label, workflow=entry.workflow, version=entry.workflow_version))
         if entry.is_note:  # a mail or administrative act: it changes no paper (its paper must exist, see below)
             if entry.reference:
                 noted.setdefault(entry.reference, entry.seq)
@@ -97,7 +100,8 @@ def verify(store: Store, *, head: str | None = None, definitions: Resolver | Non
             try:
                 replay.step(entry)
             except WorkflowError as exc:
-                return broken(entry.seq, f"{label} cannot be replayed: {exc.message}")
+                return broken(entry.seq, _("{entry} cannot be replayed: {problem}").format(entry=label,
+                                                                                            problem=exc.message))
         if not entry.is_note:
             newest[entry.reference] = (entry.seq, entry.hash, entry.workflow, entry.workflow_version, entry.at)
             first_at.setdefault(entry.reference, entry.at)
@@ -111,37 +115,44 @@ def verify(store: Store, *, head: str | None = None, definitions: Resolver | Non
         if paper.last_seq > seq:
             return broken(
                 paper.last_seq,
-                f"entry {paper.last_seq}, the newest of {paper.reference}, is missing:"
-                " entries were cut off the trail",
+                _("entry {seq}, the newest of {reference}, is missing: entries were cut off the trail").format(
+                    seq=paper.last_seq, reference=paper.reference),
             )
         if paper.last_seq < seq:
             return broken(
-                seq, f"{paper.reference} points to entry {paper.last_seq}, but its trail goes on to entry {seq}"
+                seq, _("{reference} points to entry {seq}, but its trail goes on to entry {last}").format(
+                    reference=paper.reference, seq=paper.last_seq, last=seq)
             )
         if paper.last_hash != digest:
-            return broken(seq, f"{paper.reference} points to entry {seq} with another hash: the entry was rewritten")
+            return broken(seq, _("{reference} points to entry {seq} with another hash: the entry was rewritten")
+                          .format(reference=paper.reference, seq=seq))
         if (paper.workflow, paper.workflow_version) != (workflow, version):
-            return broken(seq, f"{paper.reference} names workflow '{paper.workflow}' version {paper.workflow_version}, "
-                               f"but its entries '{workflow}' version {version}: the papers table was edited "
-                               "(a move to another version is a migrate entry)")
+            return broken(seq, _("{reference} names workflow '{workflow}' version {version}, but its entries "
+                                 "'{entries_workflow}' version {entries_version}: the papers table was edited (a move "
+                                 "to another version is a migrate entry)").format(
+                                     reference=paper.reference, workflow=paper.workflow,
+                                     version=paper.workflow_version, entries_workflow=workflow,
+                                     entries_version=version))
         if paper.definition_hash != stored.get((workflow, version)):
-            return broken(seq, f"{paper.reference} names another definition text than its workflow version: "
-                               "the papers table was edited")
+            return broken(seq, _("{reference} names another definition text than its workflow version: the papers "
+                                 "table was edited").format(reference=paper.reference))
         if paper.created_at != first_at.get(paper.reference) or paper.updated_at != last_at:
-            return broken(seq, f"{paper.reference}: its created/modified instants differ from its entries: "
-                               "the papers table was edited")
+            return broken(seq, _("{reference}: its created/modified instants differ from its entries: the papers "
+                                 "table was edited").format(reference=paper.reference))
         if replay is not None and replay.states.get(paper.reference) != paper.state:
             return broken(
                 seq,
-                f"{paper.reference}: its stored state differs from what its trail replays to:"
-                " the papers table was edited",
+                _("{reference}: its stored state differs from what its trail replays to: the papers table was "
+                  "edited").format(reference=paper.reference),
             )
     orphans = {**noted, **{ref: found[0] for ref, found in newest.items()}}
     if orphans:
         orphan = min(orphans, key=lambda ref: orphans[ref])
-        return broken(orphans[orphan], f"entries of {orphan} exist, but the paper itself was deleted")
+        return broken(orphans[orphan], _("entries of {reference} exist, but the paper itself was deleted").format(
+            reference=orphan))
     if not seen_head:
-        return broken(None, f"the kept head hash {head} is not in the chain: the trail was cut or rewritten")
+        return broken(None, _("the kept head hash {head} is not in the chain: the trail was cut or rewritten").format(
+            head=head))
     return VerifyReport(True, count, count, prev)
 
 

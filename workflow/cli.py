@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import click
 
 from .errors import DefinitionError, InputError, StorageError, WorkflowError
-from .i18n import LANGUAGES, _, language_from_environment, set_language
+from .i18n import LANGUAGES, N_, _, language_from_environment, ngettext, set_language
 
 if TYPE_CHECKING:
     from notifier.dispatch import Dispatcher
@@ -30,6 +30,94 @@ if TYPE_CHECKING:
     from .store.records import FollowUpRecord
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: Click's own texts that people read (the help's sections, usage errors), in the catalog like ours: click looks
+#: them up when it shows them, through the catalogs once :func:`_click_speaks_our_language` ran.
+CLICK_MESSAGES = (
+    N_("Usage:"), N_("Options"), N_("Commands"), N_("Positional arguments"), N_("Show this message and exit."),
+    N_("Show the version and exit."), N_("Error: {message}"), N_("Try '{command} {option}' for help."),
+    N_("Missing command."), N_("No such command {name!r}."), N_("No such option {name!r}."),
+    N_("Missing argument"), N_("Missing option"), N_("Missing parameter"), N_("Option {name!r} requires an argument."),
+    N_("Invalid value for {param_hint}: {message}"), N_("Invalid value: {message}"),
+    N_("{value!r} is not one of {choices}."), N_("{value!r} is not a valid {number_type}."),
+    N_("{value} is not in the range {range}."), N_("default: {default}"), N_("required"), N_("Aborted!"),
+)
+
+
+def _click_speaks_our_language() -> None:
+    """Click calls gettext's ``_`` (the C library's domain) when it shows a text; let it call ours."""
+    import click.core
+    import click.decorators
+    import click.exceptions
+    import click.formatting
+    import click.parser
+    import click.types
+
+    for module in (click.core, click.decorators, click.exceptions, click.formatting, click.parser, click.types):
+        names = vars(module)
+        for name, ours in (("_", _), ("ngettext", ngettext)):
+            if name in names:
+                names[name] = ours
+
+
+_click_speaks_our_language()
+
+
+@contextmanager
+def _translated(thing: Any, *attributes: str) -> Iterator[None]:
+    """Within the block, the (English, marked) texts ``attributes`` of ``thing`` read in the language in effect."""
+    kept = {name: getattr(thing, name) for name in attributes}
+    for name, text in kept.items():
+        if text:
+            setattr(thing, name, _(text))
+    try:
+        yield
+    finally:
+        for name, text in kept.items():
+            setattr(thing, name, text)
+
+
+class _Option(click.Option):
+    """An option whose help is looked up in the catalogs when the help is shown (after --lang took effect)."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        with _translated(self, "help"):
+            return super().get_help_record(ctx)
+
+
+class _TranslatedHelp(click.Command):
+    """A command whose help is looked up in the catalogs when it is shown."""
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        with _translated(self, "help", "short_help"):
+            return super().get_short_help_str(limit)
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with _translated(self, "help"):
+            super().format_help_text(ctx, formatter)
+
+    def get_help_option(self, ctx: click.Context) -> click.Option | None:
+        """Click's -h/--help, its help looked up when shown (it is made before --lang took effect)."""
+        option = super().get_help_option(ctx)
+        if option is not None and not isinstance(option, _Option):
+            option.__class__ = _Option
+            option.help = N_("Show this message and exit.")
+        return option
+
+
+class _Command(_TranslatedHelp):
+    pass
+
+
+class _Group(_TranslatedHelp, click.Group):
+    """A group of commands (and groups) with help in the language in effect."""
+
+    command_class = _Command
+    group_class = type
+
+
+#: ``@option(…)``: an option of councilflow (its help translated when shown).
+option = functools.partial(click.option, cls=_Option)
 
 
 def _local(moment: datetime | None, zone: str) -> str:
@@ -92,16 +180,16 @@ def common(func: F) -> F:
                 **kwargs: Any) -> Any:
         return func(*args, ctx=Context(db, definitions, now, config), **kwargs)
 
-    for option in reversed((
-        click.option("--db", metavar="URL", default=None,
-                     help="Database URL (env COUNCILFLOW_DB; default sqlite:///councilflow.db)."),
-        click.option("--definitions", metavar="DIR", default=None,
-                     help="Folder of workflow definitions (env COUNCILFLOW_DEFINITIONS; default ./definitions)."),
-        click.option("--now", metavar="DATETIME", default=None,
-                     help="Act at this simulated instant (env COUNCILFLOW_NOW)."),
-        click.option("--config", metavar="FILE", default=None, help="Settings file, TOML (env COUNCILFLOW_CONFIG)."),
+    for decorate in reversed((
+        option("--db", metavar="URL", default=None,
+               help=N_("Database URL (env COUNCILFLOW_DB; default sqlite:///councilflow.db).")),
+        option("--definitions", metavar="DIR", default=None,
+               help=N_("Folder of workflow definitions (env COUNCILFLOW_DEFINITIONS; default ./definitions).")),
+        option("--now", metavar="DATETIME", default=None,
+               help=N_("Act at this simulated instant (env COUNCILFLOW_NOW).")),
+        option("--config", metavar="FILE", default=None, help=N_("Settings file, TOML (env COUNCILFLOW_CONFIG).")),
     )):
-        wrapper = option(wrapper)
+        wrapper = decorate(wrapper)
     return cast(F, wrapper)
 
 
@@ -123,85 +211,88 @@ def _choose_language(_ctx: click.Context, _param: click.Parameter, value: str | 
     return value
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="councilflow")
-@click.option("--lang", type=click.Choice(LANGUAGES), default=None, is_eager=True, expose_value=False,
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, help=N_(
+    "councilflow: take council papers (Sitzungsvorlagen) through their consultations, with deadlines and an audit "
+    "trail."
+))
+@click.version_option(package_name="councilflow", cls=_Option)
+@option("--lang", type=click.Choice(LANGUAGES), default=None, is_eager=True, expose_value=False,
               callback=_choose_language,
-              help="Language of messages and output (default: COUNCILFLOW_LANG, LANG, else de).")
+              help=N_("Language of messages and output (default: COUNCILFLOW_LANG, LANG, else de)."))
 def main() -> None:
-    """councilflow: Sitzungsvorlagen durch ihre Beratungsfolge führen, mit Fristen und Prüfpfad."""
+    pass
 
 
-@main.command()
+@main.command(help=N_("Create the database schema (safe to run again)."))
 @common
 def init(ctx: Context) -> None:
-    """Create the database schema (safe to run again)."""
     ctx.engine().init()
     click.echo(f"ok: {ctx.engine().store.url}")
 
 
-@main.command()
-@click.option("--workflow", required=True)
-@click.option("--to-version", "to_version", required=True, type=int)
-@click.option("--map", "maps", multiple=True, metavar="OLD=NEW", help="Where papers in state OLD go (repeatable).")
-@click.option("--dry-run", is_flag=True, help="Only list what would move and what could not.")
+@main.command(help=N_(
+    "Move running papers of WORKFLOW to another version of its definition (audited, deadlines recomputed)."
+))
+@option("--workflow", required=True)
+@option("--to-version", "to_version", required=True, type=int)
+@option("--map", "maps", multiple=True, metavar="OLD=NEW", help=N_("Where papers in state OLD go (repeatable)."))
+@option("--dry-run", is_flag=True, help=N_("Only list what would move and what could not."))
 @common
 def migrate(workflow: str, to_version: int, maps: tuple[str, ...], dry_run: bool, ctx: Context) -> None:
-    """Move running papers of WORKFLOW to another version of its definition (audited, deadlines recomputed)."""
     mapping: dict[str, str] = {}
     for pair in maps:
         old, sep, new = pair.partition("=")
         if not sep or not old.strip() or not new.strip():
-            raise InputError(f"--map '{pair}' must have the form OLD_STATE=NEW_STATE")
+            raise InputError(_("--map '{pair}' must have the form OLD_STATE=NEW_STATE").format(pair=pair))
         mapping[old.strip()] = new.strip()
     moved, untouched = ctx.engine().migrate(workflow, to_version, mapping, dry_run=dry_run)
-    verb = "would move" if dry_run else "moved"
+    line = _("would move {reference}: {old} → {new}") if dry_run else _("moved {reference}: {old} → {new}")
     for reference, old, new in moved:
-        click.echo(f"{verb} {reference}: {old} → {new}")
+        click.echo(line.format(reference=reference, old=old, new=new))
     for reference, why in untouched:
-        click.echo(f"left {reference}: {why}")
-    click.echo(f"{len(moved)} {verb}, {len(untouched)} left untouched")
+        click.echo(_("left {reference}: {why}").format(reference=reference, why=why))
+    total = (_("{moved} would move, {left} left untouched") if dry_run
+             else _("{moved} moved, {left} left untouched"))
+    click.echo(total.format(moved=len(moved), left=len(untouched)))
 
 
-@main.group(name="db")
+@main.group(name="db", help=N_("Schema migrations (Alembic, shipped in the package)."))
 def db_group() -> None:
-    """Schema migrations (Alembic, shipped in the package)."""
+    pass
 
 
-@db_group.command("upgrade")
+@db_group.command("upgrade", help=N_("Bring the database schema to the newest revision."))
 @common
 def db_upgrade(ctx: Context) -> None:
-    """Bring the database schema to the newest revision."""
     store = ctx.engine().store
     before = store.schema_revision()
     store.init()
-    click.echo(f"{store.url}: {before or 'empty'} → {store.schema_revision()}")
+    click.echo(f"{store.url}: {before or _('empty')} → {store.schema_revision()}")
 
 
-@db_group.command("current")
+@db_group.command("current", help=N_("Print the database's schema revision and the newest one shipped."))
 @common
 def db_current(ctx: Context) -> None:
-    """Print the database's schema revision and the newest one shipped."""
     from .store import SCHEMA_HEAD
 
     revision = ctx.engine().store.schema_revision()
-    state = "at head" if revision == SCHEMA_HEAD else "behind: run `councilflow db upgrade`"
-    click.echo(f"{revision or 'empty'} (head {SCHEMA_HEAD}, {state})")
+    line = (_("{revision} (head {head}, at head)") if revision == SCHEMA_HEAD
+            else _("{revision} (head {head}, behind: run `councilflow db upgrade`)"))
+    click.echo(line.format(revision=revision or _("empty"), head=SCHEMA_HEAD))
 
 
-@main.group(name="definitions")
+@main.group(name="definitions", help=N_("Validate and show workflow definitions."))
 def definitions_group() -> None:
-    """Validate and show workflow definitions."""
+    pass
 
 
-@definitions_group.command("validate")
+@definitions_group.command("validate", help=N_(
+    "Check definition files (or the *.yaml files of folders); print every problem.\n\n"
+    "Validation reads only the files: --db, --definitions and --now are accepted and unused."
+))
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @common
 def validate(paths: tuple[str, ...], ctx: Context) -> None:
-    """Check definition files (or the *.yaml files of folders); print every problem.
-
-    Validation reads only the files: --db, --definitions and --now are accepted and unused.
-    """
     from notifier.dispatch import check_templates
 
     from .library import check_follow_ups
@@ -209,11 +300,11 @@ def validate(paths: tuple[str, ...], ctx: Context) -> None:
 
     files = definition_files(paths)
     if not files:
-        raise InputError(f"no definition files in {', '.join(paths)}")
+        raise InputError(_("no definition files in {paths}").format(paths=", ".join(paths)))
     failed = 0
     for f in files:
         if not f.exists():
-            click.echo(f"{f}:1:1: no such file", err=True)
+            click.echo(_("{path}:1:1: no such file").format(path=f), err=True)
             failed += 1
             continue
         try:
@@ -230,12 +321,13 @@ def validate(paths: tuple[str, ...], ctx: Context) -> None:
         raise SystemExit(DefinitionError.exit_code)
 
 
-@definitions_group.command("lint")
+@definitions_group.command("lint", help=N_(
+    "Warn about what is valid but probably not meant (German, path:line:col); invalid files as validate."
+))
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--strict", is_flag=True, help="Exit 1 if there is any warning.")
+@option("--strict", is_flag=True, help=N_("Exit 1 if there is any warning."))
 @common
 def lint(paths: tuple[str, ...], strict: bool, ctx: Context) -> None:
-    """Warn about what is valid but probably not meant (German, path:line:col); invalid files as validate."""
     from notifier.dispatch import check_templates
 
     from .lint import lint_paths
@@ -243,17 +335,16 @@ def lint(paths: tuple[str, ...], strict: bool, ctx: Context) -> None:
     raise SystemExit(lint_paths(paths, strict=strict, echo=click.echo, checks=[check_templates]))
 
 
-@definitions_group.command("diff")
+@definitions_group.command("diff", help=N_(
+    "Compare NEW.yaml with the newest version of workflow OLD stored in --db, or with the file OLD.yaml.\n\n"
+    "Lists added, removed, changed and renamed states, transitions, deadlines, roles; the migrate --map "
+    "options; with a database, the running papers in each affected state."
+))
 @click.argument("old")
 @click.argument("new", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @common
 def definitions_diff(old: str, new: str, fmt: str, ctx: Context) -> None:
-    """Compare NEW.yaml with the newest version of workflow OLD stored in --db, or with the file OLD.yaml.
-
-    Lists added, removed, changed and renamed states, transitions, deadlines, roles; the migrate --map
-    options; with a database, the running papers in each affected state.
-    """
     from .defdiff import diff_command
 
     explicit = click.get_current_context().params.get("db")
@@ -262,50 +353,52 @@ def definitions_diff(old: str, new: str, fmt: str, ctx: Context) -> None:
         _dump(report)
 
 
-@definitions_group.command("schema")
+@definitions_group.command("schema", help=N_(
+    "Print the JSON Schema (draft 2020-12) of the definition language, for editors."
+))
 @common
 def definitions_schema(ctx: Context) -> None:
-    """Print the JSON Schema (draft 2020-12) of the definition language, for editors."""
     from .language import schema_text
 
     click.echo(schema_text(), nl=False)
 
 
-@definitions_group.command("list")
+@definitions_group.command("list", help=N_("List the workflows of the definitions folder."))
 @common
 def definitions_list(ctx: Context) -> None:
-    """List the workflows of the definitions folder."""
     lib = ctx.engine().library
     for wid in lib.workflows():
-        d, _ = lib.current(wid)
+        d, _text = lib.current(wid)
         click.echo(f"{d.workflow}\tv{d.version}\t{d.title}")
 
 
-@definitions_group.command("show")
+@definitions_group.command("show", help=N_(
+    "Print a workflow as a Graphviz diagram (SVG, PNG), a Mermaid state diagram or normalised JSON."
+))
 @click.argument("workflow")
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "json", "svg", "png"]), default="mermaid",
-              show_default=True, help="svg and png: the Graphviz diagram (needs Debian's graphviz).")
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
-              help="Write to FILE instead of standard output.")
+@option("--format", "fmt", type=click.Choice(["mermaid", "json", "svg", "png"]), default="mermaid",
+              show_default=True, help=N_("svg and png: the Graphviz diagram (needs Debian's graphviz)."))
+@option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help=N_("Write to FILE instead of standard output."))
 @common
 def definitions_show(workflow: str, fmt: str, out: Path | None, ctx: Context) -> None:
-    """Print a workflow as a Graphviz diagram (SVG, PNG), a Mermaid state diagram or normalised JSON."""
     from .diagram import show
 
-    d, _ = ctx.engine().library.current(workflow)
+    d, _text = ctx.engine().library.current(workflow)
     show(d, fmt, out)
 
 
-@definitions_group.command("simulate")
+@definitions_group.command("simulate", help=N_(
+    "Dry run: play SCENARIO (YAML, see docs/simulate.md) on a paper of WORKFLOW in memory and print every "
+    "state, deadline, mail and refusal in time order. Nothing is stored or sent (--db and --now are "
+    "unused). A refused step stops the run; the exit code is then that of the refusal (4, 5 or 6)."
+))
 @click.argument("workflow")
 @click.argument("scenario", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "ics"]), default="table", show_default=True)
-@click.option("--no-digest", "no_digest", is_flag=True, help="Leave out the daily digests that serve would queue.")
+@option("--format", "fmt", type=click.Choice(["table", "json", "ics"]), default="table", show_default=True)
+@option("--no-digest", "no_digest", is_flag=True, help=N_("Leave out the daily digests that serve would queue."))
 @common
 def definitions_simulate(workflow: str, scenario: str, fmt: str, no_digest: bool, ctx: Context) -> None:
-    """Dry run: play SCENARIO (YAML, see docs/simulate.md) on a paper of WORKFLOW in memory and print every
-    state, deadline, mail and refusal in time order. Nothing is stored or sent (--db and --now are unused).
-    A refused step stops the run; the exit code is then that of the refusal (4, 5 or 6)."""
     from notifier.dispatch import check_templates
 
     from .library import DefinitionLibrary
@@ -321,21 +414,21 @@ def definitions_simulate(workflow: str, scenario: str, fmt: str, no_digest: bool
     sim = simulate(library, workflow, plan, ctx.settings, digests=not no_digest)
     click.echo(render(sim, fmt), nl=False)
     if sim.refused is not None:
-        click.echo(f"councilflow: error: {refusal_line(sim)}", err=True)
+        click.echo(_("councilflow: error: {message}").format(message=refusal_line(sim)), err=True)
         raise SystemExit(sim.refused.error.exit_code)
 
 
-@main.group(name="documents")
+@main.group(name="documents", help=N_("Create and list papers (Sitzungsvorlagen)."))
 def documents_group() -> None:
-    """Create and list papers (Sitzungsvorlagen)."""
+    pass
 
 
-@documents_group.command("create")
+@documents_group.command("create", help=N_("Create a paper of WORKFLOW with REFERENCE in the initial state."))
 @click.argument("workflow")
 @click.argument("reference")
-@click.option("--actor", required=True, metavar="EMAIL", help="Who creates the paper.")
-@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="A field value (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@option("--actor", required=True, metavar="EMAIL", help=N_("Who creates the paper."))
+@option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help=N_("A field value (repeatable)."))
+@option("--json", "as_json", is_flag=True, help=N_("Print the status as JSON."))
 @common
 def documents_create(
     workflow: str,
@@ -345,17 +438,15 @@ def documents_create(
     as_json: bool,
     ctx: Context,
 ) -> None:
-    """Create a paper of WORKFLOW with REFERENCE in the initial state."""
     engine = ctx.engine()
     paper = engine.create(workflow, reference, actor, _values(sets))
     _print_status(engine.status(paper.reference), as_json)
 
 
-@documents_group.command("list")
-@click.option("--workflow", default=None)
+@documents_group.command("list", help=N_("List the references of all papers."))
+@option("--workflow", default=None)
 @common
 def documents_list(workflow: str | None, ctx: Context) -> None:
-    """List the references of all papers."""
     engine = ctx.engine()
     from .access import Person
 
@@ -363,15 +454,15 @@ def documents_list(workflow: str | None, ctx: Context) -> None:
         click.echo(f"{st.reference}\t{st.workflow}\t{st.state}\t{st.fields.get('title', '')}")
 
 
-@main.command()
+@main.command(help=N_("Fire TRIGGER on the paper REFERENCE."))
 @click.argument("reference")
 @click.argument("trigger")
-@click.option("--actor", required=True, metavar="EMAIL", help="Who fires the trigger.")
-@click.option("--branch", default=None, metavar="BODY", help="The branch (body) a branch trigger acts on.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="result=…, meeting=…, or a field.")
-@click.option("--reason", default=None, metavar="TEXT",
-              help="Why (recorded in the trail); required for a trigger with confirm: true.")
-@click.option("--json", "as_json", is_flag=True, help="Print the new status as JSON.")
+@option("--actor", required=True, metavar="EMAIL", help=N_("Who fires the trigger."))
+@option("--branch", default=None, metavar="BODY", help=N_("The branch (body) a branch trigger acts on."))
+@option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=N_("result=…, meeting=…, or a field."))
+@option("--reason", default=None, metavar="TEXT",
+              help=N_("Why (recorded in the trail); required for a trigger with confirm: true."))
+@option("--json", "as_json", is_flag=True, help=N_("Print the new status as JSON."))
 @common
 def fire(
     reference: str,
@@ -383,18 +474,17 @@ def fire(
     as_json: bool,
     ctx: Context,
 ) -> None:
-    """Fire TRIGGER on the paper REFERENCE."""
     engine = ctx.engine()
     engine.fire(reference, trigger, actor, branch=branch, values=_values(sets), reason=reason)
     _print_status(engine.status(reference), as_json)
 
 
-@main.command()
+@main.command(help=N_("Set or move the meeting of the paper's consultation (or of one branch)."))
 @click.argument("reference")
 @click.argument("when", metavar="DATETIME")
-@click.option("--actor", required=True, metavar="EMAIL")
-@click.option("--branch", default=None, metavar="BODY")
-@click.option("--json", "as_json", is_flag=True)
+@option("--actor", required=True, metavar="EMAIL")
+@option("--branch", default=None, metavar="BODY")
+@option("--json", "as_json", is_flag=True)
 @common
 def meeting(
     reference: str,
@@ -404,42 +494,40 @@ def meeting(
     as_json: bool,
     ctx: Context,
 ) -> None:
-    """Set or move the meeting of the paper's consultation (or of one branch)."""
     engine = ctx.engine()
     engine.set_meeting(reference, when, actor, branch=branch)
     _print_status(engine.status(reference), as_json)
 
 
-@main.command()
+@main.command(help=N_("Mark a running deadline of a paper done: its reminders and escalation are cancelled."))
 @click.argument("reference")
 @click.argument("deadline")
-@click.option("--actor", required=True, metavar="EMAIL")
-@click.option("--branch", default=None, metavar="BODY", help="The branch (body) whose deadline is done.")
-@click.option("--note", default="", help="What was done (recorded in the trail).")
-@click.option("--undo", is_flag=True, help="Take a mistaken 'erledigt' back (also recorded).")
+@option("--actor", required=True, metavar="EMAIL")
+@option("--branch", default=None, metavar="BODY", help=N_("The branch (body) whose deadline is done."))
+@option("--note", default="", help=N_("What was done (recorded in the trail)."))
+@option("--undo", is_flag=True, help=N_("Take a mistaken 'erledigt' back (also recorded)."))
 @common
 def done(reference: str, deadline: str, actor: str, branch: str | None, note: str, undo: bool,
          ctx: Context) -> None:
-    """Mark a running deadline of a paper done: its reminders and escalation are cancelled."""
     engine = ctx.engine()
     [change] = engine.done(reference, deadline, actor, branch=branch, note=note, undo=undo)
     zone = engine.definition_of(engine.load(reference)).timezone
-    what = "wieder offen" if undo else "erledigt"
-    click.echo(f"{reference}: Frist {deadline}{f' ({branch})' if branch else ''} {what} am "
-               f"{_local(change.at, zone)} von {change.actor}")
+    line = (_("{reference}: deadline {deadline}{branch} open again on {at} by {actor}") if undo
+            else _("{reference}: deadline {deadline}{branch} done on {at} by {actor}"))
+    click.echo(line.format(reference=reference, deadline=deadline, branch=f" ({branch})" if branch else "",
+                           at=_local(change.at, zone), actor=change.actor))
 
 
-@main.command()
+@main.command(help=N_("Sign a paper off for your role (Mitzeichnung), refuse to, or withdraw that."))
 @click.argument("reference")
-@click.option("--actor", required=True, metavar="EMAIL")
-@click.option("--note", default=None, help="A note with the sign-off (recorded in the trail).")
-@click.option("--refuse", is_flag=True, help="Refuse to sign off (needs --reason); it blocks until withdrawn.")
-@click.option("--reason", default=None, help="Why the sign-off is refused (with --refuse).")
-@click.option("--withdraw", is_flag=True, help="Withdraw your role's sign-off or refusal (also recorded).")
+@option("--actor", required=True, metavar="EMAIL")
+@option("--note", default=None, help=N_("A note with the sign-off (recorded in the trail)."))
+@option("--refuse", is_flag=True, help=N_("Refuse to sign off (needs --reason); it blocks until withdrawn."))
+@option("--reason", default=None, help=N_("Why the sign-off is refused (with --refuse)."))
+@option("--withdraw", is_flag=True, help=N_("Withdraw your role's sign-off or refusal (also recorded)."))
 @common
 def sign(reference: str, actor: str, note: str | None, refuse: bool, reason: str | None, withdraw: bool,
          ctx: Context) -> None:
-    """Sign a paper off for your role (Mitzeichnung), refuse to, or withdraw that."""
     from .paper import signoff_request
 
     act, text = signoff_request(reference, refuse=refuse, withdraw=withdraw, note=note, reason=reason)
@@ -453,15 +541,15 @@ def sign(reference: str, actor: str, note: str | None, refuse: bool, reason: str
         role=change.payload["role"], when=_local(change.at, zone), actor=change.actor))
 
 
-@main.command()
+@main.command(help=N_("Show where a paper stands and what it accepts now (with its follow-up papers and the paper "
+                      "it follows)."))
 @click.argument("reference")
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--as-of", "as_of", default=None, metavar="DATETIME", help="Where the paper stood then.")
+@option("--json", "as_json", is_flag=True)
+@option("--as-of", "as_of", default=None, metavar="DATETIME", help=N_("Where the paper stood then."))
 @common
 def status(
     reference: str, as_json: bool, as_of: str | None, ctx: Context
 ) -> None:
-    """Show where a paper stands and what it accepts now (with its follow-up papers and the paper it follows)."""
     engine = ctx.engine()
     st = engine.status(reference, as_of=as_of)
     if as_of is not None:
@@ -497,22 +585,27 @@ def _print_status(st: Status, as_json: bool) -> None:
     zone = st.timezone
     title = st.fields.get("title", "")
     click.echo(f"{st.reference}  {title}  [{st.workflow} v{st.workflow_version}]")
+    def line(label: str, text: str) -> None:
+        click.echo(f"  {label + ':':<11} {text}")
+
     if st.as_of:
-        click.echo(f"  Stand am:   {_local(st.as_of, zone)}")
-    click.echo(f"  Status:     {st.state_label} ({st.state}) seit {_local(st.entered_at, zone)}")
+        line(_("As of"), _local(st.as_of, zone))
+    line(_("State"), _("{label} ({state}) since {since}").format(label=st.state_label, state=st.state,
+                                                                 since=_local(st.entered_at, zone)))
     if st.body_name:
-        click.echo(f"  Gremium:    {st.body_name}, Sitzung {_local(st.meeting, zone)}")
+        line(_("Body"), _("{body}, meeting {meeting}").format(body=st.body_name, meeting=_local(st.meeting, zone)))
     if st.result:
-        click.echo(f"  Ergebnis:   {st.result}")
+        line(_("Result"), st.result)
     if st.branches:
         done = sum(1 for b in st.branches if b.status != "open")
-        click.echo(f"  Gremien:    {done} von {len(st.branches)} entschieden")
+        line(_("Bodies"), _("{done} of {total} decided").format(done=done, total=len(st.branches)))
         from .german import branch_status
 
         for b in st.branches:
-            extra = f", {b.deferrals}× vertagt" if b.deferrals else ""
+            extra = _(", deferred {n}×").format(n=b.deferrals) if b.deferrals else ""
+            meeting = _("meeting {date}").format(date=_local(b.meeting, zone))
             click.echo(
-                f"    {b.name:<34} {branch_status(b.status, st.hearings):<16} Sitzung {_local(b.meeting, zone)}"
+                f"    {b.name:<34} {branch_status(b.status, st.hearings):<16} {meeting}"
                 f"{'  – ' + b.result if b.result else ''}{extra}"
             )
     if st.signoffs:
@@ -522,15 +615,14 @@ def _print_status(st: Status, as_json: bool) -> None:
         for so in st.signoffs:
             by = _(" by {actor} on {when}").format(actor=so.actor, when=_local(so.at, zone)) if so.actor else ""
             click.echo(f"    {so.role:<34} {signoff_status(so.status)}{by}{'  – ' + so.text if so.text else ''}")
-    click.echo(f"  Mögliche Schritte: {', '.join(st.triggers) if st.triggers else '– (Endzustand)'}")
+    line(_("Possible steps"), ", ".join(st.triggers) if st.triggers else _("– (final state)"))
 
 
-@main.command()
+@main.command(help=N_("List every recorded change of a paper, in order."))
 @click.argument("reference")
-@click.option("--json", "as_json", is_flag=True)
+@option("--json", "as_json", is_flag=True)
 @common
 def history(reference: str, as_json: bool, ctx: Context) -> None:
-    """List every recorded change of a paper, in order."""
     engine = ctx.engine()
     records = engine.history(reference)
     if as_json:
@@ -554,14 +646,14 @@ def _record_line(r: AuditRecord, zone: str, definition: Definition | None = None
 
     text = entry_text(r, definition, zone)
     move = text.target if text.source is None else f"{text.source} → {text.target}"
-    details = ([f"Gremium {text.body}"] if r.branch else []) + list(text.details)
+    details = ([_("body {name}").format(name=text.body)] if r.branch else []) + list(text.details)
     extra = f"  ({'; '.join(details)})" if details else ""
     return f"{r.seq:>5}  {_local(r.at, zone)}  {r.actor:<40} {text.label} [{r.trigger}]  {move}{extra}"
 
 
-@main.group(name="audit")
+@main.group(name="audit", help=N_("Check the audit trail."))
 def audit_group() -> None:
-    """Check the audit trail."""
+    pass
 
 
 
@@ -601,23 +693,24 @@ def _write_records(records: Iterable[AuditRecord], fmt: str, zone: str,
     return count
 
 
-@audit_group.command("query")
-@click.option("--reference", default=None)
-@click.option("--workflow", default=None)
-@click.option("--actor", default=None)
-@click.option("--trigger", default=None)
-@click.option("--body", default=None, help="Gremium: Kennung oder Name")
-@click.option("--from", "from_state", default=None, help="Status vorher: Kennung oder Bezeichnung")
-@click.option("--to", "to_state", default=None, help="Status nachher: Kennung oder Bezeichnung")
-@click.option("--since", default=None, metavar="DATETIME")
-@click.option("--until", default=None, metavar="DATETIME")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "csv-excel"]), default="table",
+@audit_group.command("query", help=N_(
+    "Stream the entries that match every given filter, in order (workflow, body and states by id or label)."
+))
+@option("--reference", default=None)
+@option("--workflow", default=None)
+@option("--actor", default=None)
+@option("--trigger", default=None)
+@option("--body", default=None, help=N_("Body: id or name."))
+@option("--from", "from_state", default=None, help=N_("State before: id or label."))
+@option("--to", "to_state", default=None, help=N_("State after: id or label."))
+@option("--since", default=None, metavar="DATETIME")
+@option("--until", default=None, metavar="DATETIME")
+@option("--format", "fmt", type=click.Choice(["table", "json", "csv", "csv-excel"]), default="table",
               show_default=True)
 @common
 def audit_query(reference: str | None, workflow: str | None, actor: str | None, trigger: str | None,
                 body: str | None, from_state: str | None, to_state: str | None, since: str | None,
                 until: str | None, fmt: str, ctx: Context) -> None:
-    """Stream the entries that match every given filter, in order (workflow, body and states by id or label)."""
     zone = ctx.settings.timezone
     engine = ctx.engine()
     records = engine.audit(reference=reference, workflow=workflow, actor=actor, trigger=trigger, body=body,
@@ -625,20 +718,20 @@ def audit_query(reference: str | None, workflow: str | None, actor: str | None, 
     _write_records(records, fmt, zone, engine.entry_definition)
 
 
-@audit_group.command("export")
-@click.option("--format", "fmt", type=click.Choice(["json", "csv", "csv-excel"]), default="csv", show_default=True)
+@audit_group.command("export", help=N_("Write the whole trail, in order (streamed)."))
+@option("--format", "fmt", type=click.Choice(["json", "csv", "csv-excel"]), default="csv", show_default=True)
 @common
 def audit_export(fmt: str, ctx: Context) -> None:
-    """Write the whole trail, in order (streamed)."""
     engine = ctx.engine()
     _write_records(engine.audit(), fmt, ctx.settings.timezone, engine.entry_definition)
 
 
-@audit_group.command("head")
-@click.option("--json", "as_json", is_flag=True)
+@audit_group.command("head", help=N_(
+    "Print the trail's head: keep it outside the database, check it later with `verify --head`."
+))
+@option("--json", "as_json", is_flag=True)
 @common
 def audit_head(as_json: bool, ctx: Context) -> None:
-    """Print the trail's head: keep it outside the database, check it later with `verify --head`."""
     seq, digest = ctx.engine().head()
     if as_json:
         _dump({"seq": seq, "hash": digest})
@@ -646,12 +739,11 @@ def audit_head(as_json: bool, ctx: Context) -> None:
         click.echo(f"{seq} {digest}")
 
 
-@audit_group.command("timeline")
+@audit_group.command("timeline", help=N_("Where the paper stood at every point of its trail."))
 @click.argument("reference")
-@click.option("--json", "as_json", is_flag=True)
+@option("--json", "as_json", is_flag=True)
 @common
 def audit_timeline(reference: str, as_json: bool, ctx: Context) -> None:
-    """Where the paper stood at every point of its trail."""
     engine = ctx.engine()
     definition = engine.definition_of(engine.load(reference))
     periods = engine.timeline(reference)
@@ -663,20 +755,20 @@ def audit_timeline(reference: str, as_json: bool, ctx: Context) -> None:
         return
     zone = definition.timezone
     for p in periods:
-        until = _local(p.until, zone) if p.until else "heute"
+        until = _local(p.until, zone) if p.until else _("today")
         label = p.label
-        extra = f", Sitzung {_local(p.state.meeting, zone)}" if p.state.meeting else ""
+        extra = _(", meeting {date}").format(date=_local(p.state.meeting, zone)) if p.state.meeting else ""
         if p.state.branches:
-            extra += f", {len(p.state.open_branches())} von {len(p.state.branches)} Gremien offen"
+            extra += _(", {open} of {total} bodies open").format(open=len(p.state.open_branches()),
+                                                                 total=len(p.state.branches))
         click.echo(f"{_local(p.since, zone)} – {until:<16}  {label}{extra}  [{p.trigger}, {p.actor}]")
 
 
-@audit_group.command("verify")
-@click.option("--head", "head", default=None, metavar="HASH", help="A head hash kept outside the database.")
-@click.option("--json", "as_json", is_flag=True)
+@audit_group.command("verify", help=N_("Recompute the hash chain and name the first broken entry."))
+@option("--head", "head", default=None, metavar="HASH", help=N_("A head hash kept outside the database."))
+@option("--json", "as_json", is_flag=True)
 @common
 def audit_verify(head: str | None, as_json: bool, ctx: Context) -> None:
-    """Recompute the hash chain and name the first broken entry."""
     from .errors import AuditIntegrityError
 
     report = ctx.engine().verify(head)
@@ -685,31 +777,32 @@ def audit_verify(head: str | None, as_json: bool, ctx: Context) -> None:
     if not report.ok:
         if as_json:
             raise SystemExit(AuditIntegrityError.exit_code)
-        raise AuditIntegrityError(f"audit trail broken: {report.problem}")
+        raise AuditIntegrityError(_("audit trail broken: {problem}").format(problem=report.problem))
     if not as_json:
-        click.echo(f"ok: {report.entries} entries, head {report.head_hash}")
+        click.echo(_("ok: {count} entries, head {head}").format(count=report.entries, head=report.head_hash))
 
 
-@audit_group.command("report")
-@click.option("--reference", "references", multiple=True, metavar="R", help="Vorlage (mehrfach: jede davon).")
-@click.option("--workflow", default=None, help="Ablauf: Kennung oder Name")
-@click.option("--person", default=None, metavar="EMAIL", help="Nur Einträge dieser Person")
-@click.option("--trigger", default=None)
-@click.option("--body", default=None, help="Gremium: Kennung oder Name")
-@click.option("--from", "from_state", default=None, help="Status vorher: Kennung oder Bezeichnung")
-@click.option("--to", "to_state", default=None, help="Status nachher: Kennung oder Bezeichnung")
-@click.option("--since", default=None, metavar="DATETIME")
-@click.option("--until", default=None, metavar="DATETIME")
-@click.option("--actor", required=True, metavar="EMAIL", help="Wer den Bericht erstellt (Prüferin, Prüfer).")
-@click.option("--out", required=True, metavar="FILE", help="FILE.pdf, FILE.html oder FILE.json")
-@click.option("--format", "fmt", type=click.Choice(["pdf", "html", "json"]), default=None,
-              help="Sonst nach der Endung von --out; json: der gehashte Inhalt, Byte für Byte.")
+@audit_group.command("report", help=N_(
+    "Write the Prüfbericht of the entries in scope (the filters of `audit query`), with the chain's verify "
+    "result and the SHA-256 of its content; exit 10 (after writing it) if the chain is broken."
+))
+@option("--reference", "references", multiple=True, metavar="R", help=N_("Paper (repeatable: each of them)."))
+@option("--workflow", default=None, help=N_("Workflow: id or name."))
+@option("--person", default=None, metavar="EMAIL", help=N_("Only entries of this person."))
+@option("--trigger", default=None)
+@option("--body", default=None, help=N_("Body: id or name."))
+@option("--from", "from_state", default=None, help=N_("State before: id or label."))
+@option("--to", "to_state", default=None, help=N_("State after: id or label."))
+@option("--since", default=None, metavar="DATETIME")
+@option("--until", default=None, metavar="DATETIME")
+@option("--actor", required=True, metavar="EMAIL", help=N_("Who produces the report (the auditor)."))
+@option("--out", required=True, metavar="FILE", help=N_("FILE.pdf, FILE.html or FILE.json."))
+@option("--format", "fmt", type=click.Choice(["pdf", "html", "json"]), default=None,
+              help=N_("Else by the extension of --out; json: the hashed content, byte for byte."))
 @common
 def audit_report(references: tuple[str, ...], workflow: str | None, person: str | None, trigger: str | None,
                  body: str | None, from_state: str | None, to_state: str | None, since: str | None,
                  until: str | None, actor: str, out: str, fmt: str | None, ctx: Context) -> None:
-    """Write the Prüfbericht of the entries in scope (the filters of `audit query`), with the chain's verify
-    result and the SHA-256 of its content; exit 10 (after writing it) if the chain is broken."""
     from .errors import AuditIntegrityError
     from .report import build_report, check_out, format_of, render, write_report
 
@@ -719,25 +812,25 @@ def audit_report(references: tuple[str, ...], workflow: str | None, person: str 
                           workflow=workflow, actor=person, trigger=trigger, body=body, from_state=from_state,
                           to_state=to_state, since=since, until=until)
     path = write_report(render(report, kind), out)
-    click.echo(f"Prüfbericht {path}: {len(report.rows)} Einträge, Inhalt SHA-256 {report.content_hash}")
+    click.echo(_("Prüfbericht {path}: {count} entries, content SHA-256 {hash}").format(
+        path=path, count=len(report.rows), hash=report.content_hash))
     if not report.verify.ok:
-        raise AuditIntegrityError(f"Prüfpfad gebrochen: {report.verify.problem} (der Bericht {path} sagt es)")
+        raise AuditIntegrityError(_("audit trail broken: {problem} (the report {path} says so)").format(
+            problem=report.verify.problem, path=path))
 
 
-@main.command()
-@click.option("--body", default=None, help="Gremium: Kennung oder Name")
-@click.option("--status", default=None, metavar="offen|verzoegert|erledigt",
-              help="offen (Vorgabe; auch verzögerte), verzoegert oder erledigt")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "html", "pdf"]), default="table",
-              show_default=True)
-@click.option("--warn-days", type=int, default=None, metavar="N",
-              help="Gelb ab N Arbeitstagen vor dem Termin (Vorgabe 10)")
-@click.option("--out", default=None, metavar="FILE", help="In diese Datei schreiben (pdf: nötig)")
+@main.command(help=N_("The Beschlusskontrolle of a body: its decisions' follow-up papers with a traffic light, red "
+                      "first; html and pdf give the Bericht über offene Beschlüsse."))
+@option("--body", default=None, help=N_("Body: id or name"))
+@option("--status", default=None, metavar="offen|verzoegert|erledigt",
+        help=N_("offen (default; delayed ones too), verzoegert or erledigt"))
+@option("--format", "fmt", type=click.Choice(["table", "csv", "html", "pdf"]), default="table", show_default=True)
+@option("--warn-days", type=int, default=None, metavar="N",
+        help=N_("Yellow from N working days before the target date (default 10)"))
+@option("--out", default=None, metavar="FILE", help=N_("Write to this file (needed for pdf)"))
 @common
 def decisions(body: str | None, status: str | None, fmt: str, warn_days: int | None, out: str | None,
               ctx: Context) -> None:
-    """The Beschlusskontrolle of a body: its decisions' follow-up papers with a traffic light, red first; html and
-    pdf give the Bericht über offene Beschlüsse."""
     from .access import Person
     from .decision_report import MAX_ROWS, build, render
     from .report import check_out, write_report
@@ -757,12 +850,11 @@ def decisions(body: str | None, status: str | None, fmt: str, warn_days: int | N
         click.echo(data.decode("utf-8"), nl=False)
 
 
-@main.command()
+@main.command(help=N_("List a paper's running deadlines with due dates and reminder times."))
 @click.argument("reference")
-@click.option("--json", "as_json", is_flag=True)
+@option("--json", "as_json", is_flag=True)
 @common
 def deadlines(reference: str, as_json: bool, ctx: Context) -> None:
-    """List a paper's running deadlines with due dates and reminder times."""
     engine = ctx.engine()
     paper = engine.load(reference)
     zone = engine.definition_of(paper).timezone
@@ -774,7 +866,7 @@ def deadlines(reference: str, as_json: bool, ctx: Context) -> None:
                   "reason": w.reason} for w in waiting)])
         return
     if not views and not waiting:
-        click.echo(f"{paper.reference}: keine laufenden Fristen")
+        click.echo(_("{reference}: no running deadlines").format(reference=paper.reference))
     for view in views:
         d, mails = view.deadline, view.mails
         where = f" ({d.branch})" if d.branch else ""
@@ -783,20 +875,22 @@ def deadlines(reference: str, as_json: bool, ctx: Context) -> None:
             click.echo(f"    {view.description}")
         if view.done is not None:
             at, by, note = view.done
-            click.echo(f"    erledigt am {_local(at, zone)} von {by}{f': {note}' if note else ''}")
+            click.echo("    " + _("done on {at} by {actor}{note}").format(at=_local(at, zone), actor=by,
+                                                                          note=f": {note}" if note else ""))
         for m in mails:
             from .german import MAIL_KIND
 
             kind = MAIL_KIND.get(m.kind, m.kind)
-            click.echo(f"    {kind:<10} {_local(m.send_at, zone)}  {m.status:<8} an {', '.join(m.recipients)}")
+            to = _("to {recipients}").format(recipients=", ".join(m.recipients))
+            click.echo(f"    {kind:<10} {_local(m.send_at, zone)}  {m.status:<8} {to}")
     for w in waiting:
         where = f" ({w.branch})" if w.branch else ""
-        click.echo(f"{'noch nicht gestartet':<16}  {w.deadline.label}{where}: {w.reason}")
+        click.echo(f"{_('not started yet'):<16}  {w.deadline.label}{where}: {w.reason}")
 
 
-@main.group(name="reminders")
+@main.group(name="reminders", help=N_("The outbox: what will go out, previews, and what failed."))
 def reminders_group() -> None:
-    """The outbox: what will go out, previews, and what failed."""
+    pass
 
 
 def _print_reminders(items: list[Any], as_json: bool, zone: str) -> None:
@@ -809,12 +903,11 @@ def _print_reminders(items: list[Any], as_json: bool, zone: str) -> None:
                    f"{r.label}  → {', '.join(r.recipients)}{extra}")
 
 
-@reminders_group.command("list")
-@click.option("--due-before", "due_before", default=None, metavar="DATETIME")
-@click.option("--json", "as_json", is_flag=True)
+@reminders_group.command("list", help=N_("List pending mails in the order they will go out."))
+@option("--due-before", "due_before", default=None, metavar="DATETIME")
+@option("--json", "as_json", is_flag=True)
 @common
 def reminders_list(due_before: str | None, as_json: bool, ctx: Context) -> None:
-    """List pending mails in the order they will go out."""
     from .values import user_instant
 
     until = user_instant(due_before, ctx.settings.timezone, "--due-before") if due_before else None
@@ -822,20 +915,18 @@ def reminders_list(due_before: str | None, as_json: bool, ctx: Context) -> None:
     _print_reminders(items, as_json, ctx.settings.timezone)
 
 
-@reminders_group.command("failed")
-@click.option("--json", "as_json", is_flag=True)
+@reminders_group.command("failed", help=N_("List mails that could not be delivered, with the reason."))
+@option("--json", "as_json", is_flag=True)
 @common
 def reminders_failed(as_json: bool, ctx: Context) -> None:
-    """List mails that could not be delivered, with the reason."""
     items = ctx.engine().reminders(statuses=("failed",))
     _print_reminders(items, as_json, ctx.settings.timezone)
 
 
-@reminders_group.command("preview")
+@reminders_group.command("preview", help=N_("Render a paper's pending mails without sending them."))
 @click.argument("reference")
 @common
 def reminders_preview(reference: str, ctx: Context) -> None:
-    """Render a paper's pending mails without sending them."""
     from notifier.dispatch import Composer
 
     engine = ctx.engine()
@@ -843,10 +934,11 @@ def reminders_preview(reference: str, ctx: Context) -> None:
     composer = Composer(engine, ctx.settings)
     items = engine.reminders(reference=paper.reference, statuses=("pending", "claimed", "failed"))
     if not items:
-        click.echo(f"{paper.reference}: keine ausstehenden Nachrichten")
+        click.echo(_("{reference}: no pending messages").format(reference=paper.reference))
     for r in items:
         message = composer.compose(r, engine.clock.now())
-        click.echo(f"=== {r.kind} {r.id}, geplant {_local(r.send_at, ctx.settings.timezone)} ===")
+        click.echo(_("=== {kind} {id}, planned {at} ===").format(kind=r.kind, id=r.id,
+                                                                 at=_local(r.send_at, ctx.settings.timezone)))
         for header in ("From", "To", "Subject", "Message-ID"):
             click.echo(f"{header}: {message[header]}")
         body = message.get_body(preferencelist=("plain",))
@@ -854,15 +946,16 @@ def reminders_preview(reference: str, ctx: Context) -> None:
         click.echo(body.get_content() if body is not None else "")
 
 
-@main.command()
-@click.option("--digest", is_flag=True, help="Also queue today's digests first (for cron instead of serve).")
-@click.option("--until", default=None, metavar="DATETIME",
-              help="Rehearsal: step the simulated clock from --now (default: now) through every moment a mail "
+@main.command(help=N_(
+    "Run one pass: send every mail that is due now (or at --now); with --until, every pass up to then."
+))
+@option("--digest", is_flag=True, help=N_("Also queue today's digests first (for cron instead of serve)."))
+@option("--until", default=None, metavar="DATETIME",
+              help=N_("Rehearsal: step the simulated clock from --now (default: now) through every moment a mail "
                    "falls due up to DATETIME and deliver at each, dated then (with --digest: each day's digests "
-                   "at the digest hour).")
+                   "at the digest hour)."))
 @common
 def tick(digest: bool, until: str | None, ctx: Context) -> None:
-    """Run one pass: send every mail that is due now (or at --now); with --until, every pass up to then."""
     if until is not None:
         _tick_until(until, digest, ctx)
         return
@@ -889,7 +982,8 @@ def _tick_until(until: str, digest: bool, ctx: Context) -> None:
     zone = ctx.settings.timezone
     end = user_instant(until, zone, "--until")
     if end < clock.now():
-        raise InputError(f"--until {until} liegt vor dem Start {_local(clock.now(), zone)} (--now)")
+        raise InputError(_("--until {until} lies before the start {start} (--now)").format(
+            until=until, start=_local(clock.now(), zone)))
     def delivered(moment: datetime, report: TickReport) -> None:
         for mail in report.delivered:
             click.echo(mail_line(moment, mail, zone))
@@ -900,14 +994,13 @@ def _tick_until(until: str, digest: bool, ctx: Context) -> None:
         click.echo(f"  {error}", err=True)
 
 
-@main.command()
+@main.command(help=N_("Run the scheduler: ticks and the daily digest, until SIGTERM."))
 @common
 def serve(ctx: Context) -> None:
-    """Run the scheduler: ticks and the daily digest, until SIGTERM."""
     from notifier.scheduler import serve as run_scheduler
 
     if ctx.now:
-        raise InputError("serve runs on the real clock; use `councilflow tick --now …` to simulate")
+        raise InputError(_("serve runs on the real clock; use `councilflow tick --now …` to simulate"))
     store = ctx.engine().store
     store.init()
     with _single_sqlite_server(store.local_file, store.url):
@@ -932,8 +1025,8 @@ def _single_sqlite_server(database: Path | None, url: str) -> Iterator[None]:
         handle.seek(0)
         holder = handle.read().strip() or "?"
         handle.close()
-        raise ConflictError(f"another councilflow serve (pid {holder}) runs on {url}; SQLite is for one "
-                            "process — use PostgreSQL for several") from None
+        raise ConflictError(_("another councilflow serve (pid {pid}) runs on {url}; SQLite is for one process — use "
+                              "PostgreSQL for several").format(pid=holder, url=url)) from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))
@@ -945,10 +1038,11 @@ def _single_sqlite_server(database: Path | None, url: str) -> Iterator[None]:
         handle.close()
 
 
-@main.command()
+@main.command(help=N_(
+    "Check a deployment: database, definitions and templates, mail transport, scheduler heartbeat."
+))
 @common
 def doctor(ctx: Context) -> None:
-    """Check a deployment: database, definitions and templates, mail transport, scheduler heartbeat."""
     from datetime import timedelta
 
     from notifier.dispatch import check_templates
@@ -969,15 +1063,16 @@ def doctor(ctx: Context) -> None:
 
     def database() -> str:
         engine.init()
-        return f"{engine.store.url} reachable, schema present, {engine.store.count_audit()} audit entries"
+        return _("{url} reachable, schema present, {count} audit entries").format(url=engine.store.url,
+                                                                                  count=engine.store.count_audit())
 
     def definitions() -> str:
         files = definition_files([ctx.definitions])
         if not files:
-            raise InputError(f"no definitions in {ctx.definitions}")
+            raise InputError(_("no definitions in {folder}").format(folder=ctx.definitions))
         for f in files:
             check_templates(load_definition_file(f), f.parent)
-        return f"{len(files)} valid, their mail templates render"
+        return _("{count} valid, their mail templates render").format(count=len(files))
 
     def mail() -> str:
         from notifier.transports import SendError
@@ -990,112 +1085,115 @@ def doctor(ctx: Context) -> None:
     def heartbeat() -> str:
         last = engine.store.last_beat()
         if last is None:
-            raise StorageError("no serve process has ticked yet")
+            raise StorageError(_("no serve process has ticked yet"))
         worker, at = last
         age = engine.clock.now() - at
         if age > timedelta(seconds=3 * ctx.settings.tick_seconds):
-            raise StorageError(f"last tick {int(age.total_seconds())} s ago by {worker} (expected every "
-                               f"{ctx.settings.tick_seconds} s)")
-        return f"last tick {int(age.total_seconds())} s ago by {worker}"
+            raise StorageError(_("last tick {seconds} s ago by {worker} (expected every {every} s)").format(
+                seconds=int(age.total_seconds()), worker=worker, every=ctx.settings.tick_seconds))
+        return _("last tick {seconds} s ago by {worker}").format(seconds=int(age.total_seconds()), worker=worker)
 
-    for name, fn in (("database", database), ("definitions", definitions), ("mail", mail),
-                     ("scheduler", heartbeat)):
+    for name, fn in ((_("database"), database), (_("definitions"), definitions), (_("mail"), mail),
+                     (_("scheduler"), heartbeat)):
         check(name, fn)
     for ok, name, detail in results:
         click.echo(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}")
-    if not all(ok for ok, _, _ in results):
+    if not all(ok for ok, _name, _detail in results):
         raise SystemExit(1)
 
 
-@main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@main.command(help=N_("Serve the JSON API, the pages and the OParl endpoint (behind the administration's proxy)."))
+@option("--host", default="127.0.0.1", show_default=True)
+@option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @common
 def web(host: str, port: int, ctx: Context) -> None:
-    """Serve the JSON API, the pages and the OParl endpoint (behind the administration's proxy)."""
     import uvicorn
 
     from .web import create_app
 
     if ctx.now:
-        raise InputError("web runs on the real clock; --now is for commands that act once")
+        raise InputError(_("web runs on the real clock; --now is for commands that act once"))
     from .web.identity import Identity
 
     engine = ctx.engine()
     engine.init()
     identity = Identity(engine, ctx.settings)
-    click.echo(f"councilflow web auf http://{host}:{port}/ – Anmeldung: {identity.modes()}")
+    click.echo(_("councilflow web on http://{host}:{port}/ – sign-in: {modes}").format(host=host, port=port,
+                                                                                       modes=identity.modes()))
     if not ctx.settings.trusted_header:
-        click.echo("  (keine Kopfzeile eines Proxys: trusted_header und trusted_proxies setzen, siehe README)")
+        click.echo(_("  (no header of a proxy: set trusted_header and trusted_proxies, see the README)"))
     uvicorn.run(create_app(engine, ctx.settings), host=host, port=port, log_level="warning")
 
 
-@main.group(name="tokens")
+@main.group(name="tokens", help=N_(
+    "Bearer tokens for API clients and calendar feed secrets (stored hashed, revocable)."
+))
 def tokens_group() -> None:
-    """Bearer tokens for API clients and calendar feed secrets (stored hashed, revocable)."""
+    pass
 
 
-@tokens_group.command("create")
+@tokens_group.command("create", help=N_("Create a token for EMAIL; it is shown once."))
 @click.argument("email")
-@click.option("--label", default="", help="What the token is for.")
-@click.option("--calendar", is_flag=True,
-              help="A calendar feed secret instead: the address of EMAIL's calendar (deadlines and meetings); "
-                   "it opens that feed only and is no API token.")
+@option("--label", default="", help=N_("What the token is for."))
+@option("--calendar", is_flag=True,
+              help=N_("A calendar feed secret instead: the address of EMAIL's calendar (deadlines and meetings); "
+                   "it opens that feed only and is no API token."))
 @common
 def tokens_create(email: str, label: str, calendar: bool, ctx: Context) -> None:
-    """Create a token for EMAIL; it is shown once."""
     from .tokens import CALENDAR, calendar_path, create_token
 
     engine = ctx.engine()
     who = email.strip().lower()
     if not calendar:
         token_id, token = create_token(engine.store, email, label, engine.clock.now())
-        click.echo(f"token {token_id} for {who}: {token}")
+        click.echo(_("token {id} for {email}: {token}").format(id=token_id, email=who, token=token))
         return
-    token_id, token = create_token(engine.store, email, label or "Kalender", engine.clock.now(), CALENDAR)
+    token_id, token = create_token(engine.store, email, label or _("Calendar"), engine.clock.now(), CALENDAR)
     base = ctx.settings.base_url.rstrip("/")
-    click.echo(f"Kalender-Link {token_id} für {who} (wird nur jetzt angezeigt):")
+    click.echo(_("calendar link {id} for {email} (shown only now):").format(id=token_id, email=who))
     click.echo(f"{base}{calendar_path(token)}")
     if not base:
-        click.echo("  (base_url ist nicht gesetzt: die Adresse von councilflow web davorsetzen)")
+        click.echo(_("  (base_url is not set: put the address of councilflow web in front)"))
 
 
-@tokens_group.command("list")
+@tokens_group.command("list", help=N_(
+    "List tokens (never the tokens themselves): id, e-mail, scope (api or calendar), state, label."
+))
 @common
 def tokens_list(ctx: Context) -> None:
-    """List tokens (never the tokens themselves): id, e-mail, scope (api or calendar), state, label."""
     from .tokens import list_tokens
 
     for t in list_tokens(ctx.engine().store):
-        state = f"revoked {_local(t.revoked_at, ctx.settings.timezone)}" if t.revoked_at else "active"
+        state = (_("revoked {at}").format(at=_local(t.revoked_at, ctx.settings.timezone)) if t.revoked_at
+                 else _("active"))
         click.echo(f"{t.id}\t{t.email}\t{t.scope}\t{state}\t{t.label}")
 
 
-@tokens_group.command("revoke")
+@tokens_group.command("revoke", help=N_("Revoke a token at once."))
 @click.argument("token_id", type=click.IntRange(1, 2**62))
 @common
 def tokens_revoke(token_id: int, ctx: Context) -> None:
-    """Revoke a token at once."""
     from .tokens import revoke_token
 
     engine = ctx.engine()
     revoke_token(engine.store, token_id, engine.clock.now())
-    click.echo(f"token {token_id} revoked")
+    click.echo(_("token {id} revoked").format(id=token_id))
 
 
-@main.group(name="export")
+@main.group(name="export", help=N_("Write the papers in other formats."))
 def export_group() -> None:
-    """Write the papers in other formats."""
+    pass
 
 
-@export_group.command("oparl")
-@click.option("--out", "out", default="oparl-export", show_default=True, type=click.Path(file_okay=False))
-@click.option("--base-url", "base_url", default=None, help="Base of the object ids (setting oparl_base_url).")
-@click.option("--include-non-public", "include_non_public", is_flag=True,
-              help="Also papers marked public: false (default: public papers only, as the live endpoint).")
+@export_group.command("oparl", help=N_(
+    "Write System, Body, Organizations, Papers and Meetings as OParl 1.1 JSON files."
+))
+@option("--out", "out", default="oparl-export", show_default=True, type=click.Path(file_okay=False))
+@option("--base-url", "base_url", default=None, help=N_("Base of the object ids (setting oparl_base_url)."))
+@option("--include-non-public", "include_non_public", is_flag=True,
+              help=N_("Also papers marked public: false (default: public papers only, as the live endpoint)."))
 @common
 def export_oparl(out: str, base_url: str | None, include_non_public: bool, ctx: Context) -> None:
-    """Write System, Body, Organizations, Papers and Meetings as OParl 1.1 JSON files."""
     engine = ctx.engine()
     objects = engine.oparl(base_url or ctx.settings.oparl_base_url, ctx.settings.body_name, ctx.settings.timezone,
                            public_only=not include_non_public)
@@ -1106,25 +1204,27 @@ def export_oparl(out: str, base_url: str | None, include_non_public: bool, ctx: 
         tmp = target.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(value, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         tmp.replace(target)  # whole files only: a reader never sees half an export
-    click.echo(f"{len(objects['papers'])} papers, {len(objects['meetings'])} meetings, "
-               f"{len(objects['organizations'])} organizations → {folder}")
+    click.echo(_("{papers} papers, {meetings} meetings, {organizations} organizations → {folder}").format(
+        papers=len(objects["papers"]), meetings=len(objects["meetings"]),
+        organizations=len(objects["organizations"]), folder=folder))
 
 
-@main.group(name="import")
+@main.group(name="import", help=N_("Read papers from other systems."))
 def import_group() -> None:
-    """Read papers from other systems."""
+    pass
 
 
-@import_group.command("oparl")
+@import_group.command("oparl", help=N_(
+    "Import OParl papers (files or folders), replaying their consultations through a workflow."
+))
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--mapping", "mapping_path", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--meetings", "meetings_only", is_flag=True,
-              help="Import meetings only: give waiting papers their body's next meeting.")
+@option("--mapping", "mapping_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@option("--json", "as_json", is_flag=True, help=N_("Print the report as JSON."))
+@option("--meetings", "meetings_only", is_flag=True,
+              help=N_("Import meetings only: give waiting papers their body's next meeting."))
 @common
 def import_oparl(paths: tuple[str, ...], mapping_path: str, as_json: bool, meetings_only: bool,
                  ctx: Context) -> None:
-    """Import OParl papers (files or folders), replaying their consultations through a workflow."""
     from .oparl_import import OParlImporter, load_mapping
     from .oparl_read import read_oparl
 
@@ -1132,7 +1232,7 @@ def import_oparl(paths: tuple[str, ...], mapping_path: str, as_json: bool, meeti
     mapping = load_mapping(Path(mapping_path), lambda w: engine.library.current(w)[0])
     data = read_oparl(Path(p) for p in paths)
     for problem in data.problems:
-        click.echo(f"councilflow: warning: {problem}", err=True)
+        click.echo(_("councilflow: warning: {problem}").format(problem=problem), err=True)
     importer = OParlImporter(engine, mapping)
     definition = importer.definition
     if meetings_only:
@@ -1142,9 +1242,9 @@ def import_oparl(paths: tuple[str, ...], mapping_path: str, as_json: bool, meeti
             return
         for reference, body, moment in scheduled:
             click.echo(f"{reference}: {body} {_local(moment, definition.timezone)}")
-        click.echo(f"{len(scheduled)} meetings set")
+        click.echo(_("{count} meetings set").format(count=len(scheduled)))
         return
-    with click.progressbar(length=len(data.papers), label="Import", file=sys.stderr) as bar:
+    with click.progressbar(length=len(data.papers), label=_("Import"), file=sys.stderr) as bar:
         def progress(items: Iterable[Any]) -> Iterable[Any]:
             for item in items:
                 yield item
@@ -1156,16 +1256,15 @@ def import_oparl(paths: tuple[str, ...], mapping_path: str, as_json: bool, meeti
                "skipped": [{"reference": r, "reason": why} for r, why in report.skipped],
                "unreadable": [str(p) for p in data.problems]})
         return
-    click.echo(f"{report.summary()}, {len(data.problems)} unreadable objects")
+    click.echo(_("{summary}, {count} unreadable objects").format(summary=report.summary(), count=len(data.problems)))
     for reference, why in report.skipped:
-        click.echo(f"  skipped {reference}: {why}")
+        click.echo(_("  skipped {reference}: {why}").format(reference=reference, why=why))
 
 
-@main.command()
-@click.option("--db", metavar="URL", default=None, help="Database (default: a fresh councilflow-demo.db).")
-@click.option("--definitions", metavar="DIR", default=None)
+@main.command(help=N_("Run the seed: SV-9-1809 and the Digitalisierungsstrategie through their paths."))
+@option("--db", metavar="URL", default=None, help=N_("Database (default: a fresh councilflow-demo.db)."))
+@option("--definitions", metavar="DIR", default=None)
 def demo(db: str | None, definitions: str | None) -> None:
-    """Run the seed: SV-9-1809 and the Digitalisierungsstrategie through their paths."""
     from .demo import run_demo
 
     run_demo(db, definitions, echo=click.echo, status=_print_status, line=_record_line)

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from .calendar import WEEKEND, mail_window, shift, working_calendar
 from .definition import Deadline, Definition, Due, Offset
 from .errors import InputError, NotAllowedNowError, NotPermittedError, did_you_mean
+from .i18n import N_, _, ngettext
 from .paper import TRUSTED_ACTORS, Change, ChangeKind, PaperState, field_instant
 from .values import clean_text
 
@@ -72,22 +73,29 @@ class PlannedDeadline:
         return (self.name, self.branch)
 
 
-_UNIT_DE = {"days": ("Tag", "Tage"), "working_days": ("Arbeitstag", "Arbeitstage"), "months": ("Monat", "Monate")}
-
-
 def offset_label(offset: Offset) -> str:
-    """German text of an offset, e.g. '5 Arbeitstage', '1 Tag'."""
+    """The text of an offset, e.g. '5 Arbeitstage', '1 Tag'."""
+    n = offset.amount
     if offset.unit == "invitation_period":
-        return "Ladungsfrist"
-    one, many = _UNIT_DE[offset.unit]
-    return f"{offset.amount} {one if offset.amount == 1 else many}"
+        return _("invitation period")
+    if offset.unit == "working_days":
+        return ngettext("{n} working day", "{n} working days", n).format(n=n)
+    if offset.unit == "months":
+        return ngettext("{n} month", "{n} months", n).format(n=n)
+    return ngettext("{n} day", "{n} days", n).format(n=n)
+
+
+#: When a deadline is due, by anchor and direction.
+_DUE = {("meeting", True): N_("{amount} before meeting"), ("meeting", False): N_("{amount} after meeting"),
+        ("entered", True): N_("{amount} before entering"), ("entered", False): N_("{amount} after entering"),
+        ("field", True): N_("{amount} before field {field}"), ("field", False): N_("{amount} after field {field}")}
 
 
 def due_label(due: Due, amount: str | None = None) -> str:
     """German text of when a deadline is due, e.g. '10 Arbeitstage vor Sitzung', '5 Tage nach Eintritt',
     '1 Monat vor Feld inkrafttreten' (``amount``: the offset's text, when it is to read otherwise)."""
-    anchor = {"meeting": "Sitzung", "entered": "Eintritt"}.get(due.anchor, f"Feld {due.anchor}")
-    return f"{amount or offset_label(due.offset)} {'vor' if due.before else 'nach'} {anchor}"
+    anchor = due.anchor if due.anchor in ("meeting", "entered") else "field"
+    return _(_DUE[anchor, due.before]).format(amount=amount or offset_label(due.offset), field=due.anchor)
 
 
 def due_day(definition: Definition, deadline: Deadline, anchor_local: date, body: str | None) -> date:
@@ -111,7 +119,8 @@ def explain_due(definition: Definition, deadline: Deadline, anchor_at: datetime,
     amount = offset_label(offset)
     if offset.unit == "invitation_period":
         assert body is not None
-        amount = f"Ladungsfrist ({offset_label(Offset('days', definition.bodies[body].invitation_days))})"
+        amount = _("invitation period ({days})").format(
+            days=offset_label(Offset("days", definition.bodies[body].invitation_days)))
     text = f"{due_label(deadline.due, amount)} {anchor_day:%d.%m.%Y}"
     if offset.unit != "working_days":
         return text
@@ -122,7 +131,8 @@ def explain_due(definition: Definition, deadline: Deadline, anchor_at: datetime,
             groups.setdefault(reason, []).append(skipped)
     if not groups:
         return text
-    return text + ", übersprungen: " + ", ".join(f"{_days_short(days)} {reason}" for reason, days in groups.items())
+    return _("{text}, skipped: {days}").format(
+        text=text, days=", ".join(f"{_days_short(days)} {reason}" for reason, days in groups.items()))
 
 
 def _days_short(days: list[date]) -> str:
@@ -262,9 +272,9 @@ def waiting_deadlines(definition: Definition, paper: PaperState) -> list[Waiting
                 continue
             field = deadline.due.field
             if field is None:
-                reason = "läuft erst, wenn der Sitzungstermin feststeht"
+                reason = _("runs only once the meeting date is set")
             else:
-                reason = f"läuft erst, wenn das Feld '{field}' gesetzt ist"
+                reason = _("runs only once field '{key}' is set").format(key=field)
             waiting.append(WaitingDeadline(deadline, branch, reason))
     return waiting
 
@@ -298,7 +308,7 @@ def plan(definition: Definition, running: RunningDeadline, started_at: datetime,
     if due_at <= started_at:
         to = tuple(dict.fromkeys((*notify, *escalate_to)))
         if to:
-            reminders.append(PlannedReminder("late", LATE_NOTE, window(started_at), to))
+            reminders.append(PlannedReminder("late", _(LATE_NOTE), window(started_at), to))
         return PlannedDeadline(deadline.name, deadline.label, running.state, running.branch, body, due_at,
                                _stored_anchor(deadline), running.anchor_at, tuple(reminders))
     days: set[date] = set()
@@ -311,23 +321,26 @@ def plan(definition: Definition, running: RunningDeadline, started_at: datetime,
             continue
         if notify and send_day not in days:  # at most one reminder a day
             days.add(send_day)
-            reminders.append(PlannedReminder("remind", f"{offset_label(offset)} vor Fristablauf", send_at, notify))
+            reminders.append(PlannedReminder("remind", _before_due(offset), send_at, notify))
     if missed and notify:
         send_at = window(started_at)
         if send_at < due_at and send_at.astimezone(zone).date() not in days:
-            reminders.insert(0, PlannedReminder("remind", f"{offset_label(missed[-1])} vor Fristablauf", send_at,
-                                                notify))
+            reminders.insert(0, PlannedReminder("remind", _before_due(missed[-1]), send_at, notify))
     if deadline.escalate is not None and escalate_to:
         escalate_day = shift(calendar, day, deadline.escalate.after, 1)
         send_at = window(_at(escalate_day, END_OF_DAY, zone) + timedelta(seconds=1))
-        reminders.append(PlannedReminder("escalate", f"{offset_label(deadline.escalate.after)} nach Fristablauf",
-                                         send_at, escalate_to))
+        reminders.append(PlannedReminder("escalate", _("{amount} after the deadline").format(
+            amount=offset_label(deadline.escalate.after)), send_at, escalate_to))
     return PlannedDeadline(deadline.name, deadline.label, running.state, running.branch, body, due_at,
                            _stored_anchor(deadline), running.anchor_at, tuple(reminders))
 
 
 #: The label of the notice for a deadline that had passed when it started.
-LATE_NOTE = "Frist war bei Eintritt bereits verstrichen"
+LATE_NOTE = N_("deadline had already passed on entering")
+
+
+def _before_due(offset: Offset) -> str:
+    return _("{amount} before the deadline").format(amount=offset_label(offset))
 
 
 def due_note(definition: Definition, due_at: datetime, now: datetime) -> str:
@@ -338,13 +351,13 @@ def due_note(definition: Definition, due_at: datetime, now: datetime) -> str:
     today, due_day = now.astimezone(zone).date(), due_at.astimezone(zone).date()
     if due_at >= now:
         if due_day == today:
-            return "heute fällig"
+            return _("due today")
         if due_day == today + timedelta(days=1):
-            return "morgen fällig"
+            return _("due tomorrow")
         n = calendar.working_days_between(today, due_day)
-        return f"in {n} Arbeitstag{'en' if n != 1 else ''} fällig"
+        return ngettext("due in {n} working day", "due in {n} working days", n).format(n=n)
     n = max(1, calendar.working_days_between(due_day, today))
-    return f"seit {n} Arbeitstag{'en' if n != 1 else ''} überfällig"
+    return ngettext("overdue by {n} working day", "overdue by {n} working days", n).format(n=n)
 
 
 def plan_deadlines(definition: Definition, paper: PaperState, started_at: datetime,
@@ -358,39 +371,43 @@ def decide_done(definition: Definition, reference: str, paper: PaperState, name:
                 branch: str | None, note: str, now: datetime, *, undo: bool = False) -> list[Change]:
     """Mark a running deadline done (or take a mistaken "erledigt" back): allowed for the people the
     deadline notifies and the holders of a role of a transition out of the state."""
-    context = f"{reference} {'undo ' if undo else ''}done {name}"
+    context = f"{reference} {'undo ' if undo else ''}done {name}"  # the command, as typed
     deadline = next((d for d in definition.deadlines if d.name == name), None)
     if deadline is None:
         names = [d.name for d in definition.deadlines]
-        raise InputError(f"{context}: unknown deadline '{name}'{did_you_mean(name, names)}; deadlines: "
-                         f"{', '.join(names) or 'none'}")
+        raise InputError(_("{context}: unknown deadline '{name}'{hint}; deadlines: {names}").format(
+            context=context, name=name, hint=did_you_mean(name, names), names=", ".join(names) or _("none")))
     spec = definition.states[paper.state]
     if branch is not None and branch not in paper.branches:
-        raise InputError(f"{context}: '{branch}' is no branch of state '{paper.state}'"
-                         f"{did_you_mean(branch, list(paper.branches))}")
+        raise InputError(_("{context}: '{branch}' is no branch of state '{state}'{hint}").format(
+            context=context, branch=branch, state=paper.state, hint=did_you_mean(branch, list(paper.branches))))
     slot = branch or ""
     if undo:
         if (name, slot) not in paper.done:
-            raise NotAllowedNowError(f"{context}: the deadline is not marked done in state '{spec.id}'")
+            raise NotAllowedNowError(_("{context}: the deadline is not marked done in state '{state}'").format(
+                context=context, state=spec.id))
     else:
         running = running_deadlines(definition, paper)
         if (name, slot) not in running:
             per_branch = [b for (n, b) in running if n == name and b]
             if branch is None and per_branch:
-                raise InputError(f"{context}: the deadline runs per branch; name it with --branch, one of "
-                                 f"{', '.join(per_branch)}")
-            raise NotAllowedNowError(f"{context}: the deadline does not run now (state '{spec.id}' "
-                                     f"({spec.label}){', done already' if (name, slot) in paper.done else ''})")
+                raise InputError(_("{context}: the deadline runs per branch; name it with --branch, one of "
+                                   "{bodies}").format(context=context, bodies=", ".join(per_branch)))
+            refusal = (_("{context}: the deadline does not run now (state '{state}' ({label}), done already)")
+                       if (name, slot) in paper.done else
+                       _("{context}: the deadline does not run now (state '{state}' ({label}))"))
+            raise NotAllowedNowError(refusal.format(context=context, state=spec.id, label=spec.label))
     body = branch or (spec.consultation.body if spec.consultation else None)
     notified = recipients(definition, deadline.notify, body)
     roles = tuple(dict.fromkeys(r for t in definition.transitions_from(paper.state) for r in t.roles))
     if actor not in notified and not definition.holds_any(actor, roles, body) and actor not in TRUSTED_ACTORS:
-        raise NotPermittedError(f"{actor} may not mark '{name}' of {reference} done: it is for the people the "
-                                "deadline reminds and those who may act in the state")
+        raise NotPermittedError(_("{actor} may not mark '{name}' of {reference} done: it is for the people the "
+                                  "deadline reminds and those who may act in the state").format(
+                                      actor=actor, name=name, reference=reference))
     try:
-        text = clean_text(note, "note").strip()
+        text = clean_text(note, _("note")).strip()
     except ValueError as exc:
-        raise InputError(f"{context}: {exc}") from None
+        raise InputError(_("{context}: {problem}").format(context=context, problem=exc)) from None
     payload: dict[str, str] = {"deadline": name}
     if text:
         payload["note"] = text

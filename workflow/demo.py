@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from .clock import FixedClock
 from .engine import Engine
 from .german import format_local
+from .i18n import _
 from .library import DefinitionLibrary
 from .store import open_store
 
@@ -84,7 +85,8 @@ def run_demo(
     engine = Engine(open_store(db), library, clock)
     engine.store.init()
     dispatcher = Dispatcher(engine, MaildirTransport(mail_folder), settings, "demo")
-    echo(f"councilflow demo – Datenbank {engine.store.url}, Post in {mail_folder}/new, simulierte Uhr\n")
+    echo(_("councilflow demo – database {url}, mail in {folder}/new, simulated clock").format(
+        url=engine.store.url, folder=mail_folder) + "\n")
 
     def delivered(moment: datetime, report: TickReport) -> None:
         for mail in report.delivered:
@@ -95,7 +97,7 @@ def run_demo(
         deliver_until(dispatcher, clock, _at(when), on_tick=delivered)
         echo(f"── {format_local(clock.now(), ZONE.key)}  {text}")
 
-    step("2020-08-04T09:00", "Büro des Landrats legt SV-9-1809 an")
+    step("2020-08-04T09:00", _("Büro des Landrats creates SV-9-1809"))
     engine.create(
         "sachstandsbericht",
         "SV-9-1809",
@@ -107,19 +109,20 @@ def run_demo(
         },
     )
     if engine.definition_of(engine.load("SV-9-1809")).states["entwurf"].signoff:  # from version 4
-        step("2020-08-04T10:00", "Kämmerei zeichnet SV-9-1809 mit")
+        step("2020-08-04T10:00", _("The Kämmerei signs SV-9-1809 off"))
         engine.sign("SV-9-1809", KAEMMEREI, text="Keine finanziellen Auswirkungen")
-    step("2020-08-04T10:30", "SV-9-1809 wird in den Ausschuss eingebracht (Sitzung 27.08.2020)")
+    step("2020-08-04T10:30", _("SV-9-1809 is brought into the committee (meeting 27.08.2020)"))
     engine.fire("SV-9-1809", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
     status(engine.status("SV-9-1809"), False)
-    step("2020-08-12T11:00", "Büro des Landrats gibt den Sachstandsbericht frei (Vorlage fertig)")
+    step("2020-08-12T11:00", _("Büro des Landrats releases the progress report (paper ready)"))
     engine.fire("SV-9-1809", "vorlage_freigeben", LANDRAT)
-    step("2020-08-27T19:15", "Ausschuss für Finanzen, Wirtschaftsförderung und Kreisentwicklung")
+    step("2020-08-27T19:15", _("Ausschuss für Finanzen, Wirtschaftsförderung und Kreisentwicklung"))
     engine.fire("SV-9-1809", "kenntnis_nehmen", SITZUNGSDIENST, values={"result": "zur Kenntnis genommen"})
     status(engine.status("SV-9-1809"), False)
 
     ref = "KS-2020-001"  # illustrative reference of the strategy paper itself
-    step("2020-09-01T09:00", f"Federführung legt die Strategie {ref} an und bringt sie ein")
+    step("2020-09-01T09:00", _("the lead department creates the strategy {reference} and brings it in").format(
+        reference=ref))
     engine.create("kreisstrategie", ref, FEDERFUEHRUNG, {
         "title": "Digitalisierungsstrategie für den Kreis Coesfeld",
         "department": "01 - Büro des Landrats",
@@ -128,19 +131,19 @@ def run_demo(
     engine.fire(ref, "einbringen", FEDERFUEHRUNG)
     engine.set_meeting(ref, "2020-09-29T10:00", SITZUNGSDIENST)
     status(engine.status(ref), False)
-    step("2020-09-14T15:00", "Federführung gibt die Vorlage für die Bürgermeisterkonferenz frei")
+    step("2020-09-14T15:00", _("the lead department releases the paper for the Bürgermeisterkonferenz"))
     engine.fire(ref, "vorlage_freigeben", FEDERFUEHRUNG)
-    step("2020-09-29T12:00", "Bürgermeisterkonferenz berät; der Kreisausschuss tagt schon am 08.10.")
+    step("2020-09-29T12:00", _("Bürgermeisterkonferenz consults; the Kreisausschuss meets as early as 08.10."))
     engine.fire(ref, "beraten", SITZUNGSDIENST, values={"result": "einstimmig empfohlen"})
     engine.set_meeting(ref, "2020-10-08T16:00", SITZUNGSDIENST)  # short notice: the Vorlage deadline has passed
-    step("2020-10-01T10:00", "Federführung gibt die Vorlage für den Kreisausschuss (zu spät) frei")
+    step("2020-10-01T10:00", _("the lead department releases the paper for the Kreisausschuss (too late)"))
     engine.fire(ref, "vorlage_freigeben", FEDERFUEHRUNG)
-    step("2020-10-08T18:00", "Kreisausschuss berät")
+    step("2020-10-08T18:00", _("Kreisausschuss consults"))
     engine.fire(ref, "beraten", SITZUNGSDIENST, values={"result": "einstimmig empfohlen"})
-    step("2020-10-20T09:00", "Sitzungsdienst setzt den Kreistag an; die Federführung gibt die Vorlage frei")
+    step("2020-10-20T09:00", _("the meeting service schedules the Kreistag; the lead department releases the paper"))
     engine.set_meeting(ref, "2020-11-05T17:00", SITZUNGSDIENST)
     engine.fire(ref, "vorlage_freigeben", FEDERFUEHRUNG)
-    step("2020-11-05T19:30", "Kreistag beschließt; die 11 Räte beraten parallel")
+    step("2020-11-05T19:30", _("Kreistag decides; the 11 councils consult in parallel"))
     engine.fire(ref, "beschliessen", SITZUNGSDIENST, values={"result": "mehrheitlich beschlossen"})
     bodies = engine.definition_of(engine.store.load(ref)).bodies
     first = _at("2020-11-23T18:00")
@@ -151,29 +154,28 @@ def run_demo(
         moment = (first + timedelta(days=2 * i, hours=2)).astimezone(ZONE).isoformat()[:16]
         actor = f"hauptamt@{town}.example"
         if body == "rat_nottuln":
-            step(moment, "Rat der Gemeinde Nottuln vertagt auf den 17.12.")
+            step(moment, _("Rat der Gemeinde Nottuln defers to 17.12."))
             engine.fire(ref, "vertagen", actor, branch=body,
                         values={"result": "vertagt", "meeting": "2020-12-17T18:00"})
             continue
-        step(moment, f"{bodies[body].name} beschließt")
+        step(moment, _("{body} decides").format(body=bodies[body].name))
         engine.fire(ref, "beschliessen", actor, branch=body, values={"result": "beschlossen"})
     status(engine.status(ref), False)
-    step("2020-12-17T20:00", "Rat der Gemeinde Nottuln beschließt in der neuen Sitzung")
+    step("2020-12-17T20:00", _("Rat der Gemeinde Nottuln decides in the new meeting"))
     engine.fire(ref, "beschliessen", "hauptamt@nottuln.example", branch="rat_nottuln",
                 values={"result": "einstimmig beschlossen"})
     status(engine.status(ref), False)
-    step("2020-12-17T20:00", f"Stand von {ref} am 01.10.2020 (as-of)")
+    step("2020-12-17T20:00", _("where {reference} stood on 01.10.2020 (as-of)").format(reference=ref))
     status(engine.status(ref, as_of="2020-10-01T12:00"), False)
 
     for reference in ("SV-9-1809", ref):
-        echo(f"\nVerlauf {reference}:")
+        echo("\n" + _("History of {reference}:").format(reference=reference))
         for record in engine.history(reference):
             echo(line(record, "Europe/Berlin", engine.entry_definition(record.workflow, record.workflow_version)))
     sent = len(list((mail_folder / "new").glob("*"))) if (mail_folder / "new").is_dir() else 0
-    echo(f"\nPost: {sent} Nachrichten als Dateien in {mail_folder}/new")
+    echo("\n" + _("Mail: {count} messages as files in {folder}/new").format(count=sent, folder=mail_folder))
     report = engine.verify()
-    echo(
-        f"\nPrüfpfad: {'intakt' if report.ok else 'GEBROCHEN: ' + str(report.problem)}, "
-        f"{report.entries} Einträge, Kopf {report.head_hash}"
-    )
+    verdict = _("intact") if report.ok else _("BROKEN: {problem}").format(problem=report.problem)
+    echo("\n" + _("Audit trail: {verdict}, {count} entries, head {head}").format(
+        verdict=verdict, count=report.entries, head=report.head_hash))
     return engine

@@ -30,7 +30,7 @@ from .definition import Definition
 from .errors import ConflictError, InputError, NotFoundError, StorageError, WorkflowError, did_you_mean
 from .follow_up import Owed, child_values, next_owed, owed_at_entry, still_owed
 from .follow_up import by_name as follow_up_by_name
-from .i18n import _, gettext
+from .i18n import N_, _, gettext
 from .library import DefinitionLibrary
 from .machine import compile_machine
 from .paper import (
@@ -71,8 +71,10 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 #: The filters that name something of a definition, with the German word for it.
-_NAMED_FILTERS = {"workflow": "Ablauf", "body": "Gremium", "state": "Status", "from_state": "Status",
-                  "to_state": "Status"}
+#: The filters that name something by id or label, and the message when nothing matches.
+_NAMED_FILTERS = {"workflow": N_("no workflow '{text}'{hint}"), "body": N_("no body '{text}'{hint}"),
+                  "state": N_("no state '{text}'{hint}"), "from_state": N_("no state '{text}'{hint}"),
+                  "to_state": N_("no state '{text}'{hint}")}
 
 
 @dataclass(frozen=True)
@@ -288,7 +290,7 @@ class Engine:
         """The clock's instant, in UTC whatever the clock gives."""
         moment = self.clock.now()
         if moment.tzinfo is None:
-            raise WorkflowError("the clock gave a time without a time zone")
+            raise WorkflowError(_("the clock gave a time without a time zone"))
         return moment.astimezone(UTC)
 
     def init(self) -> None:
@@ -325,8 +327,8 @@ class Engine:
     def verify(self, head: str | None = None) -> VerifyReport:
         """Check the hash chain, each paper's newest entry, and that each paper's state replays."""
         if head is not None and not _SHA256.fullmatch(head):
-            raise InputError(f"--head {head[:80]!r} is not a kept head hash (64 hexadecimal digits, as "
-                             "`audit head` prints it)")
+            raise InputError(_("--head {head} is not a kept head hash (64 hexadecimal digits, as `audit head` "
+                               "prints it)").format(head=repr(head[:80])))
         return verify(self.store, head=head, definitions=self.definition_version)
 
     # --- commands ----------------------------------------------------------------------------
@@ -407,10 +409,11 @@ class Engine:
             if per_branch:
                 assert branch is not None
                 if branch_version(paper.state, branch) != expected_branch_version:
-                    raise ConflictError(f"{paper.reference}: branch '{branch}' was changed by someone else "
-                                        "meanwhile; reload and retry")
+                    raise ConflictError(_("{reference}: branch '{branch}' was changed by someone else meanwhile; "
+                                          "reload and retry").format(reference=paper.reference, branch=branch))
             elif expected_version is not None and paper.version != expected_version:
-                raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry")
+                raise ConflictError(_("{reference} was changed by someone else meanwhile; retry").format(
+                    reference=paper.reference))
             definition = self.definition_of(paper)
             changes = decide(paper, definition, self.now())
             self._commit(paper, definition, changes)
@@ -463,7 +466,7 @@ class Engine:
             # Another version may remind differently even where the due moment is the same:
             # every deadline ends and the new version's start afresh.
             ended = list(running_before)
-            _, started = changed(definition, {}, running_deadlines(definition, after), now, self.morning_hour,
+            _ended, started = changed(definition, {}, running_deadlines(definition, after), now, self.morning_hour,
                                  self.evening_hour)
         else:
             ended, started = changed(definition, running_before, running_deadlines(definition, after), now,
@@ -649,7 +652,8 @@ class Engine:
         moment = user_instant(as_of, definition.timezone, f"{reference} --as-of")
         records = [r for r in self.store.history(paper.reference, until=moment) if not r.is_note]
         if not records:
-            raise InputError(f"{reference} did not exist yet at {moment.isoformat()}")
+            raise InputError(_("{reference} did not exist yet at {moment}").format(reference=reference,
+                                                                                   moment=moment.isoformat()))
         state = replay_records(self.definition_version, records)
         then = self.definition_version(records[-1].workflow, records[-1].workflow_version)
         return self._view(paper.reference, then, state, None, moment)
@@ -666,7 +670,8 @@ class Engine:
         """
         new, text = self.library.current(workflow)
         if new.version != to_version:
-            raise InputError(f"the definitions folder has {workflow} version {new.version}, not {to_version}")
+            raise InputError(_("the definitions folder has {workflow} version {version}, not {wanted}").format(
+                workflow=workflow, version=new.version, wanted=to_version))
         now = self.now()
         if not dry_run:
             self.store.remember_definition(new, text, now, actor)
@@ -727,7 +732,7 @@ class Engine:
 
         out = dict(filters)
         known = self.filter_choices()
-        for name, word in _NAMED_FILTERS.items():
+        for name, refusal in _NAMED_FILTERS.items():
             value = filters.get(name)
             if value is None or not str(value).strip():
                 out.pop(name, None)
@@ -745,8 +750,9 @@ class Engine:
             folded = text.casefold()
             close = [i for i, label in names.items() if folded in label.casefold() or folded in i]
             close += [i for i in difflib.get_close_matches(text, list(names), n=3, cutoff=0.6) if i not in close]
-            hint = f" – gemeint: {', '.join(f'{names[i]} ({i})' for i in close[:3])}?" if close else ""
-            raise InputError(f"kein {word} '{text}'{hint}")
+            hint = _(" – did you mean: {choices}?").format(
+                choices=", ".join(f"{names[i]} ({i})" for i in close[:3])) if close else ""
+            raise InputError(_(refusal).format(text=text, hint=hint))
         return out
 
     def filter_choices(self) -> dict[str, dict[str, str]]:
@@ -878,7 +884,7 @@ class Engine:
         """The paper, if ``who`` may see it; else "no paper" (its existence is not revealed)."""
         paper = self.load(reference)
         if not may_read(self.definition_of(paper), paper.state, who):
-            raise NotFoundError(f"no paper with reference '{reference}'")
+            raise NotFoundError(_("no paper with reference '{reference}'").format(reference=reference))
         return paper
 
     def readable_definitions(self, who: Person) -> list[str]:

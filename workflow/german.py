@@ -6,7 +6,7 @@ Babel's CLDR data for the long forms)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -24,22 +24,43 @@ __all__ = ["BRANCH_STATUS", "ENTRY_LABEL", "FIELD_LABEL", "MAIL_KIND", "OUTCOME"
            "note_text",
            "outcome", "signoff_status", "state_label"]
 
+class Translated(Mapping[str, str]):
+    """A table of messages marked with ``N_``: looking a key up gives its text in the language in effect then
+    (``MAIL_KIND["remind"]`` reads "Erinnerung" in German, "reminder" in English); never translated at import."""
+
+    def __init__(self, table: Mapping[str, str]) -> None:
+        self._table = dict(table)
+
+    def __getitem__(self, key: str) -> str:
+        return _(self._table[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
 #: A branch's status in a parallel state.
-BRANCH_STATUS = {"open": "offen", "adopted": "angenommen", "rejected": "abgelehnt", "not_needed": "nicht mehr nötig"}
+BRANCH_STATUS = Translated({"open": N_("open"), "adopted": N_("adopted"), "rejected": N_("rejected"),
+                            "not_needed": N_("no longer needed")})
 #: The outcome a branch trigger records (and the automatic closing of a branch no longer needed).
-OUTCOME = {"adopted": "angenommen", "rejected": "abgelehnt", "deferred": "vertagt", "not_needed": "nicht mehr nötig"}
+OUTCOME = Translated({"adopted": N_("adopted"), "rejected": N_("rejected"), "deferred": N_("deferred"),
+                      "not_needed": N_("no longer needed")})
 
 
 #: The kinds of mail.
-MAIL_KIND = {"remind": "Erinnerung", "escalate": "Eskalation", "late": "Hinweis (Frist bei Eintritt verstrichen)",
-             "digest": "Übersicht"}
+MAIL_KIND = Translated({"remind": N_("reminder"), "escalate": N_("escalation"),
+                        "late": N_("notice (deadline passed on entering)"), "digest": N_("overview")})
 
 
-#: The German names of the fields the shipped definitions declare; any other field is shown humanised.
-FIELD_LABEL = {"title": "Titel", "department": "Abteilung", "public": "Öffentlich", "references": "Bezüge",
-               "haushaltsjahr": "Haushaltsjahr", "beginn_haushaltsjahr": "Beginn des Haushaltsjahres",
-               "beschlossen_am": "Beschlossen am", "bekanntgemacht_am": "Bekanntgemacht am",
-               "fristverkuerzung": "Fristverkürzung", "meeting": "Sitzung", "result": "Ergebnis"}
+#: The names of the fields the shipped definitions declare; any other field is shown humanised.
+FIELD_LABEL = Translated({"title": N_("Title"), "department": N_("Department"), "public": N_("Public"),
+                          "references": N_("References"), "haushaltsjahr": N_("Budget year"),
+                          "beginn_haushaltsjahr": N_("Start of the budget year"),
+                          "beschlossen_am": N_("Decided on"), "bekanntgemacht_am": N_("Published on"),
+                          "fristverkuerzung": N_("Shortened period"), "meeting": N_("Meeting"),
+                          "result": N_("Result")})
 
 
 def field_label(name: str) -> str:
@@ -49,10 +70,12 @@ def field_label(name: str) -> str:
 
 
 #: What a ``mail`` entry says became of the mail, and why a skipped one was not sent.
-MAIL_OUTCOME = {"sent": "gesendet an", "failed": "nicht zustellbar an", "skipped": "nicht gesendet an"}
-MAIL_REASON = {"deadline_ended": "die Frist endete, bevor sie versandt wurde"}
+MAIL_OUTCOME = Translated({"sent": N_("{kind} sent to {recipients}"),
+                           "failed": N_("{kind} undeliverable to {recipients}"),
+                           "skipped": N_("{kind} not sent to {recipients}")})
+MAIL_REASON = Translated({"deadline_ended": N_("the deadline ended before it was sent")})
 #: The scopes of tokens.
-TOKEN_SCOPE = {"api": "API-Token", "calendar": "Kalender-Link"}
+TOKEN_SCOPE = Translated({"api": N_("API token"), "calendar": N_("calendar link")})
 
 
 def note_text(kind: str, trigger: str, payload: Mapping[str, Any]) -> str:
@@ -60,44 +83,47 @@ def note_text(kind: str, trigger: str, payload: Mapping[str, Any]) -> str:
     Nr. 3 für … erstellt", "Ablauf … Version 2 erstmals verwendet"."""
     if kind == "mail":
         to = ", ".join(str(r) for r in payload.get("recipients", ()))
-        kind_text = MAIL_KIND.get(trigger) or str(payload.get("label") or trigger)  # a paper's mail: its label
-        text = f"{kind_text} {MAIL_OUTCOME.get(str(payload.get('outcome')), '?')} {to}"
+        kind = MAIL_KIND.get(trigger) or str(payload.get("label") or trigger)  # a paper's mail: its label
+        kind = kind[:1].upper() + kind[1:]
+        sent = MAIL_OUTCOME.get(str(payload.get("outcome")), "{kind} ? {recipients}")
+        text = sent.format(kind=kind, recipients=to)
         if payload.get("deadline_label"):
-            text += f" (Frist „{payload['deadline_label']}“)"
+            text += _(" (deadline “{label}”)").format(label=payload["deadline_label"])
         if payload.get("outcome") == "failed" and payload.get("error"):
             text += f": {payload['error']}"
         if payload.get("reason"):
             text += f": {MAIL_REASON.get(str(payload['reason']), payload['reason'])}"
         return text
     if kind == "follow_up":
-        from .i18n import _
-
         text = _("Follow-up paper {child} created ({workflow}, no. {n})").format(
             child=payload.get("child"), workflow=payload.get("workflow"), n=payload.get("n"))
         if payload.get("on_behalf_of"):
             text += _(" on behalf of the role {role}").format(role=payload["on_behalf_of"])
         return text
     if trigger == "definition":
-        return (f"Ablauf {payload.get('workflow')} Version {payload.get('version')} erstmals verwendet "
-                f"(Hash {str(payload.get('definition_hash', ''))[:12]}…)")
+        return _("Workflow {workflow} version {version} first used (hash {hash}…)").format(
+            workflow=payload.get("workflow"), version=payload.get("version"),
+            hash=str(payload.get("definition_hash", ""))[:12])
     if trigger in ("token_create", "token_revoke"):
         scope = TOKEN_SCOPE.get(str(payload.get("scope")), str(payload.get("scope")))
-        done = "erstellt" if trigger == "token_create" else "widerrufen"
-        return f"{scope} Nr. {payload.get('token_id')} für {payload.get('email')} {done}"
+        scope = scope[:1].upper() + scope[1:]
+        done = (_("{scope} no. {id} for {email} created") if trigger == "token_create"
+                else _("{scope} no. {id} for {email} revoked"))
+        return done.format(scope=scope, id=payload.get("token_id"), email=payload.get("email"))
     return f"{kind} {trigger}"
 
 
 def branch_status(status: str, hearings: bool = False) -> str:
-    """German text of a branch status; in a hearing state (join: none) "adopted" reads "angehört"."""
+    """The text of a branch status; in a hearing state (join: none) "adopted" reads "angehört"."""
     if hearings and status == "adopted":
-        return "angehört"
+        return _("heard")
     return BRANCH_STATUS.get(status, status)
 
 
 def outcome(value: str, heard: bool = False) -> str:
-    """German text of a recorded outcome ("angehört" for a hearing)."""
+    """The text of a recorded outcome ("angehört" for a hearing)."""
     if heard and value == "adopted":
-        return "angehört"
+        return _("heard")
     return OUTCOME.get(value, value)
 
 
@@ -109,13 +135,13 @@ def format_local(moment: datetime | None, zone: str, *, prose: bool = False) -> 
     return moment.astimezone(ZoneInfo(zone)).strftime("%d.%m.%Y, %H:%M" if prose else "%d.%m.%Y %H:%M")
 
 
-_WEEKDAY = ("Mo", "Di", "Mi", "Do", "Fr", "Sa", "So")
+_WEEKDAY = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
 
 
 def date_short(moment: datetime, zone: str) -> str:
     """A local date with its weekday, short ("Do 20.08.2020"), for subjects and lists."""
     local = moment.astimezone(ZoneInfo(zone))
-    return f"{_WEEKDAY[local.weekday()]} {local:%d.%m.%Y}"
+    return f"{_(_WEEKDAY[local.weekday()])} {local:%d.%m.%Y}"
 
 
 def date_de(moment: datetime, zone: str, style: str = "full") -> str:
@@ -132,13 +158,13 @@ def _date_de(day: date, style: str) -> str:
 
 
 #: The labels of the entries the engine makes itself (not a trigger of the definition), by kind.
-ENTRY_LABEL = {
-    "create": "Angelegt",
-    "close": "Beratung nicht mehr nötig",
-    "migrate": "Auf eine neue Version des Ablaufs umgestellt",
-    "done": "Frist als erledigt markiert",
-    "undone": "Erledigt-Vermerk zurückgenommen",
-}
+ENTRY_LABEL = Translated({
+    "create": N_("Created"),
+    "close": N_("Consultation no longer needed"),
+    "migrate": N_("Moved to a new version of the workflow"),
+    "done": N_("Deadline marked done"),
+    "undone": N_("Done mark taken back"),
+})
 #: The labels of the Mitzeichnung's entries (kind ``signoff``), by what they did (their trigger).
 SIGNOFF_LABEL = {"sign": N_("Signed off"), "refuse": N_("Sign-off refused"),
                  "withdraw": N_("Sign-off decision withdrawn"),
@@ -153,8 +179,8 @@ def signoff_status(status: str) -> str:
 
 
 #: The automatic move out of a parallel state: its join met, or no longer possible.
-JOIN_LABEL = {"success": "Alle nötigen Gremien haben zugestimmt",
-              "failure": "Die nötige Zustimmung der Gremien ist nicht mehr erreichbar"}
+JOIN_LABEL = Translated({"success": N_("All bodies needed have agreed"),
+                         "failure": N_("The agreement of the bodies needed can no longer be reached")})
 
 
 def entry_label(definition: Definition | None, kind: str, trigger: str, payload: Mapping[str, Any]) -> str:
@@ -166,7 +192,7 @@ def entry_label(definition: Definition | None, kind: str, trigger: str, payload:
     if kind == "join":
         return JOIN_LABEL.get(str(payload.get("join", trigger.removeprefix("join_"))), humanise(trigger))
     if kind == "meeting":
-        return "Sitzungstermin verschoben" if payload.get("previous") else "Sitzungstermin festgelegt"
+        return _("Meeting date moved") if payload.get("previous") else _("Meeting date set")
     if kind in ("mail", "admin", "follow_up"):
         return note_text(kind, trigger, payload)
     if kind == "signoff":
@@ -235,25 +261,25 @@ def entry_text(record: AuditRecord, definition: Definition | None, zone: str) ->
         heard = source is not None and source.parallel is not None and source.parallel.join.none
         details.append(outcome(str(p["outcome"]), heard=heard))
     if p.get("result"):
-        details.append(f"„{p['result']}“")
+        details.append(_("“{result}”").format(result=p["result"]))
     meeting = ""
     if p.get("meeting") and record.kind != "migrate":
         meeting = format_local(stored_instant(str(p["meeting"])), zone)
-        details.append(f"Sitzung {meeting}")
+        details.append(_("meeting {date}").format(date=meeting))
     if record.kind == "join":
-        details.append(f"{p.get('adopted', 0)} angenommen, {p.get('rejected', 0)} abgelehnt, nötig "
-                       f"{p.get('needed', 0)}")
+        details.append(_("{adopted} adopted, {rejected} rejected, {needed} needed").format(
+            adopted=p.get("adopted", 0), rejected=p.get("rejected", 0), needed=p.get("needed", 0)))
     if record.kind == "migrate":
-        details.append(f"Version {p.get('from_version')} → {p.get('to_version')}")
+        details.append(_("version {old} → {new}").format(old=p.get("from_version"), new=p.get("to_version")))
     if record.kind in ("done", "undone") and p.get("deadline"):
         spec = next((d for d in definition.deadlines if d.name == p["deadline"]), None) if definition else None
-        details.append(f"Frist „{spec.label if spec else p['deadline']}“")
+        details.append(_("deadline “{label}”").format(label=spec.label if spec else p["deadline"]))
     if record.kind == "signoff":
         details.extend(_signoff_details(record.trigger, p))
     if p.get("note"):
-        details.append(f"Vermerk: {p['note']}")
+        details.append(_("note: {note}").format(note=p["note"]))
     if p.get("reason"):
-        details.append(f"Begründung: {p['reason']}")
+        details.append(_("reason: {reason}").format(reason=p["reason"]))
     if record.kind in ("mail", "admin", "follow_up"):  # a note: what it says is its label; it moves no paper
         return EntryText(entry_label(definition, record.kind, record.trigger, p), None,
                          state_label(definition, record.to_state) if record.to_state else "",

@@ -172,14 +172,17 @@ def apply(definition: Definition, paper: PaperState | None, change: Change) -> P
     or branch its definition version does not have) is an :class:`AuditIntegrityError`, not a crash.
     """
     if (paper is None) != (change.kind == "create"):
-        raise AuditIntegrityError(f"'{change.trigger}' at {change.at.isoformat()}: "
-                                  + ("a trail starts with 'create'" if paper is None else "a paper is created once"))
+        message = (_("'{trigger}' at {at}: a trail starts with 'create'") if paper is None
+                   else _("'{trigger}' at {at}: a paper is created once"))
+        raise AuditIntegrityError(message.format(trigger=change.trigger, at=change.at.isoformat()))
     try:
         return _apply(definition, paper, change)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise AuditIntegrityError(f"'{change.trigger}' at {change.at.isoformat()} cannot be replayed on "
-                                  f"{definition.workflow} version {definition.version}: "
-                                  f"{type(exc).__name__} {exc}") from None
+        raise AuditIntegrityError(_("'{trigger}' at {at} cannot be replayed on {workflow} version {version}: "
+                                    "{kind} {detail}").format(trigger=change.trigger, at=change.at.isoformat(),
+                                                              workflow=definition.workflow,
+                                                              version=definition.version, kind=type(exc).__name__,
+                                                              detail=exc)) from None
 
 
 def _apply(definition: Definition, paper: PaperState | None, change: Change) -> PaperState:
@@ -228,7 +231,7 @@ def _apply(definition: Definition, paper: PaperState | None, change: Change) -> 
         if change.to_state not in definition.states:
             raise KeyError(change.to_state)
         return PaperState(change.to_state, paper.entered_at, _meeting_of(p), moved, dict(p["fields"]), paper.result)
-    raise ValueError(f"unknown kind of entry '{change.kind}'")
+    raise ValueError(_("unknown kind of entry '{kind}'").format(kind=change.kind))
 
 
 def _done_by(definition: Definition, paper: PaperState, trigger: str, branch: str | None) -> frozenset[tuple[str, str]]:
@@ -264,15 +267,16 @@ def migrate_state(old: Definition, new: Definition, paper: PaperState, mapping: 
     """The change that moves a paper to another version of its workflow; ValueError says why it cannot."""
     target = mapping.get(paper.state, paper.state)
     if target not in new.states:
-        raise ValueError(f"state '{paper.state}' does not exist in version {new.version}; map it with "
-                         f"--map {paper.state}=NEW_STATE")
+        raise ValueError(_("state '{state}' does not exist in version {version}; map it with --map "
+                           "{state}=NEW_STATE").format(state=paper.state, version=new.version))
     spec = new.states[target]
     fields = {k: v for k, v in paper.fields.items() if k in new.fields}
     for f in new.fields.values():
         if f.name not in fields and f.default is not None:
             fields[f.name] = f.default
         if f.required and fields.get(f.name) in (None, "", []):
-            raise ValueError(f"field '{f.name}' is required by version {new.version} and not set")
+            raise ValueError(_("field '{key}' is required by version {version} and not set").format(
+                key=f.name, version=new.version))
     branches = branches_to_json({body: paper.branches.get(body, Branch(body)) for body in spec.parallel.bodies}
                                 if spec.parallel is not None else {})
     meeting = paper.meeting if spec.consultation is not None else None
@@ -288,15 +292,16 @@ def fold(definition: Definition, paper: PaperState | None, changes: Iterable[Cha
     for change in changes:
         paper = apply(definition, paper, change)
     if paper is None:
-        raise InputError("no change to apply")
+        raise InputError(_("no change to apply"))
     return paper
 
 
 def check_time_order(reference: str, newest: datetime, at: datetime) -> None:
     """Time only moves forward per paper: a change dated before the paper's newest entry is refused."""
     if at < newest:
-        raise NotAllowedNowError(f"{reference}: a change at {at.isoformat()} would be dated before the paper's "
-                                 f"newest entry ({newest.isoformat()}); time only moves forward")
+        raise NotAllowedNowError(_("{reference}: a change at {at} would be dated before the paper's newest entry "
+                                   "({newest}); time only moves forward").format(reference=reference, at=at.isoformat(),
+                                                                                 newest=newest.isoformat()))
 
 
 # --- validation of what a user typed -------------------------------------------------------------
@@ -305,7 +310,7 @@ def check_time_order(reference: str, newest: datetime, at: datetime) -> None:
 def check_reference(reference: str) -> str:
     """A paper's reference: NFC, 1 to 120 visible characters, nothing hidden (``PUB-1`` is one paper)."""
     try:
-        return clean_name(reference, "reference")
+        return clean_name(reference, _("reference"))
     except ValueError as exc:
         raise InputError(str(exc)) from None
 
@@ -313,8 +318,8 @@ def check_reference(reference: str) -> str:
 def check_actor(actor: str) -> str:
     who = actor.strip()
     if len(who) > 320 or not is_email(who):
-        raise InputError(f"actor {ascii(actor[:80]) if not actor.isprintable() else repr(actor[:80])} is not an "
-                         "e-mail address")
+        shown = ascii(actor[:80]) if not actor.isprintable() else repr(actor[:80])
+        raise InputError(_("actor {actor} is not an e-mail address").format(actor=shown))
     return who.lower()
 
 
@@ -323,7 +328,7 @@ def _role_text(definition: Definition, roles: tuple[str, ...], body: str | None)
     for r in roles:
         if r == "body":
             contact = definition.bodies[body].contact if body else None
-            parts.append(f"body ({contact})" if contact else "body (no contact)")
+            parts.append(_("body ({contact})").format(contact=contact) if contact else _("body (no contact)"))
         else:
             parts.append(r)
     return ", ".join(parts)
@@ -342,12 +347,15 @@ def _parse_values(
     allowed = [*allowed_builtins, *(definition.fields if settable is None else settable)]
     for key, raw in values.items():
         if key not in known:
-            raise InputError(f"{context}: unknown field '{key}'{did_you_mean(key, known)}; known: {', '.join(known)}")
+            raise InputError(_("{context}: unknown field '{key}'{hint}; known: {known}").format(
+                context=context, key=key, hint=did_you_mean(key, known), known=", ".join(known)))
         if key not in allowed:
-            raise InputError(f"{context}: this trigger does not set field '{key}'; it sets: "
-                             f"{', '.join(allowed) or 'nothing'} (a process owner declares more with 'sets')")
+            raise InputError(_("{context}: this trigger does not set field '{key}'; it sets: {allowed} (a process "
+                               "owner declares more with 'sets')").format(context=context, key=key,
+                                                                          allowed=", ".join(allowed) or _("nothing")))
+        what = _("field '{key}'").format(key=key)
         try:
-            raw = clean_text(raw, f"field '{key}'", one_line=key in _ONE_LINE)
+            raw = clean_text(raw, what, one_line=key in _ONE_LINE)
             if key == "result":
                 result = raw.strip() or None
             elif key == "meeting":
@@ -356,8 +364,10 @@ def _parse_values(
                 fields[key] = parse_field_value(definition.fields[key].type, raw, definition.timezone)
         except ValueError as exc:
             message = str(exc)
-            raise InputError(f"{context}: {message}" if message.startswith(f"field '{key}'")
-                             else f"{context}: field '{key}': {message}") from None
+            raise InputError(_("{context}: {problem}").format(context=context, problem=message)
+                             if message.startswith(what)
+                             else _("{context}: field '{key}': {problem}").format(context=context, key=key,
+                                                                                  problem=message)) from None
     return fields, result, meeting
 
 
@@ -393,29 +403,32 @@ def decide_create(
     out_roles, body = creator_roles(definition)
     if not may_create(definition, actor):
         raise NotPermittedError(
-            f"{actor} may not create papers of workflow '{definition.workflow}': "
-            f"needs one of the roles {_role_text(definition, out_roles, body)}"
+            _("{actor} may not create papers of workflow '{workflow}': needs one of the roles {roles}").format(
+                actor=actor, workflow=definition.workflow, roles=_role_text(definition, out_roles, body))
         )
     builtins = ("meeting",) if initial.consultation else ()
     context = f"create {reference}"
-    fields, _, meeting = _parse_values(definition, values, builtins, context)
+    fields, _result, meeting = _parse_values(definition, values, builtins, context)
     for f in definition.fields.values():
         if f.name not in fields and f.default is not None:
             fields[f.name] = f.default
         if f.required and fields.get(f.name) in (None, "", []):
-            raise InputError(f"{context}: field '{f.name}' is required: add --set {f.name}=…")
+            raise InputError(_("{context}: field '{key}' is required: add --set {key}=…").format(context=context,
+                                                                                                  key=f.name))
     return [Change("create", "create", None, initial.id, actor, now, payload=_payload(fields, None, meeting))]
 
 
 def _allowed_now(definition: Definition, machine: CompiledMachine, paper: PaperState) -> str:
     names = machine.triggers(paper.state)
-    return ", ".join(names) if names else "nothing (final state)"
+    return ", ".join(names) if names else _("nothing (final state)")
 
 
-def _check_permission(definition: Definition, actor: str, roles: tuple[str, ...], body: str | None, doing: str) -> None:
+def _check_permission(definition: Definition, actor: str, roles: tuple[str, ...], body: str | None, refusal: str,
+                      **names: str) -> None:
+    """``refusal``: the translated message, with ``{actor}``, ``{roles}`` and ``names`` as placeholders."""
     if actor in _TRUSTED or definition.holds_any(actor, roles, body):
         return
-    raise NotPermittedError(f"{actor} may not {doing}: needs one of the roles {_role_text(definition, roles, body)}")
+    raise NotPermittedError(refusal.format(actor=actor, roles=_role_text(definition, roles, body), **names))
 
 
 def decide_fire(
@@ -436,36 +449,41 @@ def decide_fire(
     needs one (history recorded after the fact by the system or an import does not)."""
     if trigger not in definition.trigger_names:
         raise InputError(
-            f"unknown trigger '{trigger}' in workflow '{definition.workflow}'"
-            f"{did_you_mean(trigger, definition.triggers())}; triggers: {', '.join(definition.triggers())}"
+            _("unknown trigger '{trigger}' in workflow '{workflow}'{hint}; triggers: {triggers}").format(
+                trigger=trigger, workflow=definition.workflow, hint=did_you_mean(trigger, definition.triggers()),
+                triggers=", ".join(definition.triggers()))
         )
     state = definition.states[paper.state]
     t = definition.find(paper.state, trigger)
     if t is None:
         raise NotAllowedNowError(
-            f"{reference} is in state '{state.id}' ({state.label}); '{trigger}' is not possible there;"
-            f" possible now: {_allowed_now(definition, machine, paper)}"
+            _("{reference} is in state '{state}' ({label}); '{trigger}' is not possible there; possible now: "
+              "{possible}").format(reference=reference, state=state.id, label=state.label, trigger=trigger,
+                                   possible=_allowed_now(definition, machine, paper))
         )
     context = f"{reference} {trigger}"
     if t.not_before is not None:
         allowed = earliest(definition, t.not_before, paper)
         if allowed is None:
-            raise NotAllowedNowError(f"{context}: possible only after the date in field '{t.not_before[0]}', "
-                                     "which is not set")
+            raise NotAllowedNowError(_("{context}: possible only after the date in field '{key}', which is not set")
+                                     .format(context=context, key=t.not_before[0]))
         if now < allowed and actor not in _TRUSTED:
             local = allowed.astimezone(ZoneInfo(definition.timezone))
-            raise NotAllowedNowError(f"{context}: not before {local:%d.%m.%Y} (a minimum period); earliest "
-                                     f"{allowed.isoformat()}")
+            raise NotAllowedNowError(_("{context}: not before {date} (a minimum period); earliest {earliest}").format(
+                context=context, date=f"{local:%d.%m.%Y}", earliest=allowed.isoformat()))
     if t.branch is not None:
         return _decide_branch(definition, machine, reference, paper, state, t, actor, branch, values, now, reason)
     if branch is not None:
-        raise InputError(f"{context}: '{trigger}' does not act on a branch; leave out --branch")
+        raise InputError(_("{context}: '{trigger}' does not act on a branch; leave out --branch").format(
+            context=context, trigger=trigger))
     body = state.consultation.body if state.consultation else None
-    _check_permission(definition, actor, t.roles, body, f"fire '{trigger}' on {reference} in state '{state.id}'")
+    _check_permission(definition, actor, t.roles, body,
+                      _("{actor} may not fire '{trigger}' on {reference} in state '{state}': needs one of the roles "
+                        "{roles}"), trigger=trigger, reference=reference, state=state.id)
     _check_signoffs(definition, reference, paper, t, actor)
     why = _reason(definition, t, reference, actor, reason)
     if t.internal:
-        fields, result, _ = _parse_values(definition, values, (), context, t.settable())
+        fields, result, _meeting = _parse_values(definition, values, (), context, t.settable())
         _require(definition, t, fields, result, None, context)
         return [Change("internal", trigger, paper.state, paper.state, actor, now,
                        payload=_payload(fields, None, None, **why))]
@@ -486,12 +504,14 @@ def _reason(definition: Definition, t: Transition, reference: str, actor: str, r
     text = ""
     if reason is not None:
         try:
-            text = clean_text(reason, "Begründung").strip()
+            text = clean_text(reason, _("reason")).strip()
         except ValueError as exc:
-            raise InputError(f"{reference} {t.trigger}: {exc}") from None
+            raise InputError(_("{reference} {trigger}: {problem}").format(reference=reference, trigger=t.trigger,
+                                                                          problem=exc)) from None
     if not text and t.confirm and actor not in _TRUSTED:
-        raise InputError(f"{reference}: „{definition.trigger_label(t.trigger)}“ ({t.trigger}) muss mit einer "
-                         "Begründung bestätigt werden; bitte eine Begründung angeben")
+        raise InputError(_("{reference}: “{label}” ({trigger}) must be confirmed with a reason; please give a "
+                           "reason").format(reference=reference, label=definition.trigger_label(t.trigger),
+                                            trigger=t.trigger))
     return {"reason": text} if text else {}
 
 
@@ -523,8 +543,9 @@ def _check_meeting_ahead(meeting: datetime | None, now: datetime, actor: str, co
     """A meeting set now lies ahead: one before the change's own instant is a typing error (history
     recorded after the fact, such as an OParl import, keeps its recorded meetings)."""
     if meeting is not None and meeting < now and actor not in _TRUSTED:
-        raise NotAllowedNowError(f"{context}: the meeting {meeting.isoformat()} lies before this change "
-                                 f"({now.isoformat()}); a meeting is set ahead of time")
+        raise NotAllowedNowError(_("{context}: the meeting {meeting} lies before this change ({now}); a meeting is "
+                                   "set ahead of time").format(context=context, meeting=meeting.isoformat(),
+                                                               now=now.isoformat()))
 
 
 def _require(
@@ -540,7 +561,8 @@ def _require(
         if name == SIGNOFFS:
             continue  # not a value: checked by _check_signoffs
         if given.get(name) in (None, "", []):
-            raise InputError(f"{context}: '{t.trigger}' requires {name}: add --set {name}=…")
+            raise InputError(_("{context}: '{trigger}' requires {key}: add --set {key}=…").format(
+                context=context, trigger=t.trigger, key=name))
 
 
 def _open_branch(paper: PaperState, state: State, branch: str | None, context: str, why_needed: str) -> str:
@@ -548,12 +570,15 @@ def _open_branch(paper: PaperState, state: State, branch: str | None, context: s
     assert state.parallel is not None
     bodies = state.parallel.bodies
     if branch is None:
-        raise InputError(f"{context}: {why_needed}; name it with --branch, one of {', '.join(bodies)}")
+        raise InputError(_("{context}: {why}; name it with --branch, one of {bodies}").format(
+            context=context, why=why_needed, bodies=", ".join(bodies)))
     if branch not in bodies:
-        raise InputError(f"{context}: '{branch}' is no branch of state '{state.id}'{did_you_mean(branch, bodies)}")
+        raise InputError(_("{context}: '{branch}' is no branch of state '{state}'{hint}").format(
+            context=context, branch=branch, state=state.id, hint=did_you_mean(branch, bodies)))
     current = paper.branches[branch]
     if current.status != "open":
-        raise NotAllowedNowError(f"{context}: branch '{branch}' is closed already ({current.status})")
+        raise NotAllowedNowError(_("{context}: branch '{branch}' is closed already ({status})").format(
+            context=context, branch=branch, status=current.status))
     return branch
 
 
@@ -572,8 +597,11 @@ def _decide_branch(
 ) -> list[Change]:
     assert t.branch is not None
     context = f"{reference} {t.trigger}"
-    branch = _open_branch(paper, state, branch, context, f"'{t.trigger}' acts on one branch")
-    _check_permission(definition, actor, t.roles, branch, f"fire '{t.trigger}' on {reference} for branch '{branch}'")
+    branch = _open_branch(paper, state, branch, context,
+                          _("'{trigger}' acts on one branch").format(trigger=t.trigger))
+    _check_permission(definition, actor, t.roles, branch,
+                      _("{actor} may not fire '{trigger}' on {reference} for branch '{branch}': needs one of the "
+                        "roles {roles}"), trigger=t.trigger, reference=reference, branch=branch)
     why = _reason(definition, t, reference, actor, reason)
     assert machine.step(paper.state, t.trigger) == paper.state
     builtins = ("result", "meeting") if t.branch == "deferred" else ("result",)
@@ -637,16 +665,21 @@ def decide_meeting(
     state = definition.states[paper.state]
     context = f"{reference} meeting"
     if not state.waits_for_meeting:
-        raise NotAllowedNowError(f"{context}: state '{state.id}' ({state.label}) waits for no meeting")
+        raise NotAllowedNowError(_("{context}: state '{state}' ({label}) waits for no meeting").format(
+            context=context, state=state.id, label=state.label))
     roles = tuple(dict.fromkeys(r for t in definition.transitions_from(state.id) for r in t.roles))
     body: str | None
     if state.parallel is not None and (branch is not None or state.consultation is None):
-        body = branch = _open_branch(paper, state, branch, context, f"state '{state.id}' has one meeting per branch")
+        body = branch = _open_branch(paper, state, branch, context,
+                                     _("state '{state}' has one meeting per branch").format(state=state.id))
     else:
         if branch is not None:
-            raise InputError(f"{context}: state '{state.id}' has no branches; leave out --branch")
+            raise InputError(_("{context}: state '{state}' has no branches; leave out --branch").format(
+                context=context, state=state.id))
         body = state.consultation.body if state.consultation else None
-    _check_permission(definition, actor, roles, body, f"set the meeting of {reference} in state '{state.id}'")
+    _check_permission(definition, actor, roles, body,
+                      _("{actor} may not set the meeting of {reference} in state '{state}': needs one of the roles "
+                        "{roles}"), reference=reference, state=state.id)
     _check_meeting_ahead(when, now, actor, context)
     previous = paper.branches[branch].meeting if branch else paper.meeting
     payload: dict[str, Any] = {"meeting": when.isoformat()}

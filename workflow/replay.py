@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from .definition import Definition
 from .errors import NotFoundError
+from .i18n import _
 from .paper import PaperState, apply
 from .store.records import AuditRecord
 
@@ -57,5 +58,5 @@ def replay_records(resolve: Resolver, records: Iterable[AuditRecord]) -> PaperSt
     for step in steps(resolve, records):
         state = step.after
     if state is None:
-        raise NotFoundError("no entries to replay")
+        raise NotFoundError(_("no entries to replay"))
     return state

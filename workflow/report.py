@@ -39,6 +39,7 @@ from .audit import VerifyReport, record_json
 from .definition import Definition
 from .errors import InputError, ToolMissingError, WorkflowError
 from .german import entry_text, field_label, format_local
+from .i18n import _
 from .store import AuditRecord
 from .values import user_instant
 
@@ -124,7 +125,7 @@ class _Labels:
 
 def _short(value: Any, limit: int = 120) -> str:
     if isinstance(value, bool):
-        return "ja" if value else "nein"
+        return _("yes") if value else _("no")
     text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -143,8 +144,8 @@ def build_report(engine: Engine, *, producer: str, zone: str, references: tuple[
     start = user_instant(since, zone, "--since") if since not in (None, "") else None
     end = user_instant(until, zone, "--until") if until not in (None, "") else None
     if start and end and start > end:
-        raise InputError(f"Zeitraum: der Beginn {format_local(start, zone)} liegt nach dem Ende "
-                         f"{format_local(end, zone)}")
+        raise InputError(_("period: the start {start} lies after the end {end}").format(
+            start=format_local(start, zone), end=format_local(end, zone)))
     # each reference as stored (an unknown paper is NotFoundError, not an empty report)
     refs = tuple(dict.fromkeys(engine.load(r.strip()).reference for r in references if r and r.strip()))
     named = engine.resolve_filters({"workflow": workflow, "body": body, "from_state": from_state,
@@ -152,7 +153,7 @@ def build_report(engine: Engine, *, producer: str, zone: str, references: tuple[
     filters: dict[str, Any] = {**named, "actor": actor.strip().lower() if actor and actor.strip() else None,
                                "trigger": trigger.strip() if trigger and trigger.strip() else None,
                                "since": start, "until": end}
-    up_to, _ = engine.head()
+    up_to, _head = engine.head()
     produced_at = engine.now()
     streams = [engine.audit(reference=r, **filters) for r in refs] if refs else [engine.audit(**filters)]
     records: Iterator[AuditRecord] = heapq.merge(*streams, key=lambda r: r.seq) if len(streams) > 1 \
@@ -164,10 +165,10 @@ def build_report(engine: Engine, *, producer: str, zone: str, references: tuple[
             break
         if len(rows) == limit:
             most, cli_most = f"{limit:,}".replace(",", "."), f"{MAX_ENTRIES:,}".replace(",", ".")
-            other = ("nutzen Sie `audit query --format csv`" if limit >= MAX_ENTRIES else
-                     f"erstellen Sie ihn mit `councilflow audit report` (bis {cli_most} Einträge)")
-            raise InputError(f"der Umfang umfasst mehr als {most} Einträge; ein Prüfbericht hält hier höchstens "
-                             f"{most}: grenzen Sie den Umfang ein (Zeitraum, Vorlage) oder {other}")
+            other = (_("use `audit query --format csv`") if limit >= MAX_ENTRIES else
+                     _("produce it with `councilflow audit report` (up to {most} entries)").format(most=cli_most))
+            raise InputError(_("the scope has more than {most} entries; a Prüfbericht holds at most {most} here: "
+                               "narrow the scope (period, paper) or {other}").format(most=most, other=other))
         rows.append(labels.row(r))
     verify = engine.verify()
     scope = {"references": list(refs), "workflow": filters.get("workflow"), "actor": filters["actor"],
@@ -196,27 +197,28 @@ def _scope_lines(engine: Engine, scope: Mapping[str, Any]) -> tuple[tuple[str, s
 
     lines: list[tuple[str, str]] = []
     if scope["references"]:
-        lines.append(("Vorlage" if len(scope["references"]) == 1 else "Vorlagen", ", ".join(scope["references"])))
-    for key, word, kind in (("workflow", "Ablauf", "workflow"), ("body", "Gremium", "body"),
-                            ("from", "Status vorher", "state"), ("to", "Status nachher", "state")):
+        lines.append((_("Paper") if len(scope["references"]) == 1 else _("Papers"), ", ".join(scope["references"])))
+    for key, word, kind in (("workflow", _("Workflow"), "workflow"), ("body", _("Body"), "body"),
+                            ("from", _("State before"), "state"), ("to", _("State after"), "state")):
         if scope[key]:
             lines.append((word, named(kind, scope[key])))
     if scope["actor"]:
-        lines.append(("Person", scope["actor"]))
+        lines.append((_("Person"), scope["actor"]))
     if scope["trigger"]:
-        lines.append(("Schritt", scope["trigger"]))
+        lines.append((_("Step"), scope["trigger"]))
     if not lines:
-        lines.append(("Umfang", "der gesamte Prüfpfad"))
+        lines.append((_("Scope"), _("the whole audit trail")))
     return tuple(lines)
 
 
 def _period(start: datetime | None, end: datetime | None, rows: list[Row], zone: str) -> str:
-    asked = (f"{format_local(start, zone) if start else 'Beginn des Prüfpfads'} bis "
-             f"{format_local(end, zone) if end else 'Erstellung des Berichts'}")
+    asked = _("{start} to {end}").format(start=format_local(start, zone) if start else _("start of the audit trail"),
+                                         end=format_local(end, zone) if end else _("production of the report"))
     if not rows:
-        return f"{asked}; keine Einträge"
-    return (f"{asked}; Einträge vom {format_local(rows[0].record.at, zone)} bis "
-            f"{format_local(rows[-1].record.at, zone)}")
+        return _("{period}; no entries").format(period=asked)
+    return _("{period}; entries from {first} to {last}").format(period=asked,
+                                                               first=format_local(rows[0].record.at, zone),
+                                                               last=format_local(rows[-1].record.at, zone))
 
 
 def render_template(name: str, zone: str, **context: Any) -> str:
@@ -248,8 +250,8 @@ def to_pdf(html: str, attachments: tuple[tuple[str, bytes, str], ...] = ()) -> b
     try:
         from weasyprint import HTML, Attachment
     except (ImportError, OSError) as exc:  # OSError: Debian's pango is missing
-        raise ToolMissingError(f"PDF nicht möglich: WeasyPrint oder Debians pango fehlt ({exc}); "
-                               "`make system` installiert sie") from None
+        raise ToolMissingError(_("PDF not possible: WeasyPrint or Debian's pango is missing ({detail}); `make "
+                                 "system` installs them").format(detail=exc)) from None
     pdf: bytes = HTML(string=html, base_url=str(_TEMPLATES)).write_pdf(
         attachments=[Attachment(string=data, base_url=None, name=name, description=description)
                      for name, data, description in attachments])
@@ -263,7 +265,7 @@ def render(report: Report, fmt: ReportFormat) -> bytes:
     html = render_html(report)
     if fmt == "html":
         return html.encode("utf-8")
-    return to_pdf(html, (("pruefbericht.json", report.content, "Inhalt des Prüfberichts (SHA-256 wie abgedruckt)"),))
+    return to_pdf(html, (("pruefbericht.json", report.content, _("Content of the Prüfbericht (SHA-256 as printed)")),))
 
 
 def report_filename(report: Report, reference: str, fmt: ReportFormat) -> str:
@@ -280,12 +282,13 @@ def format_of(out: str, fmt: str | None) -> ReportFormat:
     """The format named by ``--format`` or by the file's extension."""
     if fmt:
         if fmt not in FORMATS:
-            raise InputError(f"--format {fmt!r}: erlaubt sind pdf, html, json")
+            raise InputError(_("--format {format}: allowed are pdf, html, json").format(format=repr(fmt)))
         return fmt
     suffix = Path(out).suffix.lower().lstrip(".")
     suffix = "html" if suffix == "htm" else suffix
     if suffix not in FORMATS:
-        raise InputError(f"--out {out}: die Endung muss .pdf, .html oder .json sein (oder --format angeben)")
+        raise InputError(_("--out {out}: the extension must be .pdf, .html or .json (or give --format)").format(
+            out=out))
     return suffix
 
 
@@ -293,11 +296,11 @@ def check_out(out: str) -> Path:
     """``out`` can be written: its folder exists and it is no folder itself (checked before the work)."""
     target = Path(out)
     if target.is_dir():
-        raise InputError(f"--out {out}: ist ein Verzeichnis, keine Datei")
+        raise InputError(_("--out {out}: is a folder, not a file").format(out=out))
     if not target.parent.is_dir():
-        raise InputError(f"--out {out}: das Verzeichnis {target.parent} gibt es nicht")
+        raise InputError(_("--out {out}: the folder {folder} does not exist").format(out=out, folder=target.parent))
     if not os.access(target.parent, os.W_OK):
-        raise InputError(f"--out {out}: das Verzeichnis {target.parent} ist nicht beschreibbar")
+        raise InputError(_("--out {out}: the folder {folder} is not writable").format(out=out, folder=target.parent))
     return target
 
 
@@ -308,7 +311,7 @@ def write_report(data: bytes, out: str) -> Path:
     try:
         handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
-        raise InputError(f"--out {out}: nicht beschreibbar ({exc.strerror})") from None
+        raise InputError(_("--out {out}: not writable ({detail})").format(out=out, detail=exc.strerror)) from None
     try:
         with os.fdopen(handle, "wb") as f:
             f.write(data)
@@ -318,7 +321,7 @@ def write_report(data: bytes, out: str) -> Path:
         os.replace(temp, target)
     except OSError as exc:
         Path(temp).unlink(missing_ok=True)
-        raise InputError(f"--out {out}: nicht beschreibbar ({exc.strerror})") from None
+        raise InputError(_("--out {out}: not writable ({detail})").format(out=out, detail=exc.strerror)) from None
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from .errors import NotFoundError
+from .i18n import _
 from .paper import SYSTEM_ACTOR, check_actor
 from .store.port import Store
 
@@ -58,7 +59,7 @@ def resolve_token(store: Store, token: str, scope: Scope = "api") -> str | None:
 def revoke_token(store: Store, token_id: int, now: datetime, actor: str = SYSTEM_ACTOR) -> None:
     """Revoke a token (recorded in the trail with ``actor``)."""
     if not store.tokens.revoke(token_id, now, actor=actor):
-        raise NotFoundError(f"no active token with id {token_id}")
+        raise NotFoundError(_("no active token with id {id}").format(id=token_id))
 
 
 def revoke_calendar(store: Store, email: str, now: datetime) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .errors import InputError
+from .i18n import _
 
 __all__ = ["MAX_TEXT", "clean_name", "clean_text", "field_texts", "hidden_break", "is_email", "parse_bool",
            "parse_datetime", "parse_field_value", "stored_instant", "to_utc", "user_instant"]
@@ -45,10 +46,12 @@ def clean_name(text: str, what: str, max_length: int = 120) -> str:
     line; ValueError says what is wrong."""
     name = unicodedata.normalize("NFC", text.strip(" ")) if not _has_surrogate(text) else text
     if _HIDDEN_IN_NAME.search(name):
-        raise ValueError(f"{what} {_shown(text)} contains an invisible or control character (at position "
-                         f"{_HIDDEN_IN_NAME.search(name).start() + 1})")  # type: ignore[union-attr]
+        raise ValueError(_("{what} {text} contains an invisible or control character (at position {position})")
+                         .format(what=what, text=_shown(text),
+                                 position=_HIDDEN_IN_NAME.search(name).start() + 1))  # type: ignore[union-attr]
     if not name or len(name) > max_length:
-        raise ValueError(f"{what} {_shown(text)} must be 1 to {max_length} characters")
+        raise ValueError(_("{what} {text} must be 1 to {most} characters").format(what=what, text=_shown(text),
+                                                                                   most=max_length))
     return name
 
 
@@ -57,14 +60,15 @@ def clean_text(text: str, what: str, *, one_line: bool = False) -> str:
     title, which also becomes a mail subject): no line break, also none hidden in an encoded word."""
     if _has_surrogate(text) or _HIDDEN.search(text):
         found = _HIDDEN.search(text)
-        raise ValueError(f"{what} contains an invisible or control character (at position "
-                         f"{found.start() + 1 if found else 1})")
+        raise ValueError(_("{what} contains an invisible or control character (at position {position})")
+                         .format(what=what, position=found.start() + 1 if found else 1))
     value = unicodedata.normalize("NFC", text)
     if len(value) > MAX_TEXT:
-        raise ValueError(f"{what} has {len(value):,} characters; at most {MAX_TEXT:,} are allowed".replace(",", "."))
+        raise ValueError(_("{what} has {count} characters; at most {most} are allowed").format(
+            what=what, count=f"{len(value):,}".replace(",", "."), most=f"{MAX_TEXT:,}".replace(",", ".")))
     if one_line:
         if "\n" in value or "\r" in value:
-            raise ValueError(f"{what} must be one line")
+            raise ValueError(_("{what} must be one line").format(what=what))
         hidden_break(value, what)
     return value
 
@@ -79,9 +83,11 @@ def hidden_break(value: str, what: str) -> str:
         try:
             decoded = str(email.header.make_header(email.header.decode_header(word)))
         except (UnicodeDecodeError, LookupError, email.errors.HeaderParseError):
-            raise ValueError(f"{what}: undecodable encoded word {word[:60]!r}") from None
+            raise ValueError(_("{what}: undecodable encoded word {word}").format(what=what, word=repr(word[:60]))) \
+                from None
         if "\r" in decoded or "\n" in decoded:
-            raise ValueError(f"{what}: encoded word {word[:60]!r} hides a line break")
+            raise ValueError(_("{what}: encoded word {word} hides a line break").format(what=what,
+                                                                                        word=repr(word[:60])))
     return value
 
 
@@ -100,7 +106,7 @@ def parse_bool(text: str) -> bool:
         return True
     if low in _FALSE:
         return False
-    raise ValueError(f"'{text}' is not a yes/no value (true/false, ja/nein)")
+    raise ValueError(_("'{text}' is not a yes/no value (true/false, ja/nein)").format(text=text))
 
 
 #: The years an instant of council business may lie in; outside them a date is a typing error (and the
@@ -108,16 +114,21 @@ def parse_bool(text: str) -> bool:
 YEARS = (1900, 2199)
 
 
+def _outside(moment: datetime) -> str:
+    return _("{moment} lies outside the years {first} to {last}").format(moment=moment.isoformat(), first=YEARS[0],
+                                                                       last=YEARS[1])
+
+
 def to_utc(moment: datetime, zone: str) -> datetime:
     """Attach ``zone`` to a naive datetime, then convert to UTC; ValueError outside :data:`YEARS`."""
     if not YEARS[0] <= moment.year <= YEARS[1]:
-        raise ValueError(f"{moment.isoformat()} lies outside the years {YEARS[0]} to {YEARS[1]}")
+        raise ValueError(_outside(moment))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(zone))
     try:
         return moment.astimezone(UTC)
     except (OverflowError, ValueError):
-        raise ValueError(f"{moment.isoformat()} lies outside the years {YEARS[0]} to {YEARS[1]}") from None
+        raise ValueError(_outside(moment)) from None
 
 
 def parse_datetime(text: str, zone: str) -> datetime:
@@ -126,7 +137,8 @@ def parse_datetime(text: str, zone: str) -> datetime:
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
-        raise ValueError(f"'{text}' is not an ISO 8601 date-time such as 2020-12-10T16:00") from None
+        raise ValueError(_("'{text}' is not an ISO 8601 date-time such as 2020-12-10T16:00").format(text=text)) \
+            from None
     return to_utc(moment, zone)
 
 
@@ -142,7 +154,7 @@ def user_instant(value: str | datetime, zone: str, context: str) -> datetime:
     try:
         return to_utc(value, zone) if isinstance(value, datetime) else parse_datetime(value, zone)
     except ValueError as exc:
-        raise InputError(f"{context}: {exc}") from None
+        raise InputError(_("{context}: {problem}").format(context=context, problem=exc)) from None
 
 
 def field_texts(raw: Any, context: str) -> dict[str, str]:
@@ -152,7 +164,7 @@ def field_texts(raw: Any, context: str) -> dict[str, str]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise InputError(f"{context} must be an object of field values")
+        raise InputError(_("{context} must be an object of field values").format(context=context))
     out: dict[str, str] = {}
     for key, value in raw.items():
         if value is None:
@@ -164,7 +176,8 @@ def field_texts(raw: Any, context: str) -> dict[str, str]:
         elif isinstance(value, str | int | float):
             out[str(key)] = str(value)
         else:
-            raise InputError(f"{context}: field '{key}' must be text, a number, true/false or a list of texts")
+            raise InputError(_("{context}: field '{key}' must be text, a number, true/false or a list of texts")
+                             .format(context=context, key=key))
     return out
 
 
@@ -178,14 +191,14 @@ def parse_field_value(ftype: str, text: str, zone: str) -> Any:
         try:
             return int(text.strip())
         except ValueError:
-            raise ValueError(f"'{text}' is not a whole number") from None
+            raise ValueError(_("'{text}' is not a whole number").format(text=text)) from None
     if ftype == "date":
         try:
             return date.fromisoformat(text.strip()).isoformat()
         except ValueError:
-            raise ValueError(f"'{text}' is not a date such as 2020-08-04") from None
+            raise ValueError(_("'{text}' is not a date such as 2020-08-04").format(text=text)) from None
     if ftype == "datetime":
         return parse_datetime(text, zone).isoformat()
     if ftype == "list":
         return [part.strip() for part in text.split(",") if part.strip()]
-    raise ValueError(f"unknown field type '{ftype}'")
+    raise ValueError(_("unknown field type '{type}'").format(type=ftype))

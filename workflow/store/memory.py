@@ -21,6 +21,7 @@ from ..deadlines import audience as deadline_audience
 from ..decisions import Decided, DecisionItem, deciding, sort_moment
 from ..definition import Definition
 from ..errors import ConflictError, NotFoundError
+from ..i18n import _
 from ..paper import Change, PaperState, bodies_at
 from . import SCHEMA_HEAD
 from .port import TokenRow
@@ -130,13 +131,15 @@ class MemoryStore:
                                                   actor, now)])
             elif found[0] != definition.source_hash:
                 raise ConflictError(
-                    f"{definition.source_path}: workflow '{definition.workflow}' version {definition.version}"
-                    " is already in use with different content; raise 'version' to change it")
+                    _("{path}: workflow '{workflow}' version {version} is already in use with different content; "
+                      "raise 'version' to change it").format(path=definition.source_path,
+                                                             workflow=definition.workflow, version=definition.version))
 
     def stored_definition(self, workflow: str, version: int) -> tuple[str, str]:
         found = self._definitions.get((workflow, version))
         if found is None:
-            raise NotFoundError(f"workflow '{workflow}' version {version} is not stored in the database")
+            raise NotFoundError(_("workflow '{workflow}' version {version} is not stored in the database").format(
+                workflow=workflow, version=version))
         return found
 
     def iter_definitions(self) -> Iterator[tuple[str, int, str, str]]:
@@ -148,7 +151,7 @@ class MemoryStore:
     def load(self, reference: str) -> StoredPaper:
         found = self._papers.get(reference)
         if found is None:
-            raise NotFoundError(f"no paper with reference '{reference}'")
+            raise NotFoundError(_("no paper with reference '{reference}'").format(reference=reference))
         return found
 
     def references(self, workflow: str | None = None) -> list[str]:
@@ -166,7 +169,8 @@ class MemoryStore:
         with self._lock:
             for ref in (reference, *(c.owed.reference for c in follow_ups[1])):
                 if ref in self._papers:
-                    raise ConflictError(f"a paper with reference '{ref}' exists already")
+                    raise ConflictError(_("a paper with reference '{reference}' exists already").format(
+                        reference=ref))
             paper_id = max((p.id for p in self._papers.values()), default=0) + 1
             paper = StoredPaper(paper_id, reference, definition.workflow, definition.version, definition.source_hash,
                                 state, 1, changes[0].at, changes[-1].at)
@@ -180,10 +184,12 @@ class MemoryStore:
         with self._lock:
             current = self._papers.get(paper.reference)
             if current is None or current.version != paper.version or current.id != paper.id:
-                raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry")
+                raise ConflictError(_("{reference} was changed by someone else meanwhile; retry").format(
+                    reference=paper.reference))
             for child in follow_ups[1]:
                 if child.owed.reference in self._papers:
-                    raise ConflictError(f"a paper with reference '{child.owed.reference}' exists already")
+                    raise ConflictError(_("a paper with reference '{reference}' exists already").format(
+                        reference=child.owed.reference))
             new = replace(current, workflow_version=definition.version, definition_hash=definition.source_hash,
                           state=state, version=current.version + 1, updated_at=changes[-1].at)
             version = self._write(current, new, definition, state, changes, deadlines, mails).version
@@ -319,7 +325,8 @@ class MemoryStore:
             for r in d.reminders:
                 message_id = reminder_message_id(paper.reference, d.name, d.branch, r.kind, r.label, now, d.due_at)
                 if message_id in self._message_ids or any(x.message_id == message_id for x in reminders):
-                    raise ConflictError(f"{paper.reference}: mail {message_id} is queued already")
+                    raise ConflictError(_("{reference}: mail {message_id} is queued already").format(
+                        reference=paper.reference, message_id=message_id))
                 reminders.append(ReminderRecord(next_reminder + len(reminders), deadline_id, paper.id,
                                                 paper.reference, r.kind, r.label, r.send_at, tuple(r.recipients), {},
                                                 message_id, "pending", 0, r.send_at, None, None, None, None))
@@ -559,7 +566,8 @@ class MemoryOutbox:
             if message_id in self.store._message_ids:
                 return False
             rows = self.store._reminders
-            rows.append(ReminderRecord(len(rows) + 1, None, None, None, "digest", f"Fristenübersicht {day}", send_at,
+            label = _("Deadline overview {day}").format(day=day)
+            rows.append(ReminderRecord(len(rows) + 1, None, None, None, "digest", label, send_at,
                                        (recipient,), dict(payload), message_id, "pending", 0, send_at, None, None,
                                        None, None))
             self.store._message_ids.add(message_id)
@@ -572,7 +580,7 @@ class MemoryOutbox:
                     if r.kind == "remind" and r.deadline_id in running]
 
     def digest_recipients(self, until: datetime) -> list[str]:
-        return sorted({person for _, r in self._reminded(until) for person in r.recipients})
+        return sorted({person for _at, r in self._reminded(until) for person in r.recipients})
 
     def running_for(self, recipient: str, until: datetime) -> list[DeadlineRecord]:
         found = {d.id: d for d, r in self._reminded(until) if recipient in r.recipients}
@@ -590,7 +598,7 @@ class MemoryTokens:
         with self.store._lock:
             rows = self.store._tokens
             if any(t.token_hash == token_hash for t in rows):
-                raise ConflictError("this token exists already")
+                raise ConflictError(_("this token exists already"))
             rows.append(_Token(len(rows) + 1, email, label, token_hash, now, scope=scope))
             self.store._note(None, [token_note("token_create", len(rows), email, scope, label, actor, now)])
             return len(rows)

@@ -15,6 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ..i18n import _
 from .records import (
     SYSTEM,
     DeadlineRecord,
@@ -225,7 +226,7 @@ class SqlOutbox:
                     "INSERT INTO reminders (kind, label, send_at, recipients, payload, message_id, status, attempts, "
                     "next_attempt_at) VALUES ('digest', :label, :send_at, :recipients, :payload, :message_id, "
                     "'pending', 0, :send_at)"),
-                    {"label": f"Fristenübersicht {day}", "send_at": self.store._db_time(send_at),
+                    {"label": _("Deadline overview {day}").format(day=day), "send_at": self.store._db_time(send_at),
                      "recipients": json.dumps([recipient]), "payload": json.dumps(payload, ensure_ascii=False),
                      "message_id": message_id})
         except dbapi.IntegrityError:

@@ -28,6 +28,7 @@ from ..deadlines import audience
 from ..decisions import DELAYED_SORT, NO_TARGET_SORT, DecisionItem, deciding, sort_moment
 from ..definition import Definition
 from ..errors import ConflictError, InputError, NotFoundError, StorageError
+from ..i18n import _
 from ..paper import (
     Change,
     PaperState,
@@ -181,15 +182,18 @@ class SqlStore:
         try:
             parsed = make_url(raw)
         except ArgumentError:
-            raise InputError(f"database URL '{raw}' is not a URL such as sqlite:///councilflow.db") from None
+            raise InputError(_("database URL '{url}' is not a URL such as sqlite:///councilflow.db").format(url=raw)) \
+                from None
         self.url = parsed.render_as_string(hide_password=True)
         self.dialect = parsed.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
-            raise InputError(f"database '{self.url}': only sqlite:/// and postgresql+psycopg:// are supported")
+            raise InputError(_("database '{url}': only sqlite:/// and postgresql+psycopg:// are supported").format(
+                url=self.url))
         query = dict(parsed.query)
         sync = synchronous or str(query.pop("synchronous", "FULL")).upper()
         if sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise InputError(f"database '{self.url}': synchronous must be NORMAL, FULL or EXTRA, not {sync}")
+            raise InputError(_("database '{url}': synchronous must be NORMAL, FULL or EXTRA, not {value}").format(
+                url=self.url, value=sync))
         parsed = parsed.set(query=query)
         if self.dialect == "sqlite":
             self.engine: Engine = create_engine(parsed, connect_args={"timeout": 30}, max_overflow=KEPT + 12)
@@ -254,7 +258,8 @@ class SqlStore:
 
                 upgrade(self.engine)
         except OperationalError as exc:
-            raise StorageError(f"database '{self.url}' is not usable: {exc.orig}") from None
+            raise StorageError(_("database '{url}' is not usable: {detail}").format(url=self.url, detail=exc.orig)) \
+                from None
         self._ready = True
 
     def schema_revision(self) -> str | None:
@@ -280,7 +285,8 @@ class SqlStore:
         self.engine.dispose()
 
     def _guard(self, exc: SQLAlchemyError) -> StorageError:
-        return StorageError(f"database '{self.url}': {getattr(exc, 'orig', exc)}".splitlines()[0])
+        return StorageError(_("database '{url}': {detail}").format(url=self.url,
+                                                                   detail=getattr(exc, "orig", exc)).splitlines()[0])
 
     # --- definitions -------------------------------------------------------------------------
 
@@ -304,8 +310,9 @@ class SqlStore:
                 self._append_notes(cur, None, seq, prev, [note])
             elif row[0] != definition.source_hash:
                 raise ConflictError(
-                    f"{definition.source_path}: workflow '{definition.workflow}' version {definition.version}"
-                    " is already in use with different content; raise 'version' to change it"
+                    _("{path}: workflow '{workflow}' version {version} is already in use with different content; "
+                      "raise 'version' to change it").format(path=definition.source_path,
+                                                             workflow=definition.workflow, version=definition.version)
                 )
 
     def stored_definition(self, workflow: str, version: int) -> tuple[str, str]:
@@ -316,7 +323,8 @@ class SqlStore:
                                                                        _defs.c.version == version)
             ).first()
         if row is None:
-            raise NotFoundError(f"workflow '{workflow}' version {version} is not stored in the database")
+            raise NotFoundError(_("workflow '{workflow}' version {version} is not stored in the database").format(
+                workflow=workflow, version=version))
         return str(row.source_hash), str(row.source_text)
 
     def iter_definitions(self) -> Iterator[tuple[str, int, str, str]]:
@@ -394,7 +402,8 @@ class SqlStore:
         except self._dbapi_errors as exc:
             self._drop(raw)
             borrowed = False  # invalidated already
-            raise StorageError(f"database '{self.url}': {str(exc).strip().splitlines()[0]}") from None
+            raise StorageError(_("database '{url}': {detail}").format(
+                url=self.url, detail=str(exc).strip().splitlines()[0])) from None
         except BaseException:
             raw.rollback()
             raise
@@ -420,7 +429,7 @@ class SqlStore:
             cur.execute(self._q['_SELECT_PAPER'], {"reference": reference})
             row = cur.fetchone()
         if row is None:
-            raise NotFoundError(f"no paper with reference '{reference}'")
+            raise NotFoundError(_("no paper with reference '{reference}'").format(reference=reference))
         return self._paper_from_row(row)
 
     def _paper_from_row(self, row: Sequence[Any]) -> StoredPaper:
@@ -484,7 +493,8 @@ class SqlStore:
                 paper_id = self._insert_paper(cur, seq, prev, reference, definition, state, changes, deadlines)
                 self._write_follow_ups(cur, paper_id, reference, follow_ups, changes[-1].at)
         except dbapi.IntegrityError:
-            raise ConflictError(f"a paper with reference '{reference}' exists already") from None
+            raise ConflictError(_("a paper with reference '{reference}' exists already").format(reference=reference)) \
+                from None
         return self.load(reference)
 
     def _insert_paper(self, cur: Any, seq: int, prev: str, reference: str, definition: Definition, state: PaperState,
@@ -665,7 +675,8 @@ class SqlStore:
                       "definition_hash": definition.source_hash}
             cur.execute(self._q["_UPDATE_PAPER"], params)
             if cur.rowcount != 1:
-                raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry")
+                raise ConflictError(_("{reference} was changed by someone else meanwhile; retry").format(
+                    reference=paper.reference))
             self._insert_entries(cur, paper.id, rows)
             notes = self._sync_deadlines(cur, paper.id, paper.reference, definition, deadlines, changes[-1].at)
             self._append_notes(cur, paper.id, last_seq, last_hash, notes)
