@@ -20,7 +20,7 @@ from workflow.loader import load_definition_file
 from workflow.store import MemoryStore
 from workflow.web import create_app
 
-from .conftest import LANDRAT, SPEC
+from .conftest import DEFINITIONS, LANDRAT, SPEC
 
 PROXY = ("127.0.0.1", 50000)
 USER = {"X-Remote-User": LANDRAT}
@@ -182,3 +182,14 @@ def test_a_process_owners_own_template_works_unchanged_and_may_use_the_catalog(t
         mail = renderer.render("remind", sample_contexts(definition)["remind"])
     assert mail.subject == "Bitte handeln: SV-0-0000" and mail.text == "Good day, SV-0-0000\n"
     assert "Good day," in mail.html  # the shipped HTML part, in English
+
+
+def test_an_english_request_stores_german_reminder_labels(clock: FixedClock) -> None:
+    """What is kept for later readers (the labels of planned reminders) is made in the installation's language,
+    not in that of the request that caused it: a German mail never shows an English label."""
+    engine = Engine(MemoryStore(), DefinitionLibrary(DEFINITIONS), clock)  # a draft has its drafting deadline
+    with use_language("en"):
+        engine.create("sachstandsbericht", "SV-EN-1", LANDRAT, {"title": "Bericht"})
+    labels = [r.label for r in engine.store.outbox.reminders(statuses=("pending",))]
+    assert labels and all("vor Fristablauf" in label or "nach Fristablauf" in label for label in labels), labels
+    assert not any("before the deadline" in label for label in labels)

@@ -30,7 +30,7 @@ from .definition import Definition
 from .errors import ConflictError, InputError, NotFoundError, StorageError, WorkflowError, did_you_mean
 from .follow_up import Owed, child_values, next_owed, owed_at_entry, still_owed
 from .follow_up import by_name as follow_up_by_name
-from .i18n import N_, _, gettext
+from .i18n import N_, _, gettext, process_language, use_language
 from .library import DefinitionLibrary
 from .machine import compile_machine
 from .paper import (
@@ -460,7 +460,15 @@ class Engine:
     def _deadline_diff(self, definition: Definition, before: PaperState | None, after: PaperState,
                        now: datetime, past_mails: PastMails, old: Definition | None = None
                        ) -> tuple[list[tuple[str, str]], list[Any]]:
-        """Which deadlines end and which start (with their mails at the installation's morning hour)."""
+        """Which deadlines end and which start (with their mails at the installation's morning hour). The labels
+        the mails keep are made in the installation's language, not in that of the request that caused them
+        (an English page must not store English reminder labels that German mails then show)."""
+        with use_language(process_language()):
+            return self._plan_deadlines(definition, before, after, now, past_mails, old)
+
+    def _plan_deadlines(self, definition: Definition, before: PaperState | None, after: PaperState,
+                        now: datetime, past_mails: PastMails, old: Definition | None
+                        ) -> tuple[list[tuple[str, str]], list[Any]]:
         running_before = running_deadlines(old or definition, before) if before is not None else {}
         if old is not None and old is not definition:
             # Another version may remind differently even where the due moment is the same:

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["DEFAULT_LANGUAGE", "DOMAINS", "LANGUAGES", "LOCALE_DIR", "N_", "_", "current_language", "gettext",
-           "install_jinja", "language_from_environment", "negotiate", "ngettext", "set_language", "translations",
-           "use_language"]
+           "install_jinja", "language_from_environment", "negotiate", "ngettext", "process_language", "set_language",
+           "translations", "use_language"]
 
 #: Where the catalogs live: ``<LOCALE_DIR>/<language>/LC_MESSAGES/<domain>.po``.
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -103,6 +103,12 @@ def set_language(language: str | None) -> str:
     """Set the language of this process (the CLI, ``serve``'s default); returns the one in effect."""
     global _process_language
     _process_language = _normalise(language) or DEFAULT_LANGUAGE
+    return _process_language
+
+
+def process_language() -> str:
+    """The language of this process (``--lang``, the environment), whatever a request asked for: what it stores
+    for people to read later (reminder labels) is made in it."""
     return _process_language
 
 
