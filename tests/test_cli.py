@@ -142,7 +142,7 @@ def test_demo_runs_the_seed(tmp_path: Path, capsys: Cli) -> None:
     out = capsys.readouterr().out
     assert "Zur Kenntnis genommen (zur_kenntnis_genommen) seit 27.08.2020" in out
     assert "Rat der Gemeinde Nottuln           offen            Sitzung 17.12.2020 18:00  – vertagt, 1× vertagt" in out
-    assert "Status:     Beschlossen (beschlossen) seit 17.12.2020 20:00" in out
+    assert "Zustand:    Beschlossen (beschlossen) seit 17.12.2020 20:00" in out
     # The Vorlage is released (vorlage_freigeben) in time at every stage but one: no false escalation, and
     # the one stage whose meeting came too late for the deadline gets the truthful notice instead.
     assert "Eskalation an" not in out

@@ -301,7 +301,7 @@ def test_cli_sign(cli_env: None, capsys: pytest.CaptureFixture[str]) -> None:
         (["--actor", KAEMMEREI, "--refuse"], 4, "eine Ablehnung braucht eine Begründung"),
         (["--actor", KAEMMEREI, "--reason", "x"], 4, "eine Begründung gehört zu einer Ablehnung"),
         (["--actor", KAEMMEREI, "--refuse", "--withdraw", "--reason", "x"], 4, "schließen einander aus"),
-        (["--actor", "kein-mensch"], 4, "is not an e-mail address"),
+        (["--actor", "kein-mensch"], 4, "ist keine E-Mail-Adresse"),
     ]
     for args, code, message in cases:
         assert run(["sign", "V-1", *args]) == code, args

@@ -791,7 +791,7 @@ def decide_signoff(definition: Definition, reference: str, paper: PaperState, ac
     try:
         note = clean_text(text, _("note")).strip()
     except ValueError as exc:
-        raise InputError(f"{reference}: {exc}") from None
+        raise InputError(_("{reference}: {problem}").format(reference=reference, problem=exc)) from None
     if act == "withdraw":
         decided = sorted((r for r in held if r in paper.signoffs),
                          key=lambda r: paper.signoffs[r].decision != "refused")  # a refusal first
@@ -804,7 +804,7 @@ def decide_signoff(definition: Definition, reference: str, paper: PaperState, ac
             payload["note"] = note
         return [Change("signoff", "withdraw", paper.state, paper.state, actor, now, payload=payload)]
     if act not in ("sign", "refuse"):
-        raise InputError(f"{reference}: unknown sign-off act '{act}'")
+        raise InputError(_("{reference}: unknown sign-off act '{act}'").format(reference=reference, act=act))
     undecided = [r for r in held if r not in paper.signoffs]
     if not undecided:
         mark = paper.signoffs[held[0]]

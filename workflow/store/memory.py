@@ -237,7 +237,8 @@ class MemoryStore:
             if self._follow_ups[index].status != "planned":
                 return False
             if child is not None and child.owed.reference in self._papers:
-                raise ConflictError(f"a paper with reference '{child.owed.reference}' exists already")
+                raise ConflictError(_("a paper with reference '{reference}' exists already").format(
+                    reference=child.owed.reference))
             status = "created" if child is not None else ("failed" if error else "ended")
             self._follow_ups[index] = replace(self._follow_ups[index], status=status, done_at=now, error=error)
             if child is not None:

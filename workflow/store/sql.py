@@ -616,7 +616,8 @@ class SqlStore:
         except _Taken:
             return False
         except dbapi.IntegrityError:
-            raise ConflictError(f"a paper with reference '{row.child}' exists already") from None
+            raise ConflictError(_("a paper with reference '{reference}' exists already").format(
+                reference=row.child)) from None
         return True
 
     def due_follow_ups(self, until: datetime, limit: int = 100) -> list[FollowUpRecord]:
@@ -662,7 +663,8 @@ class SqlStore:
         try:
             return self._save(paper, definition, state, changes, deadlines, follow_ups, mails, new_version)
         except dbapi.IntegrityError:  # a follow-up paper's reference was taken meanwhile
-            raise ConflictError(f"{paper.reference} was changed by someone else meanwhile; retry") from None
+            raise ConflictError(_("{reference} was changed by someone else meanwhile; retry").format(
+                reference=paper.reference)) from None
 
     def _save(self, paper: StoredPaper, definition: Definition, state: PaperState, changes: Sequence[Change],
               deadlines: DeadlineDiff, follow_ups: FollowUpDiff, mails: Sequence[PaperMail],
