@@ -401,7 +401,8 @@ def test_the_page_with_labels_links_and_filters(strategy: Engine) -> None:
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    ("{label: Erledigt, final: true, delayed: true}", "ist ein Endzustand und kann nicht verzögert sein"),
+    ("{label: Erledigt, final: true, delayed: true}",
+     "Zustand 'erledigt' ist ein Endzustand und kann nicht verzögert sein"),
     ("{label: Erledigt, final: true, delayed: ja}", "delayed von Zustand 'erledigt' muss true oder false sein"),
 ])
 def test_delayed_is_checked_at_load(spec: str, message: str) -> None:

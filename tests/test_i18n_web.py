@@ -111,10 +111,14 @@ def test_every_page_has_its_english_texts(client: TestClient) -> None:
     assert created.status_code == 201, created.text
     for path, heading, text in (("/", "My deadlines", "Subscribe to the calendar"),
                                 ("/vorlagen/neu?workflow=sachstandsbericht", "New paper", "Create paper"),
-                                ("/vorlagen/SV-9-1809", "SV-9-1809", "Next step")):
+                                ("/vorlagen/SV-9-1809", "SV-9-1809", "Next step"),
+                                ("/beschlusskontrolle", "Decision control", "Please choose a body"),
+                                ("/beschlusskontrolle?body=kreistag", "Decision control – Kreistag",
+                                 "0 follow-up papers")):
         page = client.get(path, headers=english)
         assert page.status_code == 200 and _h1(page.text).startswith(heading) and text in page.text, path
-        for german in ("Meine Fristen", "Vorlage anlegen", "Nächster Schritt", "Verlauf", "Abbrechen"):
+        for german in ("Meine Fristen", "Vorlage anlegen", "Nächster Schritt", "Verlauf", "Abbrechen",
+                       "Beschlusskontrolle", "Gremium", "Folgevorlage", "Beschlossen am", "Zuständig", "Anzeigen"):
             assert german not in page.text, (path, german)
 
 
@@ -128,6 +132,20 @@ def test_the_audit_page_and_the_pruefbericht_speak_the_request_language(client: 
     assert _h1(german.text) == "Prüfbericht" and "Prüfung der gesamten Kette" in german.text
     assert _h1(english.text) == "Audit report" and "Verification of the whole chain" in english.text
     assert '<html lang="en">' in english.text and "Prüfsumme" not in english.text
+
+
+def test_the_decision_control_report_speaks_the_request_language(client: TestClient) -> None:
+    german = client.get("/beschlusskontrolle/bericht?body=kreistag&format=html", headers=USER)
+    english = client.get("/beschlusskontrolle/bericht?body=kreistag&format=html",
+                         headers={**USER, "Accept-Language": "en"})
+    assert german.status_code == english.status_code == 200
+    assert _h1(german.text) == "Bericht über offene Beschlüsse" and '<html lang="de">' in german.text
+    assert "Seite \" counter(page) \" von \"" in german.text and "0 offene Folgevorlagen: 0 rot" in german.text
+    assert _h1(english.text) == "Report on open decisions" and '<html lang="en">' in english.text
+    assert "Page \" counter(page) \" of \"" in english.text and "0 open follow-ups: 0 red" in english.text
+    for word in ("Bericht", "Beschlusskontrolle", "Gremium", "Stand", "Umfang", "Folgevorlage", "Ampel", "Seite",
+                 "Arbeitstage", "rot,"):
+        assert word not in english.text, word
 
 
 def _mails(tmp_path: Path, override: Path | None = None) -> dict[str, tuple[str, str, str]]:

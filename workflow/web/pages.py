@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 
 from ..access import Person, writer
 from ..config import Settings
-from ..decision_report import WEB_MAX_ROWS, DecisionsFormat
+from ..decision_report import WEB_MAX_ROWS, DecisionsFormat, light_word
 from ..decision_report import build as build_decisions
 from ..decision_report import render as render_decisions
 from ..definition import Definition
@@ -462,7 +462,8 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
         query = {"body": chosen, "status": wanted}
         response = page(request, "decisions.html", who, rows=views, bodies=bodies, error=error, zone=settings.timezone,
                         filters=query, body_name=dict(bodies).get(chosen, chosen),
-                        statuses=(("offen", "offen"), ("verzoegert", "verzögert"), ("erledigt", "erledigt")),
+                        statuses=(("offen", _("open")), ("verzoegert", _("delayed")), ("erledigt", _("done"))),
+                        light_word=light_word,
                         report_query=urlencode(query),
                         first_page=f"/beschlusskontrolle?{urlencode(query)}" if ab and chosen else None,
                         next_page=f"/beschlusskontrolle?{urlencode({**query, 'ab': following})}" if following
