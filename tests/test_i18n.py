@@ -106,7 +106,7 @@ def test_the_cli_speaks_german_and_english_on_request(args: list[str], env: dict
 
     result = subprocess.run([sys.executable, "-m", "workflow.cli", *args, "fire", "SV-1", "x", "--actor", "a@b.example",
                              "--set", "foo", "--db", f"sqlite:///{tmp_path / 'x.db'}"],
-                            capture_output=True, text=True, env={**os.environ, **env}, cwd=tmp_path, check=False)
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT), **env}, cwd=tmp_path, check=False)
     assert result.returncode == 4
     assert result.stderr.startswith(expected), result.stderr
 
@@ -122,7 +122,8 @@ def test_a_broken_definition_is_reported_in_german_and_in_english_on_request(arg
 
     path = tmp_path / "unknown_state.yaml"
     shutil.copy(ROOT / "tests" / "bad_definitions" / "unknown_state.yaml", path)
-    env = {k: v for k, v in os.environ.items() if k not in ("COUNCILFLOW_LANG", "LANG", "LC_ALL", "LC_MESSAGES")}
+    env = {**{k: v for k, v in os.environ.items() if k not in ("COUNCILFLOW_LANG", "LANG", "LC_ALL", "LC_MESSAGES")},
+           "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-m", "workflow.cli", *args, "definitions", "validate", str(path)],
                             capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
     assert result.returncode == 3
