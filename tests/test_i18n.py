@@ -106,7 +106,8 @@ def test_the_cli_speaks_german_and_english_on_request(args: list[str], env: dict
 
     result = subprocess.run([sys.executable, "-m", "workflow.cli", *args, "fire", "SV-1", "x", "--actor", "a@b.example",
                              "--set", "foo", "--db", f"sqlite:///{tmp_path / 'x.db'}"],
-                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT), **env}, cwd=tmp_path, check=False)
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+                            cwd=tmp_path, check=False)
     assert result.returncode == 4
     assert result.stderr.startswith(expected), result.stderr
 
