@@ -203,3 +203,20 @@ def test_two_files_json_and_errors(tmp_path: Path, capsys: Cli) -> None:
     new.write_text(V2.replace("dest: anhoerung", "dest: anhorung"), encoding="utf-8")
     assert run(["definitions", "diff", str(old), str(new)]) == 3
     assert "unbekannter Zustand 'anhorung' (gemeint: 'anhoerung'?)" in capsys.readouterr().err
+
+
+def test_a_new_sign_off_and_a_delayed_state_are_reported() -> None:
+    """The keys of issue 14 on a state: a Mitzeichnung added to the draft and a state marked delayed."""
+    text = (Path(__file__).resolve().parent.parent / "definitions" / "sachstandsbericht.yaml").read_text("utf-8")
+    old = load_definition(text.replace("version: 4", "version: 3").replace("    signoff: {roles: [kaemmerei]}\n", "")
+                          .replace("requires: [meeting, signoffs]}", "requires: [meeting]}"))
+    new = load_definition(text.replace("zurueckgezogen: {label: Zurückgezogen, final: true}",
+                                       "zurueckgezogen: {label: Zurückgezogen, final: true}\n"
+                                       "  gestoppt: {label: Gestoppt, delayed: true}")
+                          .replace("dest: zurueckgezogen, roles: [verfasser]}",
+                                   "dest: zurueckgezogen, roles: [verfasser]}\n"
+                                   "  - {trigger: stoppen, source: ausschuss, dest: gestoppt, roles: [verfasser]}\n"
+                                   "  - {trigger: weiter, source: gestoppt, dest: ausschuss, roles: [verfasser]}"))
+    found = {(i.section, i.kind, i.name): i.details for i in diff_definitions(old, new).items}
+    assert found[("state", "changed", "entwurf")] == ("Mitzeichnung: – → kaemmerei (beliebig)",)
+    assert "verzögert: ja" in found[("state", "added", "gestoppt")]

@@ -110,6 +110,7 @@ def _prop_name(key: str) -> str:
         "location": pgettext("diff", "location"), "meeting_hours": pgettext("diff", "meeting length"),
         "type": pgettext("diff", "type"), "required": pgettext("diff", "required"),
         "default": pgettext("diff", "default"), "when": pgettext("diff", "on entering"),
+        "signoff": pgettext("diff", "sign-off"), "delayed": pgettext("diff", "delayed"),
         "workflow": pgettext("diff", "workflow"), "reference": pgettext("diff", "reference"),
         "schedule": pgettext("diff", "when"), "fields": pgettext("diff", "fields"),
         "actor": pgettext("diff", "on behalf of"),
@@ -147,6 +148,7 @@ def _state_props(d: Definition, s: State, ren: Callable[[str], str]) -> dict[str
         "on_success": ren(p.on_success) if p and p.on_success else NONE,
         "on_failure": ren(p.on_failure) if p and p.on_failure else NONE,
         "signoff": _signoff_text(s),
+        "delayed": _yes(True) if s.delayed else NONE,
     }
 
 
@@ -264,7 +266,7 @@ def diff_definitions(old: Definition, new: Definition) -> DefinitionDiff:
         before = back.get(sid, sid)
         props = _state_props(new, new.states[sid], same)
         if before not in old.states:
-            items.append(Item("state", "added", sid, _summary(props, ["label", "consultation", "parallel"])))
+            items.append(Item("state", "added", sid, _summary(props, ["label", "consultation", "parallel", "signoff", "delayed"])))
             continue
         changes = _changes(_state_props(old, old.states[before], ren), props)
         if before != sid:
