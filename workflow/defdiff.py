@@ -266,7 +266,8 @@ def diff_definitions(old: Definition, new: Definition) -> DefinitionDiff:
         before = back.get(sid, sid)
         props = _state_props(new, new.states[sid], same)
         if before not in old.states:
-            items.append(Item("state", "added", sid, _summary(props, ["label", "consultation", "parallel", "signoff", "delayed"])))
+            shown = ["label", "consultation", "parallel", "signoff", "delayed"]
+            items.append(Item("state", "added", sid, _summary(props, shown)))
             continue
         changes = _changes(_state_props(old, old.states[before], ren), props)
         if before != sid:
