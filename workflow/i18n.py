@@ -162,17 +162,19 @@ def translations(language: str) -> _gettext.NullTranslations:
             return found
         chain: _gettext.NullTranslations = _gettext.NullTranslations()
         if language != SOURCE_LANGUAGE:
-            first: _gettext.NullTranslations | None = None
-            for domain in DOMAINS:
+            # One lookup table for all domains (the first domain that has a message wins), not a chain of
+            # fallbacks: a mail's template asks for dozens of messages of the last domain.
+            first: _gettext.GNUTranslations | None = None
+            merged: dict[Any, str] = {}
+            for domain in reversed(DOMAINS):
                 po = LOCALE_DIR / language / "LC_MESSAGES" / f"{domain}.po"
                 if not po.is_file():
                     continue
-                catalog = _compile(po)
-                if first is None:
-                    first = catalog
-                else:
-                    first.add_fallback(catalog)
-            chain = first or chain
+                first = _compile(po)
+                merged.update(first._catalog)  # type: ignore[attr-defined]
+            if first is not None:
+                first._catalog = merged  # type: ignore[attr-defined]
+                chain = first
         _cache[language] = chain
         return chain
 
