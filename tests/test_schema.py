@@ -35,7 +35,7 @@ from .conftest import LANDRAT, SITZ
 
 EXE = str(Path(sys.executable).parent / "councilflow")
 TABLES = {"definitions", "papers", "audit", "deadlines", "reminders", "tokens", "heartbeats", "paper_bodies",
-          "deadline_audience", "follow_ups", "decisions", "alembic_version"}
+          "deadline_audience", "follow_ups", "decisions", "paper_files", "alembic_version"}
 
 
 def test_head_constant_matches_the_migrations() -> None:

@@ -72,7 +72,8 @@ BASE: dict[str, Any] = {
     ],
     "follow_up": [
         {"name": "bericht", "when": "fertig", "workflow": "probe", "every": {"months": 6}, "count": 2,
-         "reference": "{reference}-B{n}", "fields": {"titel": "Bericht {n}: {titel}"}, "actor": "amt"},
+         "reference": "{reference}-B{n}", "fields": {"titel": "Bericht {n}: {titel}"}, "actor": "amt",
+         "attach": [{"report": "decisions", "body": "rat", "status": "offen", "warn_days": 10, "format": "pdf"}]},
     ],
 }
 
@@ -95,6 +96,7 @@ WHERE: dict[str, tuple[str | int, ...]] = {
     "offset": ("deadlines", 0, "remind", 0),
     "escalate": ("deadlines", 0, "escalate"),
     "follow_up": ("follow_up", 0),
+    "attach": ("follow_up", 0, "attach", 0),
 }
 MAPPING = {m.id: m for m in MAPPINGS}
 OFFSETS = {"offset", "due", "not_before"}

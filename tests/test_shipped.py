@@ -29,11 +29,12 @@ def _kinds(engine: Engine, reference: str, name: str, branch: str = "") -> dict[
 
 
 def test_the_shipped_files_extend_the_process_owners_text() -> None:
-    """Version 4 keeps every state, body and transition of the process owner's version 1; each transition got
-    a label (version 3), a withdrawal needs a confirmation with a reason; version 4 brought the follow-up papers
-    after the decision and, for the Sachstandsbericht, the Mitzeichnung of the Kämmerei (a role, a signoff on
-    the draft, an edit of the draft)."""
-    for name, version, added, roles in (("kreisstrategie", 4, set(), set()),
+    """The shipped versions keep every state, body and transition of the process owner's version 1; each
+    transition got a label (version 3), a withdrawal needs a confirmation with a reason; version 4 brought the
+    follow-up papers after the decision and, for the Sachstandsbericht, the Mitzeichnung of the Kämmerei (a role,
+    a signoff on the draft, an edit of the draft); version 5 of the strategy attaches the Kreistag's Bericht über
+    offene Beschlüsse to each Sachstandsbericht."""
+    for name, version, added, roles in (("kreisstrategie", 5, set(), set()),
                                         ("sachstandsbericht", 4, {"bearbeiten"}, {"kaemmerei"})):
         old, new = load_definition_file(SPEC / f"{name}.yaml"), load_definition_file(DEFINITIONS / f"{name}.yaml")
         assert (old.version, new.version) == (1, version)
@@ -48,6 +49,7 @@ def test_the_shipped_files_extend_the_process_owners_text() -> None:
     strategy = load_definition_file(DEFINITIONS / "kreisstrategie.yaml")
     assert [(f.name, f.workflow, f.when) for f in strategy.follow_ups] == [
         ("massnahme", "umsetzung", "beschlossen"), ("sachstand", "sachstandsbericht", "beschlossen")]
+    assert [(a.report, a.body, a.format) for a in strategy.follow_ups[1].attach] == [("decisions", "kreistag", "pdf")]
 
 
 def test_the_kaemmerei_signs_the_sachstandsbericht_off_before_it_goes_to_the_committee(shipped: Engine) -> None:

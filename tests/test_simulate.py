@@ -84,7 +84,7 @@ def test_the_shipped_scenario_as_a_table(capsys: Cli) -> None:
     code, out, err = _simulate(capsys, "kreisstrategie", str(SCENARIO))
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == (f"Simulation {REF} (kreisstrategie v4) vom 01.09.2025 09:00 bis 31.08.2026 23:59, Zeiten "
+    assert lines[0] == (f"Simulation {REF} (kreisstrategie v5) vom 01.09.2025 09:00 bis 31.08.2026 23:59, Zeiten "
                         "Europe/Berlin – nichts wird gespeichert oder versandt")
     for line in (
         "01.09.2025 09:00  Status      Entwurf (entwurf)",
@@ -137,7 +137,7 @@ def test_the_shipped_scenario_as_json(capsys: Cli) -> None:
     assert code == 0
     doc = json.loads(out)
     assert {k: doc[k] for k in ("workflow", "version", "reference", "timezone", "start", "until", "refused")} == {
-        "workflow": "kreisstrategie", "version": 4, "reference": REF, "timezone": "Europe/Berlin",
+        "workflow": "kreisstrategie", "version": 5, "reference": REF, "timezone": "Europe/Berlin",
         "start": "2025-09-01T07:00:00+00:00", "until": "2026-08-31T21:59:59+00:00", "refused": None}
     events = doc["events"]
     assert [e["at"] for e in events] == sorted(e["at"] for e in events)

@@ -52,8 +52,9 @@ def verify(store: Store, *, head: str | None = None, definitions: Resolver | Non
 
     ``head`` is a hash the auditor kept outside the database: it must still be in the chain.
     Also checked: the stored definition texts still match their hashes, every entry names a stored
-    definition version, and each paper row's workflow, version, definition hash and created/modified
-    instants are those of its entries. With ``definitions`` every paper's trail is replayed and compared
+    definition version, each paper row's workflow, version, definition hash and created/modified
+    instants are those of its entries, and each attachment is the one its entry names (by SHA-256).
+    With ``definitions`` every paper's trail is replayed and compared
     with its stored state.
     """
     expected_seq, prev, count = 1, GENESIS, 0
@@ -61,6 +62,7 @@ def verify(store: Store, *, head: str | None = None, definitions: Resolver | Non
     newest: dict[str, tuple[int, str, str, int, datetime]] = {}  # seq, hash, workflow, version, at
     noted: dict[str, int] = {}  # reference -> its first mail entry
     first_at: dict[str, datetime] = {}
+    recorded: dict[tuple[str, str], tuple[str, int]] = {}  # (reference, file name) -> (SHA-256, entry)
     replay = Replay(definitions) if definitions is not None else None
 
     def broken(seq: int | None, message: str) -> VerifyReport:
@@ -102,6 +104,9 @@ def verify(store: Store, *, head: str | None = None, definitions: Resolver | Non
             except WorkflowError as exc:
                 return broken(entry.seq, _("{entry} cannot be replayed: {problem}").format(entry=label,
                                                                                             problem=exc.message))
+        for meta in entry.payload.get("files") or () if not entry.is_note else ():
+            if isinstance(meta, dict):
+                recorded[(entry.reference, str(meta.get("name")))] = (str(meta.get("sha256")), entry.seq)
         if not entry.is_note:
             newest[entry.reference] = (entry.seq, entry.hash, entry.workflow, entry.workflow_version, entry.at)
             first_at.setdefault(entry.reference, entry.at)
@@ -145,6 +150,18 @@ def verify(store: Store, *, head: str | None = None, definitions: Resolver | Non
                 _("{reference}: its stored state differs from what its trail replays to: the papers table was "
                   "edited").format(reference=paper.reference),
             )
+    for reference, name, digest in store.iter_file_hashes():
+        kept = recorded.pop((reference, name), None)
+        if kept is None:
+            return broken(None, _("attachment '{name}' of {reference} is named by no entry of the trail: it was added "
+                                  "afterwards").format(name=name, reference=reference))
+        if kept[0] != digest:
+            return broken(kept[1], _("attachment '{name}' of {reference} was changed: its content no longer matches "
+                                     "the SHA-256 in entry {seq}").format(name=name, reference=reference, seq=kept[1]))
+    if recorded:
+        (reference, name), (_digest, seq) = min(recorded.items(), key=lambda item: item[1][1])
+        return broken(seq, _("attachment '{name}' of {reference}, named by entry {seq}, is missing").format(
+            name=name, reference=reference, seq=seq))
     orphans = {**noted, **{ref: found[0] for ref, found in newest.items()}}
     if orphans:
         orphan = min(orphans, key=lambda ref: orphans[ref])

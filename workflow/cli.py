@@ -560,6 +560,13 @@ def status(
         return
     _print_status(st, False)
     _print_follow_ups(st.timezone, engine.parent_of(st.reference), engine.follow_ups(st.reference))
+    attached = engine.files(st.reference)
+    if attached:
+        from .german import file_size
+
+        click.echo(_("  Attachments (councilflow files {reference} NAME saves one):").format(reference=st.reference))
+        for f in attached:
+            click.echo(f"    {f.name}  {file_size(f.size)}")
 
 
 def _print_follow_ups(zone: str, parent: FollowUpRecord | None, children: list[ChildView]) -> None:
@@ -848,6 +855,43 @@ def decisions(body: str | None, status: str | None, fmt: str, warn_days: int | N
                                                                           body=report.body_name))
     else:
         click.echo(data.decode("utf-8"), nl=False)
+
+
+@main.command(help=N_("List a paper's attachments, or save one of them (NAME)."))
+@click.argument("reference")
+@click.argument("name", required=False)
+@option("--out", default=None, metavar="FILE",
+        help=N_("Save the attachment to this file; - writes it to standard output (default: its own name in the "
+                "current folder, never over an existing file)"))
+@option("--json", "as_json", is_flag=True)
+@common
+def files(reference: str, name: str | None, out: str | None, as_json: bool, ctx: Context) -> None:
+    from .german import file_size
+    from .report import write_report
+
+    engine = ctx.engine()
+    paper = engine.load(reference)
+    if name is None:
+        found = engine.files(paper)
+        if as_json:
+            _dump([f.to_json() for f in found])
+        elif not found:
+            click.echo(_("{reference}: no attachments").format(reference=paper.reference))
+        for f in found if not as_json else ():
+            click.echo(f"{f.name}  {file_size(f.size)}  {_local(f.created_at, engine.definition_of(paper).timezone)}"
+                       f"  SHA-256 {f.sha256}")
+        return
+    record, content = engine.file_content(paper, name)
+    if out == "-":
+        sys.stdout.buffer.write(content)
+        sys.stdout.buffer.flush()
+        return
+    if out is None and Path(record.name).exists():
+        raise InputError(_("{name} exists already in this folder; choose another file with --out").format(
+            name=record.name))
+    path = write_report(content, out or record.name)
+    click.echo(_("{path}: attachment {name} of {reference} ({size})").format(
+        path=path, name=record.name, reference=paper.reference, size=file_size(record.size)))
 
 
 @main.command(help=N_("List a paper's running deadlines with due dates and reminder times."))

@@ -11,19 +11,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
+from zoneinfo import ZoneInfo
 
 from .access import Person
 from .decisions import LIGHTS
-from .errors import InputError
+from .definition import Attachment
+from .errors import InputError, ToolMissingError
 from .german import date_de
-from .i18n import N_, _
+from .i18n import N_, _, process_language, use_language
 from .report import render_template, to_pdf
+from .store.records import NewFile
 
 if TYPE_CHECKING:
     from .engine import DecisionView, Engine
 
-__all__ = ["COLUMNS", "FORMATS", "MAX_ROWS", "WEB_MAX_ROWS", "DecisionReport", "DecisionsFormat", "build", "cells",
-           "csv_text", "light_word", "render", "render_html", "table_text"]
+__all__ = ["COLUMNS", "FORMATS", "MAX_ROWS", "PUBLIC_READER", "WEB_MAX_ROWS", "DecisionReport", "DecisionsFormat",
+           "attachment", "build", "cells", "csv_text", "light_word", "render", "render_html", "table_text"]
 
 DecisionsFormat = Literal["table", "csv", "html", "pdf"]
 FORMATS: tuple[DecisionsFormat, ...] = ("table", "csv", "html", "pdf")
@@ -48,6 +51,8 @@ class DecisionReport:
     produced_at: datetime
     zone: str
     rows: tuple[DecisionView, ...]
+    #: Whether rows were left out (an attached report keeps the first :data:`MAX_ROWS`).
+    truncated: bool = False
 
     @property
     def shown(self) -> str:
@@ -60,20 +65,47 @@ class DecisionReport:
 
 
 def build(engine: Engine, who: Person, body: str, *, status: str | None = None, warn_days: int | None = None,
-          zone: str = "Europe/Berlin", most: int = MAX_ROWS) -> DecisionReport:
-    """The report of ``body`` (id or name) as ``who`` may read it; more than ``most`` rows are refused (an
-    InputError saying how to narrow it)."""
+          zone: str = "Europe/Berlin", most: int = MAX_ROWS, now: datetime | None = None, truncate: bool = False
+          ) -> DecisionReport:
+    """The report of ``body`` (id or name) as ``who`` may read it at ``now`` (default: the engine's clock); more
+    than ``most`` rows are refused (an InputError saying how to narrow it), or with ``truncate`` cut to ``most``."""
     from .decisions import DEFAULT_WARN_DAYS
 
     days = DEFAULT_WARN_DAYS if warn_days is None else warn_days
     wanted = engine.decision_status(status)
-    rows = tuple(engine.decisions_for(who, body, status=wanted, warn_days=days, most=most))
+    moment = now or engine.now()
+    rows = tuple(engine.decisions_for(who, body, status=wanted, warn_days=days, most=most, now=moment))
     body_id = engine.resolve_filters({"body": body})["body"]
-    if len(rows) > most:
+    truncated = len(rows) > most
+    if truncated and not truncate:
         raise InputError(_("{body}: more than {most} follow-up papers for one report; choose a status "
                            "(--status verzoegert) or take the csv form").format(body=body_id, most=most))
-    return DecisionReport(body_id, engine.filter_choices()["body"].get(body_id, body_id), wanted, days, engine.now(),
-                          zone, rows)
+    return DecisionReport(body_id, engine.filter_choices()["body"].get(body_id, body_id), wanted, days, moment,
+                          zone, rows[:most], truncated)
+
+
+#: Who reads an attached report: nobody in particular, so it holds public papers only (it is read with the paper
+#: it is attached to, on the agenda and in OParl).
+PUBLIC_READER = Person("")
+_MEDIA_TYPES = {"pdf": "application/pdf", "html": "text/html"}
+
+
+def attachment(engine: Engine, spec: Attachment, zone: str, now: datetime) -> NewFile:
+    """The Bericht über offene Beschlüsse an ``attach`` of a follow-up asks for, as it stands at ``now``: public
+    papers only, the first :data:`MAX_ROWS` rows, in the installation's language (it is kept for later readers);
+    HTML where WeasyPrint cannot make a PDF (the child is created all the same, its trail names the form)."""
+    with use_language(process_language()):
+        report = build(engine, PUBLIC_READER, spec.body, status=spec.status, warn_days=spec.warn_days, zone=zone,
+                       now=now, truncate=True)
+        fmt: DecisionsFormat = "pdf" if spec.format == "pdf" else "html"
+        try:
+            content = render(report, fmt)
+        except ToolMissingError:
+            fmt = "html"
+            content = render(report, fmt)
+    scope = "" if report.status == "offen" else f"-{report.status}"
+    day = now.astimezone(ZoneInfo(zone)).date().isoformat()
+    return NewFile(f"beschlusskontrolle-{report.body}{scope}-{day}.{fmt}", _MEDIA_TYPES[fmt], content)
 
 
 def _day(moment: datetime | None, zone: str) -> str:

@@ -11,9 +11,12 @@ from typing import Any, Literal
 from .i18n import _
 
 __all__ = [
+    "ATTACH_FORMATS",
+    "ATTACH_REPORTS",
     "BODY_ROLE",
     "BUILTIN_FIELDS",
     "SIGNOFFS",
+    "Attachment",
     "Body",
     "Calendar",
     "Consultation",
@@ -206,6 +209,23 @@ class Deadline:
     done_by: tuple[str, ...] = ()
 
 
+#: What ``attach`` can attach (decisions: the Bericht über offene Beschlüsse), and in which forms.
+ATTACH_REPORTS = ("decisions",)
+ATTACH_FORMATS = ("pdf", "html")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A document the engine attaches to each child of a follow-up when it creates it (``attach``): today the
+    Bericht über offene Beschlüsse (``report: decisions``) of a body, as it stands at that moment."""
+
+    body: str
+    report: str = "decisions"
+    status: str = "offen"
+    warn_days: int | None = None
+    format: str = "pdf"
+
+
 @dataclass(frozen=True)
 class FollowUp:
     """Papers a paper creates in another workflow (``follow_up``): once, one per item of a list field
@@ -223,6 +243,8 @@ class FollowUp:
     count: int | None = None
     until: str | None = None
     for_each: str | None = None
+    #: Documents attached to each child when it is created (the Bericht über offene Beschlüsse of a body).
+    attach: tuple[Attachment, ...] = ()
     #: (line, column) of the keys the folder check reports on: ``workflow`` and ``fields.NAME``.
     where: Mapping[str, tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)
 

@@ -26,7 +26,7 @@ from .deadlines import (
 )
 from .decisions import DEFAULT_WARN_DAYS, cursor_text, light, parse_cursor, warn_until
 from .decisions import STATUSES as DECISION_STATUSES
-from .definition import Definition
+from .definition import Attachment, Definition
 from .errors import ConflictError, InputError, NotFoundError, StorageError, WorkflowError, did_you_mean
 from .follow_up import Owed, child_values, next_owed, owed_at_entry, still_owed
 from .follow_up import by_name as follow_up_by_name
@@ -52,7 +52,16 @@ from .paper import (
 )
 from .replay import replay_records, steps
 from .store import AuditRecord, DeadlineRecord, ReminderRecord, Store, StoredPaper
-from .store.records import NO_FOLLOW_UPS, FollowUpDiff, FollowUpRecord, NewChild, PaperMail, follow_up_note
+from .store.records import (
+    NO_FOLLOW_UPS,
+    FileRecord,
+    FollowUpDiff,
+    FollowUpRecord,
+    NewChild,
+    NewFile,
+    PaperMail,
+    follow_up_note,
+)
 from .values import user_instant
 
 __all__ = ["SIGNOFF_VOID_MAIL", "BranchView", "ChildView", "DeadlineView", "Engine", "PastMails", "PersonalDeadline",
@@ -561,11 +570,39 @@ class Engine:
         origin: dict[str, Any] = {"parent": parent, "name": owed.name, "n": owed.n}
         if spec.actor:
             origin["on_behalf_of"] = spec.actor
-        changes = [replace(created, payload={**created.payload, "follow_up": origin})]
+        files = self._attachments(definition, spec.attach, now)
+        payload = {**created.payload, "follow_up": origin}
+        if files:  # the create entry names each file with its SHA-256: the trail's hash chain covers them
+            payload["files"] = [f.meta for f in files]
+        changes = [replace(created, payload=payload)]
         child_state = fold(child_definition, None, changes)
         deadlines = self._deadline_diff(child_definition, None, child_state, now, "send")
         note = follow_up_note(parent, definition.workflow, definition.version, owed, spec.actor, now)
-        return NewChild(owed, child_definition, child_state, changes, deadlines, note)
+        return NewChild(owed, child_definition, child_state, changes, deadlines, note, files)
+
+    def _attachments(self, definition: Definition, attach: Sequence[Attachment], now: datetime) -> list[NewFile]:
+        """The documents a follow-up attaches to a child it creates at ``now`` (workflow/decision_report.py)."""
+        if not attach:
+            return []
+        from .decision_report import attachment
+
+        return [attachment(self, spec, definition.timezone, now) for spec in attach]
+
+    # --- attachments ---------------------------------------------------------------------------
+
+    def files(self, reference: str | StoredPaper) -> list[FileRecord]:
+        """A paper's attachments ("Anlagen"), oldest first."""
+        paper = reference if isinstance(reference, StoredPaper) else self.load(reference)
+        return self.store.files(paper.reference)
+
+    def file_content(self, paper: StoredPaper, name: str) -> tuple[FileRecord, bytes]:
+        """Attachment ``name`` of ``paper`` (already read with :meth:`paper_for`) with its content; a NotFoundError
+        (one German line) if the paper has none by that name."""
+        found = next((f for f in self.store.files(paper.reference) if f.name == name), None)
+        if found is None:
+            raise NotFoundError(_("{reference} has no attachment '{name}'").format(reference=paper.reference,
+                                                                                   name=name[:200]))
+        return found, self.store.file_content(paper.reference, name)
 
     def create_due_follow_ups(self, now: datetime | None = None, *, batch: int = 100) -> list[FollowUpRecord]:
         """Create every planned child due at ``now`` (the scheduler's pass; catching up what fell due while
@@ -627,13 +664,14 @@ class Engine:
         return self.store.parent_of(paper.reference)
 
     def follow_up_json(self, reference: str | StoredPaper) -> dict[str, Any]:
-        """A paper's ``parent`` (the paper it follows: reference, follow-up name and number, or None) and its
-        ``follow_ups`` as JSON: the one shape of `status --json` and the API."""
+        """A paper's ``parent`` (the paper it follows: reference, follow-up name and number, or None), its
+        ``follow_ups`` and its attachments (``files``) as JSON: the one shape of `status --json` and the API."""
         paper = reference if isinstance(reference, StoredPaper) else self.load(reference)
         parent = self.parent_of(paper)
         return {"parent": None if parent is None else {"reference": parent.reference, "follow_up": parent.name,
                                                        "n": parent.n},
-                "follow_ups": [c.to_json() for c in self.follow_ups(paper)]}
+                "follow_ups": [c.to_json() for c in self.follow_ups(paper)],
+                "files": [f.to_json() for f in self.files(paper)]}
 
     def _remember(self, paper: StoredPaper) -> None:
         with self._papers_lock:
@@ -930,8 +968,8 @@ class Engine:
                 return out
 
     def decisions_page(self, who: Person, body: str, *, status: str | None = None,
-                       warn_days: int = DEFAULT_WARN_DAYS, limit: int = 50, after: str | None = None
-                       ) -> tuple[list[DecisionView], str | None]:
+                       warn_days: int = DEFAULT_WARN_DAYS, limit: int = 50, after: str | None = None,
+                       now: datetime | None = None) -> tuple[list[DecisionView], str | None]:
         """One page of the Beschlusskontrolle of ``body`` (its id or name) as ``who`` may read it: the follow-up
         papers of the body's decisions, red first, then by target date (workflow/decisions.py); and whether
         another page follows. ``status``: offen (default), verzoegert, erledigt; an unknown body or status is
@@ -950,7 +988,7 @@ class Engine:
                 cursor=after[:80] if after else "")) from None
         items = self.store.page_decisions(body_id, limit + 1, key, status=wanted,
                                           readable=self.readable_definitions(who))
-        now = self.now()
+        now = now or self.now()
         names = self.filter_choices()["body"]
         yellow: dict[str, datetime] = {}
         out = []
@@ -970,14 +1008,16 @@ class Engine:
         return out, (cursor_text(items[limit - 1].key) if len(items) > limit and limit > 0 else None)
 
     def decisions_for(self, who: Person, body: str, *, status: str | None = None,
-                      warn_days: int = DEFAULT_WARN_DAYS, most: int | None = None) -> list[DecisionView]:
+                      warn_days: int = DEFAULT_WARN_DAYS, most: int | None = None, now: datetime | None = None
+                      ) -> list[DecisionView]:
         """The whole Beschlusskontrolle of ``body`` (page after page of :meth:`decisions_page`); with ``most``,
         at most that many rows and one more (so the caller sees there are more)."""
         out: list[DecisionView] = []
         after: str | None = None
         while True:
             size = 500 if most is None else max(1, min(500, most + 1 - len(out)))
-            page, after = self.decisions_page(who, body, status=status, warn_days=warn_days, limit=size, after=after)
+            page, after = self.decisions_page(who, body, status=status, warn_days=warn_days, limit=size, after=after,
+                                              now=now)
             out.extend(page)
             if after is None or (most is not None and len(out) > most):
                 return out

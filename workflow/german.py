@@ -14,15 +14,14 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from .definition import Definition, humanise
-from .i18n import N_, _
+from .i18n import N_, _, current_language, ngettext
 
 if TYPE_CHECKING:
     from .store import AuditRecord
 
 __all__ = ["BRANCH_STATUS", "ENTRY_LABEL", "FIELD_LABEL", "MAIL_KIND", "OUTCOME", "EntryText", "body_label",
-           "branch_status", "date_de", "date_short", "entry_label", "entry_text", "field_label", "format_local",
-           "note_text",
-           "outcome", "signoff_status", "state_label"]
+           "branch_status", "date_de", "date_short", "entry_label", "entry_text", "field_label", "file_size",
+           "format_local", "note_text", "outcome", "signoff_status", "state_label"]
 
 class Translated(Mapping[str, str]):
     """A table of messages marked with ``N_``: looking a key up gives its text in the language in effect then
@@ -142,6 +141,18 @@ def date_short(moment: datetime, zone: str) -> str:
     """A local date with its weekday, short ("Do 20.08.2020"), for subjects and lists."""
     local = moment.astimezone(ZoneInfo(zone))
     return f"{_(_WEEKDAY[local.weekday()])} {local:%d.%m.%Y}"
+
+
+def file_size(size: int) -> str:
+    """A file's size for people: "830 Bytes", "12,3 kB", "1,2 MB" (decimal units; the language's decimal mark,
+    from Babel's CLDR data)."""
+    from babel.numbers import format_decimal
+
+    if size < 1000:
+        return ngettext("{count} byte", "{count} bytes", size).format(count=size)
+    unit, scale = ("kB", 1e3) if size < 1e6 else ("MB", 1e6)
+    locale = "de_DE" if current_language() == "de" else "en_GB"
+    return f"{format_decimal(size / scale, format='#,##0.0', locale=locale)} {unit}"
 
 
 def date_de(moment: datetime, zone: str, style: str = "full") -> str:
@@ -276,6 +287,10 @@ def entry_text(record: AuditRecord, definition: Definition | None, zone: str) ->
         details.append(_("deadline “{label}”").format(label=spec.label if spec else p["deadline"]))
     if record.kind == "signoff":
         details.extend(_signoff_details(record.trigger, p))
+    for meta in p.get("files") or ():
+        if isinstance(meta, dict):
+            details.append(_("attachment {name} (SHA-256 {digest})").format(name=meta.get("name"),
+                                                                         digest=str(meta.get("sha256"))[:12] + "…"))
     if p.get("note"):
         details.append(_("note: {note}").format(note=p["note"]))
     if p.get("reason"):

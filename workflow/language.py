@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .definition import BODY_ROLE, BUILTIN_FIELDS, SAME, SIGNOFF_ORDERS, SIGNOFFS
+from .definition import ATTACH_FORMATS, ATTACH_REPORTS, BODY_ROLE, BUILTIN_FIELDS, SAME, SIGNOFF_ORDERS, SIGNOFFS
 
 __all__ = ["MAPPINGS", "Key", "Mapping", "definition_schema", "schema_text"]
 
@@ -353,6 +353,22 @@ DEADLINE = Mapping(
     ),
 )
 
+ATTACH = Mapping(
+    "attach",
+    "Ein Dokument, das jeder Folgevorlage beim Anlegen beigefügt wird: der Bericht über offene Beschlüsse "
+    "eines Gremiums (Beschlusskontrolle), so wie er in diesem Moment steht.",
+    (
+        Key("report", True, {"enum": list(ATTACH_REPORTS)},
+            "Welches Dokument: decisions (der Bericht über offene Beschlüsse)."),
+        Key("body", True, _NAME, "Gremium dieses Ablaufs, dessen Beschlusskontrolle beigefügt wird."),
+        Key("status", False, {"enum": ["offen", "verzoegert", "erledigt"]},
+            "Welche Folgevorlagen der Bericht zeigt: offen (Voreinstellung), verzoegert oder erledigt."),
+        Key("warn_days", False, {"type": "integer", "minimum": 0, "maximum": 250},
+            "Ab wie vielen Arbeitstagen vor dem Zieltermin die Ampel gelb ist (Voreinstellung 10)."),
+        Key("format", False, {"enum": list(ATTACH_FORMATS)}, "pdf (Voreinstellung) oder html."),
+    ),
+)
+
 FOLLOW_UP = Mapping(
     "follow_up",
     "Vorlagen, die diese Vorlage in einem anderen Ablauf anlegt: einmal, je Eintrag eines Listenfelds "
@@ -375,6 +391,9 @@ FOLLOW_UP = Mapping(
         Key("until", False, _NAME,
             "Wiederkehrend bis zu diesem Datumsfeld dieser Vorlage (Feld vom Typ date oder datetime)."),
         Key("for_each", False, _NAME, "Je eine Folgevorlage für jeden Eintrag dieses Listenfelds ({item})."),
+        Key("attach", False, {"type": "array", "items": _ref("attach")},
+            "Dokumente, die jeder Folgevorlage beim Anlegen beigefügt werden (Anlagen), z. B. der Bericht über "
+            "offene Beschlüsse eines Gremiums."),
     ),
     (
         {"if": {"required": ["every"]}, "then": {"not": {"required": ["for_each"]},
@@ -408,7 +427,7 @@ TOP = Mapping(
 #: Every mapping of the language, the top level first.
 MAPPINGS: tuple[Mapping, ...] = (
     TOP, CALENDAR, ROLES, BODY, FIELD, STATE, CONSULTATION, PARALLEL, JOIN, SIGNOFF, TRANSITION, NOT_BEFORE,
-    DEADLINE, DUE, OFFSET, ESCALATE, FOLLOW_UP,
+    DEADLINE, DUE, OFFSET, ESCALATE, FOLLOW_UP, ATTACH,
 )
 
 

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from pathlib import Path as FsPath
 from typing import Any, cast
 
 from . import language as lang
 from .definition import (
+    ATTACH_FORMATS,
+    ATTACH_REPORTS,
     BODY_ROLE,
     BUILTIN_FIELDS,
     SAME,
     SIGNOFF_ORDERS,
     SIGNOFFS,
+    Attachment,
     Body,
     Calendar,
     Consultation,
@@ -184,6 +187,14 @@ class _Checker:
             return []
         entry = _("entry of {what}").format(what=what)
         return [v for i, v in enumerate(value) if self.typed(v, (*where, i), str, entry)]
+
+    def choice(self, value: Any, where: Path, what: str, allowed: Sequence[str]) -> bool:
+        """Check that ``value`` is one of ``allowed`` (with a hint when it is close)."""
+        if isinstance(value, str) and value in allowed:
+            return True
+        self.err(where, _("{what} must be one of {allowed}, not {value}{hint}").format(
+            what=what, allowed=", ".join(allowed), value=_describe(value), hint=did_you_mean(str(value), allowed)))
+        return False
 
     def positive(self, value: Any, where: Path, what: str, minimum: int = 0) -> bool:
         if not self.typed(value, where, int, what):
@@ -525,13 +536,7 @@ def _load_transitions(
         branch = m.get("branch")
         dest = m.get("dest")
         if branch is not None:
-            if not (isinstance(branch, str) and branch in _OUTCOMES):
-                c.err(
-                    (*where, "branch"),
-                    _("branch of {what} must be one of {allowed}, not {value}{hint}").format(
-                        what=what, allowed=", ".join(_OUTCOMES), value=_describe(branch),
-                        hint=did_you_mean(str(branch), _OUTCOMES)),
-                )
+            if not c.choice(branch, (*where, "branch"), _("branch of {what}").format(what=what), _OUTCOMES):
                 ok = False
             if "dest" in m:
                 c.err((*where, "dest"), _("branch {what} has no dest: the join decides where the paper goes").format(
@@ -836,8 +841,56 @@ def _templates_ok(c: _Checker, template: str, where: Path, what: str, known: lis
     return used if ok else None
 
 
+def _load_attachments(c: _Checker, raw: Any, where: Path, what: str, bodies: Mapping[str, Body]
+                      ) -> tuple[Attachment, ...] | None:
+    """``attach`` of a follow-up: each entry a report of one of this workflow's bodies; None (reported) if one
+    is wrong."""
+    from .decisions import STATUSES
+
+    if not c.typed(raw, where, list, _("attach of {what}").format(what=what)):
+        return None
+    out: list[Attachment] = []
+    seen: dict[tuple[str, str, str, str], int] = {}
+    ok = True
+    for j, spec in enumerate(raw):
+        at: Path = (*where, j)
+        label = _("attachment {number} of {what}").format(number=j + 1, what=what)
+        m = c.mapping(spec, at, label, lang.ATTACH.required, lang.ATTACH.optional)
+        if m is None:
+            ok = False
+            continue
+        good = "report" in m and c.choice(m["report"], (*at, "report"), _("report of {what}").format(what=label),
+                                          ATTACH_REPORTS)
+        good = "body" in m and c.ref(m["body"], (*at, "body"), "body", bodies) and good
+        status = m.get("status", "offen")
+        if "status" in m:
+            good = c.choice(status, (*at, "status"), _("status of {what}").format(what=label), STATUSES) and good
+        fmt = m.get("format", "pdf")
+        if "format" in m:
+            good = c.choice(fmt, (*at, "format"), _("format of {what}").format(what=label), ATTACH_FORMATS) and good
+        warn = m.get("warn_days")
+        if "warn_days" in m:
+            what_days = _("warn_days of {what}").format(what=label)
+            good = c.positive(warn, (*at, "warn_days"), what_days) and good
+            if isinstance(warn, int) and not isinstance(warn, bool) and warn > 250:
+                c.err((*at, "warn_days"), _("{what} must be at most {maximum}, not {value}").format(
+                    what=what_days, maximum=250, value=warn))
+                good = False
+        if good:
+            made = Attachment(str(m["body"]), str(m["report"]), str(status), warn, str(fmt))
+            key = (made.report, made.body, made.status, made.format)
+            if key in seen:
+                c.err(at, _("{what} is the same document as attachment {number}: each child would get it twice")
+                      .format(what=label, number=seen[key]))
+                good = False
+            seen.setdefault(key, j + 1)
+            out.append(made)
+        ok = good and ok
+    return tuple(out) if ok else None
+
+
 def _load_follow_ups(c: _Checker, raw: Any, states: dict[str, State], roles: dict[str, tuple[str, ...]],
-                     fields: dict[str, FieldDef]) -> list[FollowUp]:
+                     fields: dict[str, FieldDef], bodies: Mapping[str, Body]) -> list[FollowUp]:
     """``follow_up``: each entry checked against this file (the child's workflow and its fields are checked
     against the definitions folder by :func:`workflow.library.follow_up_problems`)."""
     from .follow_up import FIXED_PLACEHOLDERS
@@ -911,6 +964,10 @@ def _load_follow_ups(c: _Checker, raw: Any, states: dict[str, State], roles: dic
             ok = used is not None and ok
         else:
             ok = False
+        attach: tuple[Attachment, ...] | None = ()
+        if "attach" in m:
+            attach = _load_attachments(c, m["attach"], (*where, "attach"), what, bodies)
+            ok = attach is not None and ok
         child_fields: dict[str, str] = {}
         located: dict[str, tuple[int, int]] = {"workflow": c.doc.where((*where, "workflow"))}
         raw_fields = m.get("fields")
@@ -927,7 +984,7 @@ def _load_follow_ups(c: _Checker, raw: Any, states: dict[str, State], roles: dic
                 located[f"fields.{key}"] = c.doc.where(at, key=True)
         if ok:
             result.append(FollowUp(str(fname), str(m["when"]), str(m["workflow"]), str(template), child_fields,
-                                   actor, every, count, until, for_each, located))
+                                   actor, every, count, until, for_each, attach or (), located))
     return result
 
 
@@ -969,7 +1026,7 @@ def load_definition(text: str, path: str = "<definition>", *, expect_id: str | N
     states = _load_states(c, top.get("states"), bodies, roles)
     transitions = _load_transitions(c, top.get("transitions"), states, roles, fields)
     deadlines = _load_deadlines(c, top.get("deadlines"), states, roles, bodies, transitions, fields)
-    follow_ups = _load_follow_ups(c, top.get("follow_up"), states, roles, fields)
+    follow_ups = _load_follow_ups(c, top.get("follow_up"), states, roles, fields, bodies)
     _check_signoffs_used(c, states, transitions)
     if c.problems:
         raise DefinitionError(c.reported())

@@ -156,6 +156,10 @@ class OParlExport:
         children = [str(r.payload["child"]) for r in records if r.kind == "follow_up" and r.payload.get("child")]
         if children:
             item["subordinatedPaper"] = [self.url("papers", c) for c in children]
+        attached = records[0].payload.get("files") if records and records[0].kind == "create" else None
+        if isinstance(attached, list) and attached:
+            item["auxiliaryFile"] = [self._file(ref, paper_url, meta, created) for meta in attached
+                                     if isinstance(meta, dict) and isinstance(meta.get("name"), str)]
         if fields.get("department"):
             dept = str(fields["department"])
             item["underDirectionOf"] = [self._organization(f"dept-{_slug(dept)}", dept, "Verwaltungsbereich")]
@@ -187,6 +191,14 @@ class OParlExport:
         if consultations:
             item["consultation"] = consultations
         self.papers.append(item)
+
+    def _file(self, reference: str, paper_url: str, meta: dict[str, Any], created: datetime) -> dict[str, Any]:
+        """An attachment of a paper (named with its SHA-256 in the paper's create entry) as an OParl File."""
+        url = self.url("files", reference, meta["name"])
+        return {"id": url, "type": SCHEMA + "File", "name": meta["name"], "fileName": meta["name"],
+                "mimeType": meta.get("media_type"), "size": meta.get("size"), "date": created.date().isoformat(),
+                "accessUrl": url + "/download", "downloadUrl": url + "/download", "paper": [paper_url],
+                "created": created.isoformat(), "modified": created.isoformat()}
 
     def _meeting(self, sitting: Sitting, org: str, zone: ZoneInfo) -> dict[str, Any]:
         meeting = sitting.meeting

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from .sql import SqlStore
 
 #: The newest migration shipped (workflow/migrations/versions); a test pins it to Alembic's head.
-SCHEMA_HEAD = "0010"
+SCHEMA_HEAD = "0011"
 
 __all__ = ["SCHEMA_HEAD", "AuditRecord", "DeadlineRecord", "MemoryStore", "Outbox", "ReminderRecord", "SqlStore",
            "Store", "StoredPaper", "Tokens", "default_url", "open_store"]

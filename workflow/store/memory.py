@@ -8,6 +8,7 @@ survives the process.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -31,6 +32,7 @@ from .records import (
     AuditRecord,
     DeadlineDiff,
     DeadlineRecord,
+    FileRecord,
     FollowUpDiff,
     FollowUpRecord,
     NewChild,
@@ -97,6 +99,7 @@ class MemoryStore:
         # delayed or final (the SQL store's decisions table, whose child columns are read here when asked).
         self._decisions: list[tuple[str, str, Decided, str, int, str]] = []  # body, parent, decided, name, n, child
         self._flags: dict[str, tuple[bool, bool]] = {}
+        self._files: list[tuple[FileRecord, bytes]] = []  # the attachments, by id - 1
         self._outbox = MemoryOutbox(self)
         self._token_port = MemoryTokens(self)
 
@@ -223,6 +226,9 @@ class MemoryStore:
         for d in deciding((e.kind, e.from_state, e.to_state, e.body, e.at, e.payload) for e in entries
                           if e.kind in ("transition", "branch") and e.at <= owed.anchor_at):
             self._decisions.append((d.body, parent, d, owed.name, owed.n, owed.reference))
+        for f in child.files:
+            self._files.append((FileRecord(len(self._files) + 1, owed.reference, f.name, f.media_type,
+                                           len(f.content), f.sha256, changes[0].at), f.content))
         self._oparl.pop(parent, None)  # the parent's OParl object lists its follow-up papers: build it again
 
     def _add_follow_up(self, reference: str, owed: Owed, status: str, done: datetime | None,
@@ -259,6 +265,23 @@ class MemoryStore:
     def parent_of(self, reference: str) -> FollowUpRecord | None:
         with self._lock:
             return next((r for r in self._follow_ups if r.child == reference and r.status == "created"), None)
+
+    def files(self, reference: str) -> list[FileRecord]:
+        with self._lock:
+            return [f for f, _content in self._files if f.reference == reference]
+
+    def file_content(self, reference: str, name: str) -> bytes:
+        with self._lock:
+            found = next((c for f, c in self._files if f.reference == reference and f.name == name), None)
+        if found is None:
+            raise NotFoundError(_("{reference} has no attachment '{name}'").format(reference=reference, name=name))
+        return found
+
+    def iter_file_hashes(self) -> Iterator[tuple[str, str, str]]:
+        with self._lock:
+            files = list(self._files)
+        for f, content in files:
+            yield f.reference, f.name, hashlib.sha256(content).hexdigest()
 
     def _write(self, old: StoredPaper, new: StoredPaper, definition: Definition, state: PaperState,
                changes: Sequence[Change], deadlines: DeadlineDiff, mails: Sequence[PaperMail] = ()) -> StoredPaper:

@@ -20,6 +20,7 @@ from .records import (
     AuditRecord,
     DeadlineDiff,
     DeadlineRecord,
+    FileRecord,
     FollowUpDiff,
     FollowUpRecord,
     NewChild,
@@ -220,6 +221,18 @@ class Store(Protocol):
 
     def parent_of(self, reference: str) -> FollowUpRecord | None:
         """The follow-up row that created paper ``reference`` (None: the paper is no follow-up)."""
+        ...
+
+    def files(self, reference: str) -> list[FileRecord]:
+        """The attachments of a paper, oldest first (without their content)."""
+        ...
+
+    def file_content(self, reference: str, name: str) -> bytes:
+        """The content of attachment ``name`` of a paper (NotFoundError if there is none)."""
+        ...
+
+    def iter_file_hashes(self) -> Iterator[tuple[str, str, str]]:
+        """Every attachment as (paper reference, name, SHA-256 of its stored content), for the audit check."""
         ...
 
     def history(self, reference: str, until: datetime | None = None) -> list[AuditRecord]: ...

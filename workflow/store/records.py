@@ -19,10 +19,10 @@ if TYPE_CHECKING:
     from ..deadlines import PlannedDeadline
     from ..follow_up import Owed
 
-__all__ = ["NOTE_KINDS", "AuditRecord", "DeadlineDiff", "DeadlineRecord", "FollowUpDiff", "FollowUpRecord",
-           "NewChild", "Note", "PaperMail", "ReminderRecord", "StoredPaper", "body_of", "chain_entries", "chain_notes",
-           "definition_note", "follow_up_note", "mail_note", "paper_mail_message_id", "reminder_message_id",
-           "token_note"]
+__all__ = ["NOTE_KINDS", "AuditRecord", "DeadlineDiff", "DeadlineRecord", "FileRecord", "FollowUpDiff",
+           "FollowUpRecord", "NewChild", "NewFile", "Note", "PaperMail", "ReminderRecord", "StoredPaper", "body_of",
+           "chain_entries", "chain_notes", "definition_note", "follow_up_note", "mail_note", "paper_mail_message_id",
+           "reminder_message_id", "token_note"]
 
 # NOTE_KINDS (workflow/paper.py): replay passes over these entries, and a paper's pointer to its newest entry
 # never points at one.
@@ -321,6 +321,42 @@ class FollowUpRecord:
 
 
 @dataclass(frozen=True)
+class NewFile:
+    """A document to attach to a paper in the transaction of the entry that names it (its ``meta`` is in that
+    entry's payload under ``files``, so the trail's hash chain covers the file's SHA-256)."""
+
+    name: str
+    media_type: str
+    content: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """What the trail keeps of the file: name, media type, size and SHA-256."""
+        return {"name": self.name, "media_type": self.media_type, "size": len(self.content), "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A stored attachment of a paper (table ``paper_files``), without its content."""
+
+    id: int
+    reference: str
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "media_type": self.media_type, "size": self.size, "sha256": self.sha256,
+                "created_at": self.created_at.isoformat()}
+
+
+@dataclass(frozen=True)
 class NewChild:
     """A follow-up paper to create in the same transaction as its parent's ``follow_up`` entry (``note``);
     ``definition`` is stored already."""
@@ -331,6 +367,8 @@ class NewChild:
     changes: Sequence[Change]
     deadlines: DeadlineDiff
     note: Note
+    #: Documents attached to the child (``attach``), named in its create entry.
+    files: Sequence[NewFile] = ()
 
 
 #: What a change does to a paper's follow-ups: the names whose planned children end, the children it creates

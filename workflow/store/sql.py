@@ -7,6 +7,7 @@ points the paper row at its newest entry. Either all of it is committed or none.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -46,9 +47,11 @@ from .records import (
     AuditRecord,
     DeadlineDiff,
     DeadlineRecord,
+    FileRecord,
     FollowUpDiff,
     FollowUpRecord,
     NewChild,
+    NewFile,
     Note,
     PaperMail,
     StoredPaper,
@@ -545,8 +548,52 @@ class SqlStore:
         last = cur.fetchone()
         self._append_notes(cur, parent_id, int(last[0]), str(last[1]), [child.note])
         self._insert_decisions(cur, parent_id, child_id, child)
+        self._insert_files(cur, child_id, child.files, child.changes[0].at)
         # the parent's OParl object lists its follow-up papers: build it again
         cur.execute(self._sql("UPDATE papers SET oparl = NULL WHERE id = :id"), {"id": parent_id})
+
+    def _insert_files(self, cur: Any, paper_id: int, files: Sequence[NewFile], at: datetime) -> None:
+        """Attach ``files`` to a paper (in the transaction of the entry that names them)."""
+        if files:
+            cur.executemany(self._sql(
+                "INSERT INTO paper_files (paper_id, name, media_type, size, sha256, content, created_at) VALUES "
+                "(:paper_id, :name, :media_type, :size, :sha256, :content, :at)"),
+                [{"paper_id": paper_id, "name": f.name, "media_type": f.media_type, "size": len(f.content),
+                  "sha256": f.sha256, "content": f.content, "at": self._db_time(at)} for f in files])
+
+    def files(self, reference: str) -> list[FileRecord]:
+        """The attachments of a paper, oldest first (without their content)."""
+        with self._transaction() as cur:
+            cur.execute(self._sql("SELECT f.id, p.reference, f.name, f.media_type, f.size, f.sha256, f.created_at "
+                                  "FROM paper_files f JOIN papers p ON p.id = f.paper_id WHERE p.reference = "
+                                  ":reference ORDER BY f.id"), {"reference": reference})
+            return [FileRecord(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]), from_db(r[6]))
+                    for r in cur.fetchall()]
+
+    def file_content(self, reference: str, name: str) -> bytes:
+        """The content of attachment ``name`` of a paper (NotFoundError if there is none)."""
+        with self._transaction() as cur:
+            cur.execute(self._sql("SELECT f.content FROM paper_files f JOIN papers p ON p.id = f.paper_id WHERE "
+                                  "p.reference = :reference AND f.name = :name"),
+                        {"reference": reference, "name": name})
+            row = cur.fetchone()
+        if row is None:
+            raise NotFoundError(_("{reference} has no attachment '{name}'").format(reference=reference, name=name))
+        return bytes(row[0])
+
+    def iter_file_hashes(self) -> Iterator[tuple[str, str, str]]:
+        """Every attachment as (paper reference, name, SHA-256 of its stored content), for the audit check."""
+        with self._transaction() as cur:
+            cur.execute(self._sql("SELECT f.id FROM paper_files f ORDER BY f.id"))
+            ids = [int(r[0]) for r in cur.fetchall()]
+        for start in range(0, len(ids), 50):
+            chunk = ids[start:start + 50]
+            with self._transaction() as cur:
+                cur.execute(self._sql("SELECT p.reference, f.name, f.content FROM paper_files f JOIN papers p ON "
+                                      f"p.id = f.paper_id WHERE f.id IN ({', '.join(map(str, chunk))}) ORDER BY f.id"))
+                rows = cur.fetchall()
+            for reference, name, content in rows:
+                yield str(reference), str(name), hashlib.sha256(bytes(content)).hexdigest()
 
     def _insert_decisions(self, cur: Any, parent_id: int, child_id: int, child: NewChild) -> None:
         """The Beschlusskontrolle's rows of a new child: one per body that decided its parent up to the entering

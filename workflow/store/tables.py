@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -26,7 +27,8 @@ from sqlmodel import Field, SQLModel
 from .timecodec import from_db_or_none
 
 __all__ = ["AuditRow", "DeadlineAudienceRow", "DeadlineRow", "DecisionRow", "DefinitionRow", "FollowUpRow",
-           "HeartbeatRow", "PaperBodyRow", "PaperRow", "ReminderRow", "TokenRow", "UTCDateTime"]
+           "HeartbeatRow", "PaperBodyRow", "PaperFileRow", "PaperRow", "ReminderRow", "TokenRow",
+           "UTCDateTime"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -278,6 +280,24 @@ class DecisionRow(SQLModel, table=True):
     final: bool = Field(sa_column=Column(Boolean, nullable=False))
     target_at: datetime | None = _utc(nullable=True)
     sort_at: datetime = _utc()
+
+
+class PaperFileRow(SQLModel, table=True):
+    """A document attached to a paper (an "Anlage"), e.g. the Bericht über offene Beschlüsse a follow-up attaches
+    to each child it creates: written in the transaction of the paper's entry that records its SHA-256, never
+    changed (revision 0011)."""
+
+    __tablename__ = "paper_files"
+    __table_args__ = (UniqueConstraint("paper_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    paper_id: int = Field(foreign_key="papers.id")
+    name: str = Field(max_length=200)
+    media_type: str = Field(max_length=100)
+    size: int
+    sha256: str = Field(max_length=64)
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = _utc()
 
 
 class TokenRow(SQLModel, table=True):

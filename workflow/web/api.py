@@ -18,6 +18,7 @@ from ..i18n import _
 from ..paper import signoff_request
 from ..store import StoredPaper
 from ..values import field_texts, user_instant
+from .download import download
 from .identity import Identity
 
 __all__ = ["api_router"]
@@ -105,6 +106,11 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
                 return engine.paper_for(unquote("/".join(segments[:-3])), who), f"done:{unquote(segments[-2])}"
             except NotFoundError:
                 pass
+        if "file" in actions and len(segments) > 2 and segments[-2] == "files":
+            try:  # REFERENCE/files/NAME
+                return engine.paper_for(unquote("/".join(segments[:-2])), who), f"file:{unquote(segments[-1])}"
+            except NotFoundError:
+                pass
         if len(segments) > 1 and segments[-1] in actions:
             try:
                 return engine.paper_for(unquote("/".join(segments[:-1])), who), segments[-1]
@@ -113,10 +119,16 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
         return engine.paper_for(unquote(rest), who), None
 
     @router.get("/papers/{reference:path}", tags=["papers"],
-                summary="A paper's status (also as of a day), or …/history, or …/deadlines")
+                summary="A paper's status (also as of a day), or …/history, …/deadlines, …/files (its attachments) "
+                        "or …/files/NAME (one attachment's content)")
     def get_paper(request: Request, reference: str, as_of: str | None = None,
                   who: Person = Depends(user)) -> Any:
-        paper, action = target(request, who, ("history", "deadlines"))
+        paper, action = target(request, who, ("history", "deadlines", "files", "file"))
+        if action is not None and action.startswith("file:"):
+            record, content = engine.file_content(paper, action.removeprefix("file:"))
+            return download(content, record.name, record.media_type)
+        if action == "files":
+            return [f.to_json() for f in engine.files(paper)]
         if action == "history":
             return [record_json(r) for r in engine.history(paper.reference)]
         if action == "deadlines":

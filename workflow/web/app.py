@@ -23,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 from ..config import Settings
 from ..engine import Engine
 from ..errors import WorkflowError
-from ..german import branch_status, format_local, signoff_status
+from ..german import branch_status, file_size, format_local, signoff_status
 from ..i18n import LANGUAGES, _, install_jinja, negotiate, use_language
 from .api import api_router
 from .audit_api import audit_router
@@ -151,6 +151,7 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     templates.env.filters["local"] = lambda m, zone="Europe/Berlin": format_local(m, zone)
     templates.env.filters["branch_status"] = branch_status
     templates.env.filters["signoff_status"] = signoff_status
+    templates.env.filters["file_size"] = file_size
     install_jinja(templates.env)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     identity = Identity(engine, settings)

@@ -14,12 +14,15 @@ from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from ..access import is_public
 from ..config import Settings
 from ..engine import Engine
 from ..errors import InputError, NotFoundError
 from ..i18n import _
 from ..oparl import OParlExport
 from ..oparl_read import parse_instant
+from ..store import StoredPaper
+from .download import download
 
 __all__ = ["mount_oparl"]
 
@@ -102,6 +105,30 @@ def mount_oparl(app: FastAPI, engine: Engine, settings: Settings) -> None:
     @app.get(f"{prefix}/bodies/1", tags=["oparl"])
     def body(request: Request) -> dict[str, Any]:
         return dict(frame()["body"])
+
+    def public_paper(reference: str) -> StoredPaper:
+        """A paper anyone may read (the OParl endpoint's papers); a non-public one is not found."""
+        paper = engine.load(reference)
+        if not is_public(paper.state):
+            raise NotFoundError(_("no paper with reference '{reference}'").format(reference=reference))
+        return paper
+
+    @app.get(f"{prefix}/files/{{reference:path}}/{{name}}/download", tags=["oparl"])
+    def file_download(reference: str, name: str) -> Response:
+        """The content of an attachment of a public paper."""
+        record, content = engine.file_content(public_paper(reference), name)
+        return download(content, record.name, record.media_type, public=True)
+
+    @app.get(f"{prefix}/files/{{reference:path}}/{{name}}", tags=["oparl"])
+    def file_object(reference: str, name: str) -> dict[str, Any]:
+        """An attachment of a public paper as an OParl File (as its paper lists it in auxiliaryFile)."""
+        paper = public_paper(reference)
+        engine.file_content(paper, name)  # a NotFoundError for a name the paper has no attachment of
+        item = engine.oparl_paper(paper, settings.oparl_base_url)
+        found = next((f for f in item.get("auxiliaryFile", []) if f.get("name") == name), None)
+        if found is None:
+            raise NotFoundError(_("{reference} has no attachment '{name}'").format(reference=reference, name=name))
+        return dict(found)
 
     pages: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
     gate = asyncio.Semaphore(ANONYMOUS_AT_ONCE)

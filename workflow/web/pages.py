@@ -32,6 +32,7 @@ from ..report import WEB_MAX_ENTRIES, ReportFormat, build_report, render, report
 from ..store import AuditRecord, StoredPaper
 from ..tokens import CALENDAR, calendar_path, create_token, list_tokens, revoke_calendar
 from ..values import field_texts
+from .download import download
 from .identity import Identity
 from .status import http_status
 
@@ -355,6 +356,12 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                                 {"note": note, "reason": reason})
         return back_to(request, paper.reference, who, "signoff", act=chosen)
 
+    @router.get("/vorlagen/{reference:path}/anlagen/{name}")
+    def paper_file(reference: str, name: str, who: Person = Depends(user)) -> Response:
+        """An attachment of a paper ``who`` may read, to save."""
+        record, content = engine.file_content(engine.paper_for(reference, who), name)
+        return download(content, record.name, record.media_type)
+
     @router.get("/vorlagen/{reference:path}", response_class=HTMLResponse)
     def paper_page(request: Request, reference: str, vor: int | None = None,
                    who: Person = Depends(user)) -> HTMLResponse:
@@ -387,7 +394,7 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                     quote=lambda r: quote(r, safe=""),
                     branch_version=lambda body: branch_version(paper.state, body),
                     past=engine.past_branches(paper), follow_ups=engine.follow_ups(paper),
-                    parent=engine.parent_of(paper))
+                    parent=engine.parent_of(paper), files=engine.files(paper))
 
     def meeting_targets(paper: StoredPaper, status: Status, who: Person) -> list[tuple[str, str]]:
         """The consultations whose meeting ``who`` may set now: ("", the state's body) and (body, name) of
@@ -480,11 +487,7 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                                  most=WEB_MAX_ROWS)
         kind: DecisionsFormat = "pdf" if format == "pdf" else "html"
         name = f"beschluesse-{report.body}-{report.produced_at:%Y-%m-%d}.{kind}"
-        headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "private, no-store"}
-        if kind == "html":
-            headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
-        return Response(render_decisions(report, kind), media_type="application/pdf" if kind == "pdf" else
-                        "text/html; charset=utf-8", headers=headers)
+        return download(render_decisions(report, kind), name, "application/pdf" if kind == "pdf" else "text/html")
 
     @router.get("/pruefpfad", response_class=HTMLResponse)
     def audit_page(request: Request, reference: str = "", workflow: str = "", actor: str = "", trigger: str = "",
@@ -523,10 +526,6 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                               limit=WEB_MAX_ENTRIES)
         kind: ReportFormat = "pdf" if format == "pdf" else "html"
         name = report_filename(report, reference, kind)
-        headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "private, no-store"}
-        if kind == "html":  # a self-contained file with its own stylesheet, meant to be saved and printed
-            headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
-        return Response(render(report, kind), media_type="application/pdf" if kind == "pdf" else
-                        "text/html; charset=utf-8", headers=headers)
+        return download(render(report, kind), name, "application/pdf" if kind == "pdf" else "text/html")
 
     return router

@@ -1,0 +1,39 @@
+"""Attachments of papers ("Anlagen"): the documents a follow-up attaches to each child it creates (the Bericht
+über offene Beschlüsse of a body). A row is written in the transaction of the entry that records the file's
+SHA-256 in the trail, and never changed.
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-11-28
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    from workflow.store.tables import UTCDateTime
+
+    op.create_table("paper_files",
+                    sa.Column("id", sa.Integer(), nullable=False),
+                    sa.Column("paper_id", sa.Integer(), nullable=False),
+                    sa.Column("name", sa.String(length=200), nullable=False),
+                    sa.Column("media_type", sa.String(length=100), nullable=False),
+                    sa.Column("size", sa.Integer(), nullable=False),
+                    sa.Column("sha256", sa.String(length=64), nullable=False),
+                    sa.Column("content", sa.LargeBinary(), nullable=False),
+                    sa.Column("created_at", UTCDateTime(), nullable=False),
+                    sa.ForeignKeyConstraint(["paper_id"], ["papers.id"]),
+                    sa.PrimaryKeyConstraint("id"),
+                    sa.UniqueConstraint("paper_id", "name"))
+
+
+def downgrade() -> None:
+    op.drop_table("paper_files")
