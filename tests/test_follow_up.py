@@ -171,6 +171,38 @@ def test_oparl_names_the_follow_up_papers_and_the_paper_they_follow(strategy: En
     _total, papers = strategy.oparl_papers(base, 0, 100)
     kept = next(p for p in papers if p["reference"] == REF)
     assert kept["subordinatedPaper"][-1] == f"{base}/papers/{REF}-SB1"
+    # ... and it counts as modified then: a client syncing with modified_since fetches it again
+    created = strategy.history(f"{REF}-SB1")[0].at
+    assert kept["modified"] == created.isoformat() > kept["created"]
+    since = datetime(2026, 3, 1, tzinfo=UTC)
+    _total, changed = strategy.oparl_papers(base, 0, 100, modified_since=since)
+    assert {p["reference"] for p in changed} == {REF, f"{REF}-SB1"}
+    exported = strategy.oparl(base, "Kreis Coesfeld", "Europe/Berlin", modified_since=since)["papers"]
+    assert {p["reference"] for p in exported} == {REF, f"{REF}-SB1"}
+
+
+def test_follow_ups_as_they_stood_on_a_day(strategy: Engine, clock: FixedClock) -> None:
+    """``status --as-of`` (and the API's as_of) list the follow-up papers as they stood then: created ones with
+    the child's state then, the next of a series as planned, later ones not at all."""
+    adopt(strategy, massnahmen="E-Akte")
+    strategy.create_due_follow_ups(datetime(2026, 3, 1, 8, tzinfo=UTC))  # SB1 created; SB2 planned
+    strategy.create_due_follow_ups(datetime(2026, 9, 1, 8, tzinfo=UTC))  # SB2 created; SB3 planned
+    clock.set(datetime(2026, 9, 10, tzinfo=UTC))
+    strategy.fire(f"{REF}-M1", "beginnen", FEDER, values={"zieltermin": "2027-03-31"})
+
+    def then(day: datetime | None) -> list[tuple[str, str, str | None]]:
+        return [(c.reference, c.status, c.state) for c in strategy.follow_ups(REF, day)]
+
+    assert then(datetime(2025, 8, 1, tzinfo=UTC)) == []  # before the decision: nothing owed yet
+    assert then(datetime(2025, 10, 1, tzinfo=UTC)) == [(f"{REF}-M1", "created", "offen"),
+                                                       (f"{REF}-SB1", "planned", None)]
+    assert then(datetime(2026, 6, 1, tzinfo=UTC)) == [(f"{REF}-M1", "created", "offen"),
+                                                      (f"{REF}-SB1", "created", "entwurf"),
+                                                      (f"{REF}-SB2", "planned", None)]
+    assert then(None) == [(f"{REF}-M1", "created", "in_arbeit"), (f"{REF}-SB1", "created", "entwurf"),
+                          (f"{REF}-SB2", "created", "entwurf"), (f"{REF}-SB3", "planned", None)]
+    as_json = strategy.follow_up_json(REF, datetime(2026, 6, 1, tzinfo=UTC))
+    assert [c["reference"] for c in as_json["follow_ups"]] == [f"{REF}-M1", f"{REF}-SB1", f"{REF}-SB2"]
 
 
 def test_the_paper_page_and_status_list_the_follow_up_papers(strategy: Engine, tmp_path: Path) -> None:

@@ -376,6 +376,7 @@ def test_paper_page_shows_the_signoffs_and_the_button(client: TestClient) -> Non
     author = client.get("/vorlagen/V-1", headers=as_user(AUTOR)).text
     assert "Mitzeichnen …" not in author and '<h2 id="mitzeichnung">' in author
     assert "Erst möglich, wenn alle Mitzeichnungen vorliegen." in author  # at the step that waits for them
+    assert re.search(r'<button type="submit" disabled aria-describedby="wartet-\w+">', author)  # cannot fire yet
     assert "Mitzeichnen …" not in client.get("/vorlagen/V-1", headers=as_user(RECHT)).text  # not their turn
     form = client.get("/vorlagen/V-1/mitzeichnen", headers=as_user(KAEMMEREI)).text
     assert "Mitzeichnung ablehnen" in form and "Vermerk (freiwillig)" in form

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .definition import Definition, Transition
 from .errors import NotPermittedError
 from .i18n import _
-from .paper import PaperState
+from .paper import PaperState, missing_signoffs
 from .paper import may_create as _may_create
 
 __all__ = ["Action", "Person", "actions", "is_public", "may_create", "may_read", "may_read_private", "writer"]
@@ -32,6 +32,9 @@ class Action:
 
     transition: Transition
     branches: tuple[str, ...] = ()
+    #: The step ``requires: [signoffs]`` and a sign-off is still missing (or refused): offered, but it cannot
+    #: fire yet (the rule of :func:`workflow.paper.missing_signoffs`).
+    awaits_signoffs: bool = False
 
     @property
     def trigger(self) -> str:
@@ -73,7 +76,7 @@ def actions(definition: Definition, state: PaperState, who: Person) -> list[Acti
             if allowed:
                 out.append(Action(t, allowed))
         elif definition.holds_any(who.email, t.roles, body):
-            out.append(Action(t))
+            out.append(Action(t, awaits_signoffs=t.needs_signoffs and bool(missing_signoffs(definition, state))))
     return out
 
 

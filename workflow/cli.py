@@ -552,14 +552,11 @@ def status(
 ) -> None:
     engine = ctx.engine()
     st = engine.status(reference, as_of=as_of)
-    if as_of is not None:
-        _print_status(st, as_json)
-        return
     if as_json:
-        _dump({**st.to_json(), **engine.follow_up_json(st.reference)})
+        _dump({**st.to_json(), **engine.follow_up_json(st.reference, st.as_of)})
         return
     _print_status(st, False)
-    _print_follow_ups(st.timezone, engine.parent_of(st.reference), engine.follow_ups(st.reference))
+    _print_follow_ups(st.timezone, engine.parent_of(st.reference), engine.follow_ups(st.reference, st.as_of))
     attached = engine.files(st.reference)
     if attached:
         from .german import file_size

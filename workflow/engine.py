@@ -638,23 +638,36 @@ class Engine:
         except WorkflowError as exc:
             return self.store.complete_follow_up(row, now, None, following, error=exc.message)
 
-    def follow_ups(self, reference: str | StoredPaper) -> list[ChildView]:
-        """The follow-up papers of a paper (created, planned, ended, failed) with each created child's state."""
+    def follow_ups(self, reference: str | StoredPaper, as_of: datetime | None = None) -> list[ChildView]:
+        """The follow-up papers of a paper (created, planned, ended, failed) with each created child's state; with
+        ``as_of``, as they stood then: those finished by then with the child's state then, and as planned the
+        ones owed then (the first of a series from its start, each next one from its predecessor's creation)."""
         paper = reference if isinstance(reference, StoredPaper) else self.load(reference)
+        rows = self.store.follow_ups(paper.reference)
+        finished = {(r.name, r.n): r.done_at for r in rows}
         out = []
-        for row in self.store.follow_ups(paper.reference):
+        for row in rows:
+            status = row.status
+            if as_of is not None and (row.done_at is None or row.done_at > as_of):
+                owed_since = row.anchor_at if row.n == 1 else finished.get((row.name, row.n - 1))
+                if owed_since is None or owed_since > as_of:
+                    continue
+                status = "planned"
             state = label = None
             final = False
-            if row.status == "created":
+            if status == "created":
                 try:
                     child = self.store.load(row.child)
                 except NotFoundError:
                     child = None
-                if child is not None:
+                if child is not None and as_of is not None:
+                    then = self.status(child.reference, as_of)
+                    state, label, final = then.state, then.state_label, then.final
+                elif child is not None:
                     spec = self.definition_of(child).states[child.state.state]
                     state, label, final = spec.id, spec.label, spec.final
-            out.append(ChildView(row.name, row.n, row.child, row.workflow, row.due_at, row.status, state, label,
-                                 final, row.error))
+            out.append(ChildView(row.name, row.n, row.child, row.workflow, row.due_at, status, state, label,
+                                 final, row.error if status == row.status else None))
         return out
 
     def parent_of(self, reference: str | StoredPaper) -> FollowUpRecord | None:
@@ -663,14 +676,15 @@ class Engine:
         paper = reference if isinstance(reference, StoredPaper) else self.load(reference)
         return self.store.parent_of(paper.reference)
 
-    def follow_up_json(self, reference: str | StoredPaper) -> dict[str, Any]:
+    def follow_up_json(self, reference: str | StoredPaper, as_of: datetime | None = None) -> dict[str, Any]:
         """A paper's ``parent`` (the paper it follows: reference, follow-up name and number, or None), its
-        ``follow_ups`` and its attachments (``files``) as JSON: the one shape of `status --json` and the API."""
+        ``follow_ups`` (as they stood at ``as_of``) and its attachments (``files``, made with the paper) as JSON:
+        the one shape of `status --json` and the API."""
         paper = reference if isinstance(reference, StoredPaper) else self.load(reference)
         parent = self.parent_of(paper)
         return {"parent": None if parent is None else {"reference": parent.reference, "follow_up": parent.name,
                                                        "n": parent.n},
-                "follow_ups": [c.to_json() for c in self.follow_ups(paper)],
+                "follow_ups": [c.to_json() for c in self.follow_ups(paper, as_of)],
                 "files": [f.to_json() for f in self.files(paper)]}
 
     def _remember(self, paper: StoredPaper) -> None:
@@ -1162,15 +1176,16 @@ class Engine:
     def oparl(self, base_url: str, body_name: str, zone: str, *, public_only: bool = False,
               modified_since: datetime | None = None) -> dict[str, Any]:
         """The papers as OParl 1.1 objects (the export and the live endpoint)."""
-        from .oparl import OParlExport
+        from .oparl import OParlExport, modified_at
 
         export = OParlExport(base_url, body_name, zone)
         for paper in self.store.iter_papers():
             if public_only and paper.state.fields.get("public", True) is False:
                 continue
-            if modified_since is not None and paper.updated_at < modified_since:
+            history = self.store.history(paper.reference)
+            if modified_since is not None and modified_at(paper, history) < modified_since:
                 continue
-            export.add(paper, self.definition_version, self.store.history(paper.reference))
+            export.add(paper, self.definition_version, history)
         return export.objects()
 
     def oparl_paper(self, paper: StoredPaper, base_url: str, history: Sequence[AuditRecord] | None = None

@@ -22,7 +22,7 @@ from .paper import PaperState
 from .replay import Resolver, steps
 from .store import AuditRecord, StoredPaper
 
-__all__ = ["OParlExport", "Sitting", "consultations_of"]
+__all__ = ["OParlExport", "Sitting", "consultations_of", "modified_at"]
 
 SCHEMA = "https://schema.oparl.org/1.1/"
 
@@ -102,6 +102,12 @@ def _sitting(definition: Definition, state_id: str, branch: str | None, state: P
 _UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
 
 
+def modified_at(paper: StoredPaper, records: Iterable[AuditRecord]) -> datetime:
+    """When a paper's OParl object last changed: its own last change, or a follow-up paper created for it (a
+    note in its trail that adds a subordinatedPaper), whichever is later."""
+    return max([paper.updated_at, *(r.at for r in records if r.kind == "follow_up")])
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower().translate(_UMLAUTS)).strip("-") or "x"
 
@@ -140,10 +146,11 @@ class OParlExport:
         fields = paper.state.fields
         paper_url = self.url("papers", ref)
         created = records[0].at if records else paper.created_at
+        modified = modified_at(paper, records)
         item: dict[str, Any] = {
             "id": paper_url, "type": SCHEMA + "Paper", "body": self.body_url, "name": str(fields.get("title", ref)),
             "reference": ref, "date": created.astimezone(zone).date().isoformat(), "paperType": definition.title,
-            "created": paper.created_at.isoformat(), "modified": paper.updated_at.isoformat(),
+            "created": paper.created_at.isoformat(), "modified": modified.isoformat(),
         }
         related = [r for r in fields.get("references", []) or [] if isinstance(r, str)]
         if related:

@@ -457,8 +457,11 @@ class MemoryStore:
     def oparl_page(self, offset: int, limit: int, *, modified_since: datetime | None = None
                    ) -> tuple[int, list[tuple[str, int, str | None]]]:
         with self._lock:
+            children = {r.reference for r in self._follow_ups if modified_since is not None and r.status == "created"
+                        and r.done_at is not None and r.done_at >= modified_since}
             papers = [p for p in sorted(self._papers.values(), key=lambda p: p.id)
-                      if is_public(p.state) and (modified_since is None or p.updated_at >= modified_since)]
+                      if is_public(p.state) and (modified_since is None or p.updated_at >= modified_since
+                                                 or p.reference in children)]
             kept = {ref: text for ref, (version, text) in self._oparl.items()
                     if self._papers[ref].version == version}
         return len(papers), [(p.reference, p.version, kept.get(p.reference)) for p in papers[offset:offset + limit]]

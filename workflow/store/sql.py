@@ -1160,7 +1160,10 @@ class SqlStore:
         where = f"p.public = {self._true}"
         params: dict[str, Any] = {}
         if modified_since is not None:
-            where += " AND p.updated_at >= :since"
+            # a paper is modified by its own changes and by each follow-up paper created for it (OParl's
+            # subordinatedPaper), which is a note in its trail, not a change of the paper
+            where += (" AND (p.updated_at >= :since OR EXISTS (SELECT 1 FROM follow_ups f WHERE f.paper_id = p.id "
+                      "AND f.status = 'created' AND f.done_at >= :since))")
             params["since"] = self._db_time(modified_since)
         return (self._sql(f"SELECT COUNT(*) FROM papers p WHERE {where}"),
                 self._sql(f"SELECT p.id FROM papers p WHERE {where} ORDER BY p.id LIMIT 1 OFFSET :offset"),

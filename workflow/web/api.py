@@ -134,7 +134,8 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
         if action == "deadlines":
             return [v.to_json() for v in engine.deadlines(paper)]
         if as_of is not None:
-            return engine.status(paper.reference, as_of=as_of).to_json()
+            then = engine.status(paper.reference, as_of=as_of)
+            return {**then.to_json(), **engine.follow_up_json(paper, then.as_of)}
         return {**engine.view(paper).to_json(), **engine.follow_up_json(paper)}
 
     @router.post("/papers/{reference:path}", tags=["papers"],
