@@ -14,11 +14,15 @@ _HTML_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors '
 
 
 def download(content: bytes, name: str, media_type: str, *, public: bool = False) -> Response:
-    """``content`` as a file ``name`` to save (``Content-Disposition: attachment``, the name also in RFC 6266's
-    UTF-8 form); HTML may run nothing. ``public``: caches may keep it (an OParl file), else private, not kept."""
+    """``content`` as a file ``name`` to save (``Content-Disposition: attachment``; a name beyond printable ASCII
+    also in RFC 6266's UTF-8 form); HTML may run nothing. ``public``: caches may keep it (an OParl file), else
+    it is private and not kept."""
     html = media_type.split(";")[0].strip() == "text/html"
-    plain = name.encode("ascii", "replace").decode("ascii").replace('"', "").replace("\\", "").replace("?", "_")
-    headers = {"Content-Disposition": f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}",
+    plain = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in name)
+    disposition = f'attachment; filename="{plain}"'
+    if plain != name:
+        disposition += f"; filename*=UTF-8''{quote(name, safe='')}"
+    headers = {"Content-Disposition": disposition,
                "Cache-Control": "public, max-age=3600" if public else "private, no-store"}
     if html:
         headers["Content-Security-Policy"] = _HTML_POLICY
