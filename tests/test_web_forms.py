@@ -145,12 +145,12 @@ def test_create_a_vorlage(client: TestClient, engine: Engine) -> None:
     created = client.post("/neue-vorlage", headers=as_user(LANDRAT), follow_redirects=False, data={
         "csrf": csrf, "workflow": "sachstandsbericht", "reference": "SV-9-1809",
         "field.title": "Digitalisierungsstrategie", "field.department": "Amt 10",
-        "field.references": "SV-9-1334\r\n\r\n SV-9-1335 \r\n"})  # public left unchecked
+        "field.references": "SV-9-1334\r\n\r\n SV-9-1335 \r\nBeschluss 12, Anlage 3"})  # public left unchecked
     assert created.status_code == 303 and created.headers["location"] == "/vorlagen/SV-9-1809"
     status = engine.status("SV-9-1809")
     assert status.state == "entwurf" and dict(status.fields) == {
         "title": "Digitalisierungsstrategie", "department": "Amt 10", "public": False,
-        "references": ["SV-9-1334", "SV-9-1335"]}
+        "references": ["SV-9-1334", "SV-9-1335", "Beschluss 12, Anlage 3"]}  # one entry per line
     assert [r.actor for r in engine.history("SV-9-1809")] == [LANDRAT]
     page = client.get("/vorlagen/SV-9-1809", headers=as_user(LANDRAT)).text
     assert notice(page) == "Angelegt: Vorlage SV-9-1809 – Digitalisierungsstrategie"
