@@ -190,8 +190,8 @@ def fill(engine: Engine, papers: int, entries: int) -> tuple[int, int]:
                     rid += 1
                     reminder_rows.append((rid, did, pid, ref, m.kind, m.label, db(m.send_at),
                                           '["' + '","'.join(m.recipients) + '"]', "{}",
-                                          reminder_message_id(ref, d.name, d.branch, m.kind, m.label, d.started_at,
-                                                              d.due_at), m.status, m.attempts,
+                                          reminder_message_id(ref, did, d.name, d.branch, m.kind, m.label,
+                                                              d.started_at, d.due_at), m.status, m.attempts,
                                           db(m.next_attempt_at)))
         with store._transaction() as cur:
             copy(cur, "papers", PAPER_COLUMNS, paper_rows)

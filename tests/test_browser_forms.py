@@ -118,7 +118,7 @@ def test_create_a_vorlage(browser: Any, server: Server, shots: Path) -> None:
     page.get_by_role("button", name="Weiter").click()
     assert page.get_by_label("Titel").get_attribute("required") == ""
     page.get_by_role("button", name="Vorlage anlegen").click()  # the browser refuses the empty required fields
-    assert page.url.endswith("/vorlagen/neu?workflow=sachstandsbericht")
+    assert page.url.endswith("/neue-vorlage?workflow=sachstandsbericht")
     page.get_by_label("Vorlagennummer").fill("SV-9-1900")
     page.get_by_label("Titel").fill("Breitbandausbau, Sachstandsbericht")
     page.get_by_label("Abteilung").fill("Amt 10")
@@ -131,7 +131,7 @@ def test_create_a_vorlage(browser: Any, server: Server, shots: Path) -> None:
     assert page.get_by_role("link", name="SV-9-1809").is_visible()
     page.screenshot(path=str(shots / "vorlage-angelegt.png"), full_page=True)
     # a second paper under the same reference is refused on the form, the entries kept
-    page.goto(f"{server.url}/vorlagen/neu?workflow=sachstandsbericht")
+    page.goto(f"{server.url}/neue-vorlage?workflow=sachstandsbericht")
     page.get_by_label("Vorlagennummer").fill("SV-9-1900")
     page.get_by_label("Titel").fill("Noch einmal")
     page.get_by_role("button", name="Vorlage anlegen").click()
@@ -227,7 +227,7 @@ def test_no_sideways_scrolling_at_390_px(browser: Any, server: Server, shots: Pa
     staff = signed_in(browser, LANDRAT, viewport=PHONE)
     page = staff.new_page()
     for name, path in (("fristen", "/"), ("vorlagen", "/vorlagen"), ("vorlage", "/vorlagen/SV-9-1809"),
-                       ("raete", "/vorlagen/KS-1"), ("anlegen", "/vorlagen/neu?workflow=kreisstrategie"),
+                       ("raete", "/vorlagen/KS-1"), ("anlegen", "/neue-vorlage?workflow=kreisstrategie"),
                        ("bestaetigen", "/vorlagen/SV-9-1809/bestaetigen?schritt=zurueckziehen"),
                        ("fehler", "/vorlagen/GIBT-ES-NICHT"),
                        ("beschlusskontrolle", "/beschlusskontrolle?body=kreistag&status=erledigt")):

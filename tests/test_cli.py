@@ -60,6 +60,11 @@ def test_documented_path_through_the_cli(env: dict[str, str], capsys: Cli) -> No
     capsys.readouterr()
     assert run(["audit", "verify"]) == 0
     assert capsys.readouterr().out.startswith("ok: 6 Einträge, Kopf ")  # with the definition and the skipped mail
+    # one entry per line keeps a comma in an entry (on one line, commas separate the entries)
+    assert run(["documents", "create", "sachstandsbericht", "SV-9-1810", "--actor", LANDRAT, "--set", "title=x",
+                "--set", "references=Beschluss 12, Anlage 3\nSV-9-1334"]) == 0
+    created = _json(capsys, "status", "SV-9-1810")
+    assert isinstance(created, dict) and created["fields"]["references"] == ["Beschluss 12, Anlage 3", "SV-9-1334"]
 
 
 def test_branch_option_and_human_status(env: dict[str, str], capsys: Cli) -> None:

@@ -102,6 +102,21 @@ def test_done_and_undo_by_command(engine: Engine, clock: FixedClock) -> None:
         engine.done("SV-1", "vorlage", LANDRAT)
 
 
+def test_done_and_undone_at_the_same_instant(engine: Engine, clock: FixedClock) -> None:
+    """Marked done and taken back in the minute the deadline started: the deadline restarts with the same
+    start and due moment as before, and its new mails still get Message-IDs of their own."""
+    _in_committee(engine)
+    engine.done("SV-1", "vorlage", LANDRAT)
+    engine.done("SV-1", "vorlage", LANDRAT, undo=True)
+    engine.done("SV-1", "vorlage", LANDRAT)
+    engine.done("SV-1", "vorlage", LANDRAT, undo=True)
+    assert [e.kind for e in engine.history("SV-1")][-4:] == ["done", "undone", "done", "undone"]
+    assert _pending(engine, "SV-1", "vorlage") == ["remind", "remind", "escalate"]
+    mails = engine.reminders(reference="SV-1", statuses=("pending", "cancelled"))
+    assert len({m.message_id for m in mails}) == len(mails) == 3 * 3 + 1  # three starts of it; the Ladung's
+    assert engine.verify().ok
+
+
 def test_re_entering_the_state_starts_it_afresh(engine: Engine, clock: FixedClock) -> None:
     _in_committee(engine)
     engine.done("SV-1", "vorlage", LANDRAT)

@@ -475,3 +475,26 @@ def test_definitions_diff_lists_the_follow_ups_of_a_new_version() -> None:
     assert [(i.kind, i.name, i.details[3]) for i in diff.items if i.section == "follow_up"] == [
         ("added", "massnahme", "wann: je Eintrag von massnahmen"),
         ("added", "sachstand", "wann: alle 6 Monate, 4-mal")]
+
+
+def test_list_entries_with_a_comma_stay_whole(store: Store, tmp_path: Path, clock: FixedClock) -> None:
+    """A Maßnahme with a comma (one entry per line) is one Umsetzungsauftrag; a list field's template takes a
+    list placeholder entry by entry and ``{item}`` and the parent's reference whole, commas and all."""
+    folder = shipped(tmp_path / "definitions")
+    strategy = (folder / "kreisstrategie.yaml").read_text(encoding="utf-8")
+    (folder / "kreisstrategie.yaml").write_text(strategy.replace(
+        'fields: {title: "{item}", department: "{department}"}',
+        'fields: {title: "{item}", department: "{department}", references: "{reference}, {references}, {item}"}'),
+        encoding="utf-8")
+    engine = Engine(store, DefinitionLibrary(folder), clock)
+    reference = "SV 9,1000"
+    engine.create("kreisstrategie", "SV-9-1334", FEDER, {"title": "Vorgänger"})
+    adopt(engine, reference, massnahmen="Breitband, Glasfaser ausbauen\nSchulen anbinden\n")
+    assert engine.status(reference).fields["massnahmen"] == ["Breitband, Glasfaser ausbauen", "Schulen anbinden"]
+    children = [c.reference for c in engine.follow_ups(reference) if c.name == "massnahme"]
+    assert [engine.status(c).fields["title"] for c in children] == ["Breitband, Glasfaser ausbauen",
+                                                                    "Schulen anbinden"]
+    assert engine.status(children[0]).fields["references"] == [reference, "Breitband, Glasfaser ausbauen"]
+    [report] = engine.create_due_follow_ups(datetime(2026, 3, 2, tzinfo=UTC))  # the first Sachstandsbericht
+    assert engine.status(report.child).fields["references"] == [reference]  # the parent, filled in by the engine
+    assert engine.verify().ok

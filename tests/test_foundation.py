@@ -195,12 +195,18 @@ def test_json_field_values_mean_the_same_for_create_and_fire(engine: Engine) -> 
     from workflow.values import field_texts
 
     assert field_texts({"references": ["SV-1", "SV-2"], "public": False, "n": 3, "title": None}, "values") == \
-        {"references": "SV-1,SV-2", "public": "false", "n": "3"}
+        {"references": "SV-1\nSV-2\n", "public": "false", "n": "3"}
+    with pytest.raises(InputError, match=r"^values: Feld 'references': ein Listeneintrag muss eine Zeile sein"):
+        field_texts({"references": ["A\nB"]}, "values")
     with TestClient(create_app(engine, PROXIED), client=("127.0.0.1", 1)) as client:
         who = {"X-Remote-User": LANDRAT}
         created = client.post("/api/papers", headers=who, json={
             "workflow": "sachstandsbericht", "reference": "SV-1", "fields": {"title": "x", "references": ["A-1"]}})
         assert created.status_code == 201 and created.json()["fields"]["references"] == ["A-1"]
+        for n, kept in enumerate((["Beschluss 12, Anlage 3"], ["Beschluss 12, Anlage 3", "SV-9-1334"]), 2):
+            created = client.post("/api/papers", headers=who, json={  # JSON list items are kept as given
+                "workflow": "sachstandsbericht", "reference": f"SV-{n}", "fields": {"title": "x", "references": kept}})
+            assert created.status_code == 201 and created.json()["fields"]["references"] == kept
         bad = client.post("/api/papers/SV-1/fire", headers=who, json={"trigger": "vertagen",
                                                                        "values": {"result": {"x": 1}}})
         assert bad.status_code == 400 and "das Feld 'result' muss Text" in bad.json()["detail"]

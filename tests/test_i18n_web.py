@@ -110,7 +110,7 @@ def test_every_page_has_its_english_texts(client: TestClient) -> None:
         "workflow": "sachstandsbericht", "reference": "SV-9-1809", "fields": {"title": "Digitalisierungsstrategie"}})
     assert created.status_code == 201, created.text
     for path, heading, text in (("/", "My deadlines", "Subscribe to the calendar"),
-                                ("/vorlagen/neu?workflow=sachstandsbericht", "New paper", "Create paper"),
+                                ("/neue-vorlage?workflow=sachstandsbericht", "New paper", "Create paper"),
                                 ("/vorlagen/SV-9-1809", "SV-9-1809", "Next step"),
                                 ("/beschlusskontrolle", "Decision control", "Please choose a body"),
                                 ("/beschlusskontrolle?body=kreistag", "Decision control – Kreistag",

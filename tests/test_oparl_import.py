@@ -52,7 +52,7 @@ def _source(engine: Engine, clock: FixedClock) -> None:
     from datetime import timedelta
 
     engine.create("sachstandsbericht", "SV-9-1809", LANDRAT, {"title": "Sachstandsbericht Digitalisierung",
-                                                               "references": "SV-9-1334"})
+                                                               "references": "SV-9-1334\nBeschluss 12, Anlage 3"})
     engine.fire("SV-9-1809", "einbringen", LANDRAT, values={"meeting": "2020-08-20T17:00"})
     clock.set(clock.now() + timedelta(days=16))
     engine.fire("SV-9-1809", "vertagen", SITZ, values={"result": "vertagt", "meeting": "2020-08-27T17:00"})

@@ -133,6 +133,18 @@ def test_field_change_voids_the_signoffs_and_mails_the_signers(vorlage: Engine, 
     assert vorlage.verify().ok
 
 
+def test_voided_twice_at_the_same_instant(vorlage: Engine) -> None:
+    """Signed, voided, signed again and voided again in one minute: two mails of the same words to the same
+    signer at the same moment, each with a Message-ID of its own."""
+    for betrag in ("120", "130"):
+        vorlage.sign("V-1", KAEMMEREI)
+        assert kinds(vorlage.fire("V-1", "bearbeiten", AUTOR, values={"betrag": betrag}))[-1] == ("signoff", "void")
+    first, second = vorlage.reminders(reference="V-1")
+    assert (first.recipients, first.send_at) == (second.recipients, second.send_at) == ((KAEMMEREI,), first.send_at)
+    assert first.message_id != second.message_id
+    assert vorlage.verify().ok
+
+
 def test_the_signers_receive_the_void_mail(store: Store, tmp_path: Path, clock: FixedClock) -> None:
     """The mail goes out through the outbox like any other: one personal copy per signer, in German."""
     engine = engine_on(store, tmp_path / "defs", clock, vorlage=VORLAGE)

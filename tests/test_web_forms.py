@@ -91,7 +91,7 @@ def alert(html: str) -> str:
 
 
 def form_of(html: str, workflow: str = "sachstandsbericht") -> str:
-    start = html.index('<form method="post" action="/vorlagen/neu"')
+    start = html.index('<form method="post" action="/neue-vorlage"')
     return html[start:html.index("</form>", start)]
 
 
@@ -100,22 +100,22 @@ def form_of(html: str, workflow: str = "sachstandsbericht") -> str:
 
 def test_create_link_only_for_those_who_may_create(client: TestClient) -> None:
     """The papers list links "Neue Vorlage" for a person who may create in some workflow, not for others."""
-    assert 'href="/vorlagen/neu">Neue Vorlage</a>' in client.get("/vorlagen", headers=as_user(LANDRAT)).text
+    assert 'href="/neue-vorlage">Neue Vorlage</a>' in client.get("/vorlagen", headers=as_user(LANDRAT)).text
     for other in (SITZ, AUDITOR, OLFEN):
-        assert "/vorlagen/neu" not in client.get("/vorlagen", headers=as_user(other)).text, other
-        page = client.get("/vorlagen/neu", headers=as_user(other))
+        assert "/neue-vorlage" not in client.get("/vorlagen", headers=as_user(other)).text, other
+        page = client.get("/neue-vorlage", headers=as_user(other))
         assert page.status_code == 403 and "Sie dürfen in keinem Ablauf Vorlagen anlegen" in page.text
 
 
 def test_create_form_chooses_the_workflow_then_shows_its_fields(client: TestClient) -> None:
     """Step one lists the workflows the person may create in, by title; step two their fields, German
     labels, required ones marked, an input of the field's type."""
-    landrat = client.get("/vorlagen/neu", headers=as_user(LANDRAT)).text
+    landrat = client.get("/neue-vorlage", headers=as_user(LANDRAT)).text
     options = re.findall(r'<option value="([a-z_]+)">([^<]+)</option>', landrat)
     assert options == [("kreisstrategie", "Kreisweite Strategie (Beschluss durch Kreis und Kommunen)"),
                        ("sachstandsbericht", "Sachstandsbericht zur Kenntnisnahme"),
                        ("umsetzung", "Umsetzungsauftrag aus einem Beschluss")]
-    form = form_of(client.get("/vorlagen/neu", params={"workflow": "sachstandsbericht"},
+    form = form_of(client.get("/neue-vorlage", params={"workflow": "sachstandsbericht"},
                               headers=as_user(LANDRAT)).text)
     assert "Ablauf: <strong>Sachstandsbericht zur Kenntnisnahme</strong>" in form
     assert re.search(r'<label for="field-title">Titel <span class="required-mark" aria-hidden="true">\*</span>',
@@ -127,30 +127,30 @@ def test_create_form_chooses_the_workflow_then_shows_its_fields(client: TestClie
     assert '<textarea id="field-references" name="field.references"' in form and "Bezüge" in form
     assert 'name="meeting"' not in form  # the initial state has no consultation
     # a person who may create in one workflow only goes straight to its fields
-    only = client.get("/vorlagen/neu", headers=as_user(WRITER)).text
+    only = client.get("/neue-vorlage", headers=as_user(WRITER)).text
     typed = dict(re.findall(r'<(?:input|textarea) (?:type="([a-z-]+)" )?id="field-([a-z_]+)"', only)[i][::-1]
                  for i in range(7))
     assert typed == {"title": "text", "haushaltsjahr": "number", "stichtag": "date", "sitzung_am": "datetime-local",
                      "public": "checkbox", "eilig": "checkbox", "references": ""}
     assert 'type="datetime-local" id="meeting" name="meeting"' in only  # it starts in a consultation
     assert "Haushaltsjahr <span class=\"required-mark\"" in only and "Sitzung am</label>" in only
-    unknown = client.get("/vorlagen/neu", params={"workflow": "gibtsnicht"}, headers=as_user(LANDRAT))
+    unknown = client.get("/neue-vorlage", params={"workflow": "gibtsnicht"}, headers=as_user(LANDRAT))
     assert unknown.status_code == 404 and "Diesen Ablauf gibt es nicht" in unknown.text
 
 
 def test_create_a_vorlage(client: TestClient, engine: Engine) -> None:
     """The form creates the paper through the engine and redirects to it with a message."""
-    csrf = csrf_of(client.get("/vorlagen/neu", params={"workflow": "sachstandsbericht"},
+    csrf = csrf_of(client.get("/neue-vorlage", params={"workflow": "sachstandsbericht"},
                               headers=as_user(LANDRAT)).text)
-    created = client.post("/vorlagen/neu", headers=as_user(LANDRAT), follow_redirects=False, data={
+    created = client.post("/neue-vorlage", headers=as_user(LANDRAT), follow_redirects=False, data={
         "csrf": csrf, "workflow": "sachstandsbericht", "reference": "SV-9-1809",
         "field.title": "Digitalisierungsstrategie", "field.department": "Amt 10",
-        "field.references": "SV-9-1334\r\n\r\n SV-9-1335 \r\n"})  # public left unchecked
+        "field.references": "SV-9-1334\r\n\r\n SV-9-1335 \r\nBeschluss 12, Anlage 3"})  # public left unchecked
     assert created.status_code == 303 and created.headers["location"] == "/vorlagen/SV-9-1809"
     status = engine.status("SV-9-1809")
     assert status.state == "entwurf" and dict(status.fields) == {
         "title": "Digitalisierungsstrategie", "department": "Amt 10", "public": False,
-        "references": ["SV-9-1334", "SV-9-1335"]}
+        "references": ["SV-9-1334", "SV-9-1335", "Beschluss 12, Anlage 3"]}  # one entry per line
     assert [r.actor for r in engine.history("SV-9-1809")] == [LANDRAT]
     page = client.get("/vorlagen/SV-9-1809", headers=as_user(LANDRAT)).text
     assert notice(page) == "Angelegt: Vorlage SV-9-1809 – Digitalisierungsstrategie"
@@ -158,8 +158,8 @@ def test_create_a_vorlage(client: TestClient, engine: Engine) -> None:
 
 
 def test_create_with_every_field_type(client: TestClient, engine: Engine) -> None:
-    csrf = csrf_of(client.get("/vorlagen/neu", headers=as_user(WRITER)).text)
-    created = client.post("/vorlagen/neu", headers=as_user(WRITER), follow_redirects=False, data={
+    csrf = csrf_of(client.get("/neue-vorlage", headers=as_user(WRITER)).text)
+    created = client.post("/neue-vorlage", headers=as_user(WRITER), follow_redirects=False, data={
         "csrf": csrf, "workflow": "alle_typen", "reference": "HH-2021", "field.title": "Haushalt 2021",
         "field.haushaltsjahr": "2021", "field.stichtag": "2021-01-01", "field.sitzung_am": "2020-12-10T16:00",
         "field.public": "true", "field.eilig": "true", "meeting": "2020-12-10T16:00"})
@@ -191,7 +191,7 @@ def test_create_errors_stay_on_the_form(client: TestClient, engine: Engine, who:
     csrf = csrf_of(client.get("/", headers=as_user(who)).text)
     sent = {"csrf": csrf, "workflow": "sachstandsbericht", "reference": "SV-2", "field.title": "Mein Titel",
             "field.department": "Amt <10>", "field.references": "A-1\nA-2", **data}
-    response = client.post("/vorlagen/neu", headers=as_user(who), data=sent, follow_redirects=False)
+    response = client.post("/neue-vorlage", headers=as_user(who), data=sent, follow_redirects=False)
     assert response.status_code == status, response.text
     assert message in alert(response.text)
     if data.get("workflow") != "sachstandsberich":
@@ -200,6 +200,30 @@ def test_create_errors_stay_on_the_form(client: TestClient, engine: Engine, who:
         assert 'value="Amt &lt;10&gt;"' in form and ">A-1\nA-2</textarea>" in form
         assert '<input type="checkbox" id="field-public" name="field.public" value="true">' in form  # kept unticked
     assert [p.reference for p in engine.store.iter_papers()] == ["SV-1"]
+
+
+def test_a_paper_named_neu_is_reachable(client: TestClient, engine: Engine) -> None:
+    """The create form lives at /neue-vorlage, outside the papers' addresses: /vorlagen/neu is the paper "neu"
+    (as mails link it) and its steps work; while there is no such paper, the form's old address leads to the
+    form, and the old form's POST still creates."""
+    old = client.get("/vorlagen/neu", params={"workflow": "sachstandsbericht"}, headers=as_user(LANDRAT),
+                     follow_redirects=False)
+    assert old.status_code == 303 and old.headers["location"] == "/neue-vorlage?workflow=sachstandsbericht"
+    created = client.post("/vorlagen/neu", headers=as_user(LANDRAT), follow_redirects=False, data={
+        "csrf": csrf_of(client.get(old.headers["location"], headers=as_user(LANDRAT)).text),
+        "workflow": "sachstandsbericht", "reference": "neu", "field.title": "Neuordnung der Ämter"})
+    assert created.status_code == 303 and created.headers["location"] == "/vorlagen/neu"
+    page = client.get("/vorlagen/neu", headers=as_user(LANDRAT))
+    assert page.status_code == 200 and "<h1>neu <small>" in page.text and "Neuordnung der Ämter" in page.text
+    assert 'action="/vorlagen/neu/fire"' in page.text
+    engine.sign("neu", KAEMMEREI)
+    fired = client.post("/vorlagen/neu/fire", headers=as_user(LANDRAT), data={
+        "csrf": csrf_of(page.text), "trigger": "einbringen", "meeting": "2030-08-27T17:00",
+        "version": engine.load("neu").version})
+    assert fired.url.path == "/vorlagen/neu" and notice(fired.text) == "Gespeichert: In den Ausschuss einbringen"
+    assert engine.status("neu").state == "ausschuss"
+    form = client.get("/neue-vorlage", params={"workflow": "sachstandsbericht"}, headers=as_user(LANDRAT)).text
+    assert 'action="/neue-vorlage"' in form and "Ablauf: <strong>Sachstandsbericht zur Kenntnisnahme" in form
 
 
 def test_create_rule_is_the_engines(engine: Engine) -> None:

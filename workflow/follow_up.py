@@ -21,9 +21,10 @@ from .calendar import add_months, shift, working_calendar
 from .definition import Definition, FollowUp, Offset
 from .i18n import _
 from .paper import PaperState, field_instant
+from .values import list_entries, list_text
 
 __all__ = ["FIXED_PLACEHOLDERS", "Owed", "by_name", "child_values", "due_at", "entered", "next_owed", "owed_at_entry",
-           "placeholders", "render", "still_owed"]
+           "placeholders", "render", "render_list", "still_owed"]
 
 #: Placeholders every template may use besides the parent's fields; ``item`` only with ``for_each``.
 FIXED_PLACEHOLDERS = ("reference", "n", "item", "result")
@@ -81,6 +82,23 @@ def render(template: str, values: Mapping[str, Any]) -> str:
         if name is not None:
             out.append(_text(values.get(name)))
     return "".join(out)
+
+
+def render_list(template: str, values: Mapping[str, Any]) -> str:
+    """The template of a list field as the text of its entries (:func:`~workflow.values.list_text`): the
+    template's own entries (:func:`~workflow.values.list_entries`: commas, or one a line) each rendered
+    whole, so ``{item}`` or a reference with a comma stays one entry; an entry that is just a list placeholder
+    gives that list's entries."""
+    rendered: list[str] = []
+    for part in list_entries(template):
+        parsed = list(string.Formatter().parse(part))
+        whole = parsed[0][1] if len(parsed) == 1 and not parsed[0][0] else None
+        if whole is not None and isinstance(values.get(whole), list):
+            rendered += [_text(v) for v in values[whole]]
+        else:
+            rendered.append(render(part, values))
+    # an entry is one line: a text field's line breaks become spaces
+    return list_text(entry for text in rendered if (entry := " ".join(text.split())))
 
 
 def _values(reference: str, paper: PaperState, n: int, item: str | None) -> dict[str, Any]:
@@ -175,10 +193,11 @@ def child_values(follow_up: FollowUp, child: Definition, reference: str, paper: 
     empty ones left out; the child's list field ``references`` names the parent unless ``fields`` sets it."""
     values = _values(reference, paper, owed.n, owed.item)
     out = {name: text for name, template in follow_up.fields.items()
-           if (text := render(template, values).strip())}
+           if (text := (render_list(template, values) if name in child.fields and child.fields[name].type == "list"
+                        else render(template, values).strip()))}
     spec = child.fields.get("references")
     if spec is not None and spec.type == "list" and "references" not in follow_up.fields:
-        out["references"] = reference
+        out["references"] = list_text([reference])
     return out
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from .chain import canonical_json
 from .definition import Definition
@@ -26,6 +27,7 @@ from .i18n import _
 from .machine import compile_machine
 from .oparl_read import OParlData, parse_instant
 from .paper import IMPORT_ACTOR, Change, PaperState, apply, decide_create, decide_fire, decide_meeting
+from .values import list_text
 from .yamlsafe import YamlProblems, load_located
 
 if TYPE_CHECKING:
@@ -423,8 +425,9 @@ class OParlImporter:
             values["public"] = "false"  # discussed only in closed session
         related = paper.get("relatedPaper") or []
         if "references" in d.fields and related:
-            refs = [(data.papers.get(r, {}).get("reference") or r.rstrip("/").rsplit("/", 1)[-1]) for r in related]
-            values["references"] = ",".join(r.replace(",", " ") for r in refs)
+            refs = [str(data.papers.get(r, {}).get("reference") or unquote(r.rstrip("/").rsplit("/", 1)[-1]))
+                    for r in related]  # a paper not in the files: the reference its URL ends with
+            values["references"] = list_text(" ".join(r.split()) for r in refs)  # entries are one line
         return values
 
     # --- writing -----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,8 +12,9 @@ from zoneinfo import ZoneInfo
 from .errors import InputError
 from .i18n import _
 
-__all__ = ["MAX_TEXT", "clean_name", "clean_text", "field_texts", "hidden_break", "is_email", "parse_bool",
-           "parse_datetime", "parse_field_value", "stored_instant", "to_utc", "user_instant"]
+__all__ = ["MAX_TEXT", "clean_name", "clean_text", "field_texts", "hidden_break", "is_email", "list_entries",
+           "list_text", "parse_bool", "parse_datetime", "parse_field_value", "stored_instant", "to_utc",
+           "user_instant"]
 
 #: An e-mail address as councilflow accepts it everywhere (role members, body contacts, actors, tokens,
 #: mail headers): a local part, "@", and a domain of dot-separated labels (letters, digits, hyphens; a
@@ -157,10 +159,29 @@ def user_instant(value: str | datetime, zone: str, context: str) -> datetime:
         raise InputError(_("{context}: {problem}").format(context=context, problem=exc)) from None
 
 
+def list_entries(text: str) -> list[str]:
+    """The entries of a list field given as text (``--set``, and what every front end sends on): with a line
+    break in it, one entry per line, a comma belonging to its entry; on one line, entries separated by
+    commas (``SV-9-1334, SV-9-1390``). Entries are trimmed, empty ones left out."""
+    parts = text.splitlines() if "\n" in text or "\r" in text else text.split(",")
+    return [part.strip() for part in parts if part.strip()]
+
+
+def list_text(entries: Iterable[str]) -> str:
+    """The text :func:`list_entries` reads back as exactly ``entries``: one a line, with a line break at the
+    end, so that a single entry with a comma stays one; ValueError for an entry with a line break."""
+    out = []
+    for entry in entries:
+        if "\n" in entry or "\r" in entry:
+            raise ValueError(_("a list entry must be one line, not {entry}").format(entry=_shown(entry)))
+        out.append(entry + "\n")
+    return "".join(out)
+
+
 def field_texts(raw: Any, context: str) -> dict[str, str]:
-    """Field values sent as JSON (web, API clients) as the text a user would type after ``--set``: lists
-    joined with commas, numbers and booleans as text, null as not given; anything else is an InputError
-    naming ``context``."""
+    """Field values sent as JSON (web, API clients) as the text a user would type after ``--set``: lists as
+    :func:`list_text` (each item one entry, as given), numbers and booleans as text, null as not given;
+    anything else is an InputError naming ``context``."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -170,7 +191,11 @@ def field_texts(raw: Any, context: str) -> dict[str, str]:
         if value is None:
             continue
         if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
-            out[str(key)] = ",".join(str(v) for v in value)
+            try:
+                out[str(key)] = list_text(str(v) for v in value)
+            except ValueError as exc:
+                raise InputError(_("{context}: field '{key}': {problem}").format(context=context, key=key,
+                                                                                 problem=exc)) from None
         elif isinstance(value, bool):
             out[str(key)] = "true" if value else "false"
         elif isinstance(value, str | int | float):
@@ -200,5 +225,5 @@ def parse_field_value(ftype: str, text: str, zone: str) -> Any:
     if ftype == "datetime":
         return parse_datetime(text, zone).isoformat()
     if ftype == "list":
-        return [part.strip() for part in text.split(",") if part.strip()]
+        return list_entries(text)
     raise ValueError(_("unknown field type '{type}'").format(type=ftype))

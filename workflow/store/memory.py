@@ -295,7 +295,8 @@ class MemoryStore:
         for mail in mails:
             reminder_rows.append(ReminderRecord(len(self._reminders) + len(reminder_rows) + 1, None, new.id,
                                                 new.reference, mail.kind, mail.label, mail.send_at, mail.recipients,
-                                                dict(mail.payload), paper_mail_message_id(new.reference, mail),
+                                                dict(mail.payload),
+                                                paper_mail_message_id(new.reference, new.last_seq, mail),
                                                 "pending", 0, mail.send_at, None, None, None, None))
         # nothing below can fail
         self._papers[new.reference] = new
@@ -347,7 +348,8 @@ class MemoryStore:
             deadlines.append(DeadlineRecord(deadline_id, paper.reference, d.name, d.label, d.state, d.branch, d.body,
                                             d.due_at, d.anchor, d.anchor_at, now, "running", None))
             for r in d.reminders:
-                message_id = reminder_message_id(paper.reference, d.name, d.branch, r.kind, r.label, now, d.due_at)
+                message_id = reminder_message_id(paper.reference, deadline_id, d.name, d.branch, r.kind, r.label, now,
+                                                 d.due_at)
                 if message_id in self._message_ids or any(x.message_id == message_id for x in reminders):
                     raise ConflictError(_("{reference}: mail {message_id} is queued already").format(
                         reference=paper.reference, message_id=message_id))

@@ -142,10 +142,12 @@ class ReminderRecord:
         }
 
 
-def reminder_message_id(reference: str, name: str, branch: str, kind: str, label: str, started: datetime,
-                        due: datetime) -> str:
-    """A stable, unique Message-ID for one reminder: a resend after a crash carries the same one."""
-    basis = "\x1f".join([reference, name, branch, kind, label, started.isoformat(), due.isoformat()])
+def reminder_message_id(reference: str, deadline_id: int, name: str, branch: str, kind: str, label: str,
+                        started: datetime, due: datetime) -> str:
+    """A stable, unique Message-ID for one reminder (stored with it: a resend after a crash carries the same
+    one). The deadline row's id makes it unique: a deadline may start twice at one instant with the same due
+    moment (marked done and taken back within the minute)."""
+    basis = "\x1f".join([reference, str(deadline_id), name, branch, kind, label, started.isoformat(), due.isoformat()])
     digest = hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
     return f"<{digest}.{kind}@councilflow>"
 
@@ -162,9 +164,10 @@ class PaperMail:
     payload: Mapping[str, Any] = field(default_factory=dict)
 
 
-def paper_mail_message_id(reference: str, mail: PaperMail) -> str:
-    """A stable, unique Message-ID for a paper's mail without a deadline."""
-    basis = "\x1f".join([reference, mail.kind, mail.label, mail.send_at.isoformat(), *mail.recipients])
+def paper_mail_message_id(reference: str, seq: int, mail: PaperMail) -> str:
+    """A stable, unique Message-ID for a paper's mail without a deadline; ``seq``: the trail entry of the
+    change that queues it (one such mail a change), so the same mail queued twice at one instant differs."""
+    basis = "\x1f".join([reference, str(seq), mail.kind, mail.label, mail.send_at.isoformat(), *mail.recipients])
     digest = hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
     return f"<{digest}.{mail.kind}@councilflow>"
 

@@ -734,7 +734,7 @@ class SqlStore:
                     "paper_id": paper.id, "reference": paper.reference, "kind": mail.kind, "label": mail.label,
                     "send_at": self._db_time(mail.send_at), "recipients": json.dumps(list(mail.recipients)),
                     "payload": json.dumps(dict(mail.payload), ensure_ascii=False),
-                    "message_id": paper_mail_message_id(paper.reference, mail)})
+                    "message_id": paper_mail_message_id(paper.reference, last_seq, mail)})
             before = bodies_at(definition, paper.state) if definition.source_hash == paper.definition_hash else None
             self._sync_bodies(cur, paper.id, paper.reference, before, bodies_at(definition, state))
             # the light's inputs (delayed, final, the running deadlines) change only with these
@@ -817,7 +817,8 @@ class SqlStore:
                 cur.execute(self._q["_INSERT_REMINDER"], {
                     "deadline_id": deadline_id, "paper_id": paper_id, "reference": reference, "kind": r.kind,
                     "label": r.label, "send_at": send_at, "recipients": json.dumps(list(r.recipients)),
-                    "message_id": reminder_message_id(reference, d.name, d.branch, r.kind, r.label, now, d.due_at),
+                    "message_id": reminder_message_id(reference, deadline_id, d.name, d.branch, r.kind, r.label, now,
+                                                      d.due_at),
                 })
         cur.execute(self._q["_NEXT_DUE"], {"id": paper_id})
         return notes

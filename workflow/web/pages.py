@@ -24,7 +24,7 @@ from ..decision_report import render as render_decisions
 from ..definition import Definition
 from ..diagram import svg_inline
 from ..engine import DecisionView, Engine, Status
-from ..errors import InputError, NotPermittedError, ToolMissingError, WorkflowError
+from ..errors import InputError, NotFoundError, NotPermittedError, ToolMissingError, WorkflowError
 from ..german import EntryText, entry_label, entry_text, field_label
 from ..i18n import _
 from ..paper import branch_version, signoff_request
@@ -51,6 +51,12 @@ NOTICE_SECONDS = 120
 INPUT_TYPE = {"text": "text", "int": "number", "date": "date", "datetime": "datetime-local", "bool": "checkbox",
               "list": "textarea"}
 
+
+#: The create form: outside /vorlagen/REFERENCE, which is every paper's address (mails link it), so no
+#: reference can be shadowed by it. Its old address /vorlagen/neu is the paper "neu" if there is one, else
+#: it leads here (bookmarks), and the old form's POST there still creates.
+CREATE_PAGE = "/neue-vorlage"
+OLD_CREATE_PAGE = "neu"
 
 #: Entries per page of the audit page and of a paper's history.
 AUDIT_PAGE = 50
@@ -244,7 +250,7 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                     values=values or {}, reference=reference, error=error,
                     with_meeting=chosen is not None and chosen.initial.consultation is not None)
 
-    @router.get("/vorlagen/neu", response_class=HTMLResponse)
+    @router.get(CREATE_PAGE, response_class=HTMLResponse)
     def create_page(request: Request, workflow: str = "", who: Person = Depends(user)) -> HTMLResponse:
         """The form to create a Vorlage: first the workflow (if there is a choice), then its fields."""
         choices = engine.creatable(who)
@@ -255,7 +261,8 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
         return create_form(request, who, choices, chosen, status_code,
                            error="unknown" if status_code == 404 else "")
 
-    @router.post("/vorlagen/neu", response_class=HTMLResponse)
+    @router.post(CREATE_PAGE, response_class=HTMLResponse)
+    @router.post(f"/vorlagen/{OLD_CREATE_PAGE}", response_class=HTMLResponse)
     async def create_submit(request: Request, who: Person = Depends(user)) -> Response:
         """Create the Vorlage through :meth:`Engine.create` (its one validation); an error is shown on the
         form with what was entered."""
@@ -364,8 +371,14 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
 
     @router.get("/vorlagen/{reference:path}", response_class=HTMLResponse)
     def paper_page(request: Request, reference: str, vor: int | None = None,
-                   who: Person = Depends(user)) -> HTMLResponse:
-        paper = engine.paper_for(reference, who)
+                   who: Person = Depends(user)) -> Response:
+        try:
+            paper = engine.paper_for(reference, who)
+        except NotFoundError:
+            if reference != OLD_CREATE_PAGE:
+                raise
+            query = request.url.query
+            return RedirectResponse(CREATE_PAGE + (f"?{query}" if query else ""), status_code=303)
         definition = engine.definition_of(paper)
         try:
             diagram, diagram_missing = svg_inline(definition, paper.state.state), ""
