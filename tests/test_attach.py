@@ -291,3 +291,30 @@ def test_a_well_formed_attach_loads() -> None:
     [spec] = [f for f in definition.follow_ups if f.name == "sachstand"]
     assert [(a.body, a.status, a.warn_days, a.format) for a in spec.attach] == [
         ("kreistag", "verzoegert", 5, "html"), ("kreistag", "offen", None, "pdf")]
+
+
+def test_revision_0011_down_and_up_keeps_the_papers_and_fills_modified_at(store: Store, db_url: str, tmp_path: Path,
+                                                                          clock: FixedClock) -> None:
+    """Revision 0011 fills ``modified_at`` from each paper's last change or its newest follow-up paper (OParl's
+    modified_since finds the parent of a new report), and a downgrade to 0010 and back keeps every paper."""
+    from alembic import command
+
+    from workflow.store.schema import _config, upgrade
+
+    engine = Engine(store, DefinitionLibrary(strategy_with(tmp_path / "definitions")), clock)
+    first_report(engine, clock)
+    sql = store.engine  # type: ignore[attr-defined]
+    cfg = _config()
+    with sql.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0010")
+    upgrade(sql)
+    with sql.connect() as conn:
+        found = dict(conn.execute(text("SELECT reference, modified_at FROM papers WHERE reference IN (:a, :b)"),
+                                  {"a": REF, "b": SB1}).all())
+    assert len(found) == 2 and found[REF] == found[SB1]  # the parent: modified when its report was created
+    _total, changed = engine.oparl_papers("https://ris.example/oparl/v1.1", 0, 100,
+                                          modified_since=engine.history(SB1)[0].at)
+    assert {p["reference"] for p in changed} == {REF, SB1}
+    assert engine.files(SB1) == []  # a downgrade drops the attachments (and verify says so)
+    assert not engine.verify().ok

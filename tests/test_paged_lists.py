@@ -353,10 +353,11 @@ def _fill(store: SqlStore, engine: Engine, papers: int) -> None:
                 audit_rows.append({"seq": first + n * 3 + k, "paper_id": pid, "reference": ref,
                                    **dict(entry._mapping)})
         conn.execute(text("INSERT INTO papers (id, reference, workflow, workflow_version, definition_hash, state, "
-                          "entered_at, meeting, branches, fields, result, created_at, updated_at, version, last_seq, "
-                          "last_hash, public, next_due) VALUES (:id, :reference, :workflow, :workflow_version, "
-                          ":definition_hash, :state, :entered_at, :meeting, :branches, :fields, :result, "
-                          ":created_at, :updated_at, :version, :last_seq, :last_hash, :public, :next_due)"),
+                          "entered_at, meeting, branches, fields, result, created_at, updated_at, modified_at, "
+                          "version, last_seq, last_hash, public, next_due) VALUES (:id, :reference, :workflow, "
+                          ":workflow_version, :definition_hash, :state, :entered_at, :meeting, :branches, :fields, "
+                          ":result, :created_at, :updated_at, :updated_at, :version, :last_seq, :last_hash, :public, "
+                          ":next_due)"),
                      papers_rows)
         conn.execute(text("INSERT INTO paper_bodies (body, reference, paper_id) VALUES (:body, :reference, "
                           ":paper_id)"), body_rows)

@@ -83,13 +83,15 @@ _SELECT_PAPER = f"SELECT {_PAPER_COLUMNS} FROM papers WHERE reference = :referen
 _PAPERS_AFTER = f"SELECT {_PAPER_COLUMNS} FROM papers WHERE id > :after ORDER BY id LIMIT :limit"
 _INSERT_PAPER = (
     "INSERT INTO papers (reference, workflow, workflow_version, definition_hash, state, entered_at, meeting, "
-    "branches, fields, result, created_at, updated_at, version, last_seq, last_hash, done, signoffs, public) VALUES "
-    "(:reference, :workflow, :workflow_version, :definition_hash, :state, :entered_at, :meeting, :branches, :fields, "
-    ":result, :created_at, :updated_at, 1, :last_seq, :last_hash, :done, :signoffs, :public) RETURNING id"
+    "branches, fields, result, created_at, updated_at, modified_at, version, last_seq, last_hash, done, signoffs, "
+    "public) VALUES (:reference, :workflow, :workflow_version, :definition_hash, :state, :entered_at, :meeting, "
+    ":branches, :fields, :result, :created_at, :updated_at, :updated_at, 1, :last_seq, :last_hash, :done, :signoffs, "
+    ":public) RETURNING id"
 )
 _UPDATE_PAPER = (
     "UPDATE papers SET state = :state, entered_at = :entered_at, meeting = :meeting, branches = :branches, "
     "fields = :fields, result = :result, updated_at = :updated_at, version = :new_version, last_seq = :last_seq, "
+    "modified_at = CASE WHEN modified_at > :updated_at THEN modified_at ELSE :updated_at END, "
     "last_hash = :last_hash, workflow_version = :workflow_version, definition_hash = :definition_hash, done = :done, "
     "signoffs = :signoffs, public = :public WHERE id = :id AND version = :version"
 )
@@ -549,8 +551,10 @@ class SqlStore:
         self._append_notes(cur, parent_id, int(last[0]), str(last[1]), [child.note])
         self._insert_decisions(cur, parent_id, child_id, child)
         self._insert_files(cur, child_id, child.files, child.changes[0].at)
-        # the parent's OParl object lists its follow-up papers: build it again
-        cur.execute(self._sql("UPDATE papers SET oparl = NULL WHERE id = :id"), {"id": parent_id})
+        # the parent's OParl object lists its follow-up papers: build it again, and it counts as modified
+        cur.execute(self._sql("UPDATE papers SET oparl = NULL, modified_at = CASE WHEN modified_at > :at THEN "
+                              "modified_at ELSE :at END WHERE id = :id"),
+                    {"id": parent_id, "at": self._db_time(child.changes[0].at)})
 
     def _insert_files(self, cur: Any, paper_id: int, files: Sequence[NewFile], at: datetime) -> None:
         """Attach ``files`` to a paper (in the transaction of the entry that names them)."""
@@ -1162,9 +1166,8 @@ class SqlStore:
         params: dict[str, Any] = {}
         if modified_since is not None:
             # a paper is modified by its own changes and by each follow-up paper created for it (OParl's
-            # subordinatedPaper), which is a note in its trail, not a change of the paper
-            where += (" AND (p.updated_at >= :since OR EXISTS (SELECT 1 FROM follow_ups f WHERE f.paper_id = p.id "
-                      "AND f.status = 'created' AND f.done_at >= :since))")
+            # subordinatedPaper, a note in its trail): modified_at, workflow.oparl.modified_at
+            where += " AND p.modified_at >= :since"
             params["since"] = self._db_time(modified_since)
         return (self._sql(f"SELECT COUNT(*) FROM papers p WHERE {where}"),
                 self._sql(f"SELECT p.id FROM papers p WHERE {where} ORDER BY p.id LIMIT 1 OFFSET :offset"),

@@ -75,12 +75,12 @@ class PaperRow(SQLModel, table=True):
 
     __tablename__ = "papers"
     # The lists page by reference (keyset) within a workflow, a state, the overdue papers; OParl by id among the
-    # public papers and by modification (revision 0006).
+    # public papers and by modification (revisions 0006, 0011).
     __table_args__ = (Index("ix_papers_workflow_reference", "workflow", "reference"),
                       Index("ix_papers_state_reference", "state", "reference"),
                       Index("ix_papers_next_due", "next_due"),
                       Index("ix_papers_public_id", "public", "id"),
-                      Index("ix_papers_updated_id", "updated_at", "id"))
+                      Index("ix_papers_modified_id", "modified_at", "id"))
 
     id: int | None = Field(default=None, primary_key=True)
     reference: str = Field(max_length=120, unique=True)
@@ -110,6 +110,9 @@ class PaperRow(SQLModel, table=True):
     # The sign-offs standing in the current visit of the state: {role: {decision, actor, at, fields_hash, text}}
     # (NULL: none; revision 0009).
     signoffs: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # When its OParl object last changed: its last change, or a follow-up paper created for it (revision 0011;
+    # workflow.oparl.modified_at). Filled by the migration, written with every change.
+    modified_at: datetime | None = _utc(nullable=True)
 
 
 class PaperBodyRow(SQLModel, table=True):
