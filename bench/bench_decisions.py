@@ -9,7 +9,8 @@ deadlines and the ``decisions`` rows are cloned under new references with execut
 (PostgreSQL). A tenth of the children are delayed, a third finished; target dates spread over two years.
 
 Run: `.venv/bin/python bench/bench_decisions.py [--decisions 10000] [--per 5] [--n 50]
-[--backend sqlite|postgresql|both]` (PostgreSQL on 127.0.0.1:5432; a scratch database is made and dropped).
+[--backend sqlite|postgresql|both] [--attach]` (PostgreSQL on 127.0.0.1:5432; a scratch database is made and
+dropped). ``--attach``: also the report a follow-up attaches, as HTML and as PDF.
 """
 
 from __future__ import annotations
@@ -218,7 +219,23 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
             engine_ms = timed(args.n, page)
             raw_ms = timed(args.n, raw)
             print(f"{label:<44}{p99(engine_ms):>14.1f}{statistics.median(engine_ms):>9.1f}{p99(raw_ms):>16.1f}")
+        if args.attach:
+            attach_report(engine)
         store.dispose()
+
+
+def attach_report(engine: Engine) -> None:
+    """What a follow-up's ``attach`` costs when the scheduler creates a child: the body's report (at most
+    ATTACH_MAX_ROWS rows) read and rendered, once as HTML and once as PDF (before the child's transaction)."""
+    from workflow.decision_report import ATTACH_MAX_ROWS, attachment
+    from workflow.definition import Attachment
+
+    for fmt in ("html", "pdf"):
+        started = time.perf_counter()
+        made = attachment(engine, Attachment("kreistag", format=fmt), "Europe/Berlin", NOW)
+        took = time.perf_counter() - started
+        size = len(made.content) / 1e3
+        print(f"attach: the report as {fmt} (≤ {ATTACH_MAX_ROWS:,} rows): {took * 1000:,.0f} ms, {size:,.0f} kB")
 
 
 def main() -> None:
@@ -226,6 +243,7 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=10_000)
     parser.add_argument("--per", type=int, default=5)
     parser.add_argument("--n", type=int, default=50)
+    parser.add_argument("--attach", action="store_true", help="also time the report a follow-up attaches (PDF)")
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     args = parser.parse_args()
     for backend in (("sqlite", "postgresql") if args.backend == "both" else (args.backend,)):

@@ -110,6 +110,18 @@ def test_the_report_attached_to_the_sachstandsbericht_as_it_stood_then(strategy:
     assert strategy.verify().ok
 
 
+def test_a_long_report_is_cut_with_a_note(strategy: Engine, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+                                          ) -> None:
+    import workflow.decision_report as decision_report
+
+    monkeypatch.setattr(decision_report, "ATTACH_MAX_ROWS", 2)
+    first_report(strategy, clock)
+    document = strategy.file_content(strategy.load(SB1), NAME_HTML)[1].decode("utf-8")
+    assert [c[5] for c in cells(document)] == [f"{REF}-M2", f"{REF}-M1"]
+    assert ("Nur die ersten 2 Folgevorlagen sind aufgeführt; die Beschlusskontrolle des Gremiums zeigt alle."
+            in html.unescape(document))
+
+
 def test_the_shipped_strategy_attaches_a_pdf(store: Store, tmp_path: Path, clock: FixedClock) -> None:
     engine = Engine(store, DefinitionLibrary(shipped(tmp_path / "definitions")), clock)
     first_report(engine, clock)

@@ -25,14 +25,18 @@ from .store.records import NewFile
 if TYPE_CHECKING:
     from .engine import DecisionView, Engine
 
-__all__ = ["COLUMNS", "FORMATS", "MAX_ROWS", "PUBLIC_READER", "WEB_MAX_ROWS", "DecisionReport", "DecisionsFormat",
-           "attachment", "build", "cells", "csv_text", "light_word", "render", "render_html", "table_text"]
+__all__ = ["ATTACH_MAX_ROWS", "COLUMNS", "FORMATS", "MAX_ROWS", "PUBLIC_READER", "WEB_MAX_ROWS", "DecisionReport",
+           "DecisionsFormat", "attachment", "build", "cells", "csv_text", "light_word", "render", "render_html",
+           "table_text"]
 
 DecisionsFormat = Literal["table", "csv", "html", "pdf"]
 FORMATS: tuple[DecisionsFormat, ...] = ("table", "csv", "html", "pdf")
 #: The most rows of one report (a printable PDF; the CSV of the CLI has no limit), and of one made on the web.
 MAX_ROWS = 5_000
 WEB_MAX_ROWS = 1_000
+#: The most rows of a report a follow-up attaches: WeasyPrint lays out some 60–120 rows a second, and the child is
+#: created when its report is made (bench/bench_decisions.py --attach); a longer list is cut with a note.
+ATTACH_MAX_ROWS = 500
 #: The columns of every form of the report (translated where shown).
 COLUMNS = (N_("Light"), N_("Paper"), N_("Title"), N_("Decided on"), N_("Result"), N_("Follow-up paper"),
            N_("Task"), N_("State"), N_("Responsible"), N_("Target date"))
@@ -51,7 +55,7 @@ class DecisionReport:
     produced_at: datetime
     zone: str
     rows: tuple[DecisionView, ...]
-    #: Whether rows were left out (an attached report keeps the first :data:`MAX_ROWS`).
+    #: Whether rows were left out (an attached report keeps the first :data:`ATTACH_MAX_ROWS`).
     truncated: bool = False
 
     @property
@@ -92,11 +96,11 @@ _MEDIA_TYPES = {"pdf": "application/pdf", "html": "text/html"}
 
 def attachment(engine: Engine, spec: Attachment, zone: str, now: datetime) -> NewFile:
     """The Bericht über offene Beschlüsse an ``attach`` of a follow-up asks for, as it stands at ``now``: public
-    papers only, the first :data:`MAX_ROWS` rows, in the installation's language (it is kept for later readers);
+    papers only, the first :data:`ATTACH_MAX_ROWS` rows, in the installation's language (kept for later readers);
     HTML where WeasyPrint cannot make a PDF (the child is created all the same, its trail names the form)."""
     with use_language(process_language()):
         report = build(engine, PUBLIC_READER, spec.body, status=spec.status, warn_days=spec.warn_days, zone=zone,
-                       now=now, truncate=True)
+                       now=now, most=ATTACH_MAX_ROWS, truncate=True)
         fmt: DecisionsFormat = "pdf" if spec.format == "pdf" else "html"
         try:
             content = render(report, fmt)
