@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from workflow.addresses import paper_path
 from workflow.calendar import mail_window, working_calendar
 from workflow.config import Settings
 from workflow.deadlines import due_note, recipients
@@ -61,7 +61,7 @@ def sample_contexts(definition: Definition) -> dict[str, dict[str, Any]]:
         "recipients": ["person@example.org"],
         "also_told": ["kollegin@example.org"],
         "responsible": ["person@example.org"],
-        "links": {"paper": "https://ratsinfo.example/vorlagen/SV-0-0000", "mine": "https://ratsinfo.example/"},
+        "links": {"paper": "https://ratsinfo.example" + paper_path("SV-0-0000"), "mine": "https://ratsinfo.example/"},
     }
     items: list[dict[str, Any]] = [
         {"reference": "SV-0-0000", "title": "Beispielvorlage", "label": "Frist", "due": now + timedelta(days=3),
@@ -181,7 +181,7 @@ class Composer:
         base = self.settings.base_url.rstrip("/")
         if not base:
             return None
-        return {"paper": f"{base}/vorlagen/{quote(reference, safe='')}", "mine": f"{base}/"}
+        return {"paper": base + paper_path(reference), "mine": f"{base}/"}
 
     def window(self, definition: Definition | None, now: datetime) -> datetime:
         """When a mail may go out at the earliest from ``now``: the mail window of its workflow's calendar

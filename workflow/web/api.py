@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from ..access import Person, writer
+from ..addresses import NAME
 from ..audit import record_json
 from ..config import Settings
 from ..diagram import to_json, to_mermaid
@@ -16,10 +17,10 @@ from ..engine import Engine
 from ..errors import InputError, NotFoundError
 from ..i18n import _
 from ..paper import signoff_request
-from ..store import StoredPaper
 from ..values import field_texts, user_instant
 from .download import download
 from .identity import Identity
+from .paths import target
 
 __all__ = ["api_router"]
 
@@ -33,6 +34,12 @@ def _version(payload: dict[str, Any]) -> int | None:
         raise InputError(_("'version' must be the paper's version number the client saw"))
     return version
 
+
+#: A paper's address in the API, and what may follow its reference there in GET and in POST (each reference
+#: one segment, its slashes encoded as %2F; workflow/addresses.py).
+PAPERS_PATH = "/api/papers/"
+GET_ACTIONS = {"history": "history", "deadlines": "deadlines", "files": "files", "file": f"files/{NAME}"}
+POST_ACTIONS = {"fire": "fire", "meeting": "meeting", "sign": "sign", "done": f"deadlines/{NAME}/done"}
 
 #: Papers per page of GET /api/papers (``limit``), and the most a client may ask for.
 PAGE = 50
@@ -94,38 +101,14 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
         paper = engine.create(workflow, reference, writer(who), field_texts(payload.get("fields"), "'fields'"))
         return engine.view(paper).to_json()
 
-    def target(request: Request, who: Person, actions: tuple[str, ...]) -> tuple[StoredPaper, str | None]:
-        """The paper and the action a path names. A reference is one path segment (slashes encoded as %2F,
-        as the pages link them); an unencoded path is read as REFERENCE/ACTION when its last segment is an
-        action and the rest names a paper, else as the reference itself, so every reference works."""
-        raw = request.scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0]
-        rest = raw[raw.index("/papers/") + len("/papers/"):] if "/papers/" in raw else ""
-        segments = rest.split("/")
-        if "done" in actions and len(segments) > 3 and segments[-1] == "done" and segments[-3] == "deadlines":
-            try:  # REFERENCE/deadlines/NAME/done
-                return engine.paper_for(unquote("/".join(segments[:-3])), who), f"done:{unquote(segments[-2])}"
-            except NotFoundError:
-                pass
-        if "file" in actions and len(segments) > 2 and segments[-2] == "files":
-            try:  # REFERENCE/files/NAME
-                return engine.paper_for(unquote("/".join(segments[:-2])), who), f"file:{unquote(segments[-1])}"
-            except NotFoundError:
-                pass
-        if len(segments) > 1 and segments[-1] in actions:
-            try:
-                return engine.paper_for(unquote("/".join(segments[:-1])), who), segments[-1]
-            except NotFoundError:
-                pass
-        return engine.paper_for(unquote(rest), who), None
-
     @router.get("/papers/{reference:path}", tags=["papers"],
                 summary="A paper's status (also as of a day), or …/history, …/deadlines, …/files (its attachments) "
                         "or …/files/NAME (one attachment's content)")
     def get_paper(request: Request, reference: str, as_of: str | None = None,
                   who: Person = Depends(user)) -> Any:
-        paper, action = target(request, who, ("history", "deadlines", "files", "file"))
-        if action is not None and action.startswith("file:"):
-            record, content = engine.file_content(paper, action.removeprefix("file:"))
+        paper, action, name = target(engine, request, who, PAPERS_PATH, GET_ACTIONS)
+        if action == "file" and name is not None:
+            record, content = engine.file_content(paper, name)
             return download(content, record.name, record.media_type)
         if action == "files":
             return [f.to_json() for f in engine.files(paper)]
@@ -144,7 +127,7 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
                          "(withdraw: true)")
     def change_paper(request: Request, reference: str, payload: dict[str, Any] = Body(...),
                      who: Person = Depends(user)) -> dict[str, Any]:
-        paper, action = target(request, who, ("fire", "meeting", "done", "sign"))
+        paper, action, name = target(engine, request, who, PAPERS_PATH, POST_ACTIONS)
         branch = payload.get("branch")
         if branch is not None and not isinstance(branch, str):
             raise InputError(_("'branch' must be the id of a body"))
@@ -167,12 +150,12 @@ def api_router(engine: Engine, settings: Settings, identity: Identity) -> APIRou
             if not isinstance(when, str):
                 raise InputError(_("body needs 'when' (ISO 8601 date-time)"))
             engine.set_meeting(paper.reference, when, writer(who), branch=branch, expected_version=_version(payload))
-        elif action is not None and action.startswith("done:"):
+        elif action == "done" and name is not None:
             note, undo = payload.get("note", ""), payload.get("undo", False)
             if not isinstance(note, str) or not isinstance(undo, bool):
                 raise InputError(_("'note' must be text and 'undo' true or false"))
-            engine.done(paper.reference, action.removeprefix("done:"), writer(who), branch=branch, note=note,
-                        undo=undo, expected_version=_version(payload))
+            engine.done(paper.reference, name, writer(who), branch=branch, note=note, undo=undo,
+                        expected_version=_version(payload))
         elif action == "sign":
             flags, texts = (payload.get("refuse", False), payload.get("withdraw", False)), \
                 (payload.get("note"), payload.get("reason"))

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from ..addresses import paper_path
 from ..config import Settings
 from ..engine import Engine
 from ..errors import WorkflowError
@@ -30,7 +31,8 @@ from .audit_api import audit_router
 from .feed import feed_router
 from .identity import Identity, Unauthenticated
 from .oparl_api import mount_oparl
-from .pages import pages_router
+from .pages import PAPERS_PREFIX, pages_router
+from .paths import raw_rest
 from .status import http_status, status_title
 
 __all__ = ["create_app"]
@@ -152,6 +154,7 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     templates.env.filters["branch_status"] = branch_status
     templates.env.filters["signoff_status"] = signoff_status
     templates.env.filters["file_size"] = file_size
+    templates.env.globals["paper_url"] = paper_path  # every link to a paper's pages: its one address rule
     install_jinja(templates.env)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     identity = Identity(engine, settings)
@@ -164,8 +167,10 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
         status = http_status(exc)
         if request.url.path.startswith(("/api/", "/oparl/")):
             return _problem(status, status_title(status), exc.message)
-        path = request.url.path
-        back = path.rsplit("/", 1)[0] if request.method == "POST" and path.startswith("/vorlagen/") else None
+        # the way back from a form, as the client addressed it (by the decoded path, the way back from
+        # "A%2Fbestaetigen/fire" would be the confirmation page of "A")
+        path = PAPERS_PREFIX + raw_rest(request, PAPERS_PREFIX) if request.url.path.startswith(PAPERS_PREFIX) else ""
+        back = path.rsplit("/", 1)[0] if request.method == "POST" and path else None
         return templates.TemplateResponse(request, "error.html", {"status": status, "message": exc.message,
                                                                    "user": None, "back": back,
                                                                    "title": status_title(status)}, status_code=status)

@@ -10,13 +10,14 @@ import secrets
 import time
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from ..access import Person, writer
+from ..addresses import NAME, PAPERS, paper_path
 from ..config import Settings
 from ..decision_report import WEB_MAX_ROWS, DecisionsFormat, light_word
 from ..decision_report import build as build_decisions
@@ -34,6 +35,7 @@ from ..tokens import CALENDAR, calendar_path, create_token, list_tokens, revoke_
 from ..values import field_texts
 from .download import download
 from .identity import Identity
+from .paths import target
 from .status import http_status
 
 __all__ = ["pages_router"]
@@ -57,6 +59,12 @@ INPUT_TYPE = {"text": "text", "int": "number", "date": "date", "datetime": "date
 #: it leads here (bookmarks), and the old form's POST there still creates.
 CREATE_PAGE = "/neue-vorlage"
 OLD_CREATE_PAGE = "neu"
+
+#: A paper's pages and forms: what may follow its reference in GET and in POST /vorlagen/REFERENCE/…, read
+#: from the path as sent, each reference one segment with its slashes encoded as %2F (workflow/addresses.py).
+PAPERS_PREFIX = PAPERS + "/"
+GET_ACTIONS = {"bestaetigen": "bestaetigen", "mitzeichnen": "mitzeichnen", "file": f"anlagen/{NAME}"}
+POST_ACTIONS = {name: name for name in ("bestaetigen", "mitzeichnen", "fire", "erledigt", "meeting")}
 
 #: Entries per page of the audit page and of a paper's history.
 AUDIT_PAGE = 50
@@ -125,7 +133,16 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
         return response
 
     def back_to(request: Request, reference: str, who: Person, kind: str, **ids: str | None) -> Response:
-        return redirect(request, f"/vorlagen/{quote(reference, safe='')}", who, kind, reference, **ids)
+        return redirect(request, paper_path(reference), who, kind, reference, **ids)
+
+    def posted(request: Request, who: Person, action: str) -> StoredPaper:
+        """The paper a form ``action`` (a key of :data:`POST_ACTIONS`) is sent to, by the path as sent: the
+        route matched the decoded path, so "A%2Ffire" reached the form "fire" of "A" and is refused here."""
+        paper, found, _name = target(engine, request, who, PAPERS_PREFIX, POST_ACTIONS)
+        if found != action:
+            raise NotFoundError(_("{reference}: this address is the paper itself; its form is sent to {path}")
+                                .format(reference=paper.reference, path=paper_path(paper.reference, action)))
+        return paper
 
     def read_notice(request: Request, who: Person) -> dict[str, Any] | None:
         """The message of the cookie if the server made it for ``who`` in this browser session and it is
@@ -302,28 +319,22 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
         return page(request, "confirm.html", who, status_code if action else 409, paper=paper,
                     status=engine.view(paper), action=action, error=error, values=values or {},
                     label=definition.trigger_label(trigger) if trigger in definition.trigger_names else "",
-                    dest=definition.states[dest] if dest else None, quote=lambda r: quote(r, safe=""),
+                    dest=definition.states[dest] if dest else None,
                     branch_version=lambda body: branch_version(paper.state, body))
 
-    @router.get("/vorlagen/{reference:path}/bestaetigen", response_class=HTMLResponse)
-    def confirm_page(request: Request, reference: str, schritt: str = "", who: Person = Depends(user)) -> HTMLResponse:
-        """The confirmation step of a trigger marked ``confirm: true``: a warning, the trigger's inputs and the
-        reason it needs, on a page of its own (no script needed)."""
-        return confirm_form(request, who, engine.paper_for(reference, who), schritt)
-
     @router.post("/vorlagen/{reference:path}/bestaetigen", response_class=HTMLResponse)
-    def confirm_submit(request: Request, reference: str, trigger: str = Form(...), csrf: str = Form(""),
+    def confirm_submit(request: Request, trigger: str = Form(...), csrf: str = Form(""),
                        branch: str = Form(""), result: str = Form(""), meeting: str = Form(""),
                        version: int = Form(...), branch_versions: str = Form(""), reason: str = Form(""),
                        who: Person = Depends(user)) -> Response:
         """Fire the confirmed trigger with its reason; an error is shown on the confirmation page with what
         was entered."""
-        paper = engine.paper_for(reference, who)
+        paper = posted(request, who, "bestaetigen")
         try:
             check_csrf(request, who, csrf)
             fire(paper, who, trigger, branch, result, meeting, version, branch_versions, reason)
         except WorkflowError as exc:
-            return confirm_form(request, who, engine.paper_for(reference, who), trigger, http_status(exc),
+            return confirm_form(request, who, engine.paper_for(paper.reference, who), trigger, http_status(exc),
                                 error=exc.message, values={"branch": branch, "result": result, "meeting": meeting,
                                                            "reason": reason})
         return back_to(request, paper.reference, who, "fire", trigger=trigger, branch=branch or None)
@@ -333,22 +344,15 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
         status = engine.view(paper)
         return page(request, "signoff.html", who, status_code, paper=paper, status=status, error=error,
                     values=values or {}, can_sign=engine.may_sign(paper, who),
-                    can_refuse=engine.may_sign(paper, who, "refuse"), zone=engine.definition_of(paper).timezone,
-                    quote=lambda r: quote(r, safe=""))
-
-    @router.get("/vorlagen/{reference:path}/mitzeichnen", response_class=HTMLResponse)
-    def signoff_page(request: Request, reference: str, who: Person = Depends(user)) -> HTMLResponse:
-        """The Mitzeichnung of a paper on a page of its own: sign it off with an optional note, or refuse to
-        with a reason (no script needed)."""
-        return signoff_form(request, who, engine.paper_for(reference, who))
+                    can_refuse=engine.may_sign(paper, who, "refuse"), zone=engine.definition_of(paper).timezone)
 
     @router.post("/vorlagen/{reference:path}/mitzeichnen", response_class=HTMLResponse)
-    def signoff_submit(request: Request, reference: str, act: str = Form(...), csrf: str = Form(""),
+    def signoff_submit(request: Request, act: str = Form(...), csrf: str = Form(""),
                        note: str = Form(""), reason: str = Form(""), version: int | None = Form(None),
                        who: Person = Depends(user)) -> Response:
         """Sign off, refuse (with its reason) or withdraw; an error is shown on the sign-off page with what was
         entered."""
-        paper = engine.paper_for(reference, who)
+        paper = posted(request, who, "mitzeichnen")
         try:
             check_csrf(request, who, csrf)
             if act not in ("sign", "refuse", "withdraw"):
@@ -359,36 +363,44 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                                            reason=reason if act == "refuse" else None)
             engine.sign(paper.reference, writer(who), act=chosen, text=text, expected_version=version)
         except WorkflowError as exc:
-            return signoff_form(request, who, engine.paper_for(reference, who), http_status(exc), exc.message,
+            return signoff_form(request, who, engine.paper_for(paper.reference, who), http_status(exc), exc.message,
                                 {"note": note, "reason": reason})
         return back_to(request, paper.reference, who, "signoff", act=chosen)
 
-    @router.get("/vorlagen/{reference:path}/anlagen/{name}")
-    def paper_file(reference: str, name: str, who: Person = Depends(user)) -> Response:
-        """An attachment of a paper ``who`` may read, to save."""
-        record, content = engine.file_content(engine.paper_for(reference, who), name)
-        return download(content, record.name, record.media_type)
-
     @router.get("/vorlagen/{reference:path}", response_class=HTMLResponse)
-    def paper_page(request: Request, reference: str, vor: int | None = None,
-                   who: Person = Depends(user)) -> Response:
+    def paper_get(request: Request, reference: str, vor: int | None = None, schritt: str = "",
+                  who: Person = Depends(user)) -> Response:
+        """Every page of a paper, by the path as sent (:data:`GET_ACTIONS`): the paper itself; …/bestaetigen:
+        the confirmation step of a trigger marked ``confirm: true`` (``schritt``), a warning, the trigger's
+        inputs and the reason it needs; …/mitzeichnen: the Mitzeichnung, sign it off with an optional note or
+        refuse to with a reason; …/anlagen/NAME: an attachment to save (all without script)."""
         try:
-            paper = engine.paper_for(reference, who)
+            paper, action, name = target(engine, request, who, PAPERS_PREFIX, GET_ACTIONS)
         except NotFoundError:
             if reference != OLD_CREATE_PAGE:
                 raise
             query = request.url.query
             return RedirectResponse(CREATE_PAGE + (f"?{query}" if query else ""), status_code=303)
+        if action == "bestaetigen":
+            return confirm_form(request, who, paper, schritt)
+        if action == "mitzeichnen":
+            return signoff_form(request, who, paper)
+        if action == "file" and name is not None:
+            record, content = engine.file_content(paper, name)
+            return download(content, record.name, record.media_type)
+        return paper_page(request, who, paper, vor)
+
+    def paper_page(request: Request, who: Person, paper: StoredPaper, vor: int | None) -> HTMLResponse:
         definition = engine.definition_of(paper)
         try:
             diagram, diagram_missing = svg_inline(definition, paper.state.state), ""
         except ToolMissingError as exc:  # the page stays usable without Graphviz; the operators see why
             diagram, diagram_missing = "", exc.message
-        references = [{"reference": r, "url": "/vorlagen/" + quote(r, safe="")}
+        references = [{"reference": r, "url": paper_path(r)}
                       for r in paper.state.fields.get("references", []) or []]
         # the history newest first, HISTORY_PAGE entries a page ("Ältere Einträge" pages on by seq)
         records = engine.audit_page(HISTORY_PAGE, vor, reference=paper.reference)
-        here = "/vorlagen/" + quote(paper.reference, safe="")
+        here = paper_path(paper.reference)
         older = records[-1].seq if len(records) == HISTORY_PAGE else None
         status = engine.view(paper)
         return page(request, "paper.html", who, paper=paper, status=status, definition=definition,
@@ -404,7 +416,6 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                     can_mark=lambda v: engine.may_mark_done(paper, who, v.deadline.name, v.deadline.branch or None,
                                                             undo=v.done is not None),
                     diagram=diagram, diagram_missing=diagram_missing, zone=definition.timezone,
-                    quote=lambda r: quote(r, safe=""),
                     branch_version=lambda body: branch_version(paper.state, body),
                     past=engine.past_branches(paper), follow_ups=engine.follow_ups(paper),
                     parent=engine.parent_of(paper), files=engine.files(paper))
@@ -430,21 +441,21 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
                     reason=reason or None)
 
     @router.post("/vorlagen/{reference:path}/fire")
-    def fire_form(request: Request, reference: str, trigger: str = Form(...), csrf: str = Form(...),
+    def fire_form(request: Request, trigger: str = Form(...), csrf: str = Form(...),
                   branch: str = Form(""), result: str = Form(""), meeting: str = Form(""),
                   version: int = Form(...), branch_versions: str = Form(""), reason: str = Form(""),
                   who: Person = Depends(user)) -> Response:
         check_csrf(request, who, csrf)
-        paper = engine.paper_for(reference, who)
+        paper = posted(request, who, "fire")
         fire(paper, who, trigger, branch, result, meeting, version, branch_versions, reason)
         return back_to(request, paper.reference, who, "fire", trigger=trigger, branch=branch or None)
 
     @router.post("/vorlagen/{reference:path}/erledigt")
-    def done_form(request: Request, reference: str, deadline: str = Form(...), csrf: str = Form(...),
+    def done_form(request: Request, deadline: str = Form(...), csrf: str = Form(...),
                   branch: str = Form(""), note: str = Form(""), undo: bool = Form(False),
                   back: str = Form(""), who: Person = Depends(user)) -> Response:
         check_csrf(request, who, csrf)
-        paper = engine.paper_for(reference, who)
+        paper = posted(request, who, "erledigt")
         engine.done(paper.reference, deadline, writer(who), branch=branch or None, note=note, undo=undo)
         kind = "undone" if undo else "done"
         if back == "fristen":
@@ -452,11 +463,11 @@ def pages_router(engine: Engine, settings: Settings, identity: Identity, templat
         return back_to(request, paper.reference, who, kind, deadline=deadline, branch=branch or None)
 
     @router.post("/vorlagen/{reference:path}/meeting")
-    def meeting_form(request: Request, reference: str, when: str = Form(...), csrf: str = Form(...),
+    def meeting_form(request: Request, when: str = Form(...), csrf: str = Form(...),
                      branch: str = Form(""), version: int | None = Form(None),
                      who: Person = Depends(user)) -> Response:
         check_csrf(request, who, csrf)
-        paper = engine.paper_for(reference, who)
+        paper = posted(request, who, "meeting")
         body = branch if branch not in ("", "-") else None  # "-": the state's own consultation, chosen in a list
         engine.set_meeting(paper.reference, when, writer(who), branch=body, expected_version=version)
         return back_to(request, paper.reference, who, "meeting", branch=body)
