@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import DEADLINE_COLUMNS, PAPER_COLUMNS, Copier, filled, pg_create, pg_drop
+from bench.common import DEADLINE_COLUMNS, PAPER_COLUMNS, Copier, filled, last_ids, pg_create, pg_drop
 from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
 from workflow.access import Person
 from workflow.decisions import cursor_text, parse_cursor, sort_moment
@@ -69,13 +69,7 @@ def fill(engine: Engine, decisions: int, per: int) -> int:
     children = [store.load(f"T-KS-M{n}") for n in range(1, per + 1)]
     copy = Copier(store)
     db = store._db_time
-    with store._transaction() as cur:
-        cur.execute("SELECT COALESCE(MAX(id), 0) FROM papers")
-        pid = int(cur.fetchone()[0])
-        cur.execute("SELECT COALESCE(MAX(id), 0) FROM deadlines")
-        did = int(cur.fetchone()[0])
-        cur.execute("SELECT COALESCE(MAX(id), 0) FROM decisions")
-        xid = int(cur.fetchone()[0])
+    pid, did, xid = last_ids(store, "papers", "deadlines", "decisions")
     written = 0
     for body in ("kreistag", "kreisausschuss"):
         for start in range(0, decisions, BATCH // per):

@@ -39,7 +39,17 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import DEADLINE_COLUMNS, PAPER_COLUMNS, Copier, filled, p99, pg_create, pg_drop, wait_until_up
+from bench.common import (
+    DEADLINE_COLUMNS,
+    PAPER_COLUMNS,
+    Copier,
+    filled,
+    last_ids,
+    p99,
+    pg_create,
+    pg_drop,
+    wait_until_up,
+)
 from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
 from workflow.access import Person
 from workflow.paper import Change, bodies_at
@@ -125,13 +135,7 @@ def fill(engine: Engine, papers: int, entries: int) -> tuple[int, int]:
     extra = max(0, math.ceil((entries / papers - per_paper) / movable)) if movable else 0
     copy = Copier(store)
     seq, prev = store.head()
-    with store._transaction() as cur:
-        cur.execute("SELECT COALESCE(MAX(id), 0) FROM papers")
-        pid = int(cur.fetchone()[0])
-        cur.execute("SELECT COALESCE(MAX(id), 0) FROM deadlines")
-        did = int(cur.fetchone()[0])
-        cur.execute("SELECT COALESCE(MAX(id), 0) FROM reminders")
-        rid = int(cur.fetchone()[0])
+    pid, did, rid = last_ids(store, "papers", "deadlines", "reminders")
     db = store._db_time
     written = 0
     for start in range(0, papers, BATCH):

@@ -62,6 +62,16 @@ class Copier:
                     copy.write_row(row)
 
 
+def last_ids(store: SqlStore, *tables: str) -> list[int]:
+    """The highest id of each of ``tables`` (0 for an empty one): cloned rows take the ids after it."""
+    with store._transaction() as cur:
+        out = []
+        for table in tables:
+            cur.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}")
+            out.append(int(cur.fetchone()[0]))
+    return out
+
+
 def filled(store: SqlStore, tables: Iterable[str]) -> None:
     """After rows were written with their own ids: the id sequences of ``tables`` moved past them (PostgreSQL),
     and the planner's statistics gathered (VACUUM ANALYZE; ANALYZE on SQLite)."""
