@@ -22,7 +22,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -31,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_lists import PG_ADMIN, Copier
+from bench.common import DEADLINE_COLUMNS, PAPER_COLUMNS, Copier, filled, last_ids, pg_create, pg_drop
 from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
 from workflow.access import Person
 from workflow.decisions import cursor_text, parse_cursor, sort_moment
@@ -43,11 +42,6 @@ SITZ = "sitzungsdienst@kreis-coesfeld.example"
 VERANTWORTLICH = "digitalisierung@kreis-coesfeld.example"
 NOW = datetime(2026, 4, 2, 7, 0, tzinfo=UTC)
 BATCH = 5000
-PAPER_COLUMNS = ("id", "reference", "workflow", "workflow_version", "definition_hash", "state", "entered_at",
-                 "meeting", "branches", "fields", "result", "created_at", "updated_at", "version", "last_seq",
-                 "last_hash", "done", "public", "next_due")
-DEADLINE_COLUMNS = ("id", "paper_id", "reference", "name", "label", "state", "branch", "body", "due_at", "anchor",
-                    "anchor_at", "started_at", "status", "ended_at")
 DECISION_COLUMNS = ("id", "body", "paper_id", "reference", "decided_at", "result", "follow_up", "n", "child_id",
                     "child", "delayed", "final", "target_at", "sort_at")
 
@@ -76,13 +70,7 @@ def fill(engine: Engine, decisions: int, per: int) -> int:
     children = [store.load(f"T-KS-M{n}") for n in range(1, per + 1)]
     copy = Copier(store)
     db = store._db_time
-    with store._transaction() as cur:
-        cur.execute("SELECT COALESCE(MAX(id), 0) FROM papers")
-        pid = int(cur.fetchone()[0])
-        cur.execute("SELECT COALESCE(MAX(id), 0) FROM deadlines")
-        did = int(cur.fetchone()[0])
-        cur.execute("SELECT COALESCE(MAX(id), 0) FROM decisions")
-        xid = int(cur.fetchone()[0])
+    pid, did, xid = last_ids(store, "papers", "deadlines", "decisions")
     written = 0
     for body in ("kreistag", "kreisausschuss"):
         for start in range(0, decisions, BATCH // per):
@@ -120,20 +108,7 @@ def fill(engine: Engine, decisions: int, per: int) -> int:
                 copy(cur, "deadlines", DEADLINE_COLUMNS, deadlines)
                 copy(cur, "decisions", DECISION_COLUMNS, rows)
             written += len(rows)
-    with store._transaction() as cur:
-        if store.dialect == "postgresql":
-            for table in ("papers", "deadlines", "decisions"):
-                cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
-    raw = store.engine.raw_connection()
-    try:
-        if store.dialect == "postgresql":
-            raw.driver_connection.autocommit = True
-            raw.cursor().execute("VACUUM ANALYZE")
-        else:
-            raw.cursor().execute("ANALYZE")
-            raw.commit()
-    finally:
-        raw.close()
+    filled(store, ("papers", "deadlines", "decisions"))
     return written
 
 
@@ -161,16 +136,11 @@ def database(backend: str) -> Iterator[str]:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return
-    import psycopg
-
-    name = f"bench_decisions_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    name = pg_create("bench_decisions_")
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg_drop(name)
 
 
 def run_backend(backend: str, args: argparse.Namespace) -> None:

@@ -29,8 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,6 +39,17 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import (
+    DEADLINE_COLUMNS,
+    PAPER_COLUMNS,
+    Copier,
+    filled,
+    last_ids,
+    p99,
+    pg_create,
+    pg_drop,
+    wait_until_up,
+)
 from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
 from workflow.access import Person
 from workflow.paper import Change, bodies_at
@@ -52,7 +62,6 @@ KAEMMEREI = "kaemmerei@kreis-coesfeld.example"
 SITZ = "sitzungsdienst@kreis-coesfeld.example"
 FEDER = "digitalisierung@kreis-coesfeld.example"
 AUDITOR = "pruefung@kreis-coesfeld.example"
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 BATCH = 2000
 
 
@@ -91,31 +100,8 @@ def templates(engine: Engine) -> list[str]:
     return made
 
 
-class Copier:
-    """Writes rows in bulk on a DBAPI cursor: executemany on SQLite, COPY on PostgreSQL."""
-
-    def __init__(self, store: SqlStore) -> None:
-        self.store = store
-
-    def __call__(self, cur: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        if self.store.dialect == "sqlite":
-            marks = ", ".join("?" for _ in columns)
-            cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
-        else:
-            with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-
-
-PAPER_COLUMNS = ("id", "reference", "workflow", "workflow_version", "definition_hash", "state", "entered_at",
-                 "meeting", "branches", "fields", "result", "created_at", "updated_at", "version", "last_seq",
-                 "last_hash", "done", "public", "next_due")
 AUDIT_COLUMNS = ("seq", "paper_id", "reference", "workflow", "workflow_version", "kind", "trigger", "from_state",
                  "to_state", "branch", "body", "actor", "at", "payload", "prev_hash", "hash")
-DEADLINE_COLUMNS = ("id", "paper_id", "reference", "name", "label", "state", "branch", "body", "due_at", "anchor",
-                    "anchor_at", "started_at", "status", "ended_at")
 REMINDER_COLUMNS = ("id", "deadline_id", "paper_id", "reference", "kind", "label", "send_at", "recipients",
                     "payload", "message_id", "status", "attempts", "next_attempt_at")
 
@@ -149,13 +135,7 @@ def fill(engine: Engine, papers: int, entries: int) -> tuple[int, int]:
     extra = max(0, math.ceil((entries / papers - per_paper) / movable)) if movable else 0
     copy = Copier(store)
     seq, prev = store.head()
-    with store._transaction() as cur:
-        cur.execute("SELECT COALESCE(MAX(id), 0) FROM papers")
-        pid = int(cur.fetchone()[0])
-        cur.execute("SELECT COALESCE(MAX(id), 0) FROM deadlines")
-        did = int(cur.fetchone()[0])
-        cur.execute("SELECT COALESCE(MAX(id), 0) FROM reminders")
-        rid = int(cur.fetchone()[0])
+    pid, did, rid = last_ids(store, "papers", "deadlines", "reminders")
     db = store._db_time
     written = 0
     for start in range(0, papers, BATCH):
@@ -201,20 +181,7 @@ def fill(engine: Engine, papers: int, entries: int) -> tuple[int, int]:
             copy(cur, "paper_bodies", ("body", "reference", "paper_id"), body_rows)
             copy(cur, "deadline_audience", ("email", "due_at", "deadline_id", "since"), audience_rows)
         written += len(audit_rows)
-    with store._transaction() as cur:
-        if store.dialect == "postgresql":
-            for table in ("papers", "deadlines", "reminders"):
-                cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
-    raw = store.engine.raw_connection()
-    try:
-        if store.dialect == "postgresql":
-            raw.driver_connection.autocommit = True
-            raw.cursor().execute("VACUUM ANALYZE")
-        else:
-            raw.cursor().execute("ANALYZE")
-            raw.commit()
-    finally:
-        raw.close()
+    filled(store, ("papers", "deadlines", "reminders"))
     return papers, written
 
 
@@ -228,10 +195,6 @@ class Figure(tuple[float, float]):
     def __format__(self, spec: str) -> str:
         digits = 2 if self[0] < 10 else 1
         return format(f"{self[0]:.{digits}f} ({self[1]:.{digits}f})", spec)
-
-
-def p99(samples: list[float]) -> float:
-    return statistics.quantiles(samples, n=100)[98] * 1000
 
 
 def timed(n: int, call: Callable[[int], Any], pause: float = 0.0) -> list[float]:
@@ -253,15 +216,7 @@ def server(url: str, port: int) -> Iterator[tuple[httpx.Client, subprocess.Popen
     proc = subprocess.Popen([EXE, "web", "--port", str(port)], env=env, stdout=subprocess.DEVNULL)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            limit = time.monotonic() + 60
-            while True:
-                try:
-                    client.get("/oparl/v1.1/system")
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > limit:
-                        raise
-                    time.sleep(0.2)
+            wait_until_up(lambda: client.get("/oparl/v1.1/system"), 60, 0.2)
             yield client, proc
     finally:
         proc.terminate()
@@ -377,18 +332,12 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
             url = f"sqlite:///{keep or tmp}/lists.db"
             drop: Callable[[], None] = lambda: None  # noqa: E731
         else:
-            import psycopg
-
-            name = f"bench_lists_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                admin.execute(f'CREATE DATABASE "{name}"')
+            name = pg_create("bench_lists_")
             url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 
             def drop() -> None:
-                if keep is not None:
-                    return
-                with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                if keep is None:
+                    pg_drop(name)
         try:
             engine = Engine(SqlStore(url), DefinitionLibrary(ROOT / "definitions"),
                             FixedClock(datetime(2025, 10, 1, 7, tzinfo=UTC)))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import p99, wait_until_up
 from workflow import DefinitionLibrary, Engine, FixedClock
 from workflow.store import open_store
 
@@ -35,10 +35,6 @@ LANDRAT = "buero.landrat@kreis-coesfeld.example"
 KAEMMEREI = "kaemmerei@kreis-coesfeld.example"
 SITZ = "sitzungsdienst@kreis-coesfeld.example"
 EXE = str(Path(sys.executable).parent / "councilflow")
-
-
-def p99(samples: list[float]) -> float:
-    return statistics.quantiles(samples, n=100)[98] * 1000
 
 
 def staff(base: str, n: int) -> list[float]:
@@ -91,15 +87,7 @@ def main() -> None:
         server = subprocess.Popen([EXE, "web", "--port", str(port)], env=env, stdout=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         try:
-            limit = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(f"{base}/oparl/v1.1/system", timeout=5)
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > limit:
-                        raise
-                    time.sleep(0.1)
+            wait_until_up(lambda: httpx.get(f"{base}/oparl/v1.1/system", timeout=5), 30, 0.1)
             alone = staff(base, args.n)
             stop, served = multiprocessing.Event(), multiprocessing.Value("i", 0)
             others = multiprocessing.Process(target=oparl_clients, args=(base, stop, served))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import pg_create, pg_drop
 from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +30,6 @@ EXE = str(Path(sys.executable).parent / "councilflow")
 LANDRAT = "buero.landrat@kreis-coesfeld.example"
 KAEMMEREI = "kaemmerei@kreis-coesfeld.example"
 SITZ = "sitzungsdienst@kreis-coesfeld.example"
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 
 
 def _engine(url: str) -> Engine:
@@ -64,22 +64,6 @@ def writers(url: str, processes: int, n: int) -> float:
     for p in procs:
         p.join()
     return processes * n / max(times)
-
-
-def pg_database() -> str:
-    import psycopg
-
-    name = f"cf_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name
-
-
-def drop(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def mails(url: str, workers: int, count: int) -> float:
@@ -161,19 +145,19 @@ def main() -> None:
                 with tempfile.TemporaryDirectory() as tmp:
                     rate = writers(f"sqlite:///{tmp}/w.db?synchronous=NORMAL", processes, n)
             else:
-                name = pg_database()
+                name = pg_create("cf_bench_")
                 try:
                     rate = writers(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", processes, n)
                 finally:
-                    drop(name)
+                    pg_drop(name)
             print(f"  {backend:<11} {processes} process(es): {rate:,.0f} transitions/s")
     print("mails delivered (memory transport, PostgreSQL, 4,000 due):")
     for workers in (1, 4):
-        name = pg_database()
+        name = pg_create("cf_bench_")
         try:
             rate = mails(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", workers, 4000)
         finally:
-            drop(name)
+            pg_drop(name)
         print(f"  {workers} worker(s): {rate:,.0f} mails/s")
     small, large = serve_rss(1_000), serve_rss(100_000)
     print(f"serve RSS: {small:.0f} MB with 1,000 open papers, {large:.0f} MB with 100,000 "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import p99, wait_until_up
 from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +31,7 @@ EXE = str(Path(sys.executable).parent / "councilflow")
 
 def stats(samples: list[float]) -> tuple[float, float]:
     """(requests per second, p99 in ms) of sequential samples."""
-    return len(samples) / sum(samples), statistics.quantiles(samples, n=100)[98] * 1000
+    return len(samples) / sum(samples), p99(samples)
 
 
 def main() -> None:
@@ -64,15 +64,7 @@ def main() -> None:
         try:
             base = f"http://127.0.0.1:{port}"
             with httpx.Client(base_url=base, headers={"X-Remote-User": SITZ}, timeout=10) as client:
-                limit = time.monotonic() + 30
-                while True:
-                    try:
-                        client.get("/oparl/v1.1/system")
-                        break
-                    except httpx.TransportError:
-                        if time.monotonic() > limit:
-                            raise
-                        time.sleep(0.1)
+                wait_until_up(lambda: client.get("/oparl/v1.1/system"), 30, 0.1)
                 web_page, web_fire = [], []
                 for _ in range(args.n):
                     t = time.perf_counter()
@@ -88,9 +80,9 @@ def main() -> None:
     print(f"{'operation':<44}{'req/s':>8}{'p99 ms':>9}{'Python API/s':>14}{'overhead':>10}")
     for name, web, api in (("paper page (GET /vorlagen/REF)", web_page, api_page),
                            ("fire (POST /api/papers/REF/fire)", web_fire, api_fire)):
-        rate, p99 = stats(web)
+        rate, web_p99 = stats(web)
         api_rate, _ = stats(api)
-        print(f"{name:<44}{rate:>8.0f}{p99:>9.2f}{api_rate:>14.0f}{api_rate / rate:>9.1f}x")
+        print(f"{name:<44}{rate:>8.0f}{web_p99:>9.2f}{api_rate:>14.0f}{api_rate / rate:>9.1f}x")
 
 
 if __name__ == "__main__":

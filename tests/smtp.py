@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from email.message import EmailMessage
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 
 
@@ -105,3 +106,10 @@ def smtp_server(port: int | None = None) -> Iterator[tuple[Sink, int]]:
         yield sink, chosen
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Sink, int]]:
+    """The SMTP server of a test (a test file imports this fixture and names it in ``__all__``)."""
+    with smtp_server() as server:
+        yield server

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import pytest
+from .browser_fixtures import AUDITOR, browser, server, shots, signed_in
+from .conftest import SITZ
 
-from .conftest import LANDRAT, SITZ
-from .smtp import free_port
-
-CHROMIUM = "/usr/bin/chromium"
-AUDITOR = "pruefung@kreis-coesfeld.example"
-EXE = str(Path(sys.executable).parent / "councilflow")
+__all__ = ["browser", "server", "shots"]  # the fixtures, shared with tests/browser_fixtures.py
 
 
 #: What the paper page's diagram looks like on screen: the smallest text in CSS px (computed font size
@@ -35,57 +26,9 @@ DIAGRAM_METRICS = """() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("Debian's chromium is required in CI (installed by .ci/run)")
-        pytest.skip("no /usr/bin/chromium here")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def server(tmp_path: Path, defs_dir: Path) -> Iterator[str]:
-    """`councilflow web` on a free loopback port, with a paper waiting in its committee."""
-    db = f"sqlite:///{tmp_path / 'web.db'}"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("COUNCILFLOW_")},
-           "COUNCILFLOW_DB": db, "COUNCILFLOW_DEFINITIONS": str(defs_dir), "COUNCILFLOW_AUDITORS": AUDITOR,
-           "COUNCILFLOW_TRUSTED_HEADER": "X-Remote-User", "COUNCILFLOW_TRUSTED_PROXIES": "127.0.0.1"}
-    subprocess.run([EXE, "documents", "create", "sachstandsbericht", "SV-9-1809", "--actor", LANDRAT, "--set",
-                    "title=Digitalisierungsstrategie für den Kreis Coesfeld, Sachstandsbericht", "--set",
-                    "references=SV-9-1334", "--now", "2020-08-04T09:00"], env=env, check=True, capture_output=True)
-    subprocess.run([EXE, "fire", "SV-9-1809", "einbringen", "--actor", LANDRAT, "--set", "meeting=2030-08-27T17:00"],
-                   env=env, check=True, capture_output=True)
-    port = free_port()
-    proc = subprocess.Popen([EXE, "web", "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    limit = time.monotonic() + 30
-    while True:  # bounded wait until the server answers
-        try:
-            urllib.request.urlopen(f"{url}/oparl/v1.1/system", timeout=1)
-            break
-        except OSError:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < limit, "the web server did not start"
-            time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-def test_staff_and_auditor_in_the_browser(browser: object, server: str, tmp_path: Path) -> None:
+def test_staff_and_auditor_in_the_browser(browser: Any, server: str, shots: Path, tmp_path: Path) -> None:
     """Sign in, see Meine Fristen, open SV-9-1809, fire through the form, watch the trail, download the CSV."""
-    shots = Path(os.environ.get("COUNCILFLOW_SCREENSHOTS", str(tmp_path / "screenshots")))
-    shots.mkdir(parents=True, exist_ok=True)
-    staff = browser.new_context(locale="de-DE", extra_http_headers={"X-Remote-User": SITZ})  # type: ignore[attr-defined]
+    staff = signed_in(browser, SITZ)
     page = staff.new_page()
     page.goto(f"{server}/")
     assert page.locator("h1").inner_text() == "Meine Fristen"
@@ -115,8 +58,7 @@ def test_staff_and_auditor_in_the_browser(browser: object, server: str, tmp_path
     assert "„zur Kenntnis genommen“" in page.locator("ol.timeline li").first.inner_text()  # newest first
     staff.close()
 
-    audit = browser.new_context(locale="de-DE", extra_http_headers={"X-Remote-User": AUDITOR},  # type: ignore[attr-defined]
-                                accept_downloads=True)
+    audit = signed_in(browser, AUDITOR, accept_downloads=True)
     page = audit.new_page()
     page.goto(f"{server}/pruefpfad?verify=true")
     assert "Prüfpfad intakt" in page.get_by_role("status").inner_text()

@@ -4,11 +4,7 @@ at the same moment, a withdrawal with confirmation and reason, and no sideways s
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,32 +14,16 @@ import pytest
 
 from workflow import DefinitionLibrary, Engine, SqlStore
 
+from .browser_fixtures import AUDITOR, browser, shots, signed_in, web_env, web_server
 from .conftest import COUNCILS, DEFINITIONS, KAEMMEREI, LANDRAT, SITZ, contact, to_councils
-from .smtp import free_port
-from .test_browser import AUDITOR, CHROMIUM, EXE
+
+__all__ = ["browser", "shots"]  # the fixtures, shared with tests/browser_fixtures.py
 
 OLFEN, SENDEN = contact("rat_olfen"), contact("rat_senden")
 #: The councils that have decided before the browsers come: all but Olfen and Senden.
 DECIDED_BEFORE = [c for c in COUNCILS if c not in ("rat_olfen", "rat_senden")]
 #: The width of a phone; no page may be wider.
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Debian's Chromium, as in tests/test_browser.py."""
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("Debian's chromium is required in CI (installed by .ci/run)")
-        pytest.skip("no /usr/bin/chromium here")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield chromium
-        chromium.close()
 
 
 @dataclass
@@ -76,36 +56,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
     for body in DECIDED_BEFORE:
         engine.fire("KS-1", "beschliessen", contact(body), branch=body, values={"result": "beschlossen"})
     store.dispose()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("COUNCILFLOW_")},
-           "COUNCILFLOW_DB": db, "COUNCILFLOW_DEFINITIONS": str(folder), "COUNCILFLOW_AUDITORS": AUDITOR,
-           "COUNCILFLOW_TRUSTED_HEADER": "X-Remote-User", "COUNCILFLOW_TRUSTED_PROXIES": "127.0.0.1"}
-    port = free_port()
-    proc = subprocess.Popen([EXE, "web", "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    limit = time.monotonic() + 30
-    while True:  # bounded wait until the server answers
-        try:
-            urllib.request.urlopen(f"{url}/oparl/v1.1/system", timeout=1)
-            break
-        except OSError:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < limit, "the web server did not start"
-            time.sleep(0.1)
-    yield Server(url, db, folder)
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("COUNCILFLOW_SCREENSHOTS", str(tmp_path / "screenshots")))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def signed_in(browser: Any, email: str, **options: Any) -> Any:
-    return browser.new_context(locale="de-DE", extra_http_headers={"X-Remote-User": email}, **options)
+    with web_server(web_env(db, folder)) as url:
+        yield Server(url, db, folder)
 
 
 def test_create_a_vorlage(browser: Any, server: Server, shots: Path) -> None:

@@ -5,22 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 from pathlib import Path
+from typing import Any
 
 from pypdf import PdfReader
 
-from .test_browser import AUDITOR, browser, server
+from .browser_fixtures import AUDITOR, browser, server, shots, signed_in
 
-__all__ = ["browser", "server"]  # the fixtures, shared with test_browser.py
+__all__ = ["browser", "server", "shots"]  # the fixtures, shared with tests/browser_fixtures.py
 
 
-def test_auditor_downloads_the_pruefbericht(browser: object, server: str, tmp_path: Path) -> None:
-    shots = Path(os.environ.get("COUNCILFLOW_SCREENSHOTS", str(tmp_path / "screenshots")))
-    shots.mkdir(parents=True, exist_ok=True)
-    audit = browser.new_context(locale="de-DE", extra_http_headers={"X-Remote-User": AUDITOR},  # type: ignore[attr-defined]
-                                accept_downloads=True)
+def test_auditor_downloads_the_pruefbericht(browser: Any, server: str, shots: Path) -> None:
+    audit = signed_in(browser, AUDITOR, accept_downloads=True)
     page = audit.new_page()
     page.goto(f"{server}/pruefpfad")
     page.get_by_label("Vorlage").fill("SV-9-1809")

@@ -12,7 +12,7 @@ import pytest
 
 from workflow.cli import run
 
-from .conftest import COUNCILS, FEDER, LANDRAT, SITZ, contact
+from .conftest import COUNCILS, FEDER, LANDRAT, SITZ, contact, to_councils
 
 Cli = pytest.CaptureFixture[str]
 
@@ -79,9 +79,52 @@ def test_branch_option_and_human_status(env: dict[str, str], capsys: Cli) -> Non
     assert run(["fire", "KS-1", "beschliessen", "--actor", contact(COUNCILS[0]), "--branch", COUNCILS[0],
                 "--set", "result=einstimmig beschlossen"]) == 0
     out = capsys.readouterr().out
-    assert "Gremien:    1 von 11 entschieden" in out
+    assert "  Gremien:           1 von 11 entschieden" in out
     assert "Rat der Gemeinde Ascheberg" in out and "angenommen" in out and "einstimmig beschlossen" in out
     assert "Rat der Stadt Olfen                offen            Sitzung 02.11.2020 18:00" in out
+
+
+#: The labels of `status` in German and English, the longest first.
+STATUS_LABELS = {"de": ("Mögliche Schritte", "Folgt auf", "Stand am", "Ergebnis", "Zustand", "Gremium", "Gremien"),
+                 "en": ("Possible steps", "Follows", "Bodies", "Result", "As of", "State", "Body")}
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_status_texts_stand_in_one_column(monkeypatch: pytest.MonkeyPatch, db_url: str, tmp_path: Path,
+                                          capsys: Cli, lang: str) -> None:
+    """The texts of `status` start in one column, as wide as the longest label of the language shown: also
+    the paper a follow-up paper follows, the bodies, the body and the --as-of moment."""
+    from datetime import UTC
+
+    from workflow import DefinitionLibrary, Engine, FixedClock, SqlStore
+
+    from .test_follow_up import ADOPTED, REF, adopt, shipped
+
+    folder = shipped(tmp_path / "shipped")
+    monkeypatch.setenv("COUNCILFLOW_DB", db_url)
+    monkeypatch.setenv("COUNCILFLOW_DEFINITIONS", str(folder))
+    store = SqlStore(db_url)
+    store.init()
+    engine = Engine(store, DefinitionLibrary(folder), FixedClock(ADOPTED.astimezone(UTC)))
+    adopt(engine, massnahmen="E-Akte einführen")
+    to_councils(engine, "KS-2")
+    engine.fire("KS-2", "beschliessen", contact(COUNCILS[0]), branch=COUNCILS[0], values={"result": "beschlossen"})
+    engine.create("kreisstrategie", "KS-3", FEDER, {"title": "Im Ausschuss"})
+    engine.fire("KS-3", "einbringen", FEDER)
+    store.dispose()
+    labels = STATUS_LABELS[lang]
+    column = len(f"  {labels[0]}: ")
+    seen = set()
+    for args in (["status", f"{REF}-M1"], ["status", REF], ["status", "KS-2"],
+                 ["status", "KS-3", "--as-of", ADOPTED.isoformat()]):
+        capsys.readouterr()
+        assert run(["--lang", lang, *args]) == 0
+        for line in capsys.readouterr().out.splitlines():
+            label = next((k for k in labels if line.startswith(f"  {k}:")), None)
+            if label is not None:
+                seen.add(label)
+                assert line[:column].endswith(" ") and line[column] != " ", (args, line)
+    assert seen == set(labels)
 
 
 @pytest.mark.parametrize(
@@ -147,7 +190,7 @@ def test_demo_runs_the_seed(tmp_path: Path, capsys: Cli) -> None:
     out = capsys.readouterr().out
     assert "Zur Kenntnis genommen (zur_kenntnis_genommen) seit 27.08.2020" in out
     assert "Rat der Gemeinde Nottuln           offen            Sitzung 17.12.2020 18:00  – vertagt, 1× vertagt" in out
-    assert "Zustand:    Beschlossen (beschlossen) seit 17.12.2020 20:00" in out
+    assert "  Zustand:           Beschlossen (beschlossen) seit 17.12.2020 20:00" in out
     # The Vorlage is released (vorlage_freigeben) in time at every stage but one: no false escalation, and
     # the one stage whose meeting came too late for the deadline gets the truthful notice instead.
     assert "Eskalation an" not in out

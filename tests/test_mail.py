@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -16,15 +15,11 @@ from workflow import Engine, FixedClock
 from workflow.config import Settings
 
 from .conftest import FEDER, LANDRAT, SITZ
-from .smtp import Sink, free_port, smtp_server
+from .smtp import Sink, free_port, smtp, smtp_server
+
+__all__ = ["smtp"]  # the fixture, shared with tests/smtp.py
 
 SENDER = "Fristen Kreis Coesfeld <fristen@kreis-coesfeld.example>"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Sink, int]]:
-    with smtp_server() as server:
-        yield server
 
 
 def dispatcher(engine: Engine, port: int, **settings: int) -> Dispatcher:
@@ -37,11 +32,22 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo("Europe/Berlin")).astimezone(UTC)
 
 
-def sv_in_committee(engine: Engine, clock: FixedClock) -> None:
+def sv_in_committee(engine: Engine, clock: FixedClock, reference: str = "SV-9-1809") -> None:
     clock.set(at("2020-08-04T09:00"))
-    engine.create("sachstandsbericht", "SV-9-1809", LANDRAT, {
+    engine.create("sachstandsbericht", reference, LANDRAT, {
         "title": "Digitalisierungsstrategie für den Kreis Coesfeld, Sachstandsbericht"})
-    engine.fire("SV-9-1809", "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
+    engine.fire(reference, "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
+
+
+def ks_before_meeting(engine: Engine, clock: FixedClock) -> None:
+    """KS-1 recommended by both committees on 01.12.2020, its Kreistag meeting on 07.01.2021: its Vorlage
+    deadline (18.12.2020) is missed and escalates."""
+    clock.set(at("2020-12-01T09:00"))
+    engine.create("kreisstrategie", "KS-1", FEDER, {"title": "Digitalisierungsstrategie"})
+    engine.fire("KS-1", "einbringen", FEDER)
+    engine.fire("KS-1", "beraten", SITZ, values={"result": "empfohlen"})
+    engine.fire("KS-1", "beraten", SITZ, values={"result": "empfohlen"})
+    engine.set_meeting("KS-1", "2021-01-07T17:00", SITZ)
 
 
 def test_reminder_arrives_with_parts_german_text_and_ics(engine: Engine, clock: FixedClock,
@@ -90,12 +96,7 @@ def test_reminder_arrives_with_parts_german_text_and_ics(engine: Engine, clock: 
 def test_escalation_names_who_else_was_told(engine: Engine, clock: FixedClock, smtp: tuple[Sink, int]) -> None:
     """A missed Vorlage deadline escalates to the Büro des Landrats, naming who was responsible."""
     sink, port = smtp
-    clock.set(at("2020-12-01T09:00"))
-    engine.create("kreisstrategie", "KS-1", FEDER, {"title": "Digitalisierungsstrategie"})
-    engine.fire("KS-1", "einbringen", FEDER)
-    engine.fire("KS-1", "beraten", SITZ, values={"result": "empfohlen"})
-    engine.fire("KS-1", "beraten", SITZ, values={"result": "empfohlen"})
-    engine.set_meeting("KS-1", "2021-01-07T17:00", SITZ)
+    ks_before_meeting(engine, clock)
     worker = dispatcher(engine, port)
     # By 22.12. 08:00 (the first working morning after due + 1 working day) both Vorlage reminders
     # (11.12., 17.12.) and the escalation are due; the Ladung reminder (28.12.) is not.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import select
-from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -17,17 +16,13 @@ from workflow import Engine, FixedClock
 from workflow.config import Settings
 
 from .conftest import LANDRAT, SITZ
-from .smtp import Sink, smtp_server
+from .smtp import Sink, smtp
 from .test_mail import SENDER, at, dispatcher
+
+__all__ = ["smtp"]  # the fixture, shared with tests/smtp.py
 
 DUE = at("2020-08-18T08:00")  # the Ladungsfrist reminders of papers in the committee on 27.08.
 EVERY = ("pending", "claimed", "sent", "failed", "cancelled")
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Sink, int]]:
-    with smtp_server() as server:
-        yield server
 
 
 def papers_in_committee(engine: Engine, clock: FixedClock, count: int) -> dict[str, str]:

@@ -6,46 +6,25 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
 
 from notifier.dispatch import Dispatcher
-from notifier.transports import MemoryTransport, SmtpTransport
+from notifier.transports import MemoryTransport
 from workflow import Engine, FixedClock, SqlStore
 from workflow.config import Settings
 from workflow.store import AuditRecord
 from workflow.tokens import create_token, list_tokens, revoke_calendar, revoke_token
 
 from .conftest import FEDER, LANDRAT, SITZ
-from .smtp import Sink, smtp_server
+from .smtp import Sink, smtp
+from .test_mail import SENDER, at, dispatcher, ks_before_meeting, sv_in_committee
 
-SENDER = "Fristen Kreis Coesfeld <fristen@kreis-coesfeld.example>"
+__all__ = ["smtp"]  # the fixture, shared with tests/smtp.py
+
 REF = "SV-9-1809"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Sink, int]]:
-    with smtp_server() as server:
-        yield server
-
-
-def at(text_: str) -> datetime:
-    from zoneinfo import ZoneInfo
-
-    return datetime.fromisoformat(text_).replace(tzinfo=ZoneInfo("Europe/Berlin")).astimezone(UTC)
-
-
-def dispatcher(engine: Engine, port: int, **settings: int) -> Dispatcher:
-    return Dispatcher(engine, SmtpTransport("127.0.0.1", port), Settings(mail_from=SENDER, **settings), "test")
-
-
-def in_committee(engine: Engine, clock: FixedClock, reference: str = REF) -> None:
-    clock.set(at("2020-08-04T09:00"))
-    engine.create("sachstandsbericht", reference, LANDRAT, {"title": "Digitalisierungsstrategie, Sachstandsbericht"})
-    engine.fire(reference, "einbringen", LANDRAT, values={"meeting": "2020-08-27T17:00"})
 
 
 def mails(engine: Engine, reference: str | None = None) -> list[AuditRecord]:
@@ -57,7 +36,7 @@ def test_a_sent_reminder_is_one_entry_naming_recipients_and_message_id(engine: E
     """The Ladungsfrist reminder received by the SMTP server is in the trail once: paper, deadline, kind,
     recipient and the Message-ID the recipient saw; status and timeline are what they were."""
     sink, port = smtp
-    in_committee(engine, clock)
+    sv_in_committee(engine, clock)
     before = engine.status(REF, as_of="2020-08-18T09:00")
     timeline = engine.timeline(REF)
     worker = dispatcher(engine, port)
@@ -84,12 +63,7 @@ def test_a_sent_reminder_is_one_entry_naming_recipients_and_message_id(engine: E
 def test_an_escalation_to_two_records_each_copy(engine: Engine, clock: FixedClock, smtp: tuple[Sink, int]) -> None:
     """One entry per mail; each recipient's personal copy with its own Message-ID."""
     sink, port = smtp
-    clock.set(at("2020-12-01T09:00"))
-    engine.create("kreisstrategie", "KS-1", FEDER, {"title": "Digitalisierungsstrategie"})
-    engine.fire("KS-1", "einbringen", FEDER)
-    engine.fire("KS-1", "beraten", SITZ, values={"result": "empfohlen"})
-    engine.fire("KS-1", "beraten", SITZ, values={"result": "empfohlen"})
-    engine.set_meeting("KS-1", "2021-01-07T17:00", SITZ)
+    ks_before_meeting(engine, clock)
     worker = dispatcher(engine, port)
     assert worker.tick(at("2020-12-21T12:00")).sent == 2
     assert worker.tick(at("2020-12-22T08:00")).sent == 1
@@ -108,7 +82,7 @@ def test_an_escalation_to_two_records_each_copy(engine: Engine, clock: FixedCloc
 def test_a_final_failure_and_a_retry(engine: Engine, clock: FixedClock, smtp: tuple[Sink, int]) -> None:
     """A temporary failure is no entry (the mail is not final yet); the final 5xx is one, with the error."""
     sink, port = smtp
-    in_committee(engine, clock)
+    sv_in_committee(engine, clock)
     worker = dispatcher(engine, port)
     sink.reply = "451 4.3.0 try again later"
     assert worker.tick(at("2020-08-18T08:00")).retried == 1
@@ -125,8 +99,8 @@ def test_a_final_failure_and_a_retry(engine: Engine, clock: FixedClock, smtp: tu
 def test_a_due_mail_whose_deadline_ends_unsent_is_skipped(engine: Engine, clock: FixedClock) -> None:
     """The reminder fell due while nobody sent mail; the decision that ends its deadline records it as
     skipped, in the same transaction; reminders not yet due leave no entry."""
-    in_committee(engine, clock)
-    in_committee(engine, clock, "SV-2")
+    sv_in_committee(engine, clock)
+    sv_in_committee(engine, clock, "SV-2")
     clock.set(at("2020-08-19T10:00"))  # the Ladungsfrist reminder (18.08. 08:00) is due, nothing was sent
     engine.fire(REF, "zurueckziehen", LANDRAT)
     clock.set(at("2020-08-19T10:01"))
@@ -144,8 +118,8 @@ def test_a_due_mail_whose_deadline_ends_unsent_is_skipped(engine: Engine, clock:
 def test_a_mail_in_flight_when_its_deadline_ends(engine: Engine, clock: FixedClock) -> None:
     """A claimed mail whose deadline ends while it is being sent is left to its sender: sent if it went out,
     skipped if the sender had not sent it yet; one entry either way."""
-    in_committee(engine, clock)
-    in_committee(engine, clock, "SV-2")
+    sv_in_committee(engine, clock)
+    sv_in_committee(engine, clock, "SV-2")
     outbox = engine.store.outbox
     moment = at("2020-08-18T08:00")
     first, second = outbox.claim(moment, worker="w", lease=timedelta(minutes=5))
@@ -166,7 +140,7 @@ def test_a_mail_in_flight_when_its_deadline_ends(engine: Engine, clock: FixedClo
 def test_a_crashed_senders_mail_is_skipped_by_the_change_after_its_lease(engine: Engine, clock: FixedClock) -> None:
     """A claimed row whose lease ran out (its sender died) is ended by the change, with its entry; the dead
     sender, if it comes back, is fenced."""
-    in_committee(engine, clock)
+    sv_in_committee(engine, clock)
     outbox = engine.store.outbox
     moment = at("2020-08-18T08:00")
     [claimed] = outbox.claim(moment, worker="dead", lease=timedelta(minutes=5))
@@ -180,7 +154,7 @@ def test_a_crashed_senders_mail_is_skipped_by_the_change_after_its_lease(engine:
 
 def test_digests_are_no_entries(engine: Engine, clock: FixedClock) -> None:
     """A person's daily overview belongs to no paper: it is not an entry (its reminders are)."""
-    in_committee(engine, clock)
+    sv_in_committee(engine, clock)
     worker = Dispatcher(engine, MemoryTransport(), Settings(mail_from=SENDER), "test")
     assert worker.queue_digests(at("2020-08-17T07:00")) == 1
     worker.tick(at("2020-08-17T08:00"))
@@ -263,7 +237,7 @@ def test_concurrent_senders_and_changes_keep_one_chain(engine: Engine, clock: Fi
 
 def test_tampering_with_a_mail_entry_is_found(engine: Engine, db_url: str, clock: FixedClock) -> None:
     """Editing a mail entry's recipients, deleting it or claiming it for another paper breaks the chain."""
-    in_committee(engine, clock)
+    sv_in_committee(engine, clock)
     Dispatcher(engine, MemoryTransport(), Settings(mail_from=SENDER), "test").tick(at("2020-08-18T08:00"))
     [entry] = mails(engine)
     assert engine.verify().ok
@@ -286,7 +260,7 @@ def test_history_and_audit_query_say_who_was_reminded(engine: Engine, db_url: st
     finds the reminders; the CSV carries the Message-ID."""
     from workflow.cli import run
 
-    in_committee(engine, clock)
+    sv_in_committee(engine, clock)
     Dispatcher(engine, MemoryTransport(), Settings(mail_from=SENDER), "test").tick(at("2020-08-18T08:00"))
     token_id, _ = create_token(engine.store, SITZ, "Laptop", clock.now())
     args = ["--db", db_url, "--definitions", str(defs_dir)]

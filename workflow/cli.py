@@ -566,10 +566,21 @@ def status(
             click.echo(f"    {f.name}  {file_size(f.size)}")
 
 
+#: The labels of the left column of `status`: the column is as wide as the longest of them in the language shown.
+_STATUS_LABELS = (N_("As of"), N_("State"), N_("Body"), N_("Result"), N_("Bodies"), N_("Possible steps"),
+                  N_("Follows"))
+
+
+def _status_line(label: str, text: str) -> None:
+    """A line of `status`: the label (one of _STATUS_LABELS) and its text, the texts in one column."""
+    width = max(len(_(known)) for known in _STATUS_LABELS) + 1
+    click.echo(f"  {label + ':':<{width}} {text}")
+
+
 def _print_follow_ups(zone: str, parent: FollowUpRecord | None, children: list[ChildView]) -> None:
     """The paper a follow-up paper belongs to, and a paper's follow-up papers with their states."""
     if parent is not None:
-        click.echo(_("  Follows:    {parent} (follow-up '{name}', no. {n})").format(
+        _status_line(_("Follows"), _("{parent} (follow-up '{name}', no. {n})").format(
             parent=parent.reference, name=parent.name, n=parent.n))
     if not children:
         return
@@ -589,20 +600,18 @@ def _print_status(st: Status, as_json: bool) -> None:
     zone = st.timezone
     title = st.fields.get("title", "")
     click.echo(f"{st.reference}  {title}  [{st.workflow} v{st.workflow_version}]")
-    def line(label: str, text: str) -> None:
-        click.echo(f"  {label + ':':<11} {text}")
-
     if st.as_of:
-        line(_("As of"), _local(st.as_of, zone))
-    line(_("State"), _("{label} ({state}) since {since}").format(label=st.state_label, state=st.state,
-                                                                 since=_local(st.entered_at, zone)))
+        _status_line(_("As of"), _local(st.as_of, zone))
+    _status_line(_("State"), _("{label} ({state}) since {since}").format(label=st.state_label, state=st.state,
+                                                                         since=_local(st.entered_at, zone)))
     if st.body_name:
-        line(_("Body"), _("{body}, meeting {meeting}").format(body=st.body_name, meeting=_local(st.meeting, zone)))
+        _status_line(_("Body"), _("{body}, meeting {meeting}").format(body=st.body_name,
+                                                                      meeting=_local(st.meeting, zone)))
     if st.result:
-        line(_("Result"), st.result)
+        _status_line(_("Result"), st.result)
     if st.branches:
         done = sum(1 for b in st.branches if b.status != "open")
-        line(_("Bodies"), _("{done} of {total} decided").format(done=done, total=len(st.branches)))
+        _status_line(_("Bodies"), _("{done} of {total} decided").format(done=done, total=len(st.branches)))
         from .german import branch_status
 
         for b in st.branches:
@@ -619,7 +628,7 @@ def _print_status(st: Status, as_json: bool) -> None:
         for so in st.signoffs:
             by = _(" by {actor} on {when}").format(actor=so.actor, when=_local(so.at, zone)) if so.actor else ""
             click.echo(f"    {so.role:<34} {signoff_status(so.status)}{by}{'  – ' + so.text if so.text else ''}")
-    line(_("Possible steps"), ", ".join(st.triggers) if st.triggers else _("– (final state)"))
+    _status_line(_("Possible steps"), ", ".join(st.triggers) if st.triggers else _("– (final state)"))
 
 
 @main.command(help=N_("List every recorded change of a paper, in order."))

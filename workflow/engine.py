@@ -24,7 +24,7 @@ from .deadlines import (
     running_deadlines,
     waiting_deadlines,
 )
-from .decisions import DEFAULT_WARN_DAYS, cursor_text, light, parse_cursor, warn_until
+from .decisions import DEFAULT_WARN_DAYS, DecisionItem, cursor_text, light, parse_cursor, warn_until
 from .decisions import STATUSES as DECISION_STATUSES
 from .definition import Attachment, Definition
 from .errors import ConflictError, InputError, NotFoundError, StorageError, WorkflowError, did_you_mean
@@ -224,26 +224,14 @@ class ChildView:
 
 
 @dataclass(frozen=True)
-class DecisionView:
+class DecisionView(DecisionItem):
     """One follow-up paper of a body's decision in the Beschlusskontrolle (workflow/decisions.py): the one shape
-    of the CLI, the report, the page and the API. ``light``: rot, gelb, gruen, or None for a finished child."""
+    of the CLI, the report, the page and the API. The store's :class:`DecisionItem` with what the engine adds:
+    the body's name, the labels of the child's state and of the deadline that gives the target date, who is
+    responsible, and ``light``: rot, gelb, gruen, or None for a finished child."""
 
-    body: str
     body_name: str
-    reference: str
-    title: str
-    decided_at: datetime
-    result: str | None
-    follow_up: str
-    n: int
-    child: str
-    child_title: str
-    workflow: str
-    state: str
     state_label: str
-    delayed: bool
-    final: bool
-    target_at: datetime | None
     target_label: str | None
     responsible: tuple[str, ...]
     light: str | None
@@ -1012,13 +1000,12 @@ class Engine:
                 yellow[item.definition_hash] = warn_until(definition, now, warn_days)
             spec = next((d for d in definition.deadlines if d.name == item.deadline), None)
             out.append(DecisionView(
-                item.body, names.get(item.body, item.body), item.reference, item.title, item.decided_at, item.result,
-                item.follow_up, item.n, item.child, item.child_title, item.workflow, item.state,
-                definition.states[item.state].label if item.state in definition.states else item.state,
-                item.delayed, item.final, item.target_at, spec.label if spec else None,
-                recipients(definition, spec.notify, None) if spec else (),
-                light(item.target_at, item.delayed, item.final, now, yellow[item.definition_hash]),
-                definition.timezone))
+                **vars(item), body_name=names.get(item.body, item.body),
+                state_label=definition.states[item.state].label if item.state in definition.states else item.state,
+                target_label=spec.label if spec else None,
+                responsible=recipients(definition, spec.notify, None) if spec else (),
+                light=light(item.target_at, item.delayed, item.final, now, yellow[item.definition_hash]),
+                timezone=definition.timezone))
         return out, (cursor_text(items[limit - 1].key) if len(items) > limit and limit > 0 else None)
 
     def decisions_for(self, who: Person, body: str, *, status: str | None = None,

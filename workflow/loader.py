@@ -410,8 +410,7 @@ def _load_states(c: _Checker, raw: Any, bodies: dict[str, Body],
 
 def _load_signoff(c: _Checker, raw: Any, where: Path, what: str, roles: dict[str, tuple[str, ...]]) -> Signoff | None:
     """A state's ``signoff``: the defined roles that must sign the paper off, and in which order."""
-    m = c.mapping(raw, where, _("signoff of {state}").format(state=what), lang.SIGNOFF.required,
-                  lang.SIGNOFF.optional)
+    m = c.mapping(raw, where, _of("signoff", what), lang.SIGNOFF.required, lang.SIGNOFF.optional)
     if m is None or "roles" not in m:
         return None
     members = c.str_list(m["roles"], (*where, "roles"), _("roles of the signoff of {state}").format(state=what))
@@ -916,14 +915,14 @@ def _load_follow_ups(c: _Checker, raw: Any, states: dict[str, State], roles: dic
         ok = "workflow" in m and c.name(m.get("workflow"), (*where, "workflow"), "workflow id") and ok
         every = count = until = for_each = actor = None
         if "every" in m:
-            every = _load_offset(c, m["every"], (*where, "every"), _("every of {what}").format(what=what), False)
+            every = _load_offset(c, m["every"], (*where, "every"), _of("every", what), False)
             ok = every is not None and ok
             if every is not None and every.amount < 1:
                 c.err((*where, "every"), _("every of {what} must be at least 1").format(what=what))
                 ok = False
         if "count" in m:
             count = m["count"]
-            ok = c.positive(count, (*where, "count"), _("count of {what}").format(what=what), 1) and ok
+            ok = c.positive(count, (*where, "count"), _of("count", what), 1) and ok
         if "until" in m:
             dates = [f.name for f in fields.values() if f.type in ("date", "datetime")]
             until = m["until"]
@@ -953,10 +952,9 @@ def _load_follow_ups(c: _Checker, raw: Any, states: dict[str, State], roles: dic
                 ok = False
         known = [*(p for p in FIXED_PLACEHOLDERS if p != "item" or "for_each" in m), *fields]
         template = m.get("reference")
-        if "reference" in m and c.typed(template, (*where, "reference"), str, _("reference of {what}")
-                                        .format(what=what)):
-            used = _templates_ok(c, template, (*where, "reference"), _("reference of {what}").format(what=what),
-                                 known)
+        reference = _("reference of {what}").format(what=what)
+        if "reference" in m and c.typed(template, (*where, "reference"), str, reference):
+            used = _templates_ok(c, template, (*where, "reference"), reference, known)
             if used is not None and "n" not in used:
                 c.err((*where, "reference"), _("reference of {what} must contain {{n}} (1, 2, …): each follow-up "
                                                "paper needs a reference of its own").format(what=what))
@@ -971,8 +969,7 @@ def _load_follow_ups(c: _Checker, raw: Any, states: dict[str, State], roles: dic
         child_fields: dict[str, str] = {}
         located: dict[str, tuple[int, int]] = {"workflow": c.doc.where((*where, "workflow"))}
         raw_fields = m.get("fields")
-        if raw_fields is not None and c.typed(raw_fields, (*where, "fields"), dict, _("fields of {what}")
-                                              .format(what=what)):
+        if raw_fields is not None and c.typed(raw_fields, (*where, "fields"), dict, _of("fields", what)):
             for key, value in raw_fields.items():
                 at: Path = (*where, "fields", key)
                 label = _("field '{key}' of {what}").format(key=key, what=what)
