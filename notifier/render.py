@@ -185,7 +185,8 @@ class Renderer:
     """Renders the mails of one workflow: its own templates first, then the shipped ones. The shipped ones
     speak the language in effect when a mail is rendered (German unless ``--lang``/``LANG`` ask for English):
     their texts are marked ``{{ _("…") }}`` (Jinja2's i18n extension, domain "mail"); a process owner's own
-    templates may use ``_`` too, or be written in one language as before."""
+    templates may use ``_`` too, or be written in one language as before. Each template is compiled once per
+    language, with its texts translated then (:func:`~workflow.i18n.bind_jinja_language`)."""
 
     def __init__(self, zone: str = "Europe/Berlin", override: Path | None = None) -> None:
         self.zone = ZoneInfo(zone)
