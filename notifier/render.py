@@ -399,17 +399,36 @@ def header_message_id(stored: str, sender: str, recipient: str | None = None) ->
 
 class _HeaderClasses(HeaderRegistry):
     """The standard library's header registry, but each header class made once: ``HeaderRegistry`` builds a
-    new class with ``type()`` on every header set or read, half the cost of building a mail."""
+    new class with ``type()`` on every header set or read, half the cost of building a mail. And a header
+    recently parsed is not parsed again: every mail has the same ``Content-Type: text/plain; charset="utf-8"``,
+    ``Content-Transfer-Encoding``, ``MIME-Version``, ``Content-Disposition``, ``Auto-Submitted`` … (header
+    objects are read-only, and the email package itself shares them between messages)."""
+
+    #: How many parsed headers are kept; when full, the store starts anew (unique values such as a Subject or a
+    #: MIME boundary pass through it, the recurring ones are back after a mail).
+    KEEP = 256
 
     def __init__(self) -> None:
         super().__init__()
         self._made: dict[str, type[BaseHeader]] = {}
+        self._parsed: dict[tuple[str, str], BaseHeader] = {}
 
     def __getitem__(self, name: str) -> type[BaseHeader]:
         key = name.lower()
         found = self._made.get(key)
         if found is None:
             found = self._made[key] = super().__getitem__(name)
+        return found
+
+    def __call__(self, name: str, value: Any) -> BaseHeader:
+        if type(value) is not str:  # an Address, a list of them: parsed each time
+            return super().__call__(name, value)
+        key = (name, value)  # the name as written: a header object folds under its own name
+        found = self._parsed.get(key)
+        if found is None:
+            if len(self._parsed) >= self.KEEP:
+                self._parsed.clear()
+            found = self._parsed[key] = super().__call__(name, value)
         return found
 
 
