@@ -263,6 +263,8 @@ class Dispatcher:
         self.outbox = engine.store.outbox
         self.composer = Composer(engine, settings)
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+        #: Until when the rows of the batch being sent are leased to this worker (at the least).
+        self._leased_until: datetime | None = None
 
     def tick(self, now: datetime | None = None) -> TickReport:
         """Send every row that is due at ``now`` (catching up whatever fell due while nobody ran)."""
@@ -283,6 +285,7 @@ class Dispatcher:
                 if not batch:
                     return report
                 report.claimed += len(batch)
+                self._leased_until = moment + lease  # as claimed
                 for reminder in batch:
                     self._deliver(reminder, moment, report, send)
                 if len(batch) < self.settings.batch:
@@ -306,7 +309,15 @@ class Dispatcher:
             self.outbox.mark_failed(reminder, _("cannot compose: {reason}").format(reason=exc), now)
             return
         lease = timedelta(seconds=self.settings.lease_seconds)
-        if not self.outbox.renew(reminder, max(now, self.engine.clock.now()) + lease):
+        current = max(now, self.engine.clock.now())
+        # Before each send: this row must still be ours (fencing), and the batch must keep its rows while it is
+        # sent. The lease of the whole batch is extended once a quarter of it has passed; until then the row of
+        # this mail alone (by its key; extending every row of the batch before every mail costs a batch's worth
+        # of index updates per mail).
+        whole = self._leased_until is None or self._leased_until - current < lease * 3 / 4
+        if whole:
+            self._leased_until = current + lease
+        if not self.outbox.renew(reminder, current + lease, claim=whole):
             report.fenced += 1  # cancelled (the deadline ended) or taken over meanwhile
             self.outbox.skip(reminder, now)  # the record of the first (nothing for the second)
             return

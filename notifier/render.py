@@ -34,6 +34,7 @@ from jinja2 import (
     StrictUndefined,
     Template,
     TemplateError,
+    nodes,
     select_autoescape,
 )
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
@@ -42,7 +43,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from workflow.definition import Definition
 from workflow.errors import DefinitionError, InputError, Problem
 from workflow.german import date_de, date_short, format_local
-from workflow.i18n import _, install_jinja
+from workflow.i18n import _, bind_jinja_language, current_language, install_jinja
 from workflow.paper import PaperState
 from workflow.store.records import DeadlineRecord
 from workflow.values import hidden_break, is_email
@@ -141,9 +142,17 @@ _budget: ContextVar[_Budget | None] = ContextVar("councilflow_template_budget", 
 
 
 class _BoundedSandbox(SandboxedEnvironment):
-    """Jinja's sandbox (no attribute escapes) plus bounds on time, loop steps and sizes."""
+    """Jinja's sandbox (no attribute escapes) plus bounds on time, loop steps and sizes; with a ``language``,
+    its templates are compiled for that language (their texts translated once, :func:`bind_jinja_language`)."""
 
     intercepted_binops = frozenset(["*", "**"])
+    language: str | None = None
+
+    def _generate(self, source: nodes.Template, name: str | None, filename: str | None,
+                  defer_init: bool = False) -> str:
+        if self.language is not None:
+            source = bind_jinja_language(source, self.language)
+        return super()._generate(source, name, filename, defer_init=defer_init)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and isinstance(right, int) and abs(right) > 64:
@@ -176,7 +185,8 @@ class Renderer:
     """Renders the mails of one workflow: its own templates first, then the shipped ones. The shipped ones
     speak the language in effect when a mail is rendered (German unless ``--lang``/``LANG`` ask for English):
     their texts are marked ``{{ _("…") }}`` (Jinja2's i18n extension, domain "mail"); a process owner's own
-    templates may use ``_`` too, or be written in one language as before."""
+    templates may use ``_`` too, or be written in one language as before. Each template is compiled once per
+    language, with its texts translated then (:func:`~workflow.i18n.bind_jinja_language`)."""
 
     def __init__(self, zone: str = "Europe/Berlin", override: Path | None = None) -> None:
         self.zone = ZoneInfo(zone)
@@ -192,7 +202,10 @@ class Renderer:
             # takes effect after a restart (no file check per mail and part).
             auto_reload=False,
         )
-        self._templates: dict[str, Template] = {}
+        # Per language in which mails were rendered: an environment whose templates are compiled for it, and
+        # the compiled templates (the texts of a template are translated once, not at every mail).
+        self._environments: dict[str, _BoundedSandbox] = {}
+        self._templates: dict[tuple[str, str], Template] = {}
         self.env.globals["range"] = _bounded_range
         self.env.filters["date_de"] = self._date_de
         self.env.filters["date_short"] = self._date_short
@@ -221,10 +234,11 @@ class Renderer:
         return RenderedMail(subject, parts[1], parts[2])
 
     def _render(self, name: str, context: Mapping[str, Any]) -> str:
+        language = current_language()
         try:
-            template = self._templates.get(name)
+            template = self._templates.get((language, name))
             if template is None:
-                template = self._templates[name] = self.env.get_template(name)
+                template = self._templates[language, name] = self._environment(language).get_template(name)
         except TemplateSyntaxError as exc:
             raise DefinitionError([Problem(self._path(name), exc.lineno or 1, 1,
                                            _("template: {reason}").format(reason=exc.message))]) from None
@@ -244,6 +258,14 @@ class Renderer:
                 from None
         finally:
             _budget.reset(token)
+
+    def _environment(self, language: str) -> _BoundedSandbox:
+        """The environment that compiles the templates for ``language`` (sharing filters, globals and loader)."""
+        env = self._environments.get(language)
+        if env is None:
+            env = self._environments[language] = self.env.overlay()
+            env.language = language
+        return env
 
     def _path(self, name: str) -> str:
         if self.override is not None and (self.override / name).is_file():
@@ -377,17 +399,36 @@ def header_message_id(stored: str, sender: str, recipient: str | None = None) ->
 
 class _HeaderClasses(HeaderRegistry):
     """The standard library's header registry, but each header class made once: ``HeaderRegistry`` builds a
-    new class with ``type()`` on every header set or read, half the cost of building a mail."""
+    new class with ``type()`` on every header set or read, half the cost of building a mail. And a header
+    recently parsed is not parsed again: every mail has the same ``Content-Type: text/plain; charset="utf-8"``,
+    ``Content-Transfer-Encoding``, ``MIME-Version``, ``Content-Disposition``, ``Auto-Submitted`` … (header
+    objects are read-only, and the email package itself shares them between messages)."""
+
+    #: How many parsed headers are kept; when full, the store starts anew (unique values such as a Subject or a
+    #: MIME boundary pass through it, the recurring ones are back after a mail).
+    KEEP = 256
 
     def __init__(self) -> None:
         super().__init__()
         self._made: dict[str, type[BaseHeader]] = {}
+        self._parsed: dict[tuple[str, str], BaseHeader] = {}
 
     def __getitem__(self, name: str) -> type[BaseHeader]:
         key = name.lower()
         found = self._made.get(key)
         if found is None:
             found = self._made[key] = super().__getitem__(name)
+        return found
+
+    def __call__(self, name: str, value: Any) -> BaseHeader:
+        if type(value) is not str:  # an Address, a list of them: parsed each time
+            return super().__call__(name, value)
+        key = (name, value)  # the name as written: a header object folds under its own name
+        found = self._parsed.get(key)
+        if found is None:
+            if len(self._parsed) >= self.KEEP:
+                self._parsed.clear()
+            found = self._parsed[key] = super().__call__(name, value)
         return found
 
 

@@ -189,3 +189,57 @@ def test_the_tables_of_german_py_are_looked_up_when_shown() -> None:
     assert MAIL_KIND["remind"] == "Erinnerung" and branch_status("adopted", hearings=True) == "angehört"
     with i18n.use_language("en"):
         assert MAIL_KIND["remind"] == "reminder" and branch_status("not_needed") == "no longer needed"
+
+
+BOUND_TEMPLATES = [
+    '{{ _("Good day,") }} {{ gettext("Overdue") }}',
+    '{{ _("This reminder also went to: %(others)s.", others=people | join(", ")) }}',
+    '{% trans name=people[0] %}a deadline for <b>{{ name }}</b>{% endtrans %} {% trans %}50%{% endtrans %}',
+    '{{ pgettext("clock", "%(when)s", when=people[1]) }} {{ _("Due:") | ljust(10) }}|',
+    '{{ pgettext("mine", "in %(context)s") }} {{ pgettext("mine", "%(context)s", context=people[0]) }}',
+    '{{ _("meeting %(when)s", when=pgettext("clock", "%(when)s", when=people[0])) }}',
+    '<html lang="{{ current_language() }}">{{ _("50%% of %(n)s", n=3) }} {{ _("100%%") }}',
+]
+
+
+@pytest.mark.parametrize("source", BOUND_TEMPLATES)
+@pytest.mark.parametrize("autoescape", [True, False])
+@pytest.mark.parametrize("language", ["de", "en"])
+def test_a_template_bound_to_a_language_says_what_the_catalog_says_when_rendered(
+        source: str, autoescape: bool, language: str) -> None:
+    """Translated once when compiled for one language: the same text as the catalog looked up at every rendering
+    (escaped values in HTML, "%%" read as "%"), and no lookup left to do."""
+    from jinja2 import Environment, nodes
+
+    env = Environment(autoescape=autoescape)
+    env.filters["ljust"] = lambda text, width: str(text).ljust(width)
+    i18n.install_jinja(env)
+    people = ["<a@x.example> & Co", "B 'b' \"c\""]
+    with i18n.use_language(language):
+        looked_up = env.from_string(source).render(people=people)
+        tree = i18n.bind_jinja_language(env.parse(source), language)
+        bound = env.from_string(tree).render(people=people)
+    assert bound == looked_up
+    assert ("Guten Tag," in bound) == (language == "de" and "Good day" in source)
+    assert not [call for call in tree.find_all(nodes.Call) if isinstance(call.node, nodes.Name)
+                and call.node.name in ("_", "gettext", "pgettext", "current_language")]
+
+
+@pytest.mark.parametrize("source", [
+    '{% for _ in [shout] %}{{ _("Good day,") }}{% endfor %}{{ _("Good day,") }}',
+    '{% set gettext = shout %}{{ _("Good day,") }} {{ gettext("Overdue") }}',
+    '{% with pgettext = shout %}{{ pgettext("Good day,") }}{% endwith %}',
+    '{% macro _(text) %}[{{ text }}]{% endmacro %}{{ _("Good day,") }}',
+    '{{ _(word) }} {{ _("Good day,", *rest) }} {{ _(*texts) }} {{ _("Good day,", **more) }}',
+])
+def test_a_template_that_binds_the_names_itself_or_asks_for_a_variable_text_is_left_to_rendering(source: str) -> None:
+    """A process owner's template may use ``_`` as its own name (a loop variable, a macro) or ask for a text it
+    computes: such calls are not translated when compiling, and render as before."""
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = SandboxedEnvironment()
+    i18n.install_jinja(env)
+    with i18n.use_language("de"):
+        context = {"word": "Overdue", "rest": [], "texts": ["Due:"], "more": {}, "shout": lambda text: text.upper()}
+        looked_up = env.from_string(source).render(**context)
+        assert env.from_string(i18n.bind_jinja_language(env.parse(source), "de")).render(**context) == looked_up

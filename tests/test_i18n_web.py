@@ -184,6 +184,30 @@ def test_the_mails_speak_the_language_of_the_process(tmp_path: Path) -> None:
         assert _mails(tmp_path)["remind"][0].startswith("SV-0-0000: Reminder")
 
 
+def test_the_mails_translated_once_per_language_say_what_the_catalog_says_at_every_mail(tmp_path: Path) -> None:
+    """The shipped templates are compiled per language with their texts translated once: every part of every
+    kind reads as when each text is looked up while rendering (the renderer's own environment, not bound to a
+    language), in German and English, with data that HTML must escape."""
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    shutil.copy(SPEC / "sachstandsbericht.yaml", folder)
+    definition = load_definition_file(folder / "sachstandsbericht.yaml")
+    renderer = Renderer(definition.timezone)
+    samples = sample_contexts(definition)
+    for context in samples.values():
+        if "paper" in context:
+            context["paper"]["title"] = "<b>A & B</b> \"50%\" %(x)s"
+        context["also_told"] = ["<a@x.example>", "b@x.example"]
+    for language in ("de", "en"):
+        with use_language(language):
+            for kind, base in KINDS.items():
+                mail = renderer.render(kind, samples[kind])
+                looked_up = [renderer.env.get_template(f"{base}.{part}").render(**samples[kind])
+                             for part in ("txt", "html")]
+                assert [mail.text, mail.html] == looked_up, (language, kind)
+                assert "&lt;a@x.example&gt;" in mail.html or kind == "digest"
+
+
 def test_a_process_owners_own_template_works_unchanged_and_may_use_the_catalog(tmp_path: Path) -> None:
     folder = tmp_path / "defs"
     own = folder / "templates" / "sachstandsbericht"

@@ -278,3 +278,34 @@ def test_transport_password_from_environment_and_bad_urls() -> None:
     assert isinstance(smtp, SmtpTransport) and (smtp.user, smtp.password) == ("fristen", "geheim")
     with pytest.raises(InputError, match=r"Mailversand 'http://x:\*\*\*@relay': bitte smtp://host:port"):
         transport_from_url("http://x:secret@relay", default_folder=Path("."))
+
+
+def test_mails_built_one_after_another_each_carry_their_own_headers() -> None:
+    """The headers every mail has alike are parsed once and shared between mails; each mail still reads as its
+    own (subject, Message-ID, parts, the header names as written), over more mails than the parsed headers kept."""
+    import email
+    import email.policy
+    from email.message import EmailMessage
+
+    from notifier.render import RenderedMail, build_message
+
+    moment = datetime(2020, 8, 20, 6, tzinfo=UTC)
+    for n in range(300):
+        kind = "x-councilflow-kind" if n % 2 else "X-Councilflow-Kind"
+        raw = build_message(RenderedMail(f"SV-{n}: Erinnerung – Frist", f"Guten Tag {n},\nÄmter\n", f"<p>{n}</p>"),
+                            sender=SENDER, recipients=[f"person{n % 7}@example.org"],
+                            message_id=f"<m{n}@councilflow>", date=moment + timedelta(days=n % 3),
+                            ics=f"BEGIN:VCALENDAR\r\nUID:{n}\r\nEND:VCALENDAR\r\n".encode(),
+                            headers={kind: "reminder"}).as_bytes()
+        mail = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(mail, EmailMessage)
+        assert (mail["Subject"], mail["Message-ID"], mail["To"]) == (
+            f"SV-{n}: Erinnerung – Frist", f"<m{n}@councilflow>", f"person{n % 7}@example.org")
+        assert mail["Date"].datetime == moment + timedelta(days=n % 3) and f"\r\n{kind}: reminder\r\n".encode() in raw
+        text, html = mail.get_body(("plain",)), mail.get_body(("html",))
+        assert text is not None and html is not None
+        assert [part.get_content().replace("\r\n", "\n") for part in (text, html)] == [f"Guten Tag {n},\nÄmter\n",
+                                                                                   f"<p>{n}</p>\n"]
+        [ics] = mail.iter_attachments()
+        assert ics.get_content_type() == "text/calendar" and f"UID:{n}" in ics.get_content()
+        assert ics.get_filename() == "frist.ics" and ics.get_param("method") == "PUBLISH"

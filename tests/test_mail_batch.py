@@ -11,7 +11,7 @@ import pytest
 
 from notifier.dispatch import Dispatcher
 from notifier.render import header_message_id
-from notifier.transports import SendError, SmtpTransport
+from notifier.transports import MemoryTransport, SendError, SmtpTransport
 from workflow import Engine, FixedClock
 from workflow.config import Settings
 
@@ -160,3 +160,26 @@ def test_maildir_session_writes_each_mail(tmp_path: Path) -> None:
         for number in range(3):
             send(_mail(number))
     assert len(list((tmp_path / "mail" / "new").iterdir())) == 3
+
+
+def test_a_batch_that_takes_longer_than_the_lease_keeps_its_rows(engine: Engine, clock: FixedClock) -> None:
+    """While a batch is being sent, no other worker can claim its rows, however long sending takes: the lease of
+    the whole batch is extended while it lasts (not only that of the mail being sent); each mail still checks
+    that its row is its own."""
+    papers_in_committee(engine, clock, 6)
+    outbox = engine.store.outbox
+    lease = timedelta(seconds=60)
+    clock.set(DUE)
+    seen: list[int] = []  # what another worker could claim while each mail is being sent
+
+    class Slow(MemoryTransport):
+        def send(self, message: EmailMessage) -> None:
+            clock.set(clock.now() + lease * 0.4)  # six mails: 2.4 leases in all
+            seen.append(len(outbox.claim(clock.now(), worker="other", lease=lease)))
+            super().send(message)
+
+    worker = Dispatcher(engine, Slow(), Settings(mail_from=SENDER, lease_seconds=60, batch=10), "slow")
+    report = worker.tick(DUE)
+    assert (report.claimed, report.sent, report.fenced) == (6, 6, 0)
+    assert seen == [0] * 6
+    assert outbox.claim(clock.now() + lease, worker="other", lease=lease) == []  # all sent

@@ -96,6 +96,9 @@ def test_outbox_claims_with_a_lease_and_fences_completion(store: Store) -> None:
     assert outbox.claim(soon, worker="w2", lease=timedelta(minutes=5)) == []  # leased
     [taken] = outbox.claim(soon + timedelta(minutes=6), worker="w2", lease=timedelta(minutes=5))  # lease ran out
     assert not outbox.renew(mine, soon + timedelta(hours=1)) and not outbox.mark_sent(mine, soon)  # fenced
+    assert not outbox.renew(mine, soon + timedelta(hours=1), claim=False)  # its row alone: fenced as well
+    assert outbox.renew(taken, soon + timedelta(minutes=30), claim=False)
+    assert outbox.claim(soon + timedelta(minutes=20), worker="w3", lease=timedelta(minutes=5)) == []  # renewed
     assert outbox.renew(taken, soon + timedelta(hours=1))
     assert outbox.mark_retry(taken, soon + timedelta(hours=2), "421 busy")
     [again] = outbox.claim(soon + timedelta(hours=2), worker="w2", lease=timedelta(minutes=5))

@@ -30,11 +30,14 @@ import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["DEFAULT_LANGUAGE", "DOMAINS", "LANGUAGES", "LOCALE_DIR", "N_", "_", "current_language", "gettext",
-           "install_jinja", "language_from_environment", "negotiate", "ngettext", "process_language", "set_language",
-           "translations", "use_language"]
+if TYPE_CHECKING:
+    from jinja2 import nodes
+
+__all__ = ["DEFAULT_LANGUAGE", "DOMAINS", "LANGUAGES", "LOCALE_DIR", "N_", "_", "bind_jinja_language",
+           "current_language", "gettext", "install_jinja", "language_from_environment", "negotiate", "ngettext",
+           "process_language", "set_language", "translations", "use_language"]
 
 #: Where the catalogs live: ``<LOCALE_DIR>/<language>/LC_MESSAGES/<domain>.po``.
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -211,3 +214,65 @@ def install_jinja(env: Any) -> None:
     env.add_extension("jinja2.ext.i18n")
     env.install_gettext_callables(gettext, ngettext, newstyle=True, pgettext=pgettext)
     env.globals["current_language"] = current_language
+
+
+#: What :func:`install_jinja` gives templates and :func:`bind_jinja_language` can fix when compiling: the name
+#: and how many texts it takes first (the message; the context and the message). ``_`` calls ``gettext``.
+_BINDABLE = {"_": 1, "gettext": 1, "pgettext": 2, "current_language": 0}
+
+
+def bind_jinja_language(template: nodes.Template, language: str) -> nodes.Template:
+    """A parsed template (``jinja2.nodes.Template``) with its messages translated now, for templates compiled
+    for one language (the mails: a compiled template per language): ``{{ _("Good day,") }}`` becomes the text
+    "Guten Tag,", ``_("Due on %(day)s", day=d)`` the translated text ``%`` its values, ``{% trans %}`` likewise,
+    ``pgettext`` in its context and ``current_language()`` the language. The same result as the callables of
+    :func:`install_jinja` rendered while ``language`` is in effect (new-style: the text read as a ``%`` format,
+    marked safe and its values escaped in HTML), without a call per text.
+
+    Left to the callables at render time: a template that binds one of these names itself (``{% set _ = … %}``,
+    a loop variable or macro argument ``_``, an import as ``_``), a message that is not a plain text (a variable,
+    ``*args``, ``**kwargs``), a text that is not a valid ``%`` format without values, and ``ngettext``."""
+    from jinja2 import nodes
+    from jinja2.visitor import NodeTransformer
+
+    bound = {node.name for node in template.find_all(nodes.Name) if node.ctx != "load"}
+    bound.update(node.name for node in template.find_all(nodes.Macro))
+    bound.update(node.target for node in template.find_all(nodes.Import))
+    bound.update(name if isinstance(name, str) else name[-1]
+                 for node in template.find_all(nodes.FromImport) for name in node.names)
+    if bound & _BINDABLE.keys():
+        return template
+    catalog = translations(language)
+
+    class Bind(NodeTransformer):
+        def visit_Call(self, node: nodes.Call) -> nodes.Node:
+            self.generic_visit(node)  # inner calls first: _("meeting %(when)s", when=pgettext(…))
+            name = node.node.name if isinstance(node.node, nodes.Name) else None
+            texts = _BINDABLE.get(name or "")
+            args = [arg.value for arg in node.args if isinstance(arg, nodes.Const) and isinstance(arg.value, str)]
+            if texts is None or node.dyn_args is not None or node.dyn_kwargs is not None or len(node.args) != texts \
+                    or len(args) != texts:
+                return node
+            if name == "current_language":
+                return node if node.kwargs else nodes.Const(language, lineno=node.lineno)
+            text = catalog.pgettext(*args) if name == "pgettext" else catalog.gettext(args[0])
+            values = [(keyword.key, keyword.value) for keyword in node.kwargs]
+            if name == "pgettext" and "context" not in {key for key, _value in values}:
+                values.append(("context", nodes.Const(args[0])))  # what the callable's setdefault adds
+            if not values:
+                try:
+                    text = text % {}  # "%%" -> "%", as the callable does; a broken format stays a runtime error
+                except (TypeError, ValueError, KeyError):
+                    return node
+                bound_text: nodes.Expr = nodes.MarkSafeIfAutoescape(nodes.Const(text))
+            else:
+                bound_text = nodes.Mod(nodes.MarkSafeIfAutoescape(nodes.Const(text)),
+                                       nodes.Dict([nodes.Pair(nodes.Const(key), value) for key, value in values]))
+            bound_text.set_lineno(node.lineno)
+            return bound_text
+
+    environment = template.environment
+    Bind().visit(template)  # in place: a Template is never replaced
+    if environment is not None:  # the new nodes need it to compile
+        template.set_environment(environment)
+    return template

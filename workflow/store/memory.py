@@ -579,9 +579,15 @@ class MemoryOutbox:
     def skip(self, reminder: ReminderRecord, now: datetime) -> bool:
         return self._update(reminder, ("skipped", now, None, None), ("cancelled",), False, claim_token=None)
 
-    def renew(self, reminder: ReminderRecord, until: datetime) -> bool:
+    def renew(self, reminder: ReminderRecord, until: datetime, *, claim: bool = True) -> bool:
         with self.store._lock:
             rows = self.store._reminders
+            if not claim:
+                current = rows[reminder.id - 1]
+                if current.claim_token != reminder.claim_token or current.status != "claimed":
+                    return False
+                rows[reminder.id - 1] = replace(current, next_attempt_at=until)
+                return True
             mine = False
             for n, r in enumerate(rows):
                 if r.claim_token == reminder.claim_token and r.status == "claimed":

@@ -204,12 +204,18 @@ class SqlOutbox:
                 store._append_notes(cur, int(row[15]), seq, prev, [note])
             return True
 
-    def renew(self, reminder: ReminderRecord, until: datetime) -> bool:
-        """Extend the lease of every row of this claim to ``until``; whether ``reminder`` is still ours.
+    def renew(self, reminder: ReminderRecord, until: datetime, *, claim: bool = True) -> bool:
+        """Extend the lease of every row of this claim (``claim=False``: of ``reminder``'s row alone) to ``until``;
+        whether ``reminder`` is still ours.
 
         Called before each send, so a slow batch keeps its rows and a cancelled or taken-over row is skipped.
         """
         with self.store._transaction() as cur:
+            if not claim:  # one row by its key, not every row of the batch
+                cur.execute(self._sql("UPDATE reminders SET next_attempt_at = :until WHERE id = :id "
+                                      "AND claim_token = :token AND status = 'claimed'"),
+                            {"until": self.store._db_time(until), "id": reminder.id, "token": reminder.claim_token})
+                return bool(cur.rowcount == 1)
             cur.execute(self._sql("UPDATE reminders SET next_attempt_at = :until WHERE claim_token = :token "
                                   "AND status = 'claimed' RETURNING id"),
                         {"until": self.store._db_time(until), "token": reminder.claim_token})
