@@ -281,11 +281,14 @@ class Dispatcher:
         # only), each mail still delivered, retried or failed on its own.
         with self.transport.session() as send:
             while True:
-                batch = self.outbox.claim(moment, worker=self.worker, lease=lease, limit=self.settings.batch)
+                # rows due at the tick's moment, leased from the clock's now: a batch claimed late in a long tick
+                # is not claimable by other workers at once (its lease would have run out at claiming)
+                held = lease + max(timedelta(0), self.engine.clock.now() - moment)
+                batch = self.outbox.claim(moment, worker=self.worker, lease=held, limit=self.settings.batch)
                 if not batch:
                     return report
                 report.claimed += len(batch)
-                self._leased_until = moment + lease  # as claimed
+                self._leased_until = moment + held  # as claimed
                 for reminder in batch:
                     self._deliver(reminder, moment, report, send)
                 if len(batch) < self.settings.batch:

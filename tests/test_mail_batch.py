@@ -6,6 +6,7 @@ import select
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -183,3 +184,33 @@ def test_a_batch_that_takes_longer_than_the_lease_keeps_its_rows(engine: Engine,
     assert (report.claimed, report.sent, report.fenced) == (6, 6, 0)
     assert seen == [0] * 6
     assert outbox.claim(clock.now() + lease, worker="other", lease=lease) == []  # all sent
+
+
+def test_a_batch_claimed_late_in_a_long_tick_is_leased_from_the_clock(engine: Engine, clock: FixedClock) -> None:
+    """A tick's second batch, claimed after the first took longer than the lease, is leased from the clock's now,
+    not from the tick's start: no other worker can claim its rows before its first mail is even composed."""
+    papers_in_committee(engine, clock, 6)
+    outbox = engine.store.outbox
+    lease = timedelta(seconds=60)
+    clock.set(DUE)
+    claimable: list[int] = []  # what another worker could claim just before each mail of the second batch
+    calls = [0]
+
+    class Slow(MemoryTransport):
+        def send(self, message: EmailMessage) -> None:
+            clock.set(clock.now() + lease * 0.6)
+            super().send(message)
+
+    worker = Dispatcher(engine, Slow(), Settings(mail_from=SENDER, lease_seconds=60, batch=3), "slow")
+    deliver = worker._deliver
+
+    def watched(reminder: Any, now: Any, report: Any, send: Any) -> None:
+        calls[0] += 1
+        if calls[0] > 3:  # (during the first batch the second one's rows are pending: anyone may claim them)
+            claimable.append(len(outbox.claim(clock.now(), worker="other", lease=lease)))
+        deliver(reminder, now, report, send)
+
+    worker._deliver = watched  # type: ignore[method-assign]
+    report = worker.tick(DUE)
+    assert (report.claimed, report.sent, report.fenced) == (6, 6, 0)
+    assert claimable == [0] * 3
