@@ -381,6 +381,18 @@ def test_load_errors_name_their_places() -> None:
     ]
 
 
+def test_bad_names_of_a_follow_up_are_told_in_german() -> None:
+    text = BAD.replace("  - name: a\n", "  - name: Sachstand\n").replace("workflow: umsetzung\n    every",
+                                                                         "workflow: Umsetzung\n    every", 1)
+    text = text.replace('fields: {title: "{titel} {item}"}', 'fields: {Titel: "x"}')
+    with pytest.raises(DefinitionError) as caught:
+        load_definition(text, "bad.yaml")
+    messages = [p.message for p in caught.value.problems]
+    rule = "darf nur Kleinbuchstaben, Ziffern und _ enthalten und muss mit einem Buchstaben beginnen"
+    for what, value in (("Name der Folgevorlage", "Sachstand"), ("Ablauf-ID", "Umsetzung"), ("Feldname", "Titel")):
+        assert f"{what} '{value}' {rule}" in messages, messages
+
+
 def test_the_folder_check_names_unknown_workflows_and_fields(tmp_path: Path) -> None:
     folder = shipped(tmp_path / "definitions")
     text = (folder / "kreisstrategie.yaml").read_text(encoding="utf-8")

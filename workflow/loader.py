@@ -906,13 +906,13 @@ def _load_follow_ups(c: _Checker, raw: Any, states: dict[str, State], roles: dic
         m = c.mapping(spec, where, what, lang.FOLLOW_UP.required, lang.FOLLOW_UP.optional)
         if m is None:
             continue
-        ok = "name" in m and c.name(fname, (*where, "name"), "follow-up name")
+        ok = "name" in m and c.name(fname, (*where, "name"), _("follow-up name"))
         if ok and fname in seen:
             c.err((*where, "name"), _("follow-up name '{name}' is used twice").format(name=fname))
             ok = False
         seen.add(str(fname))
         ok = "when" in m and c.ref(m.get("when"), (*where, "when"), "state", states) and ok
-        ok = "workflow" in m and c.name(m.get("workflow"), (*where, "workflow"), "workflow id") and ok
+        ok = "workflow" in m and c.name(m.get("workflow"), (*where, "workflow"), _("workflow id")) and ok
         every = count = until = for_each = actor = None
         if "every" in m:
             every = _load_offset(c, m["every"], (*where, "every"), _of("every", what), False)
@@ -973,7 +973,7 @@ def _load_follow_ups(c: _Checker, raw: Any, states: dict[str, State], roles: dic
             for key, value in raw_fields.items():
                 at: Path = (*where, "fields", key)
                 label = _("field '{key}' of {what}").format(key=key, what=what)
-                if not c.name(key, at, "field name") or not c.typed(value, at, str, label):
+                if not c.name(key, at, _("field name")) or not c.typed(value, at, str, label):
                     ok = False
                     continue
                 ok = _templates_ok(c, value, at, label, known) is not None and ok
