@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from workflow import ConflictError, DefinitionLibrary, Engine, FixedClock, SqlStore, verify
 from workflow.store import sql as sql_module
 
-from .conftest import LANDRAT, SITZ
+from .conftest import FEDER, LANDRAT, SITZ
 
 
 def _contender(url: str, defs: str, trigger: str, values: dict[str, str], barrier: Any, out: Any) -> None:
@@ -59,3 +61,23 @@ def test_barrier_exactly_one_wins(engine: Engine, db_url: str, defs_dir: Path) -
     assert engine.status("SV-1").state == {"zurueckziehen": "zurueckgezogen",
                                            "kenntnis_nehmen": "zur_kenntnis_genommen"}[winner]
     assert verify(engine.store).ok
+
+
+def test_a_broken_row_is_a_storage_error_not_a_race_to_retry(engine: Engine, db_url: str) -> None:
+    """A unique key the change cannot help breaking (here a stale row of the list of bodies, left by a hand edit)
+    is reported as the database said it, not as "changed by someone else; retry" (which hid such causes)."""
+    from sqlalchemy import text
+
+    from workflow.errors import StorageError
+
+    engine.create("kreisstrategie", "KS-1", FEDER, {"title": "Strategie"})
+    other = engine.create("kreisstrategie", "KS-2", FEDER, {"title": "Andere"})
+    with engine.store.engine.begin() as conn:  # type: ignore[attr-defined]
+        conn.execute(text("INSERT INTO paper_bodies (body, reference, paper_id) VALUES ('bmk', 'KS-1', :id)"),
+                     {"id": other.id})
+    with pytest.raises(StorageError) as caught:
+        engine.fire("KS-1", "einbringen", FEDER)
+    message = caught.value.message
+    assert message.startswith("Datenbank '") and ("UNIQUE constraint failed: paper_bodies" in message
+                                                  or "paper_bodies_pkey" in message), message
+    assert engine.status("KS-1").state == "entwurf"  # nothing half-written

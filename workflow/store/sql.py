@@ -713,9 +713,19 @@ class SqlStore:
         assert dbapi is not None
         try:
             return self._save(paper, definition, state, changes, deadlines, follow_ups, mails, new_version)
-        except dbapi.IntegrityError:  # a follow-up paper's reference was taken meanwhile
-            raise ConflictError(_("{reference} was changed by someone else meanwhile; retry").format(
-                reference=paper.reference)) from None
+        except dbapi.IntegrityError as exc:
+            taken = [c.owed.reference for c in follow_ups[1] if self._exists(c.owed.reference)]
+            if taken:  # a follow-up paper's reference was taken meanwhile: the engine decides again
+                raise ConflictError(_("{reference} was changed by someone else meanwhile; retry").format(
+                    reference=paper.reference)) from None
+            # anything else is no race to retry: say what the database said
+            raise StorageError(_("database '{url}': {detail}").format(
+                url=self.url, detail=str(exc).strip().splitlines()[0])) from None
+
+    def _exists(self, reference: str) -> bool:
+        with self._transaction() as cur:
+            cur.execute(self._sql("SELECT 1 FROM papers WHERE reference = :reference"), {"reference": reference})
+            return cur.fetchone() is not None
 
     def _save(self, paper: StoredPaper, definition: Definition, state: PaperState, changes: Sequence[Change],
               deadlines: DeadlineDiff, follow_ups: FollowUpDiff, mails: Sequence[PaperMail],
