@@ -330,3 +330,57 @@ def test_revision_0011_down_and_up_keeps_the_papers_and_fills_modified_at(store:
     assert {p["reference"] for p in changed} == {REF, SB1}
     assert engine.files(SB1) == []  # a downgrade drops the attachments (and verify says so)
     assert not engine.verify().ok
+
+
+# --- probes: the same report twice, tampered columns, a private parent -------------------------------------------
+
+def attaching(folder: Path, attach: str) -> Path:
+    """The shipped definitions with the strategy's ``attach`` replaced by ``attach`` (YAML, as under the follow-up)."""
+    shipped(folder)
+    path = folder / "kreisstrategie.yaml"
+    path.write_text(strategy_text(attach), encoding="utf-8")
+    return folder
+
+
+def test_a_pdf_that_falls_back_to_html_beside_an_html_one_still_makes_the_child(
+        store: Store, tmp_path: Path, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without WeasyPrint a pdf entry becomes HTML: beside an html entry of the same report it is the same document
+    (attached once); with other lights (warn_days) it is another one and gets a name of its own. The child is made
+    either way (it was recorded as 'not created: the reference exists already', which it did not)."""
+    import workflow.decision_report as decision_report
+
+    def missing(html_text: str, attachments: Any = ()) -> bytes:
+        raise ToolMissingError("PDF nicht möglich")
+
+    monkeypatch.setattr(decision_report, "to_pdf", missing)
+    engine = Engine(store, DefinitionLibrary(attaching(tmp_path / "definitions", (
+        "    attach:\n      - {report: decisions, body: kreistag}\n"
+        "      - {report: decisions, body: kreistag, format: html}\n"
+        "      - {report: decisions, body: kreistag, status: verzoegert, warn_days: 5}\n"
+        "      - {report: decisions, body: kreistag, status: verzoegert, warn_days: 90, format: html}\n"))), clock)
+    first_report(engine, clock)
+    names = [f.name for f in engine.files(SB1)]
+    assert names == [NAME_HTML, "beschlusskontrolle-kreistag-verzoegert-2026-03-01.html",
+                     "beschlusskontrolle-kreistag-verzoegert-2026-03-01-2.html"]
+    assert [f["name"] for f in engine.history(SB1)[0].payload["files"]] == names
+    assert engine.verify().ok
+
+
+def test_a_refused_child_row_is_no_taken_reference(store: Store, db_url: str, tmp_path: Path, clock: FixedClock,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the database refuses a child for another reason than its reference (here two files of one name), the
+    scheduler says what the database said and leaves the child planned; it was recorded for good as failed with
+    'a paper with this reference exists already', which was not so."""
+    from workflow.errors import StorageError
+    from workflow.store.records import NewFile
+
+    engine = Engine(store, DefinitionLibrary(strategy_with(tmp_path / "definitions")), clock)
+    monkeypatch.setattr(Engine, "_attachments", lambda self, definition, attach, now: [
+        NewFile("a.html", "text/html", b"1"), NewFile("a.html", "text/html", b"2")] if attach else [])
+    adopt(engine, massnahmen=MASSNAHMEN)
+    clock.set(at("01.03.2026"))
+    with pytest.raises(StorageError) as caught:
+        engine.create_due_follow_ups()
+    assert caught.value.message.startswith("Datenbank ") and "gibt es bereits" not in caught.value.message
+    assert [(r.name, r.n, r.status) for r in engine.store.follow_ups(REF) if r.name == "sachstand"] == [
+        ("sachstand", 1, "planned")]

@@ -574,7 +574,19 @@ class Engine:
             return []
         from .decision_report import attachment
 
-        return [attachment(self, spec, definition.timezone, now) for spec in attach]
+        files: list[NewFile] = []
+        for made in (attachment(self, spec, definition.timezone, now) for spec in attach):
+            # A pdf entry made as HTML (no WeasyPrint) can meet an html entry of the same report: the same
+            # document is attached once, another one (other lights) gets a name of its own.
+            if any(f.name == made.name and f.content == made.content for f in files):
+                continue
+            stem, dot, ext = made.name.rpartition(".")
+            number = 2
+            while any(f.name == made.name for f in files):
+                made = replace(made, name=f"{stem}-{number}{dot}{ext}")
+                number += 1
+            files.append(made)
+        return files
 
     # --- attachments ---------------------------------------------------------------------------
 

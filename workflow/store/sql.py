@@ -666,9 +666,11 @@ class SqlStore:
                     self._insert_follow_up(cur, paper_id, row.reference, following, "planned", None)
         except _Taken:
             return False
-        except dbapi.IntegrityError:
-            raise ConflictError(_("a paper with reference '{reference}' exists already").format(
-                reference=row.child)) from None
+        except dbapi.IntegrityError as exc:
+            if child is not None and self._exists(row.child):  # created meanwhile by other means
+                raise ConflictError(_("a paper with reference '{reference}' exists already").format(
+                    reference=row.child)) from None
+            raise self._refused(exc) from None
         return True
 
     def due_follow_ups(self, until: datetime, limit: int = 100) -> list[FollowUpRecord]:
@@ -718,9 +720,12 @@ class SqlStore:
             if taken:  # a follow-up paper's reference was taken meanwhile: the engine decides again
                 raise ConflictError(_("{reference} was changed by someone else meanwhile; retry").format(
                     reference=paper.reference)) from None
-            # anything else is no race to retry: say what the database said
-            raise StorageError(_("database '{url}': {detail}").format(
-                url=self.url, detail=str(exc).strip().splitlines()[0])) from None
+            raise self._refused(exc) from None
+
+    def _refused(self, exc: Exception) -> StorageError:
+        """An integrity error that is no race to retry (no reference taken meanwhile): what the database said."""
+        return StorageError(_("database '{url}': {detail}").format(url=self.url,
+                                                                  detail=str(exc).strip().splitlines()[0]))
 
     def _exists(self, reference: str) -> bool:
         with self._transaction() as cur:
