@@ -384,3 +384,43 @@ def test_a_refused_child_row_is_no_taken_reference(store: Store, db_url: str, tm
     assert caught.value.message.startswith("Datenbank ") and "gibt es bereits" not in caught.value.message
     assert [(r.name, r.n, r.status) for r in engine.store.follow_ups(REF) if r.name == "sachstand"] == [
         ("sachstand", 1, "planned")]
+
+
+@pytest.mark.parametrize(("column", "value"), [
+    ("media_type", "application/pdf"),
+    ("size", 1),
+    ("sha256", "0" * 64),
+    ("created_at", ADOPTED),
+])
+def test_what_the_lists_show_of_an_attachment_is_checked_too(store: Store, db_url: str, tmp_path: Path,
+                                                             clock: FixedClock, column: str, value: Any) -> None:
+    """The files listing, the page, the API and OParl show the table's media type, size, SHA-256 and time: an
+    edit of one of them breaks the trail like an edit of the content (the check passed it by)."""
+    engine = Engine(store, DefinitionLibrary(strategy_with(tmp_path / "definitions")), clock)
+    first_report(engine, clock)
+    seq = engine.history(SB1)[0].seq
+    if column == "created_at":
+        from workflow.store.timecodec import to_db
+
+        value = to_db(value, store.dialect)  # type: ignore[attr-defined]
+    with store.engine.begin() as conn:  # type: ignore[attr-defined]
+        conn.execute(text(f"UPDATE paper_files SET {column} = :v"), {"v": value})
+    report = engine.verify()
+    assert not report.ok and report.broken_seq == seq
+    assert report.problem == (f"Anlage '{NAME_HTML}' von {SB1} wurde verändert: ihre Spalte {column} passt nicht "
+                              f"mehr zu Eintrag {seq}")
+
+
+def test_content_stored_as_text_is_reported_not_a_crash(store: Store, db_url: str, tmp_path: Path,
+                                                        clock: FixedClock) -> None:
+    """SQLite keeps whatever is written: content put in as text is a changed attachment for the check and still
+    a download (the check and the page failed with TypeError)."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's bytea takes no text")
+    engine = Engine(store, DefinitionLibrary(strategy_with(tmp_path / "definitions")), clock)
+    first_report(engine, clock)
+    with store.engine.begin() as conn:  # type: ignore[attr-defined]
+        conn.execute(text("UPDATE paper_files SET content = 'nachträglich'"))
+    report = engine.verify()
+    assert not report.ok and "ihr Inhalt passt nicht mehr zum SHA-256" in report.problem
+    assert engine.file_content(engine.load(SB1), NAME_HTML)[1] == "nachträglich".encode()

@@ -53,7 +53,8 @@ def verify(store: Store, *, head: str | None = None, definitions: Resolver | Non
     ``head`` is a hash the auditor kept outside the database: it must still be in the chain.
     Also checked: the stored definition texts still match their hashes, every entry names a stored
     definition version, each paper row's workflow, version, definition hash and created/modified
-    instants are those of its entries, and each attachment is the one its entry names (by SHA-256).
+    instants are those of its entries, and each attachment is the one its entry names (its content by
+    SHA-256; its SHA-256, size, media type and time as the lists show them).
     With ``definitions`` every paper's trail is replayed and compared
     with its stored state.
     """
@@ -62,7 +63,7 @@ def verify(store: Store, *, head: str | None = None, definitions: Resolver | Non
     newest: dict[str, tuple[int, str, str, int, datetime]] = {}  # seq, hash, workflow, version, at
     noted: dict[str, int] = {}  # reference -> its first mail entry
     first_at: dict[str, datetime] = {}
-    recorded: dict[tuple[str, str], tuple[str, int]] = {}  # (reference, file name) -> (SHA-256, entry)
+    recorded: dict[tuple[str, str], tuple[dict[str, Any], int, datetime]] = {}  # (reference, name) -> meta, seq, at
     replay = Replay(definitions) if definitions is not None else None
 
     def broken(seq: int | None, message: str) -> VerifyReport:
@@ -106,7 +107,7 @@ def verify(store: Store, *, head: str | None = None, definitions: Resolver | Non
                                                                                             problem=exc.message))
         for meta in entry.payload.get("files") or () if not entry.is_note else ():
             if isinstance(meta, dict):
-                recorded[(entry.reference, str(meta.get("name")))] = (str(meta.get("sha256")), entry.seq)
+                recorded[(entry.reference, str(meta.get("name")))] = (meta, entry.seq, entry.at)
         if not entry.is_note:
             newest[entry.reference] = (entry.seq, entry.hash, entry.workflow, entry.workflow_version, entry.at)
             first_at.setdefault(entry.reference, entry.at)
@@ -150,16 +151,26 @@ def verify(store: Store, *, head: str | None = None, definitions: Resolver | Non
                 _("{reference}: its stored state differs from what its trail replays to: the papers table was "
                   "edited").format(reference=paper.reference),
             )
-    for reference, name, digest in store.iter_file_hashes():
+    for row, digest in store.iter_file_hashes():
+        reference, name = row.reference, row.name
         kept = recorded.pop((reference, name), None)
         if kept is None:
             return broken(None, _("attachment '{name}' of {reference} is named by no entry of the trail: it was added "
                                   "afterwards").format(name=name, reference=reference))
-        if kept[0] != digest:
-            return broken(kept[1], _("attachment '{name}' of {reference} was changed: its content no longer matches "
-                                     "the SHA-256 in entry {seq}").format(name=name, reference=reference, seq=kept[1]))
+        meta, seq, at = kept
+        if meta.get("sha256") != digest:
+            return broken(seq, _("attachment '{name}' of {reference} was changed: its content no longer matches "
+                                 "the SHA-256 in entry {seq}").format(name=name, reference=reference, seq=seq))
+        # what the lists show of it (files, the page, the API, OParl) is the table's: it must be the entry's too
+        shown = {"sha256": row.sha256, "size": row.size, "media_type": row.media_type}
+        column = next((c for c, v in shown.items() if meta.get(c) != v), None)
+        if column is None and row.created_at != at:
+            column = "created_at"
+        if column is not None:
+            return broken(seq, _("attachment '{name}' of {reference} was changed: its column {column} no longer "
+                                 "matches entry {seq}").format(name=name, reference=reference, column=column, seq=seq))
     if recorded:
-        (reference, name), (_digest, seq) = min(recorded.items(), key=lambda item: item[1][1])
+        (reference, name), (_meta, seq, _at) = min(recorded.items(), key=lambda item: item[1][1])
         return broken(seq, _("attachment '{name}' of {reference}, named by entry {seq}, is missing").format(
             name=name, reference=reference, seq=seq))
     orphans = {**noted, **{ref: found[0] for ref, found in newest.items()}}

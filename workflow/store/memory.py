@@ -277,11 +277,11 @@ class MemoryStore:
             raise NotFoundError(_("{reference} has no attachment '{name}'").format(reference=reference, name=name))
         return found
 
-    def iter_file_hashes(self) -> Iterator[tuple[str, str, str]]:
+    def iter_file_hashes(self) -> Iterator[tuple[FileRecord, str]]:
         with self._lock:
             files = list(self._files)
         for f, content in files:
-            yield f.reference, f.name, hashlib.sha256(content).hexdigest()
+            yield f, hashlib.sha256(content).hexdigest()
 
     def _write(self, old: StoredPaper, new: StoredPaper, definition: Definition, state: PaperState,
                changes: Sequence[Change], deadlines: DeadlineDiff, mails: Sequence[PaperMail] = ()) -> StoredPaper:

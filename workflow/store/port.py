@@ -234,8 +234,9 @@ class Store(Protocol):
         """The content of attachment ``name`` of a paper (NotFoundError if there is none)."""
         ...
 
-    def iter_file_hashes(self) -> Iterator[tuple[str, str, str]]:
-        """Every attachment as (paper reference, name, SHA-256 of its stored content), for the audit check."""
+    def iter_file_hashes(self) -> Iterator[tuple[FileRecord, str]]:
+        """Every attachment as its row (what the lists show) and the SHA-256 of its stored content, for the audit
+        check."""
         ...
 
     def history(self, reference: str, until: datetime | None = None) -> list[AuditRecord]: ...

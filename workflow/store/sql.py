@@ -168,6 +168,11 @@ def _title(fields: Any) -> str:
     return "" if title is None else str(title)
 
 
+def _blob(raw: Any) -> bytes:
+    """An attachment's stored content as bytes: SQLite keeps text written into the column as text."""
+    return raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+
+
 def _record(r: Sequence[Any]) -> AuditRecord:
     return AuditRecord(int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10], from_db(r[11]),
                        r[12], r[13], r[14])
@@ -583,21 +588,24 @@ class SqlStore:
             row = cur.fetchone()
         if row is None:
             raise NotFoundError(_("{reference} has no attachment '{name}'").format(reference=reference, name=name))
-        return bytes(row[0])
+        return _blob(row[0])
 
-    def iter_file_hashes(self) -> Iterator[tuple[str, str, str]]:
-        """Every attachment as (paper reference, name, SHA-256 of its stored content), for the audit check."""
+    def iter_file_hashes(self) -> Iterator[tuple[FileRecord, str]]:
+        """Every attachment as its row (what the lists show) and the SHA-256 of its stored content, for the audit
+        check."""
         with self._transaction() as cur:
             cur.execute(self._sql("SELECT f.id FROM paper_files f ORDER BY f.id"))
             ids = [int(r[0]) for r in cur.fetchall()]
         for start in range(0, len(ids), 50):
             chunk = ids[start:start + 50]
             with self._transaction() as cur:
-                cur.execute(self._sql("SELECT p.reference, f.name, f.content FROM paper_files f JOIN papers p ON "
-                                      f"p.id = f.paper_id WHERE f.id IN ({', '.join(map(str, chunk))}) ORDER BY f.id"))
+                cur.execute(self._sql("SELECT f.id, p.reference, f.name, f.media_type, f.size, f.sha256, f.created_at, "
+                                      "f.content FROM paper_files f JOIN papers p ON p.id = f.paper_id WHERE f.id IN "
+                                      f"({', '.join(map(str, chunk))}) ORDER BY f.id"))
                 rows = cur.fetchall()
-            for reference, name, content in rows:
-                yield str(reference), str(name), hashlib.sha256(bytes(content)).hexdigest()
+            for r in rows:
+                yield (FileRecord(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]), from_db(r[6])),
+                       hashlib.sha256(_blob(r[7])).hexdigest())
 
     def _insert_decisions(self, cur: Any, parent_id: int, child_id: int, child: NewChild) -> None:
         """The Beschlusskontrolle's rows of a new child: one per body that decided its parent up to the entering
