@@ -424,3 +424,35 @@ def test_content_stored_as_text_is_reported_not_a_crash(store: Store, db_url: st
     report = engine.verify()
     assert not report.ok and "ihr Inhalt passt nicht mehr zum SHA-256" in report.problem
     assert engine.file_content(engine.load(SB1), NAME_HTML)[1] == "nachträglich".encode()
+
+
+def test_files_out_never_replaces_a_device_or_pipe_nor_ignores_what_was_asked(
+        strategy: Engine, clock: FixedClock, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--out at a pipe (or /dev/full, /dev/stdout) replaced it by a plain file, and said it had saved; an empty
+    --out wrote over the file of the attachment's own name that the default refuses to touch; --out without NAME
+    was ignored (the list printed, nothing saved)."""
+    import os
+
+    from workflow.cli import run
+
+    first_report(strategy, clock)
+    monkeypatch.setenv("COUNCILFLOW_DB", db_url)
+    monkeypatch.setenv("COUNCILFLOW_DEFINITIONS", str(strategy.library.folder))
+    monkeypatch.chdir(tmp_path)
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    assert run(["files", SB1, NAME_HTML, "--out", str(pipe)]) == 4
+    assert capsys.readouterr().err == (f"councilflow: Fehler: --out {pipe}: ist keine gewöhnliche Datei (ein Gerät, "
+                                       "eine Pipe); sie würde ersetzt\n")
+    assert pipe.is_fifo()
+
+    (tmp_path / NAME_HTML).write_text("meins", encoding="utf-8")
+    assert run(["files", SB1, NAME_HTML, "--out", ""]) == 4
+    assert capsys.readouterr().err == "councilflow: Fehler: --out nennt keine Datei\n"
+    assert (tmp_path / NAME_HTML).read_text(encoding="utf-8") == "meins"
+
+    assert run(["files", SB1, "--out", "x.html"]) == 4
+    assert capsys.readouterr().err == (f"councilflow: Fehler: --out braucht NAME, die Anlage, die gespeichert werden "
+                                       f"soll (councilflow files {SB1} listet sie)\n")
+    assert not (tmp_path / "x.html").exists()

@@ -877,6 +877,9 @@ def files(reference: str, name: str | None, out: str | None, as_json: bool, ctx:
 
     engine = ctx.engine()
     paper = engine.load(reference)
+    if name is None and out is not None:
+        raise InputError(_("--out needs NAME, the attachment to save (councilflow files {reference} lists them)")
+                         .format(reference=paper.reference))
     if name is None:
         found = engine.files(paper)
         if as_json:
@@ -895,7 +898,7 @@ def files(reference: str, name: str | None, out: str | None, as_json: bool, ctx:
     if out is None and Path(record.name).exists():
         raise InputError(_("{name} exists already in this folder; choose another file with --out").format(
             name=record.name))
-    path = write_report(content, out or record.name)
+    path = write_report(content, record.name if out is None else out)
     click.echo(_("{path}: attachment {name} of {reference} ({size})").format(
         path=path, name=record.name, reference=paper.reference, size=file_size(record.size)))
 

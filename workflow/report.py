@@ -293,12 +293,17 @@ def format_of(out: str, fmt: str | None) -> ReportFormat:
 
 
 def check_out(out: str) -> Path:
-    """``out`` can be written: its folder exists and it is no folder itself (checked before the work)."""
+    """``out`` can be written: its folder exists and it is no folder itself, nor a device or pipe the written file
+    would replace (checked before the work)."""
+    if not out:
+        raise InputError(_("--out names no file"))
     target = Path(out)
     if target.is_dir():
         raise InputError(_("--out {out}: is a folder, not a file").format(out=out))
     if not target.parent.is_dir():
         raise InputError(_("--out {out}: the folder {folder} does not exist").format(out=out, folder=target.parent))
+    if target.exists() and not target.is_file():
+        raise InputError(_("--out {out}: is no regular file (a device, a pipe); it would be replaced").format(out=out))
     if not os.access(target.parent, os.W_OK):
         raise InputError(_("--out {out}: the folder {folder} is not writable").format(out=out, folder=target.parent))
     return target
