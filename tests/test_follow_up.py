@@ -205,6 +205,19 @@ def test_follow_ups_as_they_stood_on_a_day(strategy: Engine, clock: FixedClock) 
     assert [c["reference"] for c in as_json["follow_ups"]] == [f"{REF}-M1", f"{REF}-SB1", f"{REF}-SB2"]
 
 
+def test_a_day_before_the_paper_is_named_as_the_user_wrote_it(strategy: Engine, clock: FixedClock) -> None:
+    """``status --as-of`` a day before a follow-up paper existed says so in local time, with when it was created
+    (it named the instant in UTC: "am 2026-02-28T23:00:00+00:00" for --as-of 2026-03-01)."""
+    from workflow.errors import InputError
+
+    adopt(strategy, massnahmen="E-Akte")
+    strategy.create_due_follow_ups(datetime(2026, 3, 1, 8, tzinfo=UTC))
+    with pytest.raises(InputError) as caught:
+        strategy.status(f"{REF}-SB1", "2026-03-01")
+    assert caught.value.message == (f"{REF}-SB1 gab es am 01.03.2026 00:00 noch nicht; angelegt wurde sie am "
+                                    "01.03.2026 09:00")
+
+
 def test_the_paper_page_and_status_list_the_follow_up_papers(strategy: Engine, tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 

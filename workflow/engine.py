@@ -712,8 +712,11 @@ class Engine:
         moment = user_instant(as_of, definition.timezone, f"{reference} --as-of")
         records = [r for r in self.store.history(paper.reference, until=moment) if not r.is_note]
         if not records:
-            raise InputError(_("{reference} did not exist yet at {moment}").format(reference=reference,
-                                                                                   moment=moment.isoformat()))
+            from .german import format_local
+
+            raise InputError(_("{reference} did not exist yet at {moment}; it was created at {created}").format(
+                reference=paper.reference, moment=format_local(moment, definition.timezone),
+                created=format_local(paper.created_at, definition.timezone)))
         state = replay_records(self.definition_version, records)
         then = self.definition_version(records[-1].workflow, records[-1].workflow_version)
         return self._view(paper.reference, then, state, None, moment)
