@@ -456,3 +456,43 @@ def test_files_out_never_replaces_a_device_or_pipe_nor_ignores_what_was_asked(
     assert capsys.readouterr().err == (f"councilflow: Fehler: --out braucht NAME, die Anlage, die gespeichert werden "
                                        f"soll (councilflow files {SB1} listet sie)\n")
     assert not (tmp_path / "x.html").exists()
+
+
+def test_the_follow_up_papers_of_a_paper_not_public_are_not_public(strategy: Engine, clock: FixedClock) -> None:
+    """A strategy marked not public made public children: its measure 'Geheime Maßnahme' and its title stood on
+    the measure's and the report's pages, in the API and in OParl for everyone. The children are not public
+    either, unless the follow-up's fields set public itself."""
+    from workflow.access import is_public
+
+    from .test_decisions import adopt_private
+
+    adopt_private(strategy)
+    clock.set(at("01.03.2026"))
+    strategy.create_due_follow_ups()
+    for child in ("SV-9-2000-M1", "SV-9-2000-SB1"):
+        assert not is_public(strategy.load(child).state), child
+    with web(strategy) as client:
+        for path in ("/vorlagen/SV-9-2000-M1", "/vorlagen/SV-9-2000-SB1", "/api/papers/SV-9-2000-SB1/files"):
+            assert client.get(path, headers=as_user(OUTSIDER)).status_code == 404, path
+        assert client.get("/vorlagen/SV-9-2000-M1", headers=as_user(VERANTWORTLICH)).status_code == 200
+        listed = client.get("/oparl/v1.1/bodies/1/papers").text
+        assert "Geheime Maßnahme" not in listed and "SV-9-2000" not in listed
+
+
+def test_a_follow_up_that_sets_public_itself_keeps_its_word(store: Store, tmp_path: Path, clock: FixedClock) -> None:
+    from workflow.access import is_public
+
+    from .test_decisions import adopt_private
+
+    folder = strategy_with(tmp_path / "definitions")
+    path = folder / "kreisstrategie.yaml"
+    source = path.read_text(encoding="utf-8")
+    marked = 'fields: {title: "Sachstandsbericht {n}: {title}", department: "{department}"}'
+    assert marked in source
+    path.write_text(source.replace(marked, marked[:-1] + ', public: "ja"}'), encoding="utf-8")
+    engine = Engine(store, DefinitionLibrary(folder), clock)
+    adopt_private(engine)
+    clock.set(at("01.03.2026"))
+    engine.create_due_follow_ups()
+    assert is_public(engine.load("SV-9-2000-SB1").state)
+    assert not is_public(engine.load("SV-9-2000-M1").state)

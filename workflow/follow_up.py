@@ -17,6 +17,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from .access import is_public
 from .calendar import add_months, shift, working_calendar
 from .definition import Definition, FollowUp, Offset
 from .i18n import _
@@ -190,7 +191,9 @@ def next_owed(definition: Definition, follow_up: FollowUp, reference: str, paper
 def child_values(follow_up: FollowUp, child: Definition, reference: str, paper: PaperState, owed: Owed
                  ) -> dict[str, str]:
     """The child's field values as text (what a person would type after ``--set``): the rendered ``fields``,
-    empty ones left out; the child's list field ``references`` names the parent unless ``fields`` sets it."""
+    empty ones left out; the child's list field ``references`` names the parent unless ``fields`` sets it; the
+    child of a paper that is not public is not public either (its bool field ``public``) unless ``fields`` sets
+    it: the child's fields come from the parent's."""
     values = _values(reference, paper, owed.n, owed.item)
     out = {name: text for name, template in follow_up.fields.items()
            if (text := (render_list(template, values) if name in child.fields and child.fields[name].type == "list"
@@ -198,6 +201,9 @@ def child_values(follow_up: FollowUp, child: Definition, reference: str, paper: 
     spec = child.fields.get("references")
     if spec is not None and spec.type == "list" and "references" not in follow_up.fields:
         out["references"] = list_text([reference])
+    public = child.fields.get("public")
+    if public is not None and public.type == "bool" and "public" not in follow_up.fields and not is_public(paper):
+        out["public"] = "false"
     return out
 
 
